@@ -143,6 +143,15 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     expect(known == ("삼성전자",), f"005930 in the instruments: {known}")
     # One alert per program replaced, however often (a crash loop is one alert).
     expect(alerted == sorted(n for n, k in kills.items() if k), f"replaced alerts: {alerted}")
+    # The raw journal: the market-data processes kept what they received, read whole;
+    # a file is left unsealed only by a process killed (a fault plan's SIGKILL).
+    journal = summary.get("journal", {})
+    by_process = journal.get("by_process", {})
+    expect(not journal.get("problems"), f"journal damaged: {journal.get('problems')}")
+    for name in ("track_a", "track_b", "gap_recovery"):
+        expect(by_process.get(name, {}).get("records", 0) > 0, f"journal of {name}: {journal}")
+    for name, each in by_process.items():
+        expect(each["unsealed"] <= kills.get(name, 0), f"journal of {name} unsealed: {each}")
     return found
 
 

@@ -183,10 +183,19 @@ class Producer:
         self._declared: tuple[int, int, bytes] | None = None
         self._declaration_sent = False
         self._declined = 0  # the writer's requests for the range since it was sent
+        self._also_synced: list[Callable[[], None]] = []  # `sync_also`
         self._thread = threading.Thread(target=self._run, name=f"producer-{source}", daemon=True)
         self._thread.start()
 
     # ------------------------------------------------------------------ caller side
+
+    def sync_also(self, flush: Callable[[], None]) -> None:
+        """Run ``flush`` (on the producer's thread) before each fsync of the outbox.
+
+        With ``sync``, what ``flush`` makes durable before an event was sent is durable when
+        the event is: a process's raw journal, appended before the event, is fsynced with it.
+        """
+        self._also_synced.append(flush)
 
     @property
     def acked(self) -> int:
@@ -610,6 +619,8 @@ class Producer:
                 self._timeout = min(self._timeout * 2, self._max_timeout)
             point = self._outbox.sync_point()
         if point is not None:
+            for flush in self._also_synced:
+                flush()
             point.run()  # outside the lock: `send` goes on meanwhile
         with self._lock:
             if point is not None:

@@ -42,6 +42,7 @@ from observer.config.workers import EtfSettings
 from observer.db.engine import make_engine
 from observer.db.queries import committed_offsets
 from observer.errors import ObserverError
+from observer.kis.journal import journal_days, verify_journal
 from observer.kis.pacing import RECOVER_S
 from observer.kis.realtime import TRADE_TRS
 from observer.kis.settings import REST_PER_SECOND
@@ -399,6 +400,7 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
         # stored but read as not yet sent would look like one stored twice.
         gateway = httpx.get(sim_url + "/_sim/stats", timeout=10).json()
     summary = _summary(day, speeds, url, final, time.monotonic() - started, state, gateway)
+    summary["journal"] = _journal(data / "journal", day)
     # Always on disk, for scripts (and CI) that ran the demo without --json.
     write_private(data / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     return summary
@@ -661,6 +663,24 @@ def _summary(
             "limit_per_second": gateway["limit_per_second"],
         },
     }
+
+
+def _journal(root: Path, day: date) -> dict[str, Any]:
+    """The day's raw journal of KIS's frames and answers: its bytes and records per process."""
+    found, problems = verify_journal(root, day) if day in journal_days(root) else ([], [])
+    by_process: dict[str, dict[str, int]] = {}
+    for f in found:
+        each = by_process.setdefault(f.path.name.split(".", 1)[0], dict.fromkeys(_JOURNALED, 0))
+        each["files"] += 1
+        each["records"] += f.records
+        each["bytes"] += f.bytes
+        each["raw_bytes"] += f.raw_bytes
+        each["unsealed"] += not f.sealed
+    total = {k: sum(p[k] for p in by_process.values()) for k in _JOURNALED}
+    return total | {"problems": problems, "by_process": by_process}
+
+
+_JOURNALED = ("files", "records", "bytes", "raw_bytes", "unsealed")
 
 
 def _notifications(conn: Connection) -> dict[str, int]:

@@ -261,6 +261,16 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     )
     if "reconciliation" in summary:
         lines.append(_reconciliation_line(summary["reconciliation"]))
+    if journal := summary.get("journal"):
+        kept = ", ".join(
+            f"{name} {p['records']:,}" for name, p in sorted(journal["by_process"].items())
+        )
+        ratio = journal["raw_bytes"] / journal["bytes"] if journal["bytes"] else 0.0
+        lines.append(
+            f"journal: {journal['records']:,} frames and answers from KIS kept raw ({kept}), "
+            f"{journal['bytes'] / 1e6:.1f} MB ({ratio:.1f}x smaller than received)"
+            + (f"; DAMAGED: {journal['problems']}" if journal["problems"] else "")
+        )
     listings = summary["listings"]
     lines.append(
         f"listings: {listings['instruments']:,} instruments; detected +{listings['new']} new, "

@@ -33,6 +33,7 @@ __all__ = [
     "FallbackServerError",
     "FallbackTransportError",
     "FrameError",
+    "JournalError",
     "KisApiError",
     "KisAuthError",
     "KisError",
@@ -82,6 +83,10 @@ class NoDatabase(StoreError):
 
 class BackupError(ObserverError):
     """A backup could not be made, failed its verification, or cannot be restored there."""
+
+
+class JournalError(ObserverError):
+    """A file of the raw journal of KIS's frames cannot be read as records (damage)."""
 
 
 class ArchiveError(ObserverError):

@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import re
 import signal
 import subprocess
 import threading
@@ -24,6 +26,7 @@ from observer.cluster.hosts import own_source
 from observer.cluster.transport import bus_endpoints, client_curve
 from observer.config.tree import Settings
 from observer.errors import WaitFailed
+from observer.kis.journal import Journal, journal_root
 from observer.process.disk import DiskWatch
 from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.logs import mask_struct
@@ -50,6 +53,8 @@ T = TypeVar("T")
 _TAKE_OVER_S = 30.0
 _watches: weakref.WeakKeyDictionary[Producer, DiskWatch] = weakref.WeakKeyDictionary()
 _books: weakref.WeakKeyDictionary[Producer, AlertBook] = weakref.WeakKeyDictionary()
+_journals: dict[str, Journal] = {}
+JOURNAL_FAILED = "kis_journal_failed"  # the process's journal of KIS's frames stopped
 
 
 def stop_on_signals() -> threading.Event:
@@ -124,6 +129,35 @@ def alert_book(producer: Producer) -> AlertBook:
     if book is None:
         book = AlertBook(producer.send, getattr(producer, "source", ""))
     return book
+
+
+def journal_for(settings: Settings, producer: Producer) -> Journal | None:
+    """The raw journal of ``producer``'s process (`observer.kis.journal`); None if turned off.
+
+    One per process, named by its bus source, sealed at the process's exit, and fsynced
+    before each fsync of the producer's outbox: a frame is on the disk before an event read
+    from it is sent. A file that cannot be written raises a warning (`JOURNAL_FAILED`) in
+    the process's alert book.
+    """
+    config = settings.kis.journal
+    if not config.enabled:
+        return None
+    source = getattr(producer, "source", "") or "process"
+    journal = _journals.get(source)
+    if journal is None:
+        book = alert_book(producer)
+
+        def failed(why: str) -> None:
+            message = f"the journal of KIS's frames and answers stopped: {why}"
+            book.raise_(JOURNAL_FAILED, source, "warning", message)
+
+        name = re.sub(r"[^a-z0-9_-]", "-", source.lower())[:64]
+        journal = Journal(journal_root(config, settings.paths), name, config.level, failed)
+        _journals[source] = journal
+        atexit.register(journal.close)
+        if isinstance(producer, Producer):  # with [bus] fsync, durable as its events are
+            producer.sync_also(journal.sync)
+    return journal
 
 
 def take_over_disk_alerts(settings: Settings, producer: Producer) -> None:

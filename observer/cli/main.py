@@ -14,6 +14,7 @@ import typer
 
 from observer.calendar.clock import clock_from_env, clock_from_spec
 from observer.cli.data import data_app, export, report
+from observer.cli.journal import journal_app
 from observer.cli.keys import keys_app
 from observer.cli.kis import kis_app
 from observer.cli.support import counted, database_failure, fail, settings_or_exit
@@ -53,6 +54,7 @@ app.command("export")(export)
 app.command("report")(report)
 app.add_typer(keys_app, name="keys")
 app.add_typer(kis_app, name="kis")
+app.add_typer(journal_app, name="journal")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="observer.toml to load")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="database URL (default: config)")]

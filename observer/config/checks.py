@@ -72,6 +72,7 @@ _OWN_COMMANDS = frozenset(
         "db",
         "export",
         "hosts",
+        "journal",
         "keys",
         "kis",
         "replay",

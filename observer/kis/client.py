@@ -34,6 +34,7 @@ from observer.errors import (
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials
 from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES, RestEndpoint
+from observer.kis.journal import Journal, rest_request
 from observer.kis.minutes import MinuteRows, page_minutes
 from observer.kis.pacing import RECOVER_S, Pace
 from observer.kis.parse import decode_answer, decode_json
@@ -158,6 +159,8 @@ class KisClient:
         before anything is sent), and reads the paper host's own refusal the same way.
     paper_codes:
         The msg_cd values read as that refusal (``[kis] paper_refusal_codes``).
+    journal:
+        Where every answer goes as received, before it is read (`observer.kis.journal`).
     """
 
     def __init__(
@@ -173,8 +176,10 @@ class KisClient:
         backoff_cap_s: float = 5.0,
         environment: str = "real",
         paper_codes: Collection[str] = PAPER_REFUSAL_CODES,
+        journal: Journal | None = None,
     ) -> None:
         self._http = http
+        self.journal = journal
         self.environment = environment
         self._paper_codes = frozenset(paper_codes)
         self._credentials = credentials
@@ -290,6 +295,16 @@ class KisClient:
             except httpx.HTTPError as exc:
                 self._errors.append(self._clock.now_ns())
                 raise KisTransportError(f"{endpoint.tr_id}: {type(exc).__name__}") from None
+        if self.journal is not None:
+            self.journal.answer(
+                self._credentials.alias,
+                endpoint.tr_id,
+                rest_request(endpoint.path, params),
+                response.status_code,
+                response.content,
+                self._clock.now_ns(),
+                response.headers.get("tr_cont", ""),
+            )
         answer, error = classify(response.status_code, response.content, endpoint.tr_id)
         if error is not None:
             self._errors.append(self._clock.now_ns())

@@ -24,6 +24,7 @@ from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import account_credentials
 from observer.kis.endpoints import ENVIRONMENTS, MASTER_BASE_URL
+from observer.kis.journal import Journal
 from observer.kis.rest_get import AiohttpGet
 from observer.kis.settings import KisSettings
 from observer.kis.stream import KisStream, StreamListener, StreamSettings
@@ -88,6 +89,7 @@ class KisAccount:
     client: KisClient
     ws_url: str
     clock: Clock
+    journal: Journal | None = None  # the process's: every frame and answer received
 
     def stream(
         self,
@@ -107,6 +109,7 @@ class KisAccount:
             settings,
             account=self.alias,
             session_of=session_of,
+            journal=self.journal,
         )
 
     async def aclose(self) -> None:
@@ -128,6 +131,7 @@ def open_account(
     on_unavailable: Callable[[str, str], None] | None = None,
     on_available: Callable[[str, str], None] | None = None,
     alerts: Callable[[Event], object] | None = None,
+    journal: Journal | None = None,
 ) -> KisAccount:
     """Build the client, token manager and limiter of account ``alias``.
 
@@ -136,7 +140,8 @@ def open_account(
     when a reader waits for a token that is not in the cache, ``on_available`` when it holds
     a valid one again (for a `TokenAlert`, its `TokenAlert.resolved` unless given).
     ``alerts`` sends the alert of a token cache file that does not read (for a `TokenAlert`,
-    its own ``send`` unless given; without either it is only logged).
+    its own ``send`` unless given; without either it is only logged). The account's answers
+    and its stream's frames go to ``journal`` (the process's: `observer.runtime.journal_for`).
     """
     if isinstance(on_unavailable, TokenAlert):
         on_available = on_available or on_unavailable.resolved
@@ -169,8 +174,9 @@ def open_account(
         limits.for_account(alias),
         environment="paper" if kis.paper else kis.environment,
         paper_codes=kis.paper_refusal_codes,
+        journal=journal,
     )
-    return KisAccount(alias, http, rest_get, tokens, client, ws, clock)
+    return KisAccount(alias, http, rest_get, tokens, client, ws, clock, journal)
 
 
 @dataclass(frozen=True, slots=True)

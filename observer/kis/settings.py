@@ -14,6 +14,7 @@ __all__ = [
     "REST_PER_SECOND",
     "AccountSettings",
     "HaltFrom",
+    "JournalSettings",
     "KisSettings",
     "env_prefix",
 ]
@@ -38,6 +39,19 @@ class AccountSettings(Strict, frozen=True):
     credentials_file: str = ""  # owner-only TOML; empty: OBSERVER_KIS_<ALIAS>_APP_KEY/SECRET
     # The account's REST budget at KIS (UNCONFIRMED); 0: its environment's, `REST_PER_SECOND`.
     rest_per_second: Annotated[float, Meta(ge=0, le=10_000)] = 0.0
+
+
+class JournalSettings(Strict, frozen=True):
+    """``[kis.journal]``: every frame and answer received from KIS, kept raw per process and day.
+
+    ``keep_days``: a day's files are removed once older than this (0 keeps them forever).
+    ``level``: zstd's; each record is flushed as its own block, so levels above 3 gain little.
+    """
+
+    enabled: bool = True
+    dir: str = ""  # empty: <data_dir>/journal
+    keep_days: Annotated[int, Meta(ge=0, le=36_500)] = 30
+    level: Annotated[int, Meta(ge=1, le=19)] = 3
 
 
 class KisSettings(Strict, frozen=True):
@@ -71,6 +85,7 @@ class KisSettings(Strict, frozen=True):
     paper_refusal_codes: tuple[str, ...] = PAPER_REFUSAL_CODES
     # Which FHKST01010100 field says a symbol is halted (UNCONFIRMED which KIS fills).
     halt_from: HaltFrom = "both"
+    journal: JournalSettings = JournalSettings()
 
     def __post_init__(self) -> None:
         # An account without a budget of its own gets its environment's: a paper account

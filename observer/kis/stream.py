@@ -28,6 +28,7 @@ from observer.kis.approval import KeyRenewal
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Secret
 from observer.kis.frames import HARD_MAX_BYTES, MALFORMED, DroppedFrame, FrameGuard
+from observer.kis.journal import Journal
 from observer.kis.keepalive import PingInterval, answer_pingpong, silence_limit_s
 from observer.kis.parse import SESSION_REFUSALS, ControlMessage, is_data_frame, parse_control
 from observer.kis.realtime import RealtimeDecoder
@@ -79,7 +80,8 @@ class KisStream:
     """A self-healing WebSocket session to ``url`` for ``account`` (every event carries it).
 
     ``tokens`` supplies the approval key, ``clock`` paces backoff, silence and the budget;
-    ``listener`` hears everything the session reports (`StreamListener`).
+    ``listener`` hears everything the session reports (`StreamListener`). Every frame
+    received goes to ``journal`` first, before its owner hears of it.
     """
 
     def __init__(
@@ -92,8 +94,10 @@ class KisStream:
         *,
         account: str = "",
         session_of: SessionOf | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.url = url
+        self._journal = journal
         self.settings = settings
         self._tokens = tokens
         self._renewal = KeyRenewal(tokens, account or url)
@@ -304,6 +308,8 @@ class KisStream:
             if message is None:
                 return got_data
             received = self._clock.now_ns()
+            if self._journal is not None:
+                self._journal.frame(self.decoder.account, message, received)
             text = self.framing.text(message, received)
             try:
                 if isinstance(text, DroppedFrame):

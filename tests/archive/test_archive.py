@@ -508,7 +508,10 @@ def test_archive_verify_command_exits_1_on_a_damaged_file(store: Store, tmp_path
     path.write_bytes(path.read_bytes()[:-10])
     done = _observer("archive", "verify", "--date", str(DAY), "--config", str(config))
     assert done.returncode == 1 and "order_books/date=" in done.stderr
-    assert "4 archive records checked (their files read whole), 1 problem" in done.stdout
+    assert (
+        "4 archive records checked (their files read whole), 0 journal files read whole, "
+        "1 problem" in done.stdout
+    )
 
 
 @settings(max_examples=60, deadline=None)

@@ -216,3 +216,40 @@ def test_producer_figures_reach_the_heartbeat(tmp_path: Path) -> None:
     notifier.report_producer(producer)
     assert notifier._with_pending({})[BUS_LOST_EVENTS] == 7.0
     producer.close(drain_timeout=0)
+
+
+def test_what_syncs_also_is_flushed_before_the_outbox_and_before_anything_is_sent(
+    tmp_path: Path, router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process's journal, appended before its events, is on the disk before they are sent."""
+    order: list[str] = []
+    real_run = SyncPoint.run
+
+    def run(point: SyncPoint) -> None:
+        order.append("outbox")
+        real_run(point)
+
+    monkeypatch.setattr(SyncPoint, "run", run)
+    producer = make(tmp_path, sync=True)
+
+    def journal() -> None:
+        order.append(f"journal with {len(router.seqs)} sent")
+
+    producer.sync_also(journal)
+    try:
+        for _ in range(5):
+            producer.send(ALERT)
+        producer.flush()
+        wait_until(lambda: router.has(5), 10, "sent")
+        assert order[:2] == ["journal with 0 sent", "outbox"], order
+        router.ack(5)
+        assert producer.wait_acked(10)
+    finally:
+        producer.close(drain_timeout=0)
+    unsynced = make(tmp_path / "plain", sync=False)
+    unsynced.sync_also(journal)
+    before = len(order)
+    unsynced.send(ALERT)
+    unsynced.flush()
+    unsynced.close(drain_timeout=0)
+    assert len(order) == before, "no fsync without sync: nothing to flush with it"

@@ -227,3 +227,36 @@ def test_industry_codes_are_read_from_either_output(tmp_path: Path, where: str) 
     client = make_client(tmp_path, handler)
     found = asyncio.run(client.overseas_industry_codes("NAS"))
     assert [(r.icod, r.name) for r in found] == [("010", "석유·가스"), ("260", "반도체")]
+
+
+def test_every_answer_is_journaled_before_it_is_read_and_no_secret_with_it(
+    tmp_path: Path,
+) -> None:
+    """Errors too (a retried refusal is an answer KIS gave); the token's answer never."""
+    from observer.kis.journal import Journal, day_files, journal_days, read_file
+
+    answers = [
+        httpx.Response(500, json=envelope("1", "EGW00201", "초당 거래건수를 초과하였습니다.")),
+        httpx.Response(200, json=envelope(output={"stck_prpr": "73100"}), headers={"tr_cont": ""}),
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0)
+
+    client = make_client(tmp_path, handler)
+    client.journal = Journal(tmp_path / "journal", "track_a")
+    asyncio.run(client.current_price("005930"))
+    client.journal.close()
+    (day,) = journal_days(tmp_path / "journal")
+    (path,) = day_files(tmp_path / "journal", day)
+    records = list(read_file(path))
+    assert [(r.channel, r.tr, r.status) for r in records] == [
+        ("rest", "FHKST01010100", 500),
+        ("rest", "FHKST01010100", 200),
+    ]
+    assert records[1].request.startswith("/uapi/domestic-stock/v1/quotations/inquire-price?")
+    assert "FID_INPUT_ISCD=005930" in records[1].request
+    assert json.loads(records[1].body)["output"] == {"stck_prpr": "73100"}
+    assert all(r.account == client.alias for r in records)
+    raw = path.read_bytes() + b"".join(r.body + r.request.encode() for r in records)
+    assert KEY.encode() not in raw and SECRET.encode() not in raw and b"tok-1" not in raw

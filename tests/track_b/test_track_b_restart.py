@@ -198,9 +198,12 @@ depends_on = ["writer"]
 
 
 @contextmanager
-def streaming(tmp_path: Path, programs: str) -> Iterator[tuple[SimThread, SupervisorProcess]]:
+def streaming(
+    tmp_path: Path, programs: str, track_b: str = "", registrations: int = 3
+) -> Iterator[tuple[SimThread, SupervisorProcess]]:
     """``programs`` under a supervisor on the simulator from 09:29 at 5x, two accounts of
-    three slots each, once the morning's universe is in and both accounts' ticks are stored.
+    ``registrations`` each, once the morning's universe is in and both accounts' ticks are
+    stored. ``track_b``: more of its settings (lines of ``[track_b]``).
 
     The context sync (09:29:50) comes 10 s after the clock starts; a restart of a few wall
     seconds is a gap well under a minute, which gap recovery takes.
@@ -211,7 +214,9 @@ def streaming(tmp_path: Path, programs: str) -> Iterator[tuple[SimThread, Superv
             f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
             '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
             '[[kis.accounts]]\nalias = "acct2"\nrest_per_second = 60\n'
-            "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\n"
+            f"[track_b]\nregistrations_per_account = {registrations}\n"
+            "silence_tolerance_s = 600\n"
+            f"{track_b}"
         )
         sup = SupervisorProcess(tmp_path, programs, clock=sim.sim.clock.spec, settings=settings)
         sup.start(healthy=False)

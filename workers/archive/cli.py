@@ -81,12 +81,13 @@ def verify(
         ),
     ] = False,
 ) -> None:
-    """Re-read every recorded archive file (or one day's); exit 1 on any mismatch."""
+    """Re-read every recorded archive file and journal file (or one day's); exit 1 on a mismatch."""
     settings = settings_or_exit(PROGRAM, config)
     wanted = _parse(day) if day else None
     # deferred: the database layer (SQLAlchemy, about 0.2 s) loads after READY
     from observer.db.archive import archive_root
     from observer.db.readers import reader_engine
+    from observer.kis.journal import journal_root, verify_journal
     from workers.archive.job import verify_archives
 
     notifier = Heartbeat.from_env()
@@ -100,6 +101,8 @@ def verify(
         )
     finally:
         engine.dispose()
+    journal, damaged = verify_journal(journal_root(settings.kis.journal, settings.paths), wanted)
+    problems = problems + damaged
     if alert:
         _alert_verified(settings, notifier, checked, problems, every_day=day is None)
     if as_json:
@@ -109,6 +112,7 @@ def verify(
             typer.echo(problem, err=True)
         typer.echo(
             f"{counted(checked, 'archive record')} checked (their files read whole), "
+            f"{counted(len(journal), 'journal file')} read whole, "
             f"{counted(len(problems), 'problem')}"
         )
     if problems and not alert:  # the job's alert is its report: a retry mends no file

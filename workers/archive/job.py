@@ -42,6 +42,7 @@ from observer.db.retention_queries import (
     pruned_rows,
 )
 from observer.errors import ArchiveError
+from observer.kis.journal import journal_root, prune_journal
 
 __all__ = [
     "LOOK_BACK_DAYS",
@@ -197,6 +198,8 @@ def keep_retention(
 
     A day whose file cannot be written is a failure of that table and day (never pruned),
     tried again by the next run while it is a recent day; the next days and tables go on.
+
+    Last, the raw journal's days older than ``[kis.journal] keep_days`` are removed.
     """
     _bring_up_to_date(engine, settings, root, today, send, outcome, beat, look_back)
     for spec in ARCHIVED_TABLES.values():
@@ -219,6 +222,20 @@ def keep_retention(
                 )
                 send(request)
                 outcome.requested.append(request)
+    _prune_journal(settings, today, outcome)
+
+
+def _prune_journal(settings: Settings, today: date, outcome: ArchiveOutcome) -> None:
+    """Remove the raw journal's days older than ``[kis.journal] keep_days``."""
+    journal = settings.kis.journal
+    try:
+        removed = prune_journal(journal_root(journal, settings.paths), journal.keep_days, today)
+    except OSError as exc:
+        outcome.failed.append(f"the journal's old days: {exc.strerror or exc}")
+        return
+    if removed:
+        days = f"{removed[0]}" if len(removed) == 1 else f"{removed[0]} to {removed[-1]}"
+        outcome.notes.append(f"the journal's days {days} removed (kept {journal.keep_days})")
 
 
 def _bring_up_to_date(

@@ -44,7 +44,7 @@ from observer.kis.session import (
 )
 from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.retry import backoff_s
-from observer.runtime import AsyncWorker, alongside, beat_forever
+from observer.runtime import AsyncWorker, alongside, beat_forever, journal_for
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.bars import BAR_MARKETS, BarLedger, fetch_gap
 from workers.gap_recovery.outcomes import (
@@ -155,6 +155,7 @@ class GapRecovery(AsyncWorker):
                 self.clock,
                 limits,
                 on_unavailable=token_alert(a.alias, self.producer.send),
+                journal=journal_for(self.settings, self.producer),
             )
             for a in self.settings.kis.accounts
         ]

@@ -42,7 +42,7 @@ from observer.kis.session import (
     token_alert,
 )
 from observer.process.heartbeat import Heartbeat
-from observer.runtime import AsyncWorker, alongside, beat_forever
+from observer.runtime import AsyncWorker, alongside, beat_forever, journal_for
 from workers.track_a import SOURCE
 from workers.track_a.cycle import CycleRun, SnapshotTarget, run_cycle
 from workers.track_a.schedule import Cycle, current_or_next, cycles_of
@@ -142,6 +142,7 @@ class TrackA(AsyncWorker):
                 limits,
                 self._token_issued,
                 on_unavailable=token_alert(a.alias, self.producer.send),
+                journal=journal_for(self.settings, self.producer),
             )
             for a in self.settings.kis.accounts
         ]

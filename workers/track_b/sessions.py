@@ -26,6 +26,7 @@ from observer.config.tree import Settings
 from observer.config.workers import TrackBSettings
 from observer.errors import KisError
 from observer.kis.client import RateLimits
+from observer.kis.journal import Journal
 from observer.kis.session import KisAccount, open_account, token_alert
 from observer.kis.token_cache import key_digest
 from workers.track_b.collect import Collector
@@ -51,13 +52,21 @@ PRE_MARKET_LEAD_S = 60.0
 
 
 def open_accounts(
-    settings: Settings, clock: Clock, send: Callable[[Event], object]
+    settings: Settings,
+    clock: Clock,
+    send: Callable[[Event], object],
+    journal: Journal | None = None,
 ) -> list[KisAccount]:
-    """Every configured account's client: Track B makes no REST calls but the token's."""
+    """Every configured account's client: Track B makes no REST calls but the token's.
+
+    Their streams' frames go to ``journal``.
+    """
     aliases = [a.alias for a in settings.kis.accounts]
     limits = RateLimits({alias: 1.0 for alias in aliases})
     return [
-        open_account(settings.kis, a, clock, limits, on_unavailable=token_alert(a, send))
+        open_account(
+            settings.kis, a, clock, limits, on_unavailable=token_alert(a, send), journal=journal
+        )
         for a in aliases
     ]
 

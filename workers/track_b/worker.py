@@ -34,7 +34,13 @@ from observer.db.outages import DATABASE_ERRORS
 from observer.db.queries import universe_references
 from observer.db.slot_queries import AsOf
 from observer.process.heartbeat import Heartbeat
-from observer.runtime import alongside, beat_forever, earlier_run_stored, sleep_unless
+from observer.runtime import (
+    alongside,
+    beat_forever,
+    earlier_run_stored,
+    journal_for,
+    sleep_unless,
+)
 from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.handover import LateHandover
 from workers.track_b.kept_references import KeptReferences
@@ -116,7 +122,8 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         )
         nxt_every = self.config.nextrade_evaluate_s
         aliases = [a.alias for a in self.settings.kis.accounts]
-        accounts = open_accounts(self.settings, self.clock, self.producer.send)
+        journal = journal_for(self.settings, self.producer)
+        accounts = open_accounts(self.settings, self.clock, self.producer.send, journal)
         venues = venues_from(self.settings.venues, self.timeline)
         trading = Trading(self.timeline, venues)
         collector = Collector(

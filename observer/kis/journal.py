@@ -1,0 +1,426 @@
+"""The raw journal: every WebSocket frame and REST answer a process received from KIS.
+
+KIS keeps no history of its real-time feed, and its layouts change between workbook exports:
+a frame misread today is lost unless its text was kept. A process appends each frame and
+answer here before it publishes anything read from it, so what the writer acknowledged is
+in the journal (a process killed meanwhile loses nothing the kernel was given), and
+``observer journal replay`` can parse a day again with today's parser.
+
+Layout: ``<journal dir>/date=YYYY-MM-DD/<process>.<HHMMSS>.<pid>.kisj.zst`` (the KST day of
+the receipt; a new file per process start and per day). A file is one zstd frame of
+records, each a 4-byte big-endian length and a msgpack `JournalRecord`, flushed block by
+block as records come. A file closed in order ends its frame and gets a ``.sha256`` beside
+it (sealed); one whose process died keeps every record it flushed, readable, and is
+reported as unsealed. Secrets never enter it: subscription answers lose the AES key and iv
+(`redact_control`), request headers are never written, and token and approval-key answers
+never pass through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import struct
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import BinaryIO, Literal
+from urllib.parse import urlencode
+
+import msgspec
+import zstandard
+
+from observer.errors import JournalError
+from observer.kis.settings import JournalSettings
+from observer.process.paths import PathSettings
+from observer.process.private_files import fsync_path, write_private
+
+__all__ = [
+    "JOURNAL_SUFFIX",
+    "Journal",
+    "JournalFile",
+    "JournalRecord",
+    "day_files",
+    "journal_days",
+    "journal_root",
+    "prune_journal",
+    "read_file",
+    "redact_control",
+    "verify_file",
+    "verify_journal",
+]
+
+log = logging.getLogger(__name__)
+
+KST = timezone(timedelta(hours=9))
+JOURNAL_SUFFIX = ".kisj.zst"
+_LENGTH = struct.Struct(">I")
+_MAX_RECORD = 64 * 1024 * 1024  # a length beyond this is damage, never a record
+_DAY_FOLDER = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+_REDACTED = "<redacted>"
+_SECRET_OUTPUT_FIELDS = ("iv", "key")  # a subscription answer's AES-256 key and iv
+_NS = 1_000_000_000
+
+Channel = Literal["ws", "rest"]
+
+
+class JournalRecord(msgspec.Struct, frozen=True, array_like=True):
+    """One frame or answer as KIS sent it.
+
+    ``tr`` is the frame's TR (a data frame's second field, a control answer's
+    ``header.tr_id``) or the REST request's; ``request`` a REST request's path and query
+    (never its headers); ``status`` its HTTP status and ``cont`` its ``tr_cont`` header.
+    ``body`` is the bytes received, but for a ``redacted`` control answer.
+    """
+
+    received_ns: int  # UTC ns, the process's clock
+    account: str  # the account alias
+    channel: Channel
+    tr: str
+    body: bytes
+    request: str = ""
+    status: int = 0
+    cont: str = ""
+    redacted: bool = False
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(JournalRecord)
+
+
+def journal_root(settings: JournalSettings, paths: PathSettings) -> Path:
+    """The journal's folder: ``[kis.journal] dir``, else ``<data_dir>/journal``."""
+    return Path(settings.dir or Path(paths.data_dir) / "journal")
+
+
+def kst_day(ns: int) -> date:
+    """The KST calendar day of a UTC nanosecond stamp."""
+    return datetime.fromtimestamp(ns / _NS, KST).date()
+
+
+def frame_tr(text: str) -> str:
+    """The TR of a WebSocket frame: a data frame's second field, a JSON one's header tr_id."""
+    if text[:2] in ("0|", "1|"):
+        return text.split("|", 2)[1][:16]
+    match = re.search(r'"tr_id"\s*:\s*"([^"]{0,16})"', text[:300])
+    return match.group(1) if match else ""
+
+
+def redact_control(text: str) -> str | None:
+    """``text`` without the key and iv of a subscription answer; None if it carries none.
+
+    KIS's answer to a registration of an encrypted TR carries ``body.output.iv`` and
+    ``body.output.key``: the AES key its frames are encrypted with, a secret of the session.
+    """
+    if '"output"' not in text:
+        return None
+    try:
+        message = json.loads(text)
+        output = message["body"]["output"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(output, dict) or not any(f in output for f in _SECRET_OUTPUT_FIELDS):
+        return None
+    for name in _SECRET_OUTPUT_FIELDS:
+        if name in output:
+            output[name] = _REDACTED
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+def rest_request(path: str, params: Mapping[str, str]) -> str:
+    """A REST request as the journal names it: the path and its query, never its headers."""
+    return f"{path}?{urlencode(sorted(params.items()))}" if params else path
+
+
+@dataclass
+class Journal:
+    """The journal of one process: append, rotate at the KST day, close.
+
+    ``folder`` is the journal's root, ``process`` this process's name in file names
+    (``track_b``). ``on_failure`` hears, once, that a file cannot be written (a full disk):
+    the journal then stops until the next day's file, and the process goes on without it
+    (its events are not the journal's to hold back).
+    """
+
+    folder: Path
+    process: str
+    level: int = 3
+    on_failure: Callable[[str], None] | None = None
+    records: int = 0  # appended since the start
+    failed: str = ""  # why the current day's file stopped; "" while it writes
+    _day: date | None = field(default=None, init=False, repr=False)
+    _path: Path | None = field(default=None, init=False, repr=False)
+    _file: BinaryIO | None = field(default=None, init=False, repr=False)
+    _writer: zstandard.ZstdCompressionWriter | None = field(default=None, init=False, repr=False)
+    _compressor: zstandard.ZstdCompressor = field(init=False, repr=False)
+    _unsynced: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9_-]{1,64}", self.process):
+            raise ValueError(f"journal process name {self.process!r}: [a-z0-9_-]{{1,64}}")
+        self._compressor = zstandard.ZstdCompressor(level=self.level)
+
+    @property
+    def path(self) -> Path | None:
+        """The file being written, if any."""
+        return self._path
+
+    def frame(self, account: str, message: str | bytes, received_ns: int) -> None:
+        """A WebSocket frame as received (text or bytes), its secrets redacted."""
+        if isinstance(message, bytes):
+            raw, text = message, message.decode("utf-8", "replace")
+        else:
+            raw, text = message.encode("utf-8", "surrogateescape"), message
+        redacted = None if text[:2] in ("0|", "1|") else redact_control(text)
+        if redacted is not None:
+            raw = redacted.encode()
+        self.append(
+            JournalRecord(
+                received_ns, account, "ws", frame_tr(text), raw, redacted=redacted is not None
+            )
+        )
+
+    def answer(
+        self,
+        account: str,
+        tr: str,
+        request: str,
+        status: int,
+        body: bytes,
+        received_ns: int,
+        cont: str = "",
+    ) -> None:
+        """A REST answer to ``request`` (`rest_request`), as received."""
+        self.append(JournalRecord(received_ns, account, "rest", tr, body, request, status, cont))
+
+    def append(self, record: JournalRecord) -> None:
+        """Append ``record`` and hand it to the kernel before returning."""
+        day = kst_day(record.received_ns)
+        if day != self._day:
+            self._rotate(day, record.received_ns)
+        if self._writer is None:
+            return  # this day's file failed
+        payload = _encoder.encode(record)
+        try:
+            self._writer.write(_LENGTH.pack(len(payload)) + payload)
+            self._writer.flush(zstandard.FLUSH_BLOCK)
+        except OSError as exc:
+            self._fail(f"cannot append to {self._path}: {exc.strerror or exc}")
+            return
+        self.records += 1
+        self._unsynced = True
+
+    def sync(self) -> None:
+        """Flush what was appended since the last call to the disk (a power cut keeps it).
+
+        Safe on another thread than the appends' (the producer's: `Producer.sync_also`).
+        """
+        file = self._file
+        if file is None or not self._unsynced:
+            return
+        self._unsynced = False  # an append from now on is the next call's
+        with contextlib.suppress(OSError, ValueError):  # closed meanwhile: the close fsynced
+            os.fsync(file.fileno())
+
+    def close(self) -> None:
+        """End the current file's zstd frame, fsync it, and write its ``.sha256`` (sealed)."""
+        writer, path, self._writer, self._path = self._writer, self._path, None, None
+        file, self._file = self._file, None
+        self._day = None
+        if writer is None or path is None or file is None:
+            return
+        try:
+            writer.flush(zstandard.FLUSH_FRAME)  # the frame's end: nothing to close in the writer
+            os.fsync(file.fileno())
+            file.close()
+            seal(path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                file.close()
+            self._fail(f"cannot close {path}: {exc.strerror or exc}")
+
+    def _rotate(self, day: date, received_ns: int) -> None:
+        self.close()
+        self._day, self.failed = day, ""
+        folder = self.folder / f"date={day.isoformat()}"
+        stamp = datetime.fromtimestamp(received_ns / _NS, KST).strftime("%H%M%S")
+        path = folder / f"{self.process}.{stamp}.{os.getpid()}{JOURNAL_SUFFIX}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            file: BinaryIO = os.fdopen(fd, "wb", buffering=0)
+            fsync_path(folder)  # the new file's entry
+        except OSError as exc:
+            self._fail(f"cannot create {path}: {exc.strerror or exc}")
+            return
+        self._file, self._path = file, path
+        self._writer = self._compressor.stream_writer(file, write_return_read=True)
+
+    def _fail(self, why: str) -> None:
+        self._writer = None
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        if self.failed:
+            return
+        self.failed = why
+        log.error("journal: %s; no journal until the next day's file", why)
+        if self.on_failure is not None:
+            self.on_failure(why)
+
+
+def seal(path: Path) -> None:
+    """Write ``<path>.sha256`` (sha256sum's format), durably: the file is complete."""
+    sidecar = path.with_name(path.name + ".sha256")
+    write_private(sidecar, f"{_sha256(path)}  {path.name}\n".encode())
+
+
+def _sha256(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+@dataclass(frozen=True)
+class JournalFile:
+    """What reading one journal file found."""
+
+    path: Path
+    records: int
+    bytes: int  # on disk
+    raw_bytes: int  # of the records' bodies
+    sealed: bool  # its zstd frame ends and its ``.sha256`` matches
+    torn: bool  # it ends inside a record (a power cut mid-append): that record is lost
+    problem: str = ""  # a sealed file whose sha256 differs, or one that cannot be read
+
+    @property
+    def ok(self) -> bool:
+        """Readable whole: sealed, or cut off by its process's death at a record's end."""
+        return not self.problem and not self.torn
+
+
+def read_file(path: Path) -> Iterator[JournalRecord]:
+    """The records of one journal file, in order; a torn last record is left out.
+
+    Raises
+    ------
+    JournalError
+        The file cannot be decompressed or holds a record that does not decode.
+    """
+    with contextlib.suppress(_Torn):
+        yield from _records(path)
+
+
+class _Torn(Exception):
+    """The file ends inside a record: its process died, or the power went, mid-append."""
+
+
+def _records(path: Path) -> Iterator[JournalRecord]:
+    """Each whole record; `_Torn` after the last if bytes of another follow it."""
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    pending = b""
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                pending += decompressor.decompress(chunk)
+                while len(pending) >= _LENGTH.size:
+                    (length,) = _LENGTH.unpack_from(pending)
+                    if length > _MAX_RECORD:
+                        raise JournalError(f"{path}: a record of {length} bytes: damaged")
+                    end = _LENGTH.size + length
+                    if len(pending) < end:
+                        break
+                    try:
+                        record = _decoder.decode(pending[_LENGTH.size : end])
+                    except msgspec.DecodeError as exc:
+                        raise JournalError(f"{path}: a record does not decode: {exc}") from None
+                    pending = pending[end:]
+                    yield record
+    except zstandard.ZstdError as exc:
+        raise JournalError(f"{path}: does not decompress: {exc}") from None
+    except OSError as exc:
+        raise JournalError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if pending:
+        raise _Torn
+
+
+def verify_file(path: Path) -> JournalFile:
+    """Read ``path`` whole: its records, whether it is sealed, torn, or damaged.
+
+    A sealed file's sha256 must match its ``.sha256``. An unsealed one (its process died)
+    is as good as its last whole record. Never raises for damage: it is in ``problem``.
+    """
+    records = raw = 0
+    torn = False
+    problem = ""
+    try:
+        for record in _records(path):
+            records += 1
+            raw += len(record.body)
+    except _Torn:
+        torn = True
+    except JournalError as exc:
+        problem = str(exc)
+    sidecar = path.with_name(path.name + ".sha256")
+    sealed = False
+    if sidecar.exists() and not problem:
+        recorded = sidecar.read_text().split()[0] if sidecar.read_text().strip() else ""
+        if recorded != _sha256(path):
+            problem = f"{path}: its sha256 differs from {sidecar.name}: the file changed"
+        else:
+            sealed = True
+    return JournalFile(path, records, path.stat().st_size, raw, sealed, torn, problem)
+
+
+def verify_journal(root: Path, day: date | None = None) -> tuple[list[JournalFile], list[str]]:
+    """Every file of ``day`` (or of every day) read whole, and the problems found.
+
+    A problem is a damaged file, or a sealed one whose sha256 changed; a torn last record
+    (a power cut mid-append) is what the live process lost too, not a problem.
+    """
+    found = [
+        verify_file(path)
+        for each in (journal_days(root) if day is None else [day])
+        for path in day_files(root, each)
+    ]
+    return found, [f.problem for f in found if f.problem]
+
+
+def journal_days(root: Path) -> list[date]:
+    """The days the journal holds, oldest first."""
+    if not root.is_dir():
+        return []
+    days = [
+        date.fromisoformat(match.group(1))
+        for entry in root.iterdir()
+        if entry.is_dir() and (match := _DAY_FOLDER.match(entry.name))
+    ]
+    return sorted(days)
+
+
+def day_files(root: Path, day: date) -> list[Path]:
+    """A day's journal files, by name (process, then start time)."""
+    folder = root / f"date={day.isoformat()}"
+    return sorted(folder.glob(f"*{JOURNAL_SUFFIX}")) if folder.is_dir() else []
+
+
+def prune_journal(root: Path, keep_days: int, today: date) -> list[date]:
+    """Remove the days older than ``keep_days`` before ``today`` (0 keeps all); the removed."""
+    if keep_days <= 0:
+        return []
+    cutoff = today - timedelta(days=keep_days)
+    removed = [day for day in journal_days(root) if day < cutoff]
+    for day in removed:
+        shutil.rmtree(root / f"date={day.isoformat()}")
+    if removed:
+        fsync_path(root)
+    return removed

@@ -1,0 +1,209 @@
+"""The raw journal: what is appended reads back, across days, torn tails and damage."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from observer.kis.journal import (
+    KST,
+    Journal,
+    JournalRecord,
+    day_files,
+    frame_tr,
+    journal_days,
+    prune_journal,
+    read_file,
+    redact_control,
+    rest_request,
+    verify_file,
+)
+
+_NS = 1_000_000_000
+# 2026-11-27 15:00 KST and two hours later (the next KST day starts at 15:00 UTC)
+DAY_ONE = int(datetime(2026, 11, 27, 15, 0, tzinfo=KST).timestamp()) * _NS
+SUBSCRIBED = json.dumps(
+    {
+        "header": {"tr_id": "H0STCNI0", "tr_key": "HTS_ID", "encrypt": "N"},
+        "body": {
+            "rt_cd": "0",
+            "msg_cd": "OPSP0000",
+            "msg1": "SUBSCRIBE SUCCESS",
+            "output": {"iv": "0123456789abcdef", "key": "s3cr3tk3ys3cr3tk3ys3cr3tk3ys3cr3t"},
+        },
+    }
+)
+
+records = st.builds(
+    JournalRecord,
+    received_ns=st.integers(DAY_ONE, DAY_ONE + 3 * 86_400 * _NS),
+    account=st.sampled_from(["acct1", "acct2"]),
+    channel=st.sampled_from(["ws", "rest"]),
+    tr=st.text(max_size=16),
+    body=st.binary(max_size=2_000),
+    request=st.text(max_size=40),
+    status=st.integers(0, 599),
+    cont=st.sampled_from(["", "F", "M", "D", "E"]),
+    redacted=st.booleans(),
+)
+
+
+def died(journal: Journal) -> None:
+    """The process ends without closing its journal (its file descriptor goes with it)."""
+    assert journal._file is not None
+    journal._file.close()
+
+
+def written(root: Path) -> list[JournalRecord]:
+    return [r for day in journal_days(root) for p in day_files(root, day) for r in read_file(p)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(records, max_size=60))
+def test_what_is_appended_reads_back_by_day(
+    tmp_path_factory: pytest.TempPathFactory, batch: list[JournalRecord]
+) -> None:
+    root = tmp_path_factory.mktemp("journal")
+    ordered = sorted(batch, key=lambda r: r.received_ns)  # a clock that moves forward
+    journal = Journal(root, "track_b")
+    for record in ordered:
+        journal.append(record)
+    journal.close()
+    assert written(root) == ordered
+    for day in journal_days(root):
+        for path in day_files(root, day):
+            found = verify_file(path)
+            assert found.ok and found.sealed, found
+            assert all(
+                datetime.fromtimestamp(r.received_ns / _NS, KST).date() == day
+                for r in read_file(path)
+            )
+
+
+def test_an_unsealed_file_reads_to_its_last_record_and_a_torn_one_loses_only_that(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path, "track_b")
+    for i in range(100):
+        journal.frame("acct1", f"0|H0STCNT0|001|005930^{i}", DAY_ONE + i)
+    path = journal.path
+    assert path is not None
+    # Not closed: the process died. Every record flushed is there.
+    found = verify_file(path)
+    assert (found.records, found.sealed, found.torn, found.ok) == (100, False, False, True)
+    # The power went mid-append: a whole block of a record written partly. Append one more
+    # record whose block we cut in two.
+    size = path.stat().st_size
+    journal.frame("acct1", "0|H0STCNT0|001|" + "x" * 5_000, DAY_ONE + 101)
+    with open(path, "r+b") as f:
+        f.truncate(size + (path.stat().st_size - size) // 2)
+    died(journal)
+    bodies = [r.body for r in read_file(path)]
+    assert len(bodies) == 100 and bodies[-1] == b"0|H0STCNT0|001|005930^99"
+
+
+def test_a_record_cut_inside_its_bytes_is_torn(tmp_path: Path) -> None:
+    """The file ends inside a record's bytes: the records before it read, and it is reported."""
+    path = tmp_path / "cut.kisj.zst"
+    whole = Journal(tmp_path / "j", "p")
+    whole.frame("acct1", "0|H0STCNT0|001|a", DAY_ONE)
+    assert whole.path is not None
+    died(whole)
+    first = zstandard.ZstdDecompressor().decompressobj().decompress(whole.path.read_bytes())
+    path.write_bytes(zstandard.ZstdCompressor().compress(first + b"\x00\x00\x00\x50" + b"x" * 10))
+    found = verify_file(path)
+    assert (found.records, found.torn, found.ok) == (1, True, False)
+    assert len(list(read_file(path))) == 1
+
+
+def test_a_sealed_file_that_changed_is_a_problem(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, "track_a")
+    journal.answer("acct1", "FHKST01010100", "/q?x=1", 200, b'{"rt_cd":"0"}', DAY_ONE)
+    path = journal.path
+    journal.close()
+    assert path is not None and verify_file(path).sealed
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    found = verify_file(path)
+    assert not found.ok and found.problem, found
+
+
+def test_subscription_answers_lose_their_key_and_iv(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, "track_b")
+    journal.frame("acct1", SUBSCRIBED, DAY_ONE)
+    journal.frame("acct1", SUBSCRIBED.encode(), DAY_ONE + 1)
+    path = journal.path
+    journal.close()
+    assert path is not None
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(path.read_bytes())
+    assert b"s3cr3tk3y" not in raw and b"0123456789abcdef" not in raw
+    got = list(read_file(path))
+    assert all(r.redacted and r.tr == "H0STCNI0" for r in got)
+    output = json.loads(got[0].body)["body"]["output"]
+    assert output == {"iv": "<redacted>", "key": "<redacted>"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+@given(st.text(max_size=200))
+def test_redaction_never_raises_and_leaves_other_text_alone(text: str) -> None:
+    redacted = redact_control(text)
+    assert redacted is None or "<redacted>" in redacted
+
+
+def test_frames_name_their_tr() -> None:
+    assert frame_tr("0|H0STCNT0|001|005930^1") == "H0STCNT0"
+    assert frame_tr(SUBSCRIBED) == "H0STCNI0"
+    assert frame_tr('{"header":{"tr_id":"PINGPONG","datetime":"20261127"}}') == "PINGPONG"
+    assert frame_tr("garbage") == ""
+    assert rest_request("/p", {"b": "2", "a": "1"}) == "/p?a=1&b=2"
+
+
+def test_a_folder_that_cannot_be_made_is_said_once_and_the_process_goes_on(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "journal").write_text("a file where the folder should be")
+    heard: list[str] = []
+    journal = Journal(tmp_path / "journal", "track_b", on_failure=heard.append)
+    for i in range(3):
+        journal.frame("acct1", "0|H0STCNT0|001|a", DAY_ONE + i)
+    assert len(heard) == 1 and "cannot create" in heard[0], heard
+    assert journal.records == 0 and journal.failed
+
+
+def test_a_full_disk_mid_day_is_said_once(tmp_path: Path) -> None:
+    """A write that fails (here: the file closed under the journal) stops the day's file."""
+    heard: list[str] = []
+    journal = Journal(tmp_path, "track_b", on_failure=heard.append)
+    journal.frame("acct1", "0|H0STCNT0|001|a", DAY_ONE)
+    assert journal._file is not None
+    os.close(journal._file.fileno())  # every later write fails with EBADF
+    for i in range(3):
+        journal.frame("acct1", "0|H0STCNT0|001|b", DAY_ONE + 1 + i)
+    assert len(heard) == 1 and "cannot append" in heard[0], heard
+    assert journal.records == 1
+    # The next day's file starts afresh.
+    journal.frame("acct1", "0|H0STCNT0|001|c", DAY_ONE + 86_400 * _NS)
+    assert journal.records == 2 and not journal.failed
+    journal.close()
+
+
+def test_days_past_the_keep_are_pruned(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, "track_b")
+    for day in range(5):
+        journal.frame("acct1", "0|H0STCNT0|001|a", DAY_ONE + day * 86_400 * _NS)
+    journal.close()
+    days = journal_days(tmp_path)
+    assert len(days) == 5
+    removed = prune_journal(tmp_path, 2, days[-1])
+    assert removed == days[:2] and journal_days(tmp_path) == days[2:]
+    assert prune_journal(tmp_path, 0, date(2100, 1, 1)) == []
