@@ -82,14 +82,24 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     )
     expect("rate_limit_errors" in a, "track_a.rate_limit_errors is missing")
     b = summary.get("track_b", {})
-    # 41 registrations per account; a Nextrade name takes two (KRX's and Nextrade's trades),
-    # so a session may keep one registration free that no narrower candidate took.
+    # 41 registrations per account; each venue a symbol streams takes one of each kind (its
+    # trades, market status and program trading), a Nextrade name both venues': a session
+    # may keep free fewer than the widest symbol takes, which no narrower candidate took.
     capacity = b.get("capacity", 0)
     accounts = max(1, capacity // 41)
+    kinds = b.get("registrations_by_kind", {})
+    expect(set(kinds) == {"trades", "status", "program"}, f"track_b registrations: {kinds}")
+    widest = 2 * max(1, len(kinds))
     expect(capacity >= 82, f"track_b capacity: {capacity}")
     peak = b.get("registrations_peak", 0)
-    expect(capacity - accounts <= peak <= capacity, f"track_b registrations: {b}")
-    expect(capacity // 2 <= b.get("max_slots_used", 0) <= peak, f"track_b slots: {b}")
+    expect(capacity - accounts * (widest - 1) <= peak <= capacity, f"track_b registrations: {b}")
+    expect(capacity // widest <= b.get("max_slots_used", 0) <= peak, f"track_b slots: {b}")
+    # What KIS keeps no history of: the watched symbols' halts, VIs and session events, and
+    # their program trading, stored beside the trades.
+    records = b.get("records", {})
+    expect(records.get("market_status", 0) > 0, f"no market status stored: {records}")
+    expect(records.get("program_trades", 0) > 0, f"no program trading stored: {records}")
+    expect(b.get("vis_seen", 0) > 0, f"no VI seen on the watched symbols: {b.get('vis_seen')}")
     expect(b.get("ticks", 0) > 0, "track_b stored no ticks")
     expect(b.get("ticks", 0) <= b.get("ticks_sent", 0), "more ticks stored than sent")
     venues = b.get("ticks_by_venue", {})

@@ -39,6 +39,7 @@ __all__ = [
     "HoldingKind",
     "HostRoster",
     "ListingChanged",
+    "MarketStatus",
     "MasterFileChecked",
     "MasterFileReview",
     "MinuteBars",
@@ -47,6 +48,7 @@ __all__ = [
     "OrderBook",
     "PhaseChanged",
     "PriceSnapshot",
+    "ProgramTrade",
     "PruneRequested",
     "RealtimeRejected",
     "Reconciliation",
@@ -192,6 +194,55 @@ class OrderBook(_Event, tag="order_book", frozen=True, kw_only=True):
     market_session: str | None = None  # MARKET_CLS_CODE as sent
     venue: Venue = "KRX"  # its TR's: H0STASP0 KRX, H0NXASP0 NXT, H0UNASP0 combined
     trading_session: TradingSession = ""  # the venue's session at exchange_ns
+
+
+class MarketStatus(_Event, tag="market_status", frozen=True, kw_only=True):
+    """Track B: one market-operation record of a watched symbol (H0STMKO0, Nextrade's H0NXMKO0).
+
+    KIS sends one at the symbol's session events, at a VI's start and end, and at a halt. The
+    record has no time of its own: ``received_ns`` stamps it. The codes are as sent (their
+    tables in docs/kis.md); ``halt_reason`` is "" where KIS sends ``(null)``.
+    """
+
+    symbol: str
+    received_ns: int
+    halted: bool  # TRHT_YN
+    halt_reason: str  # TR_SUSP_REAS_CNTT
+    operation: str  # MKOP_CLS_CODE: 112 the open, 164 a market halt, 174 a circuit breaker...
+    expected_operation: str  # ANTC_MKOP_CLS_CODE: 311 the opening auction's expected prices
+    extension: str  # MRKT_TRTM_CLS_CODE: an auction extended at the exchange's discretion
+    allocation: str  # DIVI_APP_CLS_CODE
+    status: str  # ISCD_STAT_CLS_CODE: 58 halted, 51 administrative issue...
+    vi: str  # VI_CLS_CODE: "Y" while a volatility interruption applies
+    overtime_vi: str  # OVTM_VI_CLS_CODE
+    exchange: str | None = None  # EXCH_CLS_CODE, where the layout has it
+    account: str = ""
+    venue: Venue = "KRX"  # its TR's
+    trading_session: TradingSession = ""  # the venue's session at received_ns
+
+
+class ProgramTrade(_Event, tag="program_trade", frozen=True, kw_only=True):
+    """Track B: a watched symbol's program trading so far today (H0STPGM0, H0NXPGM0, H0UNPGM0).
+
+    Quantities and values are the day's so far as KIS reports them (net: bought less sold);
+    the residuals are of the book's program orders at ``exchange_ns``.
+    """
+
+    symbol: str
+    exchange_ns: int  # STCK_CNTG_HOUR on the KST day of receipt
+    received_ns: int
+    sell_qty: int  # SELN_CNQN
+    sell_value: int  # SELN_TR_PBMN
+    buy_qty: int  # SHNU_CNQN
+    buy_value: int  # SHNU_TR_PBMN
+    net_qty: int  # NTBY_CNQN
+    net_value: int  # NTBY_TR_PBMN
+    ask_residual: int  # SELN_RSQN
+    bid_residual: int  # SHNU_RSQN
+    net_residual: int  # WHOL_NTBY_QTY
+    account: str = ""
+    venue: Venue = "KRX"  # its TR's
+    trading_session: TradingSession = ""
 
 
 class RealtimeRejected(_Event, tag="realtime_rejected", frozen=True, kw_only=True):
@@ -924,6 +975,8 @@ Event = (
     | EtfHoldings
     | HostRoster
     | SeqsLost
+    | MarketStatus
+    | ProgramTrade
 )
 
 # The union's members in its order, for registries and tests: one list, not two.

@@ -72,7 +72,7 @@ def demo(
         float | None,
         typer.Option(help="clock speed outside 09:00-15:40 (default: 2x speed before, 2.5x after)"),
     ] = None,
-    accounts: Annotated[int, typer.Option(min=1, max=8, help="KIS accounts")] = 2,
+    accounts: Annotated[int, typer.Option(min=1, max=8, help="KIS accounts")] = 3,
     stocks: Annotated[
         int, typer.Option(min=200, help="the simulated market's stocks (a smaller day is quicker)")
     ] = 2500,

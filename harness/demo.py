@@ -101,6 +101,8 @@ MASTER_CHECK_AT = "06:20"
 # a 250-session first load of 1,000 ETFs (7,000 calls, 249,000 rows) took 368.5 wall seconds
 # here with the machine's load average at 14-17, over the 240 s the demo waits after its day.
 ETF_BACKFILL_SESSIONS = 20
+# What each watched symbol holds on each venue it streams ([track_b] in `demo_config`).
+DEMO_FEED_KINDS = ("trades", "status", "program")
 # Jobs still running at the day's end are waited for (wall seconds at most): the ETF daily
 # run's first load backfills 250 sessions of every ETF. So is the reconciliation of the
 # last stream that ended before it (Nextrade's, due at 20:01:30): minutes of the day's REST
@@ -160,7 +162,7 @@ class DemoOptions:
     speed: float | None = None  # in the session; default: the day in TARGET_WALL_S
     # outside it; default: IDLE_FACTOR x speed before it, AFTER_FACTOR x speed after it
     idle_speed: float | None = None
-    accounts: int = 2
+    accounts: int = 3
     stocks: int = 2500  # the simulated market's size (its universe takes about 2 in 5)
     faults: str = "light"
     seed: int = 1
@@ -275,6 +277,9 @@ def demo_config(options: DemoOptions, sim_url: str) -> str:
         f'[programs.etf_daily]\nschedule = [{{ at = "{ETF_DAILY_AT}", days = "sessions" }}]\n'
         f'[programs.master_file]\nschedule = [{{ at = "{MASTER_CHECK_AT}", days = "daily" }}]\n'
         f"[etf]\nbackfill_sessions = {ETF_BACKFILL_SESSIONS}\n"
+        # Each watched symbol's market status and program trading beside its trades (what
+        # KIS keeps no history of), a registration each: three a venue.
+        "[track_b]\nmarket_status = true\nprogram_trading = true\n"
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n'
         # Budgets 20 times KIS's: a pace slowed by refusals climbs back 20 times sooner.
         f"pace_recover_s = {PACE_RECOVER_S}\n"
@@ -590,7 +595,7 @@ def _summary(
             committed = sum(committed_offsets(conn).values())
             listings = _listings(conn)
             track_a = _track_a(conn)
-            track_b = track_b_summary(conn, gateway.get("records_sent", {}))
+            track_b = track_b_summary(conn, gateway.get("records_sent", {}), DEMO_FEED_KINDS)
             gaps = _gaps(conn, speeds["speed"])
             # Settled: every stream's reconciliation due by the day's end finished.
             reconciliation = _reconciliation(conn, day) | {"settled": state.reconciled}
@@ -745,13 +750,16 @@ def _track_a(conn: Connection) -> dict[str, Any]:
     }
 
 
-def track_b_summary(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
+def track_b_summary(
+    conn: Connection, sent: dict[str, int], kinds: tuple[str, ...] = ("trades",)
+) -> dict[str, Any]:
     """Track B's slots (the most symbols and registrations held, replacements) and ticks.
 
     A slot decision is one per venue its symbol's trades are registered on: the trade
-    registrations held are the (symbol, venue) pairs placed. ``ticks_sent`` is what the
-    simulator pushed (every venue's trade feed): with no dropped connection it must equal
-    ``ticks_stored``, tick for tick, and so per venue (``ticks_by_venue``: stored / sent).
+    registrations held are the (symbol, venue) pairs placed, and each pair holds one
+    registration of each of ``kinds`` (trades, status, program: the policy's). ``ticks_sent``
+    is what the simulator pushed (every venue's trade feed): with no dropped connection it
+    must equal ``ticks_stored``, tick for tick, and so per venue (``ticks_by_venue``).
     """
     held: set[tuple[str, str]] = set()
     peak = peak_registrations = 0
@@ -768,7 +776,7 @@ def track_b_summary(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
             held -= {pair for pair in held if pair[0] == replaced}
             held.add((symbol, venue))
         peak = max(peak, len({s for s, _ in held}))
-        peak_registrations = max(peak_registrations, len(held))
+        peak_registrations = max(peak_registrations, len(held) * len(kinds))
     overflows = conn.execute(text("select count(*) from overflow_ledger")).scalar_one()
     placements = counts["allocate"] + counts["replace"] + overflows
     ticks, symbols = conn.execute(
@@ -784,10 +792,25 @@ def track_b_summary(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
     for venue, _, n in sessions:
         stored[venue] += n
     sent_by_venue = {venue: sent.get(tr_id, 0) for venue, tr_id in TRADE_TRS.items()}
+    records = {
+        table: conn.execute(text(f"select count(*) from {table}")).scalar_one()  # noqa: S608
+        for table in ("market_status", "program_trades")
+    }
     return {
         "max_slots_used": peak,
         "slots_peak": peak,
         "registrations_peak": peak_registrations,
+        # at the peak, by what each is for
+        "registrations_by_kind": {kind: peak_registrations // len(kinds) for kind in kinds},
+        # records stored per kind besides the trades: halts, VIs and session events; program
+        # trading
+        "records": records,
+        "halts_seen": conn.execute(
+            text("select count(*) from market_status where halted")
+        ).scalar_one(),
+        "vis_seen": conn.execute(
+            text("select count(*) from market_status where vi = 'Y'")
+        ).scalar_one(),
         "allocations": counts["allocate"],
         "replacements": counts["replace"],
         "expiries": counts["expire"],

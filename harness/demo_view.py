@@ -251,6 +251,13 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         + _by_venue(b.get("ticks_by_venue", {}))
         + _by_session(b.get("ticks_by_session", {}))
     )
+    if records := b.get("records"):
+        kinds = ", ".join(f"{n} {kind}" for kind, n in b.get("registrations_by_kind", {}).items())
+        lines.append(
+            f"track B kept beside the trades: {records['market_status']:,} market-status records "
+            f"({b['halts_seen']} halted, {b['vis_seen']} VIs), {records['program_trades']:,} "
+            f"program-trading records; registrations at the peak: {kinds}"
+        )
     reasons = ", ".join(f"{n} {r}" for r, n in sorted(gaps["by_reason"].items())) or "none"
     lines.append(
         f"gaps: {gaps['detected']} detected ({reasons}); {gaps['recovered']} recovered, "

@@ -24,6 +24,7 @@ from bus.events import (
     GapStateChanged,
     HostRoster,
     ListingChanged,
+    MarketStatus,
     MasterFileChecked,
     MasterFileReview,
     MinuteBars,
@@ -31,6 +32,7 @@ from bus.events import (
     OrderBook,
     PhaseChanged,
     PriceSnapshot,
+    ProgramTrade,
     PruneRequested,
     RealtimeRejected,
     Reconciliation,
@@ -195,6 +197,18 @@ SAMPLES: list[Event] = [
                accounts=(RosterAccount(alias="acct1", fingerprint="0123456789abcdef"),)),
     # Stored, and declaring nothing: a declaration's range ends at its own seq.
     SeqsLost(first_seq=0, last_seq=0, acknowledged=0),
+    MarketStatus(
+        symbol="005930", received_ns=T0 + 5, halted=False, halt_reason="", operation="",
+        expected_operation="311", extension="", allocation="", status="55", vi="N",
+        overtime_vi="N", exchange="1", account="acct1", venue="KRX",
+        trading_session="opening_auction",
+    ),
+    ProgramTrade(
+        symbol="005930", exchange_ns=T0, received_ns=T0 + 6, sell_qty=1_413_444,
+        sell_value=109_159_646_900, buy_qty=1_189_408, buy_value=91_931_710_200,
+        net_qty=-224_036, net_value=-17_227_936_700, ask_residual=65_033, bid_residual=15_475,
+        net_residual=-49_558, account="acct1", venue="KRX", trading_session="regular",
+    ),
 ]  # fmt: skip
 
 # Rows per table that SAMPLES leave in a fresh database.
@@ -203,6 +217,8 @@ EXPECTED_ROWS = {
     "track_a_cycles": 1,
     "trade_ticks": 1,
     "order_books": 1,
+    "market_status": 1,
+    "program_trades": 1,
     "realtime_rejections": 1,
     "minute_bar_batches": 2,
     "minute_bars": 2,

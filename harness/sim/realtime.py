@@ -5,7 +5,9 @@ One session per app key (``OPSP8996``), 41 registrations per session (``OPSP0008
 records per frame, in the layout `SimConfig.realtime_layout` names (with
 `SimConfig.realtime_extra_fields` more on every record): KRX's (H0STCNT0, H0STASP0),
 Nextrade's (H0NXCNT0, H0NXASP0: `harness.sim.nextrade`) and the combined feed's (H0UNCNT0,
-H0UNASP0: both venues' trades in time order). A paper account registers KRX's alone.
+H0UNASP0: both venues' trades in time order); each venue's market-operation records and
+program trading (`harness.sim.market_status`). A paper account registers KRX's trades and
+books alone.
 ``drop_websockets`` cuts every session like a network failure; the faults `Realtime` takes
 refuse, halt, lock, cut, withhold and delay.
 """
@@ -29,6 +31,7 @@ from aiohttp import WSMsgType, web
 from harness.sim.config import SimConfig, TickLoss
 from harness.sim.gateway import Gateway
 from harness.sim.market import BARS_PER_DAY, KST, Market, Tick, quote_at, tick_size
+from harness.sim.market_status import PROGRAMS, STATUSES, program_record, status_records
 from harness.sim.nextrade import span_at, venue_trades
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, price_sign
@@ -41,6 +44,9 @@ __all__ = ["Realtime", "trade_ns"]
 _TRADES = frozenset({"H0STCNT0", "H0NXCNT0", "H0UNCNT0"})
 _BOOKS = frozenset({"H0STASP0", "H0NXASP0", "H0UNASP0"})
 _PAPER_TRS = frozenset({"H0STCNT0", "H0STASP0"})
+# Besides: each venue's market-operation records and program trading
+# (`harness.sim.market_status`).
+_OFFERED = _TRADES | _BOOKS | STATUSES | PROGRAMS
 
 
 class Realtime:
@@ -174,9 +180,7 @@ class Realtime:
                                 tr_id, tr_key, "1", "OPSP0003", "UNSUBSCRIBE ERROR(not found!)"
                             )
                         )
-                elif (tr_id not in _TRADES and tr_id not in _BOOKS) or (
-                    self.config.paper and tr_id not in _PAPER_TRS
-                ):
+                elif tr_id not in _OFFERED or (self.config.paper and tr_id not in _PAPER_TRS):
                     # What KIS's paper host answers for a TR it lacks is UNCONFIRMED: here,
                     # as for a TR it does not know.
                     if self.config.paper and tr_id not in _PAPER_TRS:
@@ -342,7 +346,9 @@ class Realtime:
         day = end.date()
         if start.date() != day or not self.market.calendar.is_session(day):
             return []
-        if tr_id not in ("H0STCNT0", "H0STASP0"):
+        if tr_id in STATUSES:
+            return status_records(tr_id, symbol, start, end, self.faults)
+        if tr_id not in ("H0STCNT0", "H0STASP0", "H0STPGM0"):
             return self._venue_records(tr_id, symbol, start, end, state)
         first = max(0, (start.hour * 60 + start.minute) - 9 * 60)
         last = min(BARS_PER_DAY - 1, (end.hour * 60 + end.minute) - 9 * 60)
@@ -388,8 +394,12 @@ class Realtime:
                 hhmmss = at.strftime("%H%M%S")
                 if tr_id == "H0STCNT0":
                     record = _trade_record(symbol, hhmmss, day, price, tick.qty, running)
-                else:
+                elif tr_id == "H0STASP0":
                     record = _book_record(symbol, hhmmss, price, running)
+                elif nth == len(ticks) - 1:  # program trading: at a minute's last trade
+                    record = program_record(symbol, hhmmss, price, running.volume)
+                else:
+                    continue
                 records.append(record + self._tail(tr_id, price))
         return records
 
@@ -409,7 +419,7 @@ class Realtime:
         here it is registered, and silent).
         """
         day = end.date()
-        combined = tr_id in ("H0UNCNT0", "H0UNASP0")
+        combined = tr_id in ("H0UNCNT0", "H0UNASP0", "H0UNPGM0")
         midnight = datetime(day.year, day.month, day.day, tzinfo=KST)
         running = state.get((tr_id, symbol))
         if running is None:
@@ -433,8 +443,12 @@ class Realtime:
                 hhmmss = (bar + timedelta(seconds=second)).strftime("%H%M%S")
                 if tr_id in _TRADES:
                     record = _trade_record(symbol, hhmmss, day, price, qty, running)
-                else:
+                elif tr_id in _BOOKS:
                     record = _book_record(symbol, hhmmss, price, running)
+                elif nth == len(trades) - 1:  # program trading: at a minute's last trade
+                    record = program_record(symbol, hhmmss, price, running.volume)
+                else:
+                    continue
                 code = span_at(minute * 60 + second)
                 records.append(record + self._tail(tr_id, price, code.market_code if code else "2"))
         return records
@@ -462,6 +476,8 @@ class Realtime:
 
         A book record is H0STASP0's 59 fields, for Nextrade's and the combined book too.
         """
+        if tr_id in PROGRAMS:
+            return ""  # one layout in both exports
         fields: list[str] = []
         newer = self.config.realtime_layout == "2026-09"
         mid = _newer_book(price)[:3]

@@ -1,5 +1,6 @@
-"""``observer data ticks|books|bars|snapshots|gaps|coverage`` and ``observer export``.
+"""``observer data DATASET`` and ``observer export``.
 
+The datasets: ticks, books, bars, snapshots, gaps, coverage, market-status, program-trades.
 Each reads through `observer.data` (the database and the day archives as one). ``data``
 writes a table, CSV, JSON lines or Parquet, to the terminal or ``--out`` (times in KST);
 ``export`` writes a Parquet file per dataset, symbol and day (`observer.data.export`).
@@ -83,6 +84,17 @@ _BRIEF = {
     ),
     "snapshots": ("symbol", "venue", "observed_time", "price", "volume", "market_cap", "halted"),
     "gaps": ("symbol", "venue", "start_time", "end_time", "reason", "state", "bars"),
+    "market_status": (
+        "symbol",
+        "venue",
+        "received_time",
+        "halted",
+        "operation",
+        "expected_operation",
+        "status",
+        "vi",
+    ),
+    "program_trades": ("symbol", "venue", "exchange_time", "sell_qty", "buy_qty", "net_qty"),
     "coverage": ("symbol", "venue", "minute_time", "status", "verified", "ticks", "bar_volume"),
 }
 
@@ -111,8 +123,10 @@ for _name, _help in (
     ("books", "Track B's ten-level books (each side's levels as lists, best first)."),
     ("snapshots", "Track A's snapshots of the universe."),
     ("gaps", "The gaps overlapping the range, each in its current state."),
+    ("market-status", "Track B's market-operation records: halts, VIs, session events."),
+    ("program-trades", "Track B's program trading (each record the day's so far)."),
 ):
-    data_app.command(_name, help=_help)(_ranged(_name))
+    data_app.command(_name, help=_help)(_ranged(_name.replace("-", "_")))
 
 
 @data_app.command()

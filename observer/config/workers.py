@@ -179,6 +179,11 @@ class TrackBSettings(Strict, frozen=True):
         ("20:00", 0.5),
     )
     books: bool = False  # each trade feed's book beside it: twice the registrations
+    # ... its venue's market-operation records (halts, VIs, session events; a halt bars the
+    # symbol at once), and its venue's program trading: a registration each. Paper accounts
+    # are offered neither.
+    market_status: bool = False
+    program_trading: bool = False
     replacement_threshold: Annotated[float, Meta(ge=1.0, le=1e6)] = 1.2
     min_hold_s: SecondsOrZero = 60.0  # a new holding is not replaced sooner
     overflow_alert_pct: tuple[Percent, Percent, Percent] = (5.0, 10.0, 20.0)  # log, warn, critical

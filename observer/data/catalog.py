@@ -178,6 +178,18 @@ class Catalog:
         """The gaps overlapping the range, each in its current state."""
         return self.read("gaps", span_of(symbols, start, end, venue))
 
+    def market_status(
+        self, symbols: Symbols, start: When, end: When | None = None, venue: str | None = None
+    ) -> pa.Table:
+        """Track B's market-operation records: halts, VIs and session events, as received."""
+        return self.read("market_status", span_of(symbols, start, end, venue))
+
+    def program_trades(
+        self, symbols: Symbols, start: When, end: When | None = None, venue: str | None = None
+    ) -> pa.Table:
+        """Track B's program trading: each record the day's so far."""
+        return self.read("program_trades", span_of(symbols, start, end, venue))
+
     def instruments(self, symbols: Symbols = None) -> pa.Table:
         """The instruments the master files list (every market, the delisted too: ``active``)."""
         return self.read("instruments", _everything(symbols))

@@ -243,7 +243,34 @@ ETF_DAILY = _of_model(
     newest=("symbol", "trade_date"),
 )
 
+# Track B's market-operation records (halts, VIs, session events) and program trading: kept
+# in the database (never archived), dated by their receipt and by their exchange time.
+MARKET_STATUS = replace(
+    _of_model("market_status", "market_status", "instants"),
+    time_column="received_ns",
+    views=("received_ns",),
+    order=("symbol", "received_ns", "source", "seq"),
+)
+PROGRAM_TRADES = replace(
+    _of_model("program_trades", "program_trades", "instants"),
+    time_column="exchange_ns",
+    views=("exchange_ns",),
+    order=("symbol", "exchange_ns", "source", "seq"),
+)
+
 DATASETS: dict[str, Dataset] = {
     d.name: d
-    for d in (TICKS, BOOKS, BARS, SNAPSHOTS, GAPS, INSTRUMENTS, SECTORS, UNIVERSE, ETF_DAILY)
+    for d in (
+        TICKS,
+        BOOKS,
+        BARS,
+        SNAPSHOTS,
+        GAPS,
+        INSTRUMENTS,
+        SECTORS,
+        UNIVERSE,
+        ETF_DAILY,
+        MARKET_STATUS,
+        PROGRAM_TRADES,
+    )
 }

@@ -23,7 +23,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
-from bus.events import OrderBook, TradeTick, Venue
+from bus.events import MarketStatus, OrderBook, ProgramTrade, TradeTick, Venue
 from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisLayoutUnknown, KisProtocolError
 from observer.kis.parse import kst_to_utc_ns, read_decimal, read_int, read_text
@@ -37,6 +37,8 @@ __all__ = [
     "BOOK_TRS",
     "H0STASP0",
     "H0STCNT0",
+    "PROGRAM_TRS",
+    "STATUS_TRS",
     "TRADE_READERS",
     "TRADE_TRS",
     "VENUE_OF_TR",
@@ -47,7 +49,9 @@ __all__ = [
     "RealtimeFrame",
     "RefusedRecord",
     "TradeFields",
+    "decode_market_status",
     "decode_order_book",
+    "decode_program_trade",
     "decode_trade",
     "parse_frame",
 ]
@@ -114,8 +118,14 @@ _OPTIONAL = frozenset({"MARKET_CLS_CODE", "MID_PRC", "MIDP_TOTAL_RSQN", "MIDP_CL
 # Each venue's trade and book TR (a venue's records carry it; the combined feed's name none).
 TRADE_TRS: dict[Venue, str] = {"KRX": "H0STCNT0", "NXT": "H0NXCNT0", "combined": "H0UNCNT0"}
 BOOK_TRS: dict[Venue, str] = {"KRX": "H0STASP0", "NXT": "H0NXASP0", "combined": "H0UNASP0"}
+# A venue's market-operation records (the combined feed's name no symbol: never registered)
+# and its program trading.
+STATUS_TRS: dict[Venue, str] = {"KRX": "H0STMKO0", "NXT": "H0NXMKO0"}
+PROGRAM_TRS: dict[Venue, str] = {"KRX": "H0STPGM0", "NXT": "H0NXPGM0", "combined": "H0UNPGM0"}
 VENUE_OF_TR: dict[str, Venue] = {
-    tr_id: venue for trs in (TRADE_TRS, BOOK_TRS) for venue, tr_id in trs.items()
+    tr_id: venue
+    for trs in (TRADE_TRS, BOOK_TRS, STATUS_TRS, PROGRAM_TRS)
+    for venue, tr_id in trs.items()
 }
 # A field a TR names otherwise than H0STCNT0 / H0STASP0: Nextrade's and the combined trades
 # call 체결구분 CNTG_CLS_CODE; a Nextrade book's own mid-point is its NMID_* (the combined
@@ -364,6 +374,91 @@ def decode_order_book(
     )
 
 
+# A few records a symbol a minute: read by name, each layout's positions by width.
+_POSITIONS: dict[str, dict[int, dict[str, int]]] = {
+    tr_id: {
+        width: {name: i for i, name in enumerate(layout.fields)}
+        for width, layout in REALTIME_LAYOUTS[tr_id].items()
+    }
+    for tr_id in (*STATUS_TRS.values(), *PROGRAM_TRS.values())
+}
+_REASON_LENGTH = 200  # TR_SUSP_REAS_CNTT: VARCHAR(200)
+_STATUS_TR_IDS = frozenset(STATUS_TRS.values())
+
+
+def decode_market_status(
+    record: Sequence[str],
+    received_ns: int,
+    where: dict[str, int],
+    account: str = "",
+    session_of: SessionOf = no_session,
+    venue: Venue = "KRX",
+) -> MarketStatus:
+    """One market-operation record, its fields at ``where`` (the layout's positions).
+
+    KIS's ``(null)`` for an empty halt reason reads as "".
+    """
+
+    def code(name: str) -> str:
+        return read_text(record[where[name]], name, _CODE_LENGTH)
+
+    reason = record[where["TR_SUSP_REAS_CNTT"]]
+    exchange = where.get("EXCH_CLS_CODE", _ABSENT)
+    return MarketStatus(
+        symbol=read_text(record[where["MKSC_SHRN_ISCD"]], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
+        received_ns=received_ns,
+        halted=record[where["TRHT_YN"]] == "Y",
+        halt_reason=""
+        if reason == "(null)"
+        else read_text(reason, "TR_SUSP_REAS_CNTT", _REASON_LENGTH),
+        operation=code("MKOP_CLS_CODE"),
+        expected_operation=code("ANTC_MKOP_CLS_CODE"),
+        extension=code("MRKT_TRTM_CLS_CODE"),
+        allocation=code("DIVI_APP_CLS_CODE"),
+        status=code("ISCD_STAT_CLS_CODE"),
+        vi=code("VI_CLS_CODE"),
+        overtime_vi=code("OVTM_VI_CLS_CODE"),
+        exchange=_optional_code(record, exchange, "EXCH_CLS_CODE"),
+        account=account,
+        venue=venue,
+        trading_session=session_of(venue, received_ns),
+    )
+
+
+def decode_program_trade(
+    record: Sequence[str],
+    trade_date: str,
+    received_ns: int,
+    where: dict[str, int],
+    account: str = "",
+    session_of: SessionOf = no_session,
+    venue: Venue = "KRX",
+) -> ProgramTrade:
+    """One program-trading record; its time of day is dated ``trade_date`` (KST)."""
+
+    def number(name: str) -> int:
+        return read_int(record[where[name]], name)
+
+    exchange_ns = _exchange_ns(trade_date, record[where["STCK_CNTG_HOUR"]])
+    return ProgramTrade(
+        symbol=read_text(record[where["MKSC_SHRN_ISCD"]], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
+        exchange_ns=exchange_ns,
+        received_ns=received_ns,
+        sell_qty=number("SELN_CNQN"),
+        sell_value=number("SELN_TR_PBMN"),
+        buy_qty=number("SHNU_CNQN"),
+        buy_value=number("SHNU_TR_PBMN"),
+        net_qty=number("NTBY_CNQN"),
+        net_value=number("NTBY_TR_PBMN"),
+        ask_residual=number("SELN_RSQN"),
+        bid_residual=number("SHNU_RSQN"),
+        net_residual=number("WHOL_NTBY_QTY"),
+        account=account,
+        venue=venue,
+        trading_session=session_of(venue, exchange_ns),
+    )
+
+
 # --------------------------------------------------------------------------- the decoder
 
 
@@ -411,6 +506,8 @@ class RealtimeEvents(NamedTuple):
     ticks: Sequence[TradeTick] = ()
     books: Sequence[OrderBook] = ()
     errors: Sequence[RefusedRecord] = ()
+    statuses: Sequence[MarketStatus] = ()
+    programs: Sequence[ProgramTrade] = ()
     text: str = ""  # as received: what a consumer refusing a record keeps of it
 
 
@@ -466,7 +563,40 @@ class RealtimeDecoder:
                 except KisProtocolError as exc:
                     errors.append(RefusedRecord.of_book(exc, record, reader.at))
             return RealtimeEvents(tr_id, books=books, errors=errors, text=text)
+        if (positions := _POSITIONS.get(tr_id)) is not None:
+            return self._others(tr_id, positions[width], records, received_ns, text)
         raise KisProtocolError(f"{tr_id}: no decoder")  # a TR added to REALTIME_LAYOUTS only
+
+    def _others(
+        self,
+        tr_id: str,
+        where: dict[str, int],
+        records: list[list[str]],
+        received_ns: int,
+        text: str,
+    ) -> RealtimeEvents:
+        """A market-operation or program-trading frame's events."""
+        venue, errors = VENUE_OF_TR[tr_id], list[RefusedRecord]()
+        statuses: list[MarketStatus] = []
+        programs: list[ProgramTrade] = []
+        day = self.trade_date(received_ns)
+        for record in records:
+            try:
+                if tr_id in _STATUS_TR_IDS:
+                    statuses.append(
+                        decode_market_status(
+                            record, received_ns, where, self.account, self.session_of, venue
+                        )
+                    )
+                else:
+                    programs.append(
+                        decode_program_trade(
+                            record, day, received_ns, where, self.account, self.session_of, venue
+                        )
+                    )
+            except KisProtocolError as exc:
+                errors.append(RefusedRecord(exc, _symbol_of(record[where["MKSC_SHRN_ISCD"]])))
+        return RealtimeEvents(tr_id, errors=errors, text=text, statuses=statuses, programs=programs)
 
     def trade_date(self, received_ns: int) -> str:
         """The KST calendar day (``YYYYMMDD``) of ``received_ns``, which dates order books.

@@ -19,6 +19,8 @@ __all__ = [
     "H0STASP0_FIELDS_2026_09",
     "H0STCNT0_FIELDS",
     "H0STCNT0_FIELDS_2026_09",
+    "H0STMKO0_FIELDS",
+    "H0STPGM0_FIELDS",
     "H0UNASP0_FIELDS_2026_09",
     "REALTIME_LAYOUTS",
     "Answer",
@@ -86,6 +88,21 @@ H0NXASP0_FIELDS: tuple[str, ...] = (*H0STASP0_FIELDS, *_KRX_MID, *_NXT_MID)
 H0NXASP0_FIELDS_2026_09: tuple[str, ...] = (*H0STASP0_FIELDS, *_NXT_MID)
 H0UNASP0_FIELDS_2026_09: tuple[str, ...] = (*H0NXASP0_FIELDS, "ANTC_EXCH_CLS_CODE")
 
+# 국내주식 장운영정보 (KRX, NXT): 11 fields in both exports. KIS's own example of H0STMKO0
+# (``396300^N^(null)^^311^^^55^N^N``) has 10, without EXCH_CLS_CODE: read as a layout of its
+# own. The combined feed's (H0UNMKO0) is documented without the symbol: a record that cannot
+# say which registration it answers, never registered here.
+H0STMKO0_FIELDS: tuple[str, ...] = (
+    "MKSC_SHRN_ISCD", "TRHT_YN", "TR_SUSP_REAS_CNTT", "MKOP_CLS_CODE", "ANTC_MKOP_CLS_CODE",
+    "MRKT_TRTM_CLS_CODE", "DIVI_APP_CLS_CODE", "ISCD_STAT_CLS_CODE", "VI_CLS_CODE",
+    "OVTM_VI_CLS_CODE", "EXCH_CLS_CODE",
+)  # fmt: skip
+# 국내주식 실시간프로그램매매 (KRX, NXT, 통합): the same 11 fields in both exports.
+H0STPGM0_FIELDS: tuple[str, ...] = (
+    "MKSC_SHRN_ISCD", "STCK_CNTG_HOUR", "SELN_CNQN", "SELN_TR_PBMN", "SHNU_CNQN",
+    "SHNU_TR_PBMN", "NTBY_CNQN", "NTBY_TR_PBMN", "SELN_RSQN", "SHNU_RSQN", "WHOL_NTBY_QTY",
+)  # fmt: skip
+
 
 class Layout(NamedTuple):
     """One generation of a real-time TR's record: its workbook export and its field names."""
@@ -127,6 +144,16 @@ REALTIME_LAYOUTS: dict[str, dict[int, Layout]] = {
     "H0UNASP0": _by_width(
         Layout("2026-05", H0NXASP0_FIELDS), Layout("2026-09", H0UNASP0_FIELDS_2026_09)
     ),
+    **{
+        tr_id: _by_width(
+            Layout("2026-05", H0STMKO0_FIELDS), Layout("example", H0STMKO0_FIELDS[:-1])
+        )
+        for tr_id in ("H0STMKO0", "H0NXMKO0")
+    },
+    **{
+        tr_id: _by_width(Layout("2026-05", H0STPGM0_FIELDS))
+        for tr_id in ("H0STPGM0", "H0NXPGM0", "H0UNPGM0")
+    },
 }
 
 

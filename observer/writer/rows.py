@@ -32,12 +32,14 @@ from bus.events import (
     GapStateChanged,
     HostRoster,
     ListingChanged,
+    MarketStatus,
     MasterFileChecked,
     MasterFileReview,
     MinuteBars,
     OrderBook,
     PhaseChanged,
     PriceSnapshot,
+    ProgramTrade,
     PruneRequested,
     RealtimeRejected,
     Reconciliation,
@@ -409,6 +411,8 @@ HANDLERS: dict[type[Event], Handler] = {
     PruneRequested: _prune_requested,
     EtfHoldings: _etf_holdings,
     HostRoster: _host_roster,
+    MarketStatus: _Direct(m.MarketStatusRow, MarketStatus),
+    ProgramTrade: _Direct(m.ProgramTradeRow, ProgramTrade),
 }
 
 

@@ -123,7 +123,7 @@ def test_every_dataset_has_a_command() -> None:
     names = {c.name for c in cli.app.registered_groups if c.name == "data"}
     assert names == {"data"}
     commands = {c.name or c.callback.__name__ for c in cli.data_app.registered_commands}  # type: ignore[union-attr]
-    instants = {name for name, d in DATASETS.items() if d.kind == "instants"}
+    instants = {name.replace("_", "-") for name, d in DATASETS.items() if d.kind == "instants"}
     assert instants | {"coverage"} <= commands
 
 

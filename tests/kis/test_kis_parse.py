@@ -90,6 +90,12 @@ def test_field_orders_are_the_documented_ones() -> None:
         "H0UNCNT0": {46: "2026-05", 47: "2026-09"},
         "H0NXASP0": {65: "2026-05", 62: "2026-09"},
         "H0UNASP0": {65: "2026-05", 66: "2026-09"},
+        # One list in both exports; KIS's H0STMKO0 example lacks EXCH_CLS_CODE.
+        "H0STMKO0": {11: "2026-05", 10: "example"},
+        "H0NXMKO0": {11: "2026-05", 10: "example"},
+        "H0STPGM0": {11: "2026-05"},
+        "H0NXPGM0": {11: "2026-05"},
+        "H0UNPGM0": {11: "2026-05"},
     }
     krx, newer = TRADE_READERS["H0STCNT0"], BOOK_READERS["H0STASP0"][63].at
     assert (krx[46].MARKET_CLS_CODE, krx[47].MARKET_CLS_CODE) == (-1, 46)

@@ -71,7 +71,7 @@ def test_the_alias_passes_on_json_and_shows_the_help(tmp_path: Path) -> None:
     assert result.exit_code == 0 and json.loads(result.output) == shown
     assert ctl(tmp_path, "list")[1].split() == [
         *("acct1", "0", "005930", "manual", "1.00"),
-        *("H0STCNT0", "H0NXCNT0", "pinned"),
+        *("KRX", "trades,", "NXT", "trades", "pinned"),
     ]
     code, output = ctl(tmp_path, "--help")
     assert code == 0 and "observer ctl slots" in output and "unpin" in output

@@ -9,7 +9,15 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bus.events import Event, GapDetected, SlotDecision, SlotOverflow, TradeTick
+from bus.events import (
+    Event,
+    GapDetected,
+    MarketStatus,
+    ProgramTrade,
+    SlotDecision,
+    SlotOverflow,
+    TradeTick,
+)
 from harness.sim.config import SimConfig
 from observer.kis.realtime import TRADE_TRS
 from observer.kis.session import open_account, rate_limits
@@ -24,6 +32,7 @@ from workers.track_b.registrations import RegistrationPolicy, TradeFeeds, swaps
 from workers.track_b.slots import Room, SlotBook, SlotCandidate
 
 NXT_NAME, KRX_NAME = "005930", "900110"
+S = 1_000_000_000
 TRADES: tuple[TradeFeeds, ...] = ("krx", "venues", "combined")
 
 
@@ -44,11 +53,32 @@ def test_each_policy_gives_a_nextrade_name_its_feeds_and_the_others_krx_alone() 
     assert krx.feeds(NXT_NAME) == ("H0STCNT0",) and krx.widest == 1
 
 
+def test_market_status_and_program_trading_are_a_registration_each_per_venue() -> None:
+    nxt = frozenset({NXT_NAME})
+    both = {"statuses": True, "programs": True}
+    venues = RegistrationPolicy("venues", nxt=nxt, **both)
+    feeds = ("H0STCNT0", "H0NXCNT0", "H0STMKO0", "H0NXMKO0", "H0STPGM0", "H0NXPGM0")
+    assert venues.feeds(NXT_NAME) == feeds
+    assert venues.cost(NXT_NAME) == 6 == venues.widest
+    assert venues.feeds(KRX_NAME) == ("H0STCNT0", "H0STMKO0", "H0STPGM0")
+    # The combined feed's market status names no symbol: KRX's is registered in its place.
+    combined = RegistrationPolicy("combined", books=True, nxt=nxt, **both)
+    assert combined.feeds(NXT_NAME) == ("H0UNCNT0", "H0UNASP0", "H0STMKO0", "H0UNPGM0")
+    assert combined.cost(NXT_NAME) == 4 == len(combined.registrations([NXT_NAME]))
+    assert "market status, program trading" in combined.describe()
+    # Outside KRX's trading a Nextrade name holds Nextrade's alone.
+    after = venues.without_krx()
+    assert after.feeds(NXT_NAME) == ("H0NXCNT0", "H0NXMKO0", "H0NXPGM0")
+    assert after.feeds(KRX_NAME) == () and after.cost(KRX_NAME) == 0
+
+
 def test_a_paper_account_holds_the_feeds_paper_offers_whatever_the_policy() -> None:
     for trades in TRADES:
-        paper = RegistrationPolicy(trades, books=True, nxt=frozenset({NXT_NAME}), paper=True)
+        paper = RegistrationPolicy(
+            trades, books=True, nxt=frozenset({NXT_NAME}), paper=True, statuses=True, programs=True
+        )
         assert paper.feeds(NXT_NAME) == ("H0STCNT0", "H0STASP0")
-        assert paper.widest == 2
+        assert paper.widest == 2 == paper.cost(NXT_NAME)
         assert "paper accounts are offered KRX's feeds alone" in paper.describe()
 
 
@@ -282,3 +312,70 @@ def test_a_swap_never_exceeds_the_session_and_adds_before_it_drops_where_room_al
     if len(current | target) <= capacity:
         assert [step for step, _ in plan] == sorted((s for s, _ in plan), key="add drop".index)
         assert not dropped_before_added
+
+
+def test_market_status_and_program_trading_stream_beside_the_trades_and_a_halt_is_seen(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    """On the simulator at 10:00 (30x): each venue's program trading every minute, and KRX's
+    market status at a halt's start and end, which the collector keeps for the slot guard."""
+    settings = settings_for(tmp_path, sim.url, "acct1")
+    clock = sim.sim.clock
+    eligible = MARKET.nxt_eligible(TEN.date())
+    nxt_name = next(s for s in STOCKS if s in eligible)
+    krx_name = next(s for s in STOCKS if s not in eligible)
+    now = clock.now_ns()
+    sim.sim.faults.halts[krx_name] = (now + 20 * S, now + 80 * S)
+    events: list[Event] = []
+
+    def of(kind: type[Any]) -> list[Any]:
+        return [e for e in events if isinstance(e, kind)]
+
+    async def scenario() -> None:
+        account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
+        options = CollectorSettings(
+            trades="venues", statuses=True, programs=True, silence=SilenceRule(5.0, 900.0)
+        )
+        collector = Collector([account], clock, events.append, options, nxt=eligible)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        try:
+            book = SlotBook(["acct1"], 9, collector.policy.cost)
+            pool = [SlotCandidate(s, "volume_surge", 1.0) for s in (nxt_name, krx_name)]
+            decisions = book.evaluate(pool, clock.now_ns(), collector.healthy())
+            assert [d.action for d in decisions] == ["allocate", "allocate"]
+            await collector.apply(decisions, book.holdings())
+            assert len(collector.streams["acct1"].wanted) == 9  # 6 + 3
+            await until(
+                lambda: (
+                    {(p.symbol, p.venue) for p in of(ProgramTrade)}
+                    == {(nxt_name, "KRX"), (nxt_name, "NXT"), (krx_name, "KRX")}
+                ),
+                "each venue's program trading",
+                timeout=60,
+            )
+            await until(
+                lambda: (
+                    [s.halted for s in of(MarketStatus) if s.symbol == krx_name] == [True, False]
+                ),
+                "the halt's start and end",
+                timeout=60,
+            )
+            assert collector.statuses[krx_name].halted is False  # the latest, for the guard
+        finally:
+            stop.set()
+            await running
+            await account.aclose()
+            del sim.sim.faults.halts[krx_name]
+
+    asyncio.run(scenario())
+    halt = [s for s in of(MarketStatus) if s.symbol == krx_name]
+    assert [(s.status, s.venue, s.exchange) for s in halt] == [
+        ("58", "KRX", "1"),
+        ("55", "KRX", "1"),
+    ]
+    assert halt[0].halt_reason and halt[1].halt_reason == ""
+    programs = [p for p in of(ProgramTrade) if (p.symbol, p.venue) == (krx_name, "KRX")]
+    assert all(p.net_qty == p.buy_qty - p.sell_qty for p in programs)
+    assert [p.sell_qty for p in programs] == sorted(p.sell_qty for p in programs)  # the day's
+    assert all(p.account == "acct1" for p in programs)

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bus.events import PriceSnapshot, TradeTick
+from bus.events import MarketStatus, PriceSnapshot, TradeTick
 from observer.config.workers import TrackBSettings
 from workers.track_b.barred import PERMANENT_REFUSALS, Barred, refusal_kind
 from workers.track_b.collect import Refusal
@@ -209,6 +209,44 @@ def test_only_the_latest_observation_counts() -> None:
     assert trading.state("005930", 11 * S) is None and trading.flagged == set()
     trading.on_tick(tick("000660", 11 * S, 13_000))  # no snapshot yet: no limits known
     assert trading.state("000660", 99 * S) is None
+
+
+def status(symbol: str, at: int, halted: bool = False, code: str = "55") -> MarketStatus:
+    codes = dict.fromkeys(("operation", "expected_operation", "extension", "allocation"), "")
+    return MarketStatus(
+        symbol=symbol,
+        received_ns=at,
+        halted=halted,
+        halt_reason="",
+        status=code,
+        vi="N",
+        overtime_vi="N",
+        **codes,
+    )
+
+
+def test_a_market_status_halt_bars_at_once_and_its_end_lifts_keeping_the_limit() -> None:
+    """KIS's market status says a halt before Track A's next snapshot (a halted symbol
+    sends no trade), and its end; a status says nothing of the price: a lock stays."""
+    g, alerts = guard()
+    book = SlotBook(["acct1"], 4)
+    halted, by_code, locked = SYMBOLS[:3]
+    for symbol in SYMBOLS[:3]:
+        g.on_snapshot(snapshot(symbol, 0, 10_000))
+    g.on_status(status(halted, 5 * S, halted=True))
+    g.on_status(status(by_code, 5 * S, code="58"))  # ISCD_STAT_CLS_CODE 거래정지
+    g.on_snapshot(snapshot(locked, 5 * S, 13_000))
+    g.review(book, set(), 5 * S)
+    assert set(g.barred(5 * S)) == {halted, by_code, locked}
+    g.on_status(status(halted, 4 * S))  # older than the halt: nothing
+    g.on_status(status(by_code, 6 * S))
+    g.on_status(status(locked, 6 * S))  # the lock is the price's, not the status's
+    g.review(book, set(), 6 * S)
+    assert set(g.barred(6 * S)) == {halted, locked}
+    g.on_status(status(halted, 7 * S))
+    g.review(book, set(), 7 * S)
+    assert set(g.barred(7 * S)) == {locked}
+    assert [a[1] for a in alerts].count("track_b_halted") == 2
 
 
 def test_a_halt_seen_behind_a_refusals_bar_bars_the_symbol_when_that_bar_ends() -> None:

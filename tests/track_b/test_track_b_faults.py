@@ -468,3 +468,35 @@ def test_a_halted_or_limit_locked_symbol_leaves_its_slot_and_returns_when_it_tra
         if proc.poll() is None:
             proc.kill()
             proc.wait(30)
+
+
+def test_with_market_status_a_halt_releases_its_symbol_before_track_a_looks_again(
+    day: tuple[SimThread, WriterProcess], tmp_path: Path
+) -> None:
+    """KRX's market status says the halt at once: no Track A snapshot after it is needed."""
+    sim, writer = day
+    url = writer.url
+    proc = run_track_b(tmp_path, sim, writer, "market_status = true\n")
+    try:
+        placed = wait_until(
+            lambda: [e for e in slot_events(url) if e[2] == "allocate"], 60, "an allocation"
+        )
+        halted = placed[0][3]
+        publish_quotes(writer, tmp_path / "outbox", sim, halted)  # the day's limits, trading
+        start = sim.sim.clock.now_ns() + 10 * NS  # KIS says a halt as it starts
+        inject(sim, {"halt": {halted: [kst(start), kst(start + 600 * NS)]}})
+        gone = wait_until(
+            lambda: [e for e in slot_events(url, halted) if e[2] == "release"],
+            60,
+            "the halted symbol released",
+        )
+        assert gone[0][5] == "trading halted"
+        statuses = rows(
+            url, f"select halted, status, venue from market_status where symbol = '{halted}'"
+        )
+        assert (1, "58", "KRX") in [tuple(s) for s in statuses]
+        stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)

@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from bus.events import Event, OrderBook, TradeTick
+from bus.events import Event, MarketStatus, OrderBook, ProgramTrade, TradeTick
 from observer.kis.frames import UNKNOWN_LAYOUT, DroppedFrame
 from observer.kis.realtime import RealtimeEvents
 from observer.kis.stream import KisStream, Registration, StreamState
-from workers.track_b.checks import OUTSIDE_SESSION, Checks
+from workers.track_b.checks import OUTSIDE_SESSION, UNREGISTERED, Checks
 from workers.track_b.gaps import GapDetector, TickGap
 from workers.track_b.lag import FeedLag
 from workers.track_b.layouts import UnknownLayouts
@@ -55,6 +55,7 @@ class FeedOwner(Protocol):
     last_data_ns: dict[str, int]
     recent: dict[str, deque[int]]
     latest: dict[str, TradeTick]
+    statuses: dict[str, MarketStatus]
     window_ns: int
     ticks: int
     lag: FeedLag
@@ -121,13 +122,22 @@ class AccountFeed:
                 self._rejected(frame, book, fault)
             else:
                 c.publish(book)
+        others: list[MarketStatus | ProgramTrade] = [*frame.statuses, *frame.programs]
+        for record in others:
+            if not stream.holds(frame.tr_id, record.symbol):
+                unasked = f"{record.symbol} is not registered on the session"
+                self._rejected(frame, record, (UNREGISTERED, unasked))
+                continue
+            c.publish(record)
+            if isinstance(record, MarketStatus) and record.venue == "KRX":
+                c.statuses[record.symbol] = record
         if newest:
             c.lag.on_frame(alias, newest, received_ns)
 
     def _rejected(
         self,
         frame: RealtimeEvents,
-        record: TradeTick | OrderBook,
+        record: TradeTick | OrderBook | MarketStatus | ProgramTrade,
         fault: tuple[str, str],
     ) -> None:
         """A record a check refused: kept, counted, alerted; a streamed symbol's trade, a gap.
@@ -135,7 +145,8 @@ class AccountFeed:
         Its stamp bounds the gap unless the stamp is what was refused.
         """
         c, alias = self.collector, self.alias
-        symbol, received_ns, stamp = record.symbol, record.received_ns, record.exchange_ns
+        symbol, received_ns = record.symbol, record.received_ns
+        stamp = received_ns if isinstance(record, MarketStatus) else record.exchange_ns
         c.rejections.reject(alias, fault, frame, symbol, received_ns, stamp)
         if not isinstance(record, TradeTick) or symbol not in c.streamed(alias, frame.tr_id):
             return

@@ -161,7 +161,13 @@ def _say_beyond_slots(pinned: int) -> None:
 
     settings = _target.settings()
     config = settings.track_b
-    widest = RegistrationPolicy(config.trades, config.books, paper=settings.kis.paper).widest
+    widest = RegistrationPolicy(
+        config.trades,
+        config.books,
+        paper=settings.kis.paper,
+        statuses=config.market_status,
+        programs=config.program_trading,
+    ).widest
     accounts, per = len(settings.kis.accounts), config.registrations_per_account
     sure = accounts * per // widest
     if pinned > sure:
@@ -198,11 +204,13 @@ def list_slots(as_json: JsonOpt = False) -> None:
     if as_json or _target.as_json:
         typer.echo(json.dumps(shown))
         return
+    from workers.track_b.registrations import feed_label  # deferred: the KIS client's modules
+
     for row in shown["slots"]:
         typer.echo(
             f"{row['account']:<12} {row['slot']:>3}  {row['symbol']}  {row['trigger']:<16} "
             f"{row['score']:>7.2f}"
-            + (f"  {' '.join(row['feeds'])}" if row.get("feeds") else "")
+            + (f"  {', '.join(map(feed_label, row['feeds']))}" if row.get("feeds") else "")
             + ("  pinned" if row["pinned"] else "")
             + (f"  ({row['state']})" if row.get("state") else "")
         )

@@ -24,6 +24,7 @@ from bus.events import (
     Event,
     GapDetected,
     GapReason,
+    MarketStatus,
     SlotDecision,
     SlotOverflow,
     StreamStateChanged,
@@ -155,6 +156,8 @@ class CollectorSettings:
     trades: TradeFeeds = "krx"  # what a symbol's trades are registered as (its venues)
     capacity: int = 41  # registrations per account's session (a swap stays within them)
     books: bool = False  # each trade feed's order book beside it
+    statuses: bool = False  # ... its venue's market-operation records
+    programs: bool = False  # ... its venue's program trading
     silence: SilenceRule = _FIXED_SILENCE  # when a pause between a symbol's ticks is a gap
     # ... and in which of its venue's sessions (given the venues' hours: `session_of`)
     silence_sessions: frozenset[TradingSession] = frozenset({"regular"})
@@ -173,6 +176,8 @@ class CollectorSettings:
             trades=config.trades,
             capacity=config.registrations_per_account,
             books=config.books,
+            statuses=config.market_status,
+            programs=config.program_trading,
             silence=SilenceRule(
                 config.silence_expected_s,
                 config.silence_tolerance_s,
@@ -232,7 +237,14 @@ class Collector:
     ) -> None:
         self.clock = clock
         self.settings = settings
-        self.policy = RegistrationPolicy(settings.trades, settings.books, frozenset(nxt), paper)
+        self.policy = RegistrationPolicy(
+            settings.trades,
+            settings.books,
+            frozenset(nxt),
+            paper,
+            statuses=settings.statuses,
+            programs=settings.programs,
+        )
         self.capacity = settings.capacity
 
         def trading(venue: Venue) -> Callable[[int], bool]:
@@ -276,6 +288,8 @@ class Collector:
         self.last_data_ns: dict[str, int] = {}  # alias -> receive time of its last data frame
         self.recent: dict[str, deque[int]] = {}  # symbol -> receive times within the window
         self.latest: dict[str, TradeTick] = {}  # symbol -> its latest tick, while streamed
+        # symbol -> its latest market-operation record of KRX, while streamed
+        self.statuses: dict[str, MarketStatus] = {}
         self.on_refused = on_refused
         self.refusals = 0
         self.ticks = 0
@@ -539,6 +553,7 @@ class Collector:
             self._forget(alias, symbol, venue, now)
         self.recent.pop(symbol, None)
         self.latest.pop(symbol, None)
+        self.statuses.pop(symbol, None)
         self.scores.pop(symbol, None)
 
     def _forget(self, alias: str, symbol: str, venue: Venue, now: int) -> None:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bus.events import PriceSnapshot, Severity, TradeTick
+from bus.events import MarketStatus, PriceSnapshot, Severity, TradeTick
 from observer.config.workers import TrackBSettings
 from workers.track_b.barred import Barred, refusal_kind
 from workers.track_b.collect import Refusal
@@ -75,6 +75,10 @@ class SlotGuard:
     def on_tick(self, tick: TradeTick) -> None:
         """The latest trade of a streamed symbol."""
         self.trading.on_tick(tick)
+
+    def on_status(self, status: MarketStatus) -> None:
+        """The latest market-operation record of a streamed symbol (KRX's)."""
+        self.trading.on_status(status)
 
     # ------------------------------------------------------------------ each evaluation
 

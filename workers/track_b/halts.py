@@ -1,9 +1,10 @@
 """Whether each symbol trades freely: trading halts and limit locks, from snapshots and ticks.
 
 Track A's snapshots (FHKST01010100: ``temp_stop_yn`` or status 58 as ``[kis] halt_from`` says,
-limits ``stck_mxpr`` / ``stck_llam``)
-and the trade stream (H0STCNT0: ``TRHT_YN``, the price) say so; the latest observation of a
-symbol, by its clock time, counts (`Tradability`). **Halted**: the observation says so.
+limits ``stck_mxpr`` / ``stck_llam``), the trade stream (H0STCNT0: ``TRHT_YN``, the price) and
+the market-operation stream (H0STMKO0: ``TRHT_YN`` or status 58, sent when a halt starts and
+ends, where a halted symbol sends no trade) say so; the latest observation of a symbol, by its
+clock time, counts (`Tradability`). **Halted**: the observation says so.
 **Limit-locked**: the price sits at the day's upper or lower limit (from the snapshots: the
 trade frame carries none): at once for a snapshot (sampled every ten minutes, rarely on the
 limit by chance), once trades have stayed there ``lock_s`` (a touch keeps the slot). Either
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from bus.events import PriceSnapshot, TradeTick
+from bus.events import MarketStatus, PriceSnapshot, TradeTick
 from workers.track_b.barred import BarKind
 
-__all__ = ["Observation", "Tradability"]
+__all__ = ["HALTED_STATUS", "Observation", "Tradability"]
 
 _NS = 1_000_000_000
+HALTED_STATUS = "58"  # ISCD_STAT_CLS_CODE 거래정지
 
 
 class Observation(NamedTuple):
@@ -53,6 +55,19 @@ class Tradability:
     def on_tick(self, tick: TradeTick) -> None:
         """A trade of a streamed symbol."""
         self._observe(tick.symbol, tick.received_ns, tick.halted, tick.price, self.lock_ns)
+
+    def on_status(self, status: MarketStatus) -> None:
+        """A market-operation record of KRX: halted or not, the price as last observed."""
+        latest = self.latest.get(status.symbol)
+        if latest is not None and status.received_ns < latest.at_ns:
+            return  # older than what is known
+        halted = status.halted or status.status == HALTED_STATUS
+        price, limit = (latest.price, latest.limit) if latest is not None else (0, "")
+        self.latest[status.symbol] = Observation(status.received_ns, halted, price, limit)
+        if halted or limit:
+            self.flagged.add(status.symbol)
+        else:
+            self.flagged.discard(status.symbol)
 
     def _observe(self, symbol: str, at_ns: int, halted: bool, price: int, lock_ns: int) -> None:
         latest = self.latest.get(symbol)

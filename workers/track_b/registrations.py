@@ -10,10 +10,14 @@ watched symbol holds follows ``[track_b] trades`` and ``books``:
 * ``combined``: the combined feed (H0UNCNT0) for a name Nextrade trades: one registration
   whose trades carry no venue ("combined"); KRX's feed for the others.
 
-With ``books`` each trade feed has its venue's book beside it. A paper account is offered
-KRX's feeds alone (KIS refuses the others, OPSP8991): there every symbol holds those. Outside
-KRX's trading (``krx_trading`` false: Nextrade's pre- and after-market) a Nextrade name holds
-Nextrade's feed (or the combined one) alone, and any other symbol holds nothing.
+With ``books`` each trade feed has its venue's book beside it; with ``statuses`` its venue's
+market-operation records (halts, VIs, session events: H0STMKO0, H0NXMKO0; KRX's for the
+combined feed, whose own names no symbol); with ``programs`` its venue's program trading
+(H0STPGM0, H0NXPGM0, H0UNPGM0). Each is a registration of its own. A paper account is
+offered KRX's trades and books alone (KIS refuses the others, OPSP8991): there every symbol
+holds those. Outside KRX's trading (``krx_trading`` false: Nextrade's pre- and after-market)
+a Nextrade name holds Nextrade's feed (or the combined one) alone, and any other symbol holds
+nothing.
 
 `swaps` orders a change of registrations (a session boundary): each new one before the old
 ones are released, as far as the session's limit allows, so no trade falls between them.
@@ -27,10 +31,18 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bus.events import Venue
-from observer.kis.realtime import BOOK_TRS, TRADE_TRS, VENUE_OF_TR
+from observer.kis.realtime import BOOK_TRS, PROGRAM_TRS, STATUS_TRS, TRADE_TRS, VENUE_OF_TR
 from observer.kis.stream import Registration
 
-__all__ = ["RegistrationPolicy", "Swap", "TradeFeeds", "is_trade", "swaps", "venue_of"]
+__all__ = [
+    "RegistrationPolicy",
+    "Swap",
+    "TradeFeeds",
+    "feed_label",
+    "is_trade",
+    "swaps",
+    "venue_of",
+]
 
 TradeFeeds = Literal["krx", "venues", "combined"]
 
@@ -62,6 +74,8 @@ class RegistrationPolicy:
     nxt: frozenset[str] = frozenset()
     paper: bool = False
     krx_trading: bool = True
+    statuses: bool = False
+    programs: bool = False
 
     def venues(self, symbol: str) -> tuple[Venue, ...]:
         """The venues whose trades of ``symbol`` are registered, KRX's (or combined) first."""
@@ -81,20 +95,32 @@ class RegistrationPolicy:
         return bool(self.nxt) and not self.paper and bool(_NXT_ALONE[self.trades])
 
     def feeds(self, symbol: str) -> tuple[str, ...]:
-        """The TRs ``symbol`` is registered on, trades before books (its registrations)."""
+        """The TRs ``symbol`` is registered on: trades, books, statuses, program trading."""
         venues = self.venues(symbol)
-        trades = tuple(TRADE_TRS[v] for v in venues)
-        return trades + tuple(BOOK_TRS[v] for v in venues) if self.books else trades
+        feeds = [TRADE_TRS[v] for v in venues]
+        if self.books:
+            feeds += [BOOK_TRS[v] for v in venues]
+        if self.statuses and not self.paper:
+            feeds += [STATUS_TRS["NXT" if v == "NXT" else "KRX"] for v in venues]
+        if self.programs and not self.paper:
+            feeds += [PROGRAM_TRS[v] for v in venues]
+        return tuple(feeds)
 
     def cost(self, symbol: str) -> int:
         """The registrations ``symbol`` takes."""
-        return len(self.venues(symbol)) * (2 if self.books else 1)
+        return len(self.venues(symbol)) * self._kinds
+
+    @property
+    def _kinds(self) -> int:
+        """The registrations each of a symbol's venues takes."""
+        extra = 0 if self.paper else int(self.statuses) + int(self.programs)
+        return 1 + int(self.books) + extra
 
     @property
     def widest(self) -> int:
         """The most registrations one symbol can take (while KRX trades)."""
         width = 1 if self.paper else len(_VENUES[self.trades])
-        return width * (2 if self.books else 1)
+        return width * self._kinds
 
     def registrations(self, symbols: Collection[str]) -> set[Registration]:
         """The registrations of ``symbols``, each its feeds."""
@@ -103,6 +129,9 @@ class RegistrationPolicy:
     def describe(self) -> str:
         """What a watched symbol holds, in words (the start-of-day log line)."""
         books = " and its book" if self.books else ""
+        if not self.paper:
+            books += ", market status" if self.statuses else ""
+            books += ", program trading" if self.programs else ""
         if self.paper:
             return f"KRX's trades{books} (paper accounts are offered KRX's feeds alone)"
         if self.trades == "krx":
@@ -143,8 +172,22 @@ def _order(registration: Registration) -> tuple[str, str]:
 
 
 def venue_of(tr_id: str) -> Venue:
-    """The venue of a trade or book TR's records."""
+    """The venue of a real-time TR's records."""
     return VENUE_OF_TR[tr_id]
+
+
+_KINDS = (
+    (TRADE_TRS, "trades"),
+    (BOOK_TRS, "book"),
+    (STATUS_TRS, "status"),
+    (PROGRAM_TRS, "program"),
+)
+_LABELS = {tr_id: f"{venue} {kind}" for trs, kind in _KINDS for venue, tr_id in trs.items()}
+
+
+def feed_label(tr_id: str) -> str:
+    """What a registration of ``tr_id`` is for, in words ("NXT trades", "KRX status")."""
+    return _LABELS.get(tr_id, tr_id)
 
 
 def is_trade(tr_id: str) -> bool:

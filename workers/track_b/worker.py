@@ -402,6 +402,8 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                 engine.on_velocity(symbol, collector.velocity(symbol), now)
                 if (tick := collector.latest.get(symbol)) is not None:
                     self.guard.on_tick(tick)
+                if (status := collector.statuses.get(symbol)) is not None:
+                    self.guard.on_status(status)  # a halt before Track A's next snapshot
             # A pin lifted is released by the evaluation, and only if nothing else claims it.
             engine.pins = {
                 p

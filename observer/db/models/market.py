@@ -199,6 +199,52 @@ class OrderBookRow(Audited, Base):
     )
 
 
+class MarketStatusRow(Audited, Base):
+    """Track B's market-operation records (H0STMKO0, H0NXMKO0): halts, VIs, session events."""
+
+    __tablename__ = "market_status"
+    symbol: Mapped[str] = mapped_column(String(16))
+    received_ns: Mapped[int]
+    halted: Mapped[bool]
+    halt_reason: Mapped[str] = mapped_column(String(200))
+    operation: Mapped[str] = mapped_column(String(8))
+    expected_operation: Mapped[str] = mapped_column(String(8))
+    extension: Mapped[str] = mapped_column(String(8))
+    allocation: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(8))
+    vi: Mapped[str] = mapped_column(String(8))
+    overtime_vi: Mapped[str] = mapped_column(String(8))
+    exchange: Mapped[str | None] = mapped_column(String(8))
+    account: Mapped[str] = mapped_column(String(64))
+    venue: Mapped[str] = mapped_column(String(8))
+    trading_session: Mapped[str | None] = mapped_column(String(24))
+
+    __table_args__ = (Index(None, "symbol", "received_ns"),)
+
+
+class ProgramTradeRow(Audited, Base):
+    """Track B's program-trading records (H0STPGM0, H0NXPGM0, H0UNPGM0): the day's so far."""
+
+    __tablename__ = "program_trades"
+    symbol: Mapped[str] = mapped_column(String(16))
+    exchange_ns: Mapped[int]
+    received_ns: Mapped[int]
+    sell_qty: Mapped[int]
+    sell_value: Mapped[int]
+    buy_qty: Mapped[int]
+    buy_value: Mapped[int]
+    net_qty: Mapped[int]
+    net_value: Mapped[int]
+    ask_residual: Mapped[int]
+    bid_residual: Mapped[int]
+    net_residual: Mapped[int]
+    account: Mapped[str] = mapped_column(String(64))
+    venue: Mapped[str] = mapped_column(String(8))
+    trading_session: Mapped[str | None] = mapped_column(String(24))
+
+    __table_args__ = (Index(None, "symbol", "exchange_ns"),)
+
+
 class RealtimeRejectedRow(Audited, Base):
     """Track B's refused real-time records and frames: why, and the frame's text (4 KB at most).
 

@@ -1,0 +1,116 @@
+"""The simulator's market-operation and program-trading records (H0STMKO0, H0NXMKO0, *PGM0).
+
+Market operation (11 fields, KIS's order): a record at each of the venue's session events, at
+a halt's start and end (`Faults.halts`), and at a VI's start and end: one symbol in ten has a
+two-minute VI a day, at a minute its code and the day pick. KRX's session codes are KIS's
+(the H0STMKO0 code table); Nextrade's are the simulator's, KIS documents none for H0NXMKO0.
+Program trading (11 fields): one record at each minute's last trade of the venue's feed, the
+day's program buying and selling so far a fixed share of the volume.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import date, datetime, time, timedelta
+
+from harness.sim.config import Faults
+from harness.sim.market import KST
+from harness.sim.protocol import NS
+
+__all__ = ["PROGRAMS", "STATUSES", "program_record", "status_records", "vi_window"]
+
+STATUSES = frozenset({"H0STMKO0", "H0NXMKO0"})
+PROGRAMS = frozenset({"H0STPGM0", "H0NXPGM0", "H0UNPGM0"})
+
+# (time, MKOP_CLS_CODE, ANTC_MKOP_CLS_CODE): 311 the opening auction's expected prices start,
+# 112 the open, 121 the closing auction, 129 the close.
+_KRX_EVENTS = (
+    (time(8, 30), "", "311"),
+    (time(9, 0), "112", "112"),
+    (time(15, 20), "121", "121"),
+    (time(15, 30), "129", "129"),
+)
+_NXT_EVENTS = (
+    (time(8, 0), "130", ""),
+    (time(8, 50), "139", ""),
+    (time(9, 0, 30), "112", ""),
+    (time(15, 20), "129", ""),
+    (time(15, 40), "150", ""),
+    (time(20, 0), "159", ""),
+)
+_VI_ONE_IN = 10  # symbols with a VI a day
+_VI_MINUTES = 2
+_PROGRAM_SELL_PCT, _PROGRAM_BUY_PCT = 7, 6  # of the day's volume so far
+
+
+def vi_window(symbol: str, day: date) -> tuple[datetime, datetime] | None:
+    """The symbol's VI of the day (start, end), if it has one (10:00 to 14:59 KST)."""
+    mark = zlib.crc32(f"{symbol}{day.isoformat()}".encode())
+    if mark % _VI_ONE_IN:
+        return None
+    start = datetime.combine(day, time(10, 0), KST) + timedelta(minutes=mark // _VI_ONE_IN % 300)
+    return start, start + timedelta(minutes=_VI_MINUTES)
+
+
+def status_records(
+    tr_id: str, symbol: str, start: datetime, end: datetime, faults: Faults
+) -> list[str]:
+    """The symbol's market-operation records in (start, end], in time order."""
+    day = end.date()
+    krx = tr_id == "H0STMKO0"
+    exchange = "1" if krx else "2"
+    events: list[tuple[datetime, str]] = []
+    halted = faults.halts.get(symbol)
+    for at, operation, expected in _KRX_EVENTS if krx else _NXT_EVENTS:
+        when = datetime.combine(day, at, KST)
+        record = _status(symbol, _halted(halted, when), operation, expected, exchange=exchange)
+        events.append((when, record))
+    if halted is not None:
+        for ns, flag in ((halted[0], True), (halted[1], False)):
+            when = datetime.fromtimestamp(ns / NS, KST)
+            events.append((when, _status(symbol, flag, exchange=exchange)))
+    if krx and (vi := vi_window(symbol, day)) is not None:
+        for when, applies in ((vi[0], "Y"), (vi[1], "N")):
+            record = _status(symbol, _halted(halted, when), vi=applies, exchange=exchange)
+            events.append((when, record))
+    return [record for when, record in sorted(events) if start < when <= end]
+
+
+def _halted(window: tuple[int, int] | None, when: datetime) -> bool:
+    return window is not None and window[0] <= int(when.timestamp()) * NS < window[1]
+
+
+def _status(
+    symbol: str,
+    halted: bool,
+    operation: str = "",
+    expected: str = "",
+    vi: str = "N",
+    exchange: str = "1",
+) -> str:
+    """One record: TRHT_YN and status 58 while halted, KIS's ``(null)`` for no reason."""
+    reason = "simulated halt" if halted else "(null)"
+    status = "58" if halted else "55"
+    fields = [symbol, "Y" if halted else "N", reason, operation, expected, "", "", status, vi]
+    return "^".join([*fields, "N", exchange])
+
+
+def program_record(symbol: str, hhmmss: str, price: int, volume: int) -> str:
+    """One program-trading record: the day's program selling and buying so far."""
+    sold = volume * _PROGRAM_SELL_PCT // 100
+    bought = volume * _PROGRAM_BUY_PCT // 100
+    asks, bids = 1_000 + volume % 700, 1_000 + volume % 500
+    fields = [
+        symbol,
+        hhmmss,
+        sold,
+        sold * price,
+        bought,
+        bought * price,
+        bought - sold,
+        (bought - sold) * price,
+        asks,
+        bids,
+        bids - asks,
+    ]
+    return "^".join(str(f) for f in fields)
