@@ -99,7 +99,6 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     records = b.get("records", {})
     expect(records.get("market_status", 0) > 0, f"no market status stored: {records}")
     expect(records.get("program_trades", 0) > 0, f"no program trading stored: {records}")
-    expect(b.get("vis_seen", 0) > 0, f"no VI seen on the watched symbols: {b.get('vis_seen')}")
     expect(b.get("ticks", 0) > 0, "track_b stored no ticks")
     expect(b.get("ticks", 0) <= b.get("ticks_sent", 0), "more ticks stored than sent")
     venues = b.get("ticks_by_venue", {})
@@ -153,12 +152,17 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     expect(known == ("삼성전자",), f"005930 in the instruments: {known}")
     # One alert per program replaced, however often (a crash loop is one alert).
     expect(alerted == sorted(n for n, k in kills.items() if k), f"replaced alerts: {alerted}")
+    # Each of the day's five investor postings, for most of the universe (KIS keeps today's
+    # alone: the job asks after each).
+    held = summary.get("investor", {}).get("stocks_by_posting", {})
+    expect(len(held) == 5, f"investor postings stored: {held}")
+    expect(all(n >= members * 9 // 10 for n in held.values()), f"investor postings: {held}")
     # The raw journal: the market-data processes kept what they received, read whole;
     # a file is left unsealed only by a process killed (a fault plan's SIGKILL).
     journal = summary.get("journal", {})
     by_process = journal.get("by_process", {})
     expect(not journal.get("problems"), f"journal damaged: {journal.get('problems')}")
-    for name in ("track_a", "track_b", "gap_recovery"):
+    for name in ("track_a", "track_b", "gap_recovery", "investor"):
         expect(by_process.get(name, {}).get("records", 0) > 0, f"journal of {name}: {journal}")
     for name, each in by_process.items():
         expect(each["unsealed"] <= kills.get(name, 0), f"journal of {name} unsealed: {each}")

@@ -38,6 +38,7 @@ __all__ = [
     "GapStateChanged",
     "HoldingKind",
     "HostRoster",
+    "InvestorEstimate",
     "ListingChanged",
     "MarketStatus",
     "MasterFileChecked",
@@ -243,6 +244,23 @@ class ProgramTrade(_Event, tag="program_trade", frozen=True, kw_only=True):
     account: str = ""
     venue: Venue = "KRX"  # its TR's
     trading_session: TradingSession = ""
+
+
+class InvestorEstimate(_Event, tag="investor_estimate", frozen=True, kw_only=True):
+    """The investor job: one stock's estimated net buying at one of the day's postings.
+
+    KIS's staff post foreigners' and institutions' net buying so far in the day (shares,
+    HHPTJ04160200) at 09:30 (foreigners), 10:00 (institutions), 11:20, 13:20 and 14:30
+    (both); KIS answers today's alone.
+    """
+
+    symbol: str
+    trade_date: date
+    posting: int  # bsop_hour_gb: 1 09:30, 2 10:00, 3 11:20, 4 13:20, 5 14:30
+    foreign_qty: int
+    institution_qty: int
+    total_qty: int
+    fetched_ns: int
 
 
 class RealtimeRejected(_Event, tag="realtime_rejected", frozen=True, kw_only=True):
@@ -977,6 +995,7 @@ Event = (
     | SeqsLost
     | MarketStatus
     | ProgramTrade
+    | InvestorEstimate
 )
 
 # The union's members in its order, for registries and tests: one list, not two.

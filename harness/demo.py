@@ -45,6 +45,7 @@ from observer.errors import ObserverError
 from observer.kis.journal import journal_days, verify_journal
 from observer.kis.pacing import RECOVER_S
 from observer.kis.realtime import TRADE_TRS
+from observer.kis.schemas import INVESTOR_POSTINGS
 from observer.kis.settings import REST_PER_SECOND
 from observer.process.logs import register_secret
 from observer.process.private_files import write_private
@@ -601,6 +602,7 @@ def _summary(
             reconciliation = _reconciliation(conn, day) | {"settled": state.reconciled}
             notifications = _notifications(conn)
             etf = _etf(conn, day)
+            investor = _investor(conn, day)
             enrichment = _enrichment(conn, day)
             universe = conn.execute(
                 text(
@@ -660,6 +662,7 @@ def _summary(
         "reconciliation": reconciliation,
         "notifications": notifications,
         "etf": etf,
+        "investor": investor,
         "enrichment": enrichment,
         "rest": {
             "calls": sum(gateway["calls"].values()),
@@ -686,6 +689,21 @@ def _journal(root: Path, day: date) -> dict[str, Any]:
 
 
 _JOURNALED = ("files", "records", "bytes", "raw_bytes", "unsealed")
+
+
+def _investor(conn: Connection, day: date) -> dict[str, Any]:
+    """The day's intraday investor estimates: stocks holding each posting (its time, KST)."""
+    by_posting = {
+        f"{INVESTOR_POSTINGS[posting]:%H:%M}": n
+        for posting, n in conn.execute(
+            text(
+                "select posting, count(distinct symbol) from investor_estimates "
+                "where trade_date = :day group by posting"
+            ),
+            {"day": day},
+        )
+    }
+    return {"estimates": sum(by_posting.values()), "stocks_by_posting": by_posting}
 
 
 def _notifications(conn: Connection) -> dict[str, int]:

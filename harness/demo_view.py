@@ -284,6 +284,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"~{listings['changed']} changed, -{listings['removed']} removed; "
         f"{listings['reviews_held']} held for review"
     )
+    if investor := summary.get("investor"):
+        postings = ", ".join(f"{at} {n}" for at, n in investor["stocks_by_posting"].items())
+        lines.append(
+            f"investor estimates: {investor['estimates']:,} stored (stocks per posting: "
+            f"{postings or 'none'})"
+        )
     etf = summary.get("etf")
     if etf:
         lines.append(

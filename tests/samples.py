@@ -23,6 +23,7 @@ from bus.events import (
     GapDetected,
     GapStateChanged,
     HostRoster,
+    InvestorEstimate,
     ListingChanged,
     MarketStatus,
     MasterFileChecked,
@@ -209,6 +210,10 @@ SAMPLES: list[Event] = [
         net_qty=-224_036, net_value=-17_227_936_700, ask_residual=65_033, bid_residual=15_475,
         net_residual=-49_558, account="acct1", venue="KRX", trading_session="regular",
     ),
+    InvestorEstimate(
+        symbol="005930", trade_date=date(2026, 11, 20), posting=3, foreign_qty=-1_250_000,
+        institution_qty=830_000, total_qty=-420_000, fetched_ns=T0,
+    ),
 ]  # fmt: skip
 
 # Rows per table that SAMPLES leave in a fresh database.
@@ -218,6 +223,7 @@ EXPECTED_ROWS = {
     "trade_ticks": 1,
     "order_books": 1,
     "market_status": 1,
+    "investor_estimates": 1,
     "program_trades": 1,
     "realtime_rejections": 1,
     "minute_bar_batches": 2,

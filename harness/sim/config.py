@@ -194,6 +194,8 @@ class Faults:
     nxt: NxtChanges = field(default_factory=lambda: NxtChanges())
     # symbol -> [start_ns, end_ns) of simulated time: no trades, temp_stop_yn "Y", no bars
     halts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Investor-estimate postings (HHPTJ04160200's bsop_hour_gb) KIS's staff do not make today
+    missed_postings: set[int] = field(default_factory=set)
     # symbol -> [start_ns, end_ns): every trade at the upper price limit (sign "1")
     limit_locks: dict[str, tuple[int, int]] = field(default_factory=dict)
 

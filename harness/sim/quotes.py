@@ -57,9 +57,13 @@ PAPER_LACKS = frozenset(
         "HHDFS76370100",
         "HHDFS76200200",
         "HHDFS76370000",
+        "HHPTJ04160200",
     }
 )
 _PAPER_REFUSAL_TEXT = "모의투자 미지원 서비스입니다."
+# HHPTJ04160200's postings (bsop_hour_gb) as KIS documents them: foreigners' at 09:30,
+# institutions' at 10:00, both at 11:20, 13:20 and 14:30.
+_POSTINGS = {1: dtime(9, 30), 2: dtime(10, 0), 3: dtime(11, 20), 4: dtime(13, 20), 5: dtime(14, 30)}
 
 
 class Quotes:
@@ -101,6 +105,37 @@ class Quotes:
 
     def _now(self) -> datetime:
         return now_kst(self.clock)
+
+    def investor_estimate(self, query: Any) -> web.Response:
+        """HHPTJ04160200: today's postings made so far, one row each (none on other days).
+
+        Foreigners' figure from 09:30, institutions' from 10:00 (0 before), in shares, a
+        share of the day's volume so far that the symbol, day and posting pick; a posting in
+        `Faults.missed_postings` is not made.
+        """
+        symbol = query.get("MKSC_SHRN_ISCD", "")
+        if symbol not in self.market.listings:
+            raise KeyError(symbol)  # "no data", as for an unknown code
+        now = self._now()
+        missed = self.gateway.faults.missed_postings
+        rows = []
+        if self.market.calendar.is_session(now.date()):
+            volume = quote_at(self.market, symbol, now).volume
+            for posting, at in _POSTINGS.items():
+                if now.time() < at or posting in missed:
+                    continue
+                mark = zlib.crc32(f"{symbol}{now.date()}{posting}".encode())
+                foreign = volume * (mark % 21 - 10) // 100
+                institution = 0 if posting == 1 else volume * (mark // 21 % 21 - 10) // 100
+                rows.append(
+                    {
+                        "bsop_hour_gb": str(posting),
+                        "frgn_fake_ntby_qty": str(foreign),
+                        "orgn_fake_ntby_qty": str(institution),
+                        "sum_fake_ntby_qty": str(foreign + institution),
+                    }
+                )
+        return web.json_response(envelope(*OK, output2=rows))
 
     def inquire_price(self, query: Any) -> web.Response:
         """FHKST01010100 (§4.1): KRX's price (FID J), or Nextrade's (NX).
@@ -631,6 +666,8 @@ _ROUTES: dict[tuple[str, str], _Handler] = {
     ("etfetn/v1/quotations/inquire-component-stock-price", "FHKST121600C0"):
         Quotes.etf_components,
     ("domestic-stock/v1/quotations/search-stock-info", "CTPF1002R"): Quotes.stock_info,
+    ("domestic-stock/v1/quotations/investor-trend-estimate", "HHPTJ04160200"):
+        Quotes.investor_estimate,
     ("overseas-price/v1/quotations/price", "HHDFS00000300"): Quotes.overseas_price,
     ("overseas-price/v1/quotations/search-info", "CTPF1702R"): Quotes.overseas_info,
     ("overseas-price/v1/quotations/industry-price", "HHDFS76370100"): Quotes.industry_codes,

@@ -19,6 +19,7 @@ from observer.config.workers import (
     EnrichSettings,
     EtfSettings,
     GapRecoverySettings,
+    InvestorSettings,
     MasterFileSettings,
     ReadinessSettings,
     RetentionSettings,
@@ -59,6 +60,7 @@ class Settings(Strict, frozen=True):
     gap_recovery: GapRecoverySettings = GapRecoverySettings()
     backup: BackupSettings = BackupSettings()
     etf: EtfSettings = EtfSettings()
+    investor: InvestorSettings = InvestorSettings()
     retention: RetentionSettings = RetentionSettings()
     token: TokenSettings = TokenSettings()
     readiness: ReadinessSettings = ReadinessSettings()

@@ -29,6 +29,7 @@ __all__ = [
     "EnrichSettings",
     "EtfSettings",
     "GapRecoverySettings",
+    "InvestorSettings",
     "MasterFileSettings",
     "ReadinessSettings",
     "RetentionSettings",
@@ -436,6 +437,16 @@ class EnrichSettings(Strict, frozen=True):
     # The supervisor's alerts: no run of any region for this long, a region's coverage below.
     stale_after_h: PositiveFloat = 48.0
     min_coverage_pct: Percent = 80.0
+
+
+class InvestorSettings(Strict, frozen=True):
+    """The ``investor`` job: the universe's intraday investor estimates after each posting."""
+
+    share_of: str = "jobs"  # whose REST share it asks at
+    requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
+    # A posting that no member's answer holds this long after its time is missed: a warning
+    # (KIS: "사정에 따라 변동될 수 있음", its staff may post late).
+    grace_min: Annotated[float, Meta(ge=0, le=300)] = 30.0
 
 
 class EtfSettings(Strict, frozen=True):

@@ -213,6 +213,12 @@ class Catalog:
         """
         return self.read("etf_daily", span_of(symbols, start, end))
 
+    def investor_estimates(
+        self, symbols: Symbols, start: When, end: When | None = None
+    ) -> pa.Table:
+        """Each stock's intraday investor estimates of each day: a row per posting (1-5)."""
+        return self.read("investor_estimates", span_of(symbols, start, end))
+
     def read(self, name: str | Dataset, span: Span) -> pa.Table:
         """A dataset's rows in ``span``, from the database and the archive, once each."""
         dataset = DATASETS[name] if isinstance(name, str) else name

@@ -243,6 +243,14 @@ ETF_DAILY = _of_model(
     newest=("symbol", "trade_date"),
 )
 
+# The investor job's intraday estimates: each stock's newest row of each posting of a day.
+INVESTOR_ESTIMATES = _of_model(
+    "investor_estimates",
+    "investor_estimates",
+    "daily",
+    order=("trade_date", "symbol", "posting"),
+    newest=("symbol", "trade_date", "posting"),
+)
 # Track B's market-operation records (halts, VIs, session events) and program trading: kept
 # in the database (never archived), dated by their receipt and by their exchange time.
 MARKET_STATUS = replace(
@@ -272,5 +280,6 @@ DATASETS: dict[str, Dataset] = {
         ETF_DAILY,
         MARKET_STATUS,
         PROGRAM_TRADES,
+        INVESTOR_ESTIMATES,
     )
 }

@@ -27,6 +27,7 @@ from observer.db.models import (
     Gap,
     GapEvent,
     Instrument,
+    InvestorEstimateRow,
     MasterFileCheckedRow,
     MasterFileState,
     PriceSnapshotRow,
@@ -43,6 +44,7 @@ __all__ = [
     "cycle_summarised",
     "cycle_symbols",
     "cycles_of",
+    "investor_postings_stored",
     "master_file_checks",
     "master_file_sha",
     "master_files_checked_ns",
@@ -105,6 +107,13 @@ def universe_references(
         case((nxt, True), else_=False).label("nxt"),
     ).where(m.source == newest.source, m.seq == newest.seq)
     return conn.execute(query).all()
+
+
+def investor_postings_stored(conn: Connection, day: date) -> set[tuple[str, int]]:
+    """The (symbol, posting) pairs of ``day``'s intraday investor estimates stored."""
+    e = InvestorEstimateRow
+    query = select(e.symbol, e.posting).where(e.trade_date == day)
+    return {(symbol, posting) for symbol, posting in conn.execute(query)}
 
 
 def universe_stored(conn: Connection, day: date) -> tuple[UniverseSnapshot, int] | None:

@@ -48,6 +48,7 @@ from observer.kis.schemas import (
     EtfNavDailyRow,
     EtfPriceOutput,
     IndustryCodeRow,
+    InvestorEstimateRow,
     MinuteBarRow,
     OverseasInfoOutput,
     OverseasPriceOutput,
@@ -501,6 +502,14 @@ class KisClient:
                     f"{seen[code]} and {line} of {len(rows)}): the answer is refused"
                 )
         return summary, rows, page.more
+
+    async def investor_estimates(self, symbol: str) -> list[InvestorEstimateRow]:
+        """HHPTJ04160200: the day's intraday investor estimates of a stock, one row a posting.
+
+        KIS's staff post them through the session; the answer is today's alone (no date).
+        """
+        page = await self.get(ENDPOINTS["investor_estimate"], {"MKSC_SHRN_ISCD": symbol})
+        return _rows(page.answer.output2, InvestorEstimateRow, "investor_estimate")
 
     async def nxt_status(self, symbol: str) -> NxtStatus:
         """CTPF1002R for one domestic stock: whether Nextrade trades it, and has halted it."""

@@ -78,6 +78,9 @@ ENDPOINTS: dict[str, RestEndpoint] = {
                      path="/uapi/etfetn/v1/quotations/nav-comparison-daily-trend"),
         RestEndpoint(name="etf_components", tr_id="FHKST121600C0", paper=False,
                      path="/uapi/etfetn/v1/quotations/inquire-component-stock-price"),
+        # 종목별 외인기관 추정가집계: the day's intraday estimates; no date, no venue; real only.
+        RestEndpoint(name="investor_estimate", tr_id="HHPTJ04160200", paper=False,
+                     path="/uapi/domestic-stock/v1/quotations/investor-trend-estimate"),
         # 주식기본조회: NXT eligibility (cptt_trad_tr_psbl_yn, nxt_tr_stop_yn); real only.
         RestEndpoint(name="stock_info", tr_id="CTPF1002R", paper=False,
                      path="/uapi/domestic-stock/v1/quotations/search-stock-info"),

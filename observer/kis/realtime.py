@@ -1,4 +1,7 @@
-"""Typed decoding of KIS real-time data frames: wire text in, `TradeTick` / `OrderBook` out.
+"""Typed decoding of KIS real-time data frames: wire text in, typed events out.
+
+Trades (`TradeTick`), books (`OrderBook`), market-operation records (`MarketStatus`) and
+program trading (`ProgramTrade`).
 
 A data frame is ``<enc>|<tr_id>|<count>|<payload>``: ``count`` records of ``^``-separated
 fields (shared/reference/kis-api.md §5.5-5.7). Trades and books come from three TRs each, one
@@ -11,7 +14,8 @@ each layout's field order (a missing name fails the import). A width no layout h
 `KisProtocolError`; a malformed record costs that record alone, kept in
 `RealtimeEvents.errors` beside the frame's good events. Every event carries the alias of the
 account whose session delivered it. `decode_trade` and `decode_order_book` are Track B's hot
-path: no per-record work beyond reading and checking the fields.
+path: no per-record work beyond reading and checking the fields; the market-operation and
+program-trading records (`STATUS_TRS`, `PROGRAM_TRS`), a few a minute, are read by name.
 """
 
 from __future__ import annotations

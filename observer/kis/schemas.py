@@ -7,6 +7,7 @@ for each TR, by its record width, and is the only place the widths live.
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Annotated, NamedTuple
 
 import msgspec
@@ -22,6 +23,7 @@ __all__ = [
     "H0STMKO0_FIELDS",
     "H0STPGM0_FIELDS",
     "H0UNASP0_FIELDS_2026_09",
+    "INVESTOR_POSTINGS",
     "REALTIME_LAYOUTS",
     "Answer",
     "ApprovalAnswer",
@@ -33,6 +35,7 @@ __all__ = [
     "EtfPriceOutput",
     "IndustryCodeRow",
     "IndustryMemberRow",
+    "InvestorEstimateRow",
     "Layout",
     "MinuteBarRow",
     "OverseasInfoOutput",
@@ -280,6 +283,26 @@ class EtfComponentRow(msgspec.Struct):
     etf_cnfg_issu_rlim: str = "0"  # weight, percent
     etf_vltn_amt: str = "0"  # the line's value within the ETF, KRW
     hts_avls: str = "0"
+
+
+# HHPTJ04160200's postings (bsop_hour_gb) and their times, KST: foreigners' at 09:30,
+# institutions' at 10:00, both at 11:20, 13:20 and 14:30 ("사정에 따라 변동될 수 있음").
+INVESTOR_POSTINGS: dict[int, time] = {
+    1: time(9, 30),
+    2: time(10, 0),
+    3: time(11, 20),
+    4: time(13, 20),
+    5: time(14, 30),
+}
+
+
+class InvestorEstimateRow(msgspec.Struct):
+    """HHPTJ04160200 ``output2`` row: one posting of the day's estimated net buying, shares."""
+
+    bsop_hour_gb: str  # the posting: 1 09:30, 2 10:00, 3 11:20, 4 13:20, 5 14:30
+    frgn_fake_ntby_qty: str = "0"  # foreigners'
+    orgn_fake_ntby_qty: str = "0"  # institutions'
+    sum_fake_ntby_qty: str = "0"  # both
 
 
 class OverseasPriceOutput(msgspec.Struct):

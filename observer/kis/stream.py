@@ -73,6 +73,11 @@ _NS = 1_000_000_000
 # a new session on the same app key is refused while the old one lingers (OPSP8996).
 _CLOSE_TIMEOUT_S = 2.0
 MIN_SILENCE_WALL_S = 5.0  # a wall-time floor under the silence and answer deadlines
+# A reader that read a data frame this recently (wall seconds) is busy, maybe behind.
+_BUSY_WALL_S = 1.0
+# An answer awaited past its deadline while the reader is behind waits at most this many
+# deadlines in all before `NOACK`.
+_MAX_BEHIND_DEADLINES = 30
 _SETTINGS = StreamSettings()
 
 
@@ -127,6 +132,11 @@ class KisStream:
         self.framing = FrameGuard(url, settings.frame_limits, listener, clock.now_ns())
         self.reconnects = 0
         self.pings = PingInterval()  # KIS's keep-alive pace, measured across connections
+        # How far the reader has read on this connection: the newest trade's exchange stamp,
+        # and when (wall) it last read a data frame (`_behind`).
+        self._read_upto_ns = 0
+        self._data_wall = 0.0
+        self._sent_ns: dict[Registration, int] = {}  # when each was last sent (clock)
 
     def __repr__(self) -> str:
         held = f"wanted={len(self.wanted)} registered={len(self.registered)}"
@@ -241,6 +251,8 @@ class KisStream:
 
     def _forget(self) -> None:  # what a connection held, at its start and its end
         self._regs.forget()
+        self._read_upto_ns, self._data_wall = 0, 0.0
+        self._sent_ns.clear()
         self._close_reason = ""  # why the stream itself closed the connection
         self._flooded = False  # a burst of bad frames closed it
         self.identified = self.confirmed = False
@@ -317,7 +329,11 @@ class KisStream:
                 elif is_data_frame(text):
                     self.frames += 1
                     got_data = True
-                    self._listener.on_frame(self.decoder.decode(text, received), received)
+                    events = self.decoder.decode(text, received)
+                    if events.ticks:
+                        self._read_upto_ns = max(self._read_upto_ns, events.ticks[-1].exchange_ns)
+                    self._data_wall = time.monotonic()
+                    self._listener.on_frame(events, received)
                     self._confirm()
                     self.framing.read(received)
                 else:
@@ -398,6 +414,8 @@ class KisStream:
             for registration, deadline in due:
                 if awaiting.get(registration) != deadline:
                     continue  # answered (or sent again) meanwhile
+                if self._behind(registration, deadline[0]):
+                    continue  # its answer may be unread in the socket: waits one more deadline
                 wanted = registration in self.wanted
                 no = ControlMessage(registration.tr_id, registration.tr_key, "9", NOACK, reason)
                 await self._handle_control(socket, "", no)  # logged, refused if wanted
@@ -405,6 +423,25 @@ class KisStream:
                     self._regs.unreleased.add(registration)
                     self._regs.releasing.add(registration)
                     await self._send(registration, register=False)
+
+    def _behind(self, registration: Registration, due_ns: int) -> bool:
+        """Whether the reader is still reading what KIS sent before ``registration`` was sent.
+
+        KIS answers a registration before the trades it sends after it: while the reader is
+        busy (a data frame read within `_BUSY_WALL_S`) on trades stamped before the
+        registration was sent, its answer may be unread in the socket (a starved process
+        reads its feed minutes late). Then its deadline moves one ``ack_timeout_s`` on, up to
+        `_MAX_BEHIND_DEADLINES` in all; a quiet reader, or one past the send, is not behind.
+        """
+        timeout_ns = int(self.settings.ack_timeout_s * _NS)
+        sent_ns = self._sent_ns.get(registration, due_ns - timeout_ns)
+        busy = time.monotonic() - self._data_wall < _BUSY_WALL_S
+        behind = busy and 0 < self._read_upto_ns < sent_ns
+        if not behind or due_ns - sent_ns >= _MAX_BEHIND_DEADLINES * timeout_ns:
+            return False
+        wall = time.monotonic() + MIN_SILENCE_WALL_S
+        self._regs.awaiting[registration] = (due_ns + timeout_ns, wall)
+        return True
 
     def _raise_failure(self) -> None:
         """A helper of the connection (answer watch, sender) failed: its error is the session's."""
@@ -463,7 +500,9 @@ class KisStream:
             },
             "body": {"input": {"tr_id": registration.tr_id, "tr_key": registration.tr_key}},
         }
-        due = self._clock.now_ns() + int(self.settings.ack_timeout_s * _NS)
+        now = self._clock.now_ns()
+        self._sent_ns[registration] = now
+        due = now + int(self.settings.ack_timeout_s * _NS)
         self._regs.on_sent(registration, register, (due, time.monotonic() + MIN_SILENCE_WALL_S))
         # On a dropped connection the reader reconnects; the registration is still wanted.
         with contextlib.suppress(WebSocketException):

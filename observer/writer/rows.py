@@ -31,6 +31,7 @@ from bus.events import (
     GapDetected,
     GapStateChanged,
     HostRoster,
+    InvestorEstimate,
     ListingChanged,
     MarketStatus,
     MasterFileChecked,
@@ -412,6 +413,7 @@ HANDLERS: dict[type[Event], Handler] = {
     EtfHoldings: _etf_holdings,
     HostRoster: _host_roster,
     MarketStatus: _Direct(m.MarketStatusRow, MarketStatus),
+    InvestorEstimate: _Direct(m.InvestorEstimateRow, InvestorEstimate),
     ProgramTrade: _Direct(m.ProgramTradeRow, ProgramTrade),
 }
 

@@ -480,6 +480,56 @@ def test_a_registration_left_unanswered_is_refused_as_noack_and_released(
     assert stream.frames == 1 and stream.dropped == 1
 
 
+def test_an_answer_behind_a_backlog_is_waited_for_until_the_reader_is_past_its_send(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A starved reader still reading trades stamped before a registration was sent may not
+    have read its answer yet: no ``NOACK`` then, one deadline more each time; once it reads
+    trades stamped after the send, an answer still missing is refused."""
+    monkeypatch.setattr(stream_module, "MIN_SILENCE_WALL_S", 0.0)
+    session = FakeSession()
+    session.ignored = {"000660"}
+    heard = Heard()
+    silent, answered = (Registration("H0STCNT0", k) for k in ("000660", "005930"))
+    start = int(datetime(2026, 11, 20, 12, 40, tzinfo=KST).timestamp()) * 1_000_000_000
+
+    async def scenario() -> None:
+        clock = ManualClock(start)
+        heard.clock = clock
+        stamp = ["123929"]  # the trades being read: 12:39:29, before the send at 12:40
+
+        async def backlog(ws: web.WebSocketResponse, done: asyncio.Event) -> None:
+            while not done.is_set():
+                await ws.send_str(f"0|H0STCNT0|001|{TRADE.replace('123929', stamp[0])}")
+                await asyncio.sleep(0.02)
+
+        async with serve(session) as url:
+            stream = KisStream(url, tokens(tmp_path, clock), clock, heard)  # type: ignore[arg-type]
+            await stream.subscribe(answered.tr_id, answered.tr_key)
+            await stream.subscribe(silent.tr_id, silent.tr_key)
+            stop, done = asyncio.Event(), asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            await until(lambda: answered in stream.registered and len(session.messages) == 2)
+            pusher = asyncio.create_task(backlog(session.connections[0], done))
+            try:
+                await until(lambda: stream.frames > 2)
+                clock.advance(10.5)  # past its deadline, the reader still behind
+                await until(lambda: stream._regs.awaiting[silent][0] > clock.now_ns())
+                assert heard.refused == [] and silent in stream.wanted
+                stamp[0] = "124001"  # read past the send: its answer would have been read
+                await until(lambda: stream._read_upto_ns > start)
+                clock.advance(10.0)
+                await until(lambda: heard.refused)
+            finally:
+                done.set()
+                await pusher
+                stop.set()
+                await runner
+
+    asyncio.run(scenario())
+    assert heard.refused == [(silent, NOACK, "no answer within 10s")]
+
+
 @pytest.mark.parametrize(
     ("fault", "state"),
     [

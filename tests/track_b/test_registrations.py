@@ -324,8 +324,6 @@ def test_market_status_and_program_trading_stream_beside_the_trades_and_a_halt_i
     eligible = MARKET.nxt_eligible(TEN.date())
     nxt_name = next(s for s in STOCKS if s in eligible)
     krx_name = next(s for s in STOCKS if s not in eligible)
-    now = clock.now_ns()
-    sim.sim.faults.halts[krx_name] = (now + 20 * S, now + 80 * S)
     events: list[Event] = []
 
     def of(kind: type[Any]) -> list[Any]:
@@ -346,6 +344,10 @@ def test_market_status_and_program_trading_stream_beside_the_trades_and_a_halt_i
             assert [d.action for d in decisions] == ["allocate", "allocate"]
             await collector.apply(decisions, book.holdings())
             assert len(collector.streams["acct1"].wanted) == 9  # 6 + 3
+            stream = collector.streams["acct1"]
+            await until(lambda: stream.registered == stream.wanted, "registered", timeout=60)
+            now = clock.now_ns()  # a halt from 10 s after KIS holds the status registration
+            sim.sim.faults.halts[krx_name] = (now + 10 * S, now + 70 * S)
             await until(
                 lambda: (
                     {(p.symbol, p.venue) for p in of(ProgramTrade)}
@@ -366,7 +368,7 @@ def test_market_status_and_program_trading_stream_beside_the_trades_and_a_halt_i
             stop.set()
             await running
             await account.aclose()
-            del sim.sim.faults.halts[krx_name]
+            sim.sim.faults.halts.pop(krx_name, None)
 
     asyncio.run(scenario())
     halt = [s for s in of(MarketStatus) if s.symbol == krx_name]

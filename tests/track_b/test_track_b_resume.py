@@ -73,6 +73,7 @@ class Streams:
         self.resumed: list[Holding] = []
         self.abandoned: list[SlotAction] = []
         self.latest: dict[str, Any] = {}
+        self.statuses: dict[str, Any] = {}
         self.ticks = self.gaps = self.refusals = 0
         self.policy = RegistrationPolicy()  # KRX's trades alone
         self.took: list[tuple[list[tuple[str, str]], bool]] = []  # alerts taken over, late

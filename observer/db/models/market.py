@@ -245,6 +245,21 @@ class ProgramTradeRow(Audited, Base):
     __table_args__ = (Index(None, "symbol", "exchange_ns"),)
 
 
+class InvestorEstimateRow(Audited, Base):
+    """The investor job's intraday estimates: a stock's net buying at one posting of a day."""
+
+    __tablename__ = "investor_estimates"
+    symbol: Mapped[str] = mapped_column(String(16))
+    trade_date: Mapped[date]
+    posting: Mapped[int]
+    foreign_qty: Mapped[int]
+    institution_qty: Mapped[int]
+    total_qty: Mapped[int]
+    fetched_ns: Mapped[int]
+
+    __table_args__ = (Index(None, "trade_date", "symbol", "posting"),)
+
+
 class RealtimeRejectedRow(Audited, Base):
     """Track B's refused real-time records and frames: why, and the frame's text (4 KB at most).
 

@@ -1,0 +1,109 @@
+"""The investor job: each posting published once, a missed one alerted and resolved."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bus.events import Alert, AlertResolved, Event, InvestorEstimate
+from bus.producer import Producer
+from observer.calendar.phases import KST
+from observer.config.load import load_settings
+from observer.config.tree import Settings
+from observer.errors import KisProtocolError
+from observer.kis.schemas import INVESTOR_POSTINGS, InvestorEstimateRow
+from tests.support import SimThread, WriterProcess, db_rows, wait_until
+from tests.track_b.test_track_b import DAY, MARKET, UNIVERSE, universe
+from workers.investor.job import POSTING_MISSED, estimates_of, missed_postings, run_postings
+
+NUMBER = st.one_of(st.integers(-(2**70), 2**70).map(str), st.text(max_size=12))
+
+
+@given(st.lists(st.tuples(NUMBER, NUMBER, NUMBER, NUMBER), max_size=6))
+def test_an_answer_is_estimates_of_known_postings_or_refused(rows: list[tuple[str, ...]]) -> None:
+    answer = [InvestorEstimateRow(*row) for row in rows]
+    try:
+        estimates = estimates_of("005930", DAY, answer, 1)
+    except KisProtocolError:
+        return
+    assert len(estimates) == len(answer)
+    for estimate in estimates:
+        assert estimate.posting in INVESTOR_POSTINGS
+        assert all(
+            -(2**63) <= v < 2**63
+            for v in (estimate.foreign_qty, estimate.institution_qty, estimate.total_qty)
+        )
+
+
+def test_a_posting_is_missed_once_its_grace_is_over_and_only_if_members_answered() -> None:
+    grace = timedelta(minutes=30)
+    at = datetime(2026, 11, 20, 11, 50, tzinfo=KST)  # 11:20's grace ends now
+    assert missed_postings({1: 5, 2: 5}, at, grace, 5) == [3]
+    assert missed_postings({1: 5, 2: 5}, at - timedelta(seconds=1), grace, 5) == []
+    assert missed_postings({1: 5, 2: 5, 3: 1}, at, grace, 5) == []
+    assert missed_postings({}, at, grace, 0) == []  # every call failed: no verdict
+
+
+@pytest.fixture
+def day(tmp_path: Path) -> Iterator[tuple[SimThread, WriterProcess, Settings]]:
+    """The simulator at 11:45 (its 11:20 posting made), a writer holding the day's universe."""
+    writer = WriterProcess(tmp_path, f"sqlite:///{tmp_path / 'observer.db'}").start()
+    start = datetime.combine(DAY, datetime.min.time(), KST) + timedelta(hours=11, minutes=45)
+    with SimThread(MARKET, start, speed=1) as sim:
+        with Producer("universe", writer.ingest, tmp_path / "outbox") as producer:
+            producer.send(universe(UNIVERSE))
+            assert producer.wait_acked(30)
+        config = tmp_path / "observer.toml"
+        config.write_text(
+            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
+            f'[database]\nurl = "{writer.url}"\n[investor]\ngrace_min = 20.0\n'
+        )
+        yield sim, writer, load_settings(config)
+    writer.terminate()
+
+
+def test_each_posting_is_published_once_and_a_missed_one_alerted_until_found(
+    day: tuple[SimThread, WriterProcess, Settings],
+) -> None:
+    sim, writer, settings = day
+    sim.sim.faults.missed_postings.add(3)  # KIS's staff did not post 11:20's
+    sent: list[Event] = []
+    run = run_postings(settings, sim.sim.clock, sent.append)
+    estimates = [e for e in sent if isinstance(e, InvestorEstimate)]
+    assert run.members == len(UNIVERSE) == run.answered and not run.failed
+    assert {(e.symbol, e.posting) for e in estimates} == {(s, p) for s in UNIVERSE for p in (1, 2)}
+    assert all(e.institution_qty == 0 for e in estimates if e.posting == 1)  # 09:30: foreigners'
+    (alert,) = [e for e in sent if isinstance(e, Alert)]
+    assert (alert.code, alert.subject, alert.severity) == (
+        POSTING_MISSED,
+        f"{DAY} 11:20",
+        "warning",
+    )
+    assert run.missed == [3] and "missed: 11:20" in run.summary()
+    # Stored, the next run publishes nothing again; the posting made late is found and its
+    # alert resolved.
+    with Producer("investor", writer.ingest, writer.workdir / "outbox-investor") as producer:
+        for event in estimates:
+            producer.send(event)
+        assert producer.wait_acked(30)
+    wait_until(
+        lambda: (
+            db_rows(writer.url, "select count(*) from investor_estimates") == [(2 * len(UNIVERSE),)]
+        ),
+        30,
+        "the estimates stored",
+    )
+    sim.sim.faults.missed_postings.clear()
+    again: list[Event] = []
+    later = run_postings(settings, sim.sim.clock, again.append, open_subjects={alert.subject})
+    assert {(e.symbol, e.posting) for e in again if isinstance(e, InvestorEstimate)} == {
+        (s, 3) for s in UNIVERSE
+    }
+    assert later.missed == [] and later.published == len(UNIVERSE)
+    (resolved,) = [e for e in again if isinstance(e, AlertResolved)]
+    assert (resolved.code, resolved.subject) == (POSTING_MISSED, alert.subject)

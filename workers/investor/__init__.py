@@ -1,0 +1,3 @@
+"""The investor job: the universe's intraday investor estimates after each posting."""
+
+SOURCE = "investor"

@@ -1,0 +1,232 @@
+"""The investor job: the universe's intraday investor estimates, after each posting.
+
+KIS's staff post foreigners' and institutions' estimated net buying of each stock through
+the session (`INVESTOR_POSTINGS`: 09:30, 10:00, 11:20, 13:20, 14:30), and KIS answers today's
+alone (HHPTJ04160200 has no date): missed, they are gone. Run a few minutes after each
+posting, the job asks every member of the day's universe, at the jobs' REST share, and
+publishes each posting not stored yet (`InvestorEstimate`). Then it judges each posting
+due: one that no member's answer holds ``grace_min`` after its time is missed
+(`POSTING_MISSED`, a warning per day and posting), resolved once a later run finds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import httpx
+
+from bus.events import Alert, AlertResolved, Event, InvestorEstimate
+from observer.calendar.clock import Clock, now_utc
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import Settings
+from observer.db.queries import investor_postings_stored, universe_references
+from observer.db.readers import reader_engine
+from observer.errors import KisError, KisProtocolError
+from observer.kis.client import KisClient
+from observer.kis.journal import Journal
+from observer.kis.parse import read_int
+from observer.kis.schemas import INVESTOR_POSTINGS, InvestorEstimateRow
+from observer.kis.session import open_account, rate_limits
+
+__all__ = ["POSTING_MISSED", "InvestorRun", "estimates_of", "missed_postings", "run_postings"]
+
+log = logging.getLogger(__name__)
+
+POSTING_MISSED = "investor_posting_missed"
+Send = Callable[[Event], object]
+
+
+@dataclass
+class InvestorRun:
+    """What a run did: members asked, answers, estimates published, postings judged."""
+
+    day: date
+    members: int = 0
+    answered: int = 0
+    published: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # symbol -> why
+    held: dict[int, int] = field(default_factory=dict)  # posting -> members whose answer has it
+    missed: list[int] = field(default_factory=list)  # postings due and held by none
+    calls: int = 0
+    skipped: str = ""  # why nothing was asked ("" when the run asked)
+
+    def summary(self) -> str:
+        """One line for a person."""
+        if self.skipped:
+            return f"investor estimates of {self.day}: {self.skipped}"
+        held = ", ".join(f"{INVESTOR_POSTINGS[p]:%H:%M} {n}" for p, n in sorted(self.held.items()))
+        missed = ", ".join(f"{INVESTOR_POSTINGS[p]:%H:%M}" for p in self.missed) or "none"
+        return (
+            f"investor estimates of {self.day}: {self.answered} of {self.members} members "
+            f"answered ({len(self.failed)} failed, {self.calls} calls); postings held: "
+            f"{held or 'none yet'}; {self.published} estimates published; missed: {missed}"
+        )
+
+
+def estimates_of(
+    symbol: str, day: date, rows: Sequence[InvestorEstimateRow], fetched_ns: int
+) -> list[InvestorEstimate]:
+    """The events of one answer, a posting each (a posting KIS does not list is refused).
+
+    Raises
+    ------
+    KisProtocolError
+        A row's posting or quantity does not read.
+    """
+    out = []
+    for row in rows:
+        posting = read_int(row.bsop_hour_gb, "bsop_hour_gb")
+        if posting not in INVESTOR_POSTINGS:
+            raise KisProtocolError(f"HHPTJ04160200 {symbol}: no posting {posting}")
+        out.append(
+            InvestorEstimate(
+                symbol=symbol,
+                trade_date=day,
+                posting=posting,
+                foreign_qty=read_int(row.frgn_fake_ntby_qty, "frgn_fake_ntby_qty"),
+                institution_qty=read_int(row.orgn_fake_ntby_qty, "orgn_fake_ntby_qty"),
+                total_qty=read_int(row.sum_fake_ntby_qty, "sum_fake_ntby_qty"),
+                fetched_ns=fetched_ns,
+            )
+        )
+    return out
+
+
+def missed_postings(
+    held: dict[int, int], now: datetime, grace: timedelta, answered: int
+) -> list[int]:
+    """The postings due by ``now`` (their time plus ``grace``) that no answer held.
+
+    Judged only when members answered: a run whose every call failed says nothing of KIS's
+    staff.
+    """
+    if not answered:
+        return []
+    day = now.date()
+    return [
+        posting
+        for posting, at in INVESTOR_POSTINGS.items()
+        if now >= datetime.combine(day, at, KST) + grace and not held.get(posting)
+    ]
+
+
+def run_postings(
+    settings: Settings,
+    clock: Clock,
+    send: Send,
+    journal: Journal | None = None,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+    open_subjects: set[str] | None = None,
+) -> InvestorRun:
+    """One run on today's session: ask, publish what is new, judge the postings due.
+
+    ``open_subjects``: the days and postings (``YYYY-MM-DD HH:MM``) whose `POSTING_MISSED`
+    is open; one found now is resolved.
+    """
+    now = now_utc(clock).astimezone(KST)
+    run = InvestorRun(now.date())
+    calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
+    if not calendar.is_session(run.day):
+        run.skipped = "not a session"
+        return run
+    if settings.kis.paper:
+        run.skipped = "KIS offers paper accounts no investor estimates (HHPTJ04160200)"
+        return run
+    engine = reader_engine(settings.database, "investor")
+    try:
+        with engine.connect() as conn:
+            references = universe_references(conn, run.day)
+            stored = investor_postings_stored(conn, run.day)
+    finally:
+        engine.dispose()
+    if references is None:
+        run.skipped = "no universe of the day"
+        return run
+    symbols = [r[0] for r in references]
+    run.members = len(symbols)
+    answers = asyncio.run(_ask(settings, clock, symbols, run, journal, send, progress))
+    for symbol, estimates in answers.items():
+        for estimate in estimates:
+            run.held[estimate.posting] = run.held.get(estimate.posting, 0) + 1
+            if (symbol, estimate.posting) not in stored:
+                send(estimate)
+                run.published += 1
+    grace = timedelta(minutes=settings.investor.grace_min)
+    run.missed = missed_postings(run.held, now, grace, run.answered)
+    _alerts(run, send, open_subjects or set())
+    return run
+
+
+async def _ask(
+    settings: Settings,
+    clock: Clock,
+    symbols: list[str],
+    run: InvestorRun,
+    journal: Journal | None,
+    send: Send,
+    progress: Callable[[int, int], None],
+) -> dict[str, list[InvestorEstimate]]:
+    """Every symbol's answer, over every account at the job's share."""
+    limits = rate_limits(settings.kis, settings.investor.share_of)
+    accounts = [
+        open_account(settings.kis, a.alias, clock, limits, alerts=send, journal=journal)
+        for a in settings.kis.accounts
+    ]
+    queue = list(reversed(symbols))
+    answers: dict[str, list[InvestorEstimate]] = {}
+
+    async def worker(client: KisClient) -> None:
+        while queue:
+            symbol = queue.pop()
+            try:
+                rows = await client.investor_estimates(symbol)
+                answers[symbol] = estimates_of(symbol, run.day, rows, clock.now_ns())
+                run.answered += 1
+            except (KisError, httpx.HTTPError) as exc:
+                run.failed[symbol] = f"{type(exc).__name__}: {exc}"[:200]
+            progress(run.answered + len(run.failed), len(symbols))
+
+    per = settings.investor.requests_per_account
+    try:
+        await asyncio.gather(*(worker(a.client) for a in accounts for _ in range(per)))
+    finally:
+        run.calls = sum(a.client.requests for a in accounts)
+        for account in accounts:
+            await account.aclose()
+    return answers
+
+
+def _alerts(run: InvestorRun, send: Send, open_subjects: set[str]) -> None:
+    """A warning per posting missed; the resolution of one open and found now."""
+    for posting in run.missed:
+        at = f"{INVESTOR_POSTINGS[posting]:%H:%M}"
+        if f"{run.day} {at}" in open_subjects:
+            continue  # raised by an earlier run, still open
+        send(
+            Alert(
+                severity="warning",
+                code=POSTING_MISSED,
+                subject=f"{run.day} {at}",
+                message=(
+                    f"the investor estimates posted at {at} are missing from every one of "
+                    f"{run.answered} answers of {run.day}: KIS keeps today's alone"
+                ),
+                context={"posting": str(posting), "trade_date": str(run.day)},
+            )
+        )
+    for posting in run.held:
+        subject = f"{run.day} {INVESTOR_POSTINGS[posting]:%H:%M}"
+        if subject in open_subjects:
+            send(
+                AlertResolved(
+                    code=POSTING_MISSED,
+                    severity="warning",
+                    subject=subject,
+                    message=f"the investor estimates of {subject} are in",
+                )
+            )
