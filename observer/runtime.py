@@ -16,6 +16,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -53,7 +54,7 @@ T = TypeVar("T")
 _TAKE_OVER_S = 30.0
 _watches: weakref.WeakKeyDictionary[Producer, DiskWatch] = weakref.WeakKeyDictionary()
 _books: weakref.WeakKeyDictionary[Producer, AlertBook] = weakref.WeakKeyDictionary()
-_journals: dict[str, Journal] = {}
+_journals: dict[tuple[str, Path], Journal] = {}  # (source, folder) -> the process's journal
 JOURNAL_FAILED = "kis_journal_failed"  # the process's journal of KIS's frames stopped
 
 
@@ -143,7 +144,8 @@ def journal_for(settings: Settings, producer: Producer) -> Journal | None:
     if not config.enabled:
         return None
     source = getattr(producer, "source", "") or "process"
-    journal = _journals.get(source)
+    root = journal_root(config, settings.paths)
+    journal = _journals.get((source, root))
     if journal is None:
         book = alert_book(producer)
 
@@ -152,8 +154,8 @@ def journal_for(settings: Settings, producer: Producer) -> Journal | None:
             book.raise_(JOURNAL_FAILED, source, "warning", message)
 
         name = re.sub(r"[^a-z0-9_-]", "-", source.lower())[:64]
-        journal = Journal(journal_root(config, settings.paths), name, config.level, failed)
-        _journals[source] = journal
+        journal = Journal(root, name, config.level, failed)
+        _journals[source, root] = journal
         atexit.register(journal.close)
         if isinstance(producer, Producer):  # with [bus] fsync, durable as its events are
             producer.sync_also(journal.sync)

@@ -9,8 +9,6 @@ what the killed process journaled and had not yet published.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -21,7 +19,7 @@ import pytest
 from observer.kis.journal import day_files, journal_days, read_file, verify_file
 from tests.support import ROOT, db_rows, wait_until
 from tests.track_b.test_track_b import DAY
-from tests.track_b.test_track_b_restart import PROGRAMS, streaming
+from tests.track_b.test_track_b_restart import PROGRAMS, kill_track_b, streaming
 
 pytestmark = pytest.mark.slow
 
@@ -58,15 +56,7 @@ def test_a_killed_track_b_journaled_every_stored_frame_and_the_replay_gives_them
             60,
             "books stored",
         )
-        before = sup.program("track_b")
-        os.kill(before["pid"], signal.SIGKILL)
-        wait_until(
-            lambda: (
-                (p := sup.program("track_b"))["state"] == "running" and p["pid"] != before["pid"]
-            ),
-            60,
-            "track_b restarted",
-        )
+        kill_track_b(sup)
         stored_then = db_rows(url, "select count(*) from trade_ticks")[0][0]
         wait_until(
             lambda: db_rows(url, "select count(*) from trade_ticks")[0][0] > stored_then + 100,

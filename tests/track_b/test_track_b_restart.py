@@ -233,6 +233,18 @@ def streaming(
         sim.close()
 
 
+def kill_track_b(sup: SupervisorProcess) -> dict[str, Any]:
+    """SIGKILL Track B; once the supervisor runs its successor, what it said of the killed."""
+    before: dict[str, Any] = sup.program("track_b")
+    os.kill(before["pid"], signal.SIGKILL)
+    wait_until(
+        lambda: (p := sup.program("track_b"))["state"] == "running" and p["pid"] != before["pid"],
+        60,
+        "track_b restarted",
+    )
+    return before
+
+
 def _held_before(url: str, seq: int) -> set[str]:
     """The symbols Track B's slot decisions before ``seq`` left in a slot."""
     held: set[str] = set()
@@ -253,15 +265,7 @@ def test_a_track_b_killed_mid_session_leaves_a_recovered_gap_per_held_slot(
 ) -> None:
     with streaming(tmp_path, PROGRAMS) as (_, sup):
         url = sup.url
-        before = sup.program("track_b")
-        os.kill(before["pid"], signal.SIGKILL)
-        wait_until(
-            lambda: (
-                (p := sup.program("track_b"))["state"] == "running" and p["pid"] != before["pid"]
-            ),
-            60,
-            "track_b restarted",
-        )
+        kill_track_b(sup)
         alerted = wait_until(
             lambda: db_rows(
                 url, "select seq, produced_ns, message from alerts where code = 'track_b_restarted'"
