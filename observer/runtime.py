@@ -138,7 +138,8 @@ def journal_for(settings: Settings, producer: Producer) -> Journal | None:
     One per process, named by its bus source, sealed at the process's exit, and fsynced
     before each fsync of the producer's outbox: a frame is on the disk before an event read
     from it is sent. A file that cannot be written raises a warning (`JOURNAL_FAILED`) in
-    the process's alert book.
+    the process's alert book; the next file that opens (a minute later, or the next day's)
+    resolves it.
     """
     config = settings.kis.journal
     if not config.enabled:
@@ -153,8 +154,12 @@ def journal_for(settings: Settings, producer: Producer) -> Journal | None:
             message = f"the journal of KIS's frames and answers stopped: {why}"
             book.raise_(JOURNAL_FAILED, source, "warning", message)
 
+        def opened(path: Path) -> None:
+            message = f"the journal of KIS's frames and answers writes again: {path.name}"
+            book.resolve(JOURNAL_FAILED, source, message)
+
         name = re.sub(r"[^a-z0-9_-]", "-", source.lower())[:64]
-        journal = Journal(root, name, config.level, failed)
+        journal = Journal(root, name, config.level, on_failure=failed, on_open=opened)
         _journals[source, root] = journal
         atexit.register(journal.close)
         if isinstance(producer, Producer):  # with [bus] fsync, durable as its events are

@@ -196,6 +196,8 @@ class Faults:
     halts: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Investor-estimate postings (HHPTJ04160200's bsop_hour_gb) KIS's staff do not make today
     missed_postings: set[int] = field(default_factory=set)
+    # symbols every REST quote answers "no data" for (KIOK0560), as KIS does a code unknown
+    no_data_symbols: set[str] = field(default_factory=set)
     # symbol -> [start_ns, end_ns): every trade at the upper price limit (sign "1")
     limit_locks: dict[str, tuple[int, int]] = field(default_factory=dict)
 

@@ -99,6 +99,8 @@ class Quotes:
             return fail(500, config.paper_refusal_code, _PAPER_REFUSAL_TEXT)
         self.gateway.calls[tr_id] += 1
         try:
+            if self.gateway.faults.no_data_symbols.intersection(request.query.values()):
+                raise KeyError("a symbol KIS has no data of (`Faults.no_data_symbols`)")
             return handler(self, request.query)
         except KeyError:
             return web.json_response(envelope("7", "KIOK0560", "조회할 자료가 없습니다"))

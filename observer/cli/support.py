@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from bus.producer import Producer
+    from observer.alerts.states import Notice
 
 __all__ = [
     "STORABLE_DAYS",
@@ -276,6 +277,17 @@ def open_alert_subjects(settings: Settings, source: str, code: str) -> set[str] 
 
     None: the database cannot say (`is_open_alert`: each counts as open).
     """
+    found = open_alert_notices(settings, source, [code])
+    return None if found is None else {notice.subject for notice in found}
+
+
+def open_alert_notices(
+    settings: Settings, source: str, codes: Collection[str]
+) -> list[Notice] | None:
+    """The open alerts of this host's ``source`` of ``codes``, oldest first (for an `AlertBook`).
+
+    None: the database cannot say (logged).
+    """
     # deferred: the database layer (SQLAlchemy, about 0.2 s) for a job that reads alerts
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -287,12 +299,11 @@ def open_alert_subjects(settings: Settings, source: str, code: str) -> set[str] 
         engine = reader_engine(settings.database, source)
         try:
             with engine.connect() as conn:
-                found = open_alerts(conn, own_source(settings.supervisor, source), [code])
-                return {notice.subject for notice in found}
+                return open_alerts(conn, own_source(settings.supervisor, source), codes)
         finally:
             engine.dispose()
     except (SQLAlchemyError, StoreError) as exc:
-        log.warning("cannot read the open alerts (%s): %s counts as open", exc, code)
+        log.warning("cannot read the open alerts %s: %s", ", ".join(codes), exc)
         return None
 
 

@@ -447,6 +447,9 @@ class InvestorSettings(Strict, frozen=True):
     # A posting that no member's answer holds this long after its time is missed: a warning
     # (KIS: "사정에 따라 변동될 수 있음", its staff may post late).
     grace_min: Annotated[float, Meta(ge=0, le=300)] = 30.0
+    # Members whose call failed in a run: a warning; more than this share (or every one):
+    # an error, and the run exits 1.
+    max_failed_pct: Percent = 5.0
 
 
 class EtfSettings(Strict, frozen=True):

@@ -144,14 +144,18 @@ class Journal:
 
     ``folder`` is the journal's root, ``process`` this process's name in file names
     (``track_b``). ``on_failure`` hears, once, that a file cannot be written (a full disk):
-    the journal then stops until the next day's file, and the process goes on without it
-    (its events are not the journal's to hold back).
+    the journal then stops, and the process goes on without it (its events are not the
+    journal's to hold back). The first record ``retry_s`` after the failure, or of the next
+    day, opens a new file; ``on_open`` hears of each file opened, so an owner can end what
+    it raised of the failure.
     """
 
     folder: Path
     process: str
     level: int = 3
     on_failure: Callable[[str], None] | None = None
+    on_open: Callable[[Path], None] | None = None
+    retry_s: float = 60.0
     records: int = 0  # appended since the start
     failed: str = ""  # why the current day's file stopped; "" while it writes
     _day: date | None = field(default=None, init=False, repr=False)
@@ -160,6 +164,7 @@ class Journal:
     _writer: zstandard.ZstdCompressionWriter | None = field(default=None, init=False, repr=False)
     _compressor: zstandard.ZstdCompressor = field(init=False, repr=False)
     _unsynced: bool = field(default=False, init=False, repr=False)
+    _retry_ns: int = field(default=0, init=False, repr=False)  # failed: a new file from then
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9_-]{1,64}", self.process):
@@ -202,15 +207,16 @@ class Journal:
     def append(self, record: JournalRecord) -> None:
         """Append ``record`` and hand it to the kernel before returning."""
         day = kst_day(record.received_ns)
-        if day != self._day:
+        if day != self._day or (self.failed and record.received_ns >= self._retry_ns):
             self._rotate(day, record.received_ns)
         if self._writer is None:
-            return  # this day's file failed
+            return  # the file failed: nothing until the retry
         payload = _encoder.encode(record)
         try:
             self._writer.write(_LENGTH.pack(len(payload)) + payload)
             self._writer.flush(zstandard.FLUSH_BLOCK)
         except OSError as exc:
+            self._retry_ns = record.received_ns + int(self.retry_s * _NS)
             self._fail(f"cannot append to {self._path}: {exc.strerror or exc}")
             return
         self.records += 1
@@ -248,6 +254,7 @@ class Journal:
     def _rotate(self, day: date, received_ns: int) -> None:
         self.close()
         self._day, self.failed = day, ""
+        self._retry_ns = received_ns + int(self.retry_s * _NS)
         folder = self.folder / f"date={day.isoformat()}"
         stamp = datetime.fromtimestamp(received_ns / _NS, KST).strftime("%H%M%S")
         path = folder / f"{self.process}.{stamp}.{os.getpid()}{JOURNAL_SUFFIX}"
@@ -261,6 +268,8 @@ class Journal:
             return
         self._file, self._path = file, path
         self._writer = self._compressor.stream_writer(file, write_return_read=True)
+        if self.on_open is not None:
+            self.on_open(path)
 
     def _fail(self, why: str) -> None:
         self._writer = None
@@ -271,7 +280,7 @@ class Journal:
         if self.failed:
             return
         self.failed = why
-        log.error("journal: %s; no journal until the next day's file", why)
+        log.error("journal: %s; no journal for %g s (then a new file)", why, self.retry_s)
         if self.on_failure is not None:
             self.on_failure(why)
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from bus.events import Alert, AlertResolved, Event, InvestorEstimate
 from bus.producer import Producer
+from observer.alerts.book import AlertBook
 from observer.calendar.phases import KST
 from observer.config.load import load_settings
 from observer.config.tree import Settings
@@ -19,7 +20,13 @@ from observer.errors import KisProtocolError
 from observer.kis.schemas import INVESTOR_POSTINGS, InvestorEstimateRow
 from tests.support import SimThread, WriterProcess, db_rows, wait_until
 from tests.track_b.test_track_b import DAY, MARKET, UNIVERSE, universe
-from workers.investor.job import POSTING_MISSED, estimates_of, missed_postings, run_postings
+from workers.investor.job import (
+    FAILURES,
+    POSTING_MISSED,
+    estimates_of,
+    missed_postings,
+    run_postings,
+)
 
 NUMBER = st.one_of(st.integers(-(2**70), 2**70).map(str), st.text(max_size=12))
 
@@ -62,6 +69,7 @@ def day(tmp_path: Path) -> Iterator[tuple[SimThread, WriterProcess, Settings]]:
         config.write_text(
             f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
             f'[database]\nurl = "{writer.url}"\n[investor]\ngrace_min = 20.0\n'
+            "[kis.process_share]\njobs = 0.9\n"  # this test's alone: the whole budget
         )
         yield sim, writer, load_settings(config)
     writer.terminate()
@@ -73,7 +81,8 @@ def test_each_posting_is_published_once_and_a_missed_one_alerted_until_found(
     sim, writer, settings = day
     sim.sim.faults.missed_postings.add(3)  # KIS's staff did not post 11:20's
     sent: list[Event] = []
-    run = run_postings(settings, sim.sim.clock, sent.append)
+    book = AlertBook(sent.append, "investor")
+    run = run_postings(settings, sim.sim.clock, sent.append, alerts=book)
     estimates = [e for e in sent if isinstance(e, InvestorEstimate)]
     assert run.members == len(UNIVERSE) == run.answered and not run.failed
     assert {(e.symbol, e.posting) for e in estimates} == {(s, p) for s in UNIVERSE for p in (1, 2)}
@@ -100,10 +109,41 @@ def test_each_posting_is_published_once_and_a_missed_one_alerted_until_found(
     )
     sim.sim.faults.missed_postings.clear()
     again: list[Event] = []
-    later = run_postings(settings, sim.sim.clock, again.append, open_subjects={alert.subject})
+    book.publish = again.append
+    later = run_postings(settings, sim.sim.clock, again.append, alerts=book)
     assert {(e.symbol, e.posting) for e in again if isinstance(e, InvestorEstimate)} == {
         (s, 3) for s in UNIVERSE
     }
     assert later.missed == [] and later.published == len(UNIVERSE)
     (resolved,) = [e for e in again if isinstance(e, AlertResolved)]
     assert (resolved.code, resolved.subject) == (POSTING_MISSED, alert.subject)
+
+
+def test_members_that_fail_are_a_warning_an_error_past_the_limit_and_resolved_when_all_answer(
+    day: tuple[SimThread, WriterProcess, Settings],
+) -> None:
+    """Every call failing is no verdict on KIS's staff, but an error of the run's own."""
+    sim, _, settings = day
+    sent: list[Event] = []
+    book = AlertBook(sent.append, "investor")
+    sim.sim.faults.no_data_symbols.update(UNIVERSE)
+    run = run_postings(settings, sim.sim.clock, sent.append, alerts=book)
+    assert run.answered == 0 and len(run.failed) == len(UNIVERSE) and run.failed_over
+    assert run.missed == []  # no answer: no posting judged
+    (alert,) = [e for e in sent if isinstance(e, Alert)]
+    assert (alert.code, alert.subject, alert.severity) == (FAILURES, str(DAY), "error")
+    assert f"{len(UNIVERSE)} of {len(UNIVERSE)} members" in alert.message
+    # One member failing of many: under the limit, a warning, and the error stays open.
+    sim.sim.faults.no_data_symbols.clear()
+    sim.sim.faults.no_data_symbols.add(UNIVERSE[0])
+    sent.clear()
+    some = run_postings(settings, sim.sim.clock, sent.append, alerts=book)
+    assert len(some.failed) == 1 and some.failed_over == (
+        100 / len(UNIVERSE) > settings.investor.max_failed_pct
+    )
+    assert not [e for e in sent if isinstance(e, Alert | AlertResolved)]
+    sim.sim.faults.no_data_symbols.clear()
+    sent.clear()
+    run_postings(settings, sim.sim.clock, sent.append, alerts=book)
+    (resolved,) = [e for e in sent if isinstance(e, AlertResolved)]
+    assert (resolved.code, resolved.subject, resolved.severity) == (FAILURES, str(DAY), "error")

@@ -7,12 +7,18 @@ import os
 import stat
 from datetime import date, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
+import msgspec
 import pytest
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bus.events import Alert, AlertResolved, Event
+from bus.producer import Producer
+from observer.config.tree import Settings
 from observer.kis.journal import (
     KST,
     Journal,
@@ -26,6 +32,8 @@ from observer.kis.journal import (
     rest_request,
     verify_file,
 )
+from observer.process.paths import PathSettings
+from observer.runtime import JOURNAL_FAILED, journal_for
 
 _NS = 1_000_000_000
 # 2026-11-27 15:00 KST and two hours later (the next KST day starts at 15:00 UTC)
@@ -180,21 +188,38 @@ def test_a_folder_that_cannot_be_made_is_said_once_and_the_process_goes_on(
     assert journal.records == 0 and journal.failed
 
 
-def test_a_full_disk_mid_day_is_said_once(tmp_path: Path) -> None:
-    """A write that fails (here: the file closed under the journal) stops the day's file."""
+def test_a_full_disk_mid_day_is_said_once_and_a_new_file_opens_after_the_retry(
+    tmp_path: Path,
+) -> None:
+    """A write that fails (here: the file closed under the journal) stops the file.
+
+    The first record ``retry_s`` later opens a new one, and so does the next day's.
+    """
     heard: list[str] = []
-    journal = Journal(tmp_path, "track_b", on_failure=heard.append)
+    opened: list[Path] = []
+    journal = Journal(tmp_path, "track_b", on_failure=heard.append, on_open=opened.append)
     journal.frame("acct1", "0|H0STCNT0|001|a", DAY_ONE)
-    assert journal._file is not None
+    assert journal._file is not None and len(opened) == 1
     os.close(journal._file.fileno())  # every later write fails with EBADF
     for i in range(3):
         journal.frame("acct1", "0|H0STCNT0|001|b", DAY_ONE + 1 + i)
     assert len(heard) == 1 and "cannot append" in heard[0], heard
-    assert journal.records == 1
-    # The next day's file starts afresh.
-    journal.frame("acct1", "0|H0STCNT0|001|c", DAY_ONE + 86_400 * _NS)
-    assert journal.records == 2 and not journal.failed
+    assert journal.records == 1 and len(opened) == 1
+    retry = int(journal.retry_s * _NS)
+    journal.frame("acct1", "0|H0STCNT0|001|c", DAY_ONE + 1 + retry - 1)
+    assert journal.records == 1 and journal.failed  # not yet
+    journal.frame("acct1", "0|H0STCNT0|001|d", DAY_ONE + 1 + retry)
+    assert journal.records == 2 and not journal.failed and len(opened) == 2
+    assert opened[1] != opened[0]
+    os.close(journal._file.fileno())
+    journal.frame("acct1", "0|H0STCNT0|001|e", DAY_ONE + 2 * retry)
+    assert len(heard) == 2 and journal.failed
+    # The next day's file starts afresh, whatever the retry.
+    journal.frame("acct1", "0|H0STCNT0|001|f", DAY_ONE + 86_400 * _NS)
+    assert journal.records == 3 and not journal.failed and len(opened) == 3
     journal.close()
+    found = written(tmp_path)
+    assert [r.body[-1:] for r in found] == [b"a", b"d", b"f"]
 
 
 def test_days_past_the_keep_are_pruned(tmp_path: Path) -> None:
@@ -207,3 +232,25 @@ def test_days_past_the_keep_are_pruned(tmp_path: Path) -> None:
     removed = prune_journal(tmp_path, 2, days[-1])
     assert removed == days[:2] and journal_days(tmp_path) == days[2:]
     assert prune_journal(tmp_path, 0, date(2100, 1, 1)) == []
+
+
+def test_a_processs_journal_alert_is_resolved_by_the_next_file_that_opens(
+    tmp_path: Path,
+) -> None:
+    """`journal_for`: the failure is a warning of the process's; the next file ends it."""
+    settings = msgspec.structs.replace(Settings(), paths=PathSettings(data_dir=str(tmp_path)))
+    sent: list[Event] = []
+    producer = SimpleNamespace(source="track_b", send=sent.append)
+    journal = journal_for(settings, cast(Producer, producer))
+    assert journal is not None and journal.folder == tmp_path / "journal"
+    journal.folder.write_text("a file where the folder should be")
+    journal.frame("acct1", "0|H0STCNT0|001|a", DAY_ONE)
+    journal.frame("acct1", "0|H0STCNT0|001|b", DAY_ONE + 1)
+    assert [(type(e), e.code, e.subject) for e in sent] == [(Alert, JOURNAL_FAILED, "track_b")]
+    journal.folder.unlink()  # room again
+    journal.frame("acct1", "0|H0STCNT0|001|c", DAY_ONE + int(journal.retry_s * _NS))
+    journal.close()
+    assert [(type(e), e.code, e.subject) for e in sent[1:]] == [
+        (AlertResolved, JOURNAL_FAILED, "track_b")
+    ]
+    assert [r.body[-1:] for r in written(journal.folder)] == [b"c"]

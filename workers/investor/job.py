@@ -7,6 +7,8 @@ posting, the job asks every member of the day's universe, at the jobs' REST shar
 publishes each posting not stored yet (`InvestorEstimate`). Then it judges each posting
 due: one that no member's answer holds ``grace_min`` after its time is missed
 (`POSTING_MISSED`, a warning per day and posting), resolved once a later run finds it.
+Members whose call failed are `FAILURES` (a warning per day; an error past
+``max_failed_pct``, or when none answered), resolved by a run in which every one answered.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from datetime import date, datetime, timedelta
 
 import httpx
 
-from bus.events import Alert, AlertResolved, Event, InvestorEstimate
+from bus.events import Event, InvestorEstimate
+from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
@@ -33,11 +36,21 @@ from observer.kis.parse import read_int
 from observer.kis.schemas import INVESTOR_POSTINGS, InvestorEstimateRow
 from observer.kis.session import open_account, rate_limits
 
-__all__ = ["POSTING_MISSED", "InvestorRun", "estimates_of", "missed_postings", "run_postings"]
+__all__ = [
+    "CODES",
+    "FAILURES",
+    "POSTING_MISSED",
+    "InvestorRun",
+    "estimates_of",
+    "missed_postings",
+    "run_postings",
+]
 
 log = logging.getLogger(__name__)
 
 POSTING_MISSED = "investor_posting_missed"
+FAILURES = "investor_failures"  # members whose call failed in a run
+CODES = (POSTING_MISSED, FAILURES)
 Send = Callable[[Event], object]
 
 
@@ -54,6 +67,12 @@ class InvestorRun:
     missed: list[int] = field(default_factory=list)  # postings due and held by none
     calls: int = 0
     skipped: str = ""  # why nothing was asked ("" when the run asked)
+    failed_over: bool = False  # more failed than ``max_failed_pct``, or none answered
+
+    @property
+    def failed_pct(self) -> float:
+        """The share of the members asked whose call failed."""
+        return 100 * len(self.failed) / self.members if self.members else 0.0
 
     def summary(self) -> str:
         """One line for a person."""
@@ -121,12 +140,13 @@ def run_postings(
     send: Send,
     journal: Journal | None = None,
     progress: Callable[[int, int], None] = lambda done, total: None,
-    open_subjects: set[str] | None = None,
+    alerts: AlertBook | None = None,
 ) -> InvestorRun:
     """One run on today's session: ask, publish what is new, judge the postings due.
 
-    ``open_subjects``: the days and postings (``YYYY-MM-DD HH:MM``) whose `POSTING_MISSED`
-    is open; one found now is resolved.
+    ``alerts``: the run's alert book, holding what earlier runs left open of `CODES` (the
+    days and postings, ``YYYY-MM-DD HH:MM``, of `POSTING_MISSED`; the days of `FAILURES`);
+    None: a book of its own, publishing through ``send``.
     """
     now = now_utc(clock).astimezone(KST)
     run = InvestorRun(now.date())
@@ -158,7 +178,10 @@ def run_postings(
                 run.published += 1
     grace = timedelta(minutes=settings.investor.grace_min)
     run.missed = missed_postings(run.held, now, grace, run.answered)
-    _alerts(run, send, open_subjects or set())
+    run.failed_over = run.failed_pct > settings.investor.max_failed_pct or not run.answered
+    book = alerts or AlertBook(send)
+    _posting_alerts(run, book)
+    _failure_alerts(run, book)
     return run
 
 
@@ -201,32 +224,39 @@ async def _ask(
     return answers
 
 
-def _alerts(run: InvestorRun, send: Send, open_subjects: set[str]) -> None:
+def _failure_alerts(run: InvestorRun, alerts: AlertBook) -> None:
+    """`FAILURES` of the day when members failed; its resolution when every one answered."""
+    subject = run.day.isoformat()
+    if not run.failed:
+        message = f"every one of {run.members} members' investor estimates answered"
+        alerts.resolve(FAILURES, subject, message)
+        return
+    sample = "; ".join(f"{s}: {why}" for s, why in list(run.failed.items())[:3])
+    alerts.raise_(
+        FAILURES,
+        subject,
+        "error" if run.failed_over else "warning",
+        (
+            f"{len(run.failed)} of {run.members} members' investor estimates of {run.day} "
+            f"failed ({run.answered} answered); the next run asks again, and KIS keeps "
+            f"today's alone: {sample}"
+        )[:2000],
+        {"failed": str(len(run.failed)), "members": str(run.members)},
+    )
+
+
+def _posting_alerts(run: InvestorRun, alerts: AlertBook) -> None:
     """A warning per posting missed; the resolution of one open and found now."""
     for posting in run.missed:
         at = f"{INVESTOR_POSTINGS[posting]:%H:%M}"
-        if f"{run.day} {at}" in open_subjects:
-            continue  # raised by an earlier run, still open
-        send(
-            Alert(
-                severity="warning",
-                code=POSTING_MISSED,
-                subject=f"{run.day} {at}",
-                message=(
-                    f"the investor estimates posted at {at} are missing from every one of "
-                    f"{run.answered} answers of {run.day}: KIS keeps today's alone"
-                ),
-                context={"posting": str(posting), "trade_date": str(run.day)},
-            )
+        alerts.raise_(
+            POSTING_MISSED,
+            f"{run.day} {at}",
+            "warning",
+            f"the investor estimates posted at {at} are missing from every one of "
+            f"{run.answered} answers of {run.day}: KIS keeps today's alone",
+            {"posting": str(posting), "trade_date": str(run.day)},
         )
     for posting in run.held:
         subject = f"{run.day} {INVESTOR_POSTINGS[posting]:%H:%M}"
-        if subject in open_subjects:
-            send(
-                AlertResolved(
-                    code=POSTING_MISSED,
-                    severity="warning",
-                    subject=subject,
-                    message=f"the investor estimates of {subject} are in",
-                )
-            )
+        alerts.resolve(POSTING_MISSED, subject, f"the investor estimates of {subject} are in")
