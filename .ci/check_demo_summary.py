@@ -99,6 +99,13 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     records = b.get("records", {})
     expect(records.get("market_status", 0) > 0, f"no market status stored: {records}")
     expect(records.get("program_trades", 0) > 0, f"no program trading stored: {records}")
+    # KRX's opening auction on the idle sessions: every registration a name's expected
+    # matches (41 per account), each record sent stored once.
+    expect(b.get("auction_names", 0) >= accounts * 41 - 1, f"opening auction names: {b}")
+    expect(
+        0 < records.get("auction_expected", 0) == b.get("auction_sent", -1),
+        f"opening auction records: {records}, {b.get('auction_sent')} sent",
+    )
     expect(b.get("ticks", 0) > 0, "track_b stored no ticks")
     expect(b.get("ticks", 0) <= b.get("ticks_sent", 0), "more ticks stored than sent")
     venues = b.get("ticks_by_venue", {})
@@ -157,12 +164,22 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     held = summary.get("investor", {}).get("stocks_by_posting", {})
     expect(len(held) == 5, f"investor postings stored: {held}")
     expect(all(n >= members * 9 // 10 for n in held.values()), f"investor postings: {held}")
+    # The day's final flows after each venue's close: investor groups and program trading
+    # of most of the universe on KRX, and of Nextrade's names on Nextrade; the day's VIs.
+    flows = summary.get("flows", {})
+    for kind in ("investor", "program"):
+        by_venue = flows.get(kind, {})
+        expect(by_venue.get("KRX", 0) >= members * 9 // 10, f"{kind} flows on KRX: {flows}")
+        expect(by_venue.get("NXT", 0) > 0, f"{kind} flows on Nextrade: {flows}")
+    # The day's VIs by stock after KRX's after-hours: the simulator's one stock in ten.
+    vis = flows.get("vi", {}).get("KRX", 0)
+    expect(members // 20 <= vis <= members // 5, f"stocks with a VI stored: {flows}")
     # The raw journal: the market-data processes kept what they received, read whole;
     # a file is left unsealed only by a process killed (a fault plan's SIGKILL).
     journal = summary.get("journal", {})
     by_process = journal.get("by_process", {})
     expect(not journal.get("problems"), f"journal damaged: {journal.get('problems')}")
-    for name in ("track_a", "track_b", "gap_recovery", "investor"):
+    for name in ("track_a", "track_b", "gap_recovery", "investor", "flows"):
         expect(by_process.get(name, {}).get("records", 0) > 0, f"journal of {name}: {journal}")
     for name, each in by_process.items():
         expect(each["unsealed"] <= kills.get(name, 0), f"journal of {name} unsealed: {each}")

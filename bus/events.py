@@ -22,6 +22,7 @@ __all__ = [
     "AlertAcked",
     "AlertDelivery",
     "AlertResolved",
+    "AuctionExpected",
     "Bar",
     "DayArchived",
     "EnrichmentRun",
@@ -39,6 +40,7 @@ __all__ = [
     "HoldingKind",
     "HostRoster",
     "InvestorEstimate",
+    "InvestorFlow",
     "ListingChanged",
     "MarketStatus",
     "MasterFileChecked",
@@ -50,6 +52,7 @@ __all__ = [
     "PhaseChanged",
     "PriceSnapshot",
     "ProgramTrade",
+    "ProgramTradeDaily",
     "PruneRequested",
     "RealtimeRejected",
     "Reconciliation",
@@ -69,6 +72,7 @@ __all__ = [
     "UniverseMember",
     "UniverseSnapshot",
     "Venue",
+    "VolatilityInterruption",
     "WorkerLifecycle",
     "event_tag",
 ]
@@ -241,6 +245,94 @@ class ProgramTrade(_Event, tag="program_trade", frozen=True, kw_only=True):
     ask_residual: int  # SELN_RSQN
     bid_residual: int  # SHNU_RSQN
     net_residual: int  # WHOL_NTBY_QTY
+    account: str = ""
+    venue: Venue = "KRX"  # its TR's
+    trading_session: TradingSession = ""
+
+
+class InvestorFlow(_Event, tag="investor_flow", frozen=True, kw_only=True):
+    """The flows job: one stock's final net buying by investor group on a day and venue.
+
+    FHPTJ04160001 after the venue's close; quantities in shares, values in millions of KRW
+    as KIS sends them.
+    """
+
+    symbol: str
+    trade_date: date
+    venue: Venue  # KRX or NXT: the market asked (J, NX)
+    individual_qty: int  # prsn_ntby_qty
+    foreign_qty: int  # frgn_ntby_qty
+    institution_qty: int  # orgn_ntby_qty
+    other_corp_qty: int  # etc_corp_ntby_vol
+    individual_value: int  # prsn_ntby_tr_pbmn, KRW millions
+    foreign_value: int
+    institution_value: int
+    other_corp_value: int
+    volume: int  # acml_vol: the day's on the venue
+    fetched_ns: int
+
+
+class ProgramTradeDaily(_Event, tag="program_trade_daily", frozen=True, kw_only=True):
+    """The flows job: one stock's program trading on a day and venue (FHPPG04650201)."""
+
+    symbol: str
+    trade_date: date
+    venue: Venue
+    sell_qty: int  # whol_smtn_seln_vol
+    buy_qty: int  # whol_smtn_shnu_vol
+    net_qty: int  # whol_smtn_ntby_qty
+    sell_value: int  # whol_smtn_seln_tr_pbmn, as KIS sends it (KRW, UNCONFIRMED)
+    buy_value: int
+    net_value: int
+    fetched_ns: int
+
+
+class VolatilityInterruption(_Event, tag="volatility_interruption", frozen=True, kw_only=True):
+    """The flows job: one volatility interruption (VI) of a stock on a day (FHPST01390000).
+
+    KIS's list names no venue (KRX's; whether Nextrade's are in it is UNCONFIRMED).
+    """
+
+    symbol: str
+    trade_date: date
+    started_ns: int  # cntg_vi_hour on the day (KST)
+    ended_ns: int  # vi_cncl_hour on the day; 0: not lifted when asked
+    kind: str  # vi_kind_code: 1 static, 2 dynamic, 3 both
+    price: int  # vi_prc: the price that set it off
+    static_base: int  # vi_stnd_prc
+    static_move_pct: Decimal  # vi_dprt
+    dynamic_base: int  # vi_dmc_stnd_prc
+    dynamic_move_pct: Decimal  # vi_dmc_dprt
+    count: int  # vi_count: the symbol's VIs of the day so far
+    fetched_ns: int
+
+
+class AuctionExpected(_Event, tag="auction_expected", frozen=True, kw_only=True):
+    """Track B: an auction's expected match for a symbol (H0STANC0, H0NXANC0, H0UNANC0).
+
+    KIS documents these records by H0STCNT0's field names alone; its example (the opening
+    auction, ``hour_class`` B) carries the expected price in STCK_PRPR and volumes in
+    CNTG_VOL and ACML_VOL. The fields are kept as sent, under those names' meanings; the
+    path of expected prices is what no later request can give.
+    """
+
+    symbol: str
+    exchange_ns: int  # STCK_CNTG_HOUR on the KST day of receipt
+    received_ns: int
+    price: int  # STCK_PRPR: the expected match price
+    change: int  # PRDY_VRSS, signed: against the previous close
+    volume: int  # CNTG_VOL
+    cumulative_volume: int  # ACML_VOL
+    ask_price: int  # ASKP1
+    bid_price: int  # BIDP1
+    ask_qty: int  # ASKP_RSQN1
+    bid_qty: int  # BIDP_RSQN1
+    total_ask_qty: int  # TOTAL_ASKP_RSQN
+    total_bid_qty: int  # TOTAL_BIDP_RSQN
+    # HOUR_CLS_CODE: B before the open, A after the close, C a VI's or after 09:00, D the
+    # after-hours single price
+    hour_class: str
+    halted: bool  # TRHT_YN
     account: str = ""
     venue: Venue = "KRX"  # its TR's
     trading_session: TradingSession = ""
@@ -996,6 +1088,10 @@ Event = (
     | MarketStatus
     | ProgramTrade
     | InvestorEstimate
+    | AuctionExpected
+    | InvestorFlow
+    | ProgramTradeDaily
+    | VolatilityInterruption
 )
 
 # The union's members in its order, for registries and tests: one list, not two.

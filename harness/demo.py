@@ -108,7 +108,7 @@ DEMO_FEED_KINDS = ("trades", "status", "program")
 # run's first load backfills 250 sessions of every ETF. So is the reconciliation of the
 # last stream that ended before it (Nextrade's, due at 20:01:30): minutes of the day's REST
 # calls, which a day ended at 20:30 at 212x leaves less than nine wall seconds.
-JOBS_AFTER_END = ("etf_daily",)
+JOBS_AFTER_END = ("etf_daily", "flows")
 JOBS_AFTER_END_S = 240.0
 
 # The market's own news, whatever the fault level: master files change before their check.
@@ -603,6 +603,7 @@ def _summary(
             notifications = _notifications(conn)
             etf = _etf(conn, day)
             investor = _investor(conn, day)
+            flows = _flows(conn, day)
             enrichment = _enrichment(conn, day)
             universe = conn.execute(
                 text(
@@ -663,6 +664,7 @@ def _summary(
         "notifications": notifications,
         "etf": etf,
         "investor": investor,
+        "flows": flows,
         "enrichment": enrichment,
         "rest": {
             "calls": sum(gateway["calls"].values()),
@@ -704,6 +706,20 @@ def _investor(conn: Connection, day: date) -> dict[str, Any]:
         )
     }
     return {"estimates": sum(by_posting.values()), "stocks_by_posting": by_posting}
+
+
+def _flows(conn: Connection, day: date) -> dict[str, dict[str, int]]:
+    """The day's final flows stored: stocks per venue (investor groups, program trading, VIs)."""
+    found: dict[str, dict[str, int]] = {}
+    for kind, table in (("investor", "investor_flows"), ("program", "program_trades_daily")):
+        query = f"select venue, count(distinct symbol) from {table} where trade_date = :day "  # noqa: S608
+        rows = conn.execute(text(query + "group by venue"), {"day": day})
+        found[kind] = {venue: n for venue, n in rows}
+    vis = text(
+        "select count(distinct symbol) from volatility_interruptions where trade_date = :day"
+    )
+    found["vi"] = {"KRX": conn.execute(vis, {"day": day}).scalar_one()}
+    return found
 
 
 def _notifications(conn: Connection) -> dict[str, int]:
@@ -812,7 +828,7 @@ def track_b_summary(
     sent_by_venue = {venue: sent.get(tr_id, 0) for venue, tr_id in TRADE_TRS.items()}
     records = {
         table: conn.execute(text(f"select count(*) from {table}")).scalar_one()  # noqa: S608
-        for table in ("market_status", "program_trades")
+        for table in ("market_status", "program_trades", "auction_expected")
     }
     return {
         "max_slots_used": peak,
@@ -821,8 +837,12 @@ def track_b_summary(
         # at the peak, by what each is for
         "registrations_by_kind": {kind: peak_registrations // len(kinds) for kind in kinds},
         # records stored per kind besides the trades: halts, VIs and session events; program
-        # trading
+        # trading; KRX's opening auction's expected matches (and of how many names)
         "records": records,
+        "auction_names": conn.execute(
+            text("select count(distinct symbol) from auction_expected")
+        ).scalar_one(),
+        "auction_sent": sent.get("H0STANC0", 0),
         "halts_seen": conn.execute(
             text("select count(*) from market_status where halted")
         ).scalar_one(),

@@ -258,6 +258,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"({b['halts_seen']} halted, {b['vis_seen']} VIs), {records['program_trades']:,} "
             f"program-trading records; registrations at the peak: {kinds}"
         )
+        lines.append(
+            f"KRX's opening auction: {records.get('auction_expected', 0):,} expected matches "
+            f"of {b.get('auction_names', 0)} names stored ({b.get('auction_sent', 0):,} sent)"
+        )
     reasons = ", ".join(f"{n} {r}" for r, n in sorted(gaps["by_reason"].items())) or "none"
     lines.append(
         f"gaps: {gaps['detected']} detected ({reasons}); {gaps['recovered']} recovered, "
@@ -290,6 +294,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"investor estimates: {investor['estimates']:,} stored (stocks per posting: "
             f"{postings or 'none'})"
         )
+    if flows := summary.get("flows"):
+        kinds = "; ".join(
+            f"{kind}: " + (", ".join(f"{n} {venue}" for venue, n in by_venue.items()) or "none")
+            for kind, by_venue in flows.items()
+        )
+        lines.append(f"final flows of the day, stocks per venue: {kinds}")
     etf = summary.get("etf")
     if etf:
         lines.append(

@@ -10,6 +10,7 @@ from bus.events import (
     AlertAcked,
     AlertDelivery,
     AlertResolved,
+    AuctionExpected,
     Bar,
     DayArchived,
     EnrichmentRun,
@@ -24,6 +25,7 @@ from bus.events import (
     GapStateChanged,
     HostRoster,
     InvestorEstimate,
+    InvestorFlow,
     ListingChanged,
     MarketStatus,
     MasterFileChecked,
@@ -34,6 +36,7 @@ from bus.events import (
     PhaseChanged,
     PriceSnapshot,
     ProgramTrade,
+    ProgramTradeDaily,
     PruneRequested,
     RealtimeRejected,
     Reconciliation,
@@ -49,6 +52,7 @@ from bus.events import (
     TradeTick,
     UniverseMember,
     UniverseSnapshot,
+    VolatilityInterruption,
     WorkerLifecycle,
 )
 
@@ -214,6 +218,28 @@ SAMPLES: list[Event] = [
         symbol="005930", trade_date=date(2026, 11, 20), posting=3, foreign_qty=-1_250_000,
         institution_qty=830_000, total_qty=-420_000, fetched_ns=T0,
     ),
+    AuctionExpected(
+        symbol="005930", exchange_ns=T0, received_ns=T0 + 7, price=77_600, change=600,
+        volume=64, cumulative_volume=221_986, ask_price=77_700, bid_price=77_500, ask_qty=1_200,
+        bid_qty=900, total_ask_qty=310_000, total_bid_qty=402_000, hour_class="B",
+        halted=False, account="acct1", venue="KRX", trading_session="opening_auction",
+    ),
+    InvestorFlow(
+        symbol="005930", trade_date=date(2026, 11, 20), venue="KRX", individual_qty=1_050_000,
+        foreign_qty=-1_310_000, institution_qty=240_000, other_corp_qty=20_000,
+        individual_value=81_270, foreign_value=-101_394, institution_value=18_576,
+        other_corp_value=1_548, volume=14_220_000, fetched_ns=T0,
+    ),
+    ProgramTradeDaily(
+        symbol="005930", trade_date=date(2026, 11, 20), venue="NXT", sell_qty=120_000,
+        buy_qty=98_000, net_qty=-22_000, sell_value=9_288_000_000, buy_value=7_585_200_000,
+        net_value=-1_702_800_000, fetched_ns=T0,
+    ),
+    VolatilityInterruption(
+        symbol="005930", trade_date=date(2026, 11, 20), started_ns=T0, ended_ns=T0 + 120 * 10**9,
+        kind="1", price=80_900, static_base=73_500, static_move_pct=Decimal("10.07"),
+        dynamic_base=0, dynamic_move_pct=Decimal("0.00"), count=1, fetched_ns=T0,
+    ),
 ]  # fmt: skip
 
 # Rows per table that SAMPLES leave in a fresh database.
@@ -225,6 +251,10 @@ EXPECTED_ROWS = {
     "market_status": 1,
     "investor_estimates": 1,
     "program_trades": 1,
+    "auction_expected": 1,
+    "investor_flows": 1,
+    "program_trades_daily": 1,
+    "volatility_interruptions": 1,
     "realtime_rejections": 1,
     "minute_bar_batches": 2,
     "minute_bars": 2,

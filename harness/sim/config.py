@@ -65,6 +65,9 @@ class SimConfig:
     # The minute a bar's stck_cntg_hour names (UNCONFIRMED at KIS): "start", the minute it
     # opens (09:00 covers 09:00:00-09:00:59); "end", the minute it closes (09:01, the same).
     bar_label: Literal["start", "end"] = "start"
+    # FHPTJ04160001's FID_ETC_CLS_CODE it answers rows for ("1" in KIS's workbook, blank in
+    # its samples: UNCONFIRMED); "any": both.
+    investor_etc_cls_code: Literal["any", "", "1"] = "any"
     # FHKST121600C0 is one answer, never continued (KIS's workbook). Whether KIS caps its
     # lines is UNCONFIRMED: a cap here cuts the answer short (its count still says all);
     # ``etf_component_repeat`` lists one constituent twice, as a malformed answer would.

@@ -17,7 +17,15 @@ from harness.sim.config import Faults
 from harness.sim.market import KST
 from harness.sim.protocol import NS
 
-__all__ = ["PROGRAMS", "STATUSES", "program_record", "status_records", "vi_window"]
+__all__ = [
+    "PROGRAMS",
+    "PROGRAM_BUY_PCT",
+    "PROGRAM_SELL_PCT",
+    "STATUSES",
+    "program_record",
+    "status_records",
+    "vi_window",
+]
 
 STATUSES = frozenset({"H0STMKO0", "H0NXMKO0"})
 PROGRAMS = frozenset({"H0STPGM0", "H0NXPGM0", "H0UNPGM0"})
@@ -40,7 +48,7 @@ _NXT_EVENTS = (
 )
 _VI_ONE_IN = 10  # symbols with a VI a day
 _VI_MINUTES = 2
-_PROGRAM_SELL_PCT, _PROGRAM_BUY_PCT = 7, 6  # of the day's volume so far
+PROGRAM_SELL_PCT, PROGRAM_BUY_PCT = 7, 6  # of the day's volume so far
 
 
 def vi_window(symbol: str, day: date) -> tuple[datetime, datetime] | None:
@@ -97,8 +105,8 @@ def _status(
 
 def program_record(symbol: str, hhmmss: str, price: int, volume: int) -> str:
     """One program-trading record: the day's program selling and buying so far."""
-    sold = volume * _PROGRAM_SELL_PCT // 100
-    bought = volume * _PROGRAM_BUY_PCT // 100
+    sold = volume * PROGRAM_SELL_PCT // 100
+    bought = volume * PROGRAM_BUY_PCT // 100
     asks, bids = 1_000 + volume % 700, 1_000 + volume % 500
     fields = [
         symbol,

@@ -24,6 +24,7 @@ from harness.sim.etf import (
     multiple,
     nav_published,
 )
+from harness.sim.flows import investor_rows, program_rows, vi_rows
 from harness.sim.gateway import Gateway
 from harness.sim.market import (
     BARS_PER_DAY,
@@ -58,6 +59,9 @@ PAPER_LACKS = frozenset(
         "HHDFS76200200",
         "HHDFS76370000",
         "HHPTJ04160200",
+        "FHPTJ04160001",
+        "FHPPG04650201",
+        "FHPST01390000",
     }
 )
 _PAPER_REFUSAL_TEXT = "모의투자 미지원 서비스입니다."
@@ -138,6 +142,31 @@ class Quotes:
                     }
                 )
         return web.json_response(envelope(*OK, output2=rows))
+
+    def investor_flows(self, query: Any) -> web.Response:
+        """FHPTJ04160001: final net buying by investor group (`harness.sim.flows`)."""
+        code, symbol = query.get("FID_COND_MRKT_DIV_CODE", "J"), query.get("FID_INPUT_ISCD", "")
+        asked = _date(query.get("FID_INPUT_DATE_1", "") or self._now().strftime("%Y%m%d"))
+        rows = investor_rows(self.market, symbol, code, asked, self._now())
+        answered = self.gateway.config.investor_etc_cls_code
+        if answered not in ("any", query.get("FID_ETC_CLS_CODE", "")):
+            rows = []  # what KIS answers to the other value is UNCONFIRMED: nothing here
+        return web.json_response(envelope(*OK, output1={}, output2=rows))
+
+    def program_trades_daily(self, query: Any) -> web.Response:
+        """FHPPG04650201: a day's program trading (`harness.sim.flows`)."""
+        code, symbol = query.get("FID_COND_MRKT_DIV_CODE", "J"), query.get("FID_INPUT_ISCD", "")
+        asked = _date(query.get("FID_INPUT_DATE_1", "") or self._now().strftime("%Y%m%d"))
+        rows = program_rows(self.market, symbol, code, asked, self._now())
+        return web.json_response(envelope(*OK, output=rows))
+
+    def vi_status(self, query: Any) -> web.Response:
+        """FHPST01390000 by stock: the day's VIs (`harness.sim.flows`)."""
+        symbol = query.get("FID_INPUT_ISCD", "")
+        asked = _date(query.get("FID_INPUT_DATE_1", "") or self._now().strftime("%Y%m%d"))
+        return web.json_response(
+            envelope(*OK, output=vi_rows(self.market, symbol, asked, self._now()))
+        )
 
     def inquire_price(self, query: Any) -> web.Response:
         """FHKST01010100 (§4.1): KRX's price (FID J), or Nextrade's (NX).
@@ -670,6 +699,11 @@ _ROUTES: dict[tuple[str, str], _Handler] = {
     ("domestic-stock/v1/quotations/search-stock-info", "CTPF1002R"): Quotes.stock_info,
     ("domestic-stock/v1/quotations/investor-trend-estimate", "HHPTJ04160200"):
         Quotes.investor_estimate,
+    ("domestic-stock/v1/quotations/investor-trade-by-stock-daily", "FHPTJ04160001"):
+        Quotes.investor_flows,
+    ("domestic-stock/v1/quotations/program-trade-by-stock-daily", "FHPPG04650201"):
+        Quotes.program_trades_daily,
+    ("domestic-stock/v1/quotations/inquire-vi-status", "FHPST01390000"): Quotes.vi_status,
     ("overseas-price/v1/quotations/price", "HHDFS00000300"): Quotes.overseas_price,
     ("overseas-price/v1/quotations/search-info", "CTPF1702R"): Quotes.overseas_info,
     ("overseas-price/v1/quotations/industry-price", "HHDFS76370100"): Quotes.industry_codes,

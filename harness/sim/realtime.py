@@ -6,8 +6,8 @@ records per frame, in the layout `SimConfig.realtime_layout` names (with
 `SimConfig.realtime_extra_fields` more on every record): KRX's (H0STCNT0, H0STASP0),
 Nextrade's (H0NXCNT0, H0NXASP0: `harness.sim.nextrade`) and the combined feed's (H0UNCNT0,
 H0UNASP0: both venues' trades in time order); each venue's market-operation records and
-program trading (`harness.sim.market_status`). A paper account registers KRX's trades and
-books alone.
+program trading (`harness.sim.market_status`); KRX's auctions' expected matches
+(`harness.sim.auction`). A paper account registers KRX's trades and books alone.
 ``drop_websockets`` cuts every session like a network failure; the faults `Realtime` takes
 refuse, halt, lock, cut, withhold and delay.
 """
@@ -28,6 +28,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from harness.sim.auction import EXPECTED, expected_records
 from harness.sim.config import SimConfig, TickLoss
 from harness.sim.gateway import Gateway
 from harness.sim.market import BARS_PER_DAY, KST, Market, Tick, quote_at, tick_size
@@ -46,7 +47,7 @@ _BOOKS = frozenset({"H0STASP0", "H0NXASP0", "H0UNASP0"})
 _PAPER_TRS = frozenset({"H0STCNT0", "H0STASP0"})
 # Besides: each venue's market-operation records and program trading
 # (`harness.sim.market_status`).
-_OFFERED = _TRADES | _BOOKS | STATUSES | PROGRAMS
+_OFFERED = _TRADES | _BOOKS | STATUSES | PROGRAMS | EXPECTED
 
 
 class Realtime:
@@ -86,6 +87,9 @@ class Realtime:
         self.faults = gateway.faults
         self._sessions: dict[str, web.WebSocketResponse] = {}  # app key -> live session
         self.records_sent: defaultdict[str, int] = defaultdict(int)  # tr_id -> pushed records
+        # tr_id -> registrations answered SUBSCRIBE SUCCESS, and released (UNSUBSCRIBE SUCCESS)
+        self.registered: defaultdict[str, int] = defaultdict(int)
+        self.released: defaultdict[str, int] = defaultdict(int)
         self.refused: defaultdict[str, int] = defaultdict(int)  # symbol -> refused by a fault
         self.records_withheld: defaultdict[str, int] = defaultdict(int)  # symbol -> trades
         self.pingpong_drops = 0  # sessions dropped for a PINGPONG not answered as accepted
@@ -171,6 +175,7 @@ class Realtime:
                 if header.get("tr_type") == "2":
                     if pair in held:
                         del held[pair]
+                        self.released[tr_id] += 1
                         await ws.send_json(
                             _control(tr_id, tr_key, "0", "OPSP0001", "UNSUBSCRIBE SUCCESS")
                         )
@@ -206,6 +211,7 @@ class Realtime:
                     )
                 else:
                     held[pair] = self.clock.now_ns()
+                    self.registered[tr_id] += 1
                     answer = _control(tr_id, tr_key, "0", "OPSP0000", "SUBSCRIBE SUCCESS")
                     answer["body"]["output"] = {
                         "iv": secrets.token_hex(8),
@@ -348,6 +354,10 @@ class Realtime:
             return []
         if tr_id in STATUSES:
             return status_records(tr_id, symbol, start, end, self.faults)
+        if tr_id in EXPECTED:  # KRX's auctions' expected matches (`harness.sim.auction`)
+            path = self.market.day_path(symbol, day)
+            tail = self._tail(tr_id, 0)
+            return [r + tail for r in expected_records(tr_id, symbol, path, start, end)]
         if tr_id not in ("H0STCNT0", "H0STASP0", "H0STPGM0"):
             return self._venue_records(tr_id, symbol, start, end, state)
         first = max(0, (start.hour * 60 + start.minute) - 9 * 60)
@@ -480,6 +490,10 @@ class Realtime:
             return ""  # one layout in both exports
         fields: list[str] = []
         newer = self.config.realtime_layout == "2026-09"
+        if tr_id in EXPECTED:  # Nextrade's and the combined VI_STND_PRC; 2026-09's dummy
+            fields = ["0"] * ((tr_id != "H0STANC0") + newer)
+            fields += ["0"] * self.config.realtime_extra_fields
+            return "^" + "^".join(fields) if fields else ""
         mid = _newer_book(price)[:3]
         if tr_id in _TRADES:
             fields = [market_code] if newer else []

@@ -1,6 +1,7 @@
 """``observer data DATASET`` and ``observer export``.
 
-The datasets: ticks, books, bars, snapshots, gaps, coverage, market-status, program-trades.
+The datasets: ticks, books, bars, snapshots, gaps, coverage, market-status, program-trades,
+auction-expected.
 Each reads through `observer.data` (the database and the day archives as one). ``data``
 writes a table, CSV, JSON lines or Parquet, to the terminal or ``--out`` (times in KST);
 ``export`` writes a Parquet file per dataset, symbol and day (`observer.data.export`).
@@ -95,6 +96,16 @@ _BRIEF = {
         "vi",
     ),
     "program_trades": ("symbol", "venue", "exchange_time", "sell_qty", "buy_qty", "net_qty"),
+    "auction_expected": (
+        "symbol",
+        "venue",
+        "exchange_time",
+        "hour_class",
+        "price",
+        "volume",
+        "total_ask_qty",
+        "total_bid_qty",
+    ),
     "coverage": ("symbol", "venue", "minute_time", "status", "verified", "ticks", "bar_volume"),
 }
 
@@ -125,6 +136,7 @@ for _name, _help in (
     ("gaps", "The gaps overlapping the range, each in its current state."),
     ("market-status", "Track B's market-operation records: halts, VIs, session events."),
     ("program-trades", "Track B's program trading (each record the day's so far)."),
+    ("auction-expected", "Track B's auctions' expected matches (KRX's opening auction)."),
 ):
     data_app.command(_name, help=_help)(_ranged(_name.replace("-", "_")))
 

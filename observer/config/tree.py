@@ -18,6 +18,7 @@ from observer.config.workers import (
     BackupSettings,
     EnrichSettings,
     EtfSettings,
+    FlowsSettings,
     GapRecoverySettings,
     InvestorSettings,
     MasterFileSettings,
@@ -61,6 +62,7 @@ class Settings(Strict, frozen=True):
     backup: BackupSettings = BackupSettings()
     etf: EtfSettings = EtfSettings()
     investor: InvestorSettings = InvestorSettings()
+    flows: FlowsSettings = FlowsSettings()
     retention: RetentionSettings = RetentionSettings()
     token: TokenSettings = TokenSettings()
     readiness: ReadinessSettings = ReadinessSettings()

@@ -28,6 +28,7 @@ __all__ = [
     "BackupSettings",
     "EnrichSettings",
     "EtfSettings",
+    "FlowsSettings",
     "GapRecoverySettings",
     "InvestorSettings",
     "MasterFileSettings",
@@ -163,6 +164,11 @@ class TrackBSettings(Strict, frozen=True):
     # Nextrade's feed (or the combined one) alone, chosen by triggers from Track A's
     # Nextrade cycles, pins and market caps; every slot is released at its end.
     nxt_pre_market: bool = True
+    # KRX's opening auction (its opening_auction session in [venues], from Nextrade's
+    # pre-market's end when that is followed) to its match and CLOSE_GRACE_S: no slot is held
+    # then, and every registration holds a name's expected matches (H0STANC0): pins first,
+    # then by market cap. Paper accounts are offered none.
+    opening_auction: bool = True
     # When KRX's feeds are released (15:31:30, or 15:00), a held Nextrade name keeps
     # Nextrade's feed (or the combined one) through Nextrade's after-market, to its close in
     # [venues]; the slots are evaluated on as in the pre-market, over Nextrade's names.
@@ -449,6 +455,24 @@ class InvestorSettings(Strict, frozen=True):
     grace_min: Annotated[float, Meta(ge=0, le=300)] = 30.0
     # Members whose call failed in a run: a warning; more than this share (or every one):
     # an error, and the run exits 1.
+    max_failed_pct: Percent = 5.0
+
+
+class FlowsSettings(Strict, frozen=True):
+    """The ``flows`` job: the universe's final investor flows and program trading per venue."""
+
+    share_of: str = "jobs"  # whose REST share it asks at
+    requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
+    # When a venue's day is final at KIS (KST): KRX's from 15:40 (FHPTJ04160001: "15:40부터
+    # 조회가능"), Nextrade's after its 20:00 close (UNCONFIRMED). A late day moves neither.
+    krx_from: ClockTime = "15:40"
+    nxt_from: ClockTime = "20:05"
+    # A day's VIs (FHPST01390000, KRX's) after its after-hours single price ends at 18:00.
+    vi_from: ClockTime = "18:05"
+    # FHPTJ04160001's FID_ETC_CLS_CODE: "1" in KIS's workbook, blank in its samples.
+    investor_etc_cls_code: Literal["", "1"] = ""
+    # Members failing or without the day's row in a run: a warning; more than this share
+    # (or none answering): an error, and the run exits 1.
     max_failed_pct: Percent = 5.0
 
 

@@ -27,11 +27,15 @@ from observer.kis.schemas import (
     EtfPriceOutput,
     IndustryCodeRow,
     IndustryMemberRow,
+    InvestorEstimateRow,
+    InvestorFlowRow,
     MinuteBarRow,
     OverseasInfoOutput,
     OverseasPriceOutput,
     PriceDetailOutput,
+    ProgramDailyRow,
     StockInfoOutput,
+    ViStatusRow,
 )
 
 __all__ = ["Targets", "check_rest"]
@@ -60,6 +64,7 @@ class _Probe:
 def _probes(t: Targets) -> list[_Probe]:
     """What each endpoint is asked, and which schema reads which part of its answer."""
     day, past = t.today.strftime("%Y%m%d"), (t.today - timedelta(days=7)).strftime("%Y%m%d")
+    yesterday = (t.today - timedelta(days=1)).strftime("%Y%m%d")
     stock = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": t.symbol}
     etf = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": t.etf}
     abroad = {"AUTH": "", "EXCD": t.exchange, "SYMB": t.overseas}
@@ -81,7 +86,7 @@ def _probes(t: Targets) -> list[_Probe]:
             "minute_bars_past",
             stock
             | {
-                "FID_INPUT_DATE_1": (t.today - timedelta(days=1)).strftime("%Y%m%d"),
+                "FID_INPUT_DATE_1": yesterday,
                 "FID_PW_DATA_INCU_YN": "N",
                 "FID_FAKE_TICK_INCU_YN": "",
                 "FID_INPUT_HOUR_1": "153000",
@@ -108,6 +113,35 @@ def _probes(t: Targets) -> list[_Probe]:
             "stock_info",
             {"PRDT_TYPE_CD": "300", "PDNO": t.symbol},
             (("output", StockInfoOutput),),
+        ),
+        _Probe(
+            "investor_estimate",
+            {"MKSC_SHRN_ISCD": t.symbol},
+            (("output2", list[InvestorEstimateRow]),),
+        ),
+        _Probe(
+            "investor_flows",
+            stock | {"FID_INPUT_DATE_1": yesterday, "FID_ORG_ADJ_PRC": "", "FID_ETC_CLS_CODE": ""},
+            (("output2", list[InvestorFlowRow]),),
+        ),
+        _Probe(
+            "program_trades_daily",
+            stock | {"FID_INPUT_DATE_1": yesterday},
+            (("output", list[ProgramDailyRow]),),
+        ),
+        _Probe(
+            "vi_status",
+            {
+                "FID_DIV_CLS_CODE": "0",
+                "FID_COND_SCR_DIV_CODE": "20139",
+                "FID_MRKT_CLS_CODE": "0",
+                "FID_INPUT_ISCD": t.symbol,
+                "FID_RANK_SORT_CLS_CODE": "0",
+                "FID_INPUT_DATE_1": yesterday,
+                "FID_TRGT_CLS_CODE": "",
+                "FID_TRGT_EXLS_CLS_CODE": "",
+            },
+            (("output", list[ViStatusRow]),),
         ),
         _Probe("overseas_price", abroad, (("output", OverseasPriceOutput),)),
         _Probe(

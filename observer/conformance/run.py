@@ -24,6 +24,7 @@ from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.conformance.rest import Targets, check_rest
 from observer.conformance.session import (
     PAPER_SUBSCRIBED,
+    SIDE_FEEDS,
     SUBSCRIBED,
     SessionSeen,
     watch_session,
@@ -34,7 +35,7 @@ from observer.kis.client import KisClient
 from observer.kis.endpoints import ENDPOINTS
 from observer.kis.keepalive import PingpongAnswer, silence_limit_s
 from observer.kis.parse import decode_json
-from observer.kis.realtime import VENUE_OF_TR
+from observer.kis.realtime import EXPECTED_TRS, STATUS_TRS, VENUE_OF_TR
 from observer.kis.schemas import REALTIME_LAYOUTS, MinuteBarRow
 from observer.kis.session import master_http, open_account, rate_limits
 from observer.kis.settings import KisSettings
@@ -59,6 +60,7 @@ class Configured:
     silence_factor: float = StreamSettings().silence_factor
     bar_label: Literal["start", "end"] = "start"
     master_head: Literal["auto", "never"] = "auto"
+    investor_etc_cls_code: Literal["", "1"] = ""
 
     @classmethod
     def of(cls, settings: Settings) -> Configured:
@@ -68,6 +70,7 @@ class Configured:
             silence_factor=settings.track_b.silence_factor,
             bar_label=settings.gap_recovery.bar_label,
             master_head=settings.master_file.head,
+            investor_etc_cls_code=settings.flows.investor_etc_cls_code,
         )
 
 
@@ -104,7 +107,9 @@ async def run_check(
         today = datetime.fromtimestamp(clock.now_ns() / _NS, _KST).date()
         targets = Targets(targets.symbol, targets.etf, targets.exchange, targets.overseas, today)
         await check_rest(account.client, targets, report, clock.now_ns)
-        subscribed = PAPER_SUBSCRIBED if account.client.paper else SUBSCRIBED
+        if not account.client.paper:
+            await _etc_code_finding(account.client, targets, report, configured)
+        subscribed = PAPER_SUBSCRIBED if account.client.paper else (*SUBSCRIBED, *SIDE_FEEDS)
         seen = await watch_session(
             account.ws_url,
             key,
@@ -142,9 +147,7 @@ def _session_findings(
             continue
         widths = seen.widths.get(tr_id)
         if not widths:
-            krx = VENUE_OF_TR[tr_id] == "KRX"
-            why = "is the market open?" if krx else "is Nextrade open, and the symbol on it?"
-            report.add(tr_id, NOT_MEASURED, f"no record received ({why})")
+            report.add(tr_id, NOT_MEASURED, f"no record received ({_quiet(tr_id)})")
             continue
         known = {w: generation(tr_id, w) for w in widths}
         unknown = sorted(w for w, g in known.items() if g is None)
@@ -164,6 +167,50 @@ def _session_findings(
         else:
             report.add(tr_id, OK, f"{records} record(s) decoded", layout)
     _pingpong_finding(seen, report, configured)
+
+
+async def _etc_code_finding(
+    client: KisClient, targets: Targets, report: Report, configured: Configured
+) -> None:
+    """FHPTJ04160001 asked with FID_ETC_CLS_CODE blank and "1" (KIS's sources differ).
+
+    The configured value must answer rows; if only the other does, it names the setting.
+    """
+    day = (targets.today - timedelta(days=1)).strftime("%Y%m%d")
+    rows: dict[str, int | str] = {}
+    for code in ("", "1"):
+        try:
+            rows[code] = len(await client.investor_flows(targets.symbol, day, "J", code))
+        except KisError as exc:
+            rows[code] = f"{type(exc).__name__}: {exc}"[:120]
+    shown = ", ".join(f"{code or 'blank'}: {n}" for code, n in rows.items())
+    item = "FHPTJ04160001 FID_ETC_CLS_CODE"
+    mine, other = (
+        configured.investor_etc_cls_code,
+        "1" if configured.investor_etc_cls_code == "" else "",
+    )
+    if isinstance(rows[mine], int) and rows[mine]:
+        report.add(item, OK, f"rows as configured ({shown})")
+    elif isinstance(rows[other], int) and rows[other]:
+        report.add(
+            item,
+            MISMATCH,
+            f"rows only with {other or 'blank'} ({shown}): set [flows] investor_etc_cls_code "
+            f"= {other!r}",
+        )
+    else:
+        report.add(item, NOT_MEASURED, f"no rows either way ({shown})")
+
+
+def _quiet(tr_id: str) -> str:
+    """Why a TR may have sent nothing within the session."""
+    if tr_id in STATUS_TRS.values():
+        return "sent at session events, halts and VIs alone"
+    if tr_id in EXPECTED_TRS.values():
+        return "sent through auctions alone: KRX's 08:40-09:00 and 15:20-15:30"
+    if VENUE_OF_TR[tr_id] == "KRX":
+        return "is the market open?"
+    return "is Nextrade open, and the symbol on it?"
 
 
 def _pingpong_finding(seen: SessionSeen, report: Report, configured: Configured) -> None:

@@ -1,8 +1,9 @@
 """One WebSocket session, subscribed to a symbol's trades and books, watched as it is.
 
 A real account's session registers each venue's trade and book TR (KRX's, Nextrade's and the
-combined feed's: `SUBSCRIBED`); a paper account's KRX's alone (`PAPER_SUBSCRIBED`), the
-only ones KIS's paper host offers.
+combined feed's: `SUBSCRIBED`) and its market-operation, program-trading and expected-match TRs
+(`SIDE_FEEDS`); a paper account's KRX's trades and book alone (`PAPER_SUBSCRIBED`), the only
+ones KIS's paper host offers.
 
 Frames are read raw: the record width is counted before the client's decoder cuts or refuses
 a record, and each record is then decoded by that decoder (`RealtimeDecoder`), so that the
@@ -31,12 +32,22 @@ from observer.errors import KisError
 from observer.kis.credentials import Secret
 from observer.kis.keepalive import PingpongAnswer, answer_pingpong
 from observer.kis.parse import is_data_frame, parse_control
-from observer.kis.realtime import BOOK_TRS, TRADE_TRS, RealtimeDecoder
+from observer.kis.realtime import (
+    BOOK_TRS,
+    EXPECTED_TRS,
+    PROGRAM_TRS,
+    STATUS_TRS,
+    TRADE_TRS,
+    RealtimeDecoder,
+)
 
-__all__ = ["PAPER_SUBSCRIBED", "SUBSCRIBED", "SessionSeen", "watch_session"]
+__all__ = ["PAPER_SUBSCRIBED", "SIDE_FEEDS", "SUBSCRIBED", "SessionSeen", "watch_session"]
 
 # A symbol's trades and book on each venue (six registrations of the 41).
 SUBSCRIBED = (*TRADE_TRS.values(), *BOOK_TRS.values())
+# Beside them on a real account, what KIS keeps no history of: each venue's market operation
+# (the combined one's names no symbol), program trading and auctions' expected matches.
+SIDE_FEEDS = (*STATUS_TRS.values(), *PROGRAM_TRS.values(), *EXPECTED_TRS.values())
 PAPER_SUBSCRIBED = (TRADE_TRS["KRX"], BOOK_TRS["KRX"])
 _NS = 1_000_000_000
 _KEPT_ERRORS = 3  # refused records named in the report, per TR

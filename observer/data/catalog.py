@@ -190,6 +190,12 @@ class Catalog:
         """Track B's program trading: each record the day's so far."""
         return self.read("program_trades", span_of(symbols, start, end, venue))
 
+    def auction_expected(
+        self, symbols: Symbols, start: When, end: When | None = None, venue: str | None = None
+    ) -> pa.Table:
+        """Track B's auctions' expected matches (KRX's opening auction), as received."""
+        return self.read("auction_expected", span_of(symbols, start, end, venue))
+
     def instruments(self, symbols: Symbols = None) -> pa.Table:
         """The instruments the master files list (every market, the delisted too: ``active``)."""
         return self.read("instruments", _everything(symbols))
@@ -218,6 +224,24 @@ class Catalog:
     ) -> pa.Table:
         """Each stock's intraday investor estimates of each day: a row per posting (1-5)."""
         return self.read("investor_estimates", span_of(symbols, start, end))
+
+    def investor_flows(
+        self, symbols: Symbols, start: When, end: When | None = None, venue: str | None = None
+    ) -> pa.Table:
+        """Each stock's final net buying by investor group, a row per day and venue."""
+        return self.read("investor_flows", span_of(symbols, start, end, venue))
+
+    def program_trades_daily(
+        self, symbols: Symbols, start: When, end: When | None = None, venue: str | None = None
+    ) -> pa.Table:
+        """Each stock's program trading, a row per day and venue."""
+        return self.read("program_trades_daily", span_of(symbols, start, end, venue))
+
+    def volatility_interruptions(
+        self, symbols: Symbols, start: When, end: When | None = None
+    ) -> pa.Table:
+        """Each stock's volatility interruptions of each day, as KIS lists them after it."""
+        return self.read("volatility_interruptions", span_of(symbols, start, end))
 
     def read(self, name: str | Dataset, span: Span) -> pa.Table:
         """A dataset's rows in ``span``, from the database and the archive, once each."""

@@ -251,8 +251,30 @@ INVESTOR_ESTIMATES = _of_model(
     order=("trade_date", "symbol", "posting"),
     newest=("symbol", "trade_date", "posting"),
 )
-# Track B's market-operation records (halts, VIs, session events) and program trading: kept
-# in the database (never archived), dated by their receipt and by their exchange time.
+# The flows job's final figures: each stock's newest row of a day and venue.
+INVESTOR_FLOWS = _of_model(
+    "investor_flows",
+    "investor_flows",
+    "daily",
+    order=("trade_date", "symbol", "venue"),
+    newest=("symbol", "trade_date", "venue"),
+)
+PROGRAM_TRADES_DAILY = _of_model(
+    "program_trades_daily",
+    "program_trades_daily",
+    "daily",
+    order=("trade_date", "symbol", "venue"),
+    newest=("symbol", "trade_date", "venue"),
+)
+VOLATILITY_INTERRUPTIONS = _of_model(
+    "volatility_interruptions",
+    "volatility_interruptions",
+    "daily",
+    order=("trade_date", "symbol", "started_ns"),
+)
+# Track B's market-operation records (halts, VIs, session events), program trading and
+# auctions' expected matches: kept in the database (never archived), dated by their receipt
+# and by their exchange time.
 MARKET_STATUS = replace(
     _of_model("market_status", "market_status", "instants"),
     time_column="received_ns",
@@ -261,6 +283,12 @@ MARKET_STATUS = replace(
 )
 PROGRAM_TRADES = replace(
     _of_model("program_trades", "program_trades", "instants"),
+    time_column="exchange_ns",
+    views=("exchange_ns",),
+    order=("symbol", "exchange_ns", "source", "seq"),
+)
+AUCTION_EXPECTED = replace(
+    _of_model("auction_expected", "auction_expected", "instants"),
     time_column="exchange_ns",
     views=("exchange_ns",),
     order=("symbol", "exchange_ns", "source", "seq"),
@@ -280,6 +308,10 @@ DATASETS: dict[str, Dataset] = {
         ETF_DAILY,
         MARKET_STATUS,
         PROGRAM_TRADES,
+        AUCTION_EXPECTED,
+        INVESTOR_FLOWS,
+        PROGRAM_TRADES_DAILY,
+        VOLATILITY_INTERRUPTIONS,
         INVESTOR_ESTIMATES,
     )
 }

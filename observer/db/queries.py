@@ -28,12 +28,15 @@ from observer.db.models import (
     GapEvent,
     Instrument,
     InvestorEstimateRow,
+    InvestorFlowRow,
     MasterFileCheckedRow,
     MasterFileState,
     PriceSnapshotRow,
+    ProgramTradeDailyRow,
     TrackACycleRow,
     UniverseMemberRow,
     UniverseSnapshotRow,
+    VolatilityInterruptionRow,
 )
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "cycle_summarised",
     "cycle_symbols",
     "cycles_of",
+    "flows_stored",
     "investor_postings_stored",
     "master_file_checks",
     "master_file_sha",
@@ -114,6 +118,22 @@ def investor_postings_stored(conn: Connection, day: date) -> set[tuple[str, int]
     e = InvestorEstimateRow
     query = select(e.symbol, e.posting).where(e.trade_date == day)
     return {(symbol, posting) for symbol, posting in conn.execute(query)}
+
+
+def flows_stored(conn: Connection, day: date) -> set[tuple[str, str, str]]:
+    """The (kind, symbol, venue) of ``day``'s final flows stored.
+
+    Kinds: "investor", "program"; "vi" (KRX's) for a stock with a VI of the day stored.
+    """
+    found: set[tuple[str, str, str]] = set()
+    for kind, model in (("investor", InvestorFlowRow), ("program", ProgramTradeDailyRow)):
+        query = select(model.symbol, model.venue).where(model.trade_date == day)
+        found |= {(kind, symbol, venue) for symbol, venue in conn.execute(query)}
+    vis = select(VolatilityInterruptionRow.symbol).where(
+        VolatilityInterruptionRow.trade_date == day
+    )
+    found |= {("vi", symbol, "KRX") for (symbol,) in conn.execute(vis)}
+    return found
 
 
 def universe_stored(conn: Connection, day: date) -> tuple[UniverseSnapshot, int] | None:

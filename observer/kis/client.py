@@ -49,10 +49,13 @@ from observer.kis.schemas import (
     EtfPriceOutput,
     IndustryCodeRow,
     InvestorEstimateRow,
+    InvestorFlowRow,
     MinuteBarRow,
     OverseasInfoOutput,
     OverseasPriceOutput,
+    ProgramDailyRow,
     StockInfoOutput,
+    ViStatusRow,
 )
 from observer.kis.settings import PAPER_REFUSAL_CODES
 from observer.process.retry import retry
@@ -510,6 +513,56 @@ class KisClient:
         """
         page = await self.get(ENDPOINTS["investor_estimate"], {"MKSC_SHRN_ISCD": symbol})
         return _rows(page.answer.output2, InvestorEstimateRow, "investor_estimate")
+
+    async def investor_flows(
+        self, symbol: str, day: str, market: str = "J", etc_cls_code: str = ""
+    ) -> list[InvestorFlowRow]:
+        """FHPTJ04160001: a stock's final flows by investor group, ``day`` (YYYYMMDD) first.
+
+        ``market``: J (KRX), NX (Nextrade) or UN (both). KIS has a day's from 15:40.
+        ``etc_cls_code``: FID_ETC_CLS_CODE, "1" in one KIS source and blank in another.
+        """
+        page = await self.get(
+            ENDPOINTS["investor_flows"],
+            {
+                "FID_COND_MRKT_DIV_CODE": market,
+                "FID_INPUT_ISCD": symbol,
+                "FID_INPUT_DATE_1": day,
+                "FID_ORG_ADJ_PRC": "",
+                "FID_ETC_CLS_CODE": etc_cls_code,
+            },
+        )
+        return _rows(page.answer.output2, InvestorFlowRow, "investor_flows")
+
+    async def program_trades_daily(
+        self, symbol: str, day: str, market: str = "J"
+    ) -> list[ProgramDailyRow]:
+        """FHPPG04650201: a stock's program trading by day on ``market``, ``day`` first."""
+        page = await self.get(
+            ENDPOINTS["program_trades_daily"],
+            {"FID_COND_MRKT_DIV_CODE": market, "FID_INPUT_ISCD": symbol, "FID_INPUT_DATE_1": day},
+        )
+        return _rows(page.answer.output, ProgramDailyRow, "program_trades_daily")
+
+    async def vi_status(self, symbol: str, day: str) -> list[ViStatusRow]:
+        """FHPST01390000: a stock's volatility interruptions of ``day`` (YYYYMMDD).
+
+        KIS lists the latest 30 at most, without paging; no venue is named.
+        """
+        page = await self.get(
+            ENDPOINTS["vi_status"],
+            {
+                "FID_DIV_CLS_CODE": "0",
+                "FID_COND_SCR_DIV_CODE": "20139",
+                "FID_MRKT_CLS_CODE": "0",
+                "FID_INPUT_ISCD": symbol,
+                "FID_RANK_SORT_CLS_CODE": "0",
+                "FID_INPUT_DATE_1": day,
+                "FID_TRGT_CLS_CODE": "",
+                "FID_TRGT_EXLS_CLS_CODE": "",
+            },
+        )
+        return _rows(page.answer.output, ViStatusRow, "vi_status")
 
     async def nxt_status(self, symbol: str) -> NxtStatus:
         """CTPF1002R for one domestic stock: whether Nextrade trades it, and has halted it."""

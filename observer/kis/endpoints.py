@@ -6,10 +6,13 @@ from typing import Literal
 
 import msgspec
 
+from bus.events import Venue
+
 __all__ = [
     "APPROVAL_PATH",
     "ENDPOINTS",
     "ENVIRONMENTS",
+    "MARKET_CODES",
     "TOKEN_PATH",
     "Environment",
     "RestEndpoint",
@@ -38,6 +41,10 @@ ENVIRONMENTS: dict[str, Environment] = {
         ws_url="ws://ops.koreainvestment.com:31000/tryitout",
     ),
 }
+
+
+# FID_COND_MRKT_DIV_CODE of each venue's prices, bars and flows: KRX's, Nextrade's, both.
+MARKET_CODES: dict[Venue, str] = {"KRX": "J", "NXT": "NX", "combined": "UN"}
 
 
 class RestEndpoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,6 +88,15 @@ ENDPOINTS: dict[str, RestEndpoint] = {
         # 종목별 외인기관 추정가집계: the day's intraday estimates; no date, no venue; real only.
         RestEndpoint(name="investor_estimate", tr_id="HHPTJ04160200", paper=False,
                      path="/uapi/domestic-stock/v1/quotations/investor-trend-estimate"),
+        # 종목별 투자자매매동향(일별): a day's final flows per venue, from 15:40; real only.
+        RestEndpoint(name="investor_flows", tr_id="FHPTJ04160001", paper=False,
+                     path="/uapi/domestic-stock/v1/quotations/investor-trade-by-stock-daily"),
+        # 종목별 프로그램매매추이(일별): a day's program trading per venue; real only.
+        RestEndpoint(name="program_trades_daily", tr_id="FHPPG04650201", paper=False,
+                     path="/uapi/domestic-stock/v1/quotations/program-trade-by-stock-daily"),
+        # 변동성완화장치(VI) 현황: a day's VIs, here of one stock (30 rows at most); real only.
+        RestEndpoint(name="vi_status", tr_id="FHPST01390000", paper=False,
+                     path="/uapi/domestic-stock/v1/quotations/inquire-vi-status"),
         # 주식기본조회: NXT eligibility (cptt_trad_tr_psbl_yn, nxt_tr_stop_yn); real only.
         RestEndpoint(name="stock_info", tr_id="CTPF1002R", paper=False,
                      path="/uapi/domestic-stock/v1/quotations/search-stock-info"),

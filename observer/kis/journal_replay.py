@@ -134,7 +134,13 @@ def _events(
                 result.first_refusal = result.first_refusal or f"{record.tr}: {exc}"
                 continue
             result.refused_records += len(frame.errors)
-            events: list[Event] = [*frame.ticks, *frame.books]
+            events: list[Event] = [
+                *frame.ticks,
+                *frame.books,
+                *frame.statuses,
+                *frame.programs,
+                *frame.expected,
+            ]
             result.events += len(events)
             result.by_tr[frame.tr_id] += len(events)
             for event in events:

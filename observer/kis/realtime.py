@@ -1,7 +1,7 @@
 """Typed decoding of KIS real-time data frames: wire text in, typed events out.
 
-Trades (`TradeTick`), books (`OrderBook`), market-operation records (`MarketStatus`) and
-program trading (`ProgramTrade`).
+Trades (`TradeTick`), books (`OrderBook`), market-operation records (`MarketStatus`),
+program trading (`ProgramTrade`) and auctions' expected matches (`AuctionExpected`).
 
 A data frame is ``<enc>|<tr_id>|<count>|<payload>``: ``count`` records of ``^``-separated
 fields (shared/reference/kis-api.md §5.5-5.7). Trades and books come from three TRs each, one
@@ -15,7 +15,8 @@ each layout's field order (a missing name fails the import). A width no layout h
 `RealtimeEvents.errors` beside the frame's good events. Every event carries the alias of the
 account whose session delivered it. `decode_trade` and `decode_order_book` are Track B's hot
 path: no per-record work beyond reading and checking the fields; the market-operation and
-program-trading records (`STATUS_TRS`, `PROGRAM_TRS`), a few a minute, are read by name.
+program-trading records and expected matches (`STATUS_TRS`, `PROGRAM_TRS`, `EXPECTED_TRS`),
+a few a minute, are read by name.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
-from bus.events import MarketStatus, OrderBook, ProgramTrade, TradeTick, Venue
+from bus.events import AuctionExpected, MarketStatus, OrderBook, ProgramTrade, TradeTick, Venue
 from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisLayoutUnknown, KisProtocolError
 from observer.kis.parse import kst_to_utc_ns, read_decimal, read_int, read_text
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BOOK_READERS",
     "BOOK_TRS",
+    "EXPECTED_TRS",
     "H0STASP0",
     "H0STCNT0",
     "PROGRAM_TRS",
@@ -53,6 +55,7 @@ __all__ = [
     "RealtimeFrame",
     "RefusedRecord",
     "TradeFields",
+    "decode_auction_expected",
     "decode_market_status",
     "decode_order_book",
     "decode_program_trade",
@@ -126,9 +129,11 @@ BOOK_TRS: dict[Venue, str] = {"KRX": "H0STASP0", "NXT": "H0NXASP0", "combined": 
 # and its program trading.
 STATUS_TRS: dict[Venue, str] = {"KRX": "H0STMKO0", "NXT": "H0NXMKO0"}
 PROGRAM_TRS: dict[Venue, str] = {"KRX": "H0STPGM0", "NXT": "H0NXPGM0", "combined": "H0UNPGM0"}
+# Each venue's auctions' expected matches.
+EXPECTED_TRS: dict[Venue, str] = {"KRX": "H0STANC0", "NXT": "H0NXANC0", "combined": "H0UNANC0"}
 VENUE_OF_TR: dict[str, Venue] = {
     tr_id: venue
-    for trs in (TRADE_TRS, BOOK_TRS, STATUS_TRS, PROGRAM_TRS)
+    for trs in (TRADE_TRS, BOOK_TRS, STATUS_TRS, PROGRAM_TRS, EXPECTED_TRS)
     for venue, tr_id in trs.items()
 }
 # A field a TR names otherwise than H0STCNT0 / H0STASP0: Nextrade's and the combined trades
@@ -384,10 +389,11 @@ _POSITIONS: dict[str, dict[int, dict[str, int]]] = {
         width: {name: i for i, name in enumerate(layout.fields)}
         for width, layout in REALTIME_LAYOUTS[tr_id].items()
     }
-    for tr_id in (*STATUS_TRS.values(), *PROGRAM_TRS.values())
+    for tr_id in (*STATUS_TRS.values(), *PROGRAM_TRS.values(), *EXPECTED_TRS.values())
 }
 _REASON_LENGTH = 200  # TR_SUSP_REAS_CNTT: VARCHAR(200)
 _STATUS_TR_IDS = frozenset(STATUS_TRS.values())
+_EXPECTED_TR_IDS = frozenset(EXPECTED_TRS.values())
 
 
 def decode_market_status(
@@ -463,6 +469,43 @@ def decode_program_trade(
     )
 
 
+def decode_auction_expected(
+    record: Sequence[str],
+    trade_date: str,
+    received_ns: int,
+    where: dict[str, int],
+    account: str = "",
+    session_of: SessionOf = no_session,
+    venue: Venue = "KRX",
+) -> AuctionExpected:
+    """One expected-match record; its time of day is dated ``trade_date`` (KST)."""
+
+    def number(name: str) -> int:
+        return read_int(record[where[name]], name)
+
+    exchange_ns = _exchange_ns(trade_date, record[where["STCK_CNTG_HOUR"]])
+    return AuctionExpected(
+        symbol=read_text(record[where["MKSC_SHRN_ISCD"]], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
+        exchange_ns=exchange_ns,
+        received_ns=received_ns,
+        price=number("STCK_PRPR"),
+        change=number("PRDY_VRSS"),
+        volume=number("CNTG_VOL"),
+        cumulative_volume=number("ACML_VOL"),
+        ask_price=number("ASKP1"),
+        bid_price=number("BIDP1"),
+        ask_qty=number("ASKP_RSQN1"),
+        bid_qty=number("BIDP_RSQN1"),
+        total_ask_qty=number("TOTAL_ASKP_RSQN"),
+        total_bid_qty=number("TOTAL_BIDP_RSQN"),
+        hour_class=read_text(record[where["HOUR_CLS_CODE"]], "HOUR_CLS_CODE", _CODE_LENGTH),
+        halted=record[where["TRHT_YN"]] == "Y",
+        account=account,
+        venue=venue,
+        trading_session=session_of(venue, exchange_ns),
+    )
+
+
 # --------------------------------------------------------------------------- the decoder
 
 
@@ -512,6 +555,7 @@ class RealtimeEvents(NamedTuple):
     errors: Sequence[RefusedRecord] = ()
     statuses: Sequence[MarketStatus] = ()
     programs: Sequence[ProgramTrade] = ()
+    expected: Sequence[AuctionExpected] = ()
     text: str = ""  # as received: what a consumer refusing a record keeps of it
 
 
@@ -579,10 +623,11 @@ class RealtimeDecoder:
         received_ns: int,
         text: str,
     ) -> RealtimeEvents:
-        """A market-operation or program-trading frame's events."""
+        """A market-operation, program-trading or expected-match frame's events."""
         venue, errors = VENUE_OF_TR[tr_id], list[RefusedRecord]()
         statuses: list[MarketStatus] = []
         programs: list[ProgramTrade] = []
+        expected: list[AuctionExpected] = []
         day = self.trade_date(received_ns)
         for record in records:
             try:
@@ -590,6 +635,12 @@ class RealtimeDecoder:
                     statuses.append(
                         decode_market_status(
                             record, received_ns, where, self.account, self.session_of, venue
+                        )
+                    )
+                elif tr_id in _EXPECTED_TR_IDS:
+                    expected.append(
+                        decode_auction_expected(
+                            record, day, received_ns, where, self.account, self.session_of, venue
                         )
                     )
                 else:
@@ -600,7 +651,14 @@ class RealtimeDecoder:
                     )
             except KisProtocolError as exc:
                 errors.append(RefusedRecord(exc, _symbol_of(record[where["MKSC_SHRN_ISCD"]])))
-        return RealtimeEvents(tr_id, errors=errors, text=text, statuses=statuses, programs=programs)
+        return RealtimeEvents(
+            tr_id,
+            errors=errors,
+            text=text,
+            statuses=statuses,
+            programs=programs,
+            expected=expected,
+        )
 
     def trade_date(self, received_ns: int) -> str:
         """The KST calendar day (``YYYYMMDD``) of ``received_ns``, which dates order books.

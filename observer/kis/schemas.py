@@ -13,9 +13,11 @@ from typing import Annotated, NamedTuple
 import msgspec
 
 __all__ = [
+    "H0NXANC0_FIELDS",
     "H0NXASP0_FIELDS",
     "H0NXASP0_FIELDS_2026_09",
     "H0NXCNT0_FIELDS",
+    "H0STANC0_FIELDS",
     "H0STASP0_FIELDS",
     "H0STASP0_FIELDS_2026_09",
     "H0STCNT0_FIELDS",
@@ -36,13 +38,16 @@ __all__ = [
     "IndustryCodeRow",
     "IndustryMemberRow",
     "InvestorEstimateRow",
+    "InvestorFlowRow",
     "Layout",
     "MinuteBarRow",
     "OverseasInfoOutput",
     "OverseasPriceOutput",
     "PriceDetailOutput",
+    "ProgramDailyRow",
     "StockInfoOutput",
     "TokenAnswer",
+    "ViStatusRow",
 ]
 
 # 국내주식 실시간체결가 (KRX): 46 fields per record.
@@ -106,6 +111,14 @@ H0STPGM0_FIELDS: tuple[str, ...] = (
     "SHNU_TR_PBMN", "NTBY_CNQN", "NTBY_TR_PBMN", "SELN_RSQN", "SHNU_RSQN", "WHOL_NTBY_QTY",
 )  # fmt: skip
 
+# 국내주식 실시간예상체결 (KRX, NXT, 통합): H0STCNT0's first 45 names (체결구분 named
+# CNTG_CLS_CODE); Nextrade's and the combined feed's add VI_STND_PRC (labelled "VI 상태값"
+# there), and the 2026-09-20 export appends an unused ``dummy`` to each.
+H0STANC0_FIELDS: tuple[str, ...] = (
+    *H0STCNT0_FIELDS[:21], "CNTG_CLS_CODE", *H0STCNT0_FIELDS[22:45],
+)  # fmt: skip
+H0NXANC0_FIELDS: tuple[str, ...] = (*H0STANC0_FIELDS, "VI_STND_PRC")
+
 
 class Layout(NamedTuple):
     """One generation of a real-time TR's record: its workbook export and its field names."""
@@ -156,6 +169,15 @@ REALTIME_LAYOUTS: dict[str, dict[int, Layout]] = {
     **{
         tr_id: _by_width(Layout("2026-05", H0STPGM0_FIELDS))
         for tr_id in ("H0STPGM0", "H0NXPGM0", "H0UNPGM0")
+    },
+    "H0STANC0": _by_width(
+        Layout("2026-05", H0STANC0_FIELDS), Layout("2026-09", (*H0STANC0_FIELDS, "DUMMY"))
+    ),
+    **{
+        tr_id: _by_width(
+            Layout("2026-05", H0NXANC0_FIELDS), Layout("2026-09", (*H0NXANC0_FIELDS, "DUMMY"))
+        )
+        for tr_id in ("H0NXANC0", "H0UNANC0")
     },
 }
 
@@ -303,6 +325,53 @@ class InvestorEstimateRow(msgspec.Struct):
     frgn_fake_ntby_qty: str = "0"  # foreigners'
     orgn_fake_ntby_qty: str = "0"  # institutions'
     sum_fake_ntby_qty: str = "0"  # both
+
+
+class InvestorFlowRow(msgspec.Struct):
+    """FHPTJ04160001 ``output2`` row: one day's final net buying by investor group.
+
+    Quantities in shares, values in millions of KRW (백만원) as KIS's workbook says.
+    """
+
+    stck_bsop_date: str  # YYYYMMDD
+    acml_vol: str = "0"
+    prsn_ntby_qty: str = "0"  # individuals'
+    frgn_ntby_qty: str = "0"  # foreigners'
+    orgn_ntby_qty: str = "0"  # institutions' (기관계)
+    etc_corp_ntby_vol: str = "0"  # other corporations'
+    prsn_ntby_tr_pbmn: str = "0"
+    frgn_ntby_tr_pbmn: str = "0"
+    orgn_ntby_tr_pbmn: str = "0"
+    etc_corp_ntby_tr_pbmn: str = "0"
+
+
+class ProgramDailyRow(msgspec.Struct):
+    """FHPPG04650201 ``output`` row: one day's program trading of a stock on a venue."""
+
+    stck_bsop_date: str  # YYYYMMDD
+    whol_smtn_seln_vol: str = "0"
+    whol_smtn_shnu_vol: str = "0"
+    whol_smtn_ntby_qty: str = "0"
+    whol_smtn_seln_tr_pbmn: str = "0"  # KRW (UNCONFIRMED: no unit in the workbook)
+    whol_smtn_shnu_tr_pbmn: str = "0"
+    whol_smtn_ntby_tr_pbmn: str = "0"
+
+
+class ViStatusRow(msgspec.Struct):
+    """FHPST01390000 ``output`` row: one volatility interruption (VI) of a stock on a day."""
+
+    cntg_vi_hour: str  # HHMMSS: when it started
+    mksc_shrn_iscd: str = ""
+    bsop_date: str = ""  # YYYYMMDD
+    vi_cls_code: str = ""  # Y while it applies
+    vi_kind_code: str = ""  # 1 static, 2 dynamic, 3 both
+    vi_cncl_hour: str = ""  # HHMMSS: when it was lifted ("000000" or empty: not yet)
+    vi_prc: str = "0"  # the price that set it off
+    vi_stnd_prc: str = "0"  # the static VI's base price
+    vi_dprt: str = "0"  # ... and the move from it, percent
+    vi_dmc_stnd_prc: str = "0"  # the dynamic VI's base price
+    vi_dmc_dprt: str = "0"
+    vi_count: str = "0"  # the symbol's VIs of the day so far
 
 
 class OverseasPriceOutput(msgspec.Struct):

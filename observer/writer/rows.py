@@ -20,6 +20,7 @@ from bus.events import (
     AlertAcked,
     AlertDelivery,
     AlertResolved,
+    AuctionExpected,
     DayArchived,
     EnrichmentRun,
     EtfDaily,
@@ -32,6 +33,7 @@ from bus.events import (
     GapStateChanged,
     HostRoster,
     InvestorEstimate,
+    InvestorFlow,
     ListingChanged,
     MarketStatus,
     MasterFileChecked,
@@ -41,6 +43,7 @@ from bus.events import (
     PhaseChanged,
     PriceSnapshot,
     ProgramTrade,
+    ProgramTradeDaily,
     PruneRequested,
     RealtimeRejected,
     Reconciliation,
@@ -54,6 +57,7 @@ from bus.events import (
     TrackACycle,
     TradeTick,
     UniverseSnapshot,
+    VolatilityInterruption,
     WorkerLifecycle,
     event_tag,
 )
@@ -415,6 +419,10 @@ HANDLERS: dict[type[Event], Handler] = {
     MarketStatus: _Direct(m.MarketStatusRow, MarketStatus),
     InvestorEstimate: _Direct(m.InvestorEstimateRow, InvestorEstimate),
     ProgramTrade: _Direct(m.ProgramTradeRow, ProgramTrade),
+    AuctionExpected: _Direct(m.AuctionExpectedRow, AuctionExpected),
+    InvestorFlow: _Direct(m.InvestorFlowRow, InvestorFlow),
+    ProgramTradeDaily: _Direct(m.ProgramTradeDailyRow, ProgramTradeDaily),
+    VolatilityInterruption: _Direct(m.VolatilityInterruptionRow, VolatilityInterruption),
 }
 
 

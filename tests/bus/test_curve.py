@@ -533,7 +533,7 @@ def test_the_documented_allow_list_admits_each_host_its_own_sources() -> None:
     sources = {  # each shipped program's bus source
         **{name: name for name in ("writer", "master_file", "universe", "enrich", "backup")},
         **{name: name for name in ("archive", "token", "readiness", "track_a", "track_b")},
-        **{name: name for name in ("gap_recovery", "notifier", "investor")},
+        **{name: name for name in ("gap_recovery", "notifier", "investor", "flows")},
         "archive_verify": "archive",
         **{name: ETF for name in ("etf_list", "etf_daily", "etf_holdings", "etf_backfill")},
         "etf_check": CHECK_SOURCE,

@@ -79,7 +79,7 @@ STATS = f"http://127.0.0.1:{SIM_PORT}/_sim/stats"
 STOCKS = 600  # the simulated market (the universe takes about 2 in 5)
 COLLECTOR_SOURCES = (  # what the collectors' key may send as: the shipped collectors' sources
     '["supervisor_collectors", "track_a", "track_b", "gap_recovery", "gap_verify", '
-    '"universe", "master_file", "token", "readiness", "enrich", "etf", "investor"]'
+    '"universe", "master_file", "token", "readiness", "enrich", "etf", "investor", "flows"]'
 )
 
 

@@ -29,7 +29,7 @@ from observer.conformance.counting import ITEM
 from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.conformance.rest import Targets
 from observer.conformance.run import Configured, run_check
-from observer.conformance.session import SUBSCRIBED
+from observer.conformance.session import SIDE_FEEDS, SUBSCRIBED
 from observer.kis.settings import AccountSettings, KisSettings
 from observer.kis.token_cache import cached_validity
 from tests.support import SimThread
@@ -119,11 +119,18 @@ def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettin
         "H0NXASP0": (OK, "2026-05 (65 fields)"),
         "H0UNASP0": (OK, "2026-05 (65 fields)"),
     }
+    # What KIS keeps no history of: registered too, each read in its layout when it sends.
+    assert {found[tr] for tr in SIDE_FEEDS} <= {OK, NOT_MEASURED}
+    assert found["H0STPGM0"] == OK and layouts["H0STPGM0"] == "2026-05 (11 fields)"
+    quiet = {f.item: f.finding for f in default.findings if f.item in SIDE_FEEDS}
+    assert "auctions alone" in quiet["H0STANC0"] or found["H0STANC0"] == OK
     assert found["PINGPONG"] == OK
+    assert found["FHPTJ04160001 FID_ETC_CLS_CODE"] == OK  # the simulator answers either
     assert found["token expiry format"] == OK  # the first run issued the token
     assert found["minute-bar label"] == OK  # the simulator labels bars by their start
     assert found["master host kospi_code.mst.zip"] == OK
-    assert sum(f.item.startswith(("FH", "HH", "CT")) for f in default.findings) == 15
+    # Every REST TR once, and FHPTJ04160001 asked both ways of its FID_ETC_CLS_CODE.
+    assert sum(f.item.startswith(("FH", "HH", "CT")) for f in default.findings) == 20
     # Today's Nextrade bars from 08:00: the simulator's hold its pre-market.
     bars = next(f for f in default.findings if f.item == "FHKST03010200 Nextrade bars")
     assert bars.outcome == OK and re.match(r"\d+ bars of 005930 from 08:0\d to ", bars.finding)
@@ -162,13 +169,14 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     config.pingpong_s, config.realtime_layout, config.bar_label = 110.0, "2026-09", "end"
     config.master_head = config.master_validators = False
     config.pingpong_accepts = "pong"
+    config.investor_etc_cls_code = "1"  # the workbook's, not the samples'
     try:
-        matched = check(sim, kis, 2.5, Configured(bar_label="end"))
+        matched = check(sim, kis, 2.5, Configured(bar_label="end", investor_etc_cls_code="1"))
         unmatched = check(sim, kis, 2.5, Configured(bar_label="start"))
     finally:
         config.pingpong_s, config.realtime_layout, config.bar_label = saved
         config.master_head = config.master_validators = True
-        config.pingpong_accepts = "any"
+        config.pingpong_accepts = config.investor_etc_cls_code = "any"
     assert not matched.mismatches, matched.mismatches
     layouts = {f.item: f.layout for f in matched.findings}
     assert {tr: layouts[tr] for tr in SUBSCRIBED} == {
@@ -186,8 +194,12 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     # (measured on the simulator's fast clock: a busy machine's delays stretch it).
     interval, limit = map(int, re.findall(r"(?:interval|limit) (\d+) s", found["PINGPONG"]))
     assert 105 <= interval <= 160 and limit == pytest.approx(2.5 * interval, abs=2)
-    assert [f.item for f in unmatched.mismatches] == ["minute-bar label"]
-    assert "bar_label = 'end'" in unmatched.mismatches[0].finding
+    assert [f.item for f in unmatched.mismatches] == [
+        "FHPTJ04160001 FID_ETC_CLS_CODE",
+        "minute-bar label",
+    ]
+    assert "investor_etc_cls_code = '1'" in unmatched.mismatches[0].finding
+    assert "bar_label = 'end'" in unmatched.mismatches[1].finding
 
 
 @pytest.mark.parametrize(
@@ -242,6 +254,7 @@ def test_a_paper_account_is_not_asked_what_paper_lacks(sim: SimThread, kis: KisS
     assert not sim.sim.gateway.paper_refused  # refused before it was sent
     # The session registers what paper offers: KRX's trades and book, no other venue's.
     assert [tr for tr in SUBSCRIBED if tr in outcomes(report)] == ["H0STCNT0", "H0STASP0"]
+    assert not [tr for tr in SIDE_FEEDS if tr in outcomes(report)]
     assert "FHKST03010200 Nextrade bars" not in outcomes(report)
 
 

@@ -96,6 +96,11 @@ def test_field_orders_are_the_documented_ones() -> None:
         "H0STPGM0": {11: "2026-05"},
         "H0NXPGM0": {11: "2026-05"},
         "H0UNPGM0": {11: "2026-05"},
+        # H0STCNT0's first 45 names; Nextrade's and the combined add VI_STND_PRC; 2026-09 a
+        # dummy.
+        "H0STANC0": {45: "2026-05", 46: "2026-09"},
+        "H0NXANC0": {46: "2026-05", 47: "2026-09"},
+        "H0UNANC0": {46: "2026-05", 47: "2026-09"},
     }
     krx, newer = TRADE_READERS["H0STCNT0"], BOOK_READERS["H0STASP0"][63].at
     assert (krx[46].MARKET_CLS_CODE, krx[47].MARKET_CLS_CODE) == (-1, 46)

@@ -74,6 +74,7 @@ class Streams:
         self.abandoned: list[SlotAction] = []
         self.latest: dict[str, Any] = {}
         self.statuses: dict[str, Any] = {}
+        self.held_aside: dict[str, set[Any]] = {}  # an auction's: none here
         self.ticks = self.gaps = self.refusals = 0
         self.policy = RegistrationPolicy()  # KRX's trades alone
         self.took: list[tuple[list[tuple[str, str]], bool]] = []  # alerts taken over, late

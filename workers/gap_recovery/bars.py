@@ -1,7 +1,7 @@
 """Minute bars for a gap: fetched from KIS, and never published twice.
 
 Today's bars come from FHKST03010200 (30 rows per call, paged back by the client), an
-earlier day's from FHKST03010230, of the gap's venue (`BAR_MARKETS`: KRX's J bars, Nextrade's
+earlier day's from FHKST03010230, of the gap's venue (`MARKET_CODES`: KRX's J bars, Nextrade's
 NX, the combined feed's UN). `BarLedger` remembers every (symbol, venue, minute) already
 recovered, loaded from the database at start-up, so a gap retried, overlapping another or
 resumed after a crash publishes only the minutes nobody has published. KIS has no bar for a
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from bus.events import Bar, Venue
+from bus.events import Bar
 from observer.calendar.phases import KST
 from observer.errors import KisProtocolError
 from observer.kis.client import KisClient
@@ -26,7 +26,6 @@ from observer.kis.parse import read_int
 from observer.kis.schemas import MinuteBarRow
 
 __all__ = [
-    "BAR_MARKETS",
     "BarLabel",
     "BarLedger",
     "BarsAnswer",
@@ -37,7 +36,6 @@ __all__ = [
 
 BarLabel = Literal["start", "end"]  # the minute a bar's stck_cntg_hour names
 # Each venue's minute bars: FID_COND_MRKT_DIV_CODE of FHKST03010200 and FHKST03010230.
-BAR_MARKETS: dict[Venue, str] = {"KRX": "J", "NXT": "NX", "combined": "UN"}
 
 _NS = 1_000_000_000
 _MINUTE_NS = 60 * _NS
@@ -94,7 +92,7 @@ async def fetch_bars(
 ) -> dict[int, Bar]:
     """The bars of ``minutes`` (opening instants, one day) that KIS has, by minute.
 
-    ``market``: the venue whose bars (`BAR_MARKETS`).
+    ``market``: the venue whose bars (`MARKET_CODES`).
     """
     since, until = _labelled(minutes[0], label), _labelled(minutes[-1], label)
     day = datetime.fromtimestamp(minutes[0] / _NS, KST).date()
@@ -133,7 +131,7 @@ async def fetch_gap(
 ) -> BarsAnswer:
     """The bars of ``minutes`` (opening instants, one day), with the proof of quiet minutes.
 
-    ``market``: the venue's code (`BAR_MARKETS`).
+    ``market``: the venue's code (`MARKET_CODES`).
 
     It asks from the minute before the gap (at least the half hour up to its last minute: one
     call's 30 rows, so it costs nothing more) to its last minute; KIS answers the newest bars at

@@ -46,9 +46,10 @@ from observer.db.reconciliation_queries import (
 from observer.errors import KisError, KisPaperRefused
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import account_credentials
+from observer.kis.endpoints import MARKET_CODES
 from observer.kis.session import KisAccount
 from observer.runtime import sleep_unless
-from workers.gap_recovery.bars import BAR_MARKETS, fetch_bars
+from workers.gap_recovery.bars import fetch_bars
 from workers.gap_recovery.label import advice, label_shift
 from workers.gap_recovery.outcomes import NOT_OFFERED_ALERT
 from workers.gap_recovery.plan import STAMP_NS
@@ -366,7 +367,7 @@ class Verifier:
         compared: another venue's never make a minute complete, recovered or explained.
         """
         before = client.requests
-        label, market, key = self.config.bar_label, BAR_MARKETS[venue], work_key(symbol, venue)
+        label, market, key = self.config.bar_label, MARKET_CODES[venue], work_key(symbol, venue)
         bars: dict[int, int] = {}
         try:
             for run in runs_of(minutes, _JOIN_NS):

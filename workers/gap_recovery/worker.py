@@ -35,6 +35,7 @@ from observer.db.outages import DATABASE_ERRORS, ReadRetries
 from observer.db.readers import reader_engine
 from observer.errors import KisAuthError, KisError, KisPaperRefused, KisTokenThrottled
 from observer.kis.client import RateLimits
+from observer.kis.endpoints import MARKET_CODES
 from observer.kis.session import (
     KisAccount,
     open_account,
@@ -46,7 +47,7 @@ from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.retry import backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever, journal_for
 from workers.gap_recovery import SOURCE
-from workers.gap_recovery.bars import BAR_MARKETS, BarLedger, fetch_gap
+from workers.gap_recovery.bars import BarLedger, fetch_gap
 from workers.gap_recovery.outcomes import (
     NOT_ON_PAPER_ALERT,
     UNRECOVERABLE_ALERT,
@@ -366,7 +367,7 @@ class GapRecovery(AsyncWorker):
                 minutes,
                 today,
                 self.config.bar_label,
-                BAR_MARKETS[gap.venue],
+                MARKET_CODES[gap.venue],
             )
         except KisPaperRefused as exc:  # KIS will never give them: no retries, a marker
             self._not_offered(account.alias, gap, str(exc))

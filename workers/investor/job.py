@@ -19,8 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-import httpx
-
 from bus.events import Event, InvestorEstimate
 from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock, now_utc
@@ -29,8 +27,9 @@ from observer.calendar.trading import TradingCalendar
 from observer.config.tree import Settings
 from observer.db.queries import investor_postings_stored, universe_references
 from observer.db.readers import reader_engine
-from observer.errors import KisError, KisProtocolError
+from observer.errors import KisProtocolError
 from observer.kis.client import KisClient
+from observer.kis.fanout import fan_out
 from observer.kis.journal import Journal
 from observer.kis.parse import read_int
 from observer.kis.schemas import INVESTOR_POSTINGS, InvestorEstimateRow
@@ -200,28 +199,20 @@ async def _ask(
         open_account(settings.kis, a.alias, clock, limits, alerts=send, journal=journal)
         for a in settings.kis.accounts
     ]
-    queue = list(reversed(symbols))
-    answers: dict[str, list[InvestorEstimate]] = {}
 
-    async def worker(client: KisClient) -> None:
-        while queue:
-            symbol = queue.pop()
-            try:
-                rows = await client.investor_estimates(symbol)
-                answers[symbol] = estimates_of(symbol, run.day, rows, clock.now_ns())
-                run.answered += 1
-            except (KisError, httpx.HTTPError) as exc:
-                run.failed[symbol] = f"{type(exc).__name__}: {exc}"[:200]
-            progress(run.answered + len(run.failed), len(symbols))
+    async def ask(client: KisClient, symbol: str) -> list[InvestorEstimate]:
+        rows = await client.investor_estimates(symbol)
+        return estimates_of(symbol, run.day, rows, clock.now_ns())
 
-    per = settings.investor.requests_per_account
     try:
-        await asyncio.gather(*(worker(a.client) for a in accounts for _ in range(per)))
+        got = await fan_out(
+            accounts, symbols, ask, settings.investor.requests_per_account, progress
+        )
     finally:
-        run.calls = sum(a.client.requests for a in accounts)
         for account in accounts:
             await account.aclose()
-    return answers
+    run.answered, run.failed, run.calls = len(got.answered), got.failed, got.calls
+    return got.answered
 
 
 def _failure_alerts(run: InvestorRun, alerts: AlertBook) -> None:

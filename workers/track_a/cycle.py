@@ -24,15 +24,15 @@ from observer.calendar.clock import Clock
 from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisError
 from observer.kis.client import KisClient
+from observer.kis.endpoints import MARKET_CODES
 from observer.kis.parse import price_snapshot
 from observer.kis.settings import HaltFrom
 from observer.process.retry import backoff_s
 
-__all__ = ["MARKET_CODES", "CycleRun", "SnapshotTarget", "run_cycle"]
+__all__ = ["CycleRun", "SnapshotTarget", "run_cycle"]
 
 _NS = 1_000_000_000
 # FID_COND_MRKT_DIV_CODE of each venue's prices (UN, both venues', is not asked).
-MARKET_CODES: dict[Venue, str] = {"KRX": "J", "NXT": "NX"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from bus.events import Event, MarketStatus, OrderBook, ProgramTrade, TradeTick
+from bus.events import AuctionExpected, Event, MarketStatus, OrderBook, ProgramTrade, TradeTick
 from observer.kis.frames import UNKNOWN_LAYOUT, DroppedFrame
 from observer.kis.realtime import RealtimeEvents
 from observer.kis.stream import KisStream, Registration, StreamState
@@ -122,7 +122,11 @@ class AccountFeed:
                 self._rejected(frame, book, fault)
             else:
                 c.publish(book)
-        others: list[MarketStatus | ProgramTrade] = [*frame.statuses, *frame.programs]
+        others: list[MarketStatus | ProgramTrade | AuctionExpected] = [
+            *frame.statuses,
+            *frame.programs,
+            *frame.expected,
+        ]
         for record in others:
             if not stream.holds(frame.tr_id, record.symbol):
                 unasked = f"{record.symbol} is not registered on the session"
@@ -137,7 +141,7 @@ class AccountFeed:
     def _rejected(
         self,
         frame: RealtimeEvents,
-        record: TradeTick | OrderBook | MarketStatus | ProgramTrade,
+        record: TradeTick | OrderBook | MarketStatus | ProgramTrade | AuctionExpected,
         fault: tuple[str, str],
     ) -> None:
         """A record a check refused: kept, counted, alerted; a streamed symbol's trade, a gap.

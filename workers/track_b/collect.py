@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, NamedTuple
@@ -95,6 +95,10 @@ KEYLESS_RETRY_S = 60.0
 _SETTLE_POLL_S = 0.02
 
 AccountState = StreamState | Literal["idle", "down"]  # see observer.kis.account_health
+
+
+def _by_key(registration: Registration) -> tuple[str, str]:
+    return registration.tr_key, registration.tr_id
 
 
 def _dec(value: float, places: str = "0.0001") -> Decimal:
@@ -290,6 +294,8 @@ class Collector:
         self.latest: dict[str, TradeTick] = {}  # symbol -> its latest tick, while streamed
         # symbol -> its latest market-operation record of KRX, while streamed
         self.statuses: dict[str, MarketStatus] = {}
+        # alias -> the registrations held beside the slots (an auction's: `hold`)
+        self.held_aside: dict[str, set[Registration]] = {}
         self.on_refused = on_refused
         self.refusals = 0
         self.ticks = 0
@@ -455,7 +461,7 @@ class Collector:
         what is held wanted and the rest released, rather than streaming a symbol no slot
         holds, or a held one without its book, until the process ends. False on a mismatch.
         """
-        expected: dict[str, set[Registration]] = {alias: set() for alias in self.streams}
+        expected = {alias: set(self.held_aside.get(alias, ())) for alias in self.streams}
         for h in holdings:
             expected.setdefault(h.account, set()).update(
                 Registration(tr_id, h.candidate.symbol)
@@ -489,6 +495,23 @@ class Collector:
                     self.detector(alias, r.tr_id).on_placed(r.tr_key, self.clock.now_ns())
                 await self._subscribe(alias, r.tr_id, r.tr_key)
         return matched
+
+    async def hold(self, registrations: Mapping[str, Set[Registration]]) -> None:
+        """Hold ``registrations`` per account beside the slots, instead of those held so.
+
+        No slot: no decision, gap or trigger counts them (an auction's expected matches,
+        `workers.track_b.auction`); `reconcile` wants them too. What KIS refuses of them
+        is dropped here, never handed to the slot guard. ``hold({})`` releases them all.
+        """
+        for alias in self.streams.keys() & (self.held_aside.keys() | registrations.keys()):
+            stream, now = self.streams[alias], set(self.held_aside.get(alias, ()))
+            wanted = set(registrations.get(alias, ()))
+            for r in sorted(now - wanted, key=_by_key):
+                await stream.unsubscribe(r.tr_id, r.tr_key)
+            self.held_aside[alias] = wanted
+            for r in sorted(wanted - now, key=_by_key):
+                await self._subscribe(alias, r.tr_id, r.tr_key)
+        self.held_aside = {alias: held for alias, held in self.held_aside.items() if held}
 
     async def resume(self, holding: Holding, start_ns: int) -> None:
         """Stream again a slot that an earlier process held.
@@ -723,6 +746,10 @@ class Collector:
 
     def _on_refused(self, alias: str, registration: Registration, code: str, message: str) -> None:
         self.refusals += 1  # the stream has logged it
+        aside = self.held_aside.get(alias, set())
+        if registration in aside:  # no slot's: nothing for the guard to release or bar
+            aside.discard(registration)
+            return
         self.on_refused(
             Refusal(
                 alias, registration.tr_key, registration.tr_id, code, message, self.clock.now_ns()

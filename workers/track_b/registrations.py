@@ -13,11 +13,12 @@ watched symbol holds follows ``[track_b] trades`` and ``books``:
 With ``books`` each trade feed has its venue's book beside it; with ``statuses`` its venue's
 market-operation records (halts, VIs, session events: H0STMKO0, H0NXMKO0; KRX's for the
 combined feed, whose own names no symbol); with ``programs`` its venue's program trading
-(H0STPGM0, H0NXPGM0, H0UNPGM0). Each is a registration of its own. A paper account is
-offered KRX's trades and books alone (KIS refuses the others, OPSP8991): there every symbol
-holds those. Outside KRX's trading (``krx_trading`` false: Nextrade's pre- and after-market)
-a Nextrade name holds Nextrade's feed (or the combined one) alone, and any other symbol holds
-nothing.
+(H0STPGM0, H0NXPGM0, H0UNPGM0). Each is a registration of its own. Through KRX's opening
+auction, when no slot is held, a name holds KRX's expected matches (H0STANC0) alone
+(`opening_auction_feeds`). A paper account is offered KRX's trades and books alone (KIS
+refuses the others, OPSP8991): there every symbol holds those. Outside KRX's trading
+(``krx_trading`` false: Nextrade's pre- and after-market) a Nextrade name holds Nextrade's
+feed (or the combined one) alone, and any other symbol holds nothing.
 
 `swaps` orders a change of registrations (a session boundary): each new one before the old
 ones are released, as far as the session's limit allows, so no trade falls between them.
@@ -31,7 +32,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bus.events import Venue
-from observer.kis.realtime import BOOK_TRS, PROGRAM_TRS, STATUS_TRS, TRADE_TRS, VENUE_OF_TR
+from observer.kis.realtime import (
+    BOOK_TRS,
+    EXPECTED_TRS,
+    PROGRAM_TRS,
+    STATUS_TRS,
+    TRADE_TRS,
+    VENUE_OF_TR,
+)
 from observer.kis.stream import Registration
 
 __all__ = [
@@ -105,6 +113,13 @@ class RegistrationPolicy:
         if self.programs and not self.paper:
             feeds += [PROGRAM_TRS[v] for v in venues]
         return tuple(feeds)
+
+    def opening_auction_feeds(self, symbol: str) -> tuple[str, ...]:
+        """What ``symbol`` holds through KRX's opening auction: KRX's expected matches.
+
+        None on paper accounts: KIS offers them no expected matches.
+        """
+        return () if self.paper else (EXPECTED_TRS["KRX"],)
 
     def cost(self, symbol: str) -> int:
         """The registrations ``symbol`` takes."""
@@ -181,6 +196,7 @@ _KINDS = (
     (BOOK_TRS, "book"),
     (STATUS_TRS, "status"),
     (PROGRAM_TRS, "program"),
+    (EXPECTED_TRS, "auction"),
 )
 _LABELS = {tr_id: f"{venue} {kind}" for trs, kind in _KINDS for venue, tr_id in trs.items()}
 

@@ -87,6 +87,11 @@ class Slotting(Watchers):
             "barred": barred,
             "closed": [{"account": a, "slot": n} for a, n in sorted(book.closed)],
             "unplaced_pins": [{"symbol": p, "reason": why} for p, why in waiting.items()],
+            "aside": [  # held beside the slots: an auction's expected matches
+                {"account": alias, "symbol": r.tr_key, "feeds": [r.tr_id]}
+                for alias, held in sorted(collector.held_aside.items())
+                for r in sorted(held, key=lambda r: (r.tr_key, r.tr_id))
+            ],
         }
         try:
             write_private(slots_path(self.data_dir), json.dumps(shown).encode())

@@ -9,7 +9,8 @@ Nextrade's pre-market (08:00-08:50, Nextrade's names on its feed alone, on trigg
 Track A's Nextrade cycles), KRX's day (09:30 to KRX's close, 15:31:30 with ``krx_to_close``,
 else 15:00, on KRX's cycles) and Nextrade's after-market (from there to its close, as the
 pre-market). Each stretch's end releases what it no longer streams; the last resolves the
-session's alerts.
+session's alerts. Between the first two, KRX's opening auction holds the idle sessions' expected
+matches (`workers.track_b.auction`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from observer.runtime import (
     journal_for,
     sleep_unless,
 )
+from workers.track_b.auction import auction_registrations, opening_auction
 from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.handover import LateHandover
 from workers.track_b.kept_references import KeptReferences
@@ -168,6 +170,14 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                 if self.stop.is_set():
                     await collector.settle()
                     return
+                auction = opening_auction(venues, day, pre) if self.config.opening_auction else None
+                if auction is not None and now_utc(self.clock) < auction[1]:
+                    await self.sleep_until(auction[0].timestamp())
+                    if not self.stop.is_set():
+                        await self._opening_auction(engine, book, collector, auction[1])
+                if self.stop.is_set():
+                    await collector.settle()
+                    return
                 await self.sleep_until(full.timestamp() - self.config.sync_lead_s)
                 if self.stop.is_set():
                     return
@@ -250,6 +260,40 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         await collector.apply([d for d in ending if d], book.holdings())
         collector.policy = base
         self._show(book, collector, {})
+
+    async def _opening_auction(
+        self, engine: TriggerEngine, book: SlotBook, collector: Collector, until: datetime
+    ) -> None:
+        """KRX's opening auction to ``until``: expected matches on the idle sessions.
+
+        Every registration holds a name's (`workers.track_b.auction`): this host's pins
+        first, then the largest market caps; all released at ``until``.
+        """
+        await rekey(collector, self.clock, until.timestamp())
+        ours = [r for r in engine.references.values() if engine.shard.owns(r.symbol)]
+        pins = sorted(p for p in self.pin_file.read() if p in engine.references)
+        by_cap = [r.symbol for r in sorted(ours, key=lambda r: (-r.market_cap, r.symbol))]
+        wanted = auction_registrations(
+            collector.policy,
+            [p for p in pins if engine.shard.owns(p)] + by_cap,
+            [a.alias for a in self.settings.kis.accounts],
+            self.config.registrations_per_account,
+            self.guard.barred(self.clock.now_ns()),
+        )
+        names = sum(len(held) for held in wanted.values())
+        log.info(
+            "Track B follows KRX's opening auction to %s: %d names' expected matches",
+            f"{until.astimezone(KST):%H:%M:%S}",
+            names,
+        )
+        self.counters["opening_auction_names"] = names
+        try:
+            await collector.hold(wanted)
+            self._show(book, collector, {})
+            await self.sleep_until(until.timestamp())
+        finally:
+            await collector.hold({})
+            self._show(book, collector, {})
 
     async def _end(
         self,

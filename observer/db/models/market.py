@@ -245,6 +245,91 @@ class ProgramTradeRow(Audited, Base):
     __table_args__ = (Index(None, "symbol", "exchange_ns"),)
 
 
+class AuctionExpectedRow(Audited, Base):
+    """Track B's auction expected matches (H0STANC0, H0NXANC0, H0UNANC0), as sent."""
+
+    __tablename__ = "auction_expected"
+    symbol: Mapped[str] = mapped_column(String(16))
+    exchange_ns: Mapped[int]
+    received_ns: Mapped[int]
+    price: Mapped[int]
+    change: Mapped[int]
+    volume: Mapped[int]
+    cumulative_volume: Mapped[int]
+    ask_price: Mapped[int]
+    bid_price: Mapped[int]
+    ask_qty: Mapped[int]
+    bid_qty: Mapped[int]
+    total_ask_qty: Mapped[int]
+    total_bid_qty: Mapped[int]
+    hour_class: Mapped[str] = mapped_column(String(8))
+    halted: Mapped[bool]
+    account: Mapped[str] = mapped_column(String(64))
+    venue: Mapped[str] = mapped_column(String(8))
+    trading_session: Mapped[str | None] = mapped_column(String(24))
+
+    __table_args__ = (Index(None, "symbol", "exchange_ns"),)
+
+
+class InvestorFlowRow(Audited, Base):
+    """The flows job's final net buying by investor group: a stock, day and venue."""
+
+    __tablename__ = "investor_flows"
+    symbol: Mapped[str] = mapped_column(String(16))
+    trade_date: Mapped[date]
+    venue: Mapped[str] = mapped_column(String(8))
+    individual_qty: Mapped[int]
+    foreign_qty: Mapped[int]
+    institution_qty: Mapped[int]
+    other_corp_qty: Mapped[int]
+    individual_value: Mapped[int]
+    foreign_value: Mapped[int]
+    institution_value: Mapped[int]
+    other_corp_value: Mapped[int]
+    volume: Mapped[int]
+    fetched_ns: Mapped[int]
+
+    __table_args__ = (Index(None, "trade_date", "symbol", "venue"),)
+
+
+class ProgramTradeDailyRow(Audited, Base):
+    """The flows job's program trading of a stock on a day and venue."""
+
+    __tablename__ = "program_trades_daily"
+    symbol: Mapped[str] = mapped_column(String(16))
+    trade_date: Mapped[date]
+    venue: Mapped[str] = mapped_column(String(8))
+    sell_qty: Mapped[int]
+    buy_qty: Mapped[int]
+    net_qty: Mapped[int]
+    sell_value: Mapped[int]
+    buy_value: Mapped[int]
+    net_value: Mapped[int]
+    fetched_ns: Mapped[int]
+
+    __table_args__ = (Index(None, "trade_date", "symbol", "venue"),)
+
+
+class VolatilityInterruptionRow(Audited, Base):
+    """The flows job's volatility interruptions: one of a stock on a day, as KIS lists it."""
+
+    __tablename__ = "volatility_interruptions"
+    symbol: Mapped[str] = mapped_column(String(16))
+    trade_date: Mapped[date]
+    started_ns: Mapped[int]
+    ended_ns: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(8))
+    price: Mapped[int]
+    static_base: Mapped[int]
+    static_move_pct: Mapped[Decimal]
+    dynamic_base: Mapped[int]
+    dynamic_move_pct: Mapped[Decimal]
+    count: Mapped[int]
+    fetched_ns: Mapped[int]
+
+    __table_args__ = (Index(None, "trade_date", "symbol"),)
+
+
 class InvestorEstimateRow(Audited, Base):
     """The investor job's intraday estimates: a stock's net buying at one posting of a day."""
 

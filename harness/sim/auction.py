@@ -1,0 +1,119 @@
+"""The simulator's expected matches through KRX's auctions (H0STANC0, H0UNANC0).
+
+KRX's opening auction (08:30-09:00, HOUR_CLS_CODE ``B``) and closing auction (15:20-15:30,
+``A``): a record every `EVERY_S` seconds, in H0STCNT0's first 45 fields as KIS's example
+fills them (the expected price in STCK_PRPR, the expected quantity in CNTG_VOL and ACML_VOL,
+the day's high, low and counts zero). The expected price moves from where the auction
+starts (the previous close; the last trade before 15:20) to the match the day's bars print
+(their open; their close), which it reaches at four fifths of the auction, with a wiggle of
+a few price units that narrows to none; the quantity grows toward the match's. The combined
+feed's records are KRX's; Nextrade, with no auction of its own here, sends none (H0NXANC0
+is registered, and silent).
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import date, datetime, time, timedelta
+
+from harness.sim.market import KST, DayPath
+from harness.sim.price_units import price_limits, tick_size
+from harness.sim.protocol import price_sign
+
+__all__ = ["EVERY_S", "EXPECTED", "FIELDS", "expected_records"]
+
+EXPECTED = frozenset({"H0STANC0", "H0NXANC0", "H0UNANC0"})
+FIELDS = 45  # H0STANC0's 2026-05 record
+EVERY_S = 10
+_WIGGLE_UNITS = 3
+_SETTLES = 1.25  # the expected price reaches the match at 80 % of the auction
+# (start, end, HOUR_CLS_CODE, the bar whose open or close is the match, match at its open)
+_AUCTIONS = (
+    (time(8, 30), time(9, 0), "B", 0, True),
+    (time(15, 20), time(15, 30), "A", -1, False),
+)
+_CLOSING_FROM = 379  # the bar of 15:19: the last trade before the closing auction
+
+
+def expected_records(
+    tr_id: str, symbol: str, path: DayPath, start: datetime, end: datetime
+) -> list[str]:
+    """``symbol``'s expected-match records in (start, end], in time order (45 fields each)."""
+    if tr_id == "H0NXANC0":
+        return []
+    day = end.date()
+    records = []
+    for first, last, hour_class, bar, at_open in _AUCTIONS:
+        opens = datetime.combine(day, first, KST)
+        closes = datetime.combine(day, last, KST)
+        if end <= opens or start >= closes:
+            continue
+        match = int(path.open[bar]) if at_open else int(path.close[bar])
+        origin = path.prev_close if at_open else int(path.close[_CLOSING_FROM])
+        quantity = int(path.volume[bar])
+        seconds = int((closes - opens).total_seconds())
+        for offset in range(EVERY_S, seconds, EVERY_S):
+            at = opens + timedelta(seconds=offset)
+            if not start < at <= end:
+                continue
+            share = min(1.0, _SETTLES * offset / seconds)  # at the match before the end
+            level = origin + (match - origin) * share
+            price = _price(symbol, day, offset, level, share, path.prev_close)
+            qty = max(1, int(quantity * offset / seconds))
+            records.append(_record(symbol, at, day, price, qty, path.prev_close, hour_class))
+    return records
+
+
+def _price(symbol: str, day: date, offset: int, level: float, share: float, prev_close: int) -> int:
+    """``level`` a few price units off (the symbol, day and instant pick), within the limits.
+
+    The wiggle narrows as the auction settles (``share`` of the way): none at the match.
+    """
+    unit = tick_size(int(level))
+    wiggle = round(_WIGGLE_UNITS * (1 - share))
+    mark = zlib.crc32(f"{symbol}{day}{offset}".encode()) % (2 * wiggle + 1) - wiggle
+    price = (round(level / unit) + mark) * unit
+    lower, upper = price_limits(prev_close)
+    return min(max(price, lower), upper)
+
+
+def _record(
+    symbol: str, at: datetime, day: date, price: int, qty: int, prev_close: int, hour_class: str
+) -> str:
+    change = price - prev_close
+    unit = tick_size(price)
+    fields = [
+        symbol,
+        at.strftime("%H%M%S"),
+        str(price),
+        price_sign(price, prev_close),
+        str(change),
+        f"{change * 100 / prev_close:.2f}",
+        *["0"] * 4,  # WGHN_AVRG_STCK_PRC, the day's open, high, low: none before the match
+        str(price + unit),
+        str(price),
+        str(qty),
+        str(qty),
+        *["0"] * 4,  # ACML_TR_PBMN and the match counts
+        "0.00",  # CTTR
+        "0",
+        "0",
+        "",  # CNTG_CLS_CODE
+        "0.00",
+        "0.00",
+        *["000000", "3", "0"] * 3,  # the open's, high's and low's times and changes
+        day.strftime("%Y%m%d"),
+        "20",
+        "N",
+        str(qty // 3),
+        str(qty // 4),
+        str(qty * 2),
+        str(qty * 3),
+        "0.00",
+        "0",
+        "0.00",
+        hour_class,
+        "",
+    ]
+    assert len(fields) == FIELDS, len(fields)
+    return "^".join(fields)

@@ -1,0 +1,351 @@
+"""The flows job: a day's final investor flows, program trading and VIs, per stock and venue.
+
+After a venue's day is final at KIS (`[flows] krx_from`, 15:40; `nxt_from`, after Nextrade's
+20:00 close), the job asks, for every member of the day's universe on KRX and for the
+Nextrade names on Nextrade too, its net buying by investor group (FHPTJ04160001,
+`InvestorFlow`) and its program trading (FHPPG04650201, `ProgramTradeDaily`); after KRX's
+after-hours single price (`vi_from`, 18:05) its volatility interruptions of the day
+(FHPST01390000 by stock, `VolatilityInterruption`; a stock without one stores nothing), at
+the jobs' REST share, and publishes what is not stored yet: a later run asks only what is
+missing. An answer without the day's row is pending (KIS has not posted it). Questions
+failing or pending are `INCOMPLETE` (a warning per day; an error past ``max_failed_pct``,
+or when none answered), resolved by a run that leaves none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Literal
+
+from bus.events import Event, InvestorFlow, ProgramTradeDaily, Venue, VolatilityInterruption
+from observer.alerts.book import AlertBook
+from observer.calendar.clock import Clock, now_utc
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import Settings
+from observer.db.queries import flows_stored, universe_references
+from observer.db.readers import reader_engine
+from observer.kis.client import KisClient
+from observer.kis.endpoints import MARKET_CODES
+from observer.kis.fanout import fan_out
+from observer.kis.journal import Journal
+from observer.kis.parse import kst_to_utc_ns, read_decimal, read_int, read_text
+from observer.kis.schemas import InvestorFlowRow, ProgramDailyRow, ViStatusRow
+from observer.kis.session import open_account, rate_limits
+
+__all__ = [
+    "CODES",
+    "INCOMPLETE",
+    "FlowsRun",
+    "due_kinds",
+    "due_venues",
+    "investor_flow",
+    "program_trade_daily",
+    "run_flows",
+    "volatility_interruptions",
+]
+
+log = logging.getLogger(__name__)
+
+INCOMPLETE = "flows_incomplete"
+CODES = (INCOMPLETE,)
+Kind = Literal["investor", "program", "vi"]
+KINDS: tuple[Kind, ...] = ("investor", "program", "vi")
+VI_ROWS = 30  # KIS lists a day's latest 30 VIs at most: a full list may be cut
+Send = Callable[[Event], object]
+Ask = tuple[Kind, str, Venue]  # what, of which symbol, on which venue
+
+
+@dataclass
+class FlowsRun:
+    """What a run did: the venues due, what it asked, published, found pending or failed."""
+
+    day: date
+    venues: tuple[Venue, ...] = ()
+    asked: int = 0
+    stored_before: int = 0
+    published: dict[Kind, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    pending: list[Ask] = field(default_factory=list)  # answered without the day's row
+    vi_full: list[str] = field(default_factory=list)  # VI lists of VI_ROWS: maybe cut
+    failed: dict[Ask, str] = field(default_factory=dict)
+    calls: int = 0
+    skipped: str = ""  # why nothing was asked ("" when the run asked)
+    failed_over: bool = False  # more missing than ``max_failed_pct``, or none answered
+
+    @property
+    def missing(self) -> int:
+        """What the run could not store: failed or pending."""
+        return len(self.failed) + len(self.pending)
+
+    def summary(self) -> str:
+        """One line for a person."""
+        if self.skipped:
+            return f"flows of {self.day}: {self.skipped}"
+        published = ", ".join(f"{n} {kind}" for kind, n in self.published.items())
+        full = f", {len(self.vi_full)} VI lists full ({VI_ROWS})" if self.vi_full else ""
+        return (
+            f"flows of {self.day} on {', '.join(self.venues)}: {self.asked} asked "
+            f"({self.stored_before} stored before, {self.calls} calls); published {published}; "
+            f"{len(self.pending)} pending, {len(self.failed)} failed{full}"
+        )
+
+
+def due_venues(settings: Settings, now: datetime, day: date) -> tuple[Venue, ...]:
+    """The venues whose ``day`` is final at KIS by ``now`` (KST): every venue of a past day."""
+    flows = settings.flows
+    if day < now.date():
+        return ("KRX", "NXT")
+    at = now.time()
+    due: list[Venue] = []
+    if at >= time.fromisoformat(flows.krx_from):
+        due.append("KRX")
+    if at >= time.fromisoformat(flows.nxt_from):
+        due.append("NXT")
+    return tuple(due)
+
+
+def due_kinds(settings: Settings, now: datetime, day: date, venue: Venue) -> tuple[Kind, ...]:
+    """What is final of ``venue``'s ``day`` by ``now``: the VIs on KRX from ``vi_from``."""
+    late = day < now.date() or now.time() >= time.fromisoformat(settings.flows.vi_from)
+    return KINDS if venue == "KRX" and late else ("investor", "program")
+
+
+def _dated(dates: list[str], day: date) -> int | None:
+    """The index of ``day``'s row among the rows' dates (KIS lists the day asked first)."""
+    wanted = day.strftime("%Y%m%d")
+    return next((i for i, at in enumerate(dates) if at == wanted), None)
+
+
+def investor_flow(
+    symbol: str, day: date, venue: Venue, rows: list[InvestorFlowRow], fetched_ns: int
+) -> InvestorFlow | None:
+    """``day``'s flows of the answer; None if it has no row of the day.
+
+    Raises
+    ------
+    KisProtocolError
+        The day's row holds a number that does not read (the item fails, `fan_out`).
+    """
+    at = _dated([row.stck_bsop_date for row in rows], day)
+    if at is None:
+        return None
+    row = rows[at]
+    return InvestorFlow(
+        symbol=symbol,
+        trade_date=day,
+        venue=venue,
+        individual_qty=read_int(row.prsn_ntby_qty, "prsn_ntby_qty"),
+        foreign_qty=read_int(row.frgn_ntby_qty, "frgn_ntby_qty"),
+        institution_qty=read_int(row.orgn_ntby_qty, "orgn_ntby_qty"),
+        other_corp_qty=read_int(row.etc_corp_ntby_vol, "etc_corp_ntby_vol"),
+        individual_value=read_int(row.prsn_ntby_tr_pbmn, "prsn_ntby_tr_pbmn"),
+        foreign_value=read_int(row.frgn_ntby_tr_pbmn, "frgn_ntby_tr_pbmn"),
+        institution_value=read_int(row.orgn_ntby_tr_pbmn, "orgn_ntby_tr_pbmn"),
+        other_corp_value=read_int(row.etc_corp_ntby_tr_pbmn, "etc_corp_ntby_tr_pbmn"),
+        volume=read_int(row.acml_vol, "acml_vol"),
+        fetched_ns=fetched_ns,
+    )
+
+
+def program_trade_daily(
+    symbol: str, day: date, venue: Venue, rows: list[ProgramDailyRow], fetched_ns: int
+) -> ProgramTradeDaily | None:
+    """``day``'s program trading of the answer; None if it has no row of the day.
+
+    Raises
+    ------
+    KisProtocolError
+        The day's row holds a number that does not read.
+    """
+    at = _dated([row.stck_bsop_date for row in rows], day)
+    if at is None:
+        return None
+    row = rows[at]
+    return ProgramTradeDaily(
+        symbol=symbol,
+        trade_date=day,
+        venue=venue,
+        sell_qty=read_int(row.whol_smtn_seln_vol, "whol_smtn_seln_vol"),
+        buy_qty=read_int(row.whol_smtn_shnu_vol, "whol_smtn_shnu_vol"),
+        net_qty=read_int(row.whol_smtn_ntby_qty, "whol_smtn_ntby_qty"),
+        sell_value=read_int(row.whol_smtn_seln_tr_pbmn, "whol_smtn_seln_tr_pbmn"),
+        buy_value=read_int(row.whol_smtn_shnu_tr_pbmn, "whol_smtn_shnu_tr_pbmn"),
+        net_value=read_int(row.whol_smtn_ntby_tr_pbmn, "whol_smtn_ntby_tr_pbmn"),
+        fetched_ns=fetched_ns,
+    )
+
+
+def volatility_interruptions(
+    symbol: str, day: date, rows: list[ViStatusRow], fetched_ns: int
+) -> list[VolatilityInterruption]:
+    """The VIs of ``day`` in the answer (KIS's list of the day asked), oldest first.
+
+    Raises
+    ------
+    KisProtocolError
+        A row's time or number does not read (the item fails, `fan_out`).
+    """
+    wanted = day.strftime("%Y%m%d")
+    found = []
+    for row in rows:
+        if row.bsop_date and row.bsop_date != wanted:
+            continue  # another day's, if KIS lists one
+        ended = row.vi_cncl_hour.strip()
+        found.append(
+            VolatilityInterruption(
+                symbol=symbol,
+                trade_date=day,
+                started_ns=kst_to_utc_ns(wanted, row.cntg_vi_hour),
+                ended_ns=kst_to_utc_ns(wanted, ended) if ended.strip("0") else 0,
+                kind=read_text(row.vi_kind_code, "vi_kind_code", 8),
+                price=read_int(row.vi_prc, "vi_prc"),
+                static_base=read_int(row.vi_stnd_prc, "vi_stnd_prc"),
+                static_move_pct=read_decimal(row.vi_dprt, "vi_dprt"),
+                dynamic_base=read_int(row.vi_dmc_stnd_prc, "vi_dmc_stnd_prc"),
+                dynamic_move_pct=read_decimal(row.vi_dmc_dprt, "vi_dmc_dprt"),
+                count=read_int(row.vi_count, "vi_count"),
+                fetched_ns=fetched_ns,
+            )
+        )
+    return sorted(found, key=lambda vi: vi.started_ns)
+
+
+def run_flows(
+    settings: Settings,
+    clock: Clock,
+    send: Send,
+    day: date | None = None,
+    journal: Journal | None = None,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+    alerts: AlertBook | None = None,
+) -> FlowsRun:
+    """One run on ``day`` (today by default): ask what is due and missing, publish it.
+
+    ``alerts``: the run's alert book, holding what earlier runs left open of `CODES`;
+    None: a book of its own, publishing through ``send``.
+    """
+    now = now_utc(clock).astimezone(KST)
+    run = FlowsRun(day or now.date())
+    calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
+    if not calendar.is_session(run.day):
+        run.skipped = "not a session"
+        return run
+    if settings.kis.paper:
+        run.skipped = "KIS offers paper accounts neither TR (FHPTJ04160001, FHPPG04650201)"
+        return run
+    run.venues = due_venues(settings, now, run.day)
+    if not run.venues:
+        run.skipped = f"no venue's day is final yet (KRX's from {settings.flows.krx_from})"
+        return run
+    engine = reader_engine(settings.database, "flows")
+    try:
+        with engine.connect() as conn:
+            references = universe_references(conn, run.day)
+            stored = flows_stored(conn, run.day)
+    finally:
+        engine.dispose()
+    if references is None:
+        run.skipped = "no universe of the day"
+        return run
+    wanted: list[Ask] = [
+        (kind, r.symbol, venue)
+        for venue in run.venues
+        for r in references
+        if venue == "KRX" or r.nxt
+        for kind in due_kinds(settings, now, run.day, venue)
+    ]
+    todo = [ask for ask in wanted if ask not in stored]
+    run.stored_before, run.asked = len(wanted) - len(todo), len(todo)
+    answers = asyncio.run(_ask(settings, clock, todo, run, journal, send, progress))
+    for ask, events in answers.items():
+        if events is None:
+            run.pending.append(ask)
+            continue
+        for event in events:
+            send(event)
+        run.published[ask[0]] += len(events)
+        if ask[0] == "vi" and len(events) >= VI_ROWS:
+            run.vi_full.append(ask[1])
+    answered = len(answers)
+    run.failed_over = bool(todo) and (
+        100 * run.missing / len(todo) > settings.flows.max_failed_pct or not answered
+    )
+    if run.vi_full:
+        log.warning(
+            "%d VI lists of %s hold %d rows, all KIS lists: earlier VIs may be missing (%s)",
+            len(run.vi_full),
+            run.day,
+            VI_ROWS,
+            ", ".join(run.vi_full[:5]),
+        )
+    _alerts(run, alerts or AlertBook(send))
+    return run
+
+
+async def _ask(
+    settings: Settings,
+    clock: Clock,
+    todo: list[Ask],
+    run: FlowsRun,
+    journal: Journal | None,
+    send: Send,
+    progress: Callable[[int, int], None],
+) -> dict[Ask, list[Event] | None]:
+    """Each question's events (None: no row of the day yet), over every account."""
+    flows = settings.flows
+    limits = rate_limits(settings.kis, flows.share_of)
+    accounts = [
+        open_account(settings.kis, a.alias, clock, limits, alerts=send, journal=journal)
+        for a in settings.kis.accounts
+    ]
+    asked = run.day.strftime("%Y%m%d")
+
+    async def ask(client: KisClient, item: Ask) -> list[Event] | None:
+        kind, symbol, venue = item
+        market = MARKET_CODES[venue]
+        event: Event | None
+        if kind == "vi":
+            vis = await client.vi_status(symbol, asked)
+            return list(volatility_interruptions(symbol, run.day, vis, clock.now_ns()))
+        if kind == "investor":
+            rows = await client.investor_flows(symbol, asked, market, flows.investor_etc_cls_code)
+            event = investor_flow(symbol, run.day, venue, rows, clock.now_ns())
+        else:
+            program = await client.program_trades_daily(symbol, asked, market)
+            event = program_trade_daily(symbol, run.day, venue, program, clock.now_ns())
+        return None if event is None else [event]
+
+    try:
+        got = await fan_out(accounts, todo, ask, flows.requests_per_account, progress)
+    finally:
+        for account in accounts:
+            await account.aclose()
+    run.failed, run.calls = got.failed, got.calls
+    return got.answered
+
+
+def _alerts(run: FlowsRun, alerts: AlertBook) -> None:
+    """`INCOMPLETE` of the day while members fail or are pending; its resolution when none."""
+    subject = run.day.isoformat()
+    if not run.missing:
+        alerts.resolve(INCOMPLETE, subject, f"the flows of {subject} are all in")
+        return
+    sample = "; ".join(
+        [f"{s} {v} {k}: {why}" for (k, s, v), why in list(run.failed.items())[:2]]
+        + [f"{s} {v} {k}: no row of the day" for k, s, v in run.pending[:2]]
+    )
+    alerts.raise_(
+        INCOMPLETE,
+        subject,
+        "error" if run.failed_over else "warning",
+        (
+            f"{len(run.failed)} failed and {len(run.pending)} pending of {run.asked} flows "
+            f"asked for {subject} on {', '.join(run.venues)}; the next run asks again: "
+            f"{sample}"
+        )[:2000],
+        {"failed": str(len(run.failed)), "pending": str(len(run.pending))},
+    )

@@ -1,0 +1,73 @@
+"""KRX's opening auction: the expected matches of the most watched names, on idle sessions.
+
+Between Nextrade's pre-market (its slots released at 08:50) and KRX's day (09:30) Track B
+holds no slot, while KRX's opening auction sets the day's first prices: its expected match
+moves with every order, and no later request gives that path back (KIS's REST history of
+it, FHPST01810000, keeps 30 rows). With ``[track_b] opening_auction`` each account's
+session holds, from the auction's start (or the pre-market's end) to its match and
+`CLOSE_GRACE_S`, a registration of KRX's expected matches (H0STANC0) per name: this host's
+pins first, then the largest market caps, barred names passed over, as many as the sessions
+hold. They are no slots (`Collector.hold`): no trigger places them and no gap or
+reconciliation counts them (an auction prints no trade before its match).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+
+from observer.calendar.venues import CLOSE_GRACE_S, Venues
+from observer.kis.stream import Registration
+from workers.track_b.registrations import RegistrationPolicy
+
+__all__ = ["auction_registrations", "opening_auction"]
+
+
+def opening_auction(
+    venues: Venues, day: date, pre_market: tuple[datetime, datetime] | None
+) -> tuple[datetime, datetime] | None:
+    """KRX's opening auction of ``day`` as Track B follows it (start, end), if it has one.
+
+    From the auction's start, or the end of Nextrade's ``pre_market`` when Track B follows
+    it (its slots hold the sessions until then), to the match and `CLOSE_GRACE_S`.
+    """
+    spans = [(s, e) for s, e, span in venues.spans("KRX", day) if span.session == "opening_auction"]
+    if not spans:
+        return None
+    start, end = spans[0]
+    if pre_market is not None:
+        start = max(start, pre_market[1])
+    end += timedelta(seconds=CLOSE_GRACE_S)
+    return (start, end) if start < end else None
+
+
+def auction_registrations(
+    policy: RegistrationPolicy,
+    names: Iterable[str],
+    accounts: Sequence[str],
+    capacity: int,
+    barred: Mapping[str, str],
+) -> dict[str, set[Registration]]:
+    """Each account's registrations: ``names`` in order (pins, then by market cap) dealt out.
+
+    An account at a time takes the next name's feeds (`RegistrationPolicy.
+    opening_auction_feeds`) while they fit in its ``capacity``; a barred name (refused,
+    halted) is passed over.
+    """
+    held: dict[str, set[Registration]] = {alias: set() for alias in accounts}
+    if not accounts:
+        return held
+    turn = 0
+    for symbol in dict.fromkeys(names):
+        feeds = policy.opening_auction_feeds(symbol)
+        if symbol in barred or not feeds:
+            continue
+        for _ in accounts:
+            alias = accounts[turn % len(accounts)]
+            turn += 1
+            if len(held[alias]) + len(feeds) <= capacity:
+                held[alias].update(Registration(tr_id, symbol) for tr_id in feeds)
+                break
+        else:
+            break  # every session is full
+    return held
