@@ -169,6 +169,10 @@ class TrackBSettings(Strict, frozen=True):
     # then, and every registration holds a name's expected matches (H0STANC0): pins first,
     # then by market cap. Paper accounts are offered none.
     opening_auction: bool = True
+    # With program_trading: through KRX's closing auction (its closing_auction session, to
+    # 10 s before the match) a held name's program-trading registration holds its expected
+    # matches instead; no program trade prints before the match.
+    closing_auction: bool = True
     # When KRX's feeds are released (15:31:30, or 15:00), a held Nextrade name keeps
     # Nextrade's feed (or the combined one) through Nextrade's after-market, to its close in
     # [venues]; the slots are evaluated on as in the pre-market, over Nextrade's names.

@@ -16,6 +16,8 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bus.capture import CaptureReader
+from bus.codec import decode_frame
 from bus.events import Alert, AlertResolved, Event
 from bus.producer import Producer
 from observer.config.tree import Settings
@@ -32,6 +34,7 @@ from observer.kis.journal import (
     rest_request,
     verify_file,
 )
+from observer.kis.journal_replay import capture_journal
 from observer.process.paths import PathSettings
 from observer.runtime import JOURNAL_FAILED, journal_for
 
@@ -254,3 +257,26 @@ def test_a_processs_journal_alert_is_resolved_by_the_next_file_that_opens(
         (AlertResolved, JOURNAL_FAILED, "track_b")
     ]
     assert [r.body[-1:] for r in written(journal.folder)] == [b"c"]
+
+
+def test_a_replay_gives_back_every_record_kind_not_trades_and_books_alone(
+    tmp_path: Path,
+) -> None:
+    """Market status, program trading and expected matches are replayed as the live run
+    stored them, each under its TR."""
+    status = "005930^N^(null)^^311^^^55^N^N^1"
+    program = "005930^092237^70000^5117000000^60000^4386000000^-10000^-731000000^1000^900^-100"
+    expected = "^".join(["005930", "084945", "77600", *["0"] * 41, "B", ""])
+    journal = Journal(tmp_path / "journal", "track_b")
+    for n, (tr, record) in enumerate(
+        (("H0STMKO0", status), ("H0STPGM0", program), ("H0STANC0", expected))
+    ):
+        journal.frame("acct1", f"0|{tr}|001|{record}", DAY_ONE + n)
+    journal.close()
+    day = datetime.fromtimestamp(DAY_ONE / _NS, KST).date()
+    result = capture_journal(tmp_path / "journal", day, tmp_path / "replayed.cap")
+    assert (result.frames, result.events, result.refused_records) == (3, 3, 0)
+    assert result.by_tr == {"H0STMKO0": 1, "H0STPGM0": 1, "H0STANC0": 1}
+    with CaptureReader(tmp_path / "replayed.cap") as reader:
+        kinds = [type(env.event).__name__ for raw in reader for env in decode_frame(raw)]
+    assert kinds == ["MarketStatus", "ProgramTrade", "AuctionExpected"]

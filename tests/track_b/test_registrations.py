@@ -72,6 +72,21 @@ def test_market_status_and_program_trading_are_a_registration_each_per_venue() -
     assert after.feeds(KRX_NAME) == () and after.cost(KRX_NAME) == 0
 
 
+def test_in_the_closing_auction_program_trading_s_registration_holds_expected_matches() -> None:
+    nxt = frozenset({NXT_NAME})
+    venues = RegistrationPolicy("venues", nxt=nxt, programs=True)
+    auction = venues.in_closing_auction()
+    assert auction.feeds(NXT_NAME) == ("H0STCNT0", "H0NXCNT0", "H0STANC0", "H0NXPGM0")
+    assert auction.cost(NXT_NAME) == venues.cost(NXT_NAME)  # the same registrations, reused
+    assert auction.in_closing_auction(False) == venues
+    combined = RegistrationPolicy("combined", nxt=nxt, programs=True).in_closing_auction()
+    assert combined.feeds(NXT_NAME) == ("H0UNCNT0", "H0UNANC0")
+    assert RegistrationPolicy(programs=False).in_closing_auction().feeds(KRX_NAME) == ("H0STCNT0",)
+    # Nothing for a paper account, offered neither.
+    paper = RegistrationPolicy(paper=True, programs=True).in_closing_auction()
+    assert paper.feeds(KRX_NAME) == ("H0STCNT0",)
+
+
 def test_a_paper_account_holds_the_feeds_paper_offers_whatever_the_policy() -> None:
     for trades in TRADES:
         paper = RegistrationPolicy(

@@ -82,10 +82,16 @@ class SimDay:
 
 @contextmanager
 def sim_day(
-    tmp_path: Path, venues: str, start: str = "14:58", faster: str = "15:00"
+    tmp_path: Path,
+    venues: str,
+    start: str = "14:58",
+    faster: str = "15:00",
+    registrations: int = 3,
+    track_b: str = "",
 ) -> Iterator[SimDay]:
-    """A `SimDay` from ``start`` (10x, 60x from ``faster``) with Nextrade's hours ``venues``;
-    everything stopped at the end."""
+    """A `SimDay` from ``start`` (10x, 60x from ``faster``) with Nextrade's hours ``venues``,
+    ``registrations`` per account and ``track_b`` settings more; everything stopped at the
+    end."""
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
     begins = datetime.combine(DAY, datetime.strptime(start, "%H:%M").time(), tzinfo=KST)
@@ -93,7 +99,8 @@ def sim_day(
     sim = SimThread(MARKET, begins, SimConfig(), speed=10, changes=((at, 60.0),))
     day = SimDay(url, writer, sim, [], tmp_path / "track_b.log")
     try:
-        config = sim_accounts_config(tmp_path, sim, writer, TRACK_B + venues)
+        settings = TRACK_B.replace("per_account = 3", f"per_account = {registrations}") + track_b
+        config = sim_accounts_config(tmp_path, sim, writer, settings + venues)
         day.args = ["track-b", "run", "--config", str(config)]
         publish_universe(writer, tmp_path / "outbox")
         yield day

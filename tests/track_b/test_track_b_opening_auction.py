@@ -47,3 +47,41 @@ def test_the_opening_auction_s_expected_matches_are_stored_and_released_after_th
         assert rows(url, "select distinct hour_class from auction_expected") == [("B",)]
         assert not rows(url, "select symbol from slot_events where venue = 'KRX'")
         assert not realtime.records_sent["H0STCNT0"]
+
+
+def test_through_the_closing_auction_program_trading_s_registration_holds_expected_matches(
+    tmp_path: Path,
+) -> None:
+    """15:18 at 10x, 60x from 15:20, program trading on: at 15:20 each held name's KRX
+    program trading becomes its expected matches, and back at 15:29:50 before the match;
+    Nextrade's program trading stays. Every expected match sent is stored, dated in the
+    closing auction, and the 15:30 match's program trading is stored."""
+    with sim_day(
+        tmp_path, VENUES, "15:18", "15:20", registrations=8, track_b="program_trading = true\n"
+    ) as day:
+        url, sim, proc = day.url, day.sim, day.start()
+        realtime = sim.sim.realtime
+        wait_until(
+            lambda: realtime.released["H0STANC0"] == len(UNIVERSE) > 0, 120, "the switch back"
+        )
+        assert realtime.registered["H0STANC0"] == len(UNIVERSE)
+        assert not realtime.released["H0NXPGM0"]  # Nextrade's program trading stayed
+        at_match = (  # the simulator's 15:30 bar trades through its minute
+            "select count(*) from program_trades where venue = 'KRX' and exchange_ns "
+            f"between {kst_ns('15:30:00')} and {kst_ns('15:30:59')}"
+        )
+        wait_until(lambda: rows(url, at_match)[0][0] >= 1, 60, "the match's program trading")
+        sent = realtime.records_sent["H0STANC0"]
+        stored = "select count(*) from auction_expected"
+        wait_until(lambda: rows(url, stored) == [(sent,)], 30, "every expected match stored")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        found = rows(
+            url,
+            "select min(exchange_ns), max(exchange_ns), min(hour_class), max(hour_class), "
+            "min(trading_session), count(distinct symbol) from auction_expected",
+        )
+        first, last, low, high, session, names = found[0]
+        assert kst_ns("15:20:00") <= first and last <= kst_ns("15:29:50")
+        assert (low, high, session, names) == ("A", "A", "closing_auction", len(UNIVERSE))

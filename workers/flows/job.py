@@ -234,8 +234,14 @@ def run_flows(
     if not calendar.is_session(run.day):
         run.skipped = "not a session"
         return run
+    if run.day > now.date():
+        run.skipped = "a day to come"
+        return run
     if settings.kis.paper:
-        run.skipped = "KIS offers paper accounts neither TR (FHPTJ04160001, FHPPG04650201)"
+        run.skipped = (
+            "KIS offers paper accounts none of its TRs (FHPTJ04160001, FHPPG04650201, "
+            "FHPST01390000)"
+        )
         return run
     run.venues = due_venues(settings, now, run.day)
     if not run.venues:

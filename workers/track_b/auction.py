@@ -1,4 +1,4 @@
-"""KRX's opening auction: the expected matches of the most watched names, on idle sessions.
+"""KRX's auctions: the expected matches of the most watched names, on registrations idle then.
 
 Between Nextrade's pre-market (its slots released at 08:50) and KRX's day (09:30) Track B
 holds no slot, while KRX's opening auction sets the day's first prices: its expected match
@@ -9,6 +9,11 @@ session holds, from the auction's start (or the pre-market's end) to its match a
 pins first, then the largest market caps, barred names passed over, as many as the sessions
 hold. They are no slots (`Collector.hold`): no trigger places them and no gap or
 reconciliation counts them (an auction prints no trade before its match).
+
+Through KRX's closing auction (15:20 to `CLOSING_LEAD_S` before its 15:30 match) the sessions
+are full with the day's slots: there a held name's program-trading registration, idle until
+the match, holds its expected matches instead (`closing_auction`,
+`RegistrationPolicy.in_closing_auction`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ from observer.calendar.venues import CLOSE_GRACE_S, Venues
 from observer.kis.stream import Registration
 from workers.track_b.registrations import RegistrationPolicy
 
-__all__ = ["auction_registrations", "opening_auction"]
+__all__ = ["CLOSING_LEAD_S", "auction_registrations", "closing_auction", "opening_auction"]
+
+# The closing auction's expected matches are followed to this long before its match: the
+# program-trading registrations are back for the match's program trades.
+CLOSING_LEAD_S = 10.0
 
 
 def opening_auction(
@@ -39,6 +48,20 @@ def opening_auction(
         start = max(start, pre_market[1])
     end += timedelta(seconds=CLOSE_GRACE_S)
     return (start, end) if start < end else None
+
+
+def closing_auction(
+    venues: Venues, day: date, krx_until: datetime
+) -> tuple[datetime, datetime] | None:
+    """KRX's closing auction of ``day`` as Track B follows it, to `CLOSING_LEAD_S` before its match.
+
+    None if it has none, or KRX's feeds end (``krx_until``) before it starts.
+    """
+    spans = [(s, e) for s, e, span in venues.spans("KRX", day) if span.session == "closing_auction"]
+    if not spans or krx_until <= spans[0][0]:
+        return None
+    start, end = spans[0]
+    return start, end - timedelta(seconds=CLOSING_LEAD_S)
 
 
 def auction_registrations(

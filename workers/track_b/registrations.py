@@ -15,10 +15,11 @@ market-operation records (halts, VIs, session events: H0STMKO0, H0NXMKO0; KRX's 
 combined feed, whose own names no symbol); with ``programs`` its venue's program trading
 (H0STPGM0, H0NXPGM0, H0UNPGM0). Each is a registration of its own. Through KRX's opening
 auction, when no slot is held, a name holds KRX's expected matches (H0STANC0) alone
-(`opening_auction_feeds`). A paper account is offered KRX's trades and books alone (KIS
-refuses the others, OPSP8991): there every symbol holds those. Outside KRX's trading
-(``krx_trading`` false: Nextrade's pre- and after-market) a Nextrade name holds Nextrade's
-feed (or the combined one) alone, and any other symbol holds nothing.
+(`opening_auction_feeds`); through its closing auction a name's program-trading registration
+holds them instead (`in_closing_auction`). A paper account is offered KRX's trades and books
+alone (KIS refuses the others, OPSP8991): there every symbol holds those. Outside KRX's
+trading (``krx_trading`` false: Nextrade's pre- and after-market) a Nextrade name holds
+Nextrade's feed (or the combined one) alone, and any other symbol holds nothing.
 
 `swaps` orders a change of registrations (a session boundary): each new one before the old
 ones are released, as far as the session's limit allows, so no trade falls between them.
@@ -84,6 +85,9 @@ class RegistrationPolicy:
     krx_trading: bool = True
     statuses: bool = False
     programs: bool = False
+    # KRX's closing auction: a name's program trading registration (KRX's or the combined
+    # feed's) holds its expected matches instead (`in_closing_auction`)
+    closing_auction: bool = False
 
     def venues(self, symbol: str) -> tuple[Venue, ...]:
         """The venues whose trades of ``symbol`` are registered, KRX's (or combined) first."""
@@ -111,8 +115,21 @@ class RegistrationPolicy:
         if self.statuses and not self.paper:
             feeds += [STATUS_TRS["NXT" if v == "NXT" else "KRX"] for v in venues]
         if self.programs and not self.paper:
-            feeds += [PROGRAM_TRS[v] for v in venues]
+            feeds += [self._program(v) for v in venues]
         return tuple(feeds)
+
+    def _program(self, venue: Venue) -> str:
+        """The program-trading registration's TR: the expected matches in KRX's auction."""
+        auction = self.closing_auction and venue != "NXT"
+        return EXPECTED_TRS[venue] if auction else PROGRAM_TRS[venue]
+
+    def in_closing_auction(self, auction: bool = True) -> RegistrationPolicy:
+        """The policy through KRX's closing auction (``auction``), or after it.
+
+        No program trade prints before the auction's match, while its expected price moves
+        with every order: the registration follows the one until just before the match.
+        """
+        return dataclasses.replace(self, closing_auction=auction)
 
     def opening_auction_feeds(self, symbol: str) -> tuple[str, ...]:
         """What ``symbol`` holds through KRX's opening auction: KRX's expected matches.

@@ -35,6 +35,7 @@ from workers.track_b.triggers import TriggerEngine
 
 __all__ = [
     "PRE_MARKET_LEAD_S",
+    "PolicySwitch",
     "Stretch",
     "Trading",
     "open_accounts",
@@ -99,17 +100,28 @@ def pre_market(
 
 
 @dataclass(frozen=True, slots=True)
+class PolicySwitch:
+    """At ``at``, what every holding registers becomes ``change(policy)`` (`Collector.switch`)."""
+
+    at: datetime
+    change: Callable[[RegistrationPolicy], RegistrationPolicy]
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class Stretch:
     """A part of the day Track B evaluates its slots in, every ``evaluate_s``, to ``until``.
 
     ``venue``'s snapshots fire ``engine``'s triggers (KRX's from 09:30 to 15:00, Nextrade's
-    in its pre- and after-market, whose engine knows Nextrade's names alone).
+    in its pre- and after-market, whose engine knows Nextrade's names alone). ``switches``,
+    in time order, change the policy within it (KRX's closing auction).
     """
 
     venue: Venue
     engine: TriggerEngine
     until: datetime
     evaluate_s: float
+    switches: tuple[PolicySwitch, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from bus.events import PriceSnapshot
 from bus.feed import FeedSubscriber
 from observer.calendar.clock import now_utc
 from observer.calendar.phases import KST, Phase
-from observer.calendar.venues import stream_ends, venues_from
+from observer.calendar.venues import Venues, stream_ends, venues_from
 from observer.cluster.transport import feed_subscriber
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS
@@ -42,7 +42,7 @@ from observer.runtime import (
     journal_for,
     sleep_unless,
 )
-from workers.track_b.auction import auction_registrations, opening_auction
+from workers.track_b.auction import auction_registrations, closing_auction, opening_auction
 from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.handover import LateHandover
 from workers.track_b.kept_references import KeptReferences
@@ -50,6 +50,7 @@ from workers.track_b.pins import unplaced
 from workers.track_b.read_back import ReadBack
 from workers.track_b.session_alerts import DEGRADED
 from workers.track_b.sessions import (
+    PolicySwitch,
     Stretch,
     Trading,
     open_accounts,
@@ -211,7 +212,13 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                     )
                     candidates = [*(context or []), *restored]
                     try:
-                        krx = Stretch("KRX", engine, closing_at, self.config.evaluate_s)
+                        krx = Stretch(
+                            "KRX",
+                            engine,
+                            closing_at,
+                            self.config.evaluate_s,
+                            self._closing_auction(venues, day, closing_at, collector),
+                        )
                         await self._follow(feed, krx, book, collector, candidates, late)
                     finally:
                         if late is not None:
@@ -294,6 +301,28 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         finally:
             await collector.hold({})
             self._show(book, collector, {})
+
+    def _closing_auction(
+        self, venues: Venues, day: date, krx_until: datetime, collector: Collector
+    ) -> tuple[PolicySwitch, ...]:
+        """KRX's closing auction's switches of the policy, if Track B follows it (`auction`)."""
+        auction = closing_auction(venues, day, krx_until)
+        if auction is None or not self.config.closing_auction or not collector.policy.programs:
+            return ()
+        start, end = auction
+        to = f"{end.astimezone(KST):%H:%M:%S}"
+        return (
+            PolicySwitch(
+                start,
+                lambda policy: policy.in_closing_auction(),
+                f"KRX's closing auction: expected matches to {to}",
+            ),
+            PolicySwitch(
+                end,
+                lambda policy: policy.in_closing_auction(False),
+                f"KRX's closing match: program trading from {to}",
+            ),
+        )
 
     async def _end(
         self,
@@ -429,7 +458,15 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         ]
         interval_s = self.settings.track_a.interval_min * 60.0
         read_back = ReadBack(self._engine, self.clock, interval_s, stretch.venue)
+        switches = list(stretch.switches)
         while not self.stop.is_set() and self.clock.now_ns() < until.timestamp() * _NS:
+            policy, why = collector.policy, ""
+            while switches and self.clock.now_ns() >= switches[0].at.timestamp() * _NS:
+                switch = switches.pop(0)  # all due at once (a late start): one switch
+                policy, why = switch.change(policy), switch.why
+            if why:
+                await collector.switch(policy, book.holdings(), why)
+                log.info("%s", why)
             self.guard.wake.clear()
             self._drain(feed, stretch, read_back)
             now = self.clock.now_ns()
@@ -475,7 +512,8 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             self.counters["overflow_pct"] = round(self.overflow.watch(decisions, now), 1)
             self.counters["other_shard"] = engine.other_shard
             self._show(book, collector, waiting)
-            await self._nap(stretch.evaluate_s)
+            due = switches[0].at.timestamp() - now / _NS if switches else stretch.evaluate_s
+            await self._nap(max(0.0, min(stretch.evaluate_s, due)))
 
     async def _nap(self, seconds: float) -> None:
         """Wait for the next evaluation: ``seconds`` of clock time, less if woken or stopped."""
