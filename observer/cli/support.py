@@ -293,15 +293,11 @@ def open_alert_notices(
 
     # deferred: the alerts read needs the database layer (SQLAlchemy), loaded after READY
     from observer.alerts.stored import open_alerts
-    from observer.db.readers import reader_engine
+    from observer.db.readers import read_once
 
+    own = own_source(settings.supervisor, source)
     try:
-        engine = reader_engine(settings.database, source)
-        try:
-            with engine.connect() as conn:
-                return open_alerts(conn, own_source(settings.supervisor, source), codes)
-        finally:
-            engine.dispose()
+        return read_once(settings.database, source, lambda conn: open_alerts(conn, own, codes))
     except (SQLAlchemyError, StoreError) as exc:
         log.warning("cannot read the open alerts %s: %s", ", ".join(codes), exc)
         return None

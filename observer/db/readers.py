@@ -13,8 +13,9 @@ import contextlib
 import functools
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import sqlalchemy
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
@@ -28,7 +29,9 @@ if TYPE_CHECKING:  # imported when a pool is made: a process on SQLite never loa
     from psycopg.errors import Diagnostic
     from psycopg_pool import ConnectionPool
 
-__all__ = ["pool_stats", "reader_engine"]
+__all__ = ["pool_stats", "read_once", "reader_engine"]
+
+_T = TypeVar("_T")
 
 _pools: weakref.WeakKeyDictionary[Engine, ConnectionPool[Connection[Any]]] = (
     weakref.WeakKeyDictionary()
@@ -88,6 +91,18 @@ def reader_engine(
     _pools[engine] = pool
     event.listen(engine, "engine_disposed", lambda _engine: pool.close())
     return engine
+
+
+def read_once(
+    settings: DatabaseSettings, name: str, read: Callable[[sqlalchemy.Connection], _T]
+) -> _T:
+    """``read`` on one connection of a reader engine of ``name``'s, disposed after (a job's)."""
+    engine = reader_engine(settings, name)
+    try:
+        with engine.connect() as conn:
+            return read(conn)
+    finally:
+        engine.dispose()
 
 
 def _dead_link_params(timeout_s: float) -> dict[str, int]:

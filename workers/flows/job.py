@@ -28,7 +28,7 @@ from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
 from observer.config.tree import Settings
 from observer.db.queries import flows_stored, universe_references
-from observer.db.readers import reader_engine
+from observer.db.readers import read_once
 from observer.kis.client import KisClient
 from observer.kis.endpoints import MARKET_CODES
 from observer.kis.fanout import fan_out
@@ -247,13 +247,11 @@ def run_flows(
     if not run.venues:
         run.skipped = f"no venue's day is final yet (KRX's from {settings.flows.krx_from})"
         return run
-    engine = reader_engine(settings.database, "flows")
-    try:
-        with engine.connect() as conn:
-            references = universe_references(conn, run.day)
-            stored = flows_stored(conn, run.day)
-    finally:
-        engine.dispose()
+    references, stored = read_once(
+        settings.database,
+        "flows",
+        lambda conn: (universe_references(conn, run.day), flows_stored(conn, run.day)),
+    )
     if references is None:
         run.skipped = "no universe of the day"
         return run

@@ -26,7 +26,7 @@ from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
 from observer.config.tree import Settings
 from observer.db.queries import investor_postings_stored, universe_references
-from observer.db.readers import reader_engine
+from observer.db.readers import read_once
 from observer.errors import KisProtocolError
 from observer.kis.client import KisClient
 from observer.kis.fanout import fan_out
@@ -156,13 +156,11 @@ def run_postings(
     if settings.kis.paper:
         run.skipped = "KIS offers paper accounts no investor estimates (HHPTJ04160200)"
         return run
-    engine = reader_engine(settings.database, "investor")
-    try:
-        with engine.connect() as conn:
-            references = universe_references(conn, run.day)
-            stored = investor_postings_stored(conn, run.day)
-    finally:
-        engine.dispose()
+    references, stored = read_once(
+        settings.database,
+        "investor",
+        lambda conn: (universe_references(conn, run.day), investor_postings_stored(conn, run.day)),
+    )
     if references is None:
         run.skipped = "no universe of the day"
         return run
