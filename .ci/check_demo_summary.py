@@ -100,8 +100,10 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     expect(records.get("market_status", 0) > 0, f"no market status stored: {records}")
     expect(records.get("program_trades", 0) > 0, f"no program trading stored: {records}")
     # KRX's opening auction on the idle sessions: every registration a name's expected
-    # matches (41 per account), each record sent stored once.
+    # matches (41 per account), each record sent (both auctions') stored once.
     expect(b.get("auction_names", 0) >= accounts * 41 - 1, f"opening auction names: {b}")
+    # ... and through the closing auction, the held names' program trading registrations.
+    expect(b.get("closing_auction_names", 0) > 0, f"closing auction names: {b}")
     expect(
         0 < records.get("auction_expected", 0) == b.get("auction_sent", -1),
         f"opening auction records: {records}, {b.get('auction_sent')} sent",

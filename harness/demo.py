@@ -839,8 +839,12 @@ def track_b_summary(
         # records stored per kind besides the trades: halts, VIs and session events; program
         # trading; KRX's opening auction's expected matches (and of how many names)
         "records": records,
+        # names with expected matches of KRX's opening (hour class B) and closing (A) auction
         "auction_names": conn.execute(
-            text("select count(distinct symbol) from auction_expected")
+            text("select count(distinct symbol) from auction_expected where hour_class = 'B'")
+        ).scalar_one(),
+        "closing_auction_names": conn.execute(
+            text("select count(distinct symbol) from auction_expected where hour_class = 'A'")
         ).scalar_one(),
         "auction_sent": sent.get("H0STANC0", 0),
         "halts_seen": conn.execute(

@@ -259,8 +259,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"program-trading records; registrations at the peak: {kinds}"
         )
         lines.append(
-            f"KRX's opening auction: {records.get('auction_expected', 0):,} expected matches "
-            f"of {b.get('auction_names', 0)} names stored ({b.get('auction_sent', 0):,} sent)"
+            f"KRX's auctions: {records.get('auction_expected', 0):,} expected matches stored "
+            f"({b.get('auction_sent', 0):,} sent) of {b.get('auction_names', 0)} names at the "
+            f"opening, {b.get('closing_auction_names', 0)} at the close"
         )
     reasons = ", ".join(f"{n} {r}" for r, n in sorted(gaps["by_reason"].items())) or "none"
     lines.append(

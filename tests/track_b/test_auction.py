@@ -11,7 +11,7 @@ from observer.calendar.phases import KST
 from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
 from observer.calendar.timeline import timeline_from
 from observer.calendar.venues import venues_from
-from workers.track_b.auction import auction_registrations, opening_auction
+from workers.track_b.auction import auction_registrations, closing_auction, opening_auction
 from workers.track_b.registrations import RegistrationPolicy
 
 DAY = date(2026, 11, 20)
@@ -54,3 +54,6 @@ def test_the_auction_runs_from_its_start_or_the_pre_market_s_end_to_the_match_an
     assert opening_auction(venues, DAY, (kst(8, 0), kst(8, 50))) == (kst(8, 50), kst(9, 0, 30))
     assert opening_auction(venues, DAY, (kst(8, 0), kst(9, 5))) is None
     assert opening_auction(venues, date(2026, 11, 21), None) is None  # a Saturday
+    # The closing auction to 10 s before its match, if KRX's feeds reach it.
+    assert closing_auction(venues, DAY, kst(15, 31, 30)) == (kst(15, 20), kst(15, 29, 50))
+    assert closing_auction(venues, DAY, kst(15, 0)) is None  # krx_to_close off

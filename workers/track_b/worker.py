@@ -10,7 +10,8 @@ Track A's Nextrade cycles), KRX's day (09:30 to KRX's close, 15:31:30 with ``krx
 else 15:00, on KRX's cycles) and Nextrade's after-market (from there to its close, as the
 pre-market). Each stretch's end releases what it no longer streams; the last resolves the
 session's alerts. Between the first two, KRX's opening auction holds the idle sessions' expected
-matches (`workers.track_b.auction`).
+matches; through its closing auction the held names' program-trading registrations hold them
+(`workers.track_b.auction`).
 """
 
 from __future__ import annotations
