@@ -136,7 +136,7 @@ for _name, _help in (
     ("gaps", "The gaps overlapping the range, each in its current state."),
     ("market-status", "Track B's market-operation records: halts, VIs, session events."),
     ("program-trades", "Track B's program trading (each record the day's so far)."),
-    ("auction-expected", "Track B's auctions' expected matches (KRX's opening auction)."),
+    ("auction-expected", "Track B's expected matches of KRX's opening and closing auctions."),
 ):
     data_app.command(_name, help=_help)(_ranged(_name.replace("-", "_")))
 

@@ -193,7 +193,7 @@ class Catalog:
     def auction_expected(
         self, symbols: Symbols, start: When, end: When | None = None, venue: str | None = None
     ) -> pa.Table:
-        """Track B's auctions' expected matches (KRX's opening auction), as received."""
+        """Track B's expected matches of KRX's opening and closing auctions, as received."""
         return self.read("auction_expected", span_of(symbols, start, end, venue))
 
     def instruments(self, symbols: Symbols = None) -> pa.Table:
