@@ -156,7 +156,7 @@ def test_krx_s_flows_after_its_close_nextrade_s_after_its_own_each_stored_once(
             settings = load_settings(_config(tmp_path, next_day.url, writer.url))
             again: list[Event] = []
             later = run_flows(settings, next_day.sim.clock, again.append, day=DAY)
-        assert later.venues == ("KRX", "NXT") and later.stored_before == 2 * len(UNIVERSE)
+        assert later.venues == ("KRX", "NXT") and later.already_stored == 2 * len(UNIVERSE)
         nxt = [e for e in again if isinstance(e, InvestorFlow)]
         assert {(e.symbol, e.venue) for e in nxt} == {(s, "NXT") for s in NXT}
         nx_bar = MARKET.daily_bar(NXT[0], DAY)

@@ -67,7 +67,7 @@ class FlowsRun:
     day: date
     venues: tuple[Venue, ...] = ()
     asked: int = 0
-    stored_before: int = 0
+    already_stored: int = 0
     published: dict[Kind, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     pending: list[Ask] = field(default_factory=list)  # answered without the day's row
     vi_full: list[str] = field(default_factory=list)  # VI lists of VI_ROWS: maybe cut
@@ -89,7 +89,7 @@ class FlowsRun:
         full = f", {len(self.vi_full)} VI lists full ({VI_ROWS})" if self.vi_full else ""
         return (
             f"flows of {self.day} on {', '.join(self.venues)}: {self.asked} asked "
-            f"({self.stored_before} stored before, {self.calls} calls); published {published}; "
+            f"({self.already_stored} stored already, {self.calls} calls); published {published}; "
             f"{len(self.pending)} pending, {len(self.failed)} failed{full}"
         )
 
@@ -263,7 +263,7 @@ def run_flows(
         for kind in due_kinds(settings, now, run.day, venue)
     ]
     todo = [ask for ask in wanted if ask not in stored]
-    run.stored_before, run.asked = len(wanted) - len(todo), len(todo)
+    run.already_stored, run.asked = len(wanted) - len(todo), len(todo)
     answers = asyncio.run(_ask(settings, clock, todo, run, journal, send, progress))
     for ask, events in answers.items():
         if events is None:
