@@ -108,6 +108,13 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
         0 < records.get("auction_expected", 0) == b.get("auction_sent", -1),
         f"opening auction records: {records}, {b.get('auction_sent')} sent",
     )
+    # The whole market's VIs on one registration: each record sent stored once, a start for
+    # every VI the flows job found (one stock in ten has one a day here).
+    expect(
+        0 < records.get("vi_notices", 0) == b.get("vi_sent", -1),
+        f"VI records: {records}, {b.get('vi_sent')} sent",
+    )
+    expect(b.get("vi_stocks", 0) > 0 and b.get("vi_unheard", -1) == 0, f"VI feed: {b}")
     expect(b.get("ticks", 0) > 0, "track_b stored no ticks")
     expect(b.get("ticks", 0) <= b.get("ticks_sent", 0), "more ticks stored than sent")
     venues = b.get("ticks_by_venue", {})

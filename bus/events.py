@@ -72,6 +72,7 @@ __all__ = [
     "UniverseMember",
     "UniverseSnapshot",
     "Venue",
+    "ViNotice",
     "VolatilityInterruption",
     "WorkerLifecycle",
     "event_tag",
@@ -305,6 +306,35 @@ class VolatilityInterruption(_Event, tag="volatility_interruption", frozen=True,
     dynamic_move_pct: Decimal  # vi_dmc_dprt
     count: int  # vi_count: the symbol's VIs of the day so far
     fetched_ns: int
+
+
+class ViNotice(_Event, tag="vi_notice", frozen=True, kw_only=True):
+    """Track B: a volatility interruption starting or lifted (H0STVIC0, H0NXVIC0, H0UNVIC0).
+
+    As KIS sends it the moment it happens, for the whole market when registered under the
+    business date (`[track_b] vi_feed`). The combined feed's name their venue in
+    ``exchange`` (1 KRX, 2 NXT); KRX's and Nextrade's are their TR's ``venue``.
+    """
+
+    symbol: str
+    trade_date: date  # BSOP_DATE
+    received_ns: int
+    applies: bool  # VI_CLS_CODE "Y": in force; "N": lifted
+    started_ns: int  # CNTG_VI_HOUR on the day (KST); 0 if sent empty
+    ended_ns: int  # VI_CNCL_HOUR on the day; 0 while in force
+    kind: str  # VI_KIND_CODE: 1 static, 2 dynamic, 3 both
+    market_class: str  # MRKT_DIV_CLS_CODE, as sent
+    price: int  # VI_PRC: the price that set it off
+    static_base: int  # VI_STND_PRC
+    static_move_pct: Decimal  # VI_DPRT
+    dynamic_base: int  # VI_DMC_STND_PRC
+    dynamic_move_pct: Decimal  # VI_DMC_DPRT
+    count: int  # VI_COUNT: the symbol's VIs of the day so far
+    etp: bool  # ETP_YN
+    exchange: str | None = None  # EXCH_CLS_CODE, the combined feed's alone
+    account: str = ""
+    venue: Venue = "KRX"  # its TR's
+    trading_session: TradingSession = ""  # the venue's session at received_ns
 
 
 class AuctionExpected(_Event, tag="auction_expected", frozen=True, kw_only=True):
@@ -1092,6 +1122,7 @@ Event = (
     | InvestorFlow
     | ProgramTradeDaily
     | VolatilityInterruption
+    | ViNotice
 )
 
 # The union's members in its order, for registries and tests: one list, not two.

@@ -44,7 +44,7 @@ from observer.db.queries import committed_offsets
 from observer.errors import ObserverError
 from observer.kis.journal import journal_days, verify_journal
 from observer.kis.pacing import RECOVER_S
-from observer.kis.realtime import TRADE_TRS
+from observer.kis.realtime import TRADE_TRS, VI_TRS
 from observer.kis.schemas import INVESTOR_POSTINGS
 from observer.kis.settings import REST_PER_SECOND
 from observer.process.logs import register_secret
@@ -279,8 +279,9 @@ def demo_config(options: DemoOptions, sim_url: str) -> str:
         f'[programs.master_file]\nschedule = [{{ at = "{MASTER_CHECK_AT}", days = "daily" }}]\n'
         f"[etf]\nbackfill_sessions = {ETF_BACKFILL_SESSIONS}\n"
         # Each watched symbol's market status and program trading beside its trades (what
-        # KIS keeps no history of), a registration each: three a venue.
-        "[track_b]\nmarket_status = true\nprogram_trading = true\n"
+        # KIS keeps no history of), a registration each: three a venue; and the whole
+        # market's VIs on one registration (the simulator takes the business date as key).
+        '[track_b]\nmarket_status = true\nprogram_trading = true\nvi_feed = "combined"\n'
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n'
         # Budgets 20 times KIS's: a pace slowed by refusals climbs back 20 times sooner.
         f"pace_recover_s = {PACE_RECOVER_S}\n"
@@ -828,7 +829,7 @@ def track_b_summary(
     sent_by_venue = {venue: sent.get(tr_id, 0) for venue, tr_id in TRADE_TRS.items()}
     records = {
         table: conn.execute(text(f"select count(*) from {table}")).scalar_one()  # noqa: S608
-        for table in ("market_status", "program_trades", "auction_expected")
+        for table in ("market_status", "program_trades", "auction_expected", "vi_notices")
     }
     return {
         "max_slots_used": peak,
@@ -852,6 +853,18 @@ def track_b_summary(
         ).scalar_one(),
         "vis_seen": conn.execute(
             text("select count(*) from market_status where vi = 'Y'")
+        ).scalar_one(),
+        # The whole market's VIs on one registration (`[track_b] vi_feed`): records sent,
+        # stocks stored, and the flows job's VIs of the day with no start of theirs here.
+        "vi_sent": sum(sent.get(tr_id, 0) for tr_id in VI_TRS.values()),
+        "vi_stocks": conn.execute(
+            text("select count(distinct symbol) from vi_notices")
+        ).scalar_one(),
+        "vi_unheard": conn.execute(
+            text(
+                "select count(*) from volatility_interruptions v where not exists (select 1 "
+                "from vi_notices n where n.symbol = v.symbol and n.started_ns = v.started_ns)"
+            )
         ).scalar_one(),
         "allocations": counts["allocate"],
         "replacements": counts["replace"],

@@ -263,6 +263,11 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"({b.get('auction_sent', 0):,} sent) of {b.get('auction_names', 0)} names at the "
             f"opening, {b.get('closing_auction_names', 0)} at the close"
         )
+        lines.append(
+            f"the market's VIs: {records.get('vi_notices', 0):,} starts and ends stored "
+            f"({b.get('vi_sent', 0):,} sent) of {b.get('vi_stocks', 0)} stocks on one "
+            f"registration; {b.get('vi_unheard', 0)} of the flows job's VIs not heard live"
+        )
     reasons = ", ".join(f"{n} {r}" for r, n in sorted(gaps["by_reason"].items())) or "none"
     lines.append(
         f"gaps: {gaps['detected']} detected ({reasons}); {gaps['recovered']} recovered, "

@@ -52,6 +52,7 @@ from bus.events import (
     TradeTick,
     UniverseMember,
     UniverseSnapshot,
+    ViNotice,
     VolatilityInterruption,
     WorkerLifecycle,
 )
@@ -240,6 +241,13 @@ SAMPLES: list[Event] = [
         kind="1", price=80_900, static_base=73_500, static_move_pct=Decimal("10.07"),
         dynamic_base=0, dynamic_move_pct=Decimal("0.00"), count=1, fetched_ns=T0,
     ),
+    ViNotice(
+        symbol="005930", trade_date=date(2026, 11, 20), received_ns=T0 + 9, applies=True,
+        started_ns=T0, ended_ns=0, kind="1", market_class="0", price=80_900,
+        static_base=73_500, static_move_pct=Decimal("10.07"), dynamic_base=0,
+        dynamic_move_pct=Decimal("0.00"), count=1, etp=False, exchange="1", account="acct1",
+        venue="combined", trading_session="regular",
+    ),
 ]  # fmt: skip
 
 # Rows per table that SAMPLES leave in a fresh database.
@@ -255,6 +263,7 @@ EXPECTED_ROWS = {
     "investor_flows": 1,
     "program_trades_daily": 1,
     "volatility_interruptions": 1,
+    "vi_notices": 1,
     "realtime_rejections": 1,
     "minute_bar_batches": 2,
     "minute_bars": 2,

@@ -68,6 +68,9 @@ class SimConfig:
     # FHPTJ04160001's FID_ETC_CLS_CODE it answers rows for ("1" in KIS's workbook, blank in
     # its samples: UNCONFIRMED); "any": both.
     investor_etc_cls_code: Literal["any", "", "1"] = "any"
+    # The key the VI TRs (H0STVIC0...) take: the business date (KIS's workbook: the whole
+    # market's VIs), a symbol (its example; a date refused), or "any": both.
+    vi_tr_key: Literal["any", "date", "symbol"] = "any"
     # FHKST121600C0 is one answer, never continued (KIS's workbook). Whether KIS caps its
     # lines is UNCONFIRMED: a cap here cuts the answer short (its count still says all);
     # ``etf_component_repeat`` lists one constituent twice, as a malformed answer would.

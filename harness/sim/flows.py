@@ -17,8 +17,9 @@ from __future__ import annotations
 import zlib
 from datetime import date, datetime, time
 
-from harness.sim.market import Market, quote_at
+from harness.sim.market import Market
 from harness.sim.market_status import PROGRAM_BUY_PCT, PROGRAM_SELL_PCT, vi_window
+from harness.sim.vi import vi_numbers
 
 __all__ = ["NXT_SHARE_PCT", "investor_rows", "program_rows", "vi_rows"]
 
@@ -101,8 +102,7 @@ def vi_rows(market: Market, symbol: str, asked: date, now: datetime) -> list[dic
     if window is None or window[0] > now:
         return []
     start, end = window
-    price = quote_at(market, symbol, start).price
-    base = market.day_path(symbol, asked).prev_close
+    price, base, move = vi_numbers(market, symbol, asked, start)
     lifted = end <= now
     return [
         {
@@ -114,7 +114,7 @@ def vi_rows(market: Market, symbol: str, asked: date, now: datetime) -> list[dic
             "vi_cncl_hour": end.strftime("%H%M%S") if lifted else "000000",
             "vi_prc": str(price),
             "vi_stnd_prc": str(base),
-            "vi_dprt": f"{(price - base) * 100 / base:.2f}",
+            "vi_dprt": move,
             "vi_dmc_stnd_prc": "0",
             "vi_dmc_dprt": "0.00",
             "vi_count": "1",

@@ -36,6 +36,7 @@ from harness.sim.market_status import PROGRAMS, STATUSES, program_record, status
 from harness.sim.nextrade import span_at, venue_trades
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, price_sign
+from harness.sim.vi import VI_FEEDS, DayVis, vi_key_taken
 from observer.calendar.clock import Clock
 
 __all__ = ["Realtime", "trade_ns"]
@@ -47,7 +48,7 @@ _BOOKS = frozenset({"H0STASP0", "H0NXASP0", "H0UNASP0"})
 _PAPER_TRS = frozenset({"H0STCNT0", "H0STASP0"})
 # Besides: each venue's market-operation records and program trading
 # (`harness.sim.market_status`).
-_OFFERED = _TRADES | _BOOKS | STATUSES | PROGRAMS | EXPECTED
+_OFFERED = _TRADES | _BOOKS | STATUSES | PROGRAMS | EXPECTED | VI_FEEDS
 
 
 class Realtime:
@@ -86,6 +87,7 @@ class Realtime:
         self.gateway = gateway
         self.faults = gateway.faults
         self._sessions: dict[str, web.WebSocketResponse] = {}  # app key -> live session
+        self.vis = DayVis(market)  # the whole market's VIs (`harness.sim.vi`)
         self.records_sent: defaultdict[str, int] = defaultdict(int)  # tr_id -> pushed records
         # tr_id -> registrations answered SUBSCRIBE SUCCESS, and released (UNSUBSCRIBE SUCCESS)
         self.registered: defaultdict[str, int] = defaultdict(int)
@@ -193,7 +195,11 @@ class Realtime:
                     await ws.send_json(
                         _control(tr_id, tr_key, "9", "OPSP8991", "SUBSCRIBE ERROR : invalid tr_id")
                     )
-                elif tr_key not in self.market.listings:
+                elif (
+                    not vi_key_taken(self.config.vi_tr_key, tr_key, self.market)
+                    if tr_id in VI_FEEDS
+                    else tr_key not in self.market.listings
+                ):
                     await ws.send_json(
                         _control(tr_id, tr_key, "9", "OPSP8992", "SUBSCRIBE ERROR : invalid tr_key")
                     )
@@ -354,6 +360,8 @@ class Realtime:
             return []
         if tr_id in STATUSES:
             return status_records(tr_id, symbol, start, end, self.faults)
+        if tr_id in VI_FEEDS:  # `harness.sim.vi`: ``symbol`` is the key, a date or a symbol
+            return self.vis.records(tr_id, symbol, start, end)
         if tr_id in EXPECTED:  # KRX's auctions' expected matches (`harness.sim.auction`)
             path = self.market.day_path(symbol, day)
             tail = self._tail(tr_id, 0)

@@ -1,7 +1,7 @@
 """``observer data DATASET`` and ``observer export``.
 
 The datasets: ticks, books, bars, snapshots, gaps, coverage, market-status, program-trades,
-auction-expected.
+auction-expected, vi-notices.
 Each reads through `observer.data` (the database and the day archives as one). ``data``
 writes a table, CSV, JSON lines or Parquet, to the terminal or ``--out`` (times in KST);
 ``export`` writes a Parquet file per dataset, symbol and day (`observer.data.export`).
@@ -106,6 +106,17 @@ _BRIEF = {
         "total_ask_qty",
         "total_bid_qty",
     ),
+    "vi_notices": (
+        "symbol",
+        "venue",
+        "received_time",
+        "applies",
+        "started_time",
+        "ended_time",
+        "kind",
+        "price",
+        "static_move_pct",
+    ),
     "coverage": ("symbol", "venue", "minute_time", "status", "verified", "ticks", "bar_volume"),
 }
 
@@ -137,6 +148,7 @@ for _name, _help in (
     ("market-status", "Track B's market-operation records: halts, VIs, session events."),
     ("program-trades", "Track B's program trading (each record the day's so far)."),
     ("auction-expected", "Track B's expected matches of KRX's opening and closing auctions."),
+    ("vi-notices", "Track B's VI feed: the market's VIs as they start and end."),
 ):
     data_app.command(_name, help=_help)(_ranged(_name.replace("-", "_")))
 

@@ -195,6 +195,12 @@ class TrackBSettings(Strict, frozen=True):
     # are offered neither.
     market_status: bool = False
     program_trading: bool = False
+    # The whole market's volatility interruptions as they start and end, on one registration
+    # of the first account under the business date: "krx" (H0STVIC0) or "combined"
+    # (H0UNVIC0, both venues', each naming its own). KIS's workbook (its 2026-09 export alone)
+    # describes that key but shows a symbol in its example: `observer kis check` registers
+    # both and says which KIS answers. Paper accounts are offered none.
+    vi_feed: Literal["off", "krx", "combined"] = "off"
     replacement_threshold: Annotated[float, Meta(ge=1.0, le=1e6)] = 1.2
     min_hold_s: SecondsOrZero = 60.0  # a new holding is not replaced sooner
     overflow_alert_pct: tuple[Percent, Percent, Percent] = (5.0, 10.0, 20.0)  # log, warn, critical

@@ -35,7 +35,7 @@ from observer.kis.client import KisClient
 from observer.kis.endpoints import ENDPOINTS
 from observer.kis.keepalive import PingpongAnswer, silence_limit_s
 from observer.kis.parse import decode_json
-from observer.kis.realtime import EXPECTED_TRS, STATUS_TRS, VENUE_OF_TR
+from observer.kis.realtime import EXPECTED_TRS, STATUS_TRS, VENUE_OF_TR, VI_TRS
 from observer.kis.schemas import REALTIME_LAYOUTS, MinuteBarRow
 from observer.kis.session import master_http, open_account, rate_limits
 from observer.kis.settings import KisSettings
@@ -61,6 +61,7 @@ class Configured:
     bar_label: Literal["start", "end"] = "start"
     master_head: Literal["auto", "never"] = "auto"
     investor_etc_cls_code: Literal["", "1"] = ""
+    vi_feed: Literal["off", "krx", "combined"] = "off"
 
     @classmethod
     def of(cls, settings: Settings) -> Configured:
@@ -71,6 +72,7 @@ class Configured:
             bar_label=settings.gap_recovery.bar_label,
             master_head=settings.master_file.head,
             investor_etc_cls_code=settings.flows.investor_etc_cls_code,
+            vi_feed=settings.track_b.vi_feed,
         )
 
 
@@ -110,6 +112,9 @@ async def run_check(
         if not account.client.paper:
             await _etc_code_finding(account.client, targets, report, configured)
         subscribed = PAPER_SUBSCRIBED if account.client.paper else (*SUBSCRIBED, *SIDE_FEEDS)
+        # The VI TRs under the business date too (Track B's key, `[track_b] vi_feed`).
+        day = f"{today:%Y%m%d}"
+        keyed = () if account.client.paper else tuple((tr, day) for tr in VI_TRS.values())
         seen = await watch_session(
             account.ws_url,
             key,
@@ -118,8 +123,11 @@ async def run_check(
             clock,
             configured.pingpong_answer,
             subscribed,
+            keyed,
         )
         _session_findings(seen, subscribed, report, configured)
+        if keyed:
+            _vi_key_finding(seen, (_vi_tr(configured), day), targets.symbol, report, configured)
         # Its own session, once the first has closed (one per app key).
         counted = await count_registrations(account.ws_url, key, configured.pingpong_answer)
         counting_finding(counted, report)
@@ -142,6 +150,11 @@ def _session_findings(
         report.add("websocket", MISMATCH, f"no session: {seen.close_reason}")
         return
     for tr_id in subscribed:
+        if tr_id in seen.refusals and _taken_otherwise(seen, tr_id):
+            # A VI TR KIS takes under the business date alone: its row says so.
+            why = f"refused under the symbol ({seen.refusals[tr_id]}), taken under the date"
+            report.add(tr_id, NOT_MEASURED, why)
+            continue
         if tr_id in seen.refusals:
             report.add(tr_id, MISMATCH, f"subscription refused: {seen.refusals[tr_id]}")
             continue
@@ -202,12 +215,70 @@ async def _etc_code_finding(
         report.add(item, NOT_MEASURED, f"no rows either way ({shown})")
 
 
+def _taken_otherwise(seen: SessionSeen, tr_id: str) -> bool:
+    """Whether ``tr_id`` was taken under another key (a VI TR under the business date)."""
+    return any(answered.startswith(f"{tr_id} ") for answered in seen.answers)
+
+
+def _vi_tr(configured: Configured) -> str:
+    """The VI TR Track B registers (KRX's when the feed is off)."""
+    return VI_TRS["combined" if configured.vi_feed == "combined" else "KRX"]
+
+
+def _vi_key_finding(
+    seen: SessionSeen,
+    vi: tuple[str, str],
+    symbol: str,
+    report: Report,
+    configured: Configured,
+) -> None:
+    """Whether KIS takes the business date as a VI TR's key, and sends the market's VIs so.
+
+    KIS's workbook describes that key, its example shows a symbol: the session registered
+    both. VIs of stocks other than the symbol can only have come under the date.
+    """
+    tr_id, day = vi
+    item = f"{tr_id} key"
+    feed = f"[track_b] vi_feed = {configured.vi_feed!r}"
+    if (refused := seen.refusals.get(f"{tr_id} {day}")) is not None:
+        by_symbol = "taken" if tr_id not in seen.refusals else "refused too"
+        report.add(
+            item,
+            OK if configured.vi_feed == "off" else MISMATCH,
+            f"the business date {day} refused ({refused}), the symbol {by_symbol}: no "
+            f"registration carries the market's VIs; {feed} (it should be 'off')",
+        )
+        return
+    others = seen.vi_symbols.get(tr_id, set()) - {symbol}
+    if others:
+        keep = (
+            " (set it to 'krx' or 'combined' to keep them)" if configured.vi_feed == "off" else ""
+        )
+        report.add(
+            item,
+            OK,
+            f"the business date {day} taken: VIs of {len(others)} other stock(s) heard, the "
+            f"whole market's on one registration; {feed}{keep}",
+        )
+    elif f"{tr_id} {day}" in seen.answers:
+        report.add(
+            item,
+            NOT_MEASURED,
+            f"the business date {day} taken, no VI of another stock heard in the session "
+            "(VIs come at price moves: run longer, in the session)",
+        )
+    else:
+        report.add(item, NOT_MEASURED, f"no answer to the registration under {day}")
+
+
 def _quiet(tr_id: str) -> str:
     """Why a TR may have sent nothing within the session."""
     if tr_id in STATUS_TRS.values():
         return "sent at session events, halts and VIs alone"
     if tr_id in EXPECTED_TRS.values():
         return "sent through auctions alone: KRX's 08:40-09:00 and 15:20-15:30"
+    if tr_id in VI_TRS.values():
+        return "sent when the symbol's VI starts or ends"
     if VENUE_OF_TR[tr_id] == "KRX":
         return "is the market open?"
     return "is Nextrade open, and the symbol on it?"

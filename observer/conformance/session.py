@@ -1,9 +1,10 @@
 """One WebSocket session, subscribed to a symbol's trades and books, watched as it is.
 
 A real account's session registers each venue's trade and book TR (KRX's, Nextrade's and the
-combined feed's: `SUBSCRIBED`) and its market-operation, program-trading and expected-match TRs
-(`SIDE_FEEDS`); a paper account's KRX's trades and book alone (`PAPER_SUBSCRIBED`), the only
-ones KIS's paper host offers.
+combined feed's: `SUBSCRIBED`) and its market-operation, program-trading, expected-match and
+VI TRs (`SIDE_FEEDS`), and may register a TR under another key too (``keyed``: a VI TR under
+the business date); a paper account's KRX's trades and book alone (`PAPER_SUBSCRIBED`), the
+only ones KIS's paper host offers.
 
 Frames are read raw: the record width is counted before the client's decoder cuts or refuses
 a record, and each record is then decoded by that decoder (`RealtimeDecoder`), so that the
@@ -31,13 +32,14 @@ from observer.conformance.minute_label import LiveTrade
 from observer.errors import KisError
 from observer.kis.credentials import Secret
 from observer.kis.keepalive import PingpongAnswer, answer_pingpong
-from observer.kis.parse import is_data_frame, parse_control
+from observer.kis.parse import ControlMessage, is_data_frame, parse_control
 from observer.kis.realtime import (
     BOOK_TRS,
     EXPECTED_TRS,
     PROGRAM_TRS,
     STATUS_TRS,
     TRADE_TRS,
+    VI_TRS,
     RealtimeDecoder,
 )
 
@@ -47,7 +49,12 @@ __all__ = ["PAPER_SUBSCRIBED", "SIDE_FEEDS", "SUBSCRIBED", "SessionSeen", "watch
 SUBSCRIBED = (*TRADE_TRS.values(), *BOOK_TRS.values())
 # Beside them on a real account, what KIS keeps no history of: each venue's market operation
 # (the combined one's names no symbol), program trading and auctions' expected matches.
-SIDE_FEEDS = (*STATUS_TRS.values(), *PROGRAM_TRS.values(), *EXPECTED_TRS.values())
+SIDE_FEEDS = (
+    *STATUS_TRS.values(),
+    *PROGRAM_TRS.values(),
+    *EXPECTED_TRS.values(),
+    *VI_TRS.values(),
+)
 PAPER_SUBSCRIBED = (TRADE_TRS["KRX"], BOOK_TRS["KRX"])
 _NS = 1_000_000_000
 _KEPT_ERRORS = 3  # refused records named in the report, per TR
@@ -61,8 +68,10 @@ class SessionSeen:
     widths: dict[str, Counter[int]] = field(default_factory=dict)  # tr_id -> width -> records
     refused: dict[str, list[str]] = field(default_factory=dict)  # tr_id -> decoder errors
     refused_count: Counter[str] = field(default_factory=Counter)
-    answers: dict[str, str] = field(default_factory=dict)  # tr_id -> msg_cd (rt_cd 0: "")
-    refusals: dict[str, str] = field(default_factory=dict)  # tr_id -> "msg_cd msg1"
+    # tr_id (or "tr_id tr_key" for a ``keyed`` registration) -> msg_cd (rt_cd 0: "")
+    answers: dict[str, str] = field(default_factory=dict)
+    refusals: dict[str, str] = field(default_factory=dict)  # the same -> "msg_cd msg1"
+    vi_symbols: dict[str, set[str]] = field(default_factory=dict)  # VI TR -> stocks heard
     pingpongs_ns: list[int] = field(default_factory=list)  # clock time of each PINGPONG
     opened_ns: int = 0
     closed_after_s: float | None = None  # wall seconds: KIS ended the session this early
@@ -94,8 +103,11 @@ async def watch_session(
     clock: Clock,
     answer: PingpongAnswer = "both",
     subscribed: Sequence[str] = SUBSCRIBED,
+    keyed: Sequence[tuple[str, str]] = (),
 ) -> SessionSeen:
     """Open a session, register ``subscribed`` for ``symbol``, and watch it ``seconds`` (wall).
+
+    ``keyed`` registers (TR, key) pairs besides: their answers are under "TR key".
 
     PINGPONGs are answered as ``answer`` says, as Track B's stream answers them.
 
@@ -110,6 +122,8 @@ async def watch_session(
             seen.opened, seen.opened_ns = True, clock.now_ns()
             for tr_id in subscribed:
                 await ws.send(_subscription(key, tr_id, symbol))
+            for tr_id, tr_key in keyed:
+                await ws.send(_subscription(key, tr_id, tr_key))
             while (left := deadline - time.monotonic()) > 0:
                 try:
                     async with asyncio.timeout(left):
@@ -126,9 +140,9 @@ async def watch_session(
                         seen.pingpongs_ns.append(clock.now_ns())
                         await answer_pingpong(ws, text, answer)
                     elif control.rt_cd == "0":
-                        seen.answers.setdefault(control.tr_id, control.msg_cd)
+                        seen.answers.setdefault(_answered(control, keyed), control.msg_cd)
                     elif control.tr_id or control.msg_cd:
-                        seen.refusals[control.tr_id or "session"] = (
+                        seen.refusals[_answered(control, keyed) or "session"] = (
                             f"{control.msg_cd} {control.msg1}".strip()
                         )
     except ConnectionClosed as exc:
@@ -162,6 +176,15 @@ def _data(seen: SessionSeen, decoder: RealtimeDecoder, text: str, received_ns: i
         _keep(seen, tr_id, str(refused.error))
     if tr_id == TRADE_TRS["KRX"]:  # the minute-label reading compares them with J bars
         seen.trades += [LiveTrade(t.exchange_ns, t.qty) for t in events.ticks]
+    if events.vis:
+        seen.vi_symbols.setdefault(tr_id, set()).update(vi.symbol for vi in events.vis)
+
+
+def _answered(control: ControlMessage, keyed: Sequence[tuple[str, str]]) -> str:
+    """What an answer is filed under: its TR, or "TR key" for a ``keyed`` registration's."""
+    if (control.tr_id, control.tr_key) in keyed:
+        return f"{control.tr_id} {control.tr_key}"
+    return control.tr_id
 
 
 def _keep(seen: SessionSeen, tr_id: str, error: str) -> None:

@@ -196,6 +196,12 @@ class Catalog:
         """Track B's expected matches of KRX's opening and closing auctions, as received."""
         return self.read("auction_expected", span_of(symbols, start, end, venue))
 
+    def vi_notices(
+        self, symbols: Symbols, start: When, end: When | None = None, venue: str | None = None
+    ) -> pa.Table:
+        """Track B's VI feed: each VI's start and end as received (the whole market's)."""
+        return self.read("vi_notices", span_of(symbols, start, end, venue))
+
     def instruments(self, symbols: Symbols = None) -> pa.Table:
         """The instruments the master files list (every market, the delisted too: ``active``)."""
         return self.read("instruments", _everything(symbols))

@@ -272,9 +272,9 @@ VOLATILITY_INTERRUPTIONS = _of_model(
     "daily",
     order=("trade_date", "symbol", "started_ns"),
 )
-# Track B's market-operation records (halts, VIs, session events), program trading and
-# auctions' expected matches: kept in the database (never archived), dated by their receipt
-# and by their exchange time.
+# Track B's market-operation records (halts, VIs, session events), program trading,
+# auctions' expected matches and VIs: kept in the database (never archived), dated by their
+# receipt or by their exchange time.
 MARKET_STATUS = replace(
     _of_model("market_status", "market_status", "instants"),
     time_column="received_ns",
@@ -293,6 +293,13 @@ AUCTION_EXPECTED = replace(
     views=("exchange_ns",),
     order=("symbol", "exchange_ns", "source", "seq"),
 )
+# Track B's VI feed: the whole market's VIs as they start and end, dated by their receipt.
+VI_NOTICES = replace(
+    _of_model("vi_notices", "vi_notices", "instants"),
+    time_column="received_ns",
+    views=("received_ns", "started_ns", "ended_ns"),
+    order=("symbol", "received_ns", "source", "seq"),
+)
 
 DATASETS: dict[str, Dataset] = {
     d.name: d
@@ -309,6 +316,7 @@ DATASETS: dict[str, Dataset] = {
         MARKET_STATUS,
         PROGRAM_TRADES,
         AUCTION_EXPECTED,
+        VI_NOTICES,
         INVESTOR_FLOWS,
         PROGRAM_TRADES_DAILY,
         VOLATILITY_INTERRUPTIONS,

@@ -140,6 +140,7 @@ def _events(
                 *frame.statuses,
                 *frame.programs,
                 *frame.expected,
+                *frame.vis,
             ]
             result.events += len(events)
             result.by_tr[frame.tr_id] += len(events)

@@ -1,7 +1,8 @@
 """Typed decoding of KIS real-time data frames: wire text in, typed events out.
 
 Trades (`TradeTick`), books (`OrderBook`), market-operation records (`MarketStatus`),
-program trading (`ProgramTrade`) and auctions' expected matches (`AuctionExpected`).
+program trading (`ProgramTrade`), auctions' expected matches (`AuctionExpected`) and
+volatility interruptions (`ViNotice`).
 
 A data frame is ``<enc>|<tr_id>|<count>|<payload>``: ``count`` records of ``^``-separated
 fields (shared/reference/kis-api.md §5.5-5.7). Trades and books come from three TRs each, one
@@ -15,8 +16,8 @@ each layout's field order (a missing name fails the import). A width no layout h
 `RealtimeEvents.errors` beside the frame's good events. Every event carries the alias of the
 account whose session delivered it. `decode_trade` and `decode_order_book` are Track B's hot
 path: no per-record work beyond reading and checking the fields; the market-operation and
-program-trading records and expected matches (`STATUS_TRS`, `PROGRAM_TRS`, `EXPECTED_TRS`),
-a few a minute, are read by name.
+program-trading records, expected matches and VIs (`STATUS_TRS`, `PROGRAM_TRS`,
+`EXPECTED_TRS`, `VI_TRS`), a few a minute, are read by name.
 """
 
 from __future__ import annotations
@@ -28,7 +29,15 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
-from bus.events import AuctionExpected, MarketStatus, OrderBook, ProgramTrade, TradeTick, Venue
+from bus.events import (
+    AuctionExpected,
+    MarketStatus,
+    OrderBook,
+    ProgramTrade,
+    TradeTick,
+    Venue,
+    ViNotice,
+)
 from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisLayoutUnknown, KisProtocolError
 from observer.kis.parse import kst_to_utc_ns, read_decimal, read_int, read_text
@@ -48,6 +57,7 @@ __all__ = [
     "TRADE_READERS",
     "TRADE_TRS",
     "VENUE_OF_TR",
+    "VI_TRS",
     "BookReader",
     "OrderBookFields",
     "RealtimeDecoder",
@@ -60,6 +70,7 @@ __all__ = [
     "decode_order_book",
     "decode_program_trade",
     "decode_trade",
+    "decode_vi_notice",
     "parse_frame",
 ]
 
@@ -131,9 +142,11 @@ STATUS_TRS: dict[Venue, str] = {"KRX": "H0STMKO0", "NXT": "H0NXMKO0"}
 PROGRAM_TRS: dict[Venue, str] = {"KRX": "H0STPGM0", "NXT": "H0NXPGM0", "combined": "H0UNPGM0"}
 # Each venue's auctions' expected matches.
 EXPECTED_TRS: dict[Venue, str] = {"KRX": "H0STANC0", "NXT": "H0NXANC0", "combined": "H0UNANC0"}
+# Each venue's volatility interruptions (2026-09): the combined feed's name their venue.
+VI_TRS: dict[Venue, str] = {"KRX": "H0STVIC0", "NXT": "H0NXVIC0", "combined": "H0UNVIC0"}
 VENUE_OF_TR: dict[str, Venue] = {
     tr_id: venue
-    for trs in (TRADE_TRS, BOOK_TRS, STATUS_TRS, PROGRAM_TRS, EXPECTED_TRS)
+    for trs in (TRADE_TRS, BOOK_TRS, STATUS_TRS, PROGRAM_TRS, EXPECTED_TRS, VI_TRS)
     for venue, tr_id in trs.items()
 }
 # A field a TR names otherwise than H0STCNT0 / H0STASP0: Nextrade's and the combined trades
@@ -389,11 +402,17 @@ _POSITIONS: dict[str, dict[int, dict[str, int]]] = {
         width: {name: i for i, name in enumerate(layout.fields)}
         for width, layout in REALTIME_LAYOUTS[tr_id].items()
     }
-    for tr_id in (*STATUS_TRS.values(), *PROGRAM_TRS.values(), *EXPECTED_TRS.values())
+    for tr_id in (
+        *STATUS_TRS.values(),
+        *PROGRAM_TRS.values(),
+        *EXPECTED_TRS.values(),
+        *VI_TRS.values(),
+    )
 }
 _REASON_LENGTH = 200  # TR_SUSP_REAS_CNTT: VARCHAR(200)
 _STATUS_TR_IDS = frozenset(STATUS_TRS.values())
 _EXPECTED_TR_IDS = frozenset(EXPECTED_TRS.values())
+_VI_TR_IDS = frozenset(VI_TRS.values())
 
 
 def decode_market_status(
@@ -506,6 +525,66 @@ def decode_auction_expected(
     )
 
 
+def decode_vi_notice(
+    record: Sequence[str],
+    received_ns: int,
+    where: dict[str, int],
+    account: str = "",
+    session_of: SessionOf = no_session,
+    venue: Venue = "KRX",
+) -> ViNotice:
+    """One VI record, its fields at ``where``: dated by its own BSOP_DATE.
+
+    An hour sent empty or all zeros (a VI not lifted yet) reads as 0.
+    """
+    day = record[where["BSOP_DATE"]]
+
+    def number(name: str) -> int:
+        return read_int(record[where[name]], name)
+
+    def decimal(name: str) -> Decimal:
+        return read_decimal(record[where[name]], name)
+
+    def stamp(name: str) -> int:
+        hour = record[where[name]]
+        return _exchange_ns(day, hour) if hour.strip("0") else 0
+
+    exchange = where.get("EXCH_CLS_CODE", _ABSENT)
+    return ViNotice(
+        symbol=read_text(record[where["MKSC_SHRN_ISCD"]], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
+        trade_date=_exchange_date(day),
+        received_ns=received_ns,
+        applies=record[where["VI_CLS_CODE"]] == "Y",
+        started_ns=stamp("CNTG_VI_HOUR"),
+        ended_ns=stamp("VI_CNCL_HOUR"),
+        kind=read_text(record[where["VI_KIND_CODE"]], "VI_KIND_CODE", _CODE_LENGTH),
+        market_class=read_text(
+            record[where["MRKT_DIV_CLS_CODE"]], "MRKT_DIV_CLS_CODE", _CODE_LENGTH
+        ),
+        price=number("VI_PRC"),
+        static_base=number("VI_STND_PRC"),
+        static_move_pct=decimal("VI_DPRT"),
+        dynamic_base=number("VI_DMC_STND_PRC"),
+        dynamic_move_pct=decimal("VI_DMC_DPRT"),
+        count=number("VI_COUNT"),
+        etp=record[where["ETP_YN"]] == "Y",
+        exchange=_optional_code(record, exchange, "EXCH_CLS_CODE"),
+        account=account,
+        venue=venue,
+        trading_session=session_of(venue, received_ns),
+    )
+
+
+def _exchange_date(text: str) -> date:
+    """A ``YYYYMMDD`` date as sent; `KisProtocolError` naming BSOP_DATE if it is none."""
+    if not (len(text) == 8 and text.isascii() and text.isdigit()):
+        raise KisProtocolError(f"BSOP_DATE: not a date: {text[:20]!r}")
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError as exc:
+        raise KisProtocolError(f"BSOP_DATE: not a date: {text!r}") from exc
+
+
 # --------------------------------------------------------------------------- the decoder
 
 
@@ -556,6 +635,7 @@ class RealtimeEvents(NamedTuple):
     statuses: Sequence[MarketStatus] = ()
     programs: Sequence[ProgramTrade] = ()
     expected: Sequence[AuctionExpected] = ()
+    vis: Sequence[ViNotice] = ()
     text: str = ""  # as received: what a consumer refusing a record keeps of it
 
 
@@ -623,15 +703,22 @@ class RealtimeDecoder:
         received_ns: int,
         text: str,
     ) -> RealtimeEvents:
-        """A market-operation, program-trading or expected-match frame's events."""
+        """A market-operation, program-trading, expected-match or VI frame's events."""
         venue, errors = VENUE_OF_TR[tr_id], list[RefusedRecord]()
         statuses: list[MarketStatus] = []
         programs: list[ProgramTrade] = []
         expected: list[AuctionExpected] = []
+        vis: list[ViNotice] = []
         day = self.trade_date(received_ns)
         for record in records:
             try:
-                if tr_id in _STATUS_TR_IDS:
+                if tr_id in _VI_TR_IDS:
+                    vis.append(
+                        decode_vi_notice(
+                            record, received_ns, where, self.account, self.session_of, venue
+                        )
+                    )
+                elif tr_id in _STATUS_TR_IDS:
                     statuses.append(
                         decode_market_status(
                             record, received_ns, where, self.account, self.session_of, venue
@@ -658,6 +745,7 @@ class RealtimeDecoder:
             statuses=statuses,
             programs=programs,
             expected=expected,
+            vis=vis,
         )
 
     def trade_date(self, received_ns: int) -> str:

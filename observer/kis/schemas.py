@@ -24,7 +24,9 @@ __all__ = [
     "H0STCNT0_FIELDS_2026_09",
     "H0STMKO0_FIELDS",
     "H0STPGM0_FIELDS",
+    "H0STVIC0_FIELDS",
     "H0UNASP0_FIELDS_2026_09",
+    "H0UNVIC0_FIELDS",
     "INVESTOR_POSTINGS",
     "REALTIME_LAYOUTS",
     "Answer",
@@ -119,6 +121,15 @@ H0STANC0_FIELDS: tuple[str, ...] = (
 )  # fmt: skip
 H0NXANC0_FIELDS: tuple[str, ...] = (*H0STANC0_FIELDS, "VI_STND_PRC")
 
+# 국내주식 VI변동성완화장치 (KRX, NXT; the 2026-09-20 export alone): a VI's start or end.
+# The combined feed's (H0UNVIC0) names its venue in EXCH_CLS_CODE (1 KRX, 2 NXT) before ETP_YN.
+H0STVIC0_FIELDS: tuple[str, ...] = (
+    "BSOP_DATE", "MKSC_SHRN_ISCD", "HTS_KOR_ISNM", "MRKT_DIV_CLS_CODE", "VI_CLS_CODE",
+    "VI_CNCL_HOUR", "CNTG_VI_HOUR", "VI_KIND_CODE", "VI_PRC", "VI_STND_PRC", "VI_DPRT",
+    "VI_DMC_STND_PRC", "VI_DMC_DPRT", "VI_COUNT", "ETP_YN",
+)  # fmt: skip
+H0UNVIC0_FIELDS: tuple[str, ...] = (*H0STVIC0_FIELDS[:14], "EXCH_CLS_CODE", "ETP_YN")
+
 
 class Layout(NamedTuple):
     """One generation of a real-time TR's record: its workbook export and its field names."""
@@ -179,6 +190,8 @@ REALTIME_LAYOUTS: dict[str, dict[int, Layout]] = {
         )
         for tr_id in ("H0NXANC0", "H0UNANC0")
     },
+    **{tr_id: _by_width(Layout("2026-09", H0STVIC0_FIELDS)) for tr_id in ("H0STVIC0", "H0NXVIC0")},
+    "H0UNVIC0": _by_width(Layout("2026-09", H0UNVIC0_FIELDS)),
 }
 
 

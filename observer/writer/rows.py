@@ -57,6 +57,7 @@ from bus.events import (
     TrackACycle,
     TradeTick,
     UniverseSnapshot,
+    ViNotice,
     VolatilityInterruption,
     WorkerLifecycle,
     event_tag,
@@ -423,6 +424,7 @@ HANDLERS: dict[type[Event], Handler] = {
     InvestorFlow: _Direct(m.InvestorFlowRow, InvestorFlow),
     ProgramTradeDaily: _Direct(m.ProgramTradeDailyRow, ProgramTradeDaily),
     VolatilityInterruption: _Direct(m.VolatilityInterruptionRow, VolatilityInterruption),
+    ViNotice: _Direct(m.ViNoticeRow, ViNotice),
 }
 
 

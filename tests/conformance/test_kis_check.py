@@ -124,6 +124,10 @@ def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettin
     assert found["H0STPGM0"] == OK and layouts["H0STPGM0"] == "2026-05 (11 fields)"
     quiet = {f.item: f.finding for f in default.findings if f.item in SIDE_FEEDS}
     assert "auctions alone" in quiet["H0STANC0"] or found["H0STANC0"] == OK
+    # The VI TRs under the business date too (the simulator takes both keys): taken, and
+    # the market's VIs heard if one started or ended within the session.
+    vi = next(f for f in default.findings if f.item == "H0STVIC0 key")
+    assert vi.outcome in (OK, NOT_MEASURED) and "the business date 20261120 taken" in vi.finding
     assert found["PINGPONG"] == OK
     assert found["FHPTJ04160001 FID_ETC_CLS_CODE"] == OK  # the simulator answers either
     assert found["token expiry format"] == OK  # the first run issued the token
@@ -170,13 +174,14 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     config.master_head = config.master_validators = False
     config.pingpong_accepts = "pong"
     config.investor_etc_cls_code = "1"  # the workbook's, not the samples'
+    config.vi_tr_key = "symbol"  # the workbook's example, not its description
     try:
         matched = check(sim, kis, 2.5, Configured(bar_label="end", investor_etc_cls_code="1"))
-        unmatched = check(sim, kis, 2.5, Configured(bar_label="start"))
+        unmatched = check(sim, kis, 2.5, Configured(bar_label="start", vi_feed="combined"))
     finally:
         config.pingpong_s, config.realtime_layout, config.bar_label = saved
         config.master_head = config.master_validators = True
-        config.pingpong_accepts = config.investor_etc_cls_code = "any"
+        config.pingpong_accepts = config.investor_etc_cls_code = config.vi_tr_key = "any"
     assert not matched.mismatches, matched.mismatches
     layouts = {f.item: f.layout for f in matched.findings}
     assert {tr: layouts[tr] for tr in SUBSCRIBED} == {
@@ -194,12 +199,18 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     # (measured on the simulator's fast clock: a busy machine's delays stretch it).
     interval, limit = map(int, re.findall(r"(?:interval|limit) (\d+) s", found["PINGPONG"]))
     assert 105 <= interval <= 160 and limit == pytest.approx(2.5 * interval, abs=2)
+    # A VI feed off, where KIS refuses the date: as it should be.
+    assert (
+        "20261120 refused" in found["H0STVIC0 key"] and "the symbol taken" in found["H0STVIC0 key"]
+    )
     assert [f.item for f in unmatched.mismatches] == [
         "FHPTJ04160001 FID_ETC_CLS_CODE",
+        "H0UNVIC0 key",
         "minute-bar label",
     ]
     assert "investor_etc_cls_code = '1'" in unmatched.mismatches[0].finding
-    assert "bar_label = 'end'" in unmatched.mismatches[1].finding
+    assert "vi_feed = 'combined' (it should be 'off')" in unmatched.mismatches[1].finding
+    assert "bar_label = 'end'" in unmatched.mismatches[2].finding
 
 
 @pytest.mark.parametrize(

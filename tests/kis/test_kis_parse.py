@@ -101,6 +101,10 @@ def test_field_orders_are_the_documented_ones() -> None:
         "H0STANC0": {45: "2026-05", 46: "2026-09"},
         "H0NXANC0": {46: "2026-05", 47: "2026-09"},
         "H0UNANC0": {46: "2026-05", 47: "2026-09"},
+        # The 2026-09 export alone; the combined feed's adds EXCH_CLS_CODE.
+        "H0STVIC0": {15: "2026-09"},
+        "H0NXVIC0": {15: "2026-09"},
+        "H0UNVIC0": {16: "2026-09"},
     }
     krx, newer = TRADE_READERS["H0STCNT0"], BOOK_READERS["H0STASP0"][63].at
     assert (krx[46].MARKET_CLS_CODE, krx[47].MARKET_CLS_CODE) == (-1, 46)

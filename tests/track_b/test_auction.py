@@ -23,20 +23,32 @@ NAMES = st.lists(st.sampled_from([f"{n:06d}" for n in range(60)]), max_size=80)
     st.lists(st.sampled_from(["a", "b", "c"]), unique=True, max_size=3),
     st.integers(0, 8),
     st.sets(st.sampled_from([f"{n:06d}" for n in range(60)]), max_size=10),
+    st.dictionaries(st.sampled_from(["a", "b", "c"]), st.integers(0, 2)),
 )
 def test_names_are_dealt_in_order_within_each_session_and_barred_ones_passed_over(
-    names: list[str], accounts: list[str], capacity: int, barred: set[str]
+    names: list[str],
+    accounts: list[str],
+    capacity: int,
+    barred: set[str],
+    reserved: dict[str, int],
 ) -> None:
     held = auction_registrations(
-        RegistrationPolicy(), names, accounts, capacity, dict.fromkeys(barred, "refused")
+        RegistrationPolicy(),
+        names,
+        accounts,
+        capacity,
+        dict.fromkeys(barred, "refused"),
+        reserved,
     )
     assert held.keys() == set(accounts)
-    assert all(len(each) <= capacity for each in held.values())
+    # Each session within its capacity less what is reserved of it (the VI feed's).
+    assert all(len(each) + reserved.get(a, 0) <= capacity for a, each in held.items())
     got = [r.tr_key for each in held.values() for r in each]
     assert len(got) == len(set(got))  # a name on one session, once
     assert {r.tr_id for each in held.values() for r in each} <= {"H0STANC0"}
     wanted = [n for n in dict.fromkeys(names) if n not in barred]
-    assert sorted(got) == sorted(wanted[: capacity * len(accounts)])  # the first that fit
+    room = sum(max(0, capacity - reserved.get(a, 0)) for a in accounts)
+    assert sorted(got) == sorted(wanted[:room])  # the first that fit
 
 
 def test_paper_accounts_hold_no_expected_matches() -> None:

@@ -279,3 +279,17 @@ def test_an_overflow_names_what_kept_it_out(
                 assert not d.waiting and d.lowest_held == lowest
                 assert d.reason == f"not above 1.2 x the lowest replaceable score ({lowest:.2f})"
                 assert d.candidate.score <= 1.2 * lowest
+
+
+def test_a_registration_reserved_beside_the_slots_is_room_its_account_lacks() -> None:
+    # The VI feed's one registration on the first account: it holds one symbol fewer.
+    book = SlotBook(["a", "b"], 2, reserved={"a": 1, "gone": 3})
+    decisions = book.evaluate([candidate(s, 10.0 + n) for n, s in enumerate(SYMBOLS[:4])], 0, "ab")
+    assert [(d.action, d.account) for d in decisions] == [
+        ("allocate", "a"),
+        ("allocate", "b"),
+        ("allocate", "b"),
+        ("overflow", ""),
+    ]
+    assert (book.room("a"), book.room("b")) == (0, 0)
+    assert book.reserved == {"a": 1}  # an account not configured reserves nothing

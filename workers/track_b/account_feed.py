@@ -15,7 +15,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from bus.events import AuctionExpected, Event, MarketStatus, OrderBook, ProgramTrade, TradeTick
+from bus.events import (
+    AuctionExpected,
+    Event,
+    MarketStatus,
+    OrderBook,
+    ProgramTrade,
+    TradeTick,
+    ViNotice,
+)
 from observer.kis.frames import UNKNOWN_LAYOUT, DroppedFrame
 from observer.kis.realtime import RealtimeEvents
 from observer.kis.stream import KisStream, Registration, StreamState
@@ -122,13 +130,14 @@ class AccountFeed:
                 self._rejected(frame, book, fault)
             else:
                 c.publish(book)
-        others: list[MarketStatus | ProgramTrade | AuctionExpected] = [
+        others: list[MarketStatus | ProgramTrade | AuctionExpected | ViNotice] = [
             *frame.statuses,
             *frame.programs,
             *frame.expected,
+            *frame.vis,
         ]
         for record in others:
-            if not stream.holds(frame.tr_id, record.symbol):
+            if not stream.holds(frame.tr_id, _registered_as(record)):
                 unasked = f"{record.symbol} is not registered on the session"
                 self._rejected(frame, record, (UNREGISTERED, unasked))
                 continue
@@ -141,7 +150,7 @@ class AccountFeed:
     def _rejected(
         self,
         frame: RealtimeEvents,
-        record: TradeTick | OrderBook | MarketStatus | ProgramTrade | AuctionExpected,
+        record: TradeTick | OrderBook | MarketStatus | ProgramTrade | AuctionExpected | ViNotice,
         fault: tuple[str, str],
     ) -> None:
         """A record a check refused: kept, counted, alerted; a streamed symbol's trade, a gap.
@@ -150,7 +159,7 @@ class AccountFeed:
         """
         c, alias = self.collector, self.alias
         symbol, received_ns = record.symbol, record.received_ns
-        stamp = received_ns if isinstance(record, MarketStatus) else record.exchange_ns
+        stamp = received_ns if isinstance(record, (MarketStatus, ViNotice)) else record.exchange_ns
         c.rejections.reject(alias, fault, frame, symbol, received_ns, stamp)
         if not isinstance(record, TradeTick) or symbol not in c.streamed(alias, frame.tr_id):
             return
@@ -230,3 +239,11 @@ class AccountFeed:
     def priority(self, registration: Registration) -> tuple[float, str, str]:
         """Re-registration order after a reconnect (`Collector`)."""
         return self.collector._priority(registration)
+
+
+def _registered_as(record: MarketStatus | ProgramTrade | AuctionExpected | ViNotice) -> str:
+    """The key ``record``'s registration holds: its symbol; a VI's, its business date.
+
+    The VI feeds are registered for the whole market under the date (`[track_b] vi_feed`).
+    """
+    return f"{record.trade_date:%Y%m%d}" if isinstance(record, ViNotice) else record.symbol

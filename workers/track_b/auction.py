@@ -70,13 +70,15 @@ def auction_registrations(
     accounts: Sequence[str],
     capacity: int,
     barred: Mapping[str, str],
+    reserved: Mapping[str, int] | None = None,
 ) -> dict[str, set[Registration]]:
     """Each account's registrations: ``names`` in order (pins, then by market cap) dealt out.
 
     An account at a time takes the next name's feeds (`RegistrationPolicy.
-    opening_auction_feeds`) while they fit in its ``capacity``; a barred name (refused,
-    halted) is passed over.
+    opening_auction_feeds`) while they fit in its ``capacity`` less what is ``reserved`` of
+    it (the VI feed's); a barred name (refused, halted) is passed over.
     """
+    reserved = reserved or {}
     held: dict[str, set[Registration]] = {alias: set() for alias in accounts}
     if not accounts:
         return held
@@ -88,7 +90,7 @@ def auction_registrations(
         for _ in accounts:
             alias = accounts[turn % len(accounts)]
             turn += 1
-            if len(held[alias]) + len(feeds) <= capacity:
+            if len(held[alias]) + len(feeds) + reserved.get(alias, 0) <= capacity:
                 held[alias].update(Registration(tr_id, symbol) for tr_id in feeds)
                 break
         else:

@@ -214,9 +214,10 @@ def list_slots(as_json: JsonOpt = False) -> None:
             + ("  pinned" if row["pinned"] else "")
             + (f"  ({row['state']})" if row.get("state") else "")
         )
-    for row in shown.get("aside", []):  # no slot: KRX's opening auction's expected matches
+    for row in shown.get("aside", []):  # no slot: an auction's expected matches, the VI feed
         labels = ", ".join(map(feed_label, row["feeds"]))
-        typer.echo(f"{row['account']:<12} {'-':>3}  {row['symbol']}  {'auction':<16} {labels}")
+        purpose = row.get("for", "auction")
+        typer.echo(f"{row['account']:<12} {'-':>3}  {row['symbol']}  {purpose:<16} {labels}")
     for pin in shown.get("unplaced_pins", []):  # more pins than slots, a refused pin
         typer.echo(f"{'no slot':<12} {'':>3}  {pin['symbol']}  pinned: {pin['reason']}")
     for closed in shown.get("closed", []):

@@ -69,6 +69,7 @@ from workers.track_b.registrations import (
 from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED, Rejections
 from workers.track_b.slots import Holding, SlotAction
 from workers.track_b.stale import STREAM_STALE, StaleWatch
+from workers.track_b.vi_feed import VI_FEED_REFUSED, VI_TR_IDS
 
 __all__ = [
     "ACCOUNT_CODES",
@@ -749,6 +750,16 @@ class Collector:
         aside = self.held_aside.get(alias, set())
         if registration in aside:  # no slot's: nothing for the guard to release or bar
             aside.discard(registration)
+            if registration.tr_id in VI_TR_IDS:
+                self.alerts.raise_(
+                    VI_FEED_REFUSED,
+                    alias,
+                    "warning",
+                    f"account {alias}: KIS refused the VI feed {registration.tr_id} under "
+                    f"{registration.tr_key} ({code} {message}): the market's VIs come from the "
+                    "watched names' market status alone today; see [track_b] vi_feed and "
+                    "`observer kis check`",
+                )
             return
         self.on_refused(
             Refusal(

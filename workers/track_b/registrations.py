@@ -40,6 +40,7 @@ from observer.kis.realtime import (
     STATUS_TRS,
     TRADE_TRS,
     VENUE_OF_TR,
+    VI_TRS,
 )
 from observer.kis.stream import Registration
 
@@ -214,6 +215,7 @@ _KINDS = (
     (STATUS_TRS, "status"),
     (PROGRAM_TRS, "program"),
     (EXPECTED_TRS, "auction"),
+    (VI_TRS, "VIs"),
 )
 _LABELS = {tr_id: f"{venue} {kind}" for trs, kind in _KINDS for venue, tr_id in trs.items()}
 

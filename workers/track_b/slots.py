@@ -100,18 +100,24 @@ class SlotBook:
 
     ``capacity`` is in registrations per account; ``cost`` gives a symbol's (1 each by
     default). A holding takes the lowest free slot number of its account; an account takes
-    a symbol while its registrations held, plus the symbol's, plus its closed slots stay
-    within ``capacity``.
+    a symbol while its registrations held, plus the symbol's, plus its closed slots, plus
+    what ``reserved`` keeps of it (a registration held beside the slots all day: the VI
+    feed's), stay within ``capacity``.
     """
 
     def __init__(
-        self, accounts: Sequence[str], capacity: int, cost: Callable[[str], int] = _one
+        self,
+        accounts: Sequence[str],
+        capacity: int,
+        cost: Callable[[str], int] = _one,
+        reserved: Mapping[str, int] | None = None,
     ) -> None:
         if not accounts or capacity < 1:
             raise ValueError("a slot book needs accounts and capacity")
         self.accounts = list(accounts)
         self.capacity = capacity
         self.cost = cost
+        self.reserved = {a: n for a, n in (reserved or {}).items() if a in self.accounts}
         self.slots: dict[str, list[Holding | None]] = {a: [None] * capacity for a in accounts}
         self.closed: set[tuple[str, int]] = set()  # (account, slot): never placed into again
         self.cursor = 0
@@ -124,12 +130,13 @@ class SlotBook:
         return self.cost(holding.candidate.symbol)
 
     def free(self) -> Room:
-        """The room of every account's session, closed slots aside, held or not."""
-        return Room(self.capacity * len(self.accounts) - len(self.closed), self.cost)
+        """The room of every account's session, closed and reserved aside, held or not."""
+        aside = len(self.closed) + sum(self.reserved.values())
+        return Room(self.capacity * len(self.accounts) - aside, self.cost)
 
     def room(self, account: str) -> int:
-        """The registrations ``account`` has free: capacity less held and closed."""
-        closed = sum(1 for a, _ in self.closed if a == account)
+        """The registrations ``account`` has free: capacity less held, closed and reserved."""
+        closed = sum(1 for a, _ in self.closed if a == account) + self.reserved.get(account, 0)
         return self.capacity - closed - self.registrations(account)
 
     def holdings(self) -> list[Holding]:

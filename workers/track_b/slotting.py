@@ -16,6 +16,7 @@ from observer.process.private_files import write_private
 from workers.track_b.collect import Collector
 from workers.track_b.pins import slots_path
 from workers.track_b.slots import Room, SlotAction, SlotBook, SlotCandidate
+from workers.track_b.vi_feed import VI_TR_IDS
 from workers.track_b.watchers import Watchers
 
 __all__ = ["Slotting", "fill"]
@@ -87,8 +88,13 @@ class Slotting(Watchers):
             "barred": barred,
             "closed": [{"account": a, "slot": n} for a, n in sorted(book.closed)],
             "unplaced_pins": [{"symbol": p, "reason": why} for p, why in waiting.items()],
-            "aside": [  # held beside the slots: an auction's expected matches
-                {"account": alias, "symbol": r.tr_key, "feeds": [r.tr_id]}
+            "aside": [  # held beside the slots: an auction's expected matches, the VI feed
+                {
+                    "account": alias,
+                    "symbol": r.tr_key,
+                    "feeds": [r.tr_id],
+                    "for": "market VIs" if r.tr_id in VI_TR_IDS else "auction",
+                }
                 for alias, held in sorted(collector.held_aside.items())
                 for r in sorted(held, key=lambda r: (r.tr_key, r.tr_id))
             ],

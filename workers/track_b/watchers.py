@@ -24,6 +24,7 @@ from observer.calendar.timeline import timeline_from
 from observer.config.tree import Settings
 from observer.db.outages import ReadRetries
 from observer.db.readers import reader_engine
+from observer.kis.stream import Registration
 from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.runtime import AsyncWorker
 from workers.track_b.collect import Collector
@@ -68,6 +69,8 @@ class Watchers(AsyncWorker):
         day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), KST)
         self.guard = SlotGuard(self.config, int(day_end.timestamp()) * _NS, self._alert)
         self.collector: Collector | None = None  # once the day's sessions are set up
+        # The market's VIs, held on the first account all day (`workers.track_b.vi_feed`).
+        self.vi_feed: dict[str, set[Registration]] = {}
         # What an earlier run of the day left, while the writer had not stored it (or a read
         # of its slots failed): taken over during the streaming (`workers.track_b.handover`).
         self.handover: LateHandover | None = None

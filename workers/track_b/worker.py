@@ -65,6 +65,7 @@ from workers.track_b.startup import LateSync
 from workers.track_b.syncing import ContextSyncing
 from workers.track_b.takeover import TakeOver
 from workers.track_b.triggers import Reference, TriggerEngine
+from workers.track_b.vi_feed import merged, vi_registrations
 
 __all__ = ["TrackB"]
 
@@ -148,8 +149,11 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         self._take_over(taken, collector)
         log.info("Track B registers, for each symbol it watches, %s", collector.policy.describe())
         capacity = self.config.registrations_per_account
+        # The market's VIs on one registration of the first account, all day (`vi_feed`).
+        self.vi_feed = vi_registrations(self.config, self.settings.kis.paper, aliases, day)
+        reserved = {alias: len(held) for alias, held in self.vi_feed.items()}
         # A symbol's registrations as the policy of the moment gives them (`Collector.switch`).
-        book = SlotBook(aliases, capacity, lambda symbol: collector.policy.cost(symbol))
+        book = SlotBook(aliases, capacity, lambda symbol: collector.policy.cost(symbol), reserved)
         self.counters["capacity_per_account"] = capacity
         pre = pre_market(self.config, venues, collector.policy, day)
         try:
@@ -201,6 +205,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                     )
                     closing_at, ends_at = ends.krx, ends.last
                     await rekey(collector, self.clock, ends_at.timestamp())
+                    await collector.hold(self.vi_feed)
                     if closing_at < now_utc(self.clock) < ends_at:
                         # A start in Nextrade's after-market: what is taken back holds
                         # Nextrade's feeds alone (KRX's ended at the close).
@@ -253,6 +258,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         base = collector.policy
         collector.policy = base.without_krx()
         await rekey(collector, self.clock, stretch.until.timestamp())
+        await collector.hold(self.vi_feed)
         log.info(
             "Track B follows Nextrade's pre-market to %s: %d names on Nextrade's feed alone",
             f"{stretch.until.astimezone(KST):%H:%M}",
@@ -287,6 +293,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             [a.alias for a in self.settings.kis.accounts],
             self.config.registrations_per_account,
             self.guard.barred(self.clock.now_ns()),
+            {alias: len(held) for alias, held in self.vi_feed.items()},
         )
         names = sum(len(held) for held in wanted.values())
         log.info(
@@ -296,11 +303,11 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         )
         self.counters["opening_auction_names"] = names
         try:
-            await collector.hold(wanted)
+            await collector.hold(merged(self.vi_feed, wanted))
             self._show(book, collector, {})
             await self.sleep_until(until.timestamp())
         finally:
-            await collector.hold({})
+            await collector.hold(self.vi_feed)
             self._show(book, collector, {})
 
     def _closing_auction(
@@ -347,6 +354,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             why = f"Nextrade's after-market ends at {after.until.astimezone(KST):%H:%M:%S}"
         ending = (book.release(s, why) for s in book.held())
         await collector.apply([d for d in ending if d], book.holdings())
+        await collector.hold({})  # the VI feed's, with the sessions
         self._show(book, collector, {})  # no slot held, no pin waits for one any more
         ended = "Track B stopped" if self.stop.is_set() else "the session ended"
         over = f"{ended}: every slot is released"

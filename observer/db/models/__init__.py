@@ -47,6 +47,7 @@ from observer.db.models.market import (
     SlotOverflowRow,
     TrackACycleRow,
     TradeTickRow,
+    ViNoticeRow,
     VolatilityInterruptionRow,
 )
 from observer.db.models.operations import (
@@ -142,6 +143,7 @@ __all__ = [
     "TradeTickRow",
     "UniverseMemberRow",
     "UniverseSnapshotRow",
+    "ViNoticeRow",
     "VolatilityInterruptionRow",
     "WorkerLifecycleRow",
 ]

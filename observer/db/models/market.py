@@ -271,6 +271,33 @@ class AuctionExpectedRow(Audited, Base):
     __table_args__ = (Index(None, "symbol", "exchange_ns"),)
 
 
+class ViNoticeRow(Audited, Base):
+    """Track B's volatility interruptions as KIS sent them (H0STVIC0, H0NXVIC0, H0UNVIC0)."""
+
+    __tablename__ = "vi_notices"
+    symbol: Mapped[str] = mapped_column(String(16))
+    trade_date: Mapped[date]
+    received_ns: Mapped[int]
+    applies: Mapped[bool]
+    started_ns: Mapped[int]
+    ended_ns: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(8))
+    market_class: Mapped[str] = mapped_column(String(8))
+    price: Mapped[int]
+    static_base: Mapped[int]
+    static_move_pct: Mapped[Decimal]
+    dynamic_base: Mapped[int]
+    dynamic_move_pct: Mapped[Decimal]
+    count: Mapped[int]
+    etp: Mapped[bool]
+    exchange: Mapped[str | None] = mapped_column(String(8))
+    account: Mapped[str] = mapped_column(String(64))
+    venue: Mapped[str] = mapped_column(String(8))
+    trading_session: Mapped[str | None] = mapped_column(String(24))
+
+    __table_args__ = (Index(None, "symbol", "received_ns"),)
+
+
 class InvestorFlowRow(Audited, Base):
     """The flows job's final net buying by investor group: a stock, day and venue."""
 

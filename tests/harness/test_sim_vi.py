@@ -1,0 +1,73 @@
+"""The simulator's VI feeds, as the client reads them: under the date the market's, under a
+symbol its own, the same VIs the flows job's FHPST01390000 lists."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+from bus.events import ViNotice
+from harness.sim.flows import vi_rows
+from harness.sim.market import KST, Market
+from harness.sim.market_status import vi_window
+from harness.sim.vi import DayVis, vi_key_taken
+from observer.calendar.trading import TradingCalendar
+from observer.kis.realtime import RealtimeDecoder
+
+MARKET = Market(7, TradingCalendar(), stocks=300, etfs=20)
+DAY = date(2026, 11, 20)
+NS = 1_000_000_000
+
+
+def at(hour: int, minute: int) -> datetime:
+    return datetime.combine(DAY, time(hour, minute), KST)
+
+
+def decoded(tr_id: str, records: list[str]) -> list[ViNotice]:
+    frame = f"0|{tr_id}|{len(records):03d}|{'^'.join(records)}"
+    events = RealtimeDecoder("acct1").decode(frame, 0)
+    assert not events.errors
+    return list(events.vis)
+
+
+def test_under_the_date_every_vi_of_the_day_starts_and_ends_in_time_order() -> None:
+    vis = DayVis(MARKET)
+    windows = {s: w for s in MARKET.listings if (w := vi_window(s, DAY)) is not None}
+    assert 10 <= len(windows) <= 60  # one stock in ten
+    notices = decoded("H0UNVIC0", vis.records("H0UNVIC0", "20261120", at(8, 0), at(20, 0)))
+    assert len(notices) == 2 * len(windows)
+    assert [n.received_ns for n in notices] == sorted(n.received_ns for n in notices)
+    for notice in notices:
+        start, end = windows[notice.symbol]
+        assert notice.started_ns == int(start.timestamp()) * NS
+        assert notice.ended_ns == (0 if notice.applies else int(end.timestamp()) * NS)
+        assert (notice.venue, notice.exchange, notice.trade_date) == ("combined", "1", DAY)
+    # A window sends only what falls in it; Nextrade has no VI here.
+    first = min(w[0] for w in windows.values())
+    (only,) = decoded("H0STVIC0", vis.records("H0STVIC0", "20261120", at(8, 0), first))
+    assert only.applies and only.venue == "KRX" and only.exchange is None
+    assert not vis.records("H0NXVIC0", "20261120", at(8, 0), at(20, 0))
+
+
+def test_under_a_symbol_its_own_vis_alone_the_same_as_the_rest_list() -> None:
+    vis = DayVis(MARKET)
+    symbol = next(s for s in sorted(MARKET.listings) if vi_window(s, DAY))
+    notices = decoded("H0STVIC0", vis.records("H0STVIC0", symbol, at(8, 0), at(20, 0)))
+    assert [(n.symbol, n.applies) for n in notices] == [(symbol, True), (symbol, False)]
+    (row,) = vi_rows(MARKET, symbol, DAY, at(20, 0))
+    lifted = notices[1]
+    assert (str(lifted.price), str(lifted.static_base), f"{lifted.static_move_pct:.2f}") == (
+        row["vi_prc"],
+        row["vi_stnd_prc"],
+        row["vi_dprt"],
+    )
+    other = next(s for s in sorted(MARKET.listings) if not vi_window(s, DAY))
+    assert not vis.records("H0STVIC0", other, at(8, 0), at(20, 0))
+
+
+def test_which_key_is_taken() -> None:
+    assert vi_key_taken("date", "20261120", MARKET) and not vi_key_taken("date", "005930", MARKET)
+    assert vi_key_taken("symbol", "005930", MARKET) and not vi_key_taken(
+        "symbol", "20261120", MARKET
+    )
+    assert vi_key_taken("any", "005930", MARKET) and vi_key_taken("any", "20261120", MARKET)
+    assert not vi_key_taken("any", "nonsense", MARKET)

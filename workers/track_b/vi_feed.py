@@ -1,0 +1,48 @@
+"""The whole market's volatility interruptions on one registration (`[track_b] vi_feed`).
+
+KIS's VI TRs (H0STVIC0, and the combined feed's H0UNVIC0 with each record's venue) are
+documented, in its 2026-09 workbook export alone, with the business date as their key: one
+registration would carry every VI of the market as it starts and ends, where the
+market-status feeds (`statuses`) carry only the watched symbols'. Its example shows a
+symbol there instead; `observer kis check` registers both and says which KIS answers.
+
+The registration is the first account's, held beside the slots (`Collector.hold`) from the
+sessions' first registrations to their end, and its slot book counts it (`reserved`). A
+refusal raises `VI_FEED_REFUSED` (warning) for the day: the slots go on without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence, Set
+from datetime import date
+
+from observer.config.workers import TrackBSettings
+from observer.kis.realtime import VI_TRS
+from observer.kis.stream import Registration
+
+__all__ = ["VI_FEED_REFUSED", "VI_TR_IDS", "merged", "vi_registrations"]
+
+VI_FEED_REFUSED = "track_b_vi_feed_refused"
+VI_TR_IDS = frozenset(VI_TRS.values())
+
+
+def vi_registrations(
+    config: TrackBSettings, paper: bool, accounts: Sequence[str], day: date
+) -> dict[str, set[Registration]]:
+    """The VI feed's registration on the first of ``accounts`` for ``day``, if configured.
+
+    None on paper accounts: KIS offers them no VI TR.
+    """
+    if config.vi_feed == "off" or paper or not accounts:
+        return {}
+    tr_id = VI_TRS["KRX" if config.vi_feed == "krx" else "combined"]
+    return {accounts[0]: {Registration(tr_id, f"{day:%Y%m%d}")}}
+
+
+def merged(*holds: Mapping[str, Set[Registration]]) -> dict[str, set[Registration]]:
+    """Each account's registrations of every one of ``holds``."""
+    out: dict[str, set[Registration]] = {}
+    for hold in holds:
+        for alias, registrations in hold.items():
+            out.setdefault(alias, set()).update(registrations)
+    return out
