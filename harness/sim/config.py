@@ -204,6 +204,9 @@ class Faults:
     missed_postings: set[int] = field(default_factory=set)
     # symbols every REST quote answers "no data" for (KIOK0560), as KIS does a code unknown
     no_data_symbols: set[str] = field(default_factory=set)
+    # symbol -> its VIs of the day by FHPST01390000 (one every three minutes from 10:00, a
+    # static VI each): KIS lists the latest 30, their counts saying how many the day had
+    busy_vis: dict[str, int] = field(default_factory=dict)
     # symbol -> [start_ns, end_ns): every trade at the upper price limit (sign "1")
     limit_locks: dict[str, tuple[int, int]] = field(default_factory=dict)
 

@@ -15,9 +15,9 @@ it has started, lifted once it has ended; a static VI off the previous close.
 from __future__ import annotations
 
 import zlib
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
-from harness.sim.market import Market
+from harness.sim.market import KST, Market
 from harness.sim.market_status import PROGRAM_BUY_PCT, PROGRAM_SELL_PCT, vi_window
 from harness.sim.vi import vi_numbers
 
@@ -94,13 +94,42 @@ def program_rows(
     return rows
 
 
-def vi_rows(market: Market, symbol: str, asked: date, now: datetime) -> list[dict[str, str]]:
-    """FHPST01390000's ``output`` for one stock and day: its VI, once started."""
+VI_ROWS = 30  # FHPST01390000 lists a day's latest 30
+
+
+def vi_rows(
+    market: Market, symbol: str, asked: date, now: datetime, busy: int = 0
+) -> list[dict[str, str]]:
+    """FHPST01390000's ``output`` for one stock and day: its VI, once started.
+
+    ``busy`` (`Faults.busy_vis`): that many VIs, every three minutes from 10:00; the latest
+    `VI_ROWS` of those started, each with the day's count so far.
+    """
     if symbol not in market.listings:
         raise KeyError(symbol)
+    if busy and market.calendar.is_session(asked):
+        first = datetime.combine(asked, time(10, 0), KST)
+        windows = [first + timedelta(minutes=3 * n) for n in range(busy)]
+        started = [(n + 1, at) for n, at in enumerate(windows) if at <= now]
+        return [
+            row
+            for count, at in started[-VI_ROWS:]
+            for row in _vi_row(market, symbol, asked, now, (at, at + timedelta(minutes=2)), count)
+        ]
     window = vi_window(symbol, asked) if market.calendar.is_session(asked) else None
     if window is None or window[0] > now:
         return []
+    return _vi_row(market, symbol, asked, now, window, 1)
+
+
+def _vi_row(
+    market: Market,
+    symbol: str,
+    asked: date,
+    now: datetime,
+    window: tuple[datetime, datetime],
+    count: int,
+) -> list[dict[str, str]]:
     start, end = window
     price, base, move = vi_numbers(market, symbol, asked, start)
     lifted = end <= now
@@ -117,6 +146,6 @@ def vi_rows(market: Market, symbol: str, asked: date, now: datetime) -> list[dic
             "vi_dprt": move,
             "vi_dmc_stnd_prc": "0",
             "vi_dmc_dprt": "0.00",
-            "vi_count": "1",
+            "vi_count": str(count),
         }
     ]

@@ -165,7 +165,16 @@ class Quotes:
         symbol = query.get("FID_INPUT_ISCD", "")
         asked = _date(query.get("FID_INPUT_DATE_1", "") or self._now().strftime("%Y%m%d"))
         return web.json_response(
-            envelope(*OK, output=vi_rows(self.market, symbol, asked, self._now()))
+            envelope(
+                *OK,
+                output=vi_rows(
+                    self.market,
+                    symbol,
+                    asked,
+                    self._now(),
+                    self.gateway.faults.busy_vis.get(symbol, 0),
+                ),
+            )
         )
 
     def inquire_price(self, query: Any) -> web.Response:

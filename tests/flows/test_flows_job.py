@@ -32,6 +32,7 @@ from tests.support import SimThread, WriterProcess, db_rows, wait_until
 from tests.track_b.test_track_b import DAY, MARKET, UNIVERSE, universe
 from workers.flows.job import (
     INCOMPLETE,
+    VI_CUT,
     due_kinds,
     due_venues,
     investor_flow,
@@ -210,6 +211,29 @@ def test_what_fails_or_is_not_posted_is_alerted_until_a_run_finds_it(tmp_path: P
             str(DAY),
             "error",
         )
+
+
+def test_a_stock_with_more_vis_than_kis_lists_is_alerted_one_with_all_listed_is_not(
+    tmp_path: Path,
+) -> None:
+    """20:10: one member had 33 VIs (KIS lists its latest 30, the count saying 33), another
+    exactly 30: the 30 rows of each are stored, and one warning says 3 VIs of one stock are
+    not; it stays open (nothing asked later gives them back)."""
+    with day_at(tmp_path, datetime.combine(DAY, time(20, 10), KST)) as (sim, _writer, settings):
+        sim.sim.faults.busy_vis.update({UNIVERSE[1]: 33, UNIVERSE[2]: 30})
+        sent: list[Event] = []
+        run = run_flows(settings, sim.sim.clock, sent.append, alerts=AlertBook(sent.append))
+        assert run.vi_cut == {UNIVERSE[1]: 3} and not run.missing
+        vis = [e for e in sent if isinstance(e, VolatilityInterruption)]
+        for busy in UNIVERSE[1:3]:
+            counts = sorted(e.count for e in vis if e.symbol == busy)
+            assert counts == list(range(1, 31)) if busy == UNIVERSE[2] else list(range(4, 34))
+        (alert,) = [e for e in sent if isinstance(e, Alert)]
+        assert (alert.code, alert.subject, alert.severity) == (VI_CUT, str(DAY), "warning")
+        assert alert.context == {"stocks": "1", "vis": "3"}
+        assert f"({UNIVERSE[1]} 3)" in alert.message and "[track_b] vi_feed" in alert.message
+        assert not [e for e in sent if isinstance(e, AlertResolved)]
+        assert "3 VIs of 1 stocks past KIS's 30" in run.summary()
 
 
 def _with_nxt_from(settings: Settings, at: str) -> Settings:

@@ -40,6 +40,7 @@ from observer.kis.session import open_account, rate_limits
 __all__ = [
     "CODES",
     "INCOMPLETE",
+    "VI_CUT",
     "FlowsRun",
     "due_kinds",
     "due_venues",
@@ -52,7 +53,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 INCOMPLETE = "flows_incomplete"
-CODES = (INCOMPLETE,)
+VI_CUT = "flows_vi_cut"  # a stock's VIs of a day past what KIS lists: not stored by REST
+CODES = (INCOMPLETE, VI_CUT)
 Kind = Literal["investor", "program", "vi"]
 KINDS: tuple[Kind, ...] = ("investor", "program", "vi")
 VI_ROWS = 30  # KIS lists a day's latest 30 VIs at most: a full list may be cut
@@ -70,7 +72,8 @@ class FlowsRun:
     already_stored: int = 0
     published: dict[Kind, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     pending: list[Ask] = field(default_factory=list)  # answered without the day's row
-    vi_full: list[str] = field(default_factory=list)  # VI lists of VI_ROWS: maybe cut
+    # symbol -> its VIs of the day its list of VI_ROWS left out (its VI count says more)
+    vi_cut: dict[str, int] = field(default_factory=dict)
     failed: dict[Ask, str] = field(default_factory=dict)
     calls: int = 0
     skipped: str = ""  # why nothing was asked ("" when the run asked)
@@ -86,7 +89,8 @@ class FlowsRun:
         if self.skipped:
             return f"flows of {self.day}: {self.skipped}"
         published = ", ".join(f"{n} {kind}" for kind, n in self.published.items())
-        full = f", {len(self.vi_full)} VI lists full ({VI_ROWS})" if self.vi_full else ""
+        cut = sum(self.vi_cut.values())
+        full = f", {cut} VIs of {len(self.vi_cut)} stocks past KIS's {VI_ROWS}" if cut else ""
         return (
             f"flows of {self.day} on {', '.join(self.venues)}: {self.asked} asked "
             f"({self.already_stored} stored already, {self.calls} calls); published {published}; "
@@ -272,22 +276,27 @@ def run_flows(
         for event in events:
             send(event)
         run.published[ask[0]] += len(events)
-        if ask[0] == "vi" and len(events) >= VI_ROWS:
-            run.vi_full.append(ask[1])
+        if ask[0] == "vi" and (cut := _vis_left_out(events)):
+            run.vi_cut[ask[1]] = cut
     answered = len(answers)
     run.failed_over = bool(todo) and (
         100 * run.missing / len(todo) > settings.flows.max_failed_pct or not answered
     )
-    if run.vi_full:
-        log.warning(
-            "%d VI lists of %s hold %d rows, all KIS lists: earlier VIs may be missing (%s)",
-            len(run.vi_full),
-            run.day,
-            VI_ROWS,
-            ", ".join(run.vi_full[:5]),
-        )
-    _alerts(run, alerts or AlertBook(send))
+    book = alerts or AlertBook(send)
+    _alerts(run, book)
+    _vi_cut_alert(run, book)
     return run
+
+
+def _vis_left_out(events: list[Event]) -> int:
+    """How many of a stock's VIs a list of `VI_ROWS` left out: its VI count less the rows.
+
+    KIS lists a day's latest 30; the latest row's count says how many the day had.
+    """
+    vis = [e for e in events if isinstance(e, VolatilityInterruption)]
+    if len(vis) < VI_ROWS:
+        return 0
+    return max(0, max(vi.count for vi in vis) - len(vis))
 
 
 async def _ask(
@@ -330,6 +339,30 @@ async def _ask(
             await account.aclose()
     run.failed, run.calls = got.failed, got.calls
     return got.answered
+
+
+def _vi_cut_alert(run: FlowsRun, alerts: AlertBook) -> None:
+    """`VI_CUT` of the day when a stock had more VIs than KIS lists: lost to REST for good.
+
+    Nothing asked later gives them back: it stays open until a person acknowledges it. The
+    VI feed (`[track_b] vi_feed`), where it was on, stored each as it happened.
+    """
+    if not run.vi_cut:
+        return
+    subject = run.day.isoformat()
+    lost = sum(run.vi_cut.values())
+    sample = ", ".join(f"{s} {n}" for s, n in sorted(run.vi_cut.items())[:5])
+    alerts.raise_(
+        VI_CUT,
+        subject,
+        "warning",
+        (
+            f"{len(run.vi_cut)} stocks had more VIs on {subject} than KIS lists ({VI_ROWS} "
+            f"each): {lost} of their VIs are not stored from it ({sample}); the VI feed "
+            "([track_b] vi_feed), where it was on, kept each as it happened"
+        )[:2000],
+        {"stocks": str(len(run.vi_cut)), "vis": str(lost)},
+    )
 
 
 def _alerts(run: FlowsRun, alerts: AlertBook) -> None:
