@@ -102,8 +102,10 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     # KRX's opening auction on the idle sessions: every registration a name's expected
     # matches (41 per account), each record sent (both auctions') stored once.
     expect(b.get("auction_names", 0) >= accounts * 41 - 1, f"opening auction names: {b}")
-    # ... and through the closing auction, the held names' program trading registrations.
+    # ... and through the closing auction, the held names' program trading registrations, as
+    # through Nextrade's after-market opening auction the Nextrade names' own.
     expect(b.get("closing_auction_names", 0) > 0, f"closing auction names: {b}")
+    expect(b.get("nxt_auction_names", 0) > 0, f"Nextrade's after-market auction names: {b}")
     expect(
         0 < records.get("auction_expected", 0) == b.get("auction_sent", -1),
         f"opening auction records: {records}, {b.get('auction_sent')} sent",

@@ -44,7 +44,7 @@ from observer.db.queries import committed_offsets
 from observer.errors import ObserverError
 from observer.kis.journal import journal_days, verify_journal
 from observer.kis.pacing import RECOVER_S
-from observer.kis.realtime import TRADE_TRS, VI_TRS
+from observer.kis.realtime import EXPECTED_TRS, TRADE_TRS, VI_TRS
 from observer.kis.schemas import INVESTOR_POSTINGS
 from observer.kis.settings import REST_PER_SECOND
 from observer.process.logs import register_secret
@@ -840,14 +840,24 @@ def track_b_summary(
         # records stored per kind besides the trades: halts, VIs and session events; program
         # trading; KRX's opening auction's expected matches (and of how many names)
         "records": records,
-        # names with expected matches of KRX's opening (hour class B) and closing (A) auction
+        # names with expected matches of KRX's opening (hour class B) and closing (A) auction,
+        # and of Nextrade's after-market opening auction
         "auction_names": conn.execute(
-            text("select count(distinct symbol) from auction_expected where hour_class = 'B'")
+            text(
+                "select count(distinct symbol) from auction_expected where hour_class = 'B' "
+                "and venue = 'KRX'"
+            )
         ).scalar_one(),
         "closing_auction_names": conn.execute(
-            text("select count(distinct symbol) from auction_expected where hour_class = 'A'")
+            text(
+                "select count(distinct symbol) from auction_expected where hour_class = 'A' "
+                "and venue = 'KRX'"
+            )
         ).scalar_one(),
-        "auction_sent": sent.get("H0STANC0", 0),
+        "nxt_auction_names": conn.execute(
+            text("select count(distinct symbol) from auction_expected where venue = 'NXT'")
+        ).scalar_one(),
+        "auction_sent": sum(sent.get(tr_id, 0) for tr_id in EXPECTED_TRS.values()),
         "halts_seen": conn.execute(
             text("select count(*) from market_status where halted")
         ).scalar_one(),

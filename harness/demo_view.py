@@ -259,9 +259,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"program-trading records; registrations at the peak: {kinds}"
         )
         lines.append(
-            f"KRX's auctions: {records.get('auction_expected', 0):,} expected matches stored "
-            f"({b.get('auction_sent', 0):,} sent) of {b.get('auction_names', 0)} names at the "
-            f"opening, {b.get('closing_auction_names', 0)} at the close"
+            f"the auctions: {records.get('auction_expected', 0):,} expected matches stored "
+            f"({b.get('auction_sent', 0):,} sent) of {b.get('auction_names', 0)} names at KRX's "
+            f"opening, {b.get('closing_auction_names', 0)} at its close, "
+            f"{b.get('nxt_auction_names', 0)} at Nextrade's after-market opening"
         )
         lines.append(
             f"the market's VIs: {records.get('vi_notices', 0):,} starts and ends stored "

@@ -1,4 +1,4 @@
-"""The simulator's expected matches through KRX's auctions (H0STANC0, H0UNANC0).
+"""The simulator's expected matches through the auctions (H0STANC0, H0NXANC0, H0UNANC0).
 
 KRX's opening auction (08:30-09:00, HOUR_CLS_CODE ``B``) and closing auction (15:20-15:30,
 ``A``): a record every `EVERY_S` seconds, in H0STCNT0's first 45 fields as KIS's example
@@ -7,16 +7,20 @@ the day's high, low and counts zero). The expected price moves from where the au
 starts (the previous close; the last trade before 15:20) to the match the day's bars print
 (their open; their close), which it reaches at four fifths of the auction, with a wiggle of
 a few price units that narrows to none; the quantity grows toward the match's. The combined
-feed's records are KRX's; Nextrade, with no auction of its own here, sends none (H0NXANC0
-is registered, and silent).
+feed's records are KRX's. Nextrade's after-market opening auction (15:30-15:40,
+`harness.sim.nextrade.AFTER_AUCTION`) sends H0NXANC0 the same way for a name it trades, from
+KRX's close to its 15:40 match; KIS documents no hour class for it: ``B`` here, as an
+opening's.
 """
 
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from harness.sim.market import KST, DayPath
+from harness.sim.nextrade import AFTER_AUCTION, NxtDay
 from harness.sim.price_units import price_limits, tick_size
 from harness.sim.protocol import price_sign
 
@@ -36,31 +40,69 @@ _CLOSING_FROM = 379  # the bar of 15:19: the last trade before the closing aucti
 
 
 def expected_records(
-    tr_id: str, symbol: str, path: DayPath, start: datetime, end: datetime
+    tr_id: str,
+    symbol: str,
+    path: DayPath,
+    start: datetime,
+    end: datetime,
+    nxt: NxtDay | None = None,
 ) -> list[str]:
-    """``symbol``'s expected-match records in (start, end], in time order (45 fields each)."""
-    if tr_id == "H0NXANC0":
-        return []
+    """``symbol``'s expected-match records in (start, end], in time order (45 fields each).
+
+    Nextrade's (H0NXANC0) with ``nxt``, the name's Nextrade day if it trades there.
+    """
     day = end.date()
     records = []
+    if tr_id == "H0NXANC0":
+        matched = nxt.auction_match() if nxt is not None else None
+        if matched is None:
+            return []
+        opens, closes = (_at(day, second) for second in AFTER_AUCTION)
+        auction = _Auction(opens, closes, int(path.close[-1]), *matched, "B")
+        return _path(symbol, day, auction, path.prev_close, start, end)
     for first, last, hour_class, bar, at_open in _AUCTIONS:
         opens = datetime.combine(day, first, KST)
         closes = datetime.combine(day, last, KST)
-        if end <= opens or start >= closes:
-            continue
         match = int(path.open[bar]) if at_open else int(path.close[bar])
         origin = path.prev_close if at_open else int(path.close[_CLOSING_FROM])
-        quantity = int(path.volume[bar])
-        seconds = int((closes - opens).total_seconds())
-        for offset in range(EVERY_S, seconds, EVERY_S):
-            at = opens + timedelta(seconds=offset)
-            if not start < at <= end:
-                continue
-            share = min(1.0, _SETTLES * offset / seconds)  # at the match before the end
-            level = origin + (match - origin) * share
-            price = _price(symbol, day, offset, level, share, path.prev_close)
-            qty = max(1, int(quantity * offset / seconds))
-            records.append(_record(symbol, at, day, price, qty, path.prev_close, hour_class))
+        auction = _Auction(opens, closes, origin, match, int(path.volume[bar]), hour_class)
+        records += _path(symbol, day, auction, path.prev_close, start, end)
+    return records
+
+
+@dataclass(frozen=True, slots=True)
+class _Auction:
+    """One auction of a day: its span, where its expected price starts, its match."""
+
+    opens: datetime
+    closes: datetime
+    origin: int
+    match: int
+    quantity: int
+    hour_class: str
+
+
+def _at(day: date, second_of_day: int) -> datetime:
+    return datetime.combine(day, time(), KST) + timedelta(seconds=second_of_day)
+
+
+def _path(
+    symbol: str, day: date, auction: _Auction, prev_close: int, start: datetime, end: datetime
+) -> list[str]:
+    """The records of ``auction`` in (start, end]: toward the match, every `EVERY_S`."""
+    if end <= auction.opens or start >= auction.closes:
+        return []
+    records = []
+    seconds = int((auction.closes - auction.opens).total_seconds())
+    for offset in range(EVERY_S, seconds, EVERY_S):
+        at = auction.opens + timedelta(seconds=offset)
+        if not start < at <= end:
+            continue
+        share = min(1.0, _SETTLES * offset / seconds)  # at the match before the end
+        level = auction.origin + (auction.match - auction.origin) * share
+        price = _price(symbol, day, offset, level, share, prev_close)
+        qty = max(1, int(auction.quantity * offset / seconds))
+        records.append(_record(symbol, at, day, price, qty, prev_close, auction.hour_class))
     return records
 
 

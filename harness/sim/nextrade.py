@@ -2,7 +2,10 @@
 
 Nextrade trades the names of its list (`Market.nxt_eligible`, less the faults' changes)
 08:00-08:50 (pre-market), 09:00:30-15:20 (main) and 15:30-20:00 (after-market) KST, an
-ordinary day's hours (the CSAT day's later ones are not simulated). Its trades are drawn
+ordinary day's hours (the CSAT day's later ones are not simulated). The after-market takes
+orders from 15:30 and opens with their single-price match at 15:40 (`AFTER_AUCTION`): what
+would have traded in between prints at 15:40:00 as one trade, at the last of those prices.
+Its trades are drawn
 beside KRX's, never taken from them, so that KRX's feed, bars and snapshots stay what they
 were: in the main session a minute trades about `MAIN_SHARE` as often as KRX's bar of that
 minute, within that bar's low and high (the venues arbitrage each other); outside KRX's hours
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from harness.sim.market import Market
 
 __all__ = [
+    "AFTER_AUCTION",
     "MAIN_SHARE",
     "NXT_SPANS",
     "OFF_HOURS_SHARE",
@@ -40,6 +44,8 @@ MAIN_SHARE = 0.4  # of KRX's trades in the same minute
 OFF_HOURS_SHARE = 0.05  # of the name's mean KRX trades a minute
 _BAND_UNITS = 3  # outside KRX's hours, prices within this many price units of the reference
 _KRX_OPEN_MINUTE = 9 * 60
+# The after-market's opening auction, seconds of the KST day [start, end): its match at end.
+AFTER_AUCTION = (15 * 3600 + 30 * 60, 15 * 3600 + 40 * 60)
 _KST = timezone(timedelta(hours=9))
 _NS = 1_000_000_000
 
@@ -89,6 +95,13 @@ class NxtDay:
         lo, hi = np.searchsorted(self.at_s, (first, first + 60))
         seconds = (self.at_s[lo:hi] - first).tolist()
         return list(zip(seconds, self.price[lo:hi].tolist(), self.qty[lo:hi].tolist(), strict=True))
+
+    def auction_match(self) -> tuple[int, int] | None:
+        """The after-market's opening match (price, quantity), if anything was matched."""
+        at = int(np.searchsorted(self.at_s, AFTER_AUCTION[1]))
+        if at == len(self.at_s) or self.at_s[at] != AFTER_AUCTION[1]:
+            return None
+        return int(self.price[at]), int(self.qty[at])
 
     def until(self, second_of_day: float) -> int:
         """How many trades were done by ``second_of_day`` (KST), inclusive."""
@@ -153,7 +166,27 @@ def draw_nxt_day(
     quantities = rng.integers(1, 2 * size[each] + 1)
     at_s = _MINUTES[each] * 60 + rng.uniform(_FROM_S[each], _TO_S[each])
     order = np.argsort(at_s, kind="stable")
-    return NxtDay(at_s[order], prices[order].astype(np.int64), quantities[order].astype(np.int64))
+    return _auctioned(
+        NxtDay(at_s[order], prices[order].astype(np.int64), quantities[order].astype(np.int64))
+    )
+
+
+def _auctioned(day: NxtDay) -> NxtDay:
+    """``day`` with its after-market auction's trades folded into their match at its end.
+
+    Drawn as continuous trades first, so that every other trade of the day stays as drawn.
+    """
+    start, end = AFTER_AUCTION
+    inside = (day.at_s >= start) & (day.at_s < end)
+    if not inside.any():
+        return day
+    outside = ~inside
+    at = int(np.searchsorted(day.at_s[outside], end))
+    return NxtDay(
+        np.insert(day.at_s[outside], at, float(end)),
+        np.insert(day.price[outside], at, day.price[inside][-1]),
+        np.insert(day.qty[outside], at, day.qty[inside].sum()),
+    )
 
 
 def venue_trades(

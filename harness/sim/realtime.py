@@ -33,7 +33,7 @@ from harness.sim.config import SimConfig, TickLoss
 from harness.sim.gateway import Gateway
 from harness.sim.market import BARS_PER_DAY, KST, Market, Tick, quote_at, tick_size
 from harness.sim.market_status import PROGRAMS, STATUSES, program_record, status_records
-from harness.sim.nextrade import span_at, venue_trades
+from harness.sim.nextrade import NxtDay, span_at, venue_trades
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, price_sign
 from harness.sim.vi import VI_FEEDS, DayVis, vi_key_taken
@@ -362,10 +362,11 @@ class Realtime:
             return status_records(tr_id, symbol, start, end, self.faults)
         if tr_id in VI_FEEDS:  # `harness.sim.vi`: ``symbol`` is the key, a date or a symbol
             return self.vis.records(tr_id, symbol, start, end)
-        if tr_id in EXPECTED:  # KRX's auctions' expected matches (`harness.sim.auction`)
+        if tr_id in EXPECTED:  # the auctions' expected matches (`harness.sim.auction`)
             path = self.market.day_path(symbol, day)
             tail = self._tail(tr_id, 0)
-            return [r + tail for r in expected_records(tr_id, symbol, path, start, end)]
+            nxt = self._nxt_day(symbol, day) if tr_id == "H0NXANC0" else None
+            return [r + tail for r in expected_records(tr_id, symbol, path, start, end, nxt)]
         if tr_id not in ("H0STCNT0", "H0STASP0", "H0STPGM0"):
             return self._venue_records(tr_id, symbol, start, end, state)
         first = max(0, (start.hour * 60 + start.minute) - 9 * 60)
@@ -420,6 +421,13 @@ class Realtime:
                     continue
                 records.append(record + self._tail(tr_id, price))
         return records
+
+    def _nxt_day(self, symbol: str, day: date) -> NxtDay | None:
+        """``symbol``'s Nextrade day, if Nextrade trades it that day (`Faults.nxt`)."""
+        listing = self.market.listings[symbol]
+        selected = self.market.nxt_eligible(day)
+        eligible, halted = self.faults.nxt.standing(symbol, selected, listing.suspended)
+        return self.market.nxt_day(symbol, day) if eligible and not halted else None
 
     def _venue_records(
         self,

@@ -121,14 +121,17 @@ NXT_HOURS = VenueHoursSettings(
     sessions=(
         _span("pre_market", "08:00", "08:50"),
         _span("regular", "09:00:30", "15:20"),
-        _span("after_market", "15:30", "20:00"),
+        # orders from 15:30, matched at 15:40 at one price; continuous trading after it
+        _span("opening_auction", "15:30", "15:40", match_at_end=True),
+        _span("after_market", "15:40", "20:00"),
     ),
     days=(
         VenueDay(
             day=date(2026, 11, 19),  # the CSAT day: no pre-market
             sessions=(
                 _span("regular", "10:00:30", "16:20"),
-                _span("after_market", "16:30", "20:00"),
+                _span("opening_auction", "16:30", "16:40", match_at_end=True),
+                _span("after_market", "16:40", "20:00"),
             ),
         ),
     ),

@@ -4,9 +4,10 @@ KRX and Nextrade (NXT) trade on the same days (the KRX calendar) in hours of the
 configuration (`VenueSettings`, ``[venues]``): KRX's 시간외 종가 (08:30-08:40, 15:40-16:00),
 its opening auction (to 09:00), regular session (09:00-15:20), closing auction (15:20-15:30)
 and 시간외 단일가 (16:00-18:00); Nextrade's pre-market (08:00-08:50), main session
-(09:00:30-15:20) and after-market (15:30-20:00). KRX's late days (``[calendar] late_days``)
-shift its hours as they shift the phases; Nextrade's special days (the CSAT day: no
-pre-market, 10:00-16:20, 16:30-20:00) are days of their own in its table. KIS's combined
+(09:00:30-15:20) and after-market, whose orders from 15:30 are matched at one price at 15:40
+(its opening auction) before it trades continuously to 20:00. KRX's late days (``[calendar]
+late_days``) shift its hours as they shift the phases; Nextrade's special days (the CSAT day:
+no pre-market, 10:00-16:20, 16:30-20:00) are days of their own in its table. KIS's combined
 feed names no venue: its session is KRX's where KRX has one, else Nextrade's.
 
 An auction's single-price match prints at its end instant (a KRX trade stamped 15:30:00 is

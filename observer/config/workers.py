@@ -173,6 +173,12 @@ class TrackBSettings(Strict, frozen=True):
     # 10 s before the match) a held name's program-trading registration holds its expected
     # matches instead; no program trade prints before the match.
     closing_auction: bool = True
+    # With program_trading and trades = "venues": through Nextrade's after-market opening
+    # auction (its opening_auction session after noon in [venues.nxt], to 10 s before its
+    # 15:40 match) a held Nextrade name's Nextrade program trading holds Nextrade's expected
+    # matches (H0NXANC0) instead. Whether KIS sends them then is unconfirmed: nothing is lost
+    # if it does not, no program trade printing before the match.
+    nxt_after_market_auction: bool = True
     # When KRX's feeds are released (15:31:30, or 15:00), a held Nextrade name keeps
     # Nextrade's feed (or the combined one) through Nextrade's after-market, to its close in
     # [venues]; the slots are evaluated on as in the pre-market, over Nextrade's names.

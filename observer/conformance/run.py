@@ -276,7 +276,10 @@ def _quiet(tr_id: str) -> str:
     if tr_id in STATUS_TRS.values():
         return "sent at session events, halts and VIs alone"
     if tr_id in EXPECTED_TRS.values():
-        return "sent through auctions alone: KRX's 08:40-09:00 and 15:20-15:30"
+        return (
+            "sent through auctions alone: KRX's 08:40-09:00 and 15:20-15:30, Nextrade's "
+            "after-market opening 15:30-15:40 (unconfirmed)"
+        )
     if tr_id in VI_TRS.values():
         return "sent when the symbol's VI starts or ends"
     if VENUE_OF_TR[tr_id] == "KRX":

@@ -50,12 +50,15 @@ def at(day: date, text: str) -> datetime:
         ("NXT", "09:00:29", ""),
         ("NXT", "09:00:30", "regular"),
         ("NXT", "15:25", ""),  # paused for KRX's closing auction
-        ("NXT", "15:30", "after_market"),
+        ("NXT", "15:30", "opening_auction"),  # the after-market's orders, matched at 15:40
+        ("NXT", "15:40", "opening_auction"),
+        ("NXT", "15:40:01", "after_market"),
         ("NXT", "19:59:59", "after_market"),
         ("NXT", "20:00", ""),
         ("combined", "08:10", "pre_market"),  # Nextrade's alone
         ("combined", "10:00", "regular"),
         ("combined", "15:25", "closing_auction"),  # KRX's where it has one
+        ("combined", "15:35", "opening_auction"),  # Nextrade's after-market's
         ("combined", "19:00", "after_market"),
     ],
 )
@@ -71,7 +74,8 @@ def test_late_days_move_krx_s_hours_and_nextrade_keeps_its_own_csat_day() -> Non
     assert VENUES.session_at("NXT", at(csat, "08:10")) == ""  # no pre-market that day
     assert VENUES.session_at("NXT", at(csat, "10:00:30")) == "regular"
     assert VENUES.session_at("NXT", at(csat, "16:25")) == ""
-    assert VENUES.session_at("NXT", at(csat, "16:30")) == "after_market"
+    assert VENUES.session_at("NXT", at(csat, "16:30")) == "opening_auction"
+    assert VENUES.session_at("NXT", at(csat, "16:41")) == "after_market"
     # The year's first session opens an hour late and closes as ever.
     assert VENUES.session_at("KRX", at(first, "09:50")) == "opening_auction"
     assert VENUES.session_at("KRX", at(first, "15:25")) == "closing_auction"

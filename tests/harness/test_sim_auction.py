@@ -40,3 +40,23 @@ def test_each_auction_moves_toward_the_match_its_bars_print() -> None:
     # Within a window only its records; Nextrade sends none.
     assert len(expected_records("H0STANC0", symbol, path, at(8, 59), at(9, 0))) == 60 // EVERY_S - 1
     assert expected_records("H0NXANC0", symbol, path, at(8, 0), at(16, 0)) == []
+
+
+def test_nextrade_s_after_market_auction_moves_from_krx_s_close_to_its_match() -> None:
+    market = Market(3, TradingCalendar(), stocks=20, etfs=0)
+    symbol = next(s for s in market.listings if s in market.nxt_eligible(DAY))
+    path, nxt = market.day_path(symbol, DAY), market.nxt_day(symbol, DAY)
+    matched = nxt.auction_match()
+    assert matched is not None  # a listed name's orders of those ten minutes
+    records = expected_records("H0NXANC0", symbol, path, at(8, 0), at(20, 0), nxt)
+    frame = "^".join(record + "^0" for record in records)  # its VI_STND_PRC
+    received = int(at(15, 41).timestamp()) * NS  # the records' times are dated by it
+    events = RealtimeDecoder("acct1").decode(f"0|H0NXANC0|{len(records):03d}|{frame}", received)
+    expected = events.expected
+    assert not events.errors and len(expected) == 10 * 60 // EVERY_S - 1
+    assert {(e.venue, e.hour_class) for e in expected} == {("NXT", "B")}
+    assert expected[-1].price == matched[0] and expected[-1].volume <= matched[1]
+    first = int(at(15, 30, EVERY_S).timestamp()) * NS
+    assert (
+        expected[0].exchange_ns == first and expected[-1].exchange_ns < at(15, 40).timestamp() * NS
+    )

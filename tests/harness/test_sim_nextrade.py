@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.sim.nextrade import MAIN_SHARE, NXT_SPANS, draw_nxt_day, span_at
+from harness.sim.nextrade import AFTER_AUCTION, MAIN_SHARE, NXT_SPANS, draw_nxt_day, span_at
 from harness.sim.paths import BARS_PER_DAY
 from harness.sim.price_units import tick_size
 
@@ -43,6 +43,11 @@ def test_a_day_s_trades_keep_to_nextrade_s_sessions_and_bounds(
         else:  # around the previous close before KRX opens, the day's close after
             reference = level if at_s < KRX_OPEN_S else day_close
             assert abs(price - reference) <= 3 * tick_size(reference)
+    # the after-market's opening auction trades nothing: its orders match at its end, once
+    start, end = AFTER_AUCTION
+    assert not np.any((day.at_s >= start) & (day.at_s < end))
+    matched = day.auction_match()
+    assert int(np.sum(day.at_s == end)) == (matched is not None)
     # a main-session minute never trades more often than KRX's bar of the minute
     main = day.at_s[(day.at_s >= NXT_SPANS[1].start_s) & (day.at_s < NXT_SPANS[1].end_s)]
     per_minute = np.bincount((main // 60).astype(int) - KRX_OPEN_S // 60, minlength=BARS_PER_DAY)

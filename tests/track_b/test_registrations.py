@@ -17,6 +17,7 @@ from bus.events import (
     SlotDecision,
     SlotOverflow,
     TradeTick,
+    Venue,
 )
 from harness.sim.config import SimConfig
 from observer.kis.realtime import TRADE_TRS
@@ -32,6 +33,7 @@ from workers.track_b.registrations import RegistrationPolicy, TradeFeeds, swaps
 from workers.track_b.slots import Room, SlotBook, SlotCandidate
 
 NXT_NAME, KRX_NAME = "005930", "900110"
+KRX_CLOSING: tuple[Venue, ...] = ("KRX", "combined")  # the feeds in KRX's closing auction
 S = 1_000_000_000
 TRADES: tuple[TradeFeeds, ...] = ("krx", "venues", "combined")
 
@@ -72,18 +74,24 @@ def test_market_status_and_program_trading_are_a_registration_each_per_venue() -
     assert after.feeds(KRX_NAME) == () and after.cost(KRX_NAME) == 0
 
 
-def test_in_the_closing_auction_program_trading_s_registration_holds_expected_matches() -> None:
+def test_in_an_auction_program_trading_s_registration_holds_expected_matches() -> None:
     nxt = frozenset({NXT_NAME})
     venues = RegistrationPolicy("venues", nxt=nxt, programs=True)
-    auction = venues.in_closing_auction()
-    assert auction.feeds(NXT_NAME) == ("H0STCNT0", "H0NXCNT0", "H0STANC0", "H0NXPGM0")
-    assert auction.cost(NXT_NAME) == venues.cost(NXT_NAME)  # the same registrations, reused
-    assert auction.in_closing_auction(False) == venues
-    combined = RegistrationPolicy("combined", nxt=nxt, programs=True).in_closing_auction()
+    closing = venues.in_auction(KRX_CLOSING)  # KRX's closing auction: KRX's feeds'
+    assert closing.feeds(NXT_NAME) == ("H0STCNT0", "H0NXCNT0", "H0STANC0", "H0NXPGM0")
+    assert closing.cost(NXT_NAME) == venues.cost(NXT_NAME)  # the same registrations, reused
+    assert closing.in_auction(KRX_CLOSING, False) == venues
+    # Nextrade's after-market opening, KRX's match's minute still streamed: Nextrade's feed's,
+    # and on after KRX's feeds are released.
+    both = closing.in_auction(KRX_CLOSING, False).in_auction(("NXT",))
+    assert both.feeds(NXT_NAME) == ("H0STCNT0", "H0NXCNT0", "H0STPGM0", "H0NXANC0")
+    assert both.without_krx().feeds(NXT_NAME) == ("H0NXCNT0", "H0NXANC0")
+    assert both.in_auction(("NXT",), False) == venues
+    combined = RegistrationPolicy("combined", nxt=nxt, programs=True).in_auction(KRX_CLOSING)
     assert combined.feeds(NXT_NAME) == ("H0UNCNT0", "H0UNANC0")
-    assert RegistrationPolicy(programs=False).in_closing_auction().feeds(KRX_NAME) == ("H0STCNT0",)
+    assert RegistrationPolicy().in_auction(KRX_CLOSING).feeds(KRX_NAME) == ("H0STCNT0",)
     # Nothing for a paper account, offered neither.
-    paper = RegistrationPolicy(paper=True, programs=True).in_closing_auction()
+    paper = RegistrationPolicy(paper=True, programs=True).in_auction(KRX_CLOSING)
     assert paper.feeds(KRX_NAME) == ("H0STCNT0",)
 
 

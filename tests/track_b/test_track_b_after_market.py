@@ -32,15 +32,17 @@ NXT = [s for s in LISTED if s in MARKET.nxt_eligible(DAY)][:2]
 KRX = [s for s in LISTED if s not in MARKET.nxt_eligible(DAY)][:2]
 # By market cap: a Nextrade name (2 registrations), a KRX one (1), and again: 6 in all.
 UNIVERSE = [NXT[0], KRX[0], NXT[1], KRX[1]]
-# Nextrade's after-market cut to four minutes: Track B follows it to 15:34 and 30 s more.
+# Nextrade's after-market cut to four minutes after its opening auction (orders from 15:30,
+# matched at 15:40): Track B follows it to 15:44 and 30 s more.
 VENUES = (
     "[venues.nxt]\nsessions = [\n"
     '  { session = "pre_market", start = "08:00", end = "08:50" },\n'
     '  { session = "regular", start = "09:00:30", end = "15:20" },\n'
-    '  { session = "after_market", start = "15:30", end = "15:34" },\n]\n'
+    '  { session = "opening_auction", start = "15:30", end = "15:40", match_at_end = true },\n'
+    '  { session = "after_market", start = "15:40", end = "15:44" },\n]\n'
 )
 # ... and to ten minutes for a restart within it (a start takes a few wall seconds).
-LONGER = VENUES.replace('end = "15:34"', 'end = "15:40"')
+LONGER = VENUES.replace('end = "15:44"', 'end = "15:50"')
 # Track B starts in KRX's last ten minutes of continuous trading (10x, 60x from 15:20).
 START, FASTER = "15:18", "15:20"
 NS = 1_000_000_000
@@ -138,21 +140,26 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
             assert why.startswith("Track B ends KRX's feeds at 15:31:30")
         for symbol in NXT:  # Nextrade's at its close and the grace
             at, why = by_feed[symbol, "NXT"]
-            assert at >= kst_ns("15:34:30")
-            assert why == "Nextrade's after-market ends at 15:34:30"
+            assert at >= kst_ns("15:44:30")
+            assert why == "Nextrade's after-market ends at 15:44:30"
         # Every trade sent on each feed is stored once, with its venue and session.
         sent = sim.sim.realtime.records_sent
         stored = dict(rows(url, "select venue, count(*) from trade_ticks group by venue"))
         assert stored == {"KRX": sent["H0STCNT0"], "NXT": sent["H0NXCNT0"]}
         after = rows(
             url,
-            "select symbol, trading_session, count(*) from trade_ticks where venue = 'NXT' "
-            f"and exchange_ns >= {kst_ns('15:30:00')} and exchange_ns < {kst_ns('15:34:00')} "
-            "group by symbol, trading_session",
+            "select symbol, trading_session, min(exchange_ns) from trade_ticks where venue = "
+            f"'NXT' and exchange_ns >= {kst_ns('15:30:00')} and exchange_ns < "
+            f"{kst_ns('15:44:00')} group by symbol, trading_session",
         )
-        assert {(symbol, session) for symbol, session, _ in after} == {
-            (s, "after_market") for s in NXT
+        # Nothing trades in its opening auction: its orders are matched at 15:40:00, and the
+        # after-market trades on from there.
+        assert {(s, "after_market") for s in NXT} <= {
+            (symbol, session) for symbol, session, _ in after
         }
+        for _, session, first in after:
+            assert first >= kst_ns("15:40:00")
+            assert session == "after_market" or first == kst_ns("15:40:00")
         # KRX's closing auction streamed to its match at 15:30, nothing of KRX's after it.
         closing = rows(
             url,
@@ -173,14 +180,14 @@ def test_a_track_b_killed_in_the_after_market_takes_nextrade_s_feeds_back(
     tmp_path: Path,
 ) -> None:
     """15:18 at 10x, then 60x: killed (SIGKILL) after KRX's feeds ended (15:31:30), in
-    Nextrade's after-market (to 15:40 here), holding its two names' Nextrade feeds; the next
+    Nextrade's after-market (to 15:50 here), holding its two names' Nextrade feeds; the next
     run takes them back (a process_restart gap each, on Nextrade's venue), streams them to
     Nextrade's close and releases them there. KRX's feeds, released, stay released."""
     with sim_day(tmp_path, LONGER, START, FASTER) as day:
         url, sim, proc = day.url, day.sim, day.start()
         after = (
             "select count(distinct symbol) from trade_ticks where venue = 'NXT' "
-            f"and exchange_ns >= {kst_ns('15:32:00')}"
+            f"and exchange_ns >= {kst_ns('15:40:00')}"
         )
         wait_until(lambda: rows(url, after) == [(2,)], 120, "both names' after-market trades")
         proc.kill()
@@ -197,7 +204,7 @@ def test_a_track_b_killed_in_the_after_market_takes_nextrade_s_feeds_back(
         assert proc.wait(30) == 0
         # Taken back: both names, Nextrade's feed, at the close (and the grace) released.
         assert sorted(symbol for symbol, _ in rows(url, released)) == sorted(NXT)
-        assert all(at >= kst_ns("15:40:30") for _, at in rows(url, released))
+        assert all(at >= kst_ns("15:50:30") for _, at in rows(url, released))
         gaps = rows(
             url,
             "select symbol, venue, start_ns, end_ns from gaps where reason = 'process_restart'",

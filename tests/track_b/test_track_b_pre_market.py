@@ -17,7 +17,8 @@ SHORT_PRE_MARKET = (
     "[venues.nxt]\nsessions = [\n"
     '  { session = "pre_market", start = "08:00", end = "08:03" },\n'
     '  { session = "regular", start = "09:00:30", end = "15:20" },\n'
-    '  { session = "after_market", start = "15:30", end = "20:00" },\n]\n'
+    '  { session = "opening_auction", start = "15:30", end = "15:40", match_at_end = true },\n'
+    '  { session = "after_market", start = "15:40", end = "20:00" },\n]\n'
 )
 
 

@@ -13,7 +13,10 @@ reconciliation counts them (an auction prints no trade before its match).
 Through KRX's closing auction (15:20 to `CLOSING_LEAD_S` before its 15:30 match) the sessions
 are full with the day's slots: there a held name's program-trading registration, idle until
 the match, holds its expected matches instead (`closing_auction`,
-`RegistrationPolicy.in_closing_auction`).
+`RegistrationPolicy.in_auction`). Nextrade's after-market opens the same way, its orders from
+15:30 matched at one price at 15:40 (its ``opening_auction`` session in ``[venues.nxt]``): a
+held Nextrade name's Nextrade program-trading registration holds Nextrade's expected matches
+(H0NXANC0) then (`nxt_after_market_auction`).
 """
 
 from __future__ import annotations
@@ -21,15 +24,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 
+from bus.events import Venue
 from observer.calendar.venues import CLOSE_GRACE_S, Venues
 from observer.kis.stream import Registration
 from workers.track_b.registrations import RegistrationPolicy
 
-__all__ = ["CLOSING_LEAD_S", "auction_registrations", "closing_auction", "opening_auction"]
+__all__ = [
+    "CLOSING_LEAD_S",
+    "KRX_CLOSING_FEEDS",
+    "auction_registrations",
+    "closing_auction",
+    "nxt_after_market_auction",
+    "opening_auction",
+]
 
 # The closing auction's expected matches are followed to this long before its match: the
 # program-trading registrations are back for the match's program trades.
 CLOSING_LEAD_S = 10.0
+# The feeds in KRX's closing auction: KRX's, and the combined one (KRX's match is its too).
+KRX_CLOSING_FEEDS: tuple[Venue, ...] = ("KRX", "combined")
 
 
 def opening_auction(
@@ -59,6 +72,22 @@ def closing_auction(
     """
     spans = [(s, e) for s, e, span in venues.spans("KRX", day) if span.session == "closing_auction"]
     if not spans or krx_until <= spans[0][0]:
+        return None
+    start, end = spans[0]
+    return start, end - timedelta(seconds=CLOSING_LEAD_S)
+
+
+def nxt_after_market_auction(venues: Venues, day: date) -> tuple[datetime, datetime] | None:
+    """Nextrade's after-market opening auction of ``day``, to `CLOSING_LEAD_S` before its match.
+
+    None if Nextrade has none that day (its ``opening_auction`` session after 12:00).
+    """
+    spans = [
+        (s, e)
+        for s, e, span in venues.spans("NXT", day)
+        if span.session == "opening_auction" and s.hour >= 12
+    ]
+    if not spans:
         return None
     start, end = spans[0]
     return start, end - timedelta(seconds=CLOSING_LEAD_S)

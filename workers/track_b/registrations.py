@@ -15,8 +15,9 @@ market-operation records (halts, VIs, session events: H0STMKO0, H0NXMKO0; KRX's 
 combined feed, whose own names no symbol); with ``programs`` its venue's program trading
 (H0STPGM0, H0NXPGM0, H0UNPGM0). Each is a registration of its own. Through KRX's opening
 auction, when no slot is held, a name holds KRX's expected matches (H0STANC0) alone
-(`opening_auction_feeds`); through its closing auction a name's program-trading registration
-holds them instead (`in_closing_auction`). A paper account is offered KRX's trades and books
+(`opening_auction_feeds`); through an auction while the name is held (KRX's closing one,
+Nextrade's after-market opening) its program-trading registration of that venue holds them
+instead (`in_auction`). A paper account is offered KRX's trades and books
 alone (KIS refuses the others, OPSP8991): there every symbol holds those. Outside KRX's
 trading (``krx_trading`` false: Nextrade's pre- and after-market) a Nextrade name holds
 Nextrade's feed (or the combined one) alone, and any other symbol holds nothing.
@@ -86,9 +87,9 @@ class RegistrationPolicy:
     krx_trading: bool = True
     statuses: bool = False
     programs: bool = False
-    # KRX's closing auction: a name's program trading registration (KRX's or the combined
-    # feed's) holds its expected matches instead (`in_closing_auction`)
-    closing_auction: bool = False
+    # The venues in an auction (KRX's closing one, Nextrade's after-market opening): a name's
+    # program-trading registration there holds its expected matches instead (`in_auction`)
+    auctions: frozenset[Venue] = frozenset()
 
     def venues(self, symbol: str) -> tuple[Venue, ...]:
         """The venues whose trades of ``symbol`` are registered, KRX's (or combined) first."""
@@ -120,17 +121,19 @@ class RegistrationPolicy:
         return tuple(feeds)
 
     def _program(self, venue: Venue) -> str:
-        """The program-trading registration's TR: the expected matches in KRX's auction."""
-        auction = self.closing_auction and venue != "NXT"
-        return EXPECTED_TRS[venue] if auction else PROGRAM_TRS[venue]
+        """The program-trading registration's TR: the expected matches in an auction."""
+        return EXPECTED_TRS[venue] if venue in self.auctions else PROGRAM_TRS[venue]
 
-    def in_closing_auction(self, auction: bool = True) -> RegistrationPolicy:
-        """The policy through KRX's closing auction (``auction``), or after it.
+    def in_auction(self, venues: Collection[Venue], auction: bool = True) -> RegistrationPolicy:
+        """The policy through an auction of ``venues``' feeds (``auction``), or after it.
 
         No program trade prints before the auction's match, while its expected price moves
         with every order: the registration follows the one until just before the match.
+        KRX's closing auction is KRX's feed's and the combined one's; Nextrade's after-market
+        opening, Nextrade's feed's.
         """
-        return dataclasses.replace(self, closing_auction=auction)
+        changed = self.auctions | set(venues) if auction else self.auctions - set(venues)
+        return dataclasses.replace(self, auctions=frozenset(changed))
 
     def opening_auction_feeds(self, symbol: str) -> tuple[str, ...]:
         """What ``symbol`` holds through KRX's opening auction: KRX's expected matches.

@@ -25,7 +25,7 @@ from decimal import Decimal
 
 from sqlalchemy import Row
 
-from bus.events import PriceSnapshot
+from bus.events import PriceSnapshot, Venue
 from bus.feed import FeedSubscriber
 from observer.calendar.clock import now_utc
 from observer.calendar.phases import KST, Phase
@@ -43,7 +43,13 @@ from observer.runtime import (
     journal_for,
     sleep_unless,
 )
-from workers.track_b.auction import auction_registrations, closing_auction, opening_auction
+from workers.track_b.auction import (
+    KRX_CLOSING_FEEDS,
+    auction_registrations,
+    closing_auction,
+    nxt_after_market_auction,
+    opening_auction,
+)
 from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.handover import LateHandover
 from workers.track_b.kept_references import KeptReferences
@@ -218,12 +224,16 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                     )
                     candidates = [*(context or []), *restored]
                     try:
+                        nxt_auction = self._nxt_auction(venues, day, collector)
                         krx = Stretch(
                             "KRX",
                             engine,
                             closing_at,
                             self.config.evaluate_s,
-                            self._closing_auction(venues, day, closing_at, collector),
+                            _in_order(
+                                self._closing_auction(venues, day, closing_at, collector),
+                                nxt_auction,
+                            ),
                         )
                         await self._follow(feed, krx, book, collector, candidates, late)
                     finally:
@@ -231,7 +241,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                             late.abandon()  # its read, if the stream ends during one
                         if self.handover is not None:
                             self.handover.abandon()
-                    after = Stretch("NXT", nxt_engine, ends_at, nxt_every)
+                    after = Stretch("NXT", nxt_engine, ends_at, nxt_every, nxt_auction)
                     await self._end(feed, book, collector, closing_at, after)
                 await collector.settle()  # read on to each release's confirmation
                 await self.stop.wait()
@@ -317,20 +327,22 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         auction = closing_auction(venues, day, krx_until)
         if auction is None or not self.config.closing_auction or not collector.policy.programs:
             return ()
-        start, end = auction
-        to = f"{end.astimezone(KST):%H:%M:%S}"
-        return (
-            PolicySwitch(
-                start,
-                lambda policy: policy.in_closing_auction(),
-                f"KRX's closing auction: expected matches to {to}",
-            ),
-            PolicySwitch(
-                end,
-                lambda policy: policy.in_closing_auction(False),
-                f"KRX's closing match: program trading from {to}",
-            ),
-        )
+        return _auction_switches(auction, KRX_CLOSING_FEEDS, "KRX's closing")
+
+    def _nxt_auction(
+        self, venues: Venues, day: date, collector: Collector
+    ) -> tuple[PolicySwitch, ...]:
+        """Nextrade's after-market opening auction's switches, if Track B follows it.
+
+        With its after-market followed and Nextrade's program trading registered apart
+        (``trades = "venues"``).
+        """
+        policy, config = collector.policy, self.config
+        auction = nxt_after_market_auction(venues, day)
+        follows = config.nxt_after_market_auction and config.nxt_after_market
+        if auction is None or not follows or not policy.programs or policy.trades != "venues":
+            return ()
+        return _auction_switches(auction, ("NXT",), "Nextrade's after-market")
 
     async def _end(
         self,
@@ -562,3 +574,28 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             return
         read_back.take(snapshots, engine, self.guard, self.clock.now_ns())
         self.counters["snapshots_read_back"] = read_back.read_back
+
+
+def _auction_switches(
+    auction: tuple[datetime, datetime], feeds: tuple[Venue, ...], whose: str
+) -> tuple[PolicySwitch, ...]:
+    """An auction's two switches: ``feeds``' program trading to expected matches, and back."""
+    start, end = auction
+    to = f"{end.astimezone(KST):%H:%M:%S}"
+    return (
+        PolicySwitch(
+            start,
+            lambda policy: policy.in_auction(feeds),
+            f"{whose} auction: expected matches to {to}",
+        ),
+        PolicySwitch(
+            end,
+            lambda policy: policy.in_auction(feeds, False),
+            f"{whose} match: program trading from {to}",
+        ),
+    )
+
+
+def _in_order(*switches: tuple[PolicySwitch, ...]) -> tuple[PolicySwitch, ...]:
+    """Every switch of ``switches``, by time."""
+    return tuple(sorted((s for each in switches for s in each), key=lambda s: s.at))
