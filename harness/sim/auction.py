@@ -21,6 +21,7 @@ from datetime import date, datetime, time, timedelta
 
 from harness.sim.market import KST, DayPath
 from harness.sim.nextrade import AFTER_AUCTION, NxtDay
+from harness.sim.paths import CLOSING_AUCTION_FROM
 from harness.sim.price_units import price_limits, tick_size
 from harness.sim.protocol import price_sign
 
@@ -36,7 +37,6 @@ _AUCTIONS = (
     (time(8, 30), time(9, 0), "B", 0, True),
     (time(15, 20), time(15, 30), "A", -1, False),
 )
-_CLOSING_FROM = 379  # the bar of 15:19: the last trade before the closing auction
 
 
 def expected_records(
@@ -64,7 +64,7 @@ def expected_records(
         opens = datetime.combine(day, first, KST)
         closes = datetime.combine(day, last, KST)
         match = int(path.open[bar]) if at_open else int(path.close[bar])
-        origin = path.prev_close if at_open else int(path.close[_CLOSING_FROM])
+        origin = path.prev_close if at_open else int(path.close[CLOSING_AUCTION_FROM - 1])
         auction = _Auction(opens, closes, origin, match, int(path.volume[bar]), hour_class)
         records += _path(symbol, day, auction, path.prev_close, start, end)
     return records

@@ -303,6 +303,8 @@ class Market:
         o, h, low, c = (int(a[index]) for a in (path.open, path.high, path.low, path.close))
         volume = int(path.volume[index])
         rng = np.random.default_rng(_seed(self.seed, symbol, day.isoformat(), index))
+        if count == 0:  # KRX's closing auction before its match
+            return ()
         if count == 1:
             return (Tick(0.0, c, volume),)
         prices = rng.uniform(low, h, size=count)

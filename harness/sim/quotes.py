@@ -347,8 +347,9 @@ class Quotes:
             start = path.bar_start(index)
             opened = int(start.timestamp()) * NS
             halted = faults.halted(symbol, opened) and faults.halted(symbol, opened + 59 * NS)
-            if halted or f"{start:%H%M}" in quiet:
-                # No trade in the minute (halted throughout, or quiet): KIS has no bar for it.
+            if halted or f"{start:%H%M}" in quiet or not path.trades[index]:
+                # No trade in the minute (halted throughout, quiet, or KRX's closing auction
+                # before its match): KIS has no bar for it.
                 cumulative -= bar_value(path, index)
                 continue
             rows.append(

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.sim.market import BARS_PER_DAY, Market, bar_value, bars_value, tick_size
+from harness.sim.paths import CLOSING_AUCTION_FROM
 from observer.calendar.trading import TradingCalendar
 
 DAY = date(2026, 11, 20)
@@ -62,6 +63,12 @@ def test_ticks_reproduce_their_bar(n: int, index: int) -> None:
     ticks = m.ticks(symbol, DAY, index)
     prices = [t.price for t in ticks]
     assert len(ticks) == path.trades[index]
+    if CLOSING_AUCTION_FROM <= index < BARS_PER_DAY - 1:  # KRX's closing auction: no trade
+        assert not ticks and path.volume[index] == 0
+        assert path.close[index] == path.close[CLOSING_AUCTION_FROM - 1]
+        return
+    if index == BARS_PER_DAY - 1:  # its match: one trade, at 15:30:00, of the auction's orders
+        assert [(t.second, t.price) for t in ticks] == [(0.0, path.day_close)]
     assert (prices[0], prices[-1]) == (path.open[index], path.close[index])
     assert (max(prices), min(prices)) == (path.high[index], path.low[index])
     assert sum(t.qty for t in ticks) == path.volume[index]

@@ -42,7 +42,7 @@ def test_names_are_dealt_in_order_within_each_session_and_barred_ones_passed_ove
     )
     assert held.keys() == set(accounts)
     # Each session within its capacity less what is reserved of it (the VI feed's).
-    assert all(len(each) + reserved.get(a, 0) <= capacity for a, each in held.items())
+    assert all(len(each) <= max(0, capacity - reserved.get(a, 0)) for a, each in held.items())
     got = [r.tr_key for each in held.values() for r in each]
     assert len(got) == len(set(got))  # a name on one session, once
     assert {r.tr_id for each in held.values() for r in each} <= {"H0STANC0"}

@@ -24,6 +24,7 @@ from tests.support import (
     wait_until,
 )
 from tests.track_b.test_track_b import rows, rows_once, shut_down, universe
+from workers.track_b.stale import STREAM_STALE
 
 MARKET = Market(19, TradingCalendar(), stocks=200, etfs=10)
 DAY = date(2026, 11, 20)
@@ -224,3 +225,33 @@ def test_a_track_b_killed_in_the_after_market_takes_nextrade_s_feeds_back(
             url,
             f"select symbol from trade_ticks where venue = 'KRX' and received_ns > {killed}",
         )
+
+
+def test_nothing_printing_in_krx_s_closing_auction_and_nextrade_s_break_is_no_stale_session(
+    tmp_path: Path,
+) -> None:
+    """15:18 at 10x, 60x from 15:20, sessions stale after 60 s: KRX prints nothing from 15:20
+    to its 15:30 match (as on a real day) while Nextrade pauses, and Nextrade's after-market
+    prints nothing until its 15:40 match; ten quiet minutes each, and no session is judged
+    stale (restarted and alerted)."""
+    quiet = {f"15{minute:02d}" for minute in range(20, 30)}
+    with sim_day(tmp_path, VENUES, START, FASTER, track_b="stale_after_s = 60\n") as day:
+        day.sim.sim.faults.no_trades.update({symbol: set(quiet) for symbol in UNIVERSE})
+        url, proc = day.url, day.start()
+        rows_once(
+            url,
+            "select symbol from slot_events where action = 'release' and venue = 'NXT'",
+            len(NXT),
+            "Nextrade's feeds released at its close",
+        )
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        quiet_krx = (
+            "select count(*) from trade_ticks where venue = 'KRX' and exchange_ns > "
+            f"{kst_ns('15:20:59')} and exchange_ns < {kst_ns('15:30:00')}"
+        )
+        assert rows(url, quiet_krx) == [(0,)]  # the fault held: KRX printed nothing
+        stale = f"select subject from alerts where code = '{STREAM_STALE}'"
+        assert not rows(url, stale)
+        assert "no data for" not in day.log.read_text()  # the stale watch's restart, unsaid

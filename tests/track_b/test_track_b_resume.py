@@ -8,7 +8,7 @@ collector that records what it is asked to apply and a feed of the snapshots due
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Set
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -98,6 +98,9 @@ class Streams:
 
     def abandon(self, release: SlotAction, start_ns: int) -> None:
         self.abandoned.append(release)
+
+    async def hold(self, registrations: Mapping[str, Set[Any]]) -> None:
+        self.held_aside = {alias: set(held) for alias, held in registrations.items() if held}
 
 
 class Feed:

@@ -213,10 +213,11 @@ _SETTINGS = CollectorSettings()
 class Collector:
     """Every account's session, the registrations the slots call for, and what they deliver.
 
-    ``in_session`` says whether a time (UTC ns) is in KRX's continuous trading (gaps, lag
-    and stale sessions count only then); ``continuous`` whether a venue trades continuously
-    at a time (a feed's gaps count in its venue's; once KRX's feeds are released, lag and
-    stale sessions in Nextrade's; ``in_session`` for every venue if not given);
+    ``in_session`` says whether a time (UTC ns) is in KRX's continuous trading (gaps and lag
+    count only then); ``continuous`` whether a venue trades continuously at a time (a feed's
+    gaps count in its venue's; a session is stale only while one of its venues does, so not
+    through KRX's closing auction; once KRX's feeds are released, lag and stale sessions in
+    Nextrade's; ``in_session`` for every venue if not given);
     ``on_refused`` hears each registration KIS refused; ``limits`` maps a symbol to the
     day's (lower, upper) price limits (the slot guard's); ``session_of`` gives each record
     its session on its venue (`observer.calendar.venues`);
@@ -273,6 +274,16 @@ class Collector:
             """Whether the feeds streamed at ``ns`` trade continuously (KRX's, or after)."""
             return in_session(ns) if self.policy.krx_trading else after_krx(ns)
 
+        either = trading("combined")
+
+        def printing(ns: int) -> bool:
+            """Whether a trade of the feeds streamed at ``ns`` may print (a quiet session: stale).
+
+            Not in KRX's closing auction with Nextrade in its break (nothing prints until the
+            15:30 match), nor in Nextrade's after-market auction.
+            """
+            return either(ns) if self.policy.krx_trading else after_krx(ns)
+
         self.session_of: SessionOf = session_of or no_session
         self.alerts = alerts or AlertBook(publish)  # the process's: its account alerts
         self.lag = FeedLag(clock, self.alerts, streamed, settings.lag_alert_s)
@@ -280,7 +291,7 @@ class Collector:
         self.rejections = Rejections(clock, publish, self.alerts, settings.refused_quiet_s)
         self.layouts = UnknownLayouts(clock, self.alerts, settings.refused_quiet_s)
         self.limits: Mapping[str, tuple[int, int]] = {} if limits is None else limits
-        self.stale_watch = StaleWatch(clock, self.alerts, streamed, settings.stale_after_s)
+        self.stale_watch = StaleWatch(clock, self.alerts, printing, settings.stale_after_s)
         self.publish = publish
         self.window_ns = int(settings.velocity_window_s * _NS)
         self.streams: dict[str, KisStream] = {}
