@@ -61,7 +61,8 @@ def test_every_vi_of_the_market_is_stored_from_one_registration_under_the_date(
 
 def test_a_refused_vi_feed_is_alerted_and_the_slots_go_on(tmp_path: Path) -> None:
     """A KIS that takes a symbol as the VI TRs' key, not the date: the registration refused
-    raises a warning naming the setting; the trades stream on."""
+    raises a warning naming the setting; the trades stream on. A later run KIS takes it from
+    resolves the warning."""
     with sim_day(tmp_path, VENUES, "10:30", "10:31", track_b=FEED) as day:
         day.sim.sim.config.vi_tr_key = "symbol"
         url, sim, proc = day.url, day.sim, day.start()
@@ -75,3 +76,10 @@ def test_a_refused_vi_feed_is_alerted_and_the_slots_go_on(tmp_path: Path) -> Non
         assert (severity, subject) == ("warning", "acct1")
         assert "H0UNVIC0 under 20261120" in message and "[track_b] vi_feed" in message
         assert not sim.sim.realtime.registered["H0UNVIC0"]
+        sim.sim.config.vi_tr_key = "any"  # the next run's registration is taken
+        proc = day.start()
+        resolved = f"select subject from alert_resolutions where code = '{VI_FEED_REFUSED}'"
+        wait_until(lambda: rows(url, resolved) == [("acct1",)], 60, "the refusal resolved")
+        assert sim.sim.realtime.registered["H0UNVIC0"] == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0

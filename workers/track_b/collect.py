@@ -750,6 +750,8 @@ class Collector:
         self.outages.confirmed(alias)
 
     def _on_registered(self, alias: str, registration: Registration) -> None:
+        if registration.tr_id in VI_TR_IDS:  # an earlier refusal of it is over
+            self.alerts.resolve(VI_FEED_REFUSED, alias, "KIS took the VI feed")
         if not is_trade(registration.tr_id):
             return
         detector = self.detector(alias, registration.tr_id)

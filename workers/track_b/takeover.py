@@ -28,6 +28,7 @@ from workers.track_b.session_alerts import OVERFLOW, SESSION_CODES
 from workers.track_b.slots import SlotBook, SlotCandidate
 from workers.track_b.startup import lasting, take_back
 from workers.track_b.triggers import TriggerEngine
+from workers.track_b.vi_feed import VI_FEED_REFUSED
 from workers.track_b.watchers import Watchers
 
 __all__ = ["RESUME_FAILED", "TakeOver"]
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 RESUME_FAILED = "track_b_resume_failed"
 # What a restarted Track B takes over of what an earlier run of the day left open.
-_TAKEN_OVER = (*ACCOUNT_CODES, LAYOUT_UNKNOWN, OVERFLOW, *SESSION_CODES)
+_TAKEN_OVER = (*ACCOUNT_CODES, LAYOUT_UNKNOWN, OVERFLOW, *SESSION_CODES, VI_FEED_REFUSED)
 
 
 class TakeOver(Watchers):

@@ -8,7 +8,9 @@ symbol there instead; `observer kis check` registers both and says which KIS ans
 
 The registration is the first account's, held beside the slots (`Collector.hold`) from the
 sessions' first registrations to their end, and its slot book counts it (`reserved`). A
-refusal raises `VI_FEED_REFUSED` (warning) for the day: the slots go on without it.
+refusal raises `VI_FEED_REFUSED` (warning) about the account: the slots go on without it, and
+the feed is asked again at the next change of what is held beside the slots (an auction's
+start or end). KIS taking it resolves the alert, as does a run with the feed off.
 """
 
 from __future__ import annotations

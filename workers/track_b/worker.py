@@ -71,7 +71,7 @@ from workers.track_b.startup import LateSync
 from workers.track_b.syncing import ContextSyncing
 from workers.track_b.takeover import TakeOver
 from workers.track_b.triggers import Reference, TriggerEngine
-from workers.track_b.vi_feed import merged, vi_registrations
+from workers.track_b.vi_feed import VI_FEED_REFUSED, merged, vi_registrations
 
 __all__ = ["TrackB"]
 
@@ -157,6 +157,10 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         capacity = self.config.registrations_per_account
         # The market's VIs on one registration of the first account, all day (`vi_feed`).
         self.vi_feed = vi_registrations(self.config, self.settings.kis.paper, aliases, day)
+        if not self.vi_feed:  # off: nothing would try it again, or resolve its refusal
+            for notice in taken:
+                if notice.code == VI_FEED_REFUSED:
+                    self.alerts.resolve(VI_FEED_REFUSED, notice.subject, "the VI feed is off")
         reserved = {alias: len(held) for alias, held in self.vi_feed.items()}
         # A symbol's registrations as the policy of the moment gives them (`Collector.switch`).
         book = SlotBook(aliases, capacity, lambda symbol: collector.policy.cost(symbol), reserved)
