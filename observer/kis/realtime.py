@@ -58,6 +58,7 @@ __all__ = [
     "TRADE_TRS",
     "VENUE_OF_TR",
     "VI_TRS",
+    "VI_TR_IDS",
     "BookReader",
     "OrderBookFields",
     "RealtimeDecoder",
@@ -412,7 +413,7 @@ _POSITIONS: dict[str, dict[int, dict[str, int]]] = {
 _REASON_LENGTH = 200  # TR_SUSP_REAS_CNTT: VARCHAR(200)
 _STATUS_TR_IDS = frozenset(STATUS_TRS.values())
 _EXPECTED_TR_IDS = frozenset(EXPECTED_TRS.values())
-_VI_TR_IDS = frozenset(VI_TRS.values())
+VI_TR_IDS = frozenset(VI_TRS.values())
 
 
 def decode_market_status(
@@ -712,7 +713,7 @@ class RealtimeDecoder:
         day = self.trade_date(received_ns)
         for record in records:
             try:
-                if tr_id in _VI_TR_IDS:
+                if tr_id in VI_TR_IDS:
                     vis.append(
                         decode_vi_notice(
                             record, received_ns, where, self.account, self.session_of, venue

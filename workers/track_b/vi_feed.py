@@ -19,13 +19,12 @@ from collections.abc import Mapping, Sequence, Set
 from datetime import date
 
 from observer.config.workers import TrackBSettings
-from observer.kis.realtime import VI_TRS
+from observer.kis.realtime import VI_TR_IDS, VI_TRS
 from observer.kis.stream import Registration
 
 __all__ = ["VI_FEED_REFUSED", "VI_TR_IDS", "merged", "vi_registrations"]
 
 VI_FEED_REFUSED = "track_b_vi_feed_refused"
-VI_TR_IDS = frozenset(VI_TRS.values())
 
 
 def vi_registrations(
