@@ -27,8 +27,11 @@ __all__ = ["BARS_PER_DAY", "CLOSING_AUCTION_FROM", "Paths", "draw_paths"]
 BARS_PER_DAY = 391  # 09:00 .. 15:30 inclusive
 CLOSING_AUCTION_FROM = 380  # the bar of 15:20: KRX's closing auction, matched in the last
 _MINUTES = np.arange(BARS_PER_DAY)
-# The U-shaped intraday volume profile: busy at the open and the close.
-_PROFILE = 1.0 + 2.5 * (np.exp(-_MINUTES / 25.0) + np.exp(-(390 - _MINUTES) / 25.0))
+# The U-shaped intraday volume profile: busy at the open and toward the closing auction (its
+# orders matched at 15:30 in one trade).
+_PROFILE = 1.0 + 2.5 * (
+    np.exp(-_MINUTES / 25.0) + np.exp(-np.abs(CLOSING_AUCTION_FROM - 1 - _MINUTES) / 25.0)
+)
 
 
 @dataclass(frozen=True, slots=True)
