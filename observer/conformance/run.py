@@ -242,11 +242,12 @@ def _vi_key_finding(
     feed = f"[track_b] vi_feed = {configured.vi_feed!r}"
     if (refused := seen.refusals.get(f"{tr_id} {day}")) is not None:
         by_symbol = "taken" if tr_id not in seen.refusals else "refused too"
+        off = configured.vi_feed == "off"
         report.add(
             item,
-            OK if configured.vi_feed == "off" else MISMATCH,
+            OK if off else MISMATCH,
             f"the business date {day} refused ({refused}), the symbol {by_symbol}: no "
-            f"registration carries the market's VIs; {feed} (it should be 'off')",
+            f"registration carries the market's VIs; {feed}" + ("" if off else " should be 'off'"),
         )
         return
     others = seen.vi_symbols.get(tr_id, set()) - {symbol}

@@ -209,7 +209,7 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
         "minute-bar label",
     ]
     assert "investor_etc_cls_code = '1'" in unmatched.mismatches[0].finding
-    assert "vi_feed = 'combined' (it should be 'off')" in unmatched.mismatches[1].finding
+    assert "vi_feed = 'combined' should be 'off'" in unmatched.mismatches[1].finding
     assert "bar_label = 'end'" in unmatched.mismatches[2].finding
 
 
