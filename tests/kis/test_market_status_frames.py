@@ -9,16 +9,12 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime
 
-import msgspec
 from hypothesis import given
-from sqlalchemy import String
 
-from bus.events import MarketStatus, ProgramTrade
 from observer.calendar.phases import KST
-from observer.db import models as m
 from observer.errors import KisProtocolError
 from observer.kis.realtime import RealtimeDecoder
-from tests.kis.test_parsers_storable import INT64_MAX, INT64_MIN, mutated
+from tests.kis.test_parsers_storable import assert_storable, mutated
 from tests.samples import T0
 
 # KIS's examples (the reference's H0STMKO0, without EXCH_CLS_CODE, and H0STPGM0).
@@ -27,20 +23,6 @@ STATUS = "005930^Y^거래정지 사유^164^^^^58^N^N^1"
 PROGRAM = (
     "005930^092237^1413444^109159646900^1189408^91931710200^-224036^-17227936700^65033^15475^-49558"
 )
-MODEL_OF = {MarketStatus: m.MarketStatusRow, ProgramTrade: m.ProgramTradeRow}
-
-
-def assert_storable(event: MarketStatus | ProgramTrade) -> None:
-    table = MODEL_OF[type(event)].__table__
-    for name, value in msgspec.structs.asdict(event).items():
-        if isinstance(value, bool) or value is None:
-            continue
-        if isinstance(value, int):
-            assert INT64_MIN <= value <= INT64_MAX, (name, value)
-        else:
-            column = table.c[name].type
-            assert isinstance(column, String) and column.length is not None
-            assert len(value) <= column.length and "\x00" not in value, (name, value)
 
 
 def test_kis_s_examples_read_as_documented() -> None:

@@ -17,7 +17,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import String
 
-from bus.events import OrderBook, PriceSnapshot, TradeTick
+from bus.events import (
+    Event,
+    MarketStatus,
+    OrderBook,
+    PriceSnapshot,
+    ProgramTrade,
+    TradeTick,
+    ViNotice,
+)
 from observer.db import models as m
 from observer.errors import KisProtocolError
 from observer.kis.parse import kst_to_utc_ns, price_snapshot
@@ -54,10 +62,17 @@ def mutated(base: list[str]) -> st.SearchStrategy[list[str]]:
     return replacements.map(lambda r: [r.get(i, value) for i, value in enumerate(base)])
 
 
-MODEL_OF = {TradeTick: m.TradeTickRow, OrderBook: m.OrderBookRow, PriceSnapshot: m.PriceSnapshotRow}
+MODEL_OF: dict[type[Event], type[m.Base]] = {
+    TradeTick: m.TradeTickRow,
+    OrderBook: m.OrderBookRow,
+    PriceSnapshot: m.PriceSnapshotRow,
+    MarketStatus: m.MarketStatusRow,
+    ProgramTrade: m.ProgramTradeRow,
+    ViNotice: m.ViNoticeRow,
+}
 
 
-def assert_storable(event: TradeTick | OrderBook | PriceSnapshot) -> None:
+def assert_storable(event: Event) -> None:
     """Every value fits its column: BIGINT, NUMERIC(24,8), VARCHAR(n) without NUL."""
     table = MODEL_OF[type(event)].__table__
     for name, value in msgspec.structs.asdict(event).items():

@@ -11,16 +11,12 @@ import contextlib
 from datetime import date, datetime
 from decimal import Decimal
 
-import msgspec
 from hypothesis import given
-from sqlalchemy import String
 
-from bus.events import ViNotice
 from observer.calendar.phases import KST
-from observer.db import models as m
 from observer.errors import KisProtocolError
 from observer.kis.realtime import RealtimeDecoder
-from tests.kis.test_parsers_storable import INT64_MAX, INT64_MIN, mutated
+from tests.kis.test_parsers_storable import assert_storable, mutated
 from tests.samples import T0
 
 # A static VI in force on 삼성전자 (KRX's layout) and the combined feed's lifting of it on
@@ -35,19 +31,6 @@ def _at(hhmmss: str) -> int:
         int(datetime.strptime(f"20261120{hhmmss}", "%Y%m%d%H%M%S").replace(tzinfo=KST).timestamp())
         * 10**9
     )
-
-
-def assert_storable(event: ViNotice) -> None:
-    table = m.ViNoticeRow.__table__
-    for name, value in msgspec.structs.asdict(event).items():
-        if isinstance(value, (bool, date, Decimal)) or value is None:
-            continue
-        if isinstance(value, int):
-            assert INT64_MIN <= value <= INT64_MAX, (name, value)
-        else:
-            column = table.c[name].type
-            assert isinstance(column, String) and column.length is not None
-            assert len(value) <= column.length and "\x00" not in value, (name, value)
 
 
 def test_a_vi_s_start_and_its_lifting_read_by_name() -> None:

@@ -307,7 +307,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             [a.alias for a in self.settings.kis.accounts],
             self.config.registrations_per_account,
             self.guard.barred(self.clock.now_ns()),
-            {alias: len(held) for alias, held in self.vi_feed.items()},
+            book.reserved,
         )
         names = sum(len(held) for held in wanted.values())
         log.info(
