@@ -170,7 +170,8 @@ def test_bench_data_reports_each_read_beside_its_floor() -> None:
     assert isinstance(spread, dict) and spread["books"] == 5000 and spread["migration_s"] > 0
     for where in ("database", "archive"):
         ratio = spread[f"{where}_json_ms"] / spread[f"{where}_columns_ms"]
-        assert spread[f"{where}_speedup"] == pytest.approx(ratio, rel=0.05)
+        # The speedup is printed to one decimal: 0.644 reads 0.6, 7 % off under 1x.
+        assert spread[f"{where}_speedup"] == pytest.approx(ratio, rel=0.05, abs=0.05)
 
 
 def test_bench_track_a_reports_each_cycle_against_its_bound() -> None:
