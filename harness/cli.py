@@ -265,6 +265,22 @@ def bench_data(
         typer.echo(json.dumps(report.summary()))
 
 
+@bench_app.command("journal")
+def bench_journal(
+    records: Annotated[int, typer.Option(min=1000, help="frames in the file read")] = 200_000,
+    rounds: Annotated[int, typer.Option(min=1, help="best of this many reads")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
+) -> None:
+    """The raw journal's reader vs ``zstd -d`` of the same file; its linearity."""
+    from harness.bench.journal import run_journal_bench
+
+    report = run_journal_bench(records, rounds)
+    for line in report.lines():
+        typer.echo(line)
+    if as_json:
+        typer.echo(json.dumps(report.summary()))
+
+
 @bench_app.command("kis")
 def bench_kis(
     frames: Annotated[int, typer.Option(help="H0STCNT0 frames to parse")] = 20_000,

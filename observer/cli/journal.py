@@ -21,7 +21,7 @@ from observer.kis.journal import (
     day_files,
     journal_days,
     journal_root,
-    verify_file,
+    list_file,
     verify_journal,
 )
 
@@ -71,7 +71,10 @@ def _state(found: JournalFile) -> str:
 
 @journal_app.command("list")
 def list_days(config: Config = None, day: Day = None) -> None:
-    """Each day's files: records, bytes on disk and received, and whether each is sealed."""
+    """Each day's files: records, bytes on disk and received, and whether each is sealed.
+
+    A sealed file is listed from its seal; an unsealed one is read whole.
+    """
     settings = settings_or_exit(PROGRAM, config)
     root = _root(settings)
     days = _days(root, _day(day))
@@ -79,7 +82,7 @@ def list_days(config: Config = None, day: Day = None) -> None:
         typer.echo(f"the journal in {root} is empty")
         return
     for each in days:
-        found = [verify_file(path) for path in day_files(root, each)]
+        found = [list_file(path) for path in day_files(root, each)]
         records = sum(f.records for f in found)
         size, raw = sum(f.bytes for f in found), sum(f.raw_bytes for f in found)
         ratio = raw / size if size else 0.0

@@ -49,6 +49,7 @@ __all__ = [
     "day_files",
     "journal_days",
     "journal_root",
+    "list_file",
     "prune_journal",
     "read_file",
     "redact_control",
@@ -62,6 +63,8 @@ KST = timezone(timedelta(hours=9))
 JOURNAL_SUFFIX = ".kisj.zst"
 _LENGTH = struct.Struct(">I")
 _MAX_RECORD = 64 * 1024 * 1024  # a length beyond this is damage, never a record
+_BEAT_EVERY = 10_000  # records between two calls of a reader's beat
+_SEAL_COUNTS = re.compile(r"^# records=(\d+) raw_bytes=(\d+)$", re.MULTILINE)
 _DAY_FOLDER = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _REDACTED = "<redacted>"
 _SECRET_OUTPUT_FIELDS = ("iv", "key")  # a subscription answer's AES-256 key and iv
@@ -164,6 +167,8 @@ class Journal:
     _writer: zstandard.ZstdCompressionWriter | None = field(default=None, init=False, repr=False)
     _compressor: zstandard.ZstdCompressor = field(init=False, repr=False)
     _unsynced: bool = field(default=False, init=False, repr=False)
+    _file_records: int = field(default=0, init=False, repr=False)  # the current file's
+    _file_raw: int = field(default=0, init=False, repr=False)  # its records' body bytes
     _retry_ns: int = field(default=0, init=False, repr=False)  # failed: a new file from then
 
     def __post_init__(self) -> None:
@@ -220,6 +225,8 @@ class Journal:
             self._fail(f"cannot append to {self._path}: {exc.strerror or exc}")
             return
         self.records += 1
+        self._file_records += 1
+        self._file_raw += len(record.body)
         self._unsynced = True
 
     def sync(self) -> None:
@@ -245,7 +252,7 @@ class Journal:
             writer.flush(zstandard.FLUSH_FRAME)  # the frame's end: nothing to close in the writer
             os.fsync(file.fileno())
             file.close()
-            seal(path)
+            seal(path, self._file_records, self._file_raw)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 file.close()
@@ -267,6 +274,7 @@ class Journal:
             self._fail(f"cannot create {path}: {exc.strerror or exc}")
             return
         self._file, self._path = file, path
+        self._file_records = self._file_raw = 0
         self._writer = self._compressor.stream_writer(file, write_return_read=True)
         if self.on_open is not None:
             self.on_open(path)
@@ -285,10 +293,32 @@ class Journal:
             self.on_failure(why)
 
 
-def seal(path: Path) -> None:
-    """Write ``<path>.sha256`` (sha256sum's format), durably: the file is complete."""
+def seal(path: Path, records: int, raw_bytes: int) -> None:
+    """Write ``<path>.sha256`` (sha256sum's format), durably: the file is complete.
+
+    A comment line (which ``sha256sum -c`` skips) holds its record count and their bodies'
+    bytes, so that listing a sealed file never decompresses it (`list_file`).
+    """
     sidecar = path.with_name(path.name + ".sha256")
-    write_private(sidecar, f"{_sha256(path)}  {path.name}\n".encode())
+    text = f"{_sha256(path)}  {path.name}\n# records={records} raw_bytes={raw_bytes}\n"
+    write_private(sidecar, text.encode())
+
+
+def list_file(path: Path) -> JournalFile:
+    """``path``'s records and bytes from its seal; read whole (`verify_file`) if unsealed.
+
+    Its sha256 is not checked (that is `verify_file`'s work): a file with a seal is listed
+    as sealed.
+    """
+    sidecar = path.with_name(path.name + ".sha256")
+    try:
+        counts = _SEAL_COUNTS.search(sidecar.read_text())
+    except OSError:
+        counts = None
+    if counts is None:  # unsealed, or sealed by a release before the counts
+        return verify_file(path)
+    records, raw = int(counts.group(1)), int(counts.group(2))
+    return JournalFile(path, records, path.stat().st_size, raw, sealed=True, torn=False)
 
 
 def _sha256(path: Path) -> str:
@@ -334,26 +364,32 @@ class _Torn(Exception):
 
 
 def _records(path: Path) -> Iterator[JournalRecord]:
-    """Each whole record; `_Torn` after the last if bytes of another follow it."""
+    """Each whole record; `_Torn` after the last if bytes of another follow it.
+
+    Linear in the file's bytes: records are decoded at an offset into the decompressed
+    chunk, and only the tail of a record cut by the chunk's end is carried into the next.
+    """
     decompressor = zstandard.ZstdDecompressor().decompressobj()
     pending = b""
     try:
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):
                 pending += decompressor.decompress(chunk)
-                while len(pending) >= _LENGTH.size:
-                    (length,) = _LENGTH.unpack_from(pending)
+                offset, size = 0, len(pending)
+                while size - offset >= _LENGTH.size:
+                    (length,) = _LENGTH.unpack_from(pending, offset)
                     if length > _MAX_RECORD:
                         raise JournalError(f"{path}: a record of {length} bytes: damaged")
-                    end = _LENGTH.size + length
-                    if len(pending) < end:
+                    end = offset + _LENGTH.size + length
+                    if size < end:
                         break
                     try:
-                        record = _decoder.decode(pending[_LENGTH.size : end])
+                        record = _decoder.decode(pending[offset + _LENGTH.size : end])
                     except msgspec.DecodeError as exc:
                         raise JournalError(f"{path}: a record does not decode: {exc}") from None
-                    pending = pending[end:]
+                    offset = end
                     yield record
+                pending = pending[offset:]
     except zstandard.ZstdError as exc:
         raise JournalError(f"{path}: does not decompress: {exc}") from None
     except OSError as exc:
@@ -362,11 +398,17 @@ def _records(path: Path) -> Iterator[JournalRecord]:
         raise _Torn
 
 
-def verify_file(path: Path) -> JournalFile:
+def _idle() -> None:
+    pass
+
+
+def verify_file(path: Path, beat: Callable[[], None] = _idle) -> JournalFile:
     """Read ``path`` whole: its records, whether it is sealed, torn, or damaged.
 
     A sealed file's sha256 must match its ``.sha256``. An unsealed one (its process died)
     is as good as its last whole record. Never raises for damage: it is in ``problem``.
+    ``beat`` is called every `_BEAT_EVERY` records (a job's heartbeat: a real day's file
+    holds millions).
     """
     records = raw = 0
     torn = False
@@ -375,6 +417,8 @@ def verify_file(path: Path) -> JournalFile:
         for record in _records(path):
             records += 1
             raw += len(record.body)
+            if not records % _BEAT_EVERY:
+                beat()
     except _Torn:
         torn = True
     except JournalError as exc:
@@ -382,7 +426,8 @@ def verify_file(path: Path) -> JournalFile:
     sidecar = path.with_name(path.name + ".sha256")
     sealed = False
     if sidecar.exists() and not problem:
-        recorded = sidecar.read_text().split()[0] if sidecar.read_text().strip() else ""
+        text = sidecar.read_text()
+        recorded = text.split()[0] if text.strip() else ""
         if recorded != _sha256(path):
             problem = f"{path}: its sha256 differs from {sidecar.name}: the file changed"
         else:
@@ -390,14 +435,17 @@ def verify_file(path: Path) -> JournalFile:
     return JournalFile(path, records, path.stat().st_size, raw, sealed, torn, problem)
 
 
-def verify_journal(root: Path, day: date | None = None) -> tuple[list[JournalFile], list[str]]:
+def verify_journal(
+    root: Path, day: date | None = None, beat: Callable[[], None] = _idle
+) -> tuple[list[JournalFile], list[str]]:
     """Every file of ``day`` (or of every day) read whole, and the problems found.
 
     A problem is a damaged file, or a sealed one whose sha256 changed; a torn last record
-    (a power cut mid-append) is what the live process lost too, not a problem.
+    (a power cut mid-append) is what the live process lost too, not a problem. ``beat``:
+    as `verify_file`'s.
     """
     found = [
-        verify_file(path)
+        verify_file(path, beat)
         for each in (journal_days(root) if day is None else [day])
         for path in day_files(root, each)
     ]

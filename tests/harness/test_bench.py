@@ -146,6 +146,19 @@ def test_bench_masterfile_reports_its_keys() -> None:
     assert result["tickers_us"] > 5_000
 
 
+def test_bench_journal_reads_every_record_beside_zstd() -> None:
+    result = run("journal", "--records", "20000", "--rounds", "1")
+    assert result["records"] == 20_000
+    assert result["raw_bytes"] > result["compressed_bytes"] > 0  # type: ignore[operator]
+    mb = result["raw_bytes"] / 1e6  # type: ignore[operator]
+    assert result["reader_mb_per_s"] == pytest.approx(mb / result["read_s"], rel=0.1, abs=0.1)  # type: ignore[operator]
+    assert result["ratio_to_zstd"] == pytest.approx(
+        result["reader_mb_per_s"] / result["zstd_mb_per_s"],  # type: ignore[operator]
+        rel=0.05,
+        abs=0.01,
+    )
+
+
 def test_bench_data_reports_each_read_beside_its_floor() -> None:
     result = run(
         "data",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 from datetime import date, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,6 +29,7 @@ from observer.kis.journal import (
     day_files,
     frame_tr,
     journal_days,
+    list_file,
     prune_journal,
     read_file,
     redact_control,
@@ -133,6 +135,61 @@ def test_a_record_cut_inside_its_bytes_is_torn(tmp_path: Path) -> None:
     found = verify_file(path)
     assert (found.records, found.torn, found.ok) == (1, True, False)
     assert len(list(read_file(path))) == 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 300_000), min_size=1, max_size=12),
+    cut=st.floats(0.0, 1.0),
+)
+def test_a_file_torn_anywhere_reads_back_a_prefix_whole_and_in_order(
+    tmp_path_factory: pytest.TempPathFactory, sizes: list[int], cut: float
+) -> None:
+    """Records of any size (across the reader's 1 MiB reads), the file cut at any byte."""
+    root = tmp_path_factory.mktemp("journal")
+    journal = Journal(root, "track_b", level=1)
+    sent = [
+        JournalRecord(DAY_ONE + i, "acct1", "ws", "H0STCNT0", os.urandom(size))
+        for i, size in enumerate(sizes)
+    ]
+    for record in sent:
+        journal.append(record)
+    path = journal.path
+    assert path is not None
+    died(journal)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: int(len(whole) * cut)])
+    back = list(read_file(path))
+    assert back == sent[: len(back)]
+    found = verify_file(path)
+    assert found.records == len(back) and not found.problem
+
+
+def test_a_sealed_file_is_listed_from_its_seal_and_the_seal_checks_with_sha256sum(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path, "track_b")
+    for i in range(50):
+        journal.frame("acct1", f"0|H0STCNT0|001|005930^{i}", DAY_ONE + i)
+    path = journal.path
+    journal.close()
+    assert path is not None
+    read, listed = verify_file(path), list_file(path)
+    assert (listed.records, listed.raw_bytes, listed.sealed) == (50, read.raw_bytes, True)
+    sidecar = path.with_name(path.name + ".sha256")
+    checked = subprocess.run(
+        ["sha256sum", "--strict", "-c", sidecar.name], cwd=path.parent, capture_output=True
+    )
+    assert checked.returncode == 0, checked.stderr
+    # Listing reads the seal alone: the same counts from a file whose bytes are gone.
+    path.write_bytes(b"")
+    assert list_file(path).records == 50 and verify_file(path).problem
+    # An unsealed file (its process died) is read whole.
+    unsealed = Journal(tmp_path / "other", "track_b")
+    unsealed.frame("acct1", "0|H0STCNT0|001|a", DAY_ONE)
+    assert unsealed.path is not None
+    died(unsealed)
+    assert (list_file(unsealed.path).records, list_file(unsealed.path).sealed) == (1, False)
 
 
 def test_a_sealed_file_that_changed_is_a_problem(tmp_path: Path) -> None:

@@ -101,7 +101,9 @@ def verify(
         )
     finally:
         engine.dispose()
-    journal, damaged = verify_journal(journal_root(settings.kis.journal, settings.paths), wanted)
+    journal, damaged = verify_journal(
+        journal_root(settings.kis.journal, settings.paths), wanted, notifier.beat
+    )
     problems = problems + damaged
     if alert:
         _alert_verified(settings, notifier, checked, problems, every_day=day is None)
