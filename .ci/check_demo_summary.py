@@ -128,6 +128,11 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     sessions = b.get("ticks_by_session", {})
     for session in ("NXT pre_market", "NXT after_market"):
         expect(sessions.get(session, 0) > 0, f"no {session} ticks: {sessions}")
+    # Mid-point trades print between two ticks on both venues: stored, none refused for it
+    mids = b.get("mid_points_by_venue", {})
+    expect(all(mids.get(v, 0) > 0 for v in ("KRX", "NXT")), f"mid-point trades stored: {mids}")
+    refused = b.get("refused_by_kind", {})
+    expect("off_tick_grid" not in refused, f"trades refused for their price: {refused}")
     expect("overflow" in b, "track_b.overflow is missing")
     g = summary.get("gaps", {})
     expect(g.get("detected", 0) > 0 and g.get("recovered", 0) > 0, f"gaps: {g}")

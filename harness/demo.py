@@ -47,6 +47,7 @@ from observer.kis.pacing import RECOVER_S
 from observer.kis.realtime import EXPECTED_TRS, TRADE_TRS, VI_TRS
 from observer.kis.schemas import INVESTOR_POSTINGS
 from observer.kis.settings import REST_PER_SECOND
+from observer.market.grid import tick_sql
 from observer.process.logs import register_secret
 from observer.process.private_files import write_private
 from observer.process.stats import percentile
@@ -831,6 +832,15 @@ def track_b_summary(
         table: conn.execute(text(f"select count(*) from {table}")).scalar_one()  # noqa: S608
         for table in ("market_status", "program_trades", "auction_expected", "vi_notices")
     }
+    between_ticks = conn.execute(
+        text(
+            f"select venue, count(*) from trade_ticks where price % ({tick_sql('price')}) != 0 "  # noqa: S608
+            "group by venue order by venue"
+        )
+    ).all()
+    refused = conn.execute(
+        text("select kind, count(*) from realtime_rejections group by kind order by kind")
+    ).all()
     return {
         "max_slots_used": peak,
         "slots_peak": peak,
@@ -894,6 +904,10 @@ def track_b_summary(
         },
         # Ticks stored per "venue session" ("KRX regular"; a session "" is in none)
         "ticks_by_session": {f"{venue} {session}".strip(): n for venue, session, n in sessions},
+        # Trades stored between two ticks of KRX's grid (mid-point orders), per venue
+        "mid_points_by_venue": {venue: n for venue, n in between_ticks},
+        # Records refused per kind (realtime_rejections): none ever for its price alone
+        "refused_by_kind": {kind: n for kind, n in refused},
     }
 
 

@@ -21,7 +21,13 @@ import numpy as np
 from harness.sim.listings import Listing, Overseas, draw_listings
 from harness.sim.nextrade import NxtDay, draw_nxt_day
 from harness.sim.paths import BARS_PER_DAY, Paths, draw_paths
-from harness.sim.price_units import round_tick, round_ticks, tick_size
+from harness.sim.price_units import (
+    MID_POINTS_FROM,
+    mid_points,
+    round_tick,
+    round_ticks,
+    tick_size,
+)
 from observer.calendar.trading import TradingCalendar
 from observer.errors import ConfigError
 
@@ -41,6 +47,8 @@ __all__ = [
 ]
 
 NXT_SHARE = 0.28  # of the KOSPI and KOSDAQ stocks, as Nextrade's 700 of some 2,500
+# Of a day's trades, those at a mid-point between two ticks (both venues, from 2025-03-04).
+MID_POINT_SHARE = 0.02
 
 KST = timezone(timedelta(hours=9))
 _BLOCK = 25  # sessions whose daily bars are drawn together (`Market.daily_bar`)
@@ -111,13 +119,24 @@ class Market:
         How many domestic stocks and ETFs to list, the real ones among them: the real stocks
         and ETFs come first (as many as fit), synthetic ones with codes and names of their own
         fill the rest.
+    mid_points:
+        The share of each venue's trades (from `MID_POINTS_FROM`) printed at a mid-point,
+        half a tick above a price of the grid; 0: every trade on the grid (the belief before
+        mid-point orders).
     """
 
     def __init__(
-        self, seed: int, calendar: TradingCalendar, *, stocks: int = 2500, etfs: int = 1000
+        self,
+        seed: int,
+        calendar: TradingCalendar,
+        *,
+        stocks: int = 2500,
+        etfs: int = 1000,
+        mid_points: float = MID_POINT_SHARE,
     ) -> None:
         self.seed = seed
         self.calendar = calendar
+        self.mid_points = mid_points
         rng = np.random.default_rng(_seed(seed, "listings"))
         self.listings, self.overseas = draw_listings(rng, stocks=stocks, etfs=etfs)
 
@@ -316,6 +335,11 @@ class Market:
         seconds = np.sort(rng.uniform(0, 60, size=count))
         seconds[0] = 0.0
         rounded = np.clip(round_ticks(prices), low, h)  # vectorised: 20 us a tick one by one
+        if self.mid_points and day >= MID_POINTS_FROM and count >= 4:
+            drawn = rng.random(count)  # drawn last: the grid's trades stay as they were
+            fixed = [0, count - 1, int(at_high), int(at_low)]  # the bar's open, close, extremes
+            drawn[fixed] = 1.0
+            rounded = mid_points(rounded, np.full(count, h), drawn, self.mid_points)
         return tuple(
             Tick(s, p, q)
             for s, p, q in zip(seconds.tolist(), rounded.tolist(), shares.tolist(), strict=True)
@@ -330,8 +354,11 @@ class Market:
         """
         path = self._path(symbol, day)
         rng = np.random.default_rng(_seed(self.seed, "nxt", symbol, day.isoformat()))
+        share = self.mid_points if day >= MID_POINTS_FROM else 0.0
         return draw_nxt_day(
-            rng, path.trades, path.volume, path.low, path.high, path.prev_close, path.day_close
+            rng,
+            *(path.trades, path.volume, path.low, path.high, path.prev_close, path.day_close),
+            mid_point_share=share,
         )
 
     def nxt_ticks(self, symbol: str, day: date, minute: int) -> tuple[Tick, ...]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.sim.paths import BARS_PER_DAY
-from harness.sim.price_units import price_limits, round_ticks, tick_size
+from harness.sim.price_units import mid_points, price_limits, round_ticks, tick_size
 
 if TYPE_CHECKING:
     from harness.sim.config import Faults
@@ -134,6 +134,7 @@ def draw_nxt_day(
     high: np.ndarray,
     prev_close: int,
     day_close: int,
+    mid_point_share: float = 0.0,
 ) -> NxtDay:
     """Nextrade's trades of a day, every session's at once (one generator, vectorised).
 
@@ -141,7 +142,8 @@ def draw_nxt_day(
     minute trades binomially `MAIN_SHARE` of KRX's bar's trades within its low and high, at
     KRX's mean size; a minute outside KRX's hours a Poisson `OFF_HOURS_SHARE` of the name's
     mean minute within `_BAND_UNITS` price units of the previous close (before 09:00) or the
-    day's close (after), at the day's mean size.
+    day's close (after), at the day's mean size. ``mid_point_share`` of them print at a
+    mid-point (`mid_points`).
     """
     index = _MINUTES - _KRX_OPEN_MINUTE
     main = (_CODES == "2") & (index >= 0) & (index < BARS_PER_DAY)
@@ -165,6 +167,8 @@ def draw_nxt_day(
     )
     quantities = rng.integers(1, 2 * size[each] + 1)
     at_s = _MINUTES[each] * 60 + rng.uniform(_FROM_S[each], _TO_S[each])
+    if mid_point_share:  # drawn after the rest: the grid's trades stay as they were
+        prices = mid_points(prices, ceiling[each], rng.random(len(prices)), mid_point_share)
     order = np.argsort(at_s, kind="stable")
     return _auctioned(
         NxtDay(at_s[order], prices[order].astype(np.int64), quantities[order].astype(np.int64))

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 
-__all__ = ["price_limits", "round_tick", "round_ticks", "tick_size"]
+__all__ = [
+    "MID_POINTS_FROM",
+    "mid_points",
+    "price_limits",
+    "round_tick",
+    "round_ticks",
+    "tick_size",
+]
+
+# Mid-point orders trade on KRX (and Nextrade, which opened that day) from 2025-03-04: at
+# the average of the best bid and ask with the fraction dropped, between two ticks.
+MID_POINTS_FROM = date(2025, 3, 4)
 
 
 def tick_size(price: int) -> int:
@@ -47,3 +60,18 @@ def round_ticks(prices: np.ndarray) -> np.ndarray:
     units = _TICK_UNITS[np.searchsorted(_TICK_LIMITS, prices.astype(np.int64), side="right")]
     rounded: np.ndarray = np.maximum(units, np.round(prices / units) * units).astype(np.int64)
     return rounded
+
+
+def mid_points(
+    prices: np.ndarray, ceiling: np.ndarray, drawn: np.ndarray, share: float
+) -> np.ndarray:
+    """``prices`` (on the grid), some printed as mid-points: half a tick above, fraction dropped.
+
+    A price moves where its draw in ``drawn`` (uniform in [0, 1)) is below ``share``, its
+    tick is 5 or more (a mid-point of a 1-won tick is on the grid) and the tick above it is
+    within ``ceiling``: the trade stays inside the bar's (or the band's) high.
+    """
+    units = _TICK_UNITS[np.searchsorted(_TICK_LIMITS, prices, side="right")]
+    moved = (drawn < share) & (units >= 5) & (prices + units <= ceiling)
+    shifted: np.ndarray = np.where(moved, prices + units // 2, prices).astype(np.int64)
+    return shifted

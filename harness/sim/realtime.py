@@ -574,6 +574,7 @@ def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: 
     """One H0STCNT0 record: the 2026-05 layout's 46 fields in the order of §5.6."""
     change = price - r.prev_close
     unit = tick_size(price)
+    bid = price // unit * unit  # a mid-point trade's book: the ticks either side of it
     fields = [
         symbol,
         hhmmss,
@@ -585,8 +586,8 @@ def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: 
         str(r.open),
         str(r.high),
         str(r.low),
-        str(price + unit),
-        str(price),
+        str(bid + unit),
+        str(bid),
         str(qty),
         str(r.volume),
         str(r.value),

@@ -13,6 +13,7 @@ from msgspec import Meta
 
 from bus.events import GapReason, TradingSession
 from observer.cluster.shards import Shard
+from observer.market.grid import KRX_TICK_SIZES
 from observer.tables import (
     ClockTime,
     Percent,
@@ -24,7 +25,6 @@ from observer.tables import (
 )
 
 __all__ = [
-    "KRX_TICK_SIZES",
     "BackupSettings",
     "EnrichSettings",
     "EtfSettings",
@@ -40,18 +40,6 @@ __all__ = [
     "TriggerSettings",
     "UniverseSettings",
 ]
-
-
-# KRX's tick sizes for KOSPI and KOSDAQ stocks since 2023-01-25, as [from_price, tick].
-KRX_TICK_SIZES = (
-    (0, 1),
-    (2_000, 5),
-    (5_000, 10),
-    (20_000, 50),
-    (50_000, 100),
-    (200_000, 500),
-    (500_000, 1_000),
-)
 
 
 class MasterFileSettings(Strict, frozen=True):
@@ -276,9 +264,11 @@ class TrackBSettings(Strict, frozen=True):
     # record. KRX trades 08:30-18:00, and from 07:00 to 20:00 if its extension is live
     # (UNCONFIRMED): the wider by default.
     exchange_hours: tuple[ClockTime, ClockTime] = ("07:00", "20:00")
-    # Trade prices off the tick grid, as [from_price, tick] pairs ascending from 0, checked for
-    # the universe's stocks (their limits known from Track A): KRX's table for KOSPI and
-    # KOSDAQ stocks since 2023 by default; empty: not checked.
+    # The tick grid, as [from_price, tick] pairs ascending from 0, that classifies the
+    # universe's stocks' trade prices (their limits known from Track A): on it, a mid-point
+    # (between two ticks, within the quoted spread) or neither. Never a refusal: both venues
+    # trade mid-point orders off the grid. KRX's table for KOSPI and KOSDAQ stocks since
+    # 2023 by default; empty: every price counted on the grid.
     tick_sizes: tuple[tuple[Annotated[int, Meta(ge=0)], Positive], ...] = KRX_TICK_SIZES
     # A WebSocket frame over this many bytes is dropped and counted, its session kept (1 MiB:
     # 999 records of the widest TR are ~400 KB; above 16 MiB the library ends the session);

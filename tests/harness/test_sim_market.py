@@ -72,7 +72,10 @@ def test_ticks_reproduce_their_bar(n: int, index: int) -> None:
     assert (prices[0], prices[-1]) == (path.open[index], path.close[index])
     assert (max(prices), min(prices)) == (path.high[index], path.low[index])
     assert sum(t.qty for t in ticks) == path.volume[index]
-    assert all(p % tick_size(p) == 0 for p in prices)
+    # On the grid, or a mid-point: half a tick above a price of it, below the bar's high
+    off = [p for p in prices if p % tick_size(p)]
+    assert all((p - tick_size(p) // 2) % tick_size(p) == 0 for p in off)
+    assert all(p < path.high[index] for p in off)
     seconds = [t.second for t in ticks]
     assert seconds == sorted(seconds) and seconds[0] >= 0 and seconds[-1] < 60
 
@@ -106,3 +109,23 @@ def test_some_days_carry_events_that_make_triggers_fire() -> None:
     ratios.sort()
     assert ratios[len(ratios) // 2] < 5  # an ordinary day's busiest minute
     assert sum(r > 10 for r in ratios) >= 3  # surges exist, and are rare
+
+
+def test_a_day_prints_mid_points_on_both_venues_and_the_switch_turns_them_off() -> None:
+    """2 % of the trades between two ticks by default; none with ``mid_points=0``, nor before
+    mid-point orders existed (2025-03-04); the grid's trades the same either way."""
+    on, off = market(), Market(7, TradingCalendar(), mid_points=0.0)
+    symbol = "005930"  # a busy name: its bars have trades between their extremes
+    krx = [t.price for i in range(BARS_PER_DAY) for t in on.ticks(symbol, DAY, i)]
+    plain = [t.price for i in range(BARS_PER_DAY) for t in off.ticks(symbol, DAY, i)]
+    nxt = on.nxt_day(symbol, DAY).price.tolist()
+    nxt_plain = off.nxt_day(symbol, DAY).price.tolist()
+    for prices, grid in ((krx, plain), (nxt, nxt_plain)):
+        between = sum(p % tick_size(p) != 0 for p in prices)
+        assert 0.005 * len(prices) < between < 0.04 * len(prices), (between, len(prices))
+        assert not any(p % tick_size(p) for p in grid)
+        assert all(p == g or p - g == tick_size(g) // 2 for p, g in zip(prices, grid, strict=True))
+    before = date(2025, 2, 28)
+    assert not any(
+        t.price % tick_size(t.price) for i in range(60) for t in on.ticks(symbol, before, i)
+    )

@@ -2,12 +2,13 @@
 
 Through a proxy between Track B's collector and the simulator's WebSocket (`tests.feed_proxy`),
 real trades are rewritten and frames injected: a record of a symbol the session never asked
-for (unlisted ``999999``, and a listed one), a negative price, a zero quantity, a price off
-the tick grid, one beyond the day's limits, a time outside the session, a 10 MB frame, a
+for (unlisted ``999999``, and a listed one), a negative price, a zero quantity, one beyond
+the day's limits, a time outside the session, a 10 MB frame, a
 frame whose count does not match its records, one that is not UTF-8 (and holds the app key
 and the approval key). The collector publishes through a real producer to a real writer;
 the database is read afterwards: no such tick, a rejected row with its text for each, one
-alert per kind and symbol, and a session that never reconnected for them. Then a burst of
+alert per kind and symbol, and a session that never reconnected for them. A price off the
+tick grid is a trade like any other (a mid-point): stored, and counted. Then a burst of
 bad frames: one alert, exactly one reconnect, and the episode's end resolved; a 10 MB
 frame ends no session (no close code 1009, no gap for every symbol of the account).
 """
@@ -53,7 +54,6 @@ TRADE_RECORD = "^".join(["005930", "100000", "73100", *["1"] * 43])  # 46 fields
 _CHANGED = (  # the kinds of the real trades rewritten
     "price_not_positive",
     "volume_not_positive",
-    "off_tick_grid",
     "outside_limits",
     "outside_session",
 )
@@ -131,7 +131,7 @@ def test_a_hostile_feed_stores_nothing_false_and_a_bad_frame_costs_that_frame(
         if tick_size(price) == 1:
             return None
         row[PRICE] = str(price + 1)
-        injected["off_tick_grid"].append(row)
+        seen["off_grid"] = row
         return row
 
     def beyond(row: Row) -> Row:
@@ -200,6 +200,7 @@ def test_a_hostile_feed_stores_nothing_false_and_a_bad_frame_costs_that_frame(
             seen["after"] = (proxy.connections, stream.reconnects)
             seen["dropped"] = stream.dropped
             seen["counters"] = collector.account_counters()
+            seen["price_kinds"] = dict(collector.off_grid)
         finally:
             stop.set()
             await running
@@ -233,8 +234,14 @@ def _check(
     assert len(ticks) > 60 and {t[0] for t in ticks} == set(limits)
     for symbol, stamp, price, qty in ticks:
         lower, upper = limits[symbol]
-        assert qty > 0 and 0 < lower <= price <= upper and price % tick_size(price) == 0
+        assert qty > 0 and 0 < lower <= price <= upper
         assert 9 <= (stamp // _NS + 9 * 3600) % 86_400 // 3600 < 16, (symbol, stamp)
+    # The price off the grid (a mid-point of its record's spread) is stored, and counted.
+    off = seen["off_grid"]
+    assert (off[0], int(off[PRICE])) in {(t[0], t[2]) for t in ticks}
+    stored_off = sum(price % tick_size(price) != 0 for _, _, price, _ in ticks)
+    assert seen["price_kinds"].get(("KRX", "mid_point"), 0) >= 1
+    assert sum(seen["price_kinds"].values()) == stored_off
     # A rejected row for each, with its frame's text.
     rows = db_rows(url, "select kind, symbol, tr_id, reason, text, length from realtime_rejections")
     by_kind: dict[str, list[Any]] = {}
@@ -262,7 +269,7 @@ def _check(
     counters = seen["counters"]
     for kind, count in figures.items():
         assert counters[f"account.acct1.rejected.{kind}"] == count
-    assert counters["account.acct1.rejected_records"] == 7
+    assert counters["account.acct1.rejected_records"] == 6
     dropped = ("oversized_frame", "malformed_frame", "unknown_layout")
     assert seen["dropped"] == sum(figures[kind] for kind in dropped)
     # One alert per kind and symbol; a refused trade of a streamed symbol is a gap.

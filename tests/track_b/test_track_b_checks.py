@@ -19,7 +19,15 @@ from aiohttp import WSMsgType
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bus.events import Alert, AlertResolved, Event, OrderBook, RealtimeRejected, TradeTick
+from bus.events import (
+    Alert,
+    AlertResolved,
+    Event,
+    OrderBook,
+    RealtimeRejected,
+    TradeTick,
+    Venue,
+)
 from harness.sim.price_units import round_tick
 from harness.sim.price_units import tick_size as krx_tick
 from observer.alerts.book import AlertBook
@@ -38,21 +46,20 @@ from observer.kis.frames import (
 )
 from observer.kis.realtime import RealtimeEvents
 from observer.kis.stream import KisStream, StreamSettings
+from observer.market.grid import KRX_TICK_SIZES as KRX_TICKS
+from observer.market.grid import mid_point_of, price_kind, tick_size
 from tests.kis.test_kis_parse import TRADE
 from tests.kis.test_kis_stream import FakeSession, Heard, serve, tokens
 from tests.support import until
 from workers.track_b.checks import (
     FUTURE_S,
-    OFF_GRID,
     OUTSIDE_LIMITS,
     OUTSIDE_SESSION,
     PRICE,
     UNREGISTERED,
     VOLUME,
     Checks,
-    tick_size,
 )
-from workers.track_b.checks import KRX_TICK_SIZES as KRX_TICKS
 from workers.track_b.rejections import (
     ALERTED_SYMBOLS,
     BAD_FRAMES,
@@ -68,8 +75,19 @@ NOON = int(datetime(2026, 11, 20, 12, 0, tzinfo=KST).timestamp()) * _NS
 WIDE = (0, 10**10)  # limits known and wide: a universe stock's grid is checked
 
 
-def trade(price: int = 73100, qty: int = 5, stamp: int = NOON, received: int = NOON) -> TradeTick:
+def trade(
+    price: int = 73100,
+    qty: int = 5,
+    stamp: int = NOON,
+    received: int = NOON,
+    bid1: int = 0,
+    ask1: int = 0,
+    venue: Venue = "KRX",
+) -> TradeTick:
     return TradeTick(
+        bid1=bid1,
+        ask1=ask1,
+        venue=venue,
         symbol="005930",
         exchange_ns=stamp,
         received_ns=received,
@@ -100,33 +118,62 @@ bands = st.lists(
 ).map(lambda rest: ((0, 1), *sorted(rest)))
 
 
-@given(bands, st.integers(1, 10**8))
-def test_a_price_is_on_the_grid_exactly_when_its_bands_tick_divides_it(
-    table: tuple[tuple[int, int], ...], price: int
+@given(bands, st.integers(1, 10**8), st.sampled_from(["KRX", "NXT", "combined"]))
+def test_no_price_is_refused_for_being_off_the_grid_and_its_kind_follows_the_bands_tick(
+    table: tuple[tuple[int, int], ...], price: int, venue: Venue
 ) -> None:
     unit = [u for start, u in table if start <= price][-1]  # by a scan, not a bisect
     assert tick_size(price, table) == unit
-    fault = Checks(tick_sizes=table).trade(trade(price), True, WIDE)
-    assert (fault is None) == (price % unit == 0)
-    if fault is not None:
-        assert fault[0] == OFF_GRID and f"{unit:,}" in fault[1]
-    assert Checks(tick_sizes=()).trade(trade(price), True, WIDE) is None  # no table: not checked
-    assert Checks(tick_sizes=table).trade(trade(price), True, None) is None  # not a stock
+    checks = Checks(tick_sizes=table)
+    assert checks.trade(trade(price, venue=venue), True, WIDE) is None
+    kind = checks.price_kind(trade(price, venue=venue), stock=True)
+    assert (kind == "on_grid") == (price % unit == 0)
+    assert kind in ("on_grid", "mid_point")  # the book unknown: an off-grid price a mid-point
+    assert Checks(tick_sizes=()).price_kind(trade(price), stock=True) == "on_grid"
+    assert checks.price_kind(trade(price), stock=False) == "on_grid"  # not a stock: its own grid
+
+
+@given(st.floats(2_000, 2_000_000), st.integers(1, 20), st.integers(-3, 3))
+def test_a_mid_point_of_the_quoted_spread_is_a_mid_point_and_a_price_outside_it_is_off_grid(
+    raw: float, ticks: int, beyond: int
+) -> None:
+    """KRX's rule: the average of the best bid and ask, the fraction dropped."""
+    bid = round_tick(raw)
+    unit = krx_tick(bid)
+    ask = bid + ticks * unit
+    mid = mid_point_of(bid, ask)
+    assert bid <= mid <= ask and mid == (bid + ask) // 2
+    expected = "on_grid" if mid % krx_tick(mid) == 0 else "mid_point"
+    assert price_kind(mid, bid, ask) == expected
+    outside = ask + unit // 2 if beyond >= 0 else bid - unit // 2
+    if outside % krx_tick(outside):
+        assert price_kind(outside, bid, ask) == "off_grid"
+        assert price_kind(outside, 0, ask) == price_kind(outside, bid, 0) == "mid_point"
+        checks = Checks()
+        refused = checks.trade(trade(outside, bid1=bid, ask1=ask), True, WIDE)
+        assert refused is None  # stored all the same
+
+
+def test_the_worked_example_of_the_reference_is_a_mid_point() -> None:
+    """71,950 between 71,900 and 72,000 (tick 100): a KRX mid-point trade."""
+    assert mid_point_of(71_900, 72_000) == 71_950
+    assert price_kind(71_950, 71_900, 72_000) == "mid_point"
+    assert price_kind(71_950, 72_000, 72_100) == "off_grid"
+    assert Checks().trade(trade(71_950, bid1=71_900, ask1=72_000), True, WIDE) is None
 
 
 @given(st.floats(1, 2_000_000))
 def test_every_price_the_simulator_rounds_is_on_the_krx_grid_and_one_won_more_is_not(
     raw: float,
 ) -> None:
-    """The configured table against the simulator's own implementation of KRX's units."""
+    """The default table against the simulator's own implementation of KRX's units."""
     price = round_tick(raw)
-    checks = Checks()  # the default table: KRX's
     assert tick_size(price, KRX_TICKS) == krx_tick(price)
-    assert checks.trade(trade(price), True, WIDE) is None
+    assert price_kind(price, 0, 0) == "on_grid"
     if krx_tick(price + 1) > 1:
-        assert checks.trade(trade(price + 1), True, WIDE) == (
-            OFF_GRID,
-            f"price {price + 1:,} is not a multiple of its tick {krx_tick(price + 1):,}",
+        assert price_kind(price + 1, 0, 0) == "mid_point"
+        assert price_kind(price + 1, price + krx_tick(price) * 2, price + krx_tick(price) * 3) == (
+            "off_grid"
         )
 
 

@@ -8,6 +8,7 @@ collector that records what it is asked to apply and a feed of the snapshots due
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Set
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -76,6 +77,7 @@ class Streams:
         self.statuses: dict[str, Any] = {}
         self.held_aside: dict[str, set[Any]] = {}  # an auction's: none here
         self.ticks = self.gaps = self.refusals = 0
+        self.off_grid: Counter[tuple[str, str]] = Counter()  # stored trades between ticks
         self.policy = RegistrationPolicy()  # KRX's trades alone
         self.took: list[tuple[list[tuple[str, str]], bool]] = []  # alerts taken over, late
 

@@ -10,7 +10,7 @@ the triggers are set for); session events go to the `Collector`.
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -22,11 +22,13 @@ from bus.events import (
     OrderBook,
     ProgramTrade,
     TradeTick,
+    Venue,
     ViNotice,
 )
 from observer.kis.frames import UNKNOWN_LAYOUT, DroppedFrame
 from observer.kis.realtime import RealtimeEvents
 from observer.kis.stream import KisStream, Registration, StreamState
+from observer.market.grid import OFF_GRID, PriceKind
 from workers.track_b.checks import OUTSIDE_SESSION, UNREGISTERED, Checks
 from workers.track_b.gaps import GapDetector, TickGap
 from workers.track_b.lag import FeedLag
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 TRADE, BOOK = "H0STCNT0", "H0STASP0"
 MALFORMED_RECORD = "malformed_record"  # the kind of a record the decoder refused
+_LOGGED = frozenset(10**n for n in range(7))  # the 1st, 10th, 100th ... off-grid trade: logged
 
 
 class FeedSettings(Protocol):
@@ -66,6 +69,7 @@ class FeedOwner(Protocol):
     statuses: dict[str, MarketStatus]
     window_ns: int
     ticks: int
+    off_grid: Counter[tuple[Venue, PriceKind]]
     lag: FeedLag
     refused_data: RefusedData
     rejections: Rejections
@@ -118,6 +122,8 @@ class AccountFeed:
                 continue
             c.publish(tick)
             c.ticks += 1
+            if (kind := c.settings.checks.price_kind(tick, tick.symbol in limits)) != "on_grid":
+                self._off_grid(tick, kind)
             newest = max(newest, tick.exchange_ns)
             if tick.venue != "NXT":  # the symbol's pace and price as the triggers know them
                 c.latest[tick.symbol] = tick
@@ -146,6 +152,18 @@ class AccountFeed:
                 c.statuses[record.symbol] = record
         if newest:
             c.lag.on_frame(alias, newest, received_ns)
+
+    def _off_grid(self, tick: TradeTick, kind: PriceKind) -> None:
+        """A stored trade between two ticks: counted; one outside its quoted spread, logged."""
+        counts = self.collector.off_grid
+        counts[tick.venue, kind] += 1
+        if kind == OFF_GRID and counts[tick.venue, kind] in _LOGGED:
+            log.warning(
+                "account %s: %s %s traded at %s, off the tick grid and outside its quoted "
+                "spread %s-%s (stored; %d such trades so far)",
+                *(self.alias, tick.venue, tick.symbol, f"{tick.price:,}"),
+                *(f"{tick.bid1:,}", f"{tick.ask1:,}", counts[tick.venue, kind]),
+            )
 
     def _rejected(
         self,

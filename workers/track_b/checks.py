@@ -3,23 +3,23 @@
 Each trade and book a session delivers is checked before it is published; the first check
 it fails names its kind (the rejected record's ``kind``, the alert's subject):
 ``unregistered``, ``price_not_positive`` / ``volume_not_positive``, ``outside_session``,
-``outside_limits``, ``off_tick_grid`` (`Checks`). The checks are pure and cost a few
-comparisons a record (`Checks.trade`, `Checks.book`).
+``outside_limits`` (`Checks`). A price off the tick grid is never refused: both venues trade
+mid-point orders between two ticks (`observer.market.grid`); `Checks.price_kind` says what
+it is, for the day's counts. The checks are pure and cost a few comparisons a record
+(`Checks.trade`, `Checks.book`).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from dataclasses import dataclass
 
 from bus.events import OrderBook, TradeTick
 from observer.calendar.timeline import hhmm
-from observer.config.workers import KRX_TICK_SIZES, TrackBSettings
+from observer.config.workers import TrackBSettings
+from observer.market.grid import KRX_TICK_SIZES, PriceKind, price_kind
 
 __all__ = [
     "FUTURE_S",
-    "KRX_TICK_SIZES",
-    "OFF_GRID",
     "OUTSIDE_LIMITS",
     "OUTSIDE_SESSION",
     "PRICE",
@@ -27,13 +27,12 @@ __all__ = [
     "UNREGISTERED",
     "VOLUME",
     "Checks",
-    "tick_size",
 ]
 
 UNREGISTERED = "unregistered"
 PRICE, VOLUME = "price_not_positive", "volume_not_positive"
-OUTSIDE_SESSION, OUTSIDE_LIMITS, OFF_GRID = "outside_session", "outside_limits", "off_tick_grid"
-RECORD_KINDS = (UNREGISTERED, PRICE, VOLUME, OUTSIDE_SESSION, OUTSIDE_LIMITS, OFF_GRID)
+OUTSIDE_SESSION, OUTSIDE_LIMITS = "outside_session", "outside_limits"
+RECORD_KINDS = (UNREGISTERED, PRICE, VOLUME, OUTSIDE_SESSION, OUTSIDE_LIMITS)
 # A stamp this far after its arrival is false: KIS stamps the exchange's time and a frame
 # cannot arrive before its trade. Five minutes cover any skew of a synchronised clock; a
 # host clock further behind refuses every trade, each kind and symbol alerted: a fault too.
@@ -41,12 +40,6 @@ FUTURE_S = 300
 _NS = 1_000_000_000
 _KST_S = 9 * 3600
 _DAY_S = 86_400
-
-
-def tick_size(price: int, bands: tuple[tuple[int, int], ...]) -> int:
-    """The tick for ``price`` in ``bands`` ([from_price, tick] ascending from 0); 1 if none."""
-    index = bisect_right(bands, (price, float("inf"))) - 1
-    return bands[index][1] if index >= 0 else 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +56,14 @@ class Checks:
       gave them (KIS's own ``stck_llam`` / ``stck_mxpr``, not the previous close +-30 %: the
       base price moves on a split or a rights issue; the snapshots of 09:00-09:30 give every
       universe symbol's limits before Track B streams it).
-    * ``off_tick_grid``: a trade price not a multiple of the tick for its price
-      (``[track_b] tick_sizes``, KRX's stock table by default: `tick_size`), for a universe
-      stock Track A snapshotted (known limits); a pin's ETF or other product has its own grid.
+
+    ``tick_sizes`` (``[track_b] tick_sizes``, KRX's stock table by default) classify a stored
+    trade's price (`price_kind`), never refuse it.
     """
 
     open_s: int = 7 * 3600  # seconds after KST midnight
     close_s: int = 20 * 3600
-    tick_sizes: tuple[tuple[int, int], ...] = KRX_TICK_SIZES  # empty: the grid is not checked
+    tick_sizes: tuple[tuple[int, int], ...] = KRX_TICK_SIZES  # empty: every price on the grid
 
     @classmethod
     def of(cls, settings: TrackBSettings) -> Checks:
@@ -102,12 +95,17 @@ class Checks:
             return None
         if not limits[0] <= price <= limits[1]:
             return OUTSIDE_LIMITS, f"price {price:,} outside {limits[0]:,}-{limits[1]:,}"
-        # KRX's grid alone: Nextrade's mid-point orders trade between two ticks (the
-        # combined feed carries those too).
-        on_grid = tick.venue == "KRX"
-        if on_grid and self.tick_sizes and price % (unit := tick_size(price, self.tick_sizes)):
-            return OFF_GRID, f"price {price:,} is not a multiple of its tick {unit:,}"
         return None
+
+    def price_kind(self, tick: TradeTick, stock: bool) -> PriceKind:
+        """A stored trade's price: on the grid, a mid-point, or off both (`price_kind`).
+
+        ``stock``: a universe stock Track A snapshotted (known limits); a pin's ETF or other
+        product has a grid of its own, so its prices are not classified (``on_grid``).
+        """
+        if not stock:
+            return "on_grid"
+        return price_kind(tick.price, tick.bid1, tick.ask1, self.tick_sizes)
 
     def book(self, book: OrderBook, asked: bool) -> tuple[str, str] | None:
         """``(kind, why)`` if ``book`` is refused (a 0 is an empty level)."""

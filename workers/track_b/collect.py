@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from decimal import Decimal
@@ -51,6 +51,7 @@ from observer.kis.stream import (
     StreamState,
     SubscriptionError,
 )
+from observer.market.grid import PriceKind
 from observer.runtime import alongside, sleep_unless
 from workers.track_b.account_feed import BOOK, TRADE, AccountFeed
 from workers.track_b.checks import RECORD_KINDS, Checks
@@ -311,6 +312,8 @@ class Collector:
         self.on_refused = on_refused
         self.refusals = 0
         self.ticks = 0
+        # (venue, kind) -> the stored trades priced off the grid: "mid_point" or "off_grid"
+        self.off_grid: Counter[tuple[Venue, PriceKind]] = Counter()
         self.gaps = 0
         for account in accounts:
             alias = account.alias

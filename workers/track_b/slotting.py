@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 
+from observer.market.grid import OFF_GRID
 from observer.process.private_files import write_private
 from workers.track_b.collect import Collector
 from workers.track_b.pins import slots_path
@@ -69,6 +70,9 @@ class Slotting(Watchers):
         self.counters.update(
             slots=len(rows),
             ticks=collector.ticks,
+            # stored trades between two ticks: mid-points, and those outside their spread
+            mid_point_trades=sum(n for (_, k), n in collector.off_grid.items() if k != OFF_GRID),
+            off_grid_trades=sum(n for (_, k), n in collector.off_grid.items() if k == OFF_GRID),
             gaps=collector.gaps,
             healthy_accounts=len(collector.healthy()),
             refused=collector.refusals,
