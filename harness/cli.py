@@ -133,7 +133,9 @@ def sim(
         Path | None,
         typer.Option(help="owner-only file of accepted KEY:SECRET lines (default: any key)"),
     ] = None,
-    calls_per_second: Annotated[int, typer.Option(help="REST calls per app key")] = 20,
+    calls_per_second: Annotated[
+        int, typer.Option(help="REST calls a second per real app key (KIS: 18)")
+    ] = 18,
     stocks: Annotated[int, typer.Option(min=50, help="domestic stocks (ETFs: 2 per 5)")] = 2500,
     fallback_per_second: Annotated[
         float,

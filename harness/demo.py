@@ -86,7 +86,7 @@ BUSY = (clock_time(7, 50), clock_time(15, 40))
 START_LEAD_S = 6.0  # wall seconds for the simulator and supervisor to start before `start`
 # (KST time, simulator endpoint, body) per fault level; they matter to the workers that
 # use the simulator (REST 5xx and rate limits, dropped WebSockets, expired tokens).
-# KIS allows about 20 REST calls/s per account; a day compressed into minutes needs more.
+# KIS allows 18 REST calls/s per real account; a day compressed into minutes needs more.
 DEMO_CALLS_PER_SECOND = 500
 PACE_RECOVER_S = RECOVER_S * REST_PER_SECOND["real"] / DEMO_CALLS_PER_SECOND
 # After KRX's close, at the jobs' REST share beside Track A's Nextrade cycles; early in the

@@ -28,7 +28,17 @@ class SimConfig:
     """What the simulator accepts and enforces."""
 
     app_keys: dict[str, str] | None = None  # key -> secret; None accepts any pair
-    calls_per_second: int = 20  # per app key, wall-clock seconds (UNCONFIRMED at KIS)
+    # REST calls a wall-clock second per app key, beyond which KIS answers EGW00201, by kind
+    # of key: a real account's (18 since KIS's 2026 notices; 20 before), a paper account's
+    # (`paper`: 1; 2 before), a key in its first 3 days (`new_keys`: 3).
+    calls_per_second: int = 18
+    paper_calls_per_second: int = 1
+    new_keys: frozenset[str] = frozenset()
+    new_key_calls_per_second: int = 3
+    # Token issuances across every app key within this many wall seconds of the last one
+    # are refused (EGW00201): KIS's 1/s issuance, if it counts per customer (UNCONFIRMED;
+    # per app key, its 1/min, token_min_interval_s, is stricter). 0: not counted.
+    token_spacing_s: float = 0.0
     token_ttl_s: int = 86_400
     token_min_interval_s: int = 60
     same_token_within_s: int = 6 * 3600

@@ -10,6 +10,7 @@ applied here.
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import time
 from collections import defaultdict
@@ -60,7 +61,17 @@ class Gateway:
         # tr_id -> calls refused as not offered on paper accounts (`SimConfig.paper`)
         self.paper_refused: defaultdict[str, int] = defaultdict(int)
         self.rate_limited = 0
+        self.tokens_refused = 0  # token requests refused by `SimConfig.token_spacing_s`
+        self._last_issue_wall = -math.inf  # monotonic: the last token request answered
         self.peak_per_second: dict[str, int] = {}  # app key -> most calls in one wall second
+
+    def budget(self, app_key: str) -> int:
+        """``app_key``'s REST calls a second: its kind's (`SimConfig.calls_per_second`)."""
+        config = self.config
+        per_second = config.paper_calls_per_second if config.paper else config.calls_per_second
+        if app_key in config.new_keys:
+            return min(per_second, config.new_key_calls_per_second)
+        return per_second
 
     def expire_tokens(self) -> None:
         """Make every issued token expired (EGW00123 on next use)."""
@@ -86,11 +97,16 @@ class Gateway:
         if self.faults.token_failures > 0:  # the gateway fails; no token is issued
             self.faults.token_failures -= 1
             return token_error(500, "EGW00002", "서버 에러가 발생했습니다.")
+        wall = time.monotonic()
+        if wall - self._last_issue_wall < self.config.token_spacing_s:
+            self.tokens_refused += 1
+            return token_error(500, "EGW00201", "초당 거래건수를 초과하였습니다.")
         now = self.clock.now_ns()
         asked = self._last_request.get(app_key)
         if asked is not None and now - asked < self.config.token_min_interval_s * NS:
             return token_error(403, "EGW00133", "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)")
         self._last_request[app_key] = now
+        self._last_issue_wall = wall
         token = self._current.get(app_key)
         reuse_ns = self.config.same_token_within_s * NS
         if token is None or now - token.issued_ns >= reuse_ns or now >= token.expires_ns:
@@ -149,7 +165,7 @@ class Gateway:
         calls = calls + 1 if window == second else 1
         self._window[app_key] = (second, calls)
         self.peak_per_second[app_key] = max(self.peak_per_second.get(app_key, 0), calls)
-        if calls > self.config.calls_per_second or self.faults.rate_limited > 0:
+        if calls > self.budget(app_key) or self.faults.rate_limited > 0:
             self.faults.rate_limited = max(0, self.faults.rate_limited - 1)
             self.rate_limited += 1
             return app_key, fail(500, "EGW00201", "초당 거래건수를 초과하였습니다.")

@@ -23,7 +23,7 @@ async def serve(
     seed: int,
     clock_spec: str,
     app_keys: dict[str, str] | None,
-    calls_per_second: int = 20,
+    calls_per_second: int = 18,
     stocks: int = 2500,
     fallback_per_second: float = 1.0,
     *,

@@ -34,14 +34,24 @@ def check(
     overseas: Annotated[
         str, typer.Option("--overseas", help="EXCHANGE:SYMBOL, for the overseas TRs")
     ] = "NAS:AAPL",
+    budget: Annotated[
+        float,
+        typer.Option(
+            "--budget",
+            min=0,
+            help="seconds of calls at the account's whole REST budget (0: none; never beside "
+            "the running processes)",
+        ),
+    ] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="a JSON report on stdout")] = False,
     config: Annotated[Path | None, typer.Option("--config", help="observer.toml to load")] = None,
 ) -> None:
     """Measure KIS against what the client assumes, read-only (exit 1 on any mismatch).
 
     Uses the cached token when one is valid; calls each REST TR once, watches one WebSocket
-    session for SECONDS, asks the master host as the master-file job does. Secrets are never
-    printed. What each row means: docs/kis.md.
+    session for SECONDS, asks the master host as the master-file job does; with --budget,
+    first calls at the account's whole REST budget for that long (EGW00201 counted). Secrets
+    are never printed. What each row means: docs/kis.md.
     """
     # deferred: the client, WebSocket and rich (about 0.2 s) for this command only
     from rich.console import Console
@@ -67,6 +77,7 @@ def check(
                 seconds,
                 clock_from_env(),
                 configured=Configured.of(settings),
+                budget_s=budget,
             )
         )
     except ConfigError as exc:

@@ -16,6 +16,7 @@ from typing import Literal
 
 from observer.calendar.clock import Clock
 from observer.config.tree import Settings
+from observer.conformance.budget import check_budget
 from observer.conformance.counting import count_registrations, counting_finding
 from observer.conformance.layouts import generation
 from observer.conformance.master_host import check_master_host
@@ -85,12 +86,14 @@ async def run_check(
     *,
     share: float | None = None,
     configured: Configured = Configured(),
+    budget_s: float = 0.0,
 ) -> Report:
     """Check account ``alias`` against its configured environment; never raises for KIS.
 
     ``share``: the fraction of the account's REST budget used (default: the ``manual``
     process share, so that the check can run beside the daemon). ``configured``: the switches
-    the findings are held against; a mismatch names the one to change.
+    the findings are held against; a mismatch names the one to change. ``budget_s``: that
+    long at the account's whole REST budget first (`check_budget`; 0: not measured).
 
     Raises
     ------
@@ -106,6 +109,8 @@ async def run_check(
         key = await check_token(account.tokens, Path(kis.token_dir), alias, kis.environment, report)
         if key is None:
             return report
+        if budget_s:
+            await check_budget(kis, alias, targets.symbol, budget_s, clock, report)
         today = datetime.fromtimestamp(clock.now_ns() / _NS, _KST).date()
         targets = Targets(targets.symbol, targets.etf, targets.exchange, targets.overseas, today)
         await check_rest(account.client, targets, report, clock.now_ns)

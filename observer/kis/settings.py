@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Literal
 
 import msgspec
@@ -10,8 +11,11 @@ from msgspec import Meta
 from observer.tables import Seconds, Strict
 
 __all__ = [
+    "NEW_KEY_DAYS",
+    "NEW_KEY_PER_SECOND",
     "PAPER_REFUSAL_CODES",
     "REST_PER_SECOND",
+    "TOKEN_SPACING_S",
     "AccountSettings",
     "HaltFrom",
     "JournalSettings",
@@ -19,9 +23,16 @@ __all__ = [
     "env_prefix",
 ]
 
-# KIS publishes no figure: its own samples pace 0.05 s a call on real hosts and 0.5 s on
-# paper ones, python-kis allows 19/s and 2/s.
-REST_PER_SECOND = {"real": 20.0, "paper": 2.0, "sim": 20.0}
+# KIS's REST budgets per app key, from its portal's notices as quoted publicly
+# (shared/reference/kis-market-2026-09.md §5; the 2026-09-16 notice's own text unseen): 18
+# calls a second for a real account (20 before), 1 for a paper one (2 before), and 3 for a
+# new app key in its first 3 days (from 2026-04-03). The pacer's EGW00201 counts measure
+# them (`observer.kis.pacing`), and ``observer kis check --budget`` too.
+REST_PER_SECOND = {"real": 18.0, "paper": 1.0}
+NEW_KEY_PER_SECOND = 3.0
+NEW_KEY_DAYS = 3
+TOKEN_SPACING_S = 1.0  # one token issued a second (the token job spaces its accounts')
+_KST = timezone(timedelta(hours=9))
 # The msg_cd of the paper host's refusal of a TR it does not offer ("모의투자 미지원"):
 # KIS documents none. MCA00124 ("해당 서비스를 찾을수 없습니다") is what paper accounts
 # have been seen to get for such a call; an answer whose msg1 says 모의투자 is read the same.
@@ -37,8 +48,11 @@ class AccountSettings(Strict, frozen=True):
 
     alias: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
     credentials_file: str = ""  # owner-only TOML; empty: OBSERVER_KIS_<ALIAS>_APP_KEY/SECRET
-    # The account's REST budget at KIS (UNCONFIRMED); 0: its environment's, `REST_PER_SECOND`.
+    # The account's REST budget at KIS; 0: its kind's (real or paper), `REST_PER_SECOND`.
     rest_per_second: Annotated[float, Meta(ge=0, le=10_000)] = 0.0
+    # The app key's first day (KST), for a key issued lately: KIS allows a new key
+    # `NEW_KEY_PER_SECOND` for its first `NEW_KEY_DAYS` days, whatever rest_per_second says.
+    key_issued: date | None = None
 
 
 class JournalSettings(Strict, frozen=True):
@@ -88,9 +102,9 @@ class KisSettings(Strict, frozen=True):
     journal: JournalSettings = JournalSettings()
 
     def __post_init__(self) -> None:
-        # An account without a budget of its own gets its environment's: a paper account
-        # asked at the real one's 20/s would be refused nine calls in ten.
-        default = REST_PER_SECOND[self.environment]
+        # An account without a budget of its own gets its kind's: a paper account asked at
+        # the real one's 18/s would be refused seventeen calls in eighteen.
+        default = REST_PER_SECOND["paper" if self.paper else "real"]
         accounts = tuple(
             a if a.rest_per_second else msgspec.structs.replace(a, rest_per_second=default)
             for a in self.accounts
@@ -104,12 +118,26 @@ class KisSettings(Strict, frozen=True):
             self.environment == "sim" and self.sim_accounts == "paper"
         )
 
-    def usable_per_second(self, account: AccountSettings) -> float:
-        """The calls a second the processes together may send as ``account``.
+    def budget(self, account: AccountSettings, today: date | None = None) -> float:
+        """``account``'s REST budget at KIS on ``today`` (KST; None: the wall clock's day).
 
-        Its budget less `rest_headroom`: every process's share is of this figure.
+        Its ``rest_per_second``, and no more than `NEW_KEY_PER_SECOND` in its key's first
+        `NEW_KEY_DAYS` days. A process reads it when it starts (each runs within a day).
         """
-        return account.rest_per_second * (1.0 - self.rest_headroom)
+        issued = account.key_issued
+        if issued is None:
+            return account.rest_per_second
+        day = today or datetime.now(_KST).date()
+        if issued <= day < issued + timedelta(days=NEW_KEY_DAYS):
+            return min(account.rest_per_second, NEW_KEY_PER_SECOND)
+        return account.rest_per_second
+
+    def usable_per_second(self, account: AccountSettings, today: date | None = None) -> float:
+        """The calls a second the processes together may send as ``account`` on ``today``.
+
+        Its `budget` less `rest_headroom`: every process's share is of this figure.
+        """
+        return self.budget(account, today) * (1.0 - self.rest_headroom)
 
 
 def env_prefix(alias: str) -> str:

@@ -65,7 +65,7 @@ def test_producer_follows_the_bus_settings(tmp_path: Path) -> None:
         producer.close(drain_timeout=0)
 
 
-@pytest.mark.parametrize(("environment", "default"), [("paper", 2.0), ("real", 20.0)])
+@pytest.mark.parametrize(("environment", "default"), [("paper", 1.0), ("real", 18.0)])
 def test_an_account_without_a_budget_gets_its_environments(
     tmp_path: Path, environment: str, default: float
 ) -> None:

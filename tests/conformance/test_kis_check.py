@@ -25,6 +25,7 @@ from harness.sim.market import Market
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
 from observer.cli.main import app
+from observer.conformance.budget import BUDGET_ITEM, check_budget
 from observer.conformance.counting import ITEM
 from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.conformance.rest import Targets
@@ -336,3 +337,28 @@ def test_etf_constituents_cut_short_or_repeated_are_named(sim: SimThread, kis: K
         (etf,) = [f for f in report.findings if f.item.startswith("FHKST121600C0")]
         assert etf.outcome == MISMATCH and said in etf.finding, etf
         assert [f.item for f in report.mismatches] == [etf.item]
+
+
+def test_the_budget_measured_at_the_configured_rate_and_a_lower_one_named(
+    sim: SimThread, kis: KisSettings
+) -> None:
+    """18/s (less the headroom) against the simulator's 18: no refusal. The same key as a
+    new one at KIS (3/s for its first 3 days), not configured so: named, with the setting."""
+
+    def measured() -> Report:
+        report = Report(account="acct1", environment="sim", symbol="005930", seconds=0)
+        asyncio.run(check_budget(kis, "acct1", "005930", 1.5, sim.sim.clock, report))
+        return report
+
+    [ok] = measured().findings
+    assert (ok.item, ok.outcome) == (BUDGET_ITEM, OK), ok
+    assert "17.1/s usable of the configured 18/s (real): 0 EGW00201" in ok.finding
+    sim.sim.config.new_keys = frozenset({KEY})
+    try:
+        [low] = measured().findings
+    finally:
+        sim.sim.config.new_keys = frozenset()
+    assert (
+        low.outcome == MISMATCH and "rest_per_second" in low.finding and "key_issued" in low.finding
+    )
+    assert int(re.search(r": (\d+) EGW00201", low.finding).group(1)) > 0  # type: ignore[union-attr]

@@ -415,3 +415,36 @@ def test_the_token_job_sets_torn_caches_aside_issues_again_and_exits_0(tmp_path:
     finally:
         writer.kill()
         sim.close()
+
+
+def test_the_token_job_spaces_its_accounts_issuances_a_second_apart(tmp_path: Path) -> None:
+    """Against a gateway that refuses a token within a wall second of another key's: three
+    accounts' tokens issued, none refused (the job waits its turn: KIS's 1/s issuance)."""
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    spaced = SimConfig(token_spacing_s=1.0)
+    sim = SimThread(MARKET, datetime(2026, 11, 20, 8, 0, tzinfo=KST), spaced, 60.0)
+    accounts = "".join(f'[[kis.accounts]]\nalias = "acct{n}"\n' for n in (1, 2, 3))
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{writer.run_dir}"\n'
+        f'[database]\nurl = "{url}"\n'
+        f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path / "t"}"\n'
+        f'token_issuer = "job"\n{accounts}'
+    )
+    env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "observer", "token", "run", "--config", str(config)],
+            capture_output=True,
+            cwd=ROOT,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        assert sim.sim.gateway.tokens_refused == 0
+        for alias in ("acct1", "acct2", "acct3"):
+            assert cached_validity(tmp_path / "t", alias, "sim") is not None
+    finally:
+        writer.kill()
+        sim.close()
