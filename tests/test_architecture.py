@@ -182,6 +182,7 @@ _TABLES_ELSEWHERE = (
     "observer.cluster.shards",  # a shard spec is parsed where it is set
     "observer.calendar.trading",  # the cross-checks build the calendar whose late days ...
     "observer.calendar.timeline",  # ... they check
+    "observer.market",  # the market's rules as data: the tick grid the defaults name
 )
 _TOP_LEVEL = tuple(
     f"observer.{p.stem}"

@@ -8,7 +8,8 @@ and 시간외 단일가 (16:00-18:00); Nextrade's pre-market (08:00-08:50), main
 (its opening auction) before it trades continuously to 20:00. KRX's late days (``[calendar]
 late_days``) shift its hours as they shift the phases; Nextrade's special days (the CSAT day:
 no pre-market, 10:00-16:20, 16:30-20:00) are days of their own in its table. KIS's combined
-feed names no venue: its session is KRX's where KRX has one, else Nextrade's.
+feed names no venue: its session is the one of a venue trading continuously, else KRX's
+where KRX has one, else Nextrade's (`Venues.session_at`).
 
 An auction's single-price match prints at its end instant (a KRX trade stamped 15:30:00 is
 the closing auction's), so that instant belongs to the auction (`Span.match_at_end`). The
@@ -120,9 +121,18 @@ class Venues:
         return self.hours[venue].on(day)
 
     def session_at(self, venue: Venue, instant: datetime) -> TradingSession:
-        """The session ``instant`` falls in on ``venue``; "" in none (its dead hours)."""
+        """The session ``instant`` falls in on ``venue``; "" in none (its dead hours).
+
+        The combined feed names no venue: a trade prints where a venue trades continuously,
+        so its session is the continuous one of either (Nextrade's pre-market at 08:45, not
+        KRX's opening auction, in which nothing prints before the match); where neither
+        trades continuously, KRX's (its auctions' matches), else Nextrade's.
+        """
         if venue == "combined":
-            return self.session_at("KRX", instant) or self.session_at("NXT", instant)
+            krx, nxt = self.session_at("KRX", instant), self.session_at("NXT", instant)
+            if krx not in CONTINUOUS and nxt in CONTINUOUS:
+                return nxt
+            return krx or nxt
         local = instant.astimezone(KST)
         for start, end, span in self.spans(venue, local.date()):
             if start <= local < end or (span.match_at_end and local == end):
@@ -148,9 +158,12 @@ class Venues:
         return self.session_of_ns(venue, ns) in CONTINUOUS
 
     def close(self, venue: Venue, day: date) -> datetime | None:
-        """When ``venue``'s last session of ``day`` ends (None: it has none that day)."""
+        """When ``venue``'s last session of ``day`` ends (None: it has none that day).
+
+        The combined feed's: the later of the two venues' (its spans are ordered by start).
+        """
         spans = self.spans(venue, day)
-        return spans[-1][1] if spans else None
+        return max(end for _, end, _ in spans) if spans else None
 
     def followed(
         self, venue: Venue, day: date, until: datetime, session: TradingSession | None = None

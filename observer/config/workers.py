@@ -157,6 +157,11 @@ class TrackBSettings(Strict, frozen=True):
     # then, and every registration holds a name's expected matches (H0STANC0): pins first,
     # then by market cap. Paper accounts are offered none.
     opening_auction: bool = True
+    # KRX's first half hour (09:00 to full operation, 09:30): no slot is held until the
+    # context sync, so the same names (pins first, then by market cap) hold their trade feeds
+    # (KRX's, and Nextrade's for its names) through it: their trades are stored on both
+    # venues; the triggers still wait for the context sync (the seed's noise exclusion).
+    opening_half_hour: bool = True
     # With program_trading: through KRX's closing auction (its closing_auction session, to
     # 10 s before the match) a held name's program-trading registration holds its expected
     # matches instead; no program trade prints before the match.
@@ -309,10 +314,13 @@ class GapRecoverySettings(Strict, frozen=True):
 
     immediate_max_s: Seconds = 5.0  # gaps up to this long are recovered first (HIGH)
     queue_max_s: Seconds = 60.0  # up to this long: queued (MEDIUM); longer: see long_gaps
-    long_gaps: Literal["marker", "backfill"] = "marker"  # backfill: minute bars anyway (LOW)
-    # Gaps of these reasons are backfilled however long: a restart of Track B (a crash), a
-    # slot released while the feed ran behind and a refused trade record (a trade known lost)
-    # have no other way back, and are rare, where long disconnections can be many.
+    # Longer gaps: "backfill", their minute bars all the same, after the shorter ones (LOW):
+    # a gap of any length is a call per 30 minutes of bars, and nothing else gives them back;
+    # "marker", recorded alone (but for backfill_reasons').
+    long_gaps: Literal["marker", "backfill"] = "backfill"
+    # With long_gaps = "marker", gaps of these reasons are backfilled however long: a restart
+    # of Track B (a crash), a slot released while the feed ran behind and a refused trade
+    # record (a trade known lost) have no other way back.
     backfill_reasons: tuple[GapReason, ...] = ("process_restart", "delivery_lag", "dropped_record")
     settle_s: SecondsOrZero = 1.0  # after a minute closes, before asking its bar
     requests_per_account: Positive = 2  # recoveries in flight per account
@@ -363,7 +371,7 @@ class ReadinessSettings(Strict, frozen=True):
     retry_initial_s: Seconds = 10.0  # doubling, with full jitter (clock seconds)
     retry_max_s: Seconds = 60.0
     ws_timeout_s: Seconds = 10.0  # its own WebSocket probe's answer (when Track B is not up)
-    recheck_s: Seconds = 300.0  # accounts not ready are checked again this often, until 09:30
+    recheck_s: Seconds = 300.0  # accounts not ready are checked again this often, until idle
 
 
 class BackupSettings(Strict, frozen=True):
@@ -469,12 +477,15 @@ class FlowsSettings(Strict, frozen=True):
 
     share_of: str = "jobs"  # whose REST share it asks at
     requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
-    # When a venue's day is final at KIS (KST): KRX's from 15:40 (FHPTJ04160001: "15:40부터
-    # 조회가능"), Nextrade's after its 20:00 close (UNCONFIRMED). A late day moves neither.
-    krx_from: ClockTime = "15:40"
+    # When a venue's day is final at KIS (KST). KRX's after its after-market's 20:00 close
+    # since 2026-09-14: its daily row grows with the after-market's trades until then (a
+    # row read at 18:10 was seen partial); FHPTJ04160001's "15:40부터 조회가능" was the day's
+    # end before it. Nextrade's after its 20:00 close (UNCONFIRMED). A late day moves
+    # neither. A past day is final on both.
+    krx_from: ClockTime = "20:05"
     nxt_from: ClockTime = "20:05"
-    # A day's VIs (FHPST01390000, KRX's) after its after-hours single price ends at 18:00.
-    vi_from: ClockTime = "18:05"
+    # A day's VIs (FHPST01390000, KRX's) once KRX's day is over (its after-market to 20:00).
+    vi_from: ClockTime = "20:05"
     # FHPTJ04160001's FID_ETC_CLS_CODE: "1" in KIS's workbook, blank in its samples.
     investor_etc_cls_code: Literal["", "1"] = ""
     # Members failing or without the day's row in a run: a warning; more than this share

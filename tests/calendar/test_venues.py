@@ -60,6 +60,13 @@ def at(day: date, text: str) -> datetime:
         ("combined", "15:25", "closing_auction"),  # KRX's where it has one
         ("combined", "15:35", "opening_auction"),  # Nextrade's after-market's
         ("combined", "19:00", "after_market"),
+        # Where one venue trades continuously and the other is in an auction (nothing prints
+        # there before its match): the continuous one's, never KRX's by default.
+        ("combined", "08:45", "pre_market"),
+        ("combined", "15:45", "after_market"),
+        ("combined", "16:30", "after_market"),
+        ("combined", "09:00", "opening_auction"),  # KRX's opening match, Nextrade paused
+        ("combined", "15:30", "closing_auction"),  # KRX's closing match
     ],
 )
 def test_an_ordinary_day_s_sessions(venue: str, when: str, session: str) -> None:
@@ -80,6 +87,8 @@ def test_late_days_move_krx_s_hours_and_nextrade_keeps_its_own_csat_day() -> Non
     assert VENUES.session_at("KRX", at(first, "09:50")) == "opening_auction"
     assert VENUES.session_at("KRX", at(first, "15:25")) == "closing_auction"
     assert VENUES.day_bounds(DAY) == (at(DAY, "08:00"), at(DAY, "20:00"))
+    # The combined feed closes with the later venue (not KRX's last session, which starts last).
+    assert VENUES.close("combined", DAY) == VENUES.close("NXT", DAY) == at(DAY, "20:00")
     assert VENUES.day_bounds(date(2026, 11, 21)) is None  # a Saturday
     assert VENUES.session_at("NXT", at(date(2026, 11, 21), "10:00")) == ""
 

@@ -91,13 +91,18 @@ def test_a_venue_is_due_once_its_day_is_final(tmp_path: Path) -> None:
     def at(hh: int, mm: int, day: date = DAY) -> datetime:
         return datetime.combine(day, time(hh, mm), KST)
 
-    assert due_venues(settings, at(15, 39), DAY) == ()
-    assert due_venues(settings, at(15, 40), DAY) == ("KRX",)
+    # KRX's day runs to its after-market's 20:00 close: nothing of it is final at 15:40.
+    assert due_venues(settings, at(15, 40), DAY) == ()
+    assert due_venues(settings, at(20, 4), DAY) == ()
     assert due_venues(settings, at(20, 5), DAY) == ("KRX", "NXT")
     assert due_venues(settings, at(8, 0, DAY + timedelta(days=3)), DAY) == ("KRX", "NXT")
-    assert due_kinds(settings, at(16, 0), DAY, "KRX") == ("investor", "program")
-    assert due_kinds(settings, at(18, 5), DAY, "KRX") == ("investor", "program", "vi")
+    assert due_kinds(settings, at(18, 5), DAY, "KRX") == ("investor", "program")
+    assert due_kinds(settings, at(20, 5), DAY, "KRX") == ("investor", "program", "vi")
     assert due_kinds(settings, at(20, 5), DAY, "NXT") == ("investor", "program")
+    # A configuration of KRX's day ending at 15:40 (before its after-market) says so.
+    early = _krx_final_at(settings, "15:40", "18:05")
+    assert due_venues(early, at(15, 40), DAY) == ("KRX",)
+    assert due_kinds(early, at(18, 5), DAY, "KRX") == ("investor", "program", "vi")
 
 
 def _config(folder: Path, sim_url: str, db_url: str) -> Path:
@@ -127,9 +132,11 @@ def day_at(tmp_path: Path, clock: datetime) -> Iterator[tuple[SimThread, WriterP
 def test_krx_s_flows_after_its_close_nextrade_s_after_its_own_each_stored_once(
     tmp_path: Path,
 ) -> None:
+    """KRX's day configured final at 15:40 (the simulator's KRX has no after-market): KRX's
+    at 16:15, Nextrade's the next morning."""
     with day_at(tmp_path, datetime.combine(DAY, time(16, 15), KST)) as (sim, writer, settings):
         sent: list[Event] = []
-        run = run_flows(settings, sim.sim.clock, sent.append)
+        run = run_flows(_krx_final_at(settings, "15:40", "18:05"), sim.sim.clock, sent.append)
         assert run.venues == ("KRX",) and not run.failed and not run.pending
         flows = [e for e in sent if isinstance(e, InvestorFlow)]
         programs = [e for e in sent if isinstance(e, ProgramTradeDaily)]
@@ -184,7 +191,7 @@ def test_what_fails_or_is_not_posted_is_alerted_until_a_run_finds_it(tmp_path: P
     with day_at(tmp_path, datetime.combine(DAY, time(16, 15), KST)) as (sim, writer, settings):
         sent: list[Event] = []
         book = AlertBook(sent.append, "flows")
-        early = _with_nxt_from(settings, "16:00")
+        early = _with_nxt_from(_krx_final_at(settings, "15:40", "18:05"), "16:00")
         sim.sim.faults.no_data_symbols.add(UNIVERSE[5])
         run = run_flows(early, sim.sim.clock, sent.append, alerts=book)
         assert set(run.failed) == {
@@ -234,6 +241,12 @@ def test_a_stock_with_more_vis_than_kis_lists_is_alerted_one_with_all_listed_is_
         assert f"({UNIVERSE[1]} 3)" in alert.message and "[track_b] vi_feed" in alert.message
         assert not [e for e in sent if isinstance(e, AlertResolved)]
         assert "3 VIs of 1 stocks past KIS's 30" in run.summary()
+
+
+def _krx_final_at(settings: Settings, at: str, vis: str) -> Settings:
+    """``settings`` with KRX's day final from ``at`` and its VIs from ``vis``."""
+    flows = msgspec.structs.replace(settings.flows, krx_from=at, vi_from=vis)
+    return msgspec.structs.replace(settings, flows=flows)
 
 
 def _with_nxt_from(settings: Settings, at: str) -> Settings:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -47,17 +48,20 @@ TEN_NS = int(datetime(2026, 11, 20, 10, 0, tzinfo=KST).timestamp()) * S
 
 
 def test_the_policy_goes_by_duration() -> None:
-    seed = GapRecoverySettings()
-    assert [plan_for(d, seed) for d in (0.0, 4.9, 5.0, 5.1, 60.0, 60.1)] == [
+    default = GapRecoverySettings()
+    assert [plan_for(d, default) for d in (0.0, 4.9, 5.0, 5.1, 60.0, 60.1, 3600.0)] == [
         "immediate",
         "immediate",
         "immediate",
         "queued",
         "queued",
-        "marker",
+        "backfill",  # every gap with bars gets them, a long one last
+        "backfill",
     ]
-    assert plan_for(3600.0, GapRecoverySettings(long_gaps="backfill")) == "backfill"
-    # A Track B restart is backfilled however long; a long disconnection is marked.
+    # The seed's marker for long gaps, on request: a Track B restart is backfilled however
+    # long; a long disconnection is marked.
+    seed = GapRecoverySettings(long_gaps="marker")
+    assert plan_for(60.1, seed) == "marker"
     assert plan_for(3600.0, seed, "process_restart") == "backfill"
     assert plan_for(3600.0, seed, "disconnect") == "marker"
     with pytest.raises(ValueError, match="immediate_max_s"):
@@ -206,11 +210,14 @@ def _gaps(count: int) -> list[GapDetected]:
     return gaps
 
 
-def _expected_bars(gaps: list[GapDetected]) -> dict[tuple[str, int], tuple[int, ...]]:
-    """What the simulator's market traded in every minute the recoverable gaps touch."""
+def _expected_bars(
+    gaps: list[GapDetected], longest_s: float = 60.0
+) -> dict[tuple[str, int], tuple[int, ...]]:
+    """What the simulator's market traded in every minute the recoverable gaps touch (those
+    up to ``longest_s``)."""
     wanted: dict[tuple[str, int], tuple[int, ...]] = {}
     for gap in gaps:
-        if gap.end_ns - gap.start_ns > 60 * S:
+        if gap.end_ns - gap.start_ns > longest_s * S:
             continue
         day = datetime.fromtimestamp(gap.start_ns / S, KST).date()
         path = MARKET.day_path(gap.symbol, day)
@@ -281,10 +288,45 @@ def _latencies(url: str, since_ns: int) -> list[float]:
     )
 
 
+def test_a_long_gap_gets_its_bars_after_the_short_ones_by_default(rig: Rig) -> None:
+    """A 25-minute disconnection is no marker: its 26 minutes' bars, from one page of KIS's
+    minute bars, stored after the short gap sent beside it."""
+    url, writer, sim = rig.url, rig.writer, rig.sim
+    rig.start()
+    long_gap = GapDetected(
+        gap_id="acct1:long",
+        symbol=STOCKS[1],
+        start_ns=TEN_NS + 10 * S,
+        end_ns=TEN_NS + 25 * MINUTE + 10 * S,
+        reason="disconnect",
+        account="acct1",
+    )
+    short = GapDetected(
+        gap_id="acct1:short",
+        symbol=STOCKS[2],
+        start_ns=TEN_NS + 5 * MINUTE,
+        end_ns=TEN_NS + 5 * MINUTE + 3 * S,
+        reason="disconnect",
+        account="acct1",
+    )
+    with Producer("track_b", writer.ingest, rig.outbox, clock_ns=sim.sim.clock.now_ns) as p:
+        p.send(long_gap)
+        p.send(short)
+        assert p.wait_acked(30)
+    assert _final_states(url, 2) == {"recovered": 2}
+    stored = {(s, m): tuple(rest) for s, m, *rest in _stored_bars(url)}
+    assert stored == _expected_bars([long_gap, short], longest_s=3600.0)
+    assert len([k for k in stored if k[0] == STOCKS[1]]) == 26
+    done = dict(db_rows(url, "select gap_id, updated_ns from gaps"))
+    assert done["acct1:short"] <= done["acct1:long"]  # shortest first
+
+
 @pytest.mark.slow
 def test_gaps_are_recovered_through_drops_5xx_bursts_and_rate_limit_storms(
-    rig: Rig, tmp_path: Path
+    rigs: Callable[..., Rig], tmp_path: Path
 ) -> None:
+    """The gaps up to 60 s through the storms; a longer one left a marker, as configured."""
+    rig = rigs('[gap_recovery]\nlong_gaps = "marker"\n')
     url, writer, sim, config, outbox = rig.url, rig.writer, rig.sim, rig.config, rig.outbox
     rig.start()
     with Producer("slots", writer.ingest, outbox / "slots", clock_ns=lambda: TEN_NS) as slots:
@@ -414,18 +456,17 @@ def test_killing_the_worker_mid_recovery_loses_no_gap_and_doubles_no_bar(rig: Ri
     rig.start()
     wait_until(
         lambda: (
-            db_rows(url, "select count(*) from gaps where state in ('recovered', 'marker_only')")[
-                0
-            ][0]
-            == len(gaps)
+            db_rows(url, "select count(*) from gaps where state = 'recovered'")[0][0] == len(gaps)
         ),
         90,
-        "every gap recovered or marked after the restart",
+        "every gap recovered after the restart",
     )
     stored = _stored_bars(url)
     keys = [(s, m) for s, m, *_ in stored]
     assert len(keys) == len(set(keys))
-    assert {(s, m): tuple(rest) for s, m, *rest in stored} == _expected_bars(gaps)
+    # Every gap's bars, the long disconnections' too (`long_gaps`, backfill by default).
+    expected = _expected_bars(gaps, longest_s=float("inf"))
+    assert {(s, m): tuple(rest) for s, m, *rest in stored} == expected
 
 
 def test_the_report_of_a_day_without_data_is_empty(tmp_path: Path) -> None:

@@ -53,7 +53,10 @@ def test_the_opening_auction_s_expected_matches_are_stored_and_released_after_th
             )
         assert rows(url, "select distinct hour_class from auction_expected") == [("B",)]
         assert not rows(url, "select symbol from slot_events where venue = 'KRX'")
-        assert not realtime.records_sent["H0STCNT0"]
+        # The first half hour's trades come from the match on (the next test's): no KRX
+        # trade before it (Nextrade's pre-market's are its slots').
+        early = f"venue = 'KRX' and exchange_ns < {kst_ns('09:00:00')}"
+        assert not rows(url, f"select 1 from trade_ticks where {early}")
 
 
 def test_through_the_closing_auction_program_trading_s_registration_holds_expected_matches(
@@ -133,3 +136,52 @@ def test_through_nextrade_s_after_market_auction_its_program_trading_holds_its_e
             "select symbol from program_trades where venue = 'NXT' and exchange_ns > "
             f"{kst_ns('15:30:00')} and exchange_ns < {kst_ns('15:40:00')}",
         )
+
+
+def test_the_opening_auction_s_names_hold_their_trades_through_the_first_half_hour(
+    tmp_path: Path,
+) -> None:
+    """08:58 at 10x, 60x from 09:00: after the 09:00 match (and 30 s) the auction's names
+    hold their trade feeds, KRX's and Nextrade's, until full operation at 09:30, where the
+    slots take over. Every trade sent is stored, each minute of the half hour has the
+    names' trades on both venues, labelled regular, and no slot is placed before 09:30."""
+    with sim_day(tmp_path, VENUES, start="08:58", faster="09:00") as day:
+        url, sim, proc = day.url, day.sim, day.start()
+        clock = sim.sim.clock
+        wait_until(lambda: clock.now_ns() >= kst_ns("09:31:00"), 180, "09:31")
+        realtime = sim.sim.realtime
+        assert realtime.registered["H0STCNT0"] >= len(UNIVERSE)
+        assert realtime.registered["H0NXCNT0"] >= len(NXT)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        sent = realtime.records_sent
+        stored = dict(rows(url, "select venue, count(*) from trade_ticks group by venue"))
+        assert stored == {"KRX": sent["H0STCNT0"], "NXT": sent["H0NXCNT0"]}
+        half_hour = rows(
+            url,
+            "select venue, symbol, count(distinct exchange_ns / 60000000000), "
+            "min(trading_session), max(trading_session) from trade_ticks "
+            f"where exchange_ns >= {kst_ns('09:01:00')} and exchange_ns < "
+            f"{kst_ns('09:29:00')} group by venue, symbol",
+        )
+        found = {(venue, symbol): rest for venue, symbol, *rest in half_hour}
+        assert found.keys() == {("KRX", s) for s in UNIVERSE} | {("NXT", s) for s in NXT}
+        for minutes, session, same in found.values():
+            assert minutes == 28 and session == same == "regular"
+        first_slot = rows(url, "select min(produced_ns) from slot_events")[0][0]
+        assert first_slot is None or first_slot >= kst_ns("09:29:50")
+
+
+def test_with_the_first_half_hour_off_nothing_is_registered_before_the_context_sync(
+    tmp_path: Path,
+) -> None:
+    """The seed's half hour: nothing streams from the opening auction's end to 09:29:50."""
+    with sim_day(
+        tmp_path, VENUES, start="08:58", faster="09:00", track_b="opening_half_hour = false\n"
+    ) as day:
+        sim, proc = day.sim, day.start()
+        clock = sim.sim.clock
+        wait_until(lambda: clock.now_ns() >= kst_ns("09:10:00"), 120, "09:10")
+        assert proc.poll() is None
+        assert not sim.sim.realtime.registered["H0STCNT0"]
+        assert not sim.sim.realtime.records_sent["H0STCNT0"]

@@ -1,15 +1,15 @@
 """The flows job: a day's final investor flows, program trading and VIs, per stock and venue.
 
-After a venue's day is final at KIS (`[flows] krx_from`, 15:40; `nxt_from`, after Nextrade's
-20:00 close), the job asks, for every member of the day's universe on KRX and for the
-Nextrade names on Nextrade too, its net buying by investor group (FHPTJ04160001,
-`InvestorFlow`) and its program trading (FHPPG04650201, `ProgramTradeDaily`); after KRX's
-after-hours single price (`vi_from`, 18:05) its volatility interruptions of the day
-(FHPST01390000 by stock, `VolatilityInterruption`; a stock without one stores nothing), at
-the jobs' REST share, and publishes what is not stored yet: a later run asks only what is
-missing. An answer without the day's row is pending (KIS has not posted it). Questions
-failing or pending are `INCOMPLETE` (a warning per day; an error past ``max_failed_pct``,
-or when none answered), resolved by a run that leaves none.
+After a venue's day is final at KIS (`[flows] krx_from` and `nxt_from`, 20:05: after KRX's
+and Nextrade's after-markets close at 20:00), the job asks, for every member of the day's
+universe on KRX and for the Nextrade names on Nextrade too, its net buying by investor group
+(FHPTJ04160001, `InvestorFlow`) and its program trading (FHPPG04650201,
+`ProgramTradeDaily`); once KRX's day is over (`vi_from`, 20:05) its volatility
+interruptions of the day (FHPST01390000 by stock, `VolatilityInterruption`; a stock without
+one stores nothing), at the jobs' REST share, and publishes what is not stored yet: a later
+run asks only what is missing. An answer without the day's row is pending (KIS has not
+posted it). Questions failing or pending are `INCOMPLETE` (a warning per day; an error past
+``max_failed_pct``, or when none answered), resolved by a run that leaves none.
 """
 
 from __future__ import annotations

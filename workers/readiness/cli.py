@@ -213,7 +213,12 @@ def _still_failed(settings: Settings) -> set[str] | None:
 
 
 def _recheck_until(phases: PhaseSettings, calendar: CalendarSettings, clock: Clock) -> float:
-    """Failed accounts are checked again until full operation (UTC s; 0: not today)."""
+    """Failed accounts are checked again until the day's idle phase (UTC s; 0: not today).
+
+    Not only until full operation: a start at any hour (a restart after a crash, a demo from
+    09:25) checks before Track B's sessions are up, and a later check that passes is what
+    ends the verdict and its alert once they work.
+    """
     now = now_utc(clock).astimezone(KST)
     timeline = timeline_from(phases, calendar)
     starts: dict[Phase, datetime] = {
@@ -221,4 +226,4 @@ def _recheck_until(phases: PhaseSettings, calendar: CalendarSettings, clock: Clo
     }
     if not timeline.calendar.is_session(now.date()):
         return 0.0
-    return starts[Phase.FULL_OPERATION].timestamp()
+    return starts[Phase.IDLE].timestamp()

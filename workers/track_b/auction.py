@@ -21,7 +21,7 @@ held Nextrade name's Nextrade program-trading registration holds Nextrade's expe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 
 from bus.events import Venue
@@ -100,20 +100,22 @@ def auction_registrations(
     capacity: int,
     barred: Mapping[str, str],
     reserved: Mapping[str, int] | None = None,
+    feeds_of: Callable[[str], tuple[str, ...]] | None = None,
 ) -> dict[str, set[Registration]]:
     """Each account's registrations: ``names`` in order (pins, then by market cap) dealt out.
 
-    An account at a time takes the next name's feeds (`RegistrationPolicy.
-    opening_auction_feeds`) while they fit in its ``capacity`` less what is ``reserved`` of
-    it (the VI feed's); a barred name (refused, halted) is passed over.
+    An account at a time takes the next name's feeds (``feeds_of``: `RegistrationPolicy.
+    opening_auction_feeds` by default) while they fit in its ``capacity`` less what is
+    ``reserved`` of it (the VI feed's); a barred name (refused, halted) is passed over.
     """
+    feeds_of = feeds_of or policy.opening_auction_feeds
     reserved = reserved or {}
     held: dict[str, set[Registration]] = {alias: set() for alias in accounts}
     if not accounts:
         return held
     turn = 0
     for symbol in dict.fromkeys(names):
-        feeds = policy.opening_auction_feeds(symbol)
+        feeds = feeds_of(symbol)
         if symbol in barred or not feeds:
             continue
         for _ in accounts:

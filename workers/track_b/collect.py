@@ -514,15 +514,20 @@ class Collector:
     async def hold(self, registrations: Mapping[str, Set[Registration]]) -> None:
         """Hold ``registrations`` per account beside the slots, instead of those held so.
 
-        No slot: no decision, gap or trigger counts them (an auction's expected matches,
-        `workers.track_b.auction`); `reconcile` wants them too. What KIS refuses of them
-        is dropped here, never handed to the slot guard. ``hold({})`` releases them all.
+        No slot: no decision or trigger counts them (an auction's expected matches, the
+        first half hour's trades: `workers.track_b.auction`); a held trade feed's gaps are
+        detected like a slot's. `reconcile` wants them too. What KIS refuses of them is
+        dropped here, never handed to the slot guard. ``hold({})`` releases them all; a
+        released trade feed's pace is forgotten, so that no trigger counts what it heard.
         """
         for alias in self.streams.keys() & (self.held_aside.keys() | registrations.keys()):
             stream, now = self.streams[alias], set(self.held_aside.get(alias, ()))
             wanted = set(registrations.get(alias, ()))
             for r in sorted(now - wanted, key=_by_key):
                 await stream.unsubscribe(r.tr_id, r.tr_key)
+                if is_trade(r.tr_id) and r.tr_key not in self.scores:
+                    self.recent.pop(r.tr_key, None)
+                    self.latest.pop(r.tr_key, None)
             self.held_aside[alias] = wanted
             for r in sorted(wanted - now, key=_by_key):
                 await self._subscribe(alias, r.tr_id, r.tr_key)

@@ -142,6 +142,10 @@ class RegistrationPolicy:
         """
         return () if self.paper else (EXPECTED_TRS["KRX"],)
 
+    def opening_half_hour_feeds(self, symbol: str) -> tuple[str, ...]:
+        """What ``symbol`` holds through KRX's first half hour: its venues' trades."""
+        return tuple(TRADE_TRS[v] for v in self.venues(symbol))
+
     def cost(self, symbol: str) -> int:
         """The registrations ``symbol`` takes."""
         return len(self.venues(symbol)) * self._kinds

@@ -191,10 +191,19 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                     await self.sleep_until(auction[0].timestamp())
                     if not self.stop.is_set():
                         await self._opening_auction(engine, book, collector, auction[1])
+                sync_at = full.timestamp() - self.config.sync_lead_s
+                if (
+                    self.config.opening_half_hour
+                    and not self.stop.is_set()
+                    and now_utc(self.clock).timestamp() < sync_at
+                ):
+                    # Released at full operation, before the slots are placed (`hold`).
+                    await self._opening_half_hour(engine, book, collector, full)
                 if self.stop.is_set():
+                    await collector.hold(self.vi_feed)
                     await collector.settle()
                     return
-                await self.sleep_until(full.timestamp() - self.config.sync_lead_s)
+                await self.sleep_until(sync_at)
                 if self.stop.is_set():
                     return
                 # Subscribed before the database is read: a snapshot stored after the read is
@@ -298,12 +307,9 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         first, then the largest market caps; all released at ``until``.
         """
         await rekey(collector, self.clock, until.timestamp())
-        ours = [r for r in engine.references.values() if engine.shard.owns(r.symbol)]
-        pins = sorted(p for p in self.pin_file.read() if p in engine.references)
-        by_cap = [r.symbol for r in sorted(ours, key=lambda r: (-r.market_cap, r.symbol))]
         wanted = auction_registrations(
             collector.policy,
-            [p for p in pins if engine.shard.owns(p)] + by_cap,
+            self._by_priority(engine),
             [a.alias for a in self.settings.kis.accounts],
             self.config.registrations_per_account,
             self.guard.barred(self.clock.now_ns()),
@@ -323,6 +329,44 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         finally:
             await collector.hold(self.vi_feed)
             self._show(book, collector, {})
+
+    async def _opening_half_hour(
+        self, engine: TriggerEngine, book: SlotBook, collector: Collector, until: datetime
+    ) -> None:
+        """From KRX's opening (or now) to ``until`` (full operation): the names' trades.
+
+        No slot is held before the context sync: the names the opening auction held (this
+        host's pins, then the largest market caps, barred ones passed over) hold their
+        venues' trade feeds instead (`RegistrationPolicy.opening_half_hour_feeds`), beside
+        the slots like the auction's: their trades are stored, and a disconnection's or a
+        silence's gap on them is recovered. The caller releases them at ``until``.
+        """
+        await rekey(collector, self.clock, until.timestamp())
+        wanted = auction_registrations(
+            collector.policy,
+            self._by_priority(engine),
+            [a.alias for a in self.settings.kis.accounts],
+            self.config.registrations_per_account,
+            self.guard.barred(self.clock.now_ns()),
+            book.reserved,
+            collector.policy.opening_half_hour_feeds,
+        )
+        names = len({r.tr_key for held in wanted.values() for r in held})
+        log.info(
+            "Track B follows KRX's first half hour to %s: %d names' trades",
+            f"{until.astimezone(KST):%H:%M}",
+            names,
+        )
+        self.counters["opening_half_hour_names"] = names
+        await collector.hold(merged(self.vi_feed, wanted))
+        self._show(book, collector, {})
+
+    def _by_priority(self, engine: TriggerEngine) -> list[str]:
+        """Who holds a registration first: this host's pins, then its names by market cap."""
+        ours = [r for r in engine.references.values() if engine.shard.owns(r.symbol)]
+        pins = sorted(p for p in self.pin_file.read() if p in engine.references)
+        by_cap = [r.symbol for r in sorted(ours, key=lambda r: (-r.market_cap, r.symbol))]
+        return [p for p in pins if engine.shard.owns(p)] + by_cap
 
     def _closing_auction(
         self, venues: Venues, day: date, krx_until: datetime, collector: Collector
