@@ -142,8 +142,8 @@ def sim(
         typer.Option(min=0.2, help="the fallback sector source's calls/s per client (5 s window)"),
     ] = 1.0,
     realtime_layout: Annotated[
-        str, typer.Option(help="real-time record layout: 2026-05 (46/59 fields) | 2026-09 (47/63)")
-    ] = "2026-05",
+        str, typer.Option(help="real-time record layout: 2026-09 (47/63 fields) | 2026-05 (46/59)")
+    ] = "2026-09",
     realtime_extra_fields: Annotated[
         int, typer.Option(min=0, max=100, help="unknown fields appended to every real-time record")
     ] = 0,

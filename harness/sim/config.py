@@ -94,11 +94,11 @@ class SimConfig:
     # Which FHKST01010100 field says a symbol is halted: temp_stop_yn "Y", the status code
     # iscd_stat_cls_code "58" (거래정지), or both (UNCONFIRMED which KIS fills).
     halt_signal: Literal["both", "temp_stop_yn", "iscd_stat_cls_code"] = "both"
-    # The real-time records' layout generation: the
-    # 2026-05 workbook's (H0STCNT0 46 fields, H0STASP0 59), or the 2026-09 one's (47 and 63:
-    # the session code, and the book's mid-point). Then ``realtime_extra_fields`` more fields
-    # on every record, as a layout newer than both would have.
-    realtime_layout: RealtimeLayout = "2026-05"
+    # The real-time records' layout generation: the 2026-09 workbook's (H0STCNT0 47 fields,
+    # H0STASP0 63: the session code, and the book's mid-point), what KIS sends today, or the
+    # 2026-05 one's (46 and 59). Then ``realtime_extra_fields`` more fields on every record,
+    # as a layout newer than both would have.
+    realtime_layout: RealtimeLayout = "2026-09"
     realtime_extra_fields: int = 0
 
     def __post_init__(self) -> None:

@@ -27,7 +27,7 @@ async def serve(
     stocks: int = 2500,
     fallback_per_second: float = 1.0,
     *,
-    realtime_layout: RealtimeLayout = "2026-05",
+    realtime_layout: RealtimeLayout = "2026-09",
     realtime_extra_fields: int = 0,
 ) -> None:
     """Run until SIGTERM/SIGINT; print one line with the URLs once listening.

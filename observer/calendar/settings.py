@@ -17,6 +17,7 @@ __all__ = [
     "PhaseSettings",
     "SpanSettings",
     "VenueDay",
+    "VenueEra",
     "VenueHoursSettings",
     "VenueSettings",
 ]
@@ -85,14 +86,31 @@ class VenueDay(Strict, frozen=True):
     sessions: tuple[SpanSettings, ...]
 
 
+class VenueEra(Strict, frozen=True):
+    """A venue's sessions on the days before ``until``: its hours before they changed."""
+
+    until: date
+    sessions: tuple[SpanSettings, ...]
+
+
 class VenueHoursSettings(Strict, frozen=True):
-    """One venue's sessions on an ordinary session day, and its days of other hours."""
+    """One venue's sessions on an ordinary session day, and its days of other hours.
+
+    ``sessions`` are today's; ``before`` the hours of earlier eras, each for the days before
+    its ``until`` (for replays and backfills of older days), ascending; ``days`` a day's own.
+    """
 
     sessions: tuple[SpanSettings, ...]
     days: tuple[VenueDay, ...] = ()
+    before: tuple[VenueEra, ...] = ()
 
     def __post_init__(self) -> None:
         _in_order(self.sessions, "sessions")
+        ends = [era.until for era in self.before]
+        if ends != sorted(set(ends)):
+            raise ValueError(f"venues.before: eras ascending by until, each once, not {ends}")
+        for era in self.before:
+            _in_order(era.sessions, f"before {era.until}")
         seen: set[date] = set()
         for day in self.days:
             if day.day in seen:
@@ -107,15 +125,32 @@ def _span(
     return SpanSettings(session=session, start=start, end=end, match_at_end=match_at_end)
 
 
+# KRX's day since 2026-09-14 (shared/reference/kis-market-2026-09.md §1): opening orders from
+# 08:20, its after-market (continuous, 16:00-20:00) instead of the 16:00-18:00 single price.
+KRX_AFTER_MARKET_FROM = date(2026, 9, 14)
 KRX_HOURS = VenueHoursSettings(
     sessions=(
+        _span("opening_auction", "08:20", "08:30"),  # orders only: the 장전 시간외 comes first
         _span("off_hours_close", "08:30", "08:40"),
         _span("opening_auction", "08:40", "09:00", match_at_end=True),
         _span("regular", "09:00", "15:20"),
         _span("closing_auction", "15:20", "15:30", match_at_end=True),
         _span("off_hours_close", "15:40", "16:00"),
-        _span("off_hours_auction", "16:00", "18:00"),
-    )
+        _span("after_market", "16:00", "20:00"),
+    ),
+    before=(
+        VenueEra(
+            until=KRX_AFTER_MARKET_FROM,
+            sessions=(
+                _span("off_hours_close", "08:30", "08:40"),
+                _span("opening_auction", "08:40", "09:00", match_at_end=True),
+                _span("regular", "09:00", "15:20"),
+                _span("closing_auction", "15:20", "15:30", match_at_end=True),
+                _span("off_hours_close", "15:40", "16:00"),
+                _span("off_hours_auction", "16:00", "18:00"),
+            ),
+        ),
+    ),
 )
 NXT_HOURS = VenueHoursSettings(
     sessions=(
@@ -132,6 +167,14 @@ NXT_HOURS = VenueHoursSettings(
                 _span("regular", "10:00:30", "16:20"),
                 _span("opening_auction", "16:30", "16:40", match_at_end=True),
                 _span("after_market", "16:40", "20:00"),
+            ),
+        ),
+        VenueDay(
+            day=date(2027, 1, 4),  # the year's first session: no pre-market, main from 10:00:30
+            sessions=(
+                _span("regular", "10:00:30", "15:20"),
+                _span("opening_auction", "15:30", "15:40", match_at_end=True),
+                _span("after_market", "15:40", "20:00"),
             ),
         ),
     ),

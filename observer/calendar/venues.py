@@ -1,15 +1,18 @@
-"""Each venue's sessions on a day, and which one an instant falls in.
+"""Each venue's sessions on a day, and which one an instant falls in: the market as a dated table.
 
 KRX and Nextrade (NXT) trade on the same days (the KRX calendar) in hours of their own, all
-configuration (`VenueSettings`, ``[venues]``): KRX's 시간외 종가 (08:30-08:40, 15:40-16:00),
-its opening auction (to 09:00), regular session (09:00-15:20), closing auction (15:20-15:30)
-and 시간외 단일가 (16:00-18:00); Nextrade's pre-market (08:00-08:50), main session
-(09:00:30-15:20) and after-market, whose orders from 15:30 are matched at one price at 15:40
-(its opening auction) before it trades continuously to 20:00. KRX's late days (``[calendar]
-late_days``) shift its hours as they shift the phases; Nextrade's special days (the CSAT day:
-no pre-market, 10:00-16:20, 16:30-20:00) are days of their own in its table. KIS's combined
-feed names no venue: its session is the one of a venue trading continuously, else KRX's
-where KRX has one, else Nextrade's (`Venues.session_at`).
+configuration (`VenueSettings`, ``[venues]``), dated: KRX's since 2026-09-14 are its opening
+orders from 08:20, 시간외 종가 (08:30-08:40, 15:40-16:00), opening auction (its match at
+09:00), regular session (09:00-15:20), closing auction (15:20-15:30) and after-market
+(continuous, 16:00-20:00); before it (``before`` eras, for replays of older days) its
+시간외 단일가 (16:00-18:00) stood where the after-market is. Nextrade's: pre-market
+(08:00-08:50), main session (09:00:30-15:20) and after-market, whose orders from 15:30 are
+matched at one price at 15:40 (its opening auction) before it trades continuously to 20:00.
+KRX's late days (``[calendar] late_days``) shift its hours as they shift the phases;
+Nextrade's special days (the CSAT day: no pre-market, 10:00-16:20, 16:30-20:00; the year's
+first session: no pre-market, main from 10:00:30) are days of their own in its table. KIS's
+combined feed names no venue: its session is the one of a venue trading continuously, else
+KRX's where KRX has one, else Nextrade's (`Venues.session_at`).
 
 An auction's single-price match prints at its end instant (a KRX trade stamped 15:30:00 is
 the closing auction's), so that instant belongs to the auction (`Span.match_at_end`). The
@@ -85,18 +88,25 @@ class VenueHours:
     spans: tuple[Span, ...]
     days: Mapping[date, tuple[Span, ...]] = field(default_factory=dict)
     shift: Callable[[date, time], timedelta] = lambda day, at: timedelta(0)
+    # (until, spans): the sessions of the days before ``until``, earlier eras first
+    eras: tuple[tuple[date, tuple[Span, ...]], ...] = ()
 
     def on(self, day: date) -> list[tuple[datetime, datetime, Span]]:
-        """``day``'s sessions as KST instants (start, end, span), in order."""
+        """``day``'s sessions as KST instants (start, end, span), in order.
+
+        A day of its own first, else its era's (the first whose ``until`` is later), else
+        today's; KRX's late days shift the era's as today's.
+        """
         if day in self.days:
             return [(_at(day, s.start), _at(day, s.end), s) for s in self.days[day]]
+        spans = next((spans for until, spans in self.eras if day < until), self.spans)
         return [
             (
                 _at(day, s.start) + self.shift(day, s.start),
                 _at(day, s.end) + self.shift(day, s.end),
                 s,
             )
-            for s in self.spans
+            for s in spans
         ]
 
 
@@ -226,7 +236,8 @@ def _hours(
     venue: Venue, settings: VenueHoursSettings, shift: Callable[[date, time], timedelta]
 ) -> VenueHours:
     days = {d.day: _spans(d.sessions) for d in settings.days}
-    return VenueHours(venue, _spans(settings.sessions), days, shift)
+    eras = tuple((era.until, _spans(era.sessions)) for era in settings.before)
+    return VenueHours(venue, _spans(settings.sessions), days, shift, eras)
 
 
 def venues_from(settings: VenueSettings, timeline: Timeline) -> Venues:

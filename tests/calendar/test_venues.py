@@ -32,7 +32,9 @@ def at(day: date, text: str) -> datetime:
 @pytest.mark.parametrize(
     ("venue", "when", "session"),
     [
-        ("KRX", "08:29:59", ""),
+        ("KRX", "08:19:59", ""),
+        ("KRX", "08:20", "opening_auction"),  # its orders from 08:20 since 2026-09-14
+        ("KRX", "08:29:59", "opening_auction"),
         ("KRX", "08:30", "off_hours_close"),
         ("KRX", "08:45", "opening_auction"),
         ("KRX", "09:00", "opening_auction"),  # the opening match prints at 09:00:00
@@ -42,8 +44,10 @@ def at(day: date, text: str) -> datetime:
         ("KRX", "15:30", "closing_auction"),  # the closing match
         ("KRX", "15:30:01", ""),
         ("KRX", "15:45", "off_hours_close"),
-        ("KRX", "17:59:59", "off_hours_auction"),
-        ("KRX", "18:00", ""),
+        ("KRX", "15:59:59", "off_hours_close"),
+        ("KRX", "16:00", "after_market"),  # KRX's after-market since 2026-09-14
+        ("KRX", "19:59:59", "after_market"),
+        ("KRX", "20:00", ""),
         ("NXT", "07:59:59", ""),
         ("NXT", "08:00", "pre_market"),
         ("NXT", "08:50", ""),  # paused for KRX's opening auction
@@ -73,6 +77,30 @@ def test_an_ordinary_day_s_sessions(venue: str, when: str, session: str) -> None
     assert VENUES.session_at(venue, at(DAY, when)) == session  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("when", "session"),
+    [
+        ("08:25", ""),  # opening orders from 08:30 then
+        ("16:00", "off_hours_auction"),
+        ("17:59:59", "off_hours_auction"),
+        ("18:00", ""),
+        ("19:00", ""),
+    ],
+)
+def test_a_day_before_krx_s_after_market_keeps_its_own_hours(when: str, session: str) -> None:
+    """2026-09-11, the 16:00-18:00 single price's last day: replays of it read its hours."""
+    assert VENUES.session_at("KRX", at(date(2026, 9, 11), when)) == session
+
+
+def test_the_year_s_first_session_has_no_nextrade_pre_market_and_a_late_main() -> None:
+    first = date(2027, 1, 4)
+    assert VENUES.session_at("NXT", at(first, "08:10")) == ""
+    assert VENUES.session_at("NXT", at(first, "10:00:29")) == ""
+    assert VENUES.session_at("NXT", at(first, "10:00:30")) == "regular"
+    assert VENUES.session_at("KRX", at(first, "10:00:01")) == "regular"
+    assert VENUES.session_at("NXT", at(first, "15:41")) == "after_market"
+
+
 def test_late_days_move_krx_s_hours_and_nextrade_keeps_its_own_csat_day() -> None:
     csat, first = date(2026, 11, 19), date(2027, 1, 4)
     assert VENUES.session_at("KRX", at(csat, "09:35")) == "off_hours_close"
@@ -93,13 +121,27 @@ def test_late_days_move_krx_s_hours_and_nextrade_keeps_its_own_csat_day() -> Non
     assert VENUES.session_at("NXT", at(date(2026, 11, 21), "10:00")) == ""
 
 
-@given(st.integers(0, 86_400 * 3 - 1), st.sampled_from(["KRX", "NXT", "combined"]))
+# Days of both regimes of KRX's hours and the special days: the era's last days and the
+# first of the after-market, the CSAT day, the year's first session.
+DAYS = [date(2026, 9, 10), date(2026, 9, 11), date(2026, 9, 14), date(2026, 9, 15)] + [
+    date(2026, 11, 18),
+    date(2026, 11, 19),
+    date(2026, 11, 20),
+    date(2027, 1, 4),
+]
+
+
+@given(
+    st.sampled_from(DAYS),
+    st.integers(0, 86_400 - 1),
+    st.sampled_from(["KRX", "NXT", "combined"]),
+)
 def test_every_instant_is_in_one_session_or_none_and_a_second_agrees(
-    offset_s: int, venue: str
+    day: date, offset_s: int, venue: str
 ) -> None:
-    """At most one session holds an instant (the spans never overlap), and the cached
-    per-second reading equals the direct one."""
-    instant = at(date(2026, 11, 18), "00:00") + timedelta(seconds=offset_s)
+    """At most one session holds an instant (the spans never overlap), on days of either
+    regime and the special days, and the cached per-second reading equals the direct one."""
+    instant = at(day, "00:00") + timedelta(seconds=offset_s)
     found = VENUES.session_at(venue, instant)  # type: ignore[arg-type]
     assert found in ("", *SESSIONS)
     if venue != "combined":

@@ -62,8 +62,18 @@ def test_the_auction_runs_from_its_start_or_the_pre_market_s_end_to_the_match_an
     def kst(hh: int, mm: int, ss: int = 0) -> datetime:
         return datetime.combine(DAY, time(hh, mm, ss), KST)
 
-    assert opening_auction(venues, DAY, None) == (kst(8, 40), kst(9, 0, 30))
+    # Its orders from 08:20 since 2026-09-14 (the 시간외 종가 between), its match at 09:00.
+    assert opening_auction(venues, DAY, None) == (kst(8, 20), kst(9, 0, 30))
+    assert opening_auction(venues, date(2026, 9, 11), None) == (
+        datetime.combine(date(2026, 9, 11), time(8, 40), KST),
+        datetime.combine(date(2026, 9, 11), time(9, 0, 30), KST),
+    )
     assert opening_auction(venues, DAY, (kst(8, 0), kst(8, 50))) == (kst(8, 50), kst(9, 0, 30))
+    # Followed by the first half hour's trades: to 10 s before the match, for its print.
+    assert opening_auction(venues, DAY, (kst(8, 0), kst(8, 50)), trades_at_match=True) == (
+        kst(8, 50),
+        kst(8, 59, 50),
+    )
     assert opening_auction(venues, DAY, (kst(8, 0), kst(9, 5))) is None
     assert opening_auction(venues, date(2026, 11, 21), None) is None  # a Saturday
     # The closing auction to 10 s before its match, if KRX's feeds reach it.

@@ -41,10 +41,11 @@ class Rig:
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    """The 2026-09 simulator and a writer on SQLite, shared by the module's tests."""
+    """The simulator (the 2026-09 layout, its default) and a writer on SQLite, shared by the
+    module's tests."""
     workdir = tmp_path_factory.mktemp("layouts")
     writer = WriterProcess(workdir, f"sqlite:///{workdir / 'observer.db'}").start()
-    sim = SimThread(MARKET, TEN, SimConfig(realtime_layout="2026-09"), speed=30)
+    sim = SimThread(MARKET, TEN, SimConfig(), speed=30)
     try:
         yield Rig(sim, writer, workdir)
     finally:
@@ -109,6 +110,23 @@ def test_the_newer_layout_stores_the_session_and_the_mid_point(rig: Rig) -> None
     assert len(rows) == len(books)
     for mid, qty, side, session, best_bid in rows:
         assert Decimal(str(mid)) > best_bid and (qty, side, session) == (300, "1", "2")
+
+
+def test_the_older_layout_is_still_read_without_the_session_or_the_mid_point(rig: Rig) -> None:
+    """The simulator switched to the 2026-05 layout (46 and 59 fields): stored all the same,
+    with no session code and no mid-point (the belief before the 2026-09 export)."""
+    rig.sim.sim.config.realtime_layout = "2026-05"
+    try:
+        published, collector = _collect(rig, "acct3", lambda c: c.ticks >= 10)
+    finally:
+        rig.sim.sim.config.realtime_layout = "2026-09"
+    ticks = [e for e in published if isinstance(e, TradeTick)]
+    books = [e for e in published if isinstance(e, OrderBook)]
+    assert ticks and books and not collector.layouts.counts
+    assert {t.market_session for t in ticks} == {None}
+    assert {(b.mid_price, b.market_session) for b in books} == {(None, None)}
+    stored = db_rows(rig.writer.url, "select count(*) from trade_ticks where account = 'acct3'")
+    assert stored == [(len(ticks),)]
 
 
 def _refused_thrice(c: Collector) -> bool:

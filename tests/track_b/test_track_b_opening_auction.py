@@ -22,13 +22,14 @@ def test_the_opening_auction_s_expected_matches_are_stored_and_released_after_th
 ) -> None:
     """08:47 at 10x, 60x from 08:49: Nextrade's pre-market ends at 08:50 and its slots are
     released; then every universe name's KRX expected matches are registered (no slot)
-    until the 09:00 match and 30 s, every record the simulator sent is stored once, dated
-    in the opening auction, and no KRX feed is a slot before KRX's day."""
+    until 10 s before the 09:00 match (the first half hour's trade feeds take over for its
+    print), every record the simulator sent is stored once, dated in the opening auction,
+    and no KRX feed is a slot before KRX's day."""
     with sim_day(tmp_path, VENUES, start="08:47", faster="08:49") as day:
         url, sim, proc = day.url, day.sim, day.start()
         realtime = sim.sim.realtime
         wait_until(lambda: realtime.released["H0STANC0"] == len(UNIVERSE), 120, "the auction's end")
-        assert sim.sim.clock.now_ns() >= kst_ns("09:00:30")
+        assert sim.sim.clock.now_ns() >= kst_ns("08:59:50")
         sent = realtime.records_sent["H0STANC0"]
         assert sent > 0 and realtime.registered["H0STANC0"] == len(UNIVERSE)
         stored = "select count(*) from auction_expected"
@@ -168,6 +169,13 @@ def test_the_opening_auction_s_names_hold_their_trades_through_the_first_half_ho
         assert found.keys() == {("KRX", s) for s in UNIVERSE} | {("NXT", s) for s in NXT}
         for minutes, session, same in found.values():
             assert minutes == 28 and session == same == "regular"
+        # KRX's opening print, at its 09:00:00 match: the trade feeds were there for it.
+        matches = rows(
+            url,
+            "select distinct symbol from trade_ticks where venue = 'KRX' and "
+            f"exchange_ns = {kst_ns('09:00:00')} and trading_session = 'opening_auction'",
+        )
+        assert sorted(m[0] for m in matches) == sorted(UNIVERSE)
         first_slot = rows(url, "select min(produced_ns) from slot_events")[0][0]
         assert first_slot is None or first_slot >= kst_ns("09:29:50")
 

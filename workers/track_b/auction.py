@@ -46,20 +46,26 @@ KRX_CLOSING_FEEDS: tuple[Venue, ...] = ("KRX", "combined")
 
 
 def opening_auction(
-    venues: Venues, day: date, pre_market: tuple[datetime, datetime] | None
+    venues: Venues,
+    day: date,
+    pre_market: tuple[datetime, datetime] | None,
+    trades_at_match: bool = False,
 ) -> tuple[datetime, datetime] | None:
     """KRX's opening auction of ``day`` as Track B follows it (start, end), if it has one.
 
     From the auction's start, or the end of Nextrade's ``pre_market`` when Track B follows
-    it (its slots hold the sessions until then), to the match and `CLOSE_GRACE_S`.
+    it (its slots hold the sessions until then), to the match and `CLOSE_GRACE_S`; with
+    ``trades_at_match`` (the first half hour's trades follow it), to `CLOSING_LEAD_S` before
+    the match, so that the trade feeds hold the match's print.
     """
     spans = [(s, e) for s, e, span in venues.spans("KRX", day) if span.session == "opening_auction"]
     if not spans:
         return None
-    start, end = spans[0]
+    # Its orders from the first span (08:20 since 2026-09-14), its match at the last's end.
+    start, end = spans[0][0], spans[-1][1]
     if pre_market is not None:
         start = max(start, pre_market[1])
-    end += timedelta(seconds=CLOSE_GRACE_S)
+    end += timedelta(seconds=-CLOSING_LEAD_S if trades_at_match else CLOSE_GRACE_S)
     return (start, end) if start < end else None
 
 

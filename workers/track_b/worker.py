@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 
@@ -35,6 +35,7 @@ from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS
 from observer.db.queries import universe_references
 from observer.db.slot_queries import AsOf
+from observer.kis.stream import Registration
 from observer.process.heartbeat import Heartbeat
 from observer.runtime import (
     alongside,
@@ -186,17 +187,22 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                 if self.stop.is_set():
                     await collector.settle()
                     return
-                auction = opening_auction(venues, day, pre) if self.config.opening_auction else None
+                half_hour = self.config.opening_half_hour
+                auction = (
+                    opening_auction(venues, day, pre, trades_at_match=half_hour)
+                    if self.config.opening_auction
+                    else None
+                )
                 if auction is not None and now_utc(self.clock) < auction[1]:
                     await self.sleep_until(auction[0].timestamp())
                     if not self.stop.is_set():
-                        await self._opening_auction(engine, book, collector, auction[1])
+                        # Followed by the first half hour's trades, which replace its holds.
+                        await self._opening_auction(
+                            engine, book, collector, auction[1], keep=half_hour
+                        )
                 sync_at = full.timestamp() - self.config.sync_lead_s
-                if (
-                    self.config.opening_half_hour
-                    and not self.stop.is_set()
-                    and now_utc(self.clock).timestamp() < sync_at
-                ):
+                before_sync = now_utc(self.clock).timestamp() < sync_at
+                if half_hour and not self.stop.is_set() and before_sync:
                     # Released at full operation, before the slots are placed (`hold`).
                     await self._opening_half_hour(engine, book, collector, full)
                 if self.stop.is_set():
@@ -299,22 +305,22 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         self._show(book, collector, {})
 
     async def _opening_auction(
-        self, engine: TriggerEngine, book: SlotBook, collector: Collector, until: datetime
+        self,
+        engine: TriggerEngine,
+        book: SlotBook,
+        collector: Collector,
+        until: datetime,
+        keep: bool = False,
     ) -> None:
         """KRX's opening auction to ``until``: expected matches on the idle sessions.
 
         Every registration holds a name's (`workers.track_b.auction`): this host's pins
-        first, then the largest market caps; all released at ``until``.
+        first, then the largest market caps; all released at ``until``, or with ``keep`` left
+        for the next holds to replace (the first half hour's: one `Collector.hold`, no
+        moment with neither). A failure or a stop releases them all the same.
         """
         await rekey(collector, self.clock, until.timestamp())
-        wanted = auction_registrations(
-            collector.policy,
-            self._by_priority(engine),
-            [a.alias for a in self.settings.kis.accounts],
-            self.config.registrations_per_account,
-            self.guard.barred(self.clock.now_ns()),
-            book.reserved,
-        )
+        wanted = self._dealt(engine, book, collector, collector.policy.opening_auction_feeds)
         names = sum(len(held) for held in wanted.values())
         log.info(
             "Track B follows KRX's opening auction to %s: %d names' expected matches",
@@ -326,9 +332,12 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             await collector.hold(merged(self.vi_feed, wanted))
             self._show(book, collector, {})
             await self.sleep_until(until.timestamp())
-        finally:
+        except BaseException:
             await collector.hold(self.vi_feed)
-            self._show(book, collector, {})
+            raise
+        if not keep or self.stop.is_set():
+            await collector.hold(self.vi_feed)
+        self._show(book, collector, {})
 
     async def _opening_half_hour(
         self, engine: TriggerEngine, book: SlotBook, collector: Collector, until: datetime
@@ -342,15 +351,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         silence's gap on them is recovered. The caller releases them at ``until``.
         """
         await rekey(collector, self.clock, until.timestamp())
-        wanted = auction_registrations(
-            collector.policy,
-            self._by_priority(engine),
-            [a.alias for a in self.settings.kis.accounts],
-            self.config.registrations_per_account,
-            self.guard.barred(self.clock.now_ns()),
-            book.reserved,
-            collector.policy.opening_half_hour_feeds,
-        )
+        wanted = self._dealt(engine, book, collector, collector.policy.opening_half_hour_feeds)
         names = len({r.tr_key for held in wanted.values() for r in held})
         log.info(
             "Track B follows KRX's first half hour to %s: %d names' trades",
@@ -361,12 +362,31 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         await collector.hold(merged(self.vi_feed, wanted))
         self._show(book, collector, {})
 
-    def _by_priority(self, engine: TriggerEngine) -> list[str]:
-        """Who holds a registration first: this host's pins, then its names by market cap."""
+    def _dealt(
+        self,
+        engine: TriggerEngine,
+        book: SlotBook,
+        collector: Collector,
+        feeds_of: Callable[[str], tuple[str, ...]],
+    ) -> dict[str, set[Registration]]:
+        """Each account's registrations of ``feeds_of`` the names, dealt out.
+
+        In order of who holds one first: this host's pins, then its names by market cap,
+        barred ones passed over, within each session beside the VI feed
+        (`auction_registrations`).
+        """
         ours = [r for r in engine.references.values() if engine.shard.owns(r.symbol)]
         pins = sorted(p for p in self.pin_file.read() if p in engine.references)
         by_cap = [r.symbol for r in sorted(ours, key=lambda r: (-r.market_cap, r.symbol))]
-        return [p for p in pins if engine.shard.owns(p)] + by_cap
+        return auction_registrations(
+            collector.policy,
+            [p for p in pins if engine.shard.owns(p)] + by_cap,
+            [a.alias for a in self.settings.kis.accounts],
+            self.config.registrations_per_account,
+            self.guard.barred(self.clock.now_ns()),
+            book.reserved,
+            feeds_of,
+        )
 
     def _closing_auction(
         self, venues: Venues, day: date, krx_until: datetime, collector: Collector
