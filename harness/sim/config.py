@@ -99,6 +99,12 @@ class SimConfig:
     # 2026-05 one's (46 and 59). Then ``realtime_extra_fields`` more fields on every record,
     # as a layout newer than both would have.
     realtime_layout: RealtimeLayout = "2026-09"
+    # HHPTJ04160200 (no date asked, none answered) before the day's first posting: nothing
+    # ("today"), or the last session's postings ("last_session"), as KIS may (UNCONFIRMED).
+    investor_before_postings: Literal["today", "last_session"] = "today"
+    # From this KST time the day's postings are answered with other figures (KIS's staff
+    # revising them; UNCONFIRMED): None, never.
+    investor_revised_from: str | None = None
     realtime_extra_fields: int = 0
 
     def __post_init__(self) -> None:

@@ -124,14 +124,22 @@ class Quotes:
             raise KeyError(symbol)  # "no data", as for an unknown code
         now = self._now()
         missed = self.gateway.faults.missed_postings
+        config = self.gateway.config
         rows = []
-        if self.market.calendar.is_session(now.date()):
-            volume = quote_at(self.market, symbol, now).volume
+        day, asked = now.date(), now
+        if config.investor_before_postings == "last_session" and now.time() < _POSTINGS[1]:
+            # the last session's postings, all made (KIS answering no date)
+            day = self.market.calendar.previous_session(day)
+            asked = datetime.combine(day, dtime(15, 30), KST)
+        revised = config.investor_revised_from
+        bump = 101 if revised and now.time() >= dtime.fromisoformat(revised) else 100
+        if self.market.calendar.is_session(day):
+            volume = quote_at(self.market, symbol, asked).volume
             for posting, at in _POSTINGS.items():
-                if now.time() < at or posting in missed:
+                if asked.time() < at or posting in missed:
                     continue
-                mark = zlib.crc32(f"{symbol}{now.date()}{posting}".encode())
-                foreign = volume * (mark % 21 - 10) // 100
+                mark = zlib.crc32(f"{symbol}{day}{posting}".encode())
+                foreign = volume * (mark % 21 - 10) * bump // 10_000
                 institution = 0 if posting == 1 else volume * (mark // 21 % 21 - 10) // 100
                 rows.append(
                     {

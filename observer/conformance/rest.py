@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Outcome, Report
@@ -19,6 +19,7 @@ from observer.kis.client import KisClient, Page, nxt_status
 from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES
 from observer.kis.parse import decode_json, price_snapshot
 from observer.kis.schemas import (
+    INVESTOR_POSTINGS,
     CurrentPriceOutput,
     DailyBarRow,
     EtfComponentRow,
@@ -36,6 +37,7 @@ from observer.kis.schemas import (
     ProgramDailyRow,
     StockInfoOutput,
     ViStatusRow,
+    investor_posting_due,
 )
 
 __all__ = ["Targets", "check_rest"]
@@ -199,10 +201,35 @@ async def check_rest(
         if probe.endpoint == "etf_components" and (wrong := _constituents_wrong(page)):
             report.add(item, MISMATCH, wrong)
             continue
+        if probe.endpoint == "investor_estimate" and isinstance(typed, list):
+            report.add(item, OK, _postings_seen(typed, now_ns()))
+            continue
         paging = "tr_cont: more pages" if page.more else ""
         report.add(item, OK, f"{rows} row(s) read by the client's schema", layout=paging)
     await _industry_members(client, targets, report)
     return bars
+
+
+_KST = timezone(timedelta(hours=9))
+
+
+def _postings_seen(rows: list[object], now_ns: int) -> str:
+    """Which of today's postings HHPTJ04160200 answered now, against those due.
+
+    It answers no date: postings not due yet are another day's, which the investor job never
+    stores.
+    """
+    now = datetime.fromtimestamp(now_ns / 1e9, _KST)
+    held = sorted(
+        int(row.bsop_hour_gb)
+        for row in rows
+        if isinstance(row, InvestorEstimateRow) and row.bsop_hour_gb.isdigit()
+    )
+    early = [p for p in held if p in INVESTOR_POSTINGS and not investor_posting_due(p, now)]
+    seen = f"postings {held or 'none'} answered at {now:%H:%M} KST"
+    if early:
+        return f"{seen}: {early} not due yet, so another day's (the job stores none of them)"
+    return f"{seen}: each due, today's"
 
 
 def _read(page: Page, probe: _Probe) -> tuple[int, object] | str:

@@ -113,11 +113,18 @@ def universe_references(
     return conn.execute(query).all()
 
 
-def investor_postings_stored(conn: Connection, day: date) -> set[tuple[str, int]]:
-    """The (symbol, posting) pairs of ``day``'s intraday investor estimates stored."""
+def investor_postings_stored(
+    conn: Connection, day: date
+) -> dict[tuple[str, int], tuple[int, int, int]]:
+    """``day``'s intraday investor estimates stored, by (symbol, posting).
+
+    Each one's figures: foreigners', institutions', both.
+    """
     e = InvestorEstimateRow
-    query = select(e.symbol, e.posting).where(e.trade_date == day)
-    return {(symbol, posting) for symbol, posting in conn.execute(query)}
+    query = select(e.symbol, e.posting, e.foreign_qty, e.institution_qty, e.total_qty).where(
+        e.trade_date == day
+    )
+    return {(row[0], row[1]): (row[2], row[3], row[4]) for row in conn.execute(query)}
 
 
 def flows_stored(conn: Connection, day: date) -> set[tuple[str, str, str]]:

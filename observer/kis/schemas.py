@@ -7,7 +7,7 @@ for each TR, by its record width, and is the only place the widths live.
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import datetime, time, timedelta
 from typing import Annotated, NamedTuple
 
 import msgspec
@@ -28,6 +28,7 @@ __all__ = [
     "H0UNASP0_FIELDS_2026_09",
     "H0UNVIC0_FIELDS",
     "INVESTOR_POSTINGS",
+    "INVESTOR_POSTING_TOLERANCE",
     "REALTIME_LAYOUTS",
     "Answer",
     "ApprovalAnswer",
@@ -50,6 +51,7 @@ __all__ = [
     "StockInfoOutput",
     "TokenAnswer",
     "ViStatusRow",
+    "investor_posting_due",
 ]
 
 # 국내주식 실시간체결가 (KRX): 46 fields per record.
@@ -329,6 +331,20 @@ INVESTOR_POSTINGS: dict[int, time] = {
     4: time(13, 20),
     5: time(14, 30),
 }
+# "입력한 시간은 ±10분정도 차이가 발생할 수 있으며" (FHPTJ04400000's note): a posting may be
+# made this long before its time, and an answer holding one earlier is not today's.
+INVESTOR_POSTING_TOLERANCE = timedelta(minutes=10)
+
+
+def investor_posting_due(posting: int, now: datetime) -> bool:
+    """Whether KIS may have made ``posting`` by ``now`` (aware, KST).
+
+    Its time less `INVESTOR_POSTING_TOLERANCE`; False for a posting KIS does not list.
+    """
+    at = INVESTOR_POSTINGS.get(posting)
+    if at is None:
+        return False
+    return now >= datetime.combine(now.date(), at, now.tzinfo) - INVESTOR_POSTING_TOLERANCE
 
 
 class InvestorEstimateRow(msgspec.Struct):

@@ -123,11 +123,9 @@ def test_late_days_move_krx_s_hours_and_nextrade_keeps_its_own_csat_day() -> Non
 
 # Days of both regimes of KRX's hours and the special days: the era's last days and the
 # first of the after-market, the CSAT day, the year's first session.
-DAYS = [date(2026, 9, 10), date(2026, 9, 11), date(2026, 9, 14), date(2026, 9, 15)] + [
-    date(2026, 11, 18),
-    date(2026, 11, 19),
-    date(2026, 11, 20),
-    date(2027, 1, 4),
+DAYS = [
+    *(date(2026, 9, 10), date(2026, 9, 11), date(2026, 9, 14), date(2026, 9, 15)),
+    *(date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20), date(2027, 1, 4)),
 ]
 
 

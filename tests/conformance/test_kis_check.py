@@ -111,18 +111,21 @@ def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettin
     found = outcomes(default)
     assert not default.mismatches, default.mismatches
     layouts = {f.item: f.layout for f in default.findings}
-    # Each venue's trades and book, in the layouts of the 2026-05 export.
+    # Each venue's trades and book, in the layouts of the 2026-09 export (KIS's today).
     assert {tr: (found[tr], layouts[tr]) for tr in SUBSCRIBED} == {
-        "H0STCNT0": (OK, "2026-05 (46 fields)"),
-        "H0NXCNT0": (OK, "2026-05 (46 fields)"),
-        "H0UNCNT0": (OK, "2026-05 (46 fields)"),
-        "H0STASP0": (OK, "2026-05 (59 fields)"),
-        "H0NXASP0": (OK, "2026-05 (65 fields)"),
-        "H0UNASP0": (OK, "2026-05 (65 fields)"),
+        "H0STCNT0": (OK, "2026-09 (47 fields)"),
+        "H0NXCNT0": (OK, "2026-09 (47 fields)"),
+        "H0UNCNT0": (OK, "2026-09 (47 fields)"),
+        "H0STASP0": (OK, "2026-09 (63 fields)"),
+        "H0NXASP0": (OK, "2026-09 (62 fields)"),
+        "H0UNASP0": (OK, "2026-09 (66 fields)"),
     }
     # What KIS keeps no history of: registered too, each read in its layout when it sends.
     assert {found[tr] for tr in SIDE_FEEDS} <= {OK, NOT_MEASURED}
     assert found["H0STPGM0"] == OK and layouts["H0STPGM0"] == "2026-05 (11 fields)"
+    # The investor postings answered, held against those due (KIS answers no date).
+    postings = next(f for f in default.findings if f.item.startswith("HHPTJ04160200"))
+    assert postings.outcome == OK and postings.finding.endswith("each due, today's")
     quiet = {f.item: f.finding for f in default.findings if f.item in SIDE_FEEDS}
     assert "auctions alone" in quiet["H0STANC0"] or found["H0STANC0"] == OK
     # The VI TRs under the business date too (the simulator takes both keys): taken, and
@@ -165,13 +168,13 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     sim: SimThread, kis: KisSettings
 ) -> None:
     # One session against a simulator behaving the other way wherever the facts are unsure:
-    # the 2026-09 layouts, bars labelled by their end, a master host without HEAD or
+    # the 2026-05 layouts, bars labelled by their end, a master host without HEAD or
     # validators, PINGPONGs at its own 110 s pace that drop a session not answering with a
     # pong frame. Configured to match, every row is ok; configured the other way, the label
     # row names the setting.
     config = sim.sim.config
     saved = (config.pingpong_s, config.realtime_layout, config.bar_label)
-    config.pingpong_s, config.realtime_layout, config.bar_label = 110.0, "2026-09", "end"
+    config.pingpong_s, config.realtime_layout, config.bar_label = 110.0, "2026-05", "end"
     config.master_head = config.master_validators = False
     config.pingpong_accepts = "pong"
     config.investor_etc_cls_code = "1"  # the workbook's, not the samples'
@@ -186,12 +189,12 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     assert not matched.mismatches, matched.mismatches
     layouts = {f.item: f.layout for f in matched.findings}
     assert {tr: layouts[tr] for tr in SUBSCRIBED} == {
-        "H0STCNT0": "2026-09 (47 fields)",
-        "H0NXCNT0": "2026-09 (47 fields)",
-        "H0UNCNT0": "2026-09 (47 fields)",
-        "H0STASP0": "2026-09 (63 fields)",
-        "H0NXASP0": "2026-09 (62 fields)",  # three fields gone from the middle
-        "H0UNASP0": "2026-09 (66 fields)",
+        "H0STCNT0": "2026-05 (46 fields)",
+        "H0NXCNT0": "2026-05 (46 fields)",
+        "H0UNCNT0": "2026-05 (46 fields)",
+        "H0STASP0": "2026-05 (59 fields)",
+        "H0NXASP0": "2026-05 (65 fields)",  # KRX's mid-point in the middle then
+        "H0UNASP0": "2026-05 (65 fields)",
     }
     found = {f.item: f.finding for f in matched.findings}
     assert "no usable HEAD" in found["master host kospi_code.mst.zip"]
@@ -252,7 +255,7 @@ def test_a_pingpong_answer_kis_does_not_take_and_an_unknown_layout_are_named(
     found = {f.item: f for f in report.findings}
     ping = found["PINGPONG"]
     assert ping.outcome == MISMATCH and "pingpong_answer" in ping.finding
-    assert found["H0STCNT0"].outcome == MISMATCH and "48" in found["H0STCNT0"].finding
+    assert found["H0STCNT0"].outcome == MISMATCH and "49" in found["H0STCNT0"].finding
 
 
 def test_a_paper_account_is_not_asked_what_paper_lacks(sim: SimThread, kis: KisSettings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -12,17 +13,20 @@ from hypothesis import strategies as st
 
 from bus.events import Alert, AlertResolved, Event, InvestorEstimate
 from bus.producer import Producer
+from harness.sim.config import SimConfig
 from observer.alerts.book import AlertBook
 from observer.calendar.phases import KST
 from observer.config.load import load_settings
 from observer.config.tree import Settings
 from observer.errors import KisProtocolError
-from observer.kis.schemas import INVESTOR_POSTINGS, InvestorEstimateRow
+from observer.kis.schemas import INVESTOR_POSTINGS, InvestorEstimateRow, investor_posting_due
 from tests.support import SimThread, WriterProcess, db_rows, wait_until
 from tests.track_b.test_track_b import DAY, MARKET, UNIVERSE, universe
 from workers.investor.job import (
     FAILURES,
+    NOT_TODAY,
     POSTING_MISSED,
+    REVISED,
     estimates_of,
     missed_postings,
     run_postings,
@@ -59,9 +63,18 @@ def test_a_posting_is_missed_once_its_grace_is_over_and_only_if_members_answered
 @pytest.fixture
 def day(tmp_path: Path) -> Iterator[tuple[SimThread, WriterProcess, Settings]]:
     """The simulator at 11:45 (its 11:20 posting made), a writer holding the day's universe."""
+    with _day_at(tmp_path, 11, 45) as found:
+        yield found
+
+
+@contextmanager
+def _day_at(
+    tmp_path: Path, hh: int, mm: int, config: SimConfig | None = None
+) -> Iterator[tuple[SimThread, WriterProcess, Settings]]:
+    """The simulator at ``hh:mm`` of the day, a writer holding the day's universe."""
     writer = WriterProcess(tmp_path, f"sqlite:///{tmp_path / 'observer.db'}").start()
-    start = datetime.combine(DAY, datetime.min.time(), KST) + timedelta(hours=11, minutes=45)
-    with SimThread(MARKET, start, speed=1) as sim:
+    start = datetime.combine(DAY, datetime.min.time(), KST) + timedelta(hours=hh, minutes=mm)
+    with SimThread(MARKET, start, config, speed=1) as sim:
         with Producer("universe", writer.ingest, tmp_path / "outbox") as producer:
             producer.send(universe(UNIVERSE))
             assert producer.wait_acked(30)
@@ -147,3 +160,59 @@ def test_members_that_fail_are_a_warning_an_error_past_the_limit_and_resolved_wh
     run_postings(settings, sim.sim.clock, sent.append, alerts=book)
     (resolved,) = [e for e in sent if isinstance(e, AlertResolved)]
     assert (resolved.code, resolved.subject, resolved.severity) == (FAILURES, str(DAY), "error")
+
+
+def test_a_posting_is_due_ten_minutes_before_its_time() -> None:
+    def at(hh: int, mm: int) -> datetime:
+        return datetime.combine(DAY, datetime.min.time(), KST) + timedelta(hours=hh, minutes=mm)
+
+    assert not investor_posting_due(1, at(9, 19)) and investor_posting_due(1, at(9, 20))
+    assert not investor_posting_due(5, at(14, 19)) and investor_posting_due(5, at(14, 20))
+
+
+@pytest.mark.parametrize("before", ["today", "last_session"])
+def test_an_answer_holding_postings_not_due_is_not_today_s_and_nothing_of_it_is_stored(
+    tmp_path: Path, before: str
+) -> None:
+    """09:00, before any posting: KIS answering the last session's postings (it asks and
+    answers no date) is no figure of today's; answering none is none."""
+    config = SimConfig(investor_before_postings=before)  # type: ignore[arg-type]
+    with _day_at(tmp_path, 9, 0, config) as (sim, _writer, settings):
+        sent: list[Event] = []
+        run = run_postings(settings, sim.sim.clock, sent.append)
+    assert run.answered == len(UNIVERSE) and run.published == 0 and not run.held
+    assert not [e for e in sent if isinstance(e, InvestorEstimate)]
+    alerts = [e for e in sent if isinstance(e, Alert)]
+    if before == "today":
+        assert not run.not_today and not alerts
+        return
+    assert run.not_today == {s: [1, 2, 3, 4, 5] for s in UNIVERSE}
+    (alert,) = alerts
+    assert (alert.code, alert.subject, alert.severity) == (NOT_TODAY, str(DAY), "warning")
+    assert "none of them is stored" in alert.message
+
+
+def test_a_stored_posting_answered_otherwise_later_is_kept_and_alerted(
+    day: tuple[SimThread, WriterProcess, Settings],
+) -> None:
+    sim, writer, settings = day
+    sent: list[Event] = []
+    run_postings(settings, sim.sim.clock, sent.append)
+    estimates = [e for e in sent if isinstance(e, InvestorEstimate)]
+    with Producer("investor", writer.ingest, writer.workdir / "outbox-investor") as producer:
+        for event in estimates:
+            producer.send(event)
+        assert producer.wait_acked(30)
+    stored = "select count(*), sum(foreign_qty) from investor_estimates"
+    wait_until(lambda: db_rows(writer.url, stored)[0][0] == len(estimates), 30, "stored")
+    before = db_rows(writer.url, stored)
+    sim.sim.config.investor_revised_from = "11:00"  # KIS's staff revise the figures
+    again: list[Event] = []
+    later = run_postings(settings, sim.sim.clock, again.append)
+    assert later.published == 0 and not [e for e in again if isinstance(e, InvestorEstimate)]
+    moved = {k for k, (was, now) in later.revised.items() if was != now}
+    assert moved and moved == set(later.revised)  # foreigners' figures that are not 0
+    (alert,) = [e for e in again if isinstance(e, Alert)]
+    assert (alert.code, alert.severity) == (REVISED, "warning")
+    assert "the stored ones are kept" in alert.message
+    assert db_rows(writer.url, stored) == before  # nothing overwritten

@@ -32,13 +32,15 @@ from observer.kis.client import KisClient
 from observer.kis.fanout import fan_out
 from observer.kis.journal import Journal
 from observer.kis.parse import read_int
-from observer.kis.schemas import INVESTOR_POSTINGS, InvestorEstimateRow
+from observer.kis.schemas import INVESTOR_POSTINGS, InvestorEstimateRow, investor_posting_due
 from observer.kis.session import open_account, rate_limits
 
 __all__ = [
     "CODES",
     "FAILURES",
+    "NOT_TODAY",
     "POSTING_MISSED",
+    "REVISED",
     "InvestorRun",
     "estimates_of",
     "missed_postings",
@@ -49,7 +51,10 @@ log = logging.getLogger(__name__)
 
 POSTING_MISSED = "investor_posting_missed"
 FAILURES = "investor_failures"  # members whose call failed in a run
-CODES = (POSTING_MISSED, FAILURES)
+# Answers holding a posting not due yet: not today's (KIS answers no date); nothing stored.
+NOT_TODAY = "investor_answers_not_today"
+REVISED = "investor_postings_revised"  # a stored posting's figures answered otherwise later
+CODES = (POSTING_MISSED, FAILURES, NOT_TODAY, REVISED)
 Send = Callable[[Event], object]
 
 
@@ -64,6 +69,12 @@ class InvestorRun:
     failed: dict[str, str] = field(default_factory=dict)  # symbol -> why
     held: dict[int, int] = field(default_factory=dict)  # posting -> members whose answer has it
     missed: list[int] = field(default_factory=list)  # postings due and held by none
+    # symbol -> the postings its answer held before they were due: not today's, not stored
+    not_today: dict[str, list[int]] = field(default_factory=dict)
+    # (symbol, posting) -> (stored, answered) figures that differ: the stored are kept
+    revised: dict[tuple[str, int], tuple[tuple[int, int, int], tuple[int, int, int]]] = field(
+        default_factory=dict
+    )
     calls: int = 0
     skipped: str = ""  # why nothing was asked ("" when the run asked)
     failed_over: bool = False  # more failed than ``max_failed_pct``, or none answered
@@ -168,18 +179,61 @@ def run_postings(
     run.members = len(symbols)
     answers = asyncio.run(_ask(settings, clock, symbols, run, journal, send, progress))
     for symbol, estimates in answers.items():
+        early = [e.posting for e in estimates if not investor_posting_due(e.posting, now)]
+        if early:  # KIS's last session's figures, or another day's: none of them is today's
+            run.not_today[symbol] = early
+            continue
         for estimate in estimates:
             run.held[estimate.posting] = run.held.get(estimate.posting, 0) + 1
-            if (symbol, estimate.posting) not in stored:
+            key = (symbol, estimate.posting)
+            figures = (estimate.foreign_qty, estimate.institution_qty, estimate.total_qty)
+            if key not in stored:
                 send(estimate)
                 run.published += 1
+            elif stored[key] != figures:
+                run.revised[key] = (stored[key], figures)
     grace = timedelta(minutes=settings.investor.grace_min)
     run.missed = missed_postings(run.held, now, grace, run.answered)
     run.failed_over = run.failed_pct > settings.investor.max_failed_pct or not run.answered
     book = alerts or AlertBook(send)
     _posting_alerts(run, book)
     _failure_alerts(run, book)
+    _answer_alerts(run, book)
     return run
+
+
+def _answer_alerts(run: InvestorRun, alerts: AlertBook) -> None:
+    """Answers not today's, and stored postings answered otherwise: a warning each per day.
+
+    The first ends once a run's answers are all today's; a revision stays open until
+    acknowledged, since the figures stored are not the ones KIS gives now.
+    """
+    subject = str(run.day)
+    if run.not_today:
+        symbol, early = next(iter(run.not_today.items()))
+        postings = ", ".join(f"{INVESTOR_POSTINGS[p]:%H:%M}" for p in early)
+        alerts.raise_(
+            NOT_TODAY,
+            subject,
+            "warning",
+            f"{len(run.not_today)} members' investor estimates answered postings not due yet "
+            f"on {run.day} (e.g. {symbol}: {postings}): KIS answers no date, so they are "
+            "taken for another day's and none of them is stored",
+            {"members": str(len(run.not_today))},
+        )
+    elif run.answered:
+        alerts.resolve(NOT_TODAY, subject, "every answer holds today's postings alone")
+    if run.revised:
+        (symbol, posting), (was, now) = next(iter(run.revised.items()))
+        alerts.raise_(
+            REVISED,
+            subject,
+            "warning",
+            f"{len(run.revised)} stored investor postings of {run.day} are answered with other "
+            f"figures now (e.g. {symbol} {INVESTOR_POSTINGS[posting]:%H:%M}: foreigners, "
+            f"institutions, both {was} stored, {now} now): the stored ones are kept",
+            {"postings": str(len(run.revised))},
+        )
 
 
 async def _ask(
