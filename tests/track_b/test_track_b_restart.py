@@ -202,8 +202,8 @@ def streaming(
     tmp_path: Path, programs: str, track_b: str = "", registrations: int = 3
 ) -> Iterator[tuple[SimThread, SupervisorProcess]]:
     """``programs`` under a supervisor on the simulator from 09:29 at 5x, two accounts of
-    ``registrations`` each, once the morning's universe is in and both accounts' ticks are
-    stored. ``track_b``: more of its settings (lines of ``[track_b]``).
+    ``registrations`` each, once the morning's universe is in, both accounts' slots placed
+    and their ticks stored. ``track_b``: more of its settings (lines of ``[track_b]``).
 
     The context sync (09:29:50) comes 10 s after the clock starts; a restart of a few wall
     seconds is a gap well under a minute, which gap recovery takes.
@@ -223,6 +223,10 @@ def streaming(
         wait_until(lambda: sup.program("writer")["state"] == "running", 60, "the writer")
         ingest = f"ipc://{sup.data_dir / 'run' / 'ingest.sock'}"
         publish_morning(SimpleNamespace(ingest=ingest), tmp_path / "outbox")  # type: ignore[arg-type]
+        # Both accounts' slots placed (the first half hour's trades come before them) and
+        # streaming.
+        placed = "select count(distinct account) from slot_events where action = 'allocate'"
+        wait_until(lambda: db_rows(sup.url, placed) == [(2,)], 90, "slots on both accounts")
         wait_until(
             lambda: db_rows(sup.url, "select count(distinct account) from trade_ticks") == [(2,)],
             90,
