@@ -10,9 +10,12 @@ from __future__ import annotations
 import tempfile
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from observer.cli.support import counted, fail, settings_or_exit
 from observer.config.tree import Settings
@@ -22,7 +25,7 @@ from observer.kis.journal import (
     journal_days,
     journal_root,
     list_file,
-    verify_journal,
+    verify_file,
 )
 
 __all__ = ["journal_app"]
@@ -59,6 +62,13 @@ def _days(root: Path, day: date | None) -> list[date]:
     if day not in days:
         fail(PROGRAM, f"the journal in {root} holds no day {day.isoformat()}", 2)
     return [day]
+
+
+def _stderr() -> Console:
+    # deferred: rich, for the commands that draw
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _state(found: JournalFile) -> str:
@@ -101,12 +111,23 @@ def verify(config: Config = None, day: Day = None) -> None:
     A sealed file must match its ``.sha256``. A file whose process died is read to its last
     whole record; a torn last record (a power cut mid-append) is reported, not a failure.
     """
+    # deferred: rich's progress bar, for this command only
+    from rich.progress import Progress
+
     settings = settings_or_exit(PROGRAM, config)
     root = _root(settings)
     wanted = _day(day)
-    if wanted is not None:
-        _days(root, wanted)
-    found, problems = verify_journal(root, wanted)
+    days = _days(root, wanted)
+    paths = [path for each in days for path in day_files(root, each)]
+    found: list[JournalFile] = []
+    # A bar on standard error, by bytes read (a real day's files take a while); the report
+    # below on standard output.
+    with Progress(transient=True, console=_stderr()) as progress:
+        task = progress.add_task("reading the journal", total=sum(p.stat().st_size for p in paths))
+        for path in paths:
+            found.append(verify_file(path))
+            progress.advance(task, path.stat().st_size)
+    problems = [f.problem for f in found if f.problem]
     for problem in problems:
         typer.echo(f"DAMAGED {problem}", err=True)
     for f in found:

@@ -16,11 +16,13 @@ import pytest
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from bus.capture import CaptureReader
 from bus.codec import decode_frame
 from bus.events import Alert, AlertResolved, Event
 from bus.producer import Producer
+from observer.cli.main import app
 from observer.config.tree import Settings
 from observer.kis.journal import (
     KST,
@@ -337,3 +339,37 @@ def test_a_replay_gives_back_every_record_kind_not_trades_and_books_alone(
     with CaptureReader(tmp_path / "replayed.cap") as reader:
         kinds = [type(env.event).__name__ for raw in reader for env in decode_frame(raw)]
     assert kinds == ["MarketStatus", "ProgramTrade", "AuctionExpected"]
+
+
+def test_the_journal_commands_list_from_seals_and_verify_every_file(tmp_path: Path) -> None:
+    """`observer journal list` and `verify` on a day of two processes: a sealed file listed
+    from its seal, one whose process died read whole; a changed sealed file is damage (exit
+    1), which list, reading seals, does not judge."""
+    data = tmp_path / "data"
+    config = tmp_path / "observer.toml"
+    config.write_text(f'[paths]\ndata_dir = "{data}"\n')
+    sealed = Journal(data / "journal", "track_b")
+    for i in range(30):
+        sealed.frame("acct1", f"0|H0STCNT0|001|005930^{i}", DAY_ONE + i)
+    path = sealed.path
+    sealed.close()
+    died_one = Journal(data / "journal", "track_a")
+    died_one.answer("acct1", "FHKST01010100", "/q?x=1", 200, b'{"rt_cd":"0"}', DAY_ONE)
+    died(died_one)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["journal", "list", "--config", str(config)])
+    assert listed.exit_code == 0, listed.output
+    assert "2 files, 31 records" in listed.output
+    assert (
+        "track_b." in listed.output and "30 records" in listed.output and "sealed" in listed.output
+    )
+    assert "unsealed (its process ended without closing it)" in listed.output
+    verified = runner.invoke(app, ["journal", "verify", "--config", str(config)])
+    assert verified.exit_code == 0 and "2 journal files read whole, 0 damaged" in verified.output
+    assert path is not None
+    data_bytes = bytearray(path.read_bytes())
+    data_bytes[-3] ^= 0xFF
+    path.write_bytes(bytes(data_bytes))
+    damaged = runner.invoke(app, ["journal", "verify", "--config", str(config)])
+    assert damaged.exit_code == 1 and "1 damaged" in damaged.output
+    assert runner.invoke(app, ["journal", "list", "--config", str(config)]).exit_code == 0
