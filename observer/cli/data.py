@@ -24,6 +24,7 @@ from observer.cli.support import fail
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from observer.config.tree import Settings
     from observer.data import Catalog
 
 __all__ = ["data_app", "export", "report"]
@@ -214,6 +215,8 @@ def _show(
             table = _read(catalog, what, symbols or None, first, end, venue)
     except (DataRequestError, StoreError, ArchiveError) as exc:
         fail(_COMMAND, str(exc), 2)
+    if not table.num_rows:
+        _say_where(settings_or_exit(_COMMAND, config), what, first, end)
     if out is None and fmt is not Format.table:
         _write(table, fmt, sys.stdout.buffer)
     elif out is None:
@@ -222,6 +225,26 @@ def _show(
         with out.open("wb") as file:
             _write(table, fmt, file)
         typer.echo(f"{table.num_rows:,} rows to {out}", err=True)
+
+
+def _say_where(settings: Settings, what: str, first: str, end: str | None) -> None:
+    """An empty answer, on standard error: which days the dataset holds, if any."""
+    # deferred: as the read's
+    from observer.data import Catalog
+    from observer.data.datasets import DATASETS
+    from observer.errors import ObserverError
+
+    name = "bars" if what == "best_bars" else what
+    if name not in DATASETS:
+        return  # coverage: a day's grid, never empty for a day asked
+    try:
+        with Catalog.of(settings) as catalog:
+            days = catalog.stored_days(name)
+    except ObserverError:
+        return  # the answer stands; where else the data is cannot be said
+    asked = first if end is None else f"{first} to {end}"
+    held = "none stored" if days is None else f"stored from {days[0]} to {days[1]}"
+    typer.echo(f"no {what.replace('_', ' ')} for {asked} (KST); {held}", err=True)
 
 
 def _read(

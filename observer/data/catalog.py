@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from observer.calendar.clock import Clock, SystemClock
+from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
 from observer.calendar.venues import Venues, venues_from
 from observer.config.load import load_settings
@@ -273,6 +274,35 @@ class Catalog:
             table = table.sort_by([(c, "ascending") for c in dataset.order])
         return table.combine_chunks()
 
+    def stored_days(self, name: str) -> tuple[date, date] | None:
+        """The first and last KST day of a dataset's rows, database and archive together.
+
+        None when it holds none, or its rows are no one day's (a reference dataset). For an
+        empty answer to say where the data is.
+        """
+        dataset = DATASETS[name]
+        if dataset.kind == "reference":
+            return None
+        column = dataset.time_column
+        # The names are the dataset's own.
+        found = self.database.query(f"SELECT MIN({column}), MAX({column}) FROM {dataset.table}")  # noqa: S608
+        days: list[date] = []
+        for value in found.to_pylist()[0].values():
+            if value is None:
+                continue
+            if isinstance(value, str):  # a date column as SQLite holds it
+                days.append(date.fromisoformat(value[:10]))
+            else:
+                days.append(value if isinstance(value, date) else _kst_day(int(value)))
+        folder = self.archive.root / dataset.table
+        if dataset.archived and folder.is_dir():
+            days += [
+                date.fromisoformat(entry.name.removeprefix("date="))
+                for entry in folder.iterdir()
+                if entry.is_dir() and entry.name.startswith("date=")
+            ]
+        return (min(days), max(days)) if days else None
+
     def _best_bars(self, span: Span, day: date) -> pa.Table:
         whole = _day_span(span, day)
         ticks = self.read(_MINUTE_TICKS, whole)  # read once: the coverage's and the bars'
@@ -324,6 +354,10 @@ def _conformed(table: pa.Table, dataset: Dataset, error: type[ObserverError]) ->
         return conform(table, dataset)
     except TypeError as exc:
         raise error(f"{dataset.table} holds a value observer.data cannot read: {exc}") from exc
+
+
+def _kst_day(ns: int) -> date:
+    return datetime.fromtimestamp(ns // 1_000_000_000, KST).date()
 
 
 def _venue_known(table: pa.Table) -> pa.Table:

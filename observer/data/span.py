@@ -12,7 +12,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from bus.events import Venue
 from observer.calendar.phases import KST
+from observer.calendar.venues import VENUES
 from observer.errors import ObserverError
 
 __all__ = ["DataRequestError", "Span", "When", "span_of"]
@@ -26,12 +28,16 @@ class DataRequestError(ObserverError, ValueError):
     """A read asked for something that cannot be answered: a bad time, an empty range."""
 
 
+# A venue as asked (any case) -> as stored: KRX, NXT, and KIS's combined feed
+_VENUE_NAMES: dict[str, Venue] = {v.upper(): v for v in VENUES}
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """``symbols`` (None: all) on ``venue`` (None: every venue) in ``[lo_ns, hi_ns)`` (UTC)."""
 
     symbols: tuple[str, ...] | None
-    venue: str | None
+    venue: Venue | None
     lo_ns: int
     hi_ns: int
 
@@ -52,10 +58,12 @@ def span_of(
 ) -> Span:
     """The `Span` of a read's arguments.
 
+    ``venue``: KRX, NXT or combined, in any case.
+
     Raises
     ------
     DataRequestError
-        A time that is not one, or an ``end`` not after ``start``.
+        A time that is not one, an ``end`` not after ``start``, or a venue that is none.
     """
     lo = _instant(start, "start")
     hi = _instant(end, "end") if end is not None else _day_end(start)
@@ -67,7 +75,17 @@ def span_of(
         chosen = (symbols,) if isinstance(symbols, str) else tuple(dict.fromkeys(symbols))
         if not chosen:
             raise DataRequestError("no symbols asked for (None means every symbol)")
-    return Span(chosen, venue.upper() if venue else None, lo, hi)
+    return Span(chosen, _venue(venue), lo, hi)
+
+
+def _venue(asked: str | None) -> Venue | None:
+    if not asked:
+        return None
+    found = _VENUE_NAMES.get(asked.strip().upper())
+    if found is None:
+        known = ", ".join(VENUES)
+        raise DataRequestError(f"venue {asked!r} is none of the venues ({known})")
+    return found
 
 
 def _instant(value: When, what: str) -> int:

@@ -89,6 +89,8 @@ def test_each_format_holds_the_rows_a_catalog_returns(config: Path, tmp_path: Pa
         ),
         (["ticks", "--date", "yesterday"], "not an ISO date"),
         (["ticks", "--from", "2026-11-19", "--to", "2026-11-18"], "before it starts"),
+        (["ticks", "--venue", "nyse"], "none of the venues (KRX, NXT, combined)"),
+        (["coverage", "--venue", "krxx"], "none of the venues"),
     ],
 )
 def test_a_bad_request_is_one_line_and_exit_2(config: Path, args: list[str], said: str) -> None:
@@ -174,3 +176,20 @@ def test_export_writes_a_file_per_symbol_and_day_that_duckdb_reads(
         ],
     )
     assert refused.exit_code == 2 and "not a dataset kept per symbol" in refused.output
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_empty_answer_says_which_days_are_stored(config: Path, tmp_path: Path) -> None:
+    """Asked for a day without rows (today, by default), the answer says where the data is."""
+    done = CliRunner().invoke(
+        cli.app, ["data", "ticks", "005930", "--date", "2026-11-19", "--config", str(config)]
+    )
+    assert done.exit_code == 0 and "0 rows" in done.stdout
+    assert "no ticks for 2026-11-19 (KST); stored from 2026-11-18 to 2026-11-18" in done.stderr
+    url = config.read_text().split('"')[1]
+    with Catalog(url, tmp_path / "archive") as catalog:
+        assert catalog.stored_days("ticks") == (DAY, DAY)
+        assert catalog.stored_days("instruments") is None  # no one day's rows
+        # Any case of a venue's name reads it; the combined feed's too.
+        assert catalog.ticks("005930", DAY, venue="krx").num_rows > 0
+        assert catalog.ticks("005930", DAY, venue="Combined").num_rows == 0
