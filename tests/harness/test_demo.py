@@ -115,12 +115,14 @@ def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
     assert track_b["registrations_peak"] // widest <= track_b["max_slots_used"] <= 41
     assert track_b["records"]["program_trades"] > 0
     assert track_b["ticks"] == track_b["ticks_stored"] > 1000
-    # Every tick in its venue's session: Nextrade's pre-market, then both regular sessions.
+    # Every tick in its venue's session: Nextrade's pre-market, KRX's opening match (the first
+    # half hour's feeds hold its print), then both regular sessions.
     by_venue = {venue: stored for venue, (stored, _) in track_b["ticks_by_venue"].items()}
     assert by_venue.keys() == {"KRX", "NXT"} and min(by_venue.values()) > 0
     sessions = track_b["ticks_by_session"]
-    assert sessions.keys() == {"KRX regular", "NXT pre_market", "NXT regular"}
-    assert sessions["KRX regular"] == by_venue["KRX"] and min(sessions.values()) > 0
+    krx = {"KRX opening_auction", "KRX regular"}
+    assert sessions.keys() == {*krx, "NXT pre_market", "NXT regular"}
+    assert sum(sessions[s] for s in krx) == by_venue["KRX"] and min(sessions.values()) > 0
     assert sessions["NXT pre_market"] + sessions["NXT regular"] == by_venue["NXT"]
     assert track_b["overflow"] == track_b["overflows"]
     assert track_b["pingpong_drops"] == 0  # the default simulator never drops a session

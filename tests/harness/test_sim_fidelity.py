@@ -90,7 +90,7 @@ def test_the_sample_clients_conversation() -> None:
                             break
                 parts = data.split("|")
                 assert parts[1] == "H0STCNT0" and parts[3].split("^")[0] == SYMBOL
-                assert len(parts[3].split("^")) == 46 * int(parts[2])
+                assert len(parts[3].split("^")) == 47 * int(parts[2])  # the 2026-09 layout
 
     assert SYMBOL in MARKET.listings
     asyncio.run(scenario())

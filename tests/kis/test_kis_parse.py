@@ -370,7 +370,11 @@ def test_nextrade_and_combined_records_say_their_venue_and_read_as_krx_ones_do()
         (late,) = decoder.decode(f"0|{tr_id}|001|{evening}^2", 0).ticks  # 2026-09: 47
         assert (late.trading_session, late.market_session) == ("after_market", "2")
     (krx_late,) = decoder.decode(f"0|H0STCNT0|001|{evening}", 0).ticks
-    assert krx_late.trading_session == ""  # after KRX's last session (시간외 단일가, to 18:00)
+    # KRX's after-market since 2026-09-14 (its 시간외 단일가 ended at 18:00 before it)
+    assert krx_late.trading_session == "after_market"
+    older = evening.replace("^20261120^", "^20260911^", 1)
+    (krx_older,) = decoder.decode(f"0|H0STCNT0|001|{older}", 0).ticks
+    assert krx_older.trading_session == ""  # 19:00 on 2026-09-11: after its last session
 
     received = int(datetime(2026, 11, 20, 3, 39, tzinfo=UTC).timestamp()) * 10**9  # 12:39 KST
     (krx_book,) = decoder.decode(f"0|H0STASP0|001|{BOOK}", received).books

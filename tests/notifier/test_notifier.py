@@ -311,13 +311,17 @@ def test_alerts_committed_while_the_notifier_was_down_are_delivered_once(
     wait_until(
         lambda: {"[WARNING] first", "[WARNING] second"} <= set(receiver.titles()), 60, "both"
     )
-    # The receiver has them; the deliveries' records follow through the writer.
-    wait_until(lambda: len(rig.sent_to("hook")) >= 2, 60, "both recorded")
-    assert rig.sent_to("hook") == [[first], [second]] or rig.sent_to("hook") == [
-        [second],
-        [first],
-    ]
-    assert sorted(receiver.titles()) == ["[WARNING] first", "[WARNING] second"]
+
+    # The receiver has them; the deliveries' records follow through the writer. The
+    # notifier's own alert of its failing channel (a slow machine's retries reach it) is no
+    # matter of this test's.
+    def tested() -> list[list[str]]:
+        return [ids for ids in rig.sent_to("hook") if not ids[0].startswith("notifier:")]
+
+    wait_until(lambda: len(tested()) >= 2, 60, "both recorded")
+    assert tested() == [[first], [second]] or tested() == [[second], [first]]
+    titles = receiver.titles()
+    assert titles.count("[WARNING] first") == titles.count("[WARNING] second") == 1
 
 
 def test_a_channel_url_apprise_refuses_stops_the_start_without_showing_it(
