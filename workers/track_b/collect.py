@@ -518,7 +518,8 @@ class Collector:
         first half hour's trades: `workers.track_b.auction`); a held trade feed's gaps are
         detected like a slot's. `reconcile` wants them too. What KIS refuses of them is
         dropped here, never handed to the slot guard. ``hold({})`` releases them all; a
-        released trade feed's pace is forgotten, so that no trigger counts what it heard.
+        released trade feed is forgotten as a slot's is (`_forget`: a gap open on it closes,
+        a later placement starts afresh) and its pace too, so that no trigger counts it.
         """
         for alias in self.streams.keys() & (self.held_aside.keys() | registrations.keys()):
             stream, now = self.streams[alias], set(self.held_aside.get(alias, ()))
@@ -526,6 +527,7 @@ class Collector:
             for r in sorted(now - wanted, key=_by_key):
                 await stream.unsubscribe(r.tr_id, r.tr_key)
                 if is_trade(r.tr_id) and r.tr_key not in self.scores:
+                    self._forget(alias, r.tr_key, venue_of(r.tr_id), self.clock.now_ns())
                     self.recent.pop(r.tr_key, None)
                     self.latest.pop(r.tr_key, None)
             self.held_aside[alias] = wanted
