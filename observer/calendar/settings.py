@@ -128,27 +128,24 @@ def _span(
 # KRX's day since 2026-09-14 (shared/reference/kis-market-2026-09.md §1): opening orders from
 # 08:20, its after-market (continuous, 16:00-20:00) instead of the 16:00-18:00 single price.
 KRX_AFTER_MARKET_FROM = date(2026, 9, 14)
+# The sessions both eras share: 시간외 종가, the opening and closing auctions, the regular day.
+_KRX_DAY = (
+    _span("off_hours_close", "08:30", "08:40"),
+    _span("opening_auction", "08:40", "09:00", match_at_end=True),
+    _span("regular", "09:00", "15:20"),
+    _span("closing_auction", "15:20", "15:30", match_at_end=True),
+    _span("off_hours_close", "15:40", "16:00"),
+)
 KRX_HOURS = VenueHoursSettings(
     sessions=(
         _span("opening_auction", "08:20", "08:30"),  # orders only: the 장전 시간외 comes first
-        _span("off_hours_close", "08:30", "08:40"),
-        _span("opening_auction", "08:40", "09:00", match_at_end=True),
-        _span("regular", "09:00", "15:20"),
-        _span("closing_auction", "15:20", "15:30", match_at_end=True),
-        _span("off_hours_close", "15:40", "16:00"),
+        *_KRX_DAY,
         _span("after_market", "16:00", "20:00"),
     ),
     before=(
         VenueEra(
             until=KRX_AFTER_MARKET_FROM,
-            sessions=(
-                _span("off_hours_close", "08:30", "08:40"),
-                _span("opening_auction", "08:40", "09:00", match_at_end=True),
-                _span("regular", "09:00", "15:20"),
-                _span("closing_auction", "15:20", "15:30", match_at_end=True),
-                _span("off_hours_close", "15:40", "16:00"),
-                _span("off_hours_auction", "16:00", "18:00"),
-            ),
+            sessions=(*_KRX_DAY, _span("off_hours_auction", "16:00", "18:00")),
         ),
     ),
 )
