@@ -24,7 +24,6 @@ from observer.cli.support import fail
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from observer.config.tree import Settings
     from observer.data import Catalog
 
 __all__ = ["data_app", "export", "report"]
@@ -213,10 +212,10 @@ def _show(
     try:
         with Catalog.of(settings_or_exit(_COMMAND, config), clock_from_env()) as catalog:
             table = _read(catalog, what, symbols or None, first, end, venue)
+            if not table.num_rows:
+                _say_where(catalog, what, symbols, first, end)
     except (DataRequestError, StoreError, ArchiveError) as exc:
         fail(_COMMAND, str(exc), 2)
-    if not table.num_rows:
-        _say_where(settings_or_exit(_COMMAND, config), what, first, end)
     if out is None and fmt is not Format.table:
         _write(table, fmt, sys.stdout.buffer)
     elif out is None:
@@ -227,10 +226,11 @@ def _show(
         typer.echo(f"{table.num_rows:,} rows to {out}", err=True)
 
 
-def _say_where(settings: Settings, what: str, first: str, end: str | None) -> None:
-    """An empty answer, on standard error: which days the dataset holds, if any."""
+def _say_where(
+    catalog: Catalog, what: str, symbols: list[str] | None, first: str, end: str | None
+) -> None:
+    """An empty answer, on standard error: which days the dataset holds (of ``symbols``)."""
     # deferred: as the read's
-    from observer.data import Catalog
     from observer.data.datasets import DATASETS
     from observer.errors import ObserverError
 
@@ -238,8 +238,7 @@ def _say_where(settings: Settings, what: str, first: str, end: str | None) -> No
     if name not in DATASETS:
         return  # coverage: a day's grid, never empty for a day asked
     try:
-        with Catalog.of(settings) as catalog:
-            days = catalog.stored_days(name)
+        days = catalog.stored_days(name, symbols or None)
     except ObserverError:
         return  # the answer stands; where else the data is cannot be said
     asked = first if end is None else f"{first} to {end}"

@@ -274,18 +274,26 @@ class Catalog:
             table = table.sort_by([(c, "ascending") for c in dataset.order])
         return table.combine_chunks()
 
-    def stored_days(self, name: str) -> tuple[date, date] | None:
+    def stored_days(self, name: str, symbols: Symbols = None) -> tuple[date, date] | None:
         """The first and last KST day of a dataset's rows, database and archive together.
 
-        None when it holds none, or its rows are no one day's (a reference dataset). For an
-        empty answer to say where the data is.
+        Of ``symbols``' rows in the database when given (the (symbol, time) index answers
+        that; every row's bounds are a scan of the table). None when it holds none, or its
+        rows are no one day's (a reference dataset). For an empty answer to say where the
+        data is.
         """
         dataset = DATASETS[name]
         if dataset.kind == "reference":
             return None
         column = dataset.time_column
-        # The names are the dataset's own.
-        found = self.database.query(f"SELECT MIN({column}), MAX({column}) FROM {dataset.table}")  # noqa: S608
+        chosen = [symbols] if isinstance(symbols, str) else list(symbols or ())
+        where, params = "", list[str]()
+        if chosen and "symbol" in dataset.stored:
+            marks = ", ".join(self.database.placeholder(n + 1) for n in range(len(chosen)))
+            where, params = f" WHERE symbol IN ({marks})", chosen
+        # The names are the dataset's own; the symbols are bound.
+        sql = f"SELECT MIN({column}), MAX({column}) FROM {dataset.table}{where}"  # noqa: S608
+        found = self.database.query(sql, params)
         days: list[date] = []
         for value in found.to_pylist()[0].values():
             if value is None:

@@ -178,7 +178,7 @@ def test_export_writes_a_file_per_symbol_and_day_that_duckdb_reads(
     assert refused.exit_code == 2 and "not a dataset kept per symbol" in refused.output
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
 def test_an_empty_answer_says_which_days_are_stored(config: Path, tmp_path: Path) -> None:
     """Asked for a day without rows (today, by default), the answer says where the data is."""
     done = CliRunner().invoke(
@@ -189,6 +189,8 @@ def test_an_empty_answer_says_which_days_are_stored(config: Path, tmp_path: Path
     url = config.read_text().split('"')[1]
     with Catalog(url, tmp_path / "archive") as catalog:
         assert catalog.stored_days("ticks") == (DAY, DAY)
+        assert catalog.stored_days("ticks", "005930") == (DAY, DAY)
+        assert catalog.stored_days("ticks", ["999999"]) is None  # a symbol with no row
         assert catalog.stored_days("instruments") is None  # no one day's rows
         # Any case of a venue's name reads it; the combined feed's too.
         assert catalog.ticks("005930", DAY, venue="krx").num_rows > 0

@@ -293,22 +293,19 @@ def test_a_long_gap_gets_its_bars_after_the_short_ones_by_default(rig: Rig) -> N
     minute bars, stored after the short gap sent beside it."""
     url, writer, sim = rig.url, rig.writer, rig.sim
     rig.start()
-    long_gap = GapDetected(
-        gap_id="acct1:long",
-        symbol=STOCKS[1],
-        start_ns=TEN_NS + 10 * S,
-        end_ns=TEN_NS + 25 * MINUTE + 10 * S,
-        reason="disconnect",
-        account="acct1",
-    )
-    short = GapDetected(
-        gap_id="acct1:short",
-        symbol=STOCKS[2],
-        start_ns=TEN_NS + 5 * MINUTE,
-        end_ns=TEN_NS + 5 * MINUTE + 3 * S,
-        reason="disconnect",
-        account="acct1",
-    )
+
+    def disconnect(name: str, symbol: str, start_ns: int, length_ns: int) -> GapDetected:
+        return GapDetected(
+            gap_id=f"acct1:{name}",
+            symbol=symbol,
+            start_ns=start_ns,
+            end_ns=start_ns + length_ns,
+            reason="disconnect",
+            account="acct1",
+        )
+
+    long_gap = disconnect("long", STOCKS[1], TEN_NS + 10 * S, 25 * MINUTE)
+    short = disconnect("short", STOCKS[2], TEN_NS + 5 * MINUTE, 3 * S)
     with Producer("track_b", writer.ingest, rig.outbox, clock_ns=sim.sim.clock.now_ns) as p:
         p.send(long_gap)
         p.send(short)

@@ -125,7 +125,7 @@ def test_a_day_prints_mid_points_on_both_venues_and_the_switch_turns_them_off() 
         assert 0.005 * len(prices) < between < 0.04 * len(prices), (between, len(prices))
         assert not any(p % tick_size(p) for p in grid)
         assert all(p == g or p - g == tick_size(g) // 2 for p, g in zip(prices, grid, strict=True))
-    before = date(2025, 2, 28)
+    no_mid_points = date(2025, 2, 28)  # a day before mid-point orders existed
     assert not any(
-        t.price % tick_size(t.price) for i in range(60) for t in on.ticks(symbol, before, i)
+        t.price % tick_size(t.price) for i in range(60) for t in on.ticks(symbol, no_mid_points, i)
     )

@@ -77,6 +77,14 @@ def died(journal: Journal) -> None:
     journal._file.close()
 
 
+def frames(journal: Journal, count: int) -> Path:
+    """``count`` H0STCNT0 frames of 005930 a nanosecond apart from `DAY_ONE`; the file's path."""
+    for i in range(count):
+        journal.frame("acct1", f"0|H0STCNT0|001|005930^{i}", DAY_ONE + i)
+    assert journal.path is not None
+    return journal.path
+
+
 def written(root: Path) -> list[JournalRecord]:
     return [r for day in journal_days(root) for p in day_files(root, day) for r in read_file(p)]
 
@@ -107,10 +115,7 @@ def test_an_unsealed_file_reads_to_its_last_record_and_a_torn_one_loses_only_tha
     tmp_path: Path,
 ) -> None:
     journal = Journal(tmp_path, "track_b")
-    for i in range(100):
-        journal.frame("acct1", f"0|H0STCNT0|001|005930^{i}", DAY_ONE + i)
-    path = journal.path
-    assert path is not None
+    path = frames(journal, 100)
     # Not closed: the process died. Every record flushed is there.
     found = verify_file(path)
     assert (found.records, found.sealed, found.torn, found.ok) == (100, False, False, True)
@@ -171,11 +176,8 @@ def test_a_sealed_file_is_listed_from_its_seal_and_the_seal_checks_with_sha256su
     tmp_path: Path,
 ) -> None:
     journal = Journal(tmp_path, "track_b")
-    for i in range(50):
-        journal.frame("acct1", f"0|H0STCNT0|001|005930^{i}", DAY_ONE + i)
-    path = journal.path
+    path = frames(journal, 50)
     journal.close()
-    assert path is not None
     read, listed = verify_file(path), list_file(path)
     assert (listed.records, listed.raw_bytes, listed.sealed) == (50, read.raw_bytes, True)
     sidecar = path.with_name(path.name + ".sha256")
@@ -349,9 +351,7 @@ def test_the_journal_commands_list_from_seals_and_verify_every_file(tmp_path: Pa
     config = tmp_path / "observer.toml"
     config.write_text(f'[paths]\ndata_dir = "{data}"\n')
     sealed = Journal(data / "journal", "track_b")
-    for i in range(30):
-        sealed.frame("acct1", f"0|H0STCNT0|001|005930^{i}", DAY_ONE + i)
-    path = sealed.path
+    path = frames(sealed, 30)
     sealed.close()
     died_one = Journal(data / "journal", "track_a")
     died_one.answer("acct1", "FHKST01010100", "/q?x=1", 200, b'{"rt_cd":"0"}', DAY_ONE)
@@ -366,7 +366,6 @@ def test_the_journal_commands_list_from_seals_and_verify_every_file(tmp_path: Pa
     assert "unsealed (its process ended without closing it)" in listed.output
     verified = runner.invoke(app, ["journal", "verify", "--config", str(config)])
     assert verified.exit_code == 0 and "2 journal files read whole, 0 damaged" in verified.output
-    assert path is not None
     data_bytes = bytearray(path.read_bytes())
     data_bytes[-3] ^= 0xFF
     path.write_bytes(bytes(data_bytes))

@@ -203,8 +203,13 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                 sync_at = full.timestamp() - self.config.sync_lead_s
                 before_sync = now_utc(self.clock).timestamp() < sync_at
                 if half_hour and not self.stop.is_set() and before_sync:
-                    # Released at full operation, before the slots are placed (`hold`).
-                    await self._opening_half_hour(engine, book, collector, full)
+                    # From 10 s before KRX's opening match (the auction's end when it was
+                    # followed); released at full operation, before the slots are placed.
+                    opening = opening_auction(venues, day, None, trades_at_match=True)
+                    if opening is not None:
+                        await self.sleep_until(opening[1].timestamp())
+                    if not self.stop.is_set():
+                        await self._opening_half_hour(engine, book, collector, full)
                 if self.stop.is_set():
                     await collector.hold(self.vi_feed)
                     await collector.settle()
