@@ -106,6 +106,14 @@ class SimConfig:
     # revising them; UNCONFIRMED): None, never.
     investor_revised_from: str | None = None
     realtime_extra_fields: int = 0
+    # KRX's after-market (from 2026-09-14: stocks, 16:00-20:00 KST, `Market.krx_after_day`):
+    # its trades on H0STCNT0/H0STASP0 and the combined feed (session code "3"), in the
+    # current price and today's daily bar; False: no KRX trade after 15:30 (the old belief).
+    # Served when the `Market`'s switch of the same name is on too.
+    krx_after_market: bool = True
+    # KRX's minute bars (FHKST03010200 / FHKST03010230, J; and KRX's part of UN's) of its
+    # 16:00-20:00 minutes, from the after-market's trades (UNCONFIRMED at KIS); False: none.
+    krx_after_market_bars: bool = True
 
     def __post_init__(self) -> None:
         if self.realtime_layout not in REALTIME_LAYOUTS:

@@ -4,7 +4,10 @@ The largest real KRX names come first, under their real codes and names and near
 prices (`harness.sim.listings`). Every session of every symbol has one seeded path of 391
 one-minute bars (09:00-15:30 KST, `harness.sim.paths`); daily bars aggregate them, consecutive
 days chain close to open, and ticks reproduce each bar exactly: REST snapshots, minute bars, daily
-charts and real-time trades all tell the same story.
+charts and real-time trades all tell the same story. From 2026-09-14 a stock also trades on
+KRX's after-market, 16:00-20:00 (`Market.krx_after_day`, drawn as Nextrade's off-hours minutes
+are: `harness.sim.nextrade`); `quote_at` follows its trades, its day's close stays the 15:30
+match's. Before that date KRX has no trade after 15:30.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 
 from harness.sim.listings import Listing, Overseas, draw_listings
-from harness.sim.nextrade import NxtDay, draw_nxt_day
+from harness.sim.nextrade import (
+    KRX_AFTER_MARKET_FROM,
+    KRX_AFTER_SPAN,
+    DayTrades,
+    draw_krx_after_day,
+    draw_nxt_day,
+)
 from harness.sim.paths import BARS_PER_DAY, Paths, draw_paths
 from harness.sim.price_units import (
     MID_POINTS_FROM,
@@ -123,6 +132,11 @@ class Market:
         The share of each venue's trades (from `MID_POINTS_FROM`) printed at a mid-point,
         half a tick above a price of the grid; 0: every trade on the grid (the belief before
         mid-point orders).
+    krx_after_market:
+        Whether stocks trade on KRX's after-market (16:00-20:00, from 2026-09-14:
+        `krx_after_day`); False: no KRX trade after 15:30 on any day (the belief before it).
+        A server also asks `SimConfig.krx_after_market`: it serves the after-market when
+        both say so.
     """
 
     def __init__(
@@ -133,10 +147,12 @@ class Market:
         stocks: int = 2500,
         etfs: int = 1000,
         mid_points: float = MID_POINT_SHARE,
+        krx_after_market: bool = True,
     ) -> None:
         self.seed = seed
         self.calendar = calendar
         self.mid_points = mid_points
+        self.krx_after_market = krx_after_market
         rng = np.random.default_rng(_seed(seed, "listings"))
         self.listings, self.overseas = draw_listings(rng, stocks=stocks, etfs=etfs)
 
@@ -269,6 +285,7 @@ class Market:
             p.volume.sum(axis=1),
             (p.volume * typical).sum(axis=1),
             prev,
+            p.trades.sum(axis=1),
         )
         rows = zip(*(np.asarray(c).tolist() for c in columns), strict=True)
         return tuple(DayBar(*row) for row in rows)
@@ -346,7 +363,7 @@ class Market:
         )
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Market lives as long as the server
-    def nxt_day(self, symbol: str, day: date) -> NxtDay:
+    def nxt_day(self, symbol: str, day: date) -> DayTrades:
         """Nextrade's trades of ``symbol`` on ``day``, 08:00-20:00 KST (`harness.sim.nextrade`).
 
         Drawn whether or not Nextrade lists it (the caller asks that); some 5,000 trades of
@@ -365,10 +382,56 @@ class Market:
         """Nextrade's trades of ``symbol`` in ``minute`` (minutes since 00:00 KST) of ``day``."""
         return tuple(Tick(s, p, q) for s, p, q in self.nxt_day(symbol, day).minute(minute))
 
+    def krx_after_day(self, symbol: str, day: date) -> DayTrades | None:
+        """KRX's after-market trades of ``symbol`` on session ``day``, 16:00-20:00 KST.
+
+        None for an ETF, on a day before `KRX_AFTER_MARKET_FROM` (2026-09-14) and with
+        ``krx_after_market`` off. Drawn as Nextrade's off-hours minutes
+        (`harness.sim.nextrade.draw_krx_after_day`) off the day's bar, from a generator of
+        its own: KRX's bars and Nextrade's day stay as they were. KeyError: not a session.
+        """
+        if (
+            not self.krx_after_market
+            or day < KRX_AFTER_MARKET_FROM
+            or self.listings[symbol].group != "ST"
+        ):
+            return None
+        return self._krx_after_day(symbol, day)
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Market lives as long as the server
+    def _krx_after_day(self, symbol: str, day: date) -> DayTrades:
+        bar = self.daily_bar(symbol, day)
+        rng = np.random.default_rng(_seed(self.seed, "krx_after", symbol, day.isoformat()))
+        return draw_krx_after_day(
+            rng,
+            bar.trades / BARS_PER_DAY,
+            bar.volume // max(1, bar.trades),
+            bar.prev_close,
+            bar.close,
+            mid_point_share=self.mid_points,
+        )
+
+    def krx_after_bar(self, symbol: str, day: date) -> tuple[int, int, int, int] | None:
+        """KRX's after-market of ``symbol`` on ``day`` summed up: volume, value, high, low.
+
+        None without one (`krx_after_day`) or a trade in it; kept (a past day's daily row).
+        """
+        if self.krx_after_day(symbol, day) is None:
+            return None
+        return self._krx_after_bar(symbol, day)
+
+    @functools.lru_cache(maxsize=50_000)  # noqa: B019 - one Market lives as long as the server
+    def _krx_after_bar(self, symbol: str, day: date) -> tuple[int, int, int, int] | None:
+        evening = self._krx_after_day(symbol, day)
+        return evening.totals(len(evening.at_s)) if len(evening.at_s) else None
+
 
 @dataclass(frozen=True, slots=True)
 class DayBar:
-    """A session's daily bar: what its 391 minute bars add up to (KRW, shares)."""
+    """A session's daily bar: what its 391 minute bars add up to (KRW, shares).
+
+    KRX's after-market (`Market.krx_after_bar`) is not in it.
+    """
 
     open: int
     high: int
@@ -377,6 +440,7 @@ class DayBar:
     volume: int
     value: int  # `bars_value` of the whole day
     prev_close: int
+    trades: int = 0  # how many trades its bars hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,8 +468,36 @@ def bars_value(path: DayPath, count: int) -> int:
     return int(path.value_to[min(count, BARS_PER_DAY) - 1]) if count > 0 else 0
 
 
-def quote_at(market: Market, symbol: str, now: datetime) -> Quote:
-    """The quote of ``symbol`` at ``now`` (KST); before the open it is the previous close."""
+def quote_at(market: Market, symbol: str, now: datetime, *, after_market: bool = True) -> Quote:
+    """The quote of ``symbol`` at ``now`` (KST); before the open it is the previous close.
+
+    From 16:00 it follows KRX's after-market trades done by ``now`` (`Market.krx_after_day`:
+    its price, high and low, volume, value, last trade), unless ``after_market`` is False.
+    """
+    quote = _regular_quote(market, symbol, now)
+    if not after_market or now.hour * 3600 < KRX_AFTER_SPAN.start_s:
+        return quote
+    evening = market.krx_after_day(symbol, now.date())
+    second = now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6
+    done = evening.until(second) if evening is not None else 0
+    if evening is None or not done:
+        return quote
+    volume, value, high, low = evening.totals(done)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=KST)
+    return Quote(
+        int(evening.price[done - 1]),
+        quote.open,
+        max(quote.high, high),
+        min(quote.low, low) if quote.low else low,
+        quote.volume + volume,
+        quote.value + value,
+        quote.prev_close,
+        midnight + timedelta(seconds=int(evening.at_s[done - 1])),
+    )
+
+
+def _regular_quote(market: Market, symbol: str, now: datetime) -> Quote:
+    """`quote_at` of KRX's regular session alone (to its 15:30 match)."""
     day = now.date()
     path = market.day_path(symbol, day)
     minute = (now.hour * 60 + now.minute) - 9 * 60

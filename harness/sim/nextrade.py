@@ -1,16 +1,25 @@
-"""Nextrade (NXT) in the simulator: its sessions, and its own trades on the names it lists.
+"""Nextrade (NXT) in the simulator, its sessions and trades; KRX's after-market, drawn alike.
 
 Nextrade trades the names of its list (`Market.nxt_eligible`, less the faults' changes)
 08:00-08:50 (pre-market), 09:00:30-15:20 (main) and 15:30-20:00 (after-market) KST, an
 ordinary day's hours (the CSAT day's later ones are not simulated). The after-market takes
 orders from 15:30 and opens with their single-price match at 15:40 (`AFTER_AUCTION`): what
 would have traded in between prints at 15:40:00 as one trade, at the last of those prices.
-Its trades are drawn
-beside KRX's, never taken from them, so that KRX's feed, bars and snapshots stay what they
-were: in the main session a minute trades about `MAIN_SHARE` as often as KRX's bar of that
-minute, within that bar's low and high (the venues arbitrage each other); outside KRX's hours
-a minute trades `OFF_HOURS_SHARE` of the name's mean KRX minute, within a few price units of
-KRX's previous close (pre-market) or of the day's close (after-market).
+Its trades are drawn beside KRX's, never taken from them, so that KRX's feed, bars and
+snapshots stay what they were: in the main session a minute trades about `MAIN_SHARE` as
+often as KRX's bar of that minute, within that bar's low and high (the venues arbitrage each
+other); outside KRX's regular session a minute trades `OFF_HOURS_SHARE` of the name's mean
+KRX minute, within a few price units of KRX's previous close (pre-market) or of the day's
+close (after-market).
+
+KRX's own after-market (from `KRX_AFTER_MARKET_FROM`, 2026-09-14: 16:00-20:00 KST,
+continuous, stocks only, `KRX_AFTER_SPAN`) is drawn as Nextrade's off-hours minutes are,
+from a generator of its own: a minute trades `OFF_HOURS_SHARE` of the name's mean KRX
+minute, within a few price units of the day's close (and the ±30 % band of the previous
+close), the mid-point share too (`draw_krx_after_day`). Its trades reach KRX's feed and the
+combined one with the session code "3" (`krx_after_trades`, `venue_trades`). Before that
+date KRX had no trade after its 15:30 match (a 16:00-18:00 single-price session instead,
+which the simulator does not print).
 """
 
 from __future__ import annotations
@@ -30,19 +39,24 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AFTER_AUCTION",
+    "KRX_AFTER_MARKET_FROM",
+    "KRX_AFTER_SPAN",
     "MAIN_SHARE",
     "NXT_SPANS",
     "OFF_HOURS_SHARE",
+    "DayTrades",
     "NxtDay",
     "NxtSpan",
+    "draw_krx_after_day",
     "draw_nxt_day",
+    "krx_after_trades",
     "span_at",
     "venue_trades",
 ]
 
 MAIN_SHARE = 0.4  # of KRX's trades in the same minute
 OFF_HOURS_SHARE = 0.05  # of the name's mean KRX trades a minute
-_BAND_UNITS = 3  # outside KRX's hours, prices within this many price units of the reference
+_BAND_UNITS = 3  # off KRX's regular hours, prices within this many price units of the reference
 _KRX_OPEN_MINUTE = 9 * 60
 # The after-market's opening auction, seconds of the KST day [start, end): its match at end.
 AFTER_AUCTION = (15 * 3600 + 30 * 60, 15 * 3600 + 40 * 60)
@@ -70,6 +84,11 @@ NXT_SPANS: tuple[NxtSpan, ...] = (
 )
 
 
+# KRX's after-market: its first day, and its session (continuous, the 2026-09 layouts' "3").
+KRX_AFTER_MARKET_FROM = date(2026, 9, 14)
+KRX_AFTER_SPAN = NxtSpan(16 * 3600, 20 * 3600, "3")
+
+
 def span_at(second_of_day: float) -> NxtSpan | None:
     """The Nextrade session open at ``second_of_day`` (KST), or None."""
     for span in NXT_SPANS:
@@ -79,9 +98,10 @@ def span_at(second_of_day: float) -> NxtSpan | None:
 
 
 @dataclass(frozen=True, slots=True)
-class NxtDay:
-    """A name's Nextrade trades of one day, in time order (drawn whether or not it lists it).
+class DayTrades:
+    """A name's trades of one day on one venue, in time order.
 
+    Nextrade's (drawn whether or not it lists the name), or KRX's after-market's.
     ``at_s``: seconds since 00:00 KST; ``price`` and ``qty`` the trades'.
     """
 
@@ -107,23 +127,50 @@ class NxtDay:
         """How many trades were done by ``second_of_day`` (KST), inclusive."""
         return int(np.searchsorted(self.at_s, second_of_day, side="right"))
 
+    def totals(self, count: int) -> tuple[int, int, int, int]:
+        """The first ``count`` trades (at least one) summed up: volume, value, high, low."""
+        prices, quantities = self.price[:count], self.qty[:count]
+        return (
+            int(quantities.sum()),
+            int((prices * quantities).sum()),
+            int(prices.max()),
+            int(prices.min()),
+        )
 
-def _minute_spans() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Each minute of 08:00-20:00: its minute of the day, session code, open seconds in it."""
+
+NxtDay = DayTrades  # Nextrade's day: its first use, the name kept
+
+
+@dataclass(frozen=True, slots=True)
+class _Grid:
+    """The minutes sessions open, as parallel arrays.
+
+    Each minute's minute of the day, session code, and the seconds of it [from, to) open.
+    """
+
+    minute: np.ndarray
+    code: np.ndarray
+    from_s: np.ndarray
+    to_s: np.ndarray
+
+
+def _grid(spans: tuple[NxtSpan, ...]) -> _Grid:
+    """Each minute from the first span's start to the last one's end that a span opens."""
     minutes, codes, starts, ends = [], [], [], []
-    for minute in range(NXT_SPANS[0].start_s // 60, -(-NXT_SPANS[-1].end_s // 60)):
+    for minute in range(spans[0].start_s // 60, -(-spans[-1].end_s // 60)):
         first = minute * 60
-        for span in NXT_SPANS:
+        for span in spans:
             if span.start_s < first + 60 and first < span.end_s:
                 minutes.append(minute)
                 codes.append(span.market_code)
                 starts.append(max(0, span.start_s - first))
                 ends.append(min(60, span.end_s - first))
                 break
-    return np.array(minutes), np.array(codes), np.array(starts, float), np.array(ends, float)
+    return _Grid(np.array(minutes), np.array(codes), np.array(starts, float), np.array(ends, float))
 
 
-_MINUTES, _CODES, _FROM_S, _TO_S = _minute_spans()
+_NXT_GRID = _grid(NXT_SPANS)
+_KRX_AFTER_GRID = _grid((KRX_AFTER_SPAN,))
 
 
 def draw_nxt_day(
@@ -135,7 +182,7 @@ def draw_nxt_day(
     prev_close: int,
     day_close: int,
     mid_point_share: float = 0.0,
-) -> NxtDay:
+) -> DayTrades:
     """Nextrade's trades of a day, every session's at once (one generator, vectorised).
 
     ``trades``, ``volume``, ``low`` and ``high`` are KRX's 391 bars of the day. A main-session
@@ -145,12 +192,11 @@ def draw_nxt_day(
     day's close (after), at the day's mean size. ``mid_point_share`` of them print at a
     mid-point (`mid_points`).
     """
-    index = _MINUTES - _KRX_OPEN_MINUTE
-    main = (_CODES == "2") & (index >= 0) & (index < BARS_PER_DAY)
+    grid = _NXT_GRID
+    index = grid.minute - _KRX_OPEN_MINUTE
+    main = (grid.code == "2") & (index >= 0) & (index < BARS_PER_DAY)
     bar = np.clip(index, 0, BARS_PER_DAY - 1)
     krx_trades = trades.astype(np.int64)[bar]
-    counts = np.where(main, 0, rng.poisson(float(trades.mean()) * OFF_HOURS_SHARE, len(bar)))
-    counts[main] = rng.binomial(krx_trades[main], MAIN_SHARE)
     reference = np.where(index < 0, prev_close, day_close)
     units = np.array([tick_size(int(r)) for r in (prev_close, day_close)])[(index >= 0) * 1]
     floor = np.where(
@@ -161,21 +207,73 @@ def draw_nxt_day(
     size = np.where(
         main, np.maximum(1, volume.astype(np.int64)[bar] // np.maximum(1, krx_trades)), day_size
     )
-    each = np.repeat(np.arange(len(bar)), counts)
+    off_hours = float(trades.mean()) * OFF_HOURS_SHARE
+    drawn = _draw(rng, grid, main, krx_trades, floor, ceiling, size, off_hours, mid_point_share)
+    return _auctioned(drawn)
+
+
+def draw_krx_after_day(
+    rng: np.random.Generator,
+    mean_trades: float,
+    day_size: int,
+    prev_close: int,
+    day_close: int,
+    mid_point_share: float = 0.0,
+) -> DayTrades:
+    """KRX's after-market trades of a day (`KRX_AFTER_SPAN`), as Nextrade's off-hours minutes.
+
+    A minute trades a Poisson `OFF_HOURS_SHARE` of ``mean_trades`` (the name's mean KRX
+    minute) within `_BAND_UNITS` price units of ``day_close`` and the day's price limits (30 %
+    either side of ``prev_close``), each trade 1 to twice ``day_size`` (the day's mean) shares;
+    ``mid_point_share`` of them print at a mid-point.
+    """
+    grid = _KRX_AFTER_GRID
+    minutes = len(grid.minute)
+    unit = tick_size(day_close)
+    lower, upper = price_limits(prev_close)
+    floor = np.full(minutes, max(lower, unit, day_close - _BAND_UNITS * unit), np.int64)
+    ceiling = np.full(minutes, min(upper, day_close + _BAND_UNITS * unit), np.int64)
+    size = np.full(minutes, max(1, day_size), np.int64)
+    main = np.zeros(minutes, bool)
+    off_hours = mean_trades * OFF_HOURS_SHARE
+    none = np.zeros(minutes, np.int64)
+    return _draw(rng, grid, main, none, floor, ceiling, size, off_hours, mid_point_share)
+
+
+def _draw(
+    rng: np.random.Generator,
+    grid: _Grid,
+    main: np.ndarray,
+    krx_trades: np.ndarray,
+    floor: np.ndarray,
+    ceiling: np.ndarray,
+    size: np.ndarray,
+    off_hours: float,
+    mid_point_share: float,
+) -> DayTrades:
+    """The trades of ``grid``'s minutes, drawn at once.
+
+    Per minute: KRX's trades (``main`` minutes trade binomially `MAIN_SHARE` of them, the
+    others a Poisson ``off_hours``), the price bounds, and the mean size (each trade 1 to
+    twice it).
+    """
+    counts = np.where(main, 0, rng.poisson(off_hours, len(main)))
+    counts[main] = rng.binomial(krx_trades[main], MAIN_SHARE)
+    each = np.repeat(np.arange(len(main)), counts)
     prices = np.clip(
         round_ticks(rng.uniform(floor[each], ceiling[each])), floor[each], ceiling[each]
     )
     quantities = rng.integers(1, 2 * size[each] + 1)
-    at_s = _MINUTES[each] * 60 + rng.uniform(_FROM_S[each], _TO_S[each])
+    at_s = grid.minute[each] * 60 + rng.uniform(grid.from_s[each], grid.to_s[each])
     if mid_point_share:  # drawn after the rest: the grid's trades stay as they were
         prices = mid_points(prices, ceiling[each], rng.random(len(prices)), mid_point_share)
     order = np.argsort(at_s, kind="stable")
-    return _auctioned(
-        NxtDay(at_s[order], prices[order].astype(np.int64), quantities[order].astype(np.int64))
+    return DayTrades(
+        at_s[order], prices[order].astype(np.int64), quantities[order].astype(np.int64)
     )
 
 
-def _auctioned(day: NxtDay) -> NxtDay:
+def _auctioned(day: DayTrades) -> DayTrades:
     """``day`` with its after-market auction's trades folded into their match at its end.
 
     Drawn as continuous trades first, so that every other trade of the day stays as drawn.
@@ -186,7 +284,7 @@ def _auctioned(day: NxtDay) -> NxtDay:
         return day
     outside = ~inside
     at = int(np.searchsorted(day.at_s[outside], end))
-    return NxtDay(
+    return DayTrades(
         np.insert(day.at_s[outside], at, float(end)),
         np.insert(day.price[outside], at, day.price[inside][-1]),
         np.insert(day.qty[outside], at, day.qty[inside].sum()),
@@ -194,21 +292,37 @@ def _auctioned(day: NxtDay) -> NxtDay:
 
 
 def venue_trades(
-    market: Market, faults: Faults, symbol: str, day: date, minute: int, combined: bool
+    market: Market,
+    faults: Faults,
+    symbol: str,
+    day: date,
+    minute: int,
+    combined: bool,
+    krx_after_market: bool = True,
 ) -> list[tuple[float, int, int]]:
     """The trades of ``symbol`` in ``minute`` (since 00:00 KST) on Nextrade, in time order.
 
     None on a day Nextrade does not list the name or halts it (`Faults.nxt`). ``combined``:
     KRX's trades of the minute too, as KRX's own feed has them (none while halted or in a
-    quiet minute, at the upper limit while locked): the combined feed's and bars' trades.
+    quiet minute, at the upper limit while locked): the combined feed's and bars' trades;
+    its after-market's (`krx_after_trades`) unless ``krx_after_market`` is False.
     """
     listing = market.listings[symbol]
     eligible, halted = faults.nxt.standing(symbol, market.nxt_eligible(day), listing.suspended)
     trades: list[tuple[float, int, int]] = []
     if eligible and not halted:
         trades = market.nxt_day(symbol, day).minute(minute)
+    if not combined:
+        return trades
     index = minute - _KRX_OPEN_MINUTE
-    if not combined or not 0 <= index < BARS_PER_DAY:
+    if not 0 <= index < BARS_PER_DAY:
+        if not krx_after_market:
+            return trades
+        evening = krx_after_trades(market, faults, symbol, day, minute)
+        if not evening:
+            return trades
+        trades.extend(evening)
+        trades.sort(key=_second)
         return trades
     bar = datetime(day.year, day.month, day.day, 9, tzinfo=_KST) + timedelta(minutes=index)
     if f"{bar:%H%M}" in faults.no_trades.get(symbol, set()):
@@ -224,6 +338,36 @@ def venue_trades(
         )
     trades.sort(key=_second)
     return trades
+
+
+def krx_after_trades(
+    market: Market, faults: Faults, symbol: str, day: date, minute: int
+) -> list[tuple[float, int, int]]:
+    """KRX's after-market trades of ``symbol`` in ``minute`` (since 00:00 KST), in time order.
+
+    As KRX's feed has them (`Market.krx_after_day`): none on a day or for a name without the
+    after-market, none in a quiet minute (`Faults.no_trades`) or while halted, at the upper
+    price limit while locked. (seconds into the minute, price, quantity) each.
+    """
+    if not KRX_AFTER_SPAN.start_s <= minute * 60 < KRX_AFTER_SPAN.end_s:
+        return []
+    evening = market.krx_after_day(symbol, day)
+    trades = evening.minute(minute) if evening is not None else []
+    if not trades:
+        return trades
+    bar = datetime(day.year, day.month, day.day, tzinfo=_KST) + timedelta(minutes=minute)
+    if f"{bar:%H%M}" in faults.no_trades.get(symbol, set()):
+        return []
+    if symbol not in faults.halts and symbol not in faults.limit_locks:
+        return trades
+    upper = price_limits(market.daily_bar(symbol, day).prev_close)[1]
+    opened = int(bar.timestamp()) * _NS
+    kept = []
+    for second, price, qty in trades:
+        at_ns = opened + int(second * _NS)
+        if not faults.halted(symbol, at_ns):
+            kept.append((second, upper if faults.locked(symbol, at_ns) else price, qty))
+    return kept
 
 
 def _second(trade: tuple[float, int, int]) -> float:

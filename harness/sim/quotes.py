@@ -36,7 +36,7 @@ from harness.sim.market import (
     bars_value,
     quote_at,
 )
-from harness.sim.nextrade import venue_trades
+from harness.sim.nextrade import KRX_AFTER_SPAN, krx_after_trades, venue_trades
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, OK, envelope, fail, now_kst, price_sign, session_day, sign
 from harness.sim.sectors import CATALOG, detail_name, info_class, listed_code
@@ -134,7 +134,8 @@ class Quotes:
         revised = config.investor_revised_from
         bump = 101 if revised and now.time() >= dtime.fromisoformat(revised) else 100
         if self.market.calendar.is_session(day):
-            volume = quote_at(self.market, symbol, asked).volume
+            # KRX's regular session's volume: its after-market makes no posting move
+            volume = quote_at(self.market, symbol, asked, after_market=False).volume
             for posting, at in _POSTINGS.items():
                 if asked.time() < at or posting in missed:
                     continue
@@ -188,7 +189,8 @@ class Quotes:
     def inquire_price(self, query: Any) -> web.Response:
         """FHKST01010100 (§4.1): KRX's price (FID J), or Nextrade's (NX).
 
-        UN (both venues') is not served: it reads as J.
+        UN (both venues') is not served: it reads as J. KRX's follows its after-market's
+        trades from 16:00 (`quote_at`; `SimConfig.krx_after_market`).
         """
         symbol = query.get("FID_INPUT_ISCD", "")
         listing = self.market.listings.get(symbol)
@@ -271,18 +273,30 @@ class Quotes:
         faults = self.gateway.faults
         if faults.halted(symbol, now):
             start = faults.halts[symbol][0]
-            return quote_at(self.market, symbol, datetime.fromtimestamp(start / NS, KST)), True
+            at = datetime.fromtimestamp(start / NS, KST)
+            return quote_at(self.market, symbol, at, after_market=self._after_market()), True
         if faults.locked(symbol, now):
             upper = price_limits(q.prev_close)[1]
             return dataclasses.replace(q, price=upper, high=max(q.high, upper)), False
         return q, False
+
+    def _after_market(self) -> bool:
+        """Whether KRX's after-market trades are served (`SimConfig.krx_after_market`)."""
+        return self.gateway.config.krx_after_market
+
+    def _after_market_bars(self) -> bool:
+        """Whether KRX's minute bars hold its after-market's minutes (both switches on)."""
+        config = self.gateway.config
+        return config.krx_after_market and config.krx_after_market_bars
 
     def _rows_of(
         self, query: Any, symbol: str, day: date, until: str, limit: int
     ) -> list[dict[str, str]]:
         """The minute bars of the venue ``FID_COND_MRKT_DIV_CODE`` names.
 
-        J is KRX's, NX Nextrade's, UN both venues' trades; any other code reads as J.
+        J is KRX's, NX Nextrade's, UN both venues' trades; any other code reads as J. KRX's
+        (J's, and KRX's part of UN's) hold its after-market's minutes with
+        `SimConfig.krx_after_market_bars`.
         """
         venue = query.get("FID_COND_MRKT_DIV_CODE", "J")
         if venue in ("NX", "UN"):
@@ -305,8 +319,9 @@ class Quotes:
         late = 1 if self.gateway.config.bar_label == "end" else 0
         upto = min(last, int(until[:2]) * 60 + int(until[2:4]) - late)
         bars: list[tuple[int, list[tuple[float, int, int]]]] = []
+        faults, after_market = self.gateway.faults, self._after_market_bars()
         for minute in range(8 * 60, upto + 1):
-            trades = venue_trades(self.market, self.gateway.faults, symbol, day, minute, combined)
+            trades = venue_trades(self.market, faults, symbol, day, minute, combined, after_market)
             if day == now.date() and minute == now.hour * 60 + now.minute:
                 trades = [t for t in trades if t[0] <= now.second + now.microsecond / 1e6]
             if trades:
@@ -336,6 +351,10 @@ class Quotes:
         return rows
 
     def _bar_rows(self, symbol: str, day: date, until: str, limit: int) -> list[dict[str, str]]:
+        """KRX's minute bars, newest first, at or before ``until``.
+
+        Its after-market's (`_after_bar_rows`), then its regular session's.
+        """
         path = self.market.day_path(symbol, day)
         now = self._now()
         last = BARS_PER_DAY - 1
@@ -344,8 +363,11 @@ class Quotes:
         # Labelled by its end (SimConfig.bar_label), the bar of a minute names the next one:
         # the newest bar at or before ``until`` is the minute before it.
         late = 1 if self.gateway.config.bar_label == "end" else 0
-        upto = min(last, int(until[:2]) * 60 + int(until[2:4]) - 9 * 60 - late)
+        asked = int(until[:2]) * 60 + int(until[2:4]) - late
+        upto = min(last, asked - 9 * 60)
         rows: list[dict[str, str]] = []
+        if self._after_market_bars():
+            rows = self._after_bar_rows(symbol, day, asked, limit, late)
         cumulative = bars_value(path, upto + 1)
         faults = self.gateway.faults
         quiet = faults.no_trades.get(symbol, set())
@@ -375,6 +397,58 @@ class Quotes:
             cumulative -= bar_value(path, index)
         return rows
 
+    def _after_bar_rows(
+        self, symbol: str, day: date, asked: int, limit: int, late: int
+    ) -> list[dict[str, str]]:
+        """KRX's after-market's minute bars, newest first, to minute ``asked`` of the day.
+
+        A bar for each minute with a trade as KRX's feed has them
+        (`harness.sim.nextrade.krx_after_trades`: none quiet or halted); ``acml_tr_pbmn``
+        the day's value to the bar's end, the regular session's (`bars_value`) and every
+        after-market trade's before it.
+        """
+        evening = self.market.krx_after_day(symbol, day)
+        if evening is None:
+            return []
+        now = self._now()
+        upto = min(asked, KRX_AFTER_SPAN.end_s // 60 - 1)
+        second = 24 * 3600.0
+        if day == now.date():
+            upto = min(upto, now.hour * 60 + now.minute)
+            second = now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6
+        midnight = datetime(day.year, day.month, day.day, tzinfo=KST)
+        regular = bars_value(self.market.day_path(symbol, day), BARS_PER_DAY)
+        faults = self.gateway.faults
+        rows: list[dict[str, str]] = []
+        for minute in range(upto, KRX_AFTER_SPAN.start_s // 60 - 1, -1):
+            if len(rows) == limit:
+                break
+            ends = min(second, minute * 60 + 60)
+            trades = [
+                t
+                for t in krx_after_trades(self.market, faults, symbol, day, minute)
+                if minute * 60 + t[0] <= ends
+            ]
+            if not trades:
+                continue
+            done = evening.until(ends)
+            prices = [p for _, p, _ in trades]
+            rows.append(
+                {
+                    "stck_bsop_date": day.strftime("%Y%m%d"),
+                    "stck_cntg_hour": (midnight + timedelta(minutes=minute + late)).strftime(
+                        "%H%M00"
+                    ),
+                    "stck_prpr": str(prices[-1]),
+                    "stck_oprc": str(prices[0]),
+                    "stck_hgpr": str(max(prices)),
+                    "stck_lwpr": str(min(prices)),
+                    "cntg_vol": str(sum(q for _, _, q in trades)),
+                    "acml_tr_pbmn": str(regular + evening.totals(done)[1]),
+                }
+            )
+        return rows
+
     def _chart_summary(self, symbol: str, q: Quote) -> dict[str, str]:
         """The minute charts' ``output1`` (§4.3a): the issue as it stands when asked."""
         change = q.price - q.prev_close
@@ -395,7 +469,8 @@ class Quotes:
         now = self._now()
         until = query.get("FID_INPUT_HOUR_1", "153000")
         rows = self._rows_of(query, symbol, now.date(), until, 30)
-        summary = self._chart_summary(symbol, quote_at(self.market, symbol, now))
+        quote = quote_at(self.market, symbol, now, after_market=self._after_market())
+        summary = self._chart_summary(symbol, quote)
         return web.json_response(envelope(*OK, output1=summary, output2=rows))
 
     def minute_bars_past(self, query: Any) -> web.Response:
@@ -408,20 +483,40 @@ class Quotes:
         return web.json_response(envelope(*OK, output1=summary, output2=rows))
 
     def _daily_rows(self, symbol: str, start: date, end: date, limit: int) -> list[dict[str, str]]:
-        """Daily bars, newest first; today's row (during a session) is the day so far."""
+        """Daily bars, newest first; today's row (during a session) is the day so far.
+
+        A day with KRX's after-market (`SimConfig.krx_after_market`) counts its trades
+        (volume, value, high and low: today's those done so far); its close stays the 15:30
+        match's.
+        """
         rows: list[dict[str, str]] = []
         now = self._now()
         day = min(end, session_day(self.market, now))
         calendar = self.market.calendar
+        after_market = self._after_market()
         if not calendar.is_session(day):
             day = calendar.previous_session(day)
         while day >= start and len(rows) < limit:
             if day == now.date():
-                q = quote_at(self.market, symbol, now)
-                bar = (q.price, q.open, q.high, q.low, q.volume, q.value, q.prev_close)
+                q = quote_at(self.market, symbol, now, after_market=after_market)
+                close = quote_at(self.market, symbol, now, after_market=False).price
+                bar = (close, q.open, q.high, q.low, q.volume, q.value, q.prev_close)
             else:  # a past session: its minute path summed up (drawn in blocks, kept)
                 b = self.market.daily_bar(symbol, day)
                 bar = (b.close, b.open, b.high, b.low, b.volume, b.value, b.prev_close)
+                evening = self.market.krx_after_bar(symbol, day) if after_market else None
+                if evening is not None:
+                    volume, value, high, low = evening
+                    high, low = max(b.high, high), min(b.low, low)
+                    bar = (
+                        b.close,
+                        b.open,
+                        high,
+                        low,
+                        b.volume + volume,
+                        b.value + value,
+                        b.prev_close,
+                    )
             close, open_, high, low, volume, value, prev_close = bar
             rows.append(
                 {
@@ -451,11 +546,14 @@ class Quotes:
         return web.json_response(envelope(*OK, output=rows))
 
     def _latest_quote(self, symbol: str) -> tuple[date, Quote]:
-        """The session day and quote: now during a session, else the last session's close."""
+        """The session day and quote: now during a session, else the last session's end.
+
+        That is its 15:30 close, or its after-market's last trade.
+        """
         now = self._now()
         day = session_day(self.market, now)
-        at = now if day == now.date() else datetime.combine(day, _SESSION_END, tzinfo=KST)
-        return day, quote_at(self.market, symbol, at)
+        at = now if day == now.date() else datetime.combine(day, _DAY_END, tzinfo=KST)
+        return day, quote_at(self.market, symbol, at, after_market=self._after_market())
 
     def _etf(self, query: Any) -> tuple[str, date, Quote]:
         symbol = query.get("FID_INPUT_ISCD", "")
@@ -685,7 +783,7 @@ class Quotes:
         return web.json_response(envelope(*OK, output1={"nrec": str(len(rows))}, output2=rows))
 
 
-_SESSION_END = dtime(15, 30, 59)
+_DAY_END = dtime(23, 59, 59)  # a past session's last trade: its 15:30 match, or its 20:00's
 _NXT_OPEN_HOUR = 8  # Nextrade's day: from its pre-market's open
 
 # CTPF1702R product type code -> exchange code (§4.9), as the simulator reads it.

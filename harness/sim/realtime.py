@@ -7,9 +7,12 @@ records per frame, in the layout `SimConfig.realtime_layout` names (with
 Nextrade's (H0NXCNT0, H0NXASP0: `harness.sim.nextrade`) and the combined feed's (H0UNCNT0,
 H0UNASP0: both venues' trades in time order); each venue's market-operation records and
 program trading (`harness.sim.market_status`); KRX's auctions' expected matches
-(`harness.sim.auction`). A paper account registers KRX's trades and books alone.
-``drop_websockets`` cuts every session like a network failure; the faults `Realtime` takes
-refuse, halt, lock, cut, withhold and delay.
+(`harness.sim.auction`). KRX's trades are its regular session's (09:00-15:30, session code
+"2") and, from 2026-09-14, its after-market's (16:00-20:00, code "3", the day's volume and
+value running on; `SimConfig.krx_after_market`), on KRX's feeds and the combined ones alike
+(program trading: the regular session's alone). A paper account registers KRX's trades and
+books alone. ``drop_websockets`` cuts every session like a network failure; the faults
+`Realtime` takes refuse, halt, lock, cut, withhold and delay.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -33,7 +36,13 @@ from harness.sim.config import SimConfig, TickLoss
 from harness.sim.gateway import Gateway
 from harness.sim.market import BARS_PER_DAY, KST, Market, Tick, quote_at, tick_size
 from harness.sim.market_status import PROGRAMS, STATUSES, program_record, status_records
-from harness.sim.nextrade import NxtDay, span_at, venue_trades
+from harness.sim.nextrade import (
+    KRX_AFTER_SPAN,
+    DayTrades,
+    krx_after_trades,
+    span_at,
+    venue_trades,
+)
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, price_sign
 from harness.sim.vi import VI_FEEDS, DayVis, vi_key_taken
@@ -369,23 +378,46 @@ class Realtime:
             return [r + tail for r in expected_records(tr_id, symbol, path, start, end, nxt)]
         if tr_id not in ("H0STCNT0", "H0STASP0", "H0STPGM0"):
             return self._venue_records(tr_id, symbol, start, end, state)
+        losses = [
+            loss for loss in self.faults.tick_loss if loss.end_ns > after_ns and tr_id in loss.feeds
+        ]
+        records = self._krx_records(tr_id, symbol, start, end, state, losses)
+        if tr_id != "H0STPGM0" and self.config.krx_after_market:
+            records += self._after_records(tr_id, symbol, start, end, state, losses)
+        return records
+
+    def _krx_running(
+        self, tr_id: str, symbol: str, start: datetime, state: dict[tuple[str, str], _Running]
+    ) -> _Running:
+        """KRX's day of ``symbol`` to ``start`` as the feed ``tr_id`` reports it (kept)."""
+        running = state.get((tr_id, symbol))
+        if running is None:
+            q = quote_at(self.market, symbol, start, after_market=self.config.krx_after_market)
+            running = state[tr_id, symbol] = _Running(
+                q.prev_close, q.open, q.high, q.low, q.volume, q.value
+            )
+        return running
+
+    def _krx_records(
+        self,
+        tr_id: str,
+        symbol: str,
+        start: datetime,
+        end: datetime,
+        state: dict[tuple[str, str], _Running],
+        losses: list[TickLoss],
+    ) -> list[str]:
+        """KRX's regular session's records of ``symbol`` in (start, end] (to 15:30)."""
+        day = end.date()
         first = max(0, (start.hour * 60 + start.minute) - 9 * 60)
         last = min(BARS_PER_DAY - 1, (end.hour * 60 + end.minute) - 9 * 60)
         if last < 0 or first >= BARS_PER_DAY:
             return []
-        running = state.get((tr_id, symbol))
-        if running is None:
-            q = quote_at(self.market, symbol, start)
-            running = state[tr_id, symbol] = _Running(
-                q.prev_close, q.open, q.high, q.low, q.volume, q.value
-            )
+        running = self._krx_running(tr_id, symbol, start, state)
         path = self.market.day_path(symbol, day)
         faults = self.faults
         halts, locks = symbol in faults.halts, symbol in faults.limit_locks
         upper = price_limits(running.prev_close)[1]
-        losses = [
-            loss for loss in self.faults.tick_loss if loss.end_ns > after_ns and tr_id in loss.feeds
-        ]
         records = []
         quiet = self.faults.no_trades.get(symbol, set())
         for index in range(first, last + 1):
@@ -422,7 +454,49 @@ class Realtime:
                 records.append(record + self._tail(tr_id, price))
         return records
 
-    def _nxt_day(self, symbol: str, day: date) -> NxtDay | None:
+    def _after_records(
+        self,
+        tr_id: str,
+        symbol: str,
+        start: datetime,
+        end: datetime,
+        state: dict[tuple[str, str], _Running],
+        losses: list[TickLoss],
+    ) -> list[str]:
+        """KRX's after-market records (H0STCNT0, H0STASP0) of ``symbol`` in (start, end].
+
+        Its trades as KRX's feed has them (`harness.sim.nextrade.krx_after_trades`), the
+        session code "3", the day's figures running on from the regular session's.
+        """
+        day = end.date()
+        first = max(start.hour * 60 + start.minute, KRX_AFTER_SPAN.start_s // 60)
+        last = min(end.hour * 60 + end.minute, KRX_AFTER_SPAN.end_s // 60 - 1)
+        if first > last or self.market.krx_after_day(symbol, day) is None:
+            return []
+        running = self._krx_running(tr_id, symbol, start, state)
+        midnight = datetime(day.year, day.month, day.day, tzinfo=KST)
+        code = KRX_AFTER_SPAN.market_code
+        records = []
+        for minute in range(first, last + 1):
+            bar = midnight + timedelta(minutes=minute)
+            trades = krx_after_trades(self.market, self.faults, symbol, day, minute)
+            # Only the trades after ``start`` up to ``end``, as the regular session's.
+            after = bisect.bisect_right(trades, (start - bar).total_seconds(), key=_first)
+            upto = bisect.bisect_right(trades, (end - bar).total_seconds(), key=_first)
+            for nth, (second, price, qty) in enumerate(trades[after:upto], start=after):
+                running.add(price, qty)
+                if losses and _withheld(losses, symbol, bar, Tick(second, price, qty), nth):
+                    self.records_withheld[symbol] += 1
+                    continue
+                hhmmss = (bar + timedelta(seconds=second)).strftime("%H%M%S")
+                if tr_id == "H0STCNT0":
+                    record = _trade_record(symbol, hhmmss, day, price, qty, running)
+                else:
+                    record = _book_record(symbol, hhmmss, price, running)
+                records.append(record + self._tail(tr_id, price, code))
+        return records
+
+    def _nxt_day(self, symbol: str, day: date) -> DayTrades | None:
         """``symbol``'s Nextrade day, if Nextrade trades it that day (`Faults.nxt`)."""
         listing = self.market.listings[symbol]
         selected = self.market.nxt_eligible(day)
@@ -446,6 +520,7 @@ class Realtime:
         """
         day = end.date()
         combined = tr_id in ("H0UNCNT0", "H0UNASP0", "H0UNPGM0")
+        after_market = self.config.krx_after_market
         midnight = datetime(day.year, day.month, day.day, tzinfo=KST)
         running = state.get((tr_id, symbol))
         if running is None:
@@ -458,7 +533,9 @@ class Realtime:
         for minute in range(start.hour * 60 + start.minute, end.hour * 60 + end.minute + 1):
             bar = midnight + timedelta(minutes=minute)
             after, upto = (start - bar).total_seconds(), (end - bar).total_seconds()
-            trades = venue_trades(self.market, self.faults, symbol, day, minute, combined)
+            trades = venue_trades(
+                self.market, self.faults, symbol, day, minute, combined, after_market
+            )
             for nth, (second, price, qty) in enumerate(trades):
                 if not after < second <= upto:
                     continue
@@ -485,7 +562,7 @@ class Realtime:
         path = self.market.day_path(symbol, day)
         running = _Running(path.prev_close, 0, 0, 0, 0, 0)
         if combined:
-            q = quote_at(self.market, symbol, start)
+            q = quote_at(self.market, symbol, start, after_market=self.config.krx_after_market)
             running = _Running(q.prev_close, q.open, q.high, q.low, q.volume, q.value)
         midnight = datetime(day.year, day.month, day.day, tzinfo=KST)
         for minute in range(8 * 60, start.hour * 60 + start.minute + 1):
@@ -683,3 +760,4 @@ def _control(tr_id: str, tr_key: str, rt_cd: str, msg_cd: str, msg1: str) -> dic
 
 
 _second = attrgetter("second")
+_first = itemgetter(0)

@@ -95,19 +95,23 @@ class VenueHours:
         """``day``'s sessions as KST instants (start, end, span), in order.
 
         A day of its own first, else its era's (the first whose ``until`` is later), else
-        today's; KRX's late days shift the era's as today's.
+        today's; KRX's late days shift the era's as today's, never past its ordinary day's
+        last hour (the CSAT day's after-market 17:00-20:00, not 21:00: both venues end at
+        20:00).
         """
         if day in self.days:
             return [(_at(day, s.start), _at(day, s.end), s) for s in self.days[day]]
         spans = next((spans for until, spans in self.eras if day < until), self.spans)
-        return [
-            (
-                _at(day, s.start) + self.shift(day, s.start),
-                _at(day, s.end) + self.shift(day, s.end),
-                s,
-            )
-            for s in spans
-        ]
+        latest = _at(day, max(s.end for s in spans)) if spans else None
+        found = []
+        for s in spans:
+            start = _at(day, s.start) + self.shift(day, s.start)
+            end = _at(day, s.end) + self.shift(day, s.end)
+            if latest is not None:
+                end = min(end, latest)
+            if start < end:
+                found.append((start, end, s))
+        return found
 
 
 @dataclass(slots=True)
@@ -201,23 +205,53 @@ class Venues:
 
 @dataclass(frozen=True, slots=True)
 class StreamEnds:
-    """When Track B's streams of a day end: KRX's feeds, and the last (Nextrade's)."""
+    """When Track B's streams of a day end.
 
+    ``close``: KRX's regular day's feeds (its close); ``krx``: KRX's last (its after-market's
+    close when followed, else ``close``); ``nxt``: Nextrade's feed's and the combined one's
+    (``close`` unless Nextrade's after-market is followed); ``evening``: when KRX's followed
+    after-market opens (None: not followed that day).
+    """
+
+    close: datetime
     krx: datetime
-    last: datetime
+    nxt: datetime
+    evening: datetime | None = None
+
+    @property
+    def last(self) -> datetime:
+        """When the last of the day's feeds ends."""
+        return max(self.krx, self.nxt)
 
 
 def stream_ends(
-    venues: Venues, day: date, closing: datetime, *, krx_to_close: bool, nxt_after_market: bool
+    venues: Venues,
+    day: date,
+    closing: datetime,
+    *,
+    krx_to_close: bool,
+    nxt_after_market: bool,
+    krx_after_market: bool = False,
 ) -> StreamEnds:
     """When Track B's streams of ``day`` end, ``closing`` (15:00, the phases') at the earliest.
 
-    KRX's feeds at ``closing``, or with ``krx_to_close`` through KRX's closing auction
-    (15:31:30: its 15:30 match's minute whole and the grace). Nextrade's feed and the
-    combined one with KRX's, or with ``nxt_after_market`` at Nextrade's close (20:00:30).
+    KRX's regular feeds at ``closing``, or with ``krx_to_close`` through KRX's closing
+    auction (15:31:30: its 15:30 match's minute whole and the grace); with
+    ``krx_after_market`` KRX's feeds again through its after-market (16:00-20:00 since
+    2026-09-14) to its close and the grace (20:00:30), on a day KRX has one. Nextrade's feed
+    and the combined one with KRX's regular ones, or with ``nxt_after_market`` at Nextrade's
+    close (20:00:30).
     """
-    krx = venues.followed("KRX", day, closing, "closing_auction") if krx_to_close else closing
-    return StreamEnds(krx, venues.followed("NXT", day, krx) if nxt_after_market else krx)
+    close = venues.followed("KRX", day, closing, "closing_auction") if krx_to_close else closing
+    nxt = venues.followed("NXT", day, close) if nxt_after_market else close
+    evening = [
+        start
+        for start, _, span in venues.spans("KRX", day)
+        if span.session == "after_market" and start >= close
+    ]
+    if not krx_after_market or not evening:
+        return StreamEnds(close, close, nxt)
+    return StreamEnds(close, venues.followed("KRX", day, close, "after_market"), nxt, evening[-1])
 
 
 def _at(day: date, at: time) -> datetime:

@@ -176,6 +176,10 @@ class TrackBSettings(Strict, frozen=True):
     # Nextrade's feed (or the combined one) through Nextrade's after-market, to its close in
     # [venues]; the slots are evaluated on as in the pre-market, over Nextrade's names.
     nxt_after_market: bool = True
+    # KRX's after-market (its after_market session in [venues.krx], 16:00-20:00 since
+    # 2026-09-14): the slots are evaluated over every name again on KRX's snapshots, a held
+    # name holding KRX's feeds (and Nextrade's for its names), to its close (20:00:30).
+    krx_after_market: bool = True
     # Cumulative share of the 20-day average volume (KRX's) that Nextrade trades by each
     # time (KST), from its open, for volume surges on Nextrade's snapshots; linear between.
     # Estimated (UNCONFIRMED per name): Nextrade carried about 30 % of the market's value in

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from observer.calendar.phases import KST
 from observer.calendar.settings import CalendarSettings, LateDay, PhaseSettings, VenueSettings
 from observer.calendar.timeline import timeline_from
-from observer.calendar.venues import SESSIONS, Venues, venues_from
+from observer.calendar.venues import SESSIONS, Venues, stream_ends, venues_from
 from observer.config.load import load_settings
 
 LATE = (
@@ -111,6 +111,11 @@ def test_late_days_move_krx_s_hours_and_nextrade_keeps_its_own_csat_day() -> Non
     assert VENUES.session_at("NXT", at(csat, "16:25")) == ""
     assert VENUES.session_at("NXT", at(csat, "16:30")) == "opening_auction"
     assert VENUES.session_at("NXT", at(csat, "16:41")) == "after_market"
+    # KRX's after-market moves with its day, never past 20:00: 17:00-20:00 on the CSAT day
+    assert VENUES.session_at("KRX", at(csat, "16:59")) == "off_hours_close"
+    assert VENUES.session_at("KRX", at(csat, "17:00")) == "after_market"
+    assert VENUES.session_at("KRX", at(csat, "20:00")) == ""
+    assert VENUES.close("KRX", csat) == at(csat, "20:00")
     # The year's first session opens an hour late and closes as ever.
     assert VENUES.session_at("KRX", at(first, "09:50")) == "opening_auction"
     assert VENUES.session_at("KRX", at(first, "15:25")) == "closing_auction"
@@ -190,3 +195,29 @@ def test_the_shipped_configuration_is_the_default() -> None:
 def test_a_venue_table_that_cannot_be_is_refused_naming_it(table: object, error: str) -> None:
     with pytest.raises((msgspec.ValidationError, ValueError), match=error):
         msgspec.convert(table, VenueSettings)
+
+
+def test_track_b_s_streams_follow_krx_s_after_market_on_the_days_it_has_one() -> None:
+    def ends(day: date, **switches: bool) -> tuple[str, ...]:
+        closing = at(day, "15:00")
+        found = stream_ends(
+            VENUES, day, closing, krx_to_close=True, nxt_after_market=True, **switches
+        )
+        kept = (found.close, found.krx, found.nxt, found.last, found.evening)
+        return tuple("" if t is None else f"{t.astimezone(KST):%H:%M:%S}" for t in kept)
+
+    # KRX's feeds to its 15:31:30 close, again from 16:00 to its after-market's close
+    assert ends(DAY, krx_after_market=True) == (
+        "15:31:30",
+        "20:00:30",
+        "20:00:30",
+        "20:00:30",
+        "16:00:00",
+    )
+    assert ends(DAY) == ("15:31:30", "15:31:30", "20:00:30", "20:00:30", "")  # not followed
+    # a day of the old regime has no after-market to follow: KRX's feeds end at the close
+    old = date(2026, 9, 11)
+    assert ends(old, krx_after_market=True) == ("15:31:30", "15:31:30", "20:00:30", "20:00:30", "")
+    # the CSAT day's: 17:00 to 20:00, its close an hour late
+    csat = ends(date(2026, 11, 19), krx_after_market=True)
+    assert csat == ("16:31:30", "20:00:30", "20:00:30", "20:00:30", "17:00:00")

@@ -27,9 +27,12 @@ def _at(hhmm: str) -> datetime:
     return datetime.combine(DAY, time.fromisoformat(hhmm), tzinfo=KST)
 
 
-def _settings(after_market: bool, to_close: bool = True) -> Settings:
+def _settings(after_market: bool, to_close: bool = True, krx_evening: bool = False) -> Settings:
     track_b = msgspec.structs.replace(
-        TrackBSettings(), nxt_after_market=after_market, krx_to_close=to_close
+        TrackBSettings(),
+        nxt_after_market=after_market,
+        krx_to_close=to_close,
+        krx_after_market=krx_evening,
     )
     return Settings(track_b=track_b)
 
@@ -68,7 +71,25 @@ def test_each_venue_s_stream_end(store: Store) -> None:
     assert _verifier(store, False, clock, False).stream_ends(DAY) == [(_at("15:00"), None)]
     shipped = load_settings(ROOT / "config" / "observer.toml")  # its CSAT day: 10:00-16:30
     csat = Verifier(shipped, clock, lambda event: None, store.engine, [])
-    assert f"{csat.stream_end(date(2026, 11, 19), 'KRX'):%H:%M:%S}" == "16:31:30"
+    assert f"{csat.stream_end(date(2026, 11, 19), 'KRX'):%H:%M:%S}" == "20:00:30"
+    # KRX's after-market followed (the default): both venues' streams end at 20:00:30, and
+    # the day is reconciled once then; a day before 2026-09-14 has none to follow
+    evening = Verifier(_settings(True, krx_evening=True), clock, lambda e: None, store.engine, [])
+    assert evening.stream_ends(DAY) == [(_at("20:00:30"), None)]
+    assert evening.stream_ends(date(2026, 9, 11)) == [
+        (datetime(2026, 9, 11, 15, 31, 30, tzinfo=KST), frozenset({"KRX"})),
+        (datetime(2026, 9, 11, 20, 0, 30, tzinfo=KST), None),
+    ]
+    shipped_old = Verifier(
+        msgspec.structs.replace(
+            shipped, track_b=msgspec.structs.replace(shipped.track_b, krx_after_market=False)
+        ),
+        clock,
+        lambda event: None,
+        store.engine,
+        [],
+    )
+    assert f"{shipped_old.stream_end(date(2026, 11, 19), 'KRX'):%H:%M:%S}" == "16:31:30"
 
 
 def test_krx_s_day_is_reconciled_after_its_close_and_nextrade_s_after_its_close(

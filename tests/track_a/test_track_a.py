@@ -72,25 +72,33 @@ def test_nextrade_cycles_fill_the_hours_only_nextrade_trades() -> None:
     shipped = load_settings(ROOT / "config" / "observer.toml")
     timeline = timeline_from(shipped.phases, shipped.calendar)
     venues = venues_from(shipped.venues, timeline)
-    cycles = cycles_of(timeline, DAY, 10, closing=True, nextrade=venues)
+    cycles = cycles_of(timeline, DAY, 10, True, venues)
     nxt = [c.scheduled.strftime("%H:%M") for c in cycles if c.venue == "NXT"]
     # its pre-market (08:00-08:50), and its after-market from after KRX's closing cycle
     # (its opening match at 15:40) to its close at 20:00; none in KRX's cycles' hours
     assert nxt[:5] == ["08:00", "08:10", "08:20", "08:30", "08:40"]
     assert nxt[5:7] == ["15:40", "15:50"] and nxt[-2:] == ["19:50", "20:00"] and len(nxt) == 32
-    krx = [c for c in cycles if c.venue == "KRX"]
-    assert krx == cycles_of(timeline, DAY, 10, closing=True)  # KRX's as without Nextrade
+    krx = [c for c in cycles if c.venue == "KRX" and c.scheduled < at(DAY, "16:00")]
+    assert krx == cycles_of(timeline, DAY, 10, closing=True)  # KRX's as without the venues
+    # KRX's after-market (16:00-20:00): KRX's cycles half an interval after Nextrade's
+    evening = [c.scheduled.strftime("%H:%M") for c in cycles if c.venue == "KRX"][len(krx) :]
+    assert evening[:2] == ["16:05", "16:15"] and evening[-1] == "19:55" and len(evening) == 24
     # one chain: each cycle is due when the next starts, whichever venue's
     assert [c.scheduled for c in cycles] == sorted(c.scheduled for c in cycles)
     assert all(a.deadline == b.scheduled for a, b in pairwise(cycles))
     assert cycles[4].deadline == at(DAY, "09:00") and cycles[-1].deadline == at(DAY, "20:10")
-    assert len({c.cycle_id for c in cycles}) == len(cycles) == 72
-    assert cycles_of(timeline, DAY, 10, closing=False, nextrade=venues)[-1].scheduled == at(
-        DAY, "19:50"
-    )
+    assert len({c.cycle_id for c in cycles}) == len(cycles) == 96
+    assert cycles_of(timeline, DAY, 10, False, venues)[-1].scheduled == at(DAY, "19:55")
+    # without Nextrade's cycles, KRX's after-market keeps the multiples
+    alone = cycles_of(timeline, DAY, 10, True, venues, nextrade=False)
+    assert {c.venue for c in alone} == {"KRX"} and len(alone) == 40 + 24
+    assert alone[40].scheduled == at(DAY, "16:00") and alone[-1].scheduled == at(DAY, "19:50")
+    # before 2026-09-14 KRX had no after-market: Nextrade's cycles alone after its close
+    old = date(2026, 9, 11)
+    assert not [c for c in cycles_of(timeline, old, 10, True, venues) if c.venue == "KRX"][40:]
     # the CSAT day: no pre-market; KRX to 16:30, Nextrade's after-market 16:30-20:00
     csat_day = date(2026, 11, 19)
-    csat = cycles_of(timeline, csat_day, 10, closing=True, nextrade=venues)
+    csat = cycles_of(timeline, csat_day, 10, True, venues)
     assert csat[0].venue == "KRX" and csat[0].scheduled == at(csat_day, "10:00")
     after = [c.scheduled for c in csat if c.venue == "NXT"]
     assert after[0] == at(csat_day, "16:40") and after[-1] == at(csat_day, "20:00")

@@ -306,6 +306,16 @@ def test_past_krx_s_close_a_nextrade_name_keeps_the_feeds_of_nextrade_s_trades()
     assert paper.feeds(NXT_NAME) == ()
 
 
+def test_in_krx_s_after_market_every_name_holds_krx_s_feeds_again() -> None:
+    nxt = frozenset({NXT_NAME})
+    evening = RegistrationPolicy("venues", nxt=nxt).without_krx().with_krx()
+    assert evening.feeds(NXT_NAME) == ("H0STCNT0", "H0NXCNT0") and evening.cost(NXT_NAME) == 2
+    assert evening.feeds(KRX_NAME) == ("H0STCNT0",)
+    # without Nextrade's after-market followed: KRX's feeds alone, for its names too
+    alone = RegistrationPolicy("venues", nxt=nxt).without_krx().with_krx(nextrade=False)
+    assert alone.feeds(NXT_NAME) == ("H0STCNT0",) and alone.cost(NXT_NAME) == 1
+
+
 feeds = st.sets(
     st.builds(Registration, st.sampled_from(list(TRADE_TRS.values())), st.sampled_from(SYMBOLS[:6]))
 )

@@ -210,10 +210,9 @@ def test_barred_symbols_leave_their_slots_and_closed_slots_stay_empty(
             if account in names and slot < capacity:
                 holding = book.slots[account][slot]
                 closed = book.close(account, slot, "full")
-                assert (closed is None) == (holding is None)
-                assert closed is None or (closed.action, closed.candidate) == (
-                    "release",
-                    holding.candidate,  # type: ignore[union-attr]
+                # its holding released first, and only it where every slot costs one
+                assert [(c.action, c.candidate) for c in closed] == (
+                    [] if holding is None else [("release", holding.candidate)]
                 )
         barred = {s: f"barred: {s}" for s in barred_symbols}
         before = book.held()
@@ -293,3 +292,23 @@ def test_a_registration_reserved_beside_the_slots_is_room_its_account_lacks() ->
     ]
     assert (book.room("a"), book.room("b")) == (0, 0)
     assert book.reserved == {"a": 1}  # an account not configured reserves nothing
+
+
+def test_a_costlier_policy_releases_the_lowest_ranked_holdings_until_each_account_fits() -> None:
+    costs = {"000001": 1, "000002": 1, "000003": 1, "000004": 1}
+    book = SlotBook(["a", "b"], 3, lambda s: costs[s], reserved={"b": 1})
+    now = 10
+    held = book.evaluate(
+        [candidate(s, float(n)) for n, s in enumerate(costs, start=1)], now, {"a", "b"}
+    )
+    assert len([d for d in held if d.action == "allocate"]) == 4
+    assert book.beyond(lambda s: costs[s]) == []  # as they are, every account fits
+    twice = {s: 2 for s in costs}
+    # each account keeps its best that fit beside what is aside (b's one reserved)
+    out = book.beyond(lambda s: twice[s])
+    by_account = {h.candidate.symbol: h.account for h in book.holdings()}
+    for account, room in (("a", 3), ("b", 2)):
+        kept = [s for s, a in by_account.items() if a == account and s not in out]
+        assert 2 * len(kept) <= room
+        dropped = [s for s, a in by_account.items() if a == account and s in out]
+        assert all(float(k) > float(d) for k in kept for d in dropped)  # the best are kept

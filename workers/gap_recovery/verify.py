@@ -255,8 +255,9 @@ class Verifier:
         """When Track B's streams of ``day`` end (``venue``'s; None: the last of them).
 
         As Track B ends them (`stream_ends`): KRX's at its close with ``[track_b]
-        krx_to_close``, else at the ``track_a_closing`` phase's start; Nextrade's feed and the
-        combined one with ``nxt_after_market`` at Nextrade's close.
+        krx_to_close``, else at the ``track_a_closing`` phase's start, or with
+        ``krx_after_market`` at its after-market's close; Nextrade's feed and the combined
+        one with ``nxt_after_market`` at Nextrade's close.
         """
         ends = _stream_ends(self.settings, self.timeline, self.venues, day)
         return ends.krx if venue == "KRX" else ends.last
@@ -267,8 +268,9 @@ class Verifier:
     def stream_ends(self, day: date) -> StreamOrder:
         """When ``day``'s streams end, in order, each with the venues ending then (None: all).
 
-        KRX's at its close (15:31:30); with ``nxt_after_market`` Nextrade's feed and the
-        combined one at Nextrade's close: KRX's day is reconciled then, not hours later.
+        KRX's at its close (15:31:30; with ``krx_after_market`` at its after-market's,
+        20:00:30); with ``nxt_after_market`` Nextrade's feed and the combined one at
+        Nextrade's close: a day whose KRX feeds end at 15:31:30 is reconciled then.
         """
         return _in_order(_stream_ends(self.settings, self.timeline, self.venues, day))
 
@@ -645,6 +647,7 @@ def _stream_ends(settings: Settings, timeline: Timeline, venues: Venues, day: da
         closing[Phase.TRACK_A_CLOSING],
         krx_to_close=config.krx_to_close,
         nxt_after_market=config.nxt_after_market,
+        krx_after_market=config.krx_after_market,
     )
 
 

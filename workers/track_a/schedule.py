@@ -2,12 +2,15 @@
 
 A session day's KRX cycles start at every multiple of the interval (09:00, 09:10, ...) from
 the ``track_a_only`` phase on and before ``shutdown``, plus, when configured, one at the
-shutdown instant itself, whose answers are the day's closing prices. Given Nextrade's hours,
-Nextrade's cycles ask its prices in the hours only it trades: every multiple of the interval
-within its sessions and outside KRX's cycles' window (08:00-08:40 and 15:40-19:50 on an
-ordinary day), and, when configured, one at its close (20:00). Each cycle must finish before
-the next is due, whichever venue's; the day's last has one interval. Days with shifted hours
-(CSAT, the year's first session) shift every cycle with their phases and venues' hours.
+shutdown instant itself, whose answers are the day's closing prices. Given the venues' hours,
+KRX's continuous sessions after that (its after-market, 16:00-20:00 since 2026-09-14) have KRX
+cycles too, and Nextrade's cycles ask its prices in the hours KRX's cycles leave: every multiple
+of the interval within its sessions and outside KRX's cycles' window (08:00-08:40 and
+15:40-19:50 on an ordinary day), and, when configured, one at its close (20:00). Where both
+venues' cycles would start at once (KRX's after-market), KRX's run half an interval later
+(16:05, 16:15, ..., 19:55): one cycle at a time, each with its own id. Each cycle must finish
+before the next is due, whichever venue's; the day's last has one interval. Days with shifted
+hours (CSAT, the year's first session) shift every cycle with their phases and venues' hours.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import date, datetime, timedelta
 from bus.events import Venue
 from observer.calendar.phases import KST, Phase
 from observer.calendar.timeline import LOOKAHEAD_DAYS, Timeline
-from observer.calendar.venues import Venues
+from observer.calendar.venues import CONTINUOUS, Venues
 
 __all__ = ["Cycle", "current_or_next", "cycles_of"]
 
@@ -47,11 +50,14 @@ def cycles_of(
     day: date,
     interval_min: int,
     closing: bool,
-    nextrade: Venues | None = None,
+    venues: Venues | None = None,
+    *,
+    nextrade: bool = True,
 ) -> list[Cycle]:
     """The cycles of ``day`` in order (none on a day without a session).
 
-    ``nextrade``: the venues' hours, for Nextrade's cycles too (`Cycle.venue` "NXT").
+    ``venues``: the venues' hours, for KRX's after-market cycles and, with ``nextrade``,
+    Nextrade's (`Cycle.venue` "NXT").
     """
     if not timeline.calendar.is_session(day):
         return []
@@ -61,8 +67,13 @@ def cycles_of(
     times: list[tuple[datetime, Venue]] = [(at, "KRX") for at in _steps(begin, close, step)]
     if closing:
         times.append((close, "KRX"))
-    if nextrade is not None:
-        spans = nextrade.spans("NXT", day)
+    if venues is not None:
+        late = step / 2 if nextrade else timedelta(0)  # Nextrade's cycles keep the multiples
+        for start, end, span in venues.spans("KRX", day):
+            if span.session in CONTINUOUS and start >= close:
+                times += [(at + late, "KRX") for at in _steps(start, end - late, step)]
+    if venues is not None and nextrade:
+        spans = venues.spans("NXT", day)
         for start, end, _ in spans:
             times += [(at, "NXT") for at in _steps(start, end, step) if not begin <= at <= close]
         if closing and spans and spans[-1][1] > close:
@@ -88,12 +99,17 @@ def current_or_next(
     now: datetime,
     interval_min: int,
     closing: bool,
-    nextrade: Venues | None = None,
+    venues: Venues | None = None,
+    *,
+    nextrade: bool = True,
 ) -> Cycle | None:
     """The cycle whose window holds ``now``, else the next one (within a week)."""
     day = now.astimezone(KST).date()
     for offset in range(LOOKAHEAD_DAYS):
-        for cycle in cycles_of(timeline, day + timedelta(offset), interval_min, closing, nextrade):
+        every = cycles_of(
+            timeline, day + timedelta(offset), interval_min, closing, venues, nextrade=nextrade
+        )
+        for cycle in every:
             if now < cycle.deadline:
                 return cycle
     return None

@@ -149,7 +149,7 @@ class TrackA(AsyncWorker):
         self.tally.rate_limited = lambda: sum(a.client.rate_limited for a in accounts)
         self.tally.pace = lambda: min((a.client.pace.factor for a in accounts), default=1.0)
         interval, closing = self.settings.track_a.interval_min, self.settings.track_a.closing_cycle
-        nextrade = self.venues if self.settings.track_a.nextrade else None
+        venues, nextrade = self.venues, self.settings.track_a.nextrade
         try:
             beating = beat_forever(
                 self.notifier, lambda: self.tally.counters() | rest_error_counters(accounts)
@@ -161,7 +161,9 @@ class TrackA(AsyncWorker):
                 while not self.stop.is_set():
                     self._catch_up()
                     now = now_utc(self.clock)
-                    cycle = current_or_next(self.timeline, now, interval, closing, nextrade)
+                    cycle = current_or_next(
+                        self.timeline, now, interval, closing, venues, nextrade=nextrade
+                    )
                     if cycle is None:
                         await self._wait_until(now.timestamp() + _IDLE_S)
                     elif now < cycle.scheduled:
@@ -365,10 +367,11 @@ class TrackA(AsyncWorker):
         config = self.settings.track_a
         today = now.astimezone(KST).date()
         days = (self.timeline.calendar.previous_session(today), today)
-        nextrade = self.venues if config.nextrade else None
-        every = (config.interval_min, config.closing_cycle, nextrade)
+        every = (config.interval_min, config.closing_cycle, self.venues)
         ran: set[date] = set()  # the days of which a cycle has run
-        for cycle in [c for d in days for c in cycles_of(self.timeline, d, *every)]:
+        for cycle in [
+            c for d in days for c in cycles_of(self.timeline, d, *every, nextrade=config.nextrade)
+        ]:
             if cycle.deadline > now:
                 return
             if cycle.cycle_id in self._summarised_here or self._summarised(cycle):

@@ -135,8 +135,7 @@ class SlotGuard:
             context = {"symbol": r.symbol, "account": r.account, "tr_id": r.tr_id, "code": r.code}
             if kind == "limit":
                 reason = f"registration refused: {r.code} {r.message} (slot closed)"
-                if closed := book.close(r.account, holding.slot, reason[:200]):
-                    decisions.append(closed)
+                decisions += book.close(r.account, holding.slot, reason[:200])
                 self.alert(
                     "error",
                     "track_b_registration_limit",

@@ -103,6 +103,12 @@ class RegistrationPolicy:
         """The policy while KRX does not trade (Nextrade's pre- and after-market)."""
         return dataclasses.replace(self, krx_trading=False)
 
+    def with_krx(self, nextrade: bool = True) -> RegistrationPolicy:
+        """The policy while KRX trades again (its after-market); Nextrade's feeds or not."""
+        return dataclasses.replace(
+            self, krx_trading=True, nxt=self.nxt if nextrade else frozenset()
+        )
+
     @property
     def streams_nextrade_alone(self) -> bool:
         """Whether a Nextrade name holds a feed while KRX does not trade (`without_krx`)."""

@@ -128,17 +128,20 @@ class Stretch:
 class Trading:
     """When each feed trades continuously (its gaps, lag and stale sessions count then).
 
-    KRX's feed: the phases' continuous trading (09:00-15:30 by default, late days shifted);
-    Nextrade's and the combined feed: their venue's continuous sessions.
+    KRX's feed: the phases' continuous trading (09:00-15:30 by default, late days shifted)
+    and KRX's after-market; Nextrade's and the combined feed: their venue's continuous
+    sessions.
     """
 
     timeline: Timeline
     venues: Venues
 
     def krx(self, ns: int) -> bool:
-        """Whether ``ns`` (UTC) falls in KRX's continuous trading, as the day's phases say."""
+        """Whether ``ns`` (UTC) falls in KRX's continuous trading: the phases', its evening's."""
         phase = self.timeline.phase_at(datetime.fromtimestamp(ns / _NS, KST))
-        return phase in (Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING)
+        if phase in (Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING):
+            return True
+        return self.venues.session_of_ns("KRX", ns) == "after_market"
 
     def feed(self, venue: Venue, ns: int) -> bool:
         """Whether ``venue``'s feed trades continuously at ``ns`` (gaps count then)."""

@@ -171,6 +171,31 @@ class SlotBook:
         slots[holding.slot] = holding
         return True
 
+    def beyond(self, cost: Callable[[str], int]) -> list[str]:
+        """The symbols to release, lowest-ranked first, for every account to fit ``cost``.
+
+        A policy that makes holdings costlier (KRX's feeds joining Nextrade's at KRX's
+        after-market) keeps each account's best holdings that fit beside what is aside.
+        """
+        return [symbol for account in self.accounts for symbol in self._beyond(account, cost)]
+
+    def _beyond(self, account: str, cost: Callable[[str], int]) -> list[str]:
+        """`beyond` for one account."""
+        held = sorted(
+            (h for h in self.slots[account] if h is not None),
+            key=lambda h: h.candidate.rank(),
+            reverse=True,
+        )
+        closed = sum(1 for a, _ in self.closed if a == account)
+        used = closed + self.reserved.get(account, 0) + sum(cost(h.candidate.symbol) for h in held)
+        beyond = []
+        for holding in held:
+            if used <= self.capacity:
+                break
+            used -= cost(holding.candidate.symbol)
+            beyond.append(holding.candidate.symbol)
+        return beyond
+
     def release(self, symbol: str, reason: str) -> SlotAction | None:
         """Release ``symbol`` (an unpin, a halted stock); None if it holds no slot."""
         holding = self.held().get(symbol)
@@ -179,18 +204,24 @@ class SlotBook:
         self._free(holding)
         return SlotAction("release", holding.candidate, reason, holding.account, holding.slot)
 
-    def close(self, account: str, slot: int, reason: str) -> SlotAction | None:
-        """Close a slot for good, releasing its holding (None if it held none).
+    def close(self, account: str, slot: int, reason: str) -> list[SlotAction]:
+        """Close a slot for good, releasing its holding and any more the account no longer fits.
 
         For a session that KIS says is full (OPSP0008) while we count a free registration:
-        our count is wrong, and KIS's is the one that refuses.
+        our count is wrong, and KIS's is the one that refuses. A closed slot takes one
+        registration: where the account's holdings would exceed its session beside it, the
+        lowest-ranked are released too.
         """
         self.closed.add((account, slot))
+        released = []
         holding = self.slots[account][slot]
-        if holding is None:
-            return None
-        self._free(holding)
-        return SlotAction("release", holding.candidate, reason, account, slot)
+        if holding is not None:
+            self._free(holding)
+            released.append(SlotAction("release", holding.candidate, reason, account, slot))
+        for symbol in self._beyond(account, self.cost):
+            if (action := self.release(symbol, reason)) is not None:
+                released.append(action)
+        return released
 
     def _next_free(self, healthy: set[str], need: int) -> tuple[str, int] | None:
         for step in range(len(self.accounts)):

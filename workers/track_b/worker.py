@@ -4,14 +4,16 @@
 left (`workers.track_b.takeover`), the context sync (`workers.track_b.syncing`), the sessions
 (`workers.track_b.sessions`, `Collector`), then an evaluation every ``evaluate_s`` from
 triggers, pins and market caps of this host's shard (`SlotBook`, `workers.track_b.slotting`),
-the guard barring what must leave a slot. The day has up to three stretches (`Stretch`):
+the guard barring what must leave a slot. The day has up to four stretches (`Stretch`):
 Nextrade's pre-market (08:00-08:50, Nextrade's names on its feed alone, on triggers from
 Track A's Nextrade cycles), KRX's day (09:30 to KRX's close, 15:31:30 with ``krx_to_close``,
-else 15:00, on KRX's cycles) and Nextrade's after-market (from there to its close, as the
-pre-market). Each stretch's end releases what it no longer streams; the last resolves the
-session's alerts. Between the first two, KRX's opening auction holds the idle sessions' expected
-matches; through its closing auction the held names' program-trading registrations hold them
-(`workers.track_b.auction`).
+else 15:00, on KRX's cycles), Nextrade's after-market (from there to its close, as the
+pre-market) and, with ``krx_after_market``, KRX's after-market (16:00 to 20:00:30 since
+2026-09-14, every name again on Track A's KRX cycles, Nextrade's names on both venues'
+feeds), which takes the rest of Nextrade's. Each stretch's end releases what it no longer
+streams; the last resolves the session's alerts. Between the first two, KRX's opening auction
+holds the idle sessions' expected matches; through its closing auction the held names'
+program-trading registrations hold them (`workers.track_b.auction`).
 """
 
 from __future__ import annotations
@@ -232,13 +234,14 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                         starts[Phase.TRACK_A_CLOSING],
                         krx_to_close=self.config.krx_to_close,
                         nxt_after_market=self.config.nxt_after_market,
+                        krx_after_market=self.config.krx_after_market,
                     )
-                    closing_at, ends_at = ends.krx, ends.last
+                    closing_at, ends_at = ends.close, ends.last
                     await rekey(collector, self.clock, ends_at.timestamp())
                     await collector.hold(self.vi_feed)
-                    if closing_at < now_utc(self.clock) < ends_at:
-                        # A start in Nextrade's after-market: what is taken back holds
-                        # Nextrade's feeds alone (KRX's ended at the close).
+                    if closing_at < now_utc(self.clock) < (ends.evening or ends_at):
+                        # A start in Nextrade's after-market before KRX's: what is taken
+                        # back holds Nextrade's feeds alone (KRX's ended at the close).
                         collector.policy = collector.policy.without_krx()
                     # The slots taken back stand as candidates beside the opening's meanwhile.
                     restored = (
@@ -265,8 +268,17 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                             late.abandon()  # its read, if the stream ends during one
                         if self.handover is not None:
                             self.handover.abandon()
-                    after = Stretch("NXT", nxt_engine, ends_at, nxt_every, nxt_auction)
-                    await self._end(feed, book, collector, closing_at, after)
+                    nxt_until = min(ends.nxt, ends.evening or ends.nxt)
+                    after = Stretch("NXT", nxt_engine, nxt_until, nxt_every, nxt_auction)
+                    evening = (
+                        None
+                        if ends.evening is None
+                        else (
+                            ends.evening,
+                            Stretch("KRX", engine, ends.krx, self.config.evaluate_s),
+                        )
+                    )
+                    await self._end(feed, book, collector, closing_at, after, evening)
                 await collector.settle()  # read on to each release's confirmation
                 await self.stop.wait()
                 ended.set()
@@ -424,19 +436,29 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         collector: Collector,
         closing: datetime,
         after: Stretch,
+        evening: tuple[datetime, Stretch] | None = None,
     ) -> None:
         """KRX's close: every slot released, and shown so (`slots list`, the heartbeat's counters).
 
         Through Nextrade's after-market (``after`` ends after ``closing``), its names' Nextrade
-        feeds stream to its end (`_after_market`). Not shown, ``slots.json`` listed every
-        slot as held until the next day's first evaluation. What an earlier run left and was
-        never taken over is alerted.
+        feeds stream to its end (`_after_market`); then through KRX's (``evening``: when it
+        opens, and its stretch), every name's feeds again (`_evening`). Not shown,
+        ``slots.json`` listed every slot as held until the next day's first evaluation. What
+        an earlier run left and was never taken over is alerted.
         """
         self._never_taken_over()
         why = f"Track B ends KRX's feeds at {closing.astimezone(KST):%H:%M:%S}"
-        following = after.until > closing and not self.stop.is_set()
-        if following and await self._after_market(feed, book, collector, why, after):
+        now = now_utc(self.clock)
+        following = after.until > max(closing, now) and not self.stop.is_set()
+        streamed = following and await self._after_market(feed, book, collector, why, after)
+        if streamed:
             why = f"Nextrade's after-market ends at {after.until.astimezone(KST):%H:%M:%S}"
+        if evening is not None and not self.stop.is_set():
+            if not streamed or after.until < evening[0]:  # nothing streams on into it
+                ending = (book.release(s, why) for s in book.held())
+                await collector.apply([d for d in ending if d], book.holdings())
+            await self._evening(feed, book, collector, *evening)
+            why = f"KRX's after-market ends at {evening[1].until.astimezone(KST):%H:%M:%S}"
         ending = (book.release(s, why) for s in book.held())
         await collector.apply([d for d in ending if d], book.holdings())
         await collector.hold({})  # the VI feed's, with the sessions
@@ -476,6 +498,40 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         )
         await self._follow(feed, after, book, collector, [])
         return True
+
+    async def _evening(
+        self,
+        feed: FeedSubscriber,
+        book: SlotBook,
+        collector: Collector,
+        opens: datetime,
+        evening: Stretch,
+    ) -> None:
+        """KRX's after-market, from ``opens`` to ``evening.until``: every name again.
+
+        On KRX's snapshots, from when it ``opens``: a held Nextrade name keeps Nextrade's
+        feed and gains KRX's (no trade between, `Collector.switch`), the lowest-ranked
+        holdings released first where an account's would no longer fit; then the slots are
+        evaluated as in KRX's day.
+        Nextrade's feeds only with ``nxt_after_market`` (else KRX's alone).
+        """
+        await self.sleep_until(opens.timestamp())
+        if self.stop.is_set():
+            return
+        policy = collector.policy.with_krx(self.config.nxt_after_market)
+        why = f"KRX's after-market opens at {opens.astimezone(KST):%H:%M}"
+        fitted = (book.release(s, f"{why}: no room") for s in book.beyond(policy.cost))
+        await collector.apply([d for d in fitted if d], book.holdings())
+        await collector.switch(policy, book.holdings(), f"{why}: KRX's feeds join")
+        await collector.reconcile(book.holdings())
+        self._show(book, collector, {})
+        log.info(
+            "%s: %d names keep their feeds and KRX's join; its evaluations place more until %s",
+            why,
+            len(book.held()),
+            f"{evening.until.astimezone(KST):%H:%M:%S}",
+        )
+        await self._follow(feed, evening, book, collector, [])
 
     def _universe_references(
         self, day: date

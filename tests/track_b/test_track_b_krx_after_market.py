@@ -1,0 +1,89 @@
+"""Track B through KRX's after-market (16:00-20:00 since 2026-09-14): the held Nextrade names
+gain KRX's feeds at its open without a trade lost on Nextrade's, the lowest-ranked released
+where an account no longer fits, KRX's names placed again, and every trade the simulator sent
+on each feed stored, labelled after-market."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from tests.support import SimThread
+from tests.track_b.test_track_b import rows, rows_once
+from tests.track_b.test_track_b_after_market import KRX, NXT, kst_ns, sim_day
+
+# Both after-markets cut to four minutes (to 16:04) for a test of seconds; KRX's other hours
+# as shipped.
+VENUES = (
+    "[venues.krx]\nsessions = [\n"
+    '  { session = "opening_auction", start = "08:20", end = "08:30" },\n'
+    '  { session = "off_hours_close", start = "08:30", end = "08:40" },\n'
+    '  { session = "opening_auction", start = "08:40", end = "09:00", match_at_end = true },\n'
+    '  { session = "regular", start = "09:00", end = "15:20" },\n'
+    '  { session = "closing_auction", start = "15:20", end = "15:30", match_at_end = true },\n'
+    '  { session = "off_hours_close", start = "15:40", end = "16:00" },\n'
+    '  { session = "after_market", start = "16:00", end = "16:04" },\n]\n'
+    "[venues.nxt]\nsessions = [\n"
+    '  { session = "pre_market", start = "08:00", end = "08:50" },\n'
+    '  { session = "regular", start = "09:00:30", end = "15:20" },\n'
+    '  { session = "opening_auction", start = "15:30", end = "15:40", match_at_end = true },\n'
+    '  { session = "after_market", start = "15:40", end = "16:04" },\n]\n'
+)
+
+
+def _sent(sim: SimThread, tr_id: str) -> int:
+    return sim.sim.realtime.records_sent[tr_id]
+
+
+def test_krx_s_after_market_joins_nextrade_s_names_and_places_krx_s_again(
+    tmp_path: Path,
+) -> None:
+    """15:57 at 10x, 60x from 15:59, two accounts of three registrations: Nextrade's two names
+    hold its feed (one registration each) until 16:00; then KRX's feed joins each (two) with no
+    trade lost on Nextrade's, and the evaluation places KRX's names in the room left; all
+    released at KRX's after-market's close and the grace (16:04:30)."""
+    with sim_day(tmp_path, VENUES, "15:57", "15:59") as day:
+        url, sim, proc = day.url, day.sim, day.start()
+        released = rows_once(
+            url,
+            "select symbol, venue, produced_ns, reason from slot_events "
+            f"where action = 'release' and produced_ns >= {kst_ns('16:04:30')}",
+            6,
+            "every feed released at KRX's after-market's close",
+        )
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        events = rows(
+            url,
+            "select action, symbol, venue, produced_ns, reason from slot_events order by seq",
+        )
+        # Before 16:00 Nextrade's names on Nextrade's feed alone
+        first = [(a, s, v) for a, s, v, at, _ in events if at < kst_ns("16:00:00")]
+        assert sorted(first) == sorted(("allocate", s, "NXT") for s in NXT)
+        # At 16:00 KRX's feed joins them, and KRX's names take the room left
+        opened = {(a, s, v, why) for a, s, v, at, why in events if at >= kst_ns("16:00:00")}
+        joins = "KRX's after-market opens at 16:00: KRX's feeds join"
+        assert {("allocate", s, "KRX", joins) for s in NXT} <= opened
+        assert {("allocate", s, "KRX") for s in KRX} <= {(a, s, v) for a, s, v, _ in opened}
+        for symbol in NXT:  # Nextrade's feed: one allocation, one release, nothing between
+            assert [a for a, s, v, _, _ in events if (s, v) == (symbol, "NXT")] == [
+                "allocate",
+                "release",
+            ]
+        assert sorted((s, v) for s, v, _, _ in released) == sorted(
+            [(s, "KRX") for s in NXT + KRX] + [(s, "NXT") for s in NXT]
+        )
+        assert {why for *_, why in released} == {"KRX's after-market ends at 16:04:30"}
+        # Every trade sent on each feed stored once; KRX's from 16:00, labelled after-market
+        stored = dict(rows(url, "select venue, count(*) from trade_ticks group by venue"))
+        assert stored == {"KRX": _sent(sim, "H0STCNT0"), "NXT": _sent(sim, "H0NXCNT0")}
+        krx = rows(
+            url,
+            "select trading_session, min(exchange_ns), max(exchange_ns), count(distinct symbol) "
+            "from trade_ticks where venue = 'KRX' group by trading_session",
+        )
+        assert len(krx) == 1 and krx[0][0] == "after_market" and krx[0][3] >= 1, krx
+        assert kst_ns("16:00:00") <= krx[0][1] and krx[0][2] < kst_ns("16:04:00")
+        # No feed dropped at the boundary: no gap but what quiet minutes may leave
+        assert not rows(url, "select reason from gaps where reason != 'silence'")
