@@ -60,8 +60,9 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
         print(f"demo summary: note: {len(cut)} Track A cycle cut off by a busy machine: {cut}")
     krx, nxt = (a.get("by_venue", {}).get(v, {}) for v in ("KRX", "NXT"))
     cut_krx = [c for c in cut if c["venue"] == "KRX"]
-    complete = 40 - len(cut_krx)
-    expect(krx.get("cycles") == 40 and krx.get("complete") == complete, f"track_a KRX: {krx}")
+    # 40 in KRX's day (09:00-15:30) and 24 in its after-market (16:05-19:55)
+    complete = 64 - len(cut_krx)
+    expect(krx.get("cycles") == 64 and krx.get("complete") == complete, f"track_a KRX: {krx}")
     expect(
         krx.get("snapshots", 0) >= complete * members + sum(c["succeeded"] for c in cut_krx),
         f"track_a KRX snapshots: {krx.get('snapshots')}",
@@ -126,8 +127,11 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     # Nextrade's names stream its pre-market, and keep Nextrade's feed after 15:00, through
     # its after-market
     sessions = b.get("ticks_by_session", {})
-    for session in ("NXT pre_market", "NXT after_market"):
+    # ... and KRX's names its after-market, 16:00-20:00
+    for session in ("NXT pre_market", "NXT after_market", "KRX after_market"):
         expect(sessions.get(session, 0) > 0, f"no {session} ticks: {sessions}")
+    # Each trade's MARKET_CLS_CODE names the session the venues' hours say
+    expect(b.get("session_disagreements", -1) == 0, f"session codes disagree: {b}")
     # Mid-point trades print between two ticks on both venues: stored, none refused for it
     mids = b.get("mid_points_by_venue", {})
     expect(all(mids.get(v, 0) > 0 for v in ("KRX", "NXT")), f"mid-point trades stored: {mids}")
@@ -154,6 +158,7 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
         "NXT pre_market",
         "NXT regular",
         "NXT after_market",
+        "KRX after_market",
     )
     expect(
         all(by_session.get(s, 0) > 0 for s in sessions_watched),

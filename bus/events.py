@@ -457,6 +457,7 @@ GapReason = Literal[
     "reconciliation",
     "delivery_lag",
     "dropped_record",
+    "volume_chain",  # a trade's cumulative volume beyond the previous trade's and its own
 ]
 
 
@@ -471,6 +472,11 @@ class GapDetected(_Event, tag="gap_detected", frozen=True, kw_only=True):
     account: str = ""
     venue: Venue = "KRX"  # the feed's (H0STCNT0: KRX)
     trading_session: TradingSession = ""  # its venue's session at start_ns
+    # A volume-chain gap's shares missing, and the cumulative volumes around them (ACML_VOL
+    # of the trade before, and of the one after less its own quantity); None: another kind
+    missing_volume: int | None = None
+    cum_before: int | None = None
+    cum_after: int | None = None
 
 
 class GapStateChanged(_Event, tag="gap_state_changed", frozen=True, kw_only=True):

@@ -55,6 +55,7 @@ from observer.runtime import poll_until
 from observer.supervisor.control import request
 from observer.supervisor.replacements import CAUSES
 from workers.gap_recovery.verify import day_stream_ends
+from workers.track_b.session_codes import SESSION_DISAGREES
 
 __all__ = [
     "CpuMeter",
@@ -72,26 +73,29 @@ log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 
 MARKER = ".observer-demo"
-TARGET_WALL_S = 400.0  # the default speeds fit 04:55-20:30 in about six and a half minutes
+TARGET_WALL_S = 420.0  # the default speeds fit 04:55-20:30 in about seven minutes
 # Before the session the clock runs this many times faster: the jobs then (master files,
 # the universe: about 2,300 requests) need some 40 wall seconds on a small machine, the
 # session's cycles and streams need their share of it. A 10-minute Track A cycle gets
 # 600 / speed wall seconds.
 IDLE_FACTOR = 2.0
-# After KRX's close, this many times: Nextrade's after-market has Track A's cycles over its
-# names (about half the universe), and the ETFs' daily run.
+# After both venues' close (20:00), this many times: the day's reconciliation, the flows and the
+# ETFs' daily run.
 AFTER_FACTOR = 2.0
-# Track B's warm-up (Nextrade's pre-market cycles from 08:00) to Track A's closing cycle's end.
-BUSY = (clock_time(7, 50), clock_time(15, 40))
+# Track B's warm-up (Nextrade's pre-market cycles from 08:00) to the after-markets' close: from
+# 16:00 Track A asks KRX's after-market (1,017 names in the 5 minutes Nextrade's cycles leave:
+# 1.3 wall seconds at the demo's rate; at 212x the window was 1.4 and 7 of 24 were cut off).
+BUSY = (clock_time(7, 50), clock_time(20, 0))
 START_LEAD_S = 6.0  # wall seconds for the simulator and supervisor to start before `start`
 # (KST time, simulator endpoint, body) per fault level; they matter to the workers that
 # use the simulator (REST 5xx and rate limits, dropped WebSockets, expired tokens).
 # KIS allows 18 REST calls/s per real account; a day compressed into minutes needs more.
 DEMO_CALLS_PER_SECOND = 500
 PACE_RECOVER_S = RECOVER_S * REST_PER_SECOND["real"] / DEMO_CALLS_PER_SECOND
-# After KRX's close, at the jobs' REST share beside Track A's Nextrade cycles; early in the
-# after-market, whose faster clock leaves the first load's backfill time (16:10 shipped).
-ETF_DAILY_AT = "15:38"
+# After Track A's last cycle (Nextrade's 20:00 closing one, due by 20:10): its first load's
+# backfill (3,000 calls, some 18 wall seconds) at 15:38 starved KRX's after-market cycles
+# (16:05-16:55); the demo's end waits for it (16:10 shipped).
+ETF_DAILY_AT = "20:12"
 # The master files' check after the market's news of 05:30 (06:00 shipped). The first load at
 # 04:55 takes 14 files of about a wall second each, 55 simulated minutes at the idle speed: it
 # ended at 05:59:47 in one CI run, and a check due while it runs is skipped (the day showed no
@@ -107,8 +111,8 @@ ETF_BACKFILL_SESSIONS = 20
 DEMO_FEED_KINDS = ("trades", "status", "program")
 # Jobs still running at the day's end are waited for (wall seconds at most): the ETF daily
 # run's first load backfills 250 sessions of every ETF. So is the reconciliation of the
-# last stream that ended before it (Nextrade's, due at 20:01:30): minutes of the day's REST
-# calls, which a day ended at 20:30 at 212x leaves less than nine wall seconds.
+# last streams (both venues', due at 20:01:30): minutes of the day's REST calls, which a day
+# ended at 20:30 at 238x leaves less than eight wall seconds.
 JOBS_AFTER_END = ("etf_daily", "flows")
 JOBS_AFTER_END_S = 240.0
 
@@ -274,8 +278,8 @@ def demo_config(options: DemoOptions, sim_url: str) -> str:
         # reconnection after a dropped session, a wall second on a busy machine, is over 100 s:
         # queued for its bars, as a real day's few seconds would be, not left a marker.
         "[gap_recovery]\nverify_edge_s = 30.0\nqueue_max_s = 300.0\n"
-        # The ETFs' daily run comes early in the after-market (ETF_DAILY_AT); a day ended
-        # before it is done (an earlier --until) waits for it (JOBS_AFTER_END).
+        # The ETFs' daily run comes after Track A's day (ETF_DAILY_AT); a day ended before it
+        # is done waits for it (JOBS_AFTER_END).
         f'[programs.etf_daily]\nschedule = [{{ at = "{ETF_DAILY_AT}", days = "sessions" }}]\n'
         f'[programs.master_file]\nschedule = [{{ at = "{MASTER_CHECK_AT}", days = "daily" }}]\n'
         f"[etf]\nbackfill_sessions = {ETF_BACKFILL_SESSIONS}\n"
@@ -437,7 +441,7 @@ def _notify_env(urls: tuple[str, ...]) -> dict[str, str] | None:
 def demo_clock(
     day: date, begin: datetime, end: datetime, speed: float | None, idle_speed: float | None
 ) -> tuple[SimulatedClock, dict[str, float]]:
-    """The demo's clock, and its speeds: in the busy hours (09:00-15:40), before, after.
+    """The demo's clock, and its speeds: in the busy hours (07:50-20:00), before, after.
 
     Without a ``speed``, the busy hours' is chosen so that the whole day takes about
     TARGET_WALL_S; ``idle_speed`` (both outside them) defaults to IDLE_FACTOR times it before
@@ -908,6 +912,10 @@ def track_b_summary(
         "mid_points_by_venue": {venue: n for venue, n in between_ticks},
         # Records refused per kind (realtime_rejections): none ever for its price alone
         "refused_by_kind": {kind: n for kind, n in refused},
+        # Venue days whose trades' MARKET_CLS_CODE named another session than the hours
+        "session_disagreements": conn.execute(
+            text("select count(*) from alerts where code = :code"), {"code": SESSION_DISAGREES}
+        ).scalar_one(),
     }
 
 

@@ -114,6 +114,10 @@ class SimConfig:
     # KRX's minute bars (FHKST03010200 / FHKST03010230, J; and KRX's part of UN's) of its
     # 16:00-20:00 minutes, from the after-market's trades (UNCONFIRMED at KIS); False: none.
     krx_after_market_bars: bool = True
+    # The MARKET_CLS_CODE of KRX's after-market records on its own feeds: "3" as the 2026-09-20
+    # export reads (1 pre, 2 regular, 3 after); another ("2", "") the other ways, which the
+    # client stores as the code says and counts against its hours (`session_by_code`).
+    krx_after_market_code: str = "3"
 
     def __post_init__(self) -> None:
         if self.realtime_layout not in REALTIME_LAYOUTS:

@@ -466,7 +466,8 @@ class Realtime:
         """KRX's after-market records (H0STCNT0, H0STASP0) of ``symbol`` in (start, end].
 
         Its trades as KRX's feed has them (`harness.sim.nextrade.krx_after_trades`), the
-        session code "3", the day's figures running on from the regular session's.
+        session code `SimConfig.krx_after_market_code` ("3"), the day's figures running on
+        from the regular session's.
         """
         day = end.date()
         first = max(start.hour * 60 + start.minute, KRX_AFTER_SPAN.start_s // 60)
@@ -475,7 +476,7 @@ class Realtime:
             return []
         running = self._krx_running(tr_id, symbol, start, state)
         midnight = datetime(day.year, day.month, day.day, tzinfo=KST)
-        code = KRX_AFTER_SPAN.market_code
+        code = self.config.krx_after_market_code  # KRX_AFTER_SPAN's by default
         records = []
         for minute in range(first, last + 1):
             bar = midnight + timedelta(minutes=minute)

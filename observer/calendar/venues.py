@@ -44,6 +44,7 @@ __all__ = [
     "VenueHours",
     "Venues",
     "no_session",
+    "session_by_code",
     "stream_ends",
     "venues_from",
 ]
@@ -57,6 +58,32 @@ VENUES: tuple[Venue, ...] = get_args(Venue)
 _NS = 1_000_000_000
 # Which of a venue's sessions a UTC-ns instant falls in (`Venues.session_of_ns`).
 SessionOf = Callable[[Venue, int], TradingSession]
+
+
+# KIS's MARKET_CLS_CODE (the 2026-09 layouts' last field: 1 프리, 2 정규, 3 애프터, 5 종가): the
+# sessions of the table each code spans, the first the one it names where the clock says
+# another. A regular market's auctions are "2" (their match opens or closes it), Nextrade's
+# after-market opening auction "3"; that "5" is KRX's 시간외 종가 (and Nextrade's 종가매매) is
+# UNCONFIRMED.
+_BY_CODE: dict[str, tuple[TradingSession, ...]] = {
+    "1": ("pre_market",),
+    "2": ("regular", "opening_auction", "closing_auction"),
+    "3": ("after_market", "opening_auction", "off_hours_auction"),
+    "5": ("off_hours_close",),
+}
+
+
+def session_by_code(code: str | None, clock: TradingSession) -> tuple[TradingSession, bool]:
+    """A record's session: KIS's ``code`` where it names one, else the ``clock``'s.
+
+    The clock refines a code that spans several (an auction's records are "2") and decides
+    where the code is absent or unknown. Second: whether the two agree (always where the
+    code says nothing): a disagreement is the record's word against the table's.
+    """
+    spans = _BY_CODE.get(code or "")
+    if spans is None or clock in spans:
+        return clock, True
+    return spans[0], False
 
 
 def no_session(venue: Venue, ns: int) -> TradingSession:

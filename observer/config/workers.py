@@ -180,6 +180,10 @@ class TrackBSettings(Strict, frozen=True):
     # 2026-09-14): the slots are evaluated over every name again on KRX's snapshots, a held
     # name holding KRX's feeds (and Nextrade's for its names), to its close (20:00:30).
     krx_after_market: bool = True
+    # Each trade's cumulative volume (ACML_VOL) against the previous trade's and its own
+    # quantity, per symbol and feed from its registration: more is a volume_chain gap at
+    # once, measured in shares. False: silent losses are left to the day's reconciliation.
+    volume_chain: bool = True
     # Cumulative share of the 20-day average volume (KRX's) that Nextrade trades by each
     # time (KST), from its open, for volume surges on Nextrade's snapshots; linear between.
     # Estimated (UNCONFIRMED per name): Nextrade carried about 30 % of the market's value in

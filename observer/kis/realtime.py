@@ -38,7 +38,7 @@ from bus.events import (
     Venue,
     ViNotice,
 )
-from observer.calendar.venues import SessionOf, no_session
+from observer.calendar.venues import SessionOf, no_session, session_by_code
 from observer.errors import KisLayoutUnknown, KisProtocolError
 from observer.kis.parse import kst_to_utc_ns, read_decimal, read_int, read_text
 from observer.kis.schemas import REALTIME_LAYOUTS, Layout
@@ -297,11 +297,18 @@ def decode_trade(
 ) -> TradeTick:
     """One trade record of the layout ``at`` indexes (H0STCNT0's oldest by default).
 
-    Of ``venue`` (its TR's), in the session ``session_of`` gives its stamp there ("" by
-    default). ``market_session`` is None where the layout has no MARKET_CLS_CODE or it came
-    empty.
+    Of ``venue`` (its TR's), in the session its MARKET_CLS_CODE names (`session_by_code`), or
+    where it names none the one ``session_of`` gives its stamp there ("" by default).
+    ``market_session`` is None where the layout has no MARKET_CLS_CODE or it came empty.
     """
     exchange_ns = _exchange_ns(record[at.BSOP_DATE], record[at.STCK_CNTG_HOUR])
+    # No call where the layout has no such field (the hot path of the older layout).
+    code = (
+        None
+        if at.MARKET_CLS_CODE == _ABSENT
+        else _optional_code(record, at.MARKET_CLS_CODE, "MARKET_CLS_CODE")
+    )
+    clock = session_of(venue, exchange_ns)
     return TradeTick(
         symbol=read_text(record[at.MKSC_SHRN_ISCD], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
         exchange_ns=exchange_ns,
@@ -318,12 +325,9 @@ def decode_trade(
         session=read_text(record[at.NEW_MKOP_CLS_CODE], "NEW_MKOP_CLS_CODE", _CODE_LENGTH),
         halted=record[at.TRHT_YN] == "Y",
         account=account,
-        # No call where the layout has no such field (the hot path of the older layout).
-        market_session=None
-        if at.MARKET_CLS_CODE == _ABSENT
-        else _optional_code(record, at.MARKET_CLS_CODE, "MARKET_CLS_CODE"),
+        market_session=code,
         venue=venue,
-        trading_session=session_of(venue, exchange_ns),
+        trading_session=clock if code is None else session_by_code(code, clock)[0],
     )
 
 
@@ -369,12 +373,14 @@ def decode_order_book(
     """One book record of the layout ``reader`` reads (H0STASP0's oldest by default).
 
     The record has a time but no date: ``trade_date`` (``YYYYMMDD``, KST) dates it. Of
-    ``venue``, in the session ``session_of`` gives. The mid-point and session fields are None
-    where the layout has none (the combined book's: one mid-point per venue, not its own) or
-    they came empty.
+    ``venue``, in the session its MARKET_CLS_CODE names, else the one ``session_of`` gives.
+    The mid-point and session fields are None where the layout has none (the combined book's:
+    one mid-point per venue, not its own) or they came empty.
     """
     at = reader.at
     exchange_ns = _exchange_ns(trade_date, record[at.BSOP_HOUR])
+    code = _optional_code(record, at.MARKET_CLS_CODE, "MARKET_CLS_CODE")
+    clock = session_of(venue, exchange_ns)
     return OrderBook(
         symbol=read_text(record[at.MKSC_SHRN_ISCD], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
         exchange_ns=exchange_ns,
@@ -391,9 +397,9 @@ def decode_order_book(
         mid_price=_optional_decimal(record, at.MID_PRC, "MID_PRC"),
         mid_qty=_optional_int(record, at.MIDP_TOTAL_RSQN, "MIDP_TOTAL_RSQN"),
         mid_side=_optional_code(record, at.MIDP_CLS_CODE, "MIDP_CLS_CODE"),
-        market_session=_optional_code(record, at.MARKET_CLS_CODE, "MARKET_CLS_CODE"),
+        market_session=code,
         venue=venue,
-        trading_session=session_of(venue, exchange_ns),
+        trading_session=clock if code is None else session_by_code(code, clock)[0],
     )
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from observer.calendar.phases import KST
 from observer.calendar.settings import CalendarSettings, LateDay, PhaseSettings, VenueSettings
 from observer.calendar.timeline import timeline_from
-from observer.calendar.venues import SESSIONS, Venues, stream_ends, venues_from
+from observer.calendar.venues import SESSIONS, Venues, session_by_code, stream_ends, venues_from
 from observer.config.load import load_settings
 
 LATE = (
@@ -221,3 +221,20 @@ def test_track_b_s_streams_follow_krx_s_after_market_on_the_days_it_has_one() ->
     # the CSAT day's: 17:00 to 20:00, its close an hour late
     csat = ends(date(2026, 11, 19), krx_after_market=True)
     assert csat == ("16:31:30", "20:00:30", "20:00:30", "20:00:30", "17:00:00")
+
+
+@given(st.sampled_from(["1", "2", "3", "5", "4", "", None]), st.sampled_from(["", *SESSIONS]))
+def test_a_code_decides_where_it_names_a_session_and_the_clock_refines_it(
+    code: str | None, clock: str
+) -> None:
+    session, agrees = session_by_code(code, clock)  # type: ignore[arg-type]
+    named = {
+        "1": {"pre_market"},
+        "2": {"regular", "opening_auction", "closing_auction"},
+        "3": {"after_market", "opening_auction", "off_hours_auction"},
+        "5": {"off_hours_close"},
+    }.get(code or "")
+    if named is None or clock in named:  # no word, or the same word: the clock's, agreed
+        assert (session, agrees) == (clock, True)
+    else:  # the record's word, counted as a disagreement
+        assert session in named and not agrees and session != clock

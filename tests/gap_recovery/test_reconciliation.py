@@ -107,7 +107,9 @@ def test_a_silent_loss_is_found_by_reconciliation_and_recovered(tmp_path: Path) 
             tmp_path,
             sim,
             writer,
-            "[track_b]\nregistrations_per_account = 3\n"
+            # The volume chain off: the day's reconciliation is the backstop for a feed whose
+            # cumulative volumes cannot be trusted (test_track_b_volume_chain: the chain on)
+            "[track_b]\nregistrations_per_account = 3\nvolume_chain = false\n"
             # 20x: a registration's round trip of 0.1 wall seconds is 2 simulated seconds
             "[gap_recovery]\nverify_edge_s = 6.0\n",
         )
@@ -252,7 +254,8 @@ def ticks_of(symbol: str, minute: datetime, keep: Callable[[int], bool]) -> list
 
 FIFTEEN = datetime(2026, 11, 20, 15, 0, tzinfo=KST)
 # The stored days here stream to 15:00 (no KRX closing auction): their streams end there.
-TO_15 = Settings(track_b=TrackBSettings(krx_to_close=False))
+# The stored day's streams end at 15:00: not to KRX's close, nor through its after-market
+TO_15 = Settings(track_b=TrackBSettings(krx_to_close=False, krx_after_market=False))
 
 
 def store_afternoon(writer: WriterProcess, tmp_path: Path) -> tuple[str, str]:
@@ -283,7 +286,8 @@ def recovery_config(tmp_path: Path, writer: WriterProcess, sim: SimThread) -> Pa
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
         '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
         "[gap_recovery]\nverify_delay_s = 10.0\n"
-        "[track_b]\nkrx_to_close = false\n"  # the stored day's streams end at 15:00
+        # the stored day's streams end at 15:00
+        "[track_b]\nkrx_to_close = false\nkrx_after_market = false\n"
     )
     return config
 

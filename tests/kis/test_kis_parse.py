@@ -367,8 +367,8 @@ def test_nextrade_and_combined_records_say_their_venue_and_read_as_krx_ones_do()
     for tr_id, venue in (("H0NXCNT0", "NXT"), ("H0UNCNT0", "combined")):
         (tick,) = decoder.decode(f"0|{tr_id}|001|{TRADE}", 0).ticks
         assert tick == msgspec.structs.replace(krx, venue=venue)  # the side read too ("5")
-        (late,) = decoder.decode(f"0|{tr_id}|001|{evening}^2", 0).ticks  # 2026-09: 47
-        assert (late.trading_session, late.market_session) == ("after_market", "2")
+        (late,) = decoder.decode(f"0|{tr_id}|001|{evening}^3", 0).ticks  # 2026-09: 47
+        assert (late.trading_session, late.market_session) == ("after_market", "3")
     (krx_late,) = decoder.decode(f"0|H0STCNT0|001|{evening}", 0).ticks
     # KRX's after-market since 2026-09-14 (its 시간외 단일가 ended at 18:00 before it)
     assert krx_late.trading_session == "after_market"
@@ -388,3 +388,35 @@ def test_nextrade_and_combined_records_say_their_venue_and_read_as_krx_ones_do()
     for text in (older, f"{older}^1"):  # 2026-09 appends the expected price's venue
         (book,) = decoder.decode(f"0|H0UNASP0|001|{text}", received).books
         assert book == msgspec.structs.replace(krx_book, venue="combined")
+
+
+def test_a_record_s_market_cls_code_names_its_session_over_the_clock() -> None:
+    """The 2026-09 layouts' MARKET_CLS_CODE is the record's word: it decides where it names a
+    session (a 19:00 KRX trade coded "2" is the regular session's, whatever the hours say),
+    the clock refines a code spanning several (the 15:30 match coded "2" is the closing
+    auction's) and decides where the code is absent, empty or unknown."""
+    from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
+    from observer.calendar.timeline import timeline_from
+    from observer.calendar.venues import venues_from
+
+    venues = venues_from(VenueSettings(), timeline_from(PhaseSettings(), CalendarSettings()))
+    decoder = RealtimeDecoder("acct1", venues.session_of_ns)
+
+    def session(hhmmss: str, code: str, tr_id: str = "H0STCNT0") -> tuple[str, str | None]:
+        record = TRADE.replace("^123929^", f"^{hhmmss}^", 1)
+        (tick,) = decoder.decode(f"0|{tr_id}|001|{record}^{code}", 0).ticks
+        return tick.trading_session, tick.market_session
+
+    assert session("190000", "3") == ("after_market", "3")
+    assert session("190000", "2") == ("regular", "2")  # the record's word over the table's
+    assert session("123929", "1") == ("pre_market", "1")
+    assert session("153000", "2") == ("closing_auction", "2")
+    assert session("123929", "") == ("regular", None)  # sent empty: the clock's
+    assert session("123929", "9") == ("regular", "9")  # a code nobody knows: the clock's
+    # the combined feed at 16:30: Nextrade's after-market by its code, never KRX's closing
+    assert session("163000", "3", "H0UNCNT0") == ("after_market", "3")
+    # books too
+    received = int(datetime(2026, 11, 20, 10, 0, tzinfo=UTC).timestamp()) * 10**9  # 19:00 KST
+    book = BOOK.replace("^123929^", "^190000^", 1)
+    (late,) = decoder.decode(f"0|H0STASP0|001|{book}^71950^100^1^3", received).books
+    assert (late.trading_session, late.market_session) == ("after_market", "3")

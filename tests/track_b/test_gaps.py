@@ -363,3 +363,66 @@ def test_a_silence_in_a_thin_session_is_no_gap() -> None:
     every = collector(frozenset({"regular", "after_market"})).detectors["acct1"]["NXT"]
     every.on_tick("005930", at("16:00"))
     assert every.on_tick("005930", at("16:05")) is not None
+
+
+# (quantity, whether the feed delivered it) of one symbol's trades, in order
+trades = st.lists(st.tuples(st.integers(1, 10_000), st.booleans()), min_size=1, max_size=60)
+
+
+@given(trades, st.integers(0, 10**9))
+def test_the_volume_chain_finds_every_share_not_delivered_between_two_trades(
+    day: list[tuple[int, bool]], opening: int
+) -> None:
+    """Each trade's cumulative volume is the exchange's: each run of trades the feed did not
+    deliver between two delivered ones is one volume_chain gap, to the share, between their
+    stamps; nothing before the first delivered trade or after the last is claimed."""
+    chain = detector()
+    cum, gaps, delivered = opening, [], []
+    for n, (qty, sent) in enumerate(day):
+        cum += qty
+        if sent:
+            delivered.append(n)
+            if gap := chain.on_volume("005930", n * 1_000_000_000, cum, qty):
+                gaps.append(gap)
+    between = [
+        (n, qty)
+        for n, (qty, sent) in enumerate(day)
+        if not sent and delivered and delivered[0] < n < delivered[-1]
+    ]
+    runs = sum(1 for (a, _), (b, _) in pairwise([(-2, 0), *between]) if b != a + 1)
+    assert [g.reason for g in gaps] == ["volume_chain"] * runs
+    assert sum(g.missing_volume or 0 for g in gaps) == sum(qty for _, qty in between)
+    for gap in gaps:  # between two delivered trades' stamps, with the volumes around them
+        assert gap.cum_before is not None and gap.cum_after is not None
+        assert gap.start_ns < gap.end_ns and gap.cum_after - gap.cum_before == gap.missing_volume
+
+
+def test_a_chain_that_runs_backwards_is_a_reset_and_a_registration_starts_a_new_one() -> None:
+    chain = detector()
+    assert chain.on_volume("005930", 1, 1_000, 10) is None  # the first of a chain
+    assert chain.on_volume("005930", 2, 990, 5) is None  # backwards: a correction, no gap
+    assert chain.chain_resets == 1
+    assert chain.on_volume("005930", 3, 995, 5) is None  # the chain runs on from there
+    chain.on_registered("005930", 4)  # a new registration: a new chain
+    assert chain.on_volume("005930", 5, 2_000, 5) is None
+    gap = chain.on_volume("005930", 6, 2_100, 40)  # 60 shares between the two
+    assert gap is not None and (gap.missing_volume, gap.cum_before, gap.cum_after) == (
+        60,
+        2_000,
+        2_060,
+    )
+    assert (gap.start_ns, gap.end_ns, gap.venue) == (5, 6, "KRX")
+    chain.on_refused_trade("005930", 7, 7)  # a refused trade's gap holds its volume
+    assert chain.on_volume("005930", 8, 3_000, 1) is None
+    off = GapDetector("acct1", SilenceRule(), in_session, chain=False)
+    off.on_volume("005930", 1, 1_000, 10)
+    assert off.on_volume("005930", 2, 5_000, 10) is None  # not checked
+
+
+def test_two_volume_chain_gaps_in_one_second_are_two_gaps() -> None:
+    chain = detector()
+    chain.on_volume("005930", 10, 1_000, 10)
+    first = chain.on_volume("005930", 10, 1_050, 10)  # 40 lost, in the same second
+    second = chain.on_volume("005930", 10, 1_100, 10)  # 40 more
+    assert first is not None and second is not None
+    assert first.gap_id != second.gap_id and first.gap_id.startswith("chain:")

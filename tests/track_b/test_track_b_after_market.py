@@ -91,15 +91,16 @@ def sim_day(
     faster: str = "15:00",
     registrations: int = 3,
     track_b: str = "",
+    config: SimConfig | None = None,
 ) -> Iterator[SimDay]:
     """A `SimDay` from ``start`` (10x, 60x from ``faster``) with Nextrade's hours ``venues``,
-    ``registrations`` per account and ``track_b`` settings more; everything stopped at the
-    end."""
+    ``registrations`` per account and ``track_b`` settings more, the simulator's ``config``;
+    everything stopped at the end."""
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
     begins = datetime.combine(DAY, datetime.strptime(start, "%H:%M").time(), tzinfo=KST)
     at = datetime.combine(DAY, datetime.strptime(faster, "%H:%M").time(), tzinfo=KST)
-    sim = SimThread(MARKET, begins, SimConfig(), speed=10, changes=((at, 60.0),))
+    sim = SimThread(MARKET, begins, config or SimConfig(), speed=10, changes=((at, 60.0),))
     day = SimDay(url, writer, sim, [], tmp_path / "track_b.log")
     try:
         settings = TRACK_B.replace("per_account = 3", f"per_account = {registrations}") + track_b

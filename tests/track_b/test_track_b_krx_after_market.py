@@ -8,9 +8,11 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+from harness.sim.server import SimConfig
 from tests.support import SimThread
 from tests.track_b.test_track_b import rows, rows_once
 from tests.track_b.test_track_b_after_market import KRX, NXT, kst_ns, sim_day
+from workers.track_b.session_codes import SESSION_DISAGREES
 
 # Both after-markets cut to four minutes (to 16:04) for a test of seconds; KRX's other hours
 # as shipped.
@@ -87,3 +89,28 @@ def test_krx_s_after_market_joins_nextrade_s_names_and_places_krx_s_again(
         assert kst_ns("16:00:00") <= krx[0][1] and krx[0][2] < kst_ns("16:04:00")
         # No feed dropped at the boundary: no gap but what quiet minutes may leave
         assert not rows(url, "select reason from gaps where reason != 'silence'")
+
+
+def test_a_session_code_that_disagrees_with_the_hours_is_stored_as_kis_says_and_alerted_once(
+    tmp_path: Path,
+) -> None:
+    """The other belief: KIS codes KRX's after-market records "2" (regular). Each is stored in
+    the session its code names, counted against the hours, and the venue's day alerted once."""
+    config = SimConfig(krx_after_market_code="2")
+    with sim_day(tmp_path, VENUES, "15:58", "15:59", config=config) as day:
+        url, proc = day.url, day.start()
+        alerted = f"select subject, severity from alerts where code = '{SESSION_DISAGREES}'"
+        rows_once(url, alerted, 1, "the disagreement alerted")
+        after = kst_ns("16:02:00")
+        late = f"select symbol from trade_ticks where venue = 'KRX' and exchange_ns >= {after}"
+        rows_once(url, late, 1, "KRX's trades after 16:02")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert rows(url, alerted) == [("KRX 2026-11-20", "warning")]  # once, however many
+        sessions = rows(
+            url,
+            "select trading_session, market_session, count(*) from trade_ticks "
+            "where venue = 'KRX' group by trading_session, market_session",
+        )
+        assert [(s, c) for s, c, _ in sessions] == [("regular", "2")] and sessions[0][2] > 1

@@ -172,6 +172,11 @@ class BarLedger:
         for symbol, venue, minute_ns in stored:
             self._minutes.setdefault((symbol, venue), set()).add(minute_ns)
 
+    def holds(self, symbol: str, minutes: Iterable[int], venue: str = "KRX") -> bool:
+        """Whether every one of ``minutes`` (opening instants) has its bar published already."""
+        held = self._minutes.get((symbol, venue), set())
+        return all(minute in held for minute in minutes)
+
     def claim(self, symbol: str, bars: Iterable[Bar], venue: str = "KRX") -> list[Bar]:
         """The bars not published yet, in time order, now counted as published."""
         held = self._minutes.setdefault((symbol, venue), set())

@@ -359,6 +359,12 @@ class GapRecovery(AsyncWorker):
                     GapStateChanged(gap_id=gap.gap_id, state="recovering", bars=0, detail=job.plan)
                 )
         minutes = minutes_of(gap.start_ns, gap.end_ns)
+        if self.ledger.holds(gap.symbol, minutes, gap.venue):
+            # Another gap's call brought these final bars (a volume chain breaks many times a
+            # minute on a lossy feed): no call, nothing new to publish.
+            detail = f"0 bars for {_span(minutes)}: recovered already, with another gap"
+            self._final(gap, "recovered", 0, detail, retake=job.retake)
+            return
         today = day_of(self.clock.now_ns())
         try:
             answer = await fetch_gap(

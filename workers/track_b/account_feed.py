@@ -36,6 +36,7 @@ from workers.track_b.layouts import UnknownLayouts
 from workers.track_b.refused import RefusedData
 from workers.track_b.registrations import is_trade
 from workers.track_b.rejections import Rejections
+from workers.track_b.session_codes import SessionCodes
 from workers.track_b.stale import StaleWatch
 
 __all__ = ["BOOK", "MALFORMED_RECORD", "TRADE", "AccountFeed"]
@@ -75,6 +76,7 @@ class FeedOwner(Protocol):
     rejections: Rejections
     layouts: UnknownLayouts
     stale_watch: StaleWatch
+    session_codes: SessionCodes
 
     @property
     def settings(self) -> FeedSettings: ...
@@ -124,12 +126,16 @@ class AccountFeed:
             c.ticks += 1
             if (kind := c.settings.checks.price_kind(tick, tick.symbol in limits)) != "on_grid":
                 self._off_grid(tick, kind)
+            if tick.market_session is not None:
+                c.session_codes.on_trade(tick)
             newest = max(newest, tick.exchange_ns)
             if tick.venue != "NXT":  # the symbol's pace and price as the triggers know them
                 c.latest[tick.symbol] = tick
                 self._count(tick.symbol, received_ns)
             assert detector is not None  # a frame of trades is a trade feed's
             if gap := detector.on_tick(tick.symbol, received_ns, tick.exchange_ns):
+                c.publish_gap(gap)
+            if gap := detector.on_volume(tick.symbol, tick.exchange_ns, tick.cum_volume, tick.qty):
                 c.publish_gap(gap)
         for book in frame.books:
             if fault := c.settings.checks.book(book, stream.holds(frame.tr_id, book.symbol)):

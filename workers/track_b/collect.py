@@ -68,6 +68,7 @@ from workers.track_b.registrations import (
     venue_of,
 )
 from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED, Rejections
+from workers.track_b.session_codes import SessionCodes
 from workers.track_b.slots import Holding, SlotAction
 from workers.track_b.stale import STREAM_STALE, StaleWatch
 from workers.track_b.vi_feed import VI_FEED_REFUSED, VI_TR_IDS
@@ -172,6 +173,7 @@ class CollectorSettings:
     stale_after_s: float = 0.0  # a session streaming nothing this long restarts; 0: off
     lag_alert_s: float = 0.0  # a feed this far behind the exchange is alerted; 0: off
     refused_quiet_s: float = QUIET_S  # refused or rejected data's episode ends this quiet
+    volume_chain: bool = True  # each trade's cumulative volume checked against the last's
     checks: Checks = _CHECKS  # what is published, what is rejected
     stream: StreamSettings = _STREAM  # each account's session
 
@@ -196,6 +198,7 @@ class CollectorSettings:
             velocity_window_s=config.velocity_window_s,
             stale_after_s=config.stale_after_s,
             lag_alert_s=config.lag_alert_s,
+            volume_chain=config.volume_chain,
             checks=Checks.of(config),
             stream=StreamSettings(
                 reconnects_per_hour=config.reconnects_per_hour,
@@ -293,6 +296,7 @@ class Collector:
         self.layouts = UnknownLayouts(clock, self.alerts, settings.refused_quiet_s)
         self.limits: Mapping[str, tuple[int, int]] = {} if limits is None else limits
         self.stale_watch = StaleWatch(clock, self.alerts, printing, settings.stale_after_s)
+        self.session_codes = SessionCodes(self.alerts, self.session_of)
         self.publish = publish
         self.window_ns = int(settings.velocity_window_s * _NS)
         self.streams: dict[str, KisStream] = {}
@@ -318,7 +322,14 @@ class Collector:
         for account in accounts:
             alias = account.alias
             self.detectors[alias] = {
-                venue: GapDetector(alias, settings.silence, trading(venue), venue, silent(venue))
+                venue: GapDetector(
+                    alias,
+                    settings.silence,
+                    trading(venue),
+                    venue,
+                    silent(venue),
+                    chain=settings.volume_chain,
+                )
                 for venue in VENUES
             }
             self.feeds[alias] = AccountFeed(self, alias)
@@ -803,5 +814,8 @@ class Collector:
                 account=gap.account,
                 venue=gap.venue,
                 trading_session=self.session_of(gap.venue, gap.start_ns),
+                missing_volume=gap.missing_volume,
+                cum_before=gap.cum_before,
+                cum_after=gap.cum_after,
             )
         )

@@ -1,11 +1,13 @@
 """TickGap detection for one account's stream: what the real-time data may be missing, and why.
 
 `GapDetector` returns a `TickGap` as each closes: connection, restart (``process_restart``),
-silence, dropped-record and delivery-lag gaps. A gap's id is derived from its account,
-symbol and start, so publishing it again (after a restart) names the same gap; a
-dropped-record gap's has a ``dropped:`` prefix, since it may start on the stamp a silence
-gap starts from. A connection gap starts at the later of the last frame and the symbol's
-latest registration, so a second drop before any new data is a new gap.
+silence, dropped-record, delivery-lag and volume-chain gaps. A gap's id is derived from its
+account, symbol and start, so publishing it again (after a restart) names the same gap; a
+dropped-record gap's has a ``dropped:`` prefix, since it may start on the stamp a silence gap
+starts from; a volume-chain gap's (``chain:``) ends with its cumulative volume before it, since
+trades are stamped to the second and two may start on one. A connection gap starts at the
+later of the last frame and the symbol's latest registration, so a second drop before any new
+data is a new gap.
 """
 
 from __future__ import annotations
@@ -61,12 +63,23 @@ class TickGap:
     end_ns: int
     reason: GapReason
     venue: Venue = "KRX"  # the feed's whose trades may be missing
+    # A volume-chain gap's: the shares missing, and the cumulative volumes around them (the
+    # last stored trade's, and the next one's before its own quantity)
+    missing_volume: int | None = None
+    cum_before: int | None = None
+    cum_after: int | None = None
 
     @property
     def gap_id(self) -> str:
-        """Stable: the same gap always has the same id (a venue's other than KRX named)."""
-        prefix = "dropped:" if self.reason == "dropped_record" else ""
+        """Stable: the same gap always has the same id (a venue's other than KRX named).
+
+        A volume-chain gap's is its cumulative volume before it, which only grows: two in
+        one second (a trade lost, one delivered, another lost) are two gaps.
+        """
         fed = self.symbol if self.venue == "KRX" else f"{self.symbol}@{self.venue}"
+        if self.reason == "volume_chain":
+            return f"chain:{self.account}:{fed}:{self.cum_before}"
+        prefix = "dropped:" if self.reason == "dropped_record" else ""
         return f"{prefix}{self.account}:{fed}:{self.start_ns}"
 
 
@@ -94,6 +107,12 @@ class GapDetector:
       caller measures it: `workers.track_b.lag.FeedLag.behind`) may have trades not delivered
       yet, and a released registration's are never sent: a ``delivery_lag`` gap from its newest
       delivered trade (no earlier than twice the lag before the release) to the release.
+    * **Volume-chain gaps** (`on_volume`): each trade carries the day's cumulative volume
+      (ACML_VOL), so within a registration's span each must be the previous trade's plus its
+      own quantity. More is a ``volume_chain`` gap at once, from the previous trade's stamp to
+      this one's, measured in shares too; less (a correction, a feed restarted) is a reset,
+      counted (``chain_resets``) and never negative volume. A registration, a refused trade or
+      the symbol leaving starts a new chain. Off with ``chain`` false.
     """
 
     def __init__(
@@ -103,8 +122,11 @@ class GapDetector:
         in_session: Callable[[int], bool],
         venue: Venue = "KRX",
         silence_in: Callable[[int], bool] | None = None,
+        *,
+        chain: bool = True,
     ) -> None:
         self.account = account
+        self.chains = chain  # whether trades are checked against the volume chain
         self.venue = venue  # one venue's trade feed: its gaps are that venue's
         self.rule = rule
         self.expected_ns = rule.expected_s * 1e9
@@ -131,6 +153,9 @@ class GapDetector:
         # Why the connection is down, from a drop until KIS confirms a new session; None
         # while it is up (and before its first session: nothing was streamed yet).
         self.outage: GapReason | None = None
+        # symbol -> (its last trade's cumulative volume, its stamp): the volume chain
+        self.chain: dict[str, tuple[int, int]] = {}
+        self.chain_resets = 0  # trades whose cumulative volume ran backwards
 
     def on_tick(
         self, symbol: str, received_ns: int, traded_ns: int | None = None
@@ -158,6 +183,38 @@ class GapDetector:
             return None
         return self._gap(symbol, before, at, "silence")
 
+    def on_volume(self, symbol: str, traded_ns: int, cum_volume: int, qty: int) -> TickGap | None:
+        """A stored trade against the chain: a ``volume_chain`` gap if volume is missing.
+
+        The trade's ``cum_volume`` must be the chain's last plus its ``qty``; the shares
+        beyond that were traded between the two and not delivered (or not stored). The first
+        trade of a chain starts it; one whose volume ran backwards restarts it (counted).
+        """
+        if not self.chains:
+            return None
+        last = self.chain.get(symbol)
+        self.chain[symbol] = (cum_volume, traded_ns)
+        if last is None:
+            return None
+        before, since_ns = last
+        missing = cum_volume - qty - before
+        if missing == 0:
+            return None
+        if missing < 0:
+            self.chain_resets += 1
+            return None
+        return TickGap(
+            self.account,
+            symbol,
+            since_ns,
+            max(traded_ns, since_ns),
+            "volume_chain",
+            self.venue,
+            missing,
+            before,
+            cum_volume - qty,
+        )
+
     def on_refused_trade(self, symbol: str, received_ns: int, traded_ns: int = 0) -> TickGap | None:
         """A trade record of ``symbol`` was refused: the gap over the trade it carried.
 
@@ -166,6 +223,7 @@ class GapDetector:
         (or its registration) to the arrival. None while a connection gap covers the symbol,
         or when the symbol's last dropped-record gap ended in the minute this one lies in.
         """
+        self.chain.pop(symbol, None)  # its volume is the refused trade's gap: a new chain
         if symbol in self.open:
             return None
         if traded_ns and received_ns - _STAMP_TRUST_NS <= traded_ns <= received_ns:
@@ -220,6 +278,7 @@ class GapDetector:
         """A registration was acknowledged: close the symbol's connection gap, if any."""
         opened = self.open.pop(symbol, None)
         self.last_tick.pop(symbol, None)  # the silence clock restarts with the next tick
+        self.chain.pop(symbol, None)  # and the volume chain: a registration's span is its own
         if opened is None:
             self.registered_ns[symbol] = now_ns
             return None
@@ -238,6 +297,7 @@ class GapDetector:
         last = self.last_tick.pop(symbol, None)
         self.first_tick.pop(symbol, None)
         self.recent.pop(symbol, None)
+        self.chain.pop(symbol, None)
         registered = self.registered_ns.pop(symbol, None)
         opened = self.open.pop(symbol, None)
         if opened is not None:

@@ -73,6 +73,8 @@ class Slotting(Watchers):
             # stored trades between two ticks: mid-points, and those outside their spread
             mid_point_trades=sum(n for (_, k), n in collector.off_grid.items() if k != OFF_GRID),
             off_grid_trades=sum(n for (_, k), n in collector.off_grid.items() if k == OFF_GRID),
+            # stored trades whose MARKET_CLS_CODE names another session than [venues]'s hours
+            session_disagreements=sum(collector.session_codes.disagreements.values()),
             gaps=collector.gaps,
             healthy_accounts=len(collector.healthy()),
             refused=collector.refusals,

@@ -25,6 +25,7 @@ from workers.track_b.collect import ACCOUNT_CODES, Collector
 from workers.track_b.handover import Earlier, LateHandover, release_late
 from workers.track_b.layouts import LAYOUT_UNKNOWN
 from workers.track_b.session_alerts import OVERFLOW, SESSION_CODES
+from workers.track_b.session_codes import SESSION_DISAGREES
 from workers.track_b.slots import SlotBook, SlotCandidate
 from workers.track_b.startup import lasting, take_back
 from workers.track_b.triggers import TriggerEngine
@@ -37,7 +38,14 @@ log = logging.getLogger(__name__)
 
 RESUME_FAILED = "track_b_resume_failed"
 # What a restarted Track B takes over of what an earlier run of the day left open.
-_TAKEN_OVER = (*ACCOUNT_CODES, LAYOUT_UNKNOWN, OVERFLOW, *SESSION_CODES, VI_FEED_REFUSED)
+_TAKEN_OVER = (
+    *ACCOUNT_CODES,
+    LAYOUT_UNKNOWN,
+    OVERFLOW,
+    *SESSION_CODES,
+    SESSION_DISAGREES,
+    VI_FEED_REFUSED,
+)
 
 
 class TakeOver(Watchers):

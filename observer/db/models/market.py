@@ -445,6 +445,10 @@ class Gap(Base):
     updated_ns: Mapped[int]
     venue: Mapped[str] = mapped_column(String(8), server_default="KRX")
     trading_session: Mapped[str | None] = mapped_column(String(24))
+    # A volume-chain gap's shares missing and the cumulative volumes around them; NULL else
+    missing_volume: Mapped[int | None]
+    cum_before: Mapped[int | None]
+    cum_after: Mapped[int | None]
 
 
 class GapEvent(Audited, Base):

@@ -1,0 +1,53 @@
+"""Trades whose MARKET_CLS_CODE names another session than the venues' hours: each counted per
+venue, the first of a venue's day alerted, once (a restart takes the alert over)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from bus.events import Alert, Event, TradeTick, Venue
+from observer.alerts.book import AlertBook
+from observer.calendar.phases import KST
+from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
+from observer.calendar.timeline import timeline_from
+from observer.calendar.venues import venues_from
+from workers.track_b.session_codes import SESSION_DISAGREES, SessionCodes
+
+VENUES = venues_from(VenueSettings(), timeline_from(PhaseSettings(), CalendarSettings()))
+
+
+def _tick(hhmmss: str, code: str, venue: Venue = "KRX", day: int = 20) -> TradeTick:
+    at = datetime.strptime(f"2026-11-{day} {hhmmss}", "%Y-%m-%d %H:%M:%S").replace(tzinfo=KST)
+    return TradeTick(
+        symbol="005930",
+        exchange_ns=int(at.timestamp()) * 10**9,
+        received_ns=0,
+        price=71_000,
+        qty=1,
+        cum_volume=1,
+        cum_value=71_000,
+        change_rate=Decimal(0),
+        market_session=code,
+        venue=venue,
+    )
+
+
+def test_disagreements_are_counted_per_venue_and_alerted_once_a_day() -> None:
+    sent: list[Event] = []
+    codes = SessionCodes(AlertBook(sent.append), VENUES.session_of_ns)
+    for tick in (_tick("19:00:00", "3"), _tick("10:00:00", "2"), _tick("08:10:00", "1", "NXT")):
+        codes.on_trade(tick)  # each as the hours say
+    assert not codes.disagreements and not sent
+    for _ in range(3):
+        codes.on_trade(_tick("19:00:00", "2"))  # KRX's after-market by the hours
+    codes.on_trade(_tick("12:00:00", "3", "NXT"))
+    codes.on_trade(_tick("19:00:00", "2", day=23))  # the next session day
+    assert codes.disagreements == {"KRX": 4, "NXT": 1}
+    alerts = [e for e in sent if isinstance(e, Alert)]
+    assert [(a.code, a.subject, a.severity) for a in alerts] == [
+        (SESSION_DISAGREES, "KRX 2026-11-20", "warning"),
+        (SESSION_DISAGREES, "NXT 2026-11-20", "warning"),
+        (SESSION_DISAGREES, "KRX 2026-11-23", "warning"),
+    ]
+    assert "MARKET_CLS_CODE 2" in alerts[0].message and "after_market" in alerts[0].message
