@@ -116,8 +116,9 @@ class Quotes:
         """HHPTJ04160200: today's postings made so far, one row each (none on other days).
 
         Foreigners' figure from 09:30, institutions' from 10:00 (0 before), in shares, a
-        share of the day's volume so far that the symbol, day and posting pick; a posting in
-        `Faults.missed_postings` is not made.
+        share of the day's volume at the posting's time that the symbol, day and posting
+        pick (the same however late it is asked, unless `SimConfig.investor_revised_from`);
+        a posting in `Faults.missed_postings` is not made.
         """
         symbol = query.get("MKSC_SHRN_ISCD", "")
         if symbol not in self.market.listings:
@@ -134,11 +135,13 @@ class Quotes:
         revised = config.investor_revised_from
         bump = 101 if revised and now.time() >= dtime.fromisoformat(revised) else 100
         if self.market.calendar.is_session(day):
-            # KRX's regular session's volume: its after-market makes no posting move
-            volume = quote_at(self.market, symbol, asked, after_market=False).volume
             for posting, at in _POSTINGS.items():
                 if asked.time() < at or posting in missed:
                     continue
+                # KRX's regular session's volume at the posting's time: a posting's figures
+                # stay what they were posted as (its after-market makes none move)
+                posted = datetime.combine(day, at, KST)
+                volume = quote_at(self.market, symbol, posted, after_market=False).volume
                 mark = zlib.crc32(f"{symbol}{day}{posting}".encode())
                 foreign = volume * (mark % 21 - 10) * bump // 10_000
                 institution = 0 if posting == 1 else volume * (mark // 21 % 21 - 10) // 100
@@ -332,21 +335,7 @@ class Quotes:
         for minute, trades in reversed(bars):
             if len(rows) == limit:
                 break
-            prices = [p for _, p, _ in trades]
-            rows.append(
-                {
-                    "stck_bsop_date": day.strftime("%Y%m%d"),
-                    "stck_cntg_hour": (midnight + timedelta(minutes=minute + late)).strftime(
-                        "%H%M00"
-                    ),
-                    "stck_prpr": str(prices[-1]),
-                    "stck_oprc": str(prices[0]),
-                    "stck_hgpr": str(max(prices)),
-                    "stck_lwpr": str(min(prices)),
-                    "cntg_vol": str(sum(q for _, _, q in trades)),
-                    "acml_tr_pbmn": str(cumulative),
-                }
-            )
+            rows.append(_bar_row(midnight + timedelta(minutes=minute + late), trades, cumulative))
             cumulative -= sum(p * q for _, p, q in trades)
         return rows
 
@@ -431,22 +420,8 @@ class Quotes:
             ]
             if not trades:
                 continue
-            done = evening.until(ends)
-            prices = [p for _, p, _ in trades]
-            rows.append(
-                {
-                    "stck_bsop_date": day.strftime("%Y%m%d"),
-                    "stck_cntg_hour": (midnight + timedelta(minutes=minute + late)).strftime(
-                        "%H%M00"
-                    ),
-                    "stck_prpr": str(prices[-1]),
-                    "stck_oprc": str(prices[0]),
-                    "stck_hgpr": str(max(prices)),
-                    "stck_lwpr": str(min(prices)),
-                    "cntg_vol": str(sum(q for _, _, q in trades)),
-                    "acml_tr_pbmn": str(regular + evening.totals(done)[1]),
-                }
-            )
+            value = regular + evening.totals(evening.until(ends))[1]
+            rows.append(_bar_row(midnight + timedelta(minutes=minute + late), trades, value))
         return rows
 
     def _chart_summary(self, symbol: str, q: Quote) -> dict[str, str]:
@@ -826,3 +801,21 @@ _ROUTES: dict[tuple[str, str], _Handler] = {
     ("overseas-price/v1/quotations/price-detail", "HHDFS76200200"): Quotes.price_detail,
     ("overseas-price/v1/quotations/industry-theme", "HHDFS76370000"): Quotes.industry_members,
 }  # fmt: skip
+
+
+def _bar_row(label: datetime, trades: list[tuple[float, int, int]], value: int) -> dict[str, str]:
+    """A minute-bar row of ``trades`` (seconds, price, quantity) labelled ``label`` (KST).
+
+    ``value`` is the day's traded value to the bar's end.
+    """
+    prices = [p for _, p, _ in trades]
+    return {
+        "stck_bsop_date": label.strftime("%Y%m%d"),
+        "stck_cntg_hour": label.strftime("%H%M00"),
+        "stck_prpr": str(prices[-1]),
+        "stck_oprc": str(prices[0]),
+        "stck_hgpr": str(max(prices)),
+        "stck_lwpr": str(min(prices)),
+        "cntg_vol": str(sum(q for _, _, q in trades)),
+        "acml_tr_pbmn": str(value),
+    }

@@ -444,6 +444,8 @@ class Realtime:
                     continue
                 hhmmss = at.strftime("%H%M%S")
                 if tr_id == "H0STCNT0":
+                    if self.config.volume_chain == "beyond" and nth % 10 == 5:
+                        running.volume += _UNSENT  # a trade the feed never sends, counted
                     record = _trade_record(symbol, hhmmss, day, price, tick.qty, running)
                 elif tr_id == "H0STASP0":
                     record = _book_record(symbol, hhmmss, price, running)
@@ -646,6 +648,7 @@ class _Running:
 
 
 _ACML_TR_PBMN = 14  # the cumulative traded value's field in a trade record
+_UNSENT = 100  # shares of a trade ACML_VOL counts and the feed never sends (`volume_chain`)
 
 
 def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: _Running) -> str:

@@ -17,6 +17,7 @@ from typing import Literal
 from observer.calendar.clock import Clock
 from observer.config.tree import Settings
 from observer.conformance.budget import check_budget
+from observer.conformance.chain import chain_finding
 from observer.conformance.counting import count_registrations, counting_finding
 from observer.conformance.layouts import generation
 from observer.conformance.master_host import check_master_host
@@ -63,6 +64,7 @@ class Configured:
     master_head: Literal["auto", "never"] = "auto"
     investor_etc_cls_code: Literal["", "1"] = ""
     vi_feed: Literal["off", "krx", "combined"] = "off"
+    volume_chain: bool = True
 
     @classmethod
     def of(cls, settings: Settings) -> Configured:
@@ -74,6 +76,7 @@ class Configured:
             master_head=settings.master_file.head,
             investor_etc_cls_code=settings.flows.investor_etc_cls_code,
             vi_feed=settings.track_b.vi_feed,
+            volume_chain=settings.track_b.volume_chain,
         )
 
 
@@ -131,6 +134,7 @@ async def run_check(
             keyed,
         )
         _session_findings(seen, subscribed, report, configured)
+        chain_finding(seen.chains, report, configured.volume_chain)
         if keyed:
             _vi_key_finding(seen, (_vi_tr(configured), day), targets.symbol, report, configured)
         # Its own session, once the first has closed (one per app key).

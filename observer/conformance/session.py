@@ -27,6 +27,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from observer.calendar.clock import Clock
+from observer.conformance.chain import Chain
 from observer.conformance.layouts import record_width
 from observer.conformance.minute_label import LiveTrade
 from observer.errors import KisError
@@ -78,6 +79,7 @@ class SessionSeen:
     close_reason: str = ""
     encrypted: int = 0
     trades: list[LiveTrade] = field(default_factory=list)  # KRX's
+    chains: dict[str, Chain] = field(default_factory=dict)  # trade TR -> its ACML_VOL chain
 
 
 def _subscription(key: Secret, tr_id: str, symbol: str) -> str:
@@ -176,6 +178,10 @@ def _data(seen: SessionSeen, decoder: RealtimeDecoder, text: str, received_ns: i
         _keep(seen, tr_id, str(refused.error))
     if tr_id == TRADE_TRS["KRX"]:  # the minute-label reading compares them with J bars
         seen.trades += [LiveTrade(t.exchange_ns, t.qty) for t in events.ticks]
+    if events.ticks:
+        chain = seen.chains.setdefault(tr_id, Chain())
+        for tick in events.ticks:
+            chain.on_trade(tick)
     if events.vis:
         seen.vi_symbols.setdefault(tr_id, set()).update(vi.symbol for vi in events.vis)
 

@@ -115,16 +115,22 @@ def universe_references(
 
 def investor_postings_stored(
     conn: Connection, day: date
-) -> dict[tuple[str, int], tuple[int, int, int]]:
-    """``day``'s intraday investor estimates stored, by (symbol, posting).
+) -> dict[tuple[str, int], list[tuple[int, int, int]]]:
+    """``day``'s intraday investor estimates stored, by (symbol, posting), oldest first.
 
-    Each one's figures: foreigners', institutions', both.
+    Each one's figures (foreigners', institutions', both): the first answer, then each
+    revision KIS answered later.
     """
     e = InvestorEstimateRow
-    query = select(e.symbol, e.posting, e.foreign_qty, e.institution_qty, e.total_qty).where(
-        e.trade_date == day
+    query = (
+        select(e.symbol, e.posting, e.foreign_qty, e.institution_qty, e.total_qty)
+        .where(e.trade_date == day)
+        .order_by(e.fetched_ns, e.seq)
     )
-    return {(row[0], row[1]): (row[2], row[3], row[4]) for row in conn.execute(query)}
+    stored: dict[tuple[str, int], list[tuple[int, int, int]]] = {}
+    for row in conn.execute(query):
+        stored.setdefault((row[0], row[1]), []).append((row[2], row[3], row[4]))
+    return stored
 
 
 def flows_stored(conn: Connection, day: date) -> set[tuple[str, str, str]]:

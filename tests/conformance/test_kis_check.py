@@ -133,6 +133,9 @@ def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettin
     vi = next(f for f in default.findings if f.item == "H0STVIC0 key")
     assert vi.outcome in (OK, NOT_MEASURED) and "the business date 20261120 taken" in vi.finding
     assert found["PINGPONG"] == OK
+    # Each trade's cumulative volume the last one's plus its quantity, on every trade feed
+    chain = next(f for f in default.findings if f.item == "ACML_VOL chain")
+    assert chain.outcome == OK and "H0STCNT0: " in chain.finding and " 0 breaks" in chain.finding
     assert found["FHPTJ04160001 FID_ETC_CLS_CODE"] == OK  # the simulator answers either
     assert found["token expiry format"] == OK  # the first run issued the token
     assert found["minute-bar label"] == OK  # the simulator labels bars by their start
@@ -179,13 +182,20 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     config.pingpong_accepts = "pong"
     config.investor_etc_cls_code = "1"  # the workbook's, not the samples'
     config.vi_tr_key = "symbol"  # the workbook's example, not its description
+    config.volume_chain = "beyond"  # ACML_VOL counting trades the feed never sends
     try:
-        matched = check(sim, kis, 2.5, Configured(bar_label="end", investor_etc_cls_code="1"))
+        matched = check(
+            sim,
+            kis,
+            2.5,
+            Configured(bar_label="end", investor_etc_cls_code="1", volume_chain=False),
+        )
         unmatched = check(sim, kis, 2.5, Configured(bar_label="start", vi_feed="combined"))
     finally:
         config.pingpong_s, config.realtime_layout, config.bar_label = saved
         config.master_head = config.master_validators = True
         config.pingpong_accepts = config.investor_etc_cls_code = config.vi_tr_key = "any"
+        config.volume_chain = "exact"
     assert not matched.mismatches, matched.mismatches
     layouts = {f.item: f.layout for f in matched.findings}
     assert {tr: layouts[tr] for tr in SUBSCRIBED} == {
@@ -207,14 +217,18 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     assert (
         "20261120 refused" in found["H0STVIC0 key"] and "the symbol taken" in found["H0STVIC0 key"]
     )
+    assert "volume_chain is off" in found["ACML_VOL chain"]
     assert [f.item for f in unmatched.mismatches] == [
         "FHPTJ04160001 FID_ETC_CLS_CODE",
+        "ACML_VOL chain",
         "H0UNVIC0 key",
         "minute-bar label",
     ]
     assert "investor_etc_cls_code = '1'" in unmatched.mismatches[0].finding
-    assert "vi_feed = 'combined' should be 'off'" in unmatched.mismatches[1].finding
-    assert "bar_label = 'end'" in unmatched.mismatches[2].finding
+    assert "set [track_b] volume_chain = false" in unmatched.mismatches[1].finding
+    assert "H0STCNT0: " in unmatched.mismatches[1].finding
+    assert "vi_feed = 'combined' should be 'off'" in unmatched.mismatches[2].finding
+    assert "bar_label = 'end'" in unmatched.mismatches[3].finding
 
 
 @pytest.mark.parametrize(

@@ -192,27 +192,42 @@ def test_an_answer_holding_postings_not_due_is_not_today_s_and_nothing_of_it_is_
     assert "none of them is stored" in alert.message
 
 
-def test_a_stored_posting_answered_otherwise_later_is_kept_and_alerted(
+def test_a_stored_posting_answered_otherwise_later_is_kept_with_its_revision_and_alerted(
     day: tuple[SimThread, WriterProcess, Settings],
 ) -> None:
     sim, writer, settings = day
     sent: list[Event] = []
     run_postings(settings, sim.sim.clock, sent.append)
     estimates = [e for e in sent if isinstance(e, InvestorEstimate)]
-    with Producer("investor", writer.ingest, writer.workdir / "outbox-investor") as producer:
-        for event in estimates:
-            producer.send(event)
-        assert producer.wait_acked(30)
+
+    def store(events: list[Event], outbox: str) -> None:
+        with Producer("investor", writer.ingest, writer.workdir / outbox) as producer:
+            for event in events:
+                producer.send(event)
+            assert producer.wait_acked(30)
+
+    store(list(estimates), "outbox-investor")
     stored = "select count(*), sum(foreign_qty) from investor_estimates"
     wait_until(lambda: db_rows(writer.url, stored)[0][0] == len(estimates), 30, "stored")
     before = db_rows(writer.url, stored)
     sim.sim.config.investor_revised_from = "11:00"  # KIS's staff revise the figures
     again: list[Event] = []
     later = run_postings(settings, sim.sim.clock, again.append)
-    assert later.published == 0 and not [e for e in again if isinstance(e, InvestorEstimate)]
     moved = {k for k, (was, now) in later.revised.items() if was != now}
     assert moved and moved == set(later.revised)  # foreigners' figures that are not 0
+    revisions = [e for e in again if isinstance(e, InvestorEstimate)]
+    assert {(e.symbol, e.posting) for e in revisions} == moved == set(later.revised)
+    assert later.published == len(revisions)
     (alert,) = [e for e in again if isinstance(e, Alert)]
     assert (alert.code, alert.severity) == (REVISED, "warning")
-    assert "the stored ones are kept" in alert.message
-    assert db_rows(writer.url, stored) == before  # nothing overwritten
+    assert "each revision is stored beside the first" in alert.message
+    # Stored beside the first: nothing overwritten, the first figures still there
+    store(list(revisions), "outbox-investor")  # the same source: its seq runs on
+    total = len(estimates) + len(revisions)
+    wait_until(lambda: db_rows(writer.url, stored)[0][0] == total, 30, "revisions stored")
+    firsts = "select count(*) from investor_estimates where seq <= " + str(len(estimates))
+    assert db_rows(writer.url, firsts)[0][0] == before[0][0]
+    # A run that sees the same revision again stores nothing more
+    third: list[Event] = []
+    same = run_postings(settings, sim.sim.clock, third.append)
+    assert same.published == 0 and not [e for e in third if isinstance(e, InvestorEstimate)]

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import insert
 
 from bus.events import PriceSnapshot, Venue
+from observer.alerts.book import AlertBook
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.config.tree import Settings
@@ -29,6 +30,7 @@ from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
 from observer.db.slot_queries import AsOf
 from workers.track_b.registrations import RegistrationPolicy
+from workers.track_b.session_codes import SessionCodes
 from workers.track_b.sessions import Stretch
 from workers.track_b.slots import Holding, Room, SlotAction, SlotBook, SlotCandidate
 from workers.track_b.startup import lasting
@@ -78,6 +80,7 @@ class Streams:
         self.held_aside: dict[str, set[Any]] = {}  # an auction's: none here
         self.ticks = self.gaps = self.refusals = 0
         self.off_grid: Counter[tuple[str, str]] = Counter()  # stored trades between ticks
+        self.session_codes = SessionCodes(AlertBook(None), None)  # no trade streams here
         self.policy = RegistrationPolicy()  # KRX's trades alone
         self.took: list[tuple[list[tuple[str, str]], bool]] = []  # alerts taken over, late
 

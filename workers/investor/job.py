@@ -4,7 +4,9 @@ KIS's staff post foreigners' and institutions' estimated net buying of each stoc
 the session (`INVESTOR_POSTINGS`: 09:30, 10:00, 11:20, 13:20, 14:30), and KIS answers today's
 alone (HHPTJ04160200 has no date): missed, they are gone. Run a few minutes after each
 posting, the job asks every member of the day's universe, at the jobs' REST share, and
-publishes each posting not stored yet (`InvestorEstimate`). Then it judges each posting
+publishes each posting not stored yet (`InvestorEstimate`), and each answered later with
+other figures than any stored as a revision beside them (a row of its own, `REVISED`
+alerted: never overwritten, never silent). Then it judges each posting
 due: one that no member's answer holds ``grace_min`` after its time is missed
 (`POSTING_MISSED`, a warning per day and posting), resolved once a later run finds it.
 Members whose call failed are `FAILURES` (a warning per day; an error past
@@ -71,7 +73,7 @@ class InvestorRun:
     missed: list[int] = field(default_factory=list)  # postings due and held by none
     # symbol -> the postings its answer held before they were due: not today's, not stored
     not_today: dict[str, list[int]] = field(default_factory=dict)
-    # (symbol, posting) -> (stored, answered) figures that differ: the stored are kept
+    # (symbol, posting) -> (stored last, answered) figures that differ: stored as a revision
     revised: dict[tuple[str, int], tuple[tuple[int, int, int], tuple[int, int, int]]] = field(
         default_factory=dict
     )
@@ -187,11 +189,13 @@ def run_postings(
             run.held[estimate.posting] = run.held.get(estimate.posting, 0) + 1
             key = (symbol, estimate.posting)
             figures = (estimate.foreign_qty, estimate.institution_qty, estimate.total_qty)
-            if key not in stored:
-                send(estimate)
-                run.published += 1
-            elif stored[key] != figures:
-                run.revised[key] = (stored[key], figures)
+            known = stored.get(key, [])
+            if figures in known:
+                continue
+            send(estimate)  # the first, or a revision beside what is stored
+            run.published += 1
+            if known:
+                run.revised[key] = (known[-1], figures)
     grace = timedelta(minutes=settings.investor.grace_min)
     run.missed = missed_postings(run.held, now, grace, run.answered)
     run.failed_over = run.failed_pct > settings.investor.max_failed_pct or not run.answered
@@ -206,7 +210,7 @@ def _answer_alerts(run: InvestorRun, alerts: AlertBook) -> None:
     """Answers not today's, and stored postings answered otherwise: a warning each per day.
 
     The first ends once a run's answers are all today's; a revision stays open until
-    acknowledged, since the figures stored are not the ones KIS gives now.
+    acknowledged: the day's figures changed after they were first stored.
     """
     subject = str(run.day)
     if run.not_today:
@@ -231,7 +235,8 @@ def _answer_alerts(run: InvestorRun, alerts: AlertBook) -> None:
             "warning",
             f"{len(run.revised)} stored investor postings of {run.day} are answered with other "
             f"figures now (e.g. {symbol} {INVESTOR_POSTINGS[posting]:%H:%M}: foreigners, "
-            f"institutions, both {was} stored, {now} now): the stored ones are kept",
+            f"institutions, both {was} stored, {now} now): each revision is stored beside "
+            "the first, which is kept",
             {"postings": str(len(run.revised))},
         )
 

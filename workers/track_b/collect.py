@@ -296,7 +296,7 @@ class Collector:
         self.layouts = UnknownLayouts(clock, self.alerts, settings.refused_quiet_s)
         self.limits: Mapping[str, tuple[int, int]] = {} if limits is None else limits
         self.stale_watch = StaleWatch(clock, self.alerts, printing, settings.stale_after_s)
-        self.session_codes = SessionCodes(self.alerts, self.session_of)
+        self.session_codes = SessionCodes(self.alerts, session_of)
         self.publish = publish
         self.window_ns = int(settings.velocity_window_s * _NS)
         self.streams: dict[str, KisStream] = {}

@@ -30,15 +30,20 @@ _NS = 1_000_000_000
 
 
 class SessionCodes:
-    """Each stored trade's MARKET_CLS_CODE against ``session_of`` (the table's clock)."""
+    """Each stored trade's MARKET_CLS_CODE against ``session_of`` (the table's clock).
 
-    def __init__(self, alerts: AlertBook, session_of: SessionOf) -> None:
+    None: no venues' hours to judge by (a collector given none), nothing judged.
+    """
+
+    def __init__(self, alerts: AlertBook, session_of: SessionOf | None) -> None:
         self.alerts = alerts
         self.session_of = session_of
         self.disagreements: Counter[Venue] = Counter()
 
     def on_trade(self, tick: TradeTick) -> None:
         """Count ``tick`` if its code names another session than the clock's at its stamp."""
+        if self.session_of is None:
+            return
         clock = self.session_of(tick.venue, tick.exchange_ns)
         if session_by_code(tick.market_session, clock)[1]:
             return
