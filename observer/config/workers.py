@@ -274,8 +274,8 @@ class TrackBSettings(Strict, frozen=True):
     # What Track B stores (workers.track_b.checks): a record of a symbol its session did not
     # ask for, a trade at a price or quantity of 0 or less, outside the day's limits (Track
     # A's snapshots), or stamped outside exchange_hours (KST) is refused, kept as a rejected
-    # record. KRX trades 08:30-18:00, and from 07:00 to 20:00 if its extension is live
-    # (UNCONFIRMED): the wider by default.
+    # record. Both venues trade 08:00-20:00 since 2026-09-14 ([venues]); KRX's 07:00-08:00
+    # pre-market is postponed (to the end of 2027, reported): the wider by default.
     exchange_hours: tuple[ClockTime, ClockTime] = ("07:00", "20:00")
     # The tick grid, as [from_price, tick] pairs ascending from 0, that classifies the
     # universe's stocks' trade prices (their limits known from Track A): on it, a mid-point

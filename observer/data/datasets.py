@@ -198,6 +198,10 @@ GAPS = Dataset(
         ("account", _S),
         ("detected_ns", _I),
         ("updated_ns", _I),
+        # a volume_chain gap's shares missing and the cumulative volumes around them
+        ("missing_volume", _I),
+        ("cum_before", _I),
+        ("cum_after", _I),
     ),
     views=("start_ns", "end_ns"),
     key=("gap_id",),
