@@ -114,3 +114,33 @@ def test_a_session_code_that_disagrees_with_the_hours_is_stored_as_kis_says_and_
             "where venue = 'KRX' group by trading_session, market_session",
         )
         assert [(s, c) for s, c, _ in sessions] == [("regular", "2")] and sessions[0][2] > 1
+
+
+def test_a_track_b_killed_in_krx_s_after_market_takes_its_feeds_back(tmp_path: Path) -> None:
+    """Killed (SIGKILL) once KRX's after-market holds its names (to 16:10 here): the next run
+    takes every feed back (a process_restart gap each), releases none of them as the regular
+    day's, and streams them to the close."""
+    longer = VENUES.replace('end = "16:04"', 'end = "16:10"')
+    with sim_day(tmp_path, longer, "15:57", "15:59") as day:
+        url, proc = day.url, day.start()
+        placed = (
+            "select symbol, venue from slot_events where action = 'allocate' "
+            f"and venue = 'KRX' and produced_ns >= {kst_ns('16:00:00')}"
+        )
+        held = rows_once(url, placed, 4, "KRX's after-market's feeds placed")
+        proc.kill()
+        proc.wait(30)
+        killed = day.sim.sim.clock.now_ns()
+        proc = day.start()
+        released = (
+            "select symbol, venue, reason from slot_events where action = 'release' "
+            f"and produced_ns > {killed}"
+        )
+        after = rows_once(url, released, 6, "the feeds released at the close")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert {why for _, _, why in after} == {"KRX's after-market ends at 16:10:30"}
+        assert {(s, v) for s, v, _ in after} >= {(s, v) for s, v in held}
+        gaps = rows(url, "select symbol, venue from gaps where reason = 'process_restart'")
+        assert {(s, v) for s, v in held} <= {(s, v) for s, v in gaps}

@@ -454,7 +454,10 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         if streamed:
             why = f"Nextrade's after-market ends at {after.until.astimezone(KST):%H:%M:%S}"
         if evening is not None and not self.stop.is_set():
-            if not streamed or after.until < evening[0]:  # nothing streams on into it
+            # Nothing streams on into it: what is held ends first (not a start within it,
+            # whose holdings taken back are the evening's)
+            early = now_utc(self.clock) < evening[0]
+            if early and (not streamed or after.until < evening[0]):
                 ending = (book.release(s, why) for s in book.held())
                 await collector.apply([d for d in ending if d], book.holdings())
             await self._evening(feed, book, collector, *evening)
