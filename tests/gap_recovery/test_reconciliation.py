@@ -13,7 +13,9 @@ import os
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -92,32 +94,52 @@ def command(args: list[str], config: Path, env: dict[str, str]) -> dict[str, Any
 
 
 @pytest.mark.slow
-@pytest.mark.exclusive  # Track B must be streaming by 09:31, 6 wall seconds after the start
-def test_a_silent_loss_is_found_by_reconciliation_and_recovered(tmp_path: Path) -> None:
+@dataclass
+class LossyMorning:
+    """A writer, the simulator withholding `LOSS`, Track B streaming: ``procs`` all started."""
+
+    url: str
+    sim: SimThread
+    writer: WriterProcess
+    config: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+@contextmanager
+def lossy_morning(tmp_path: Path, track_b: str) -> Iterator[LossyMorning]:
+    """09:29:00 at 20x: Track B's slots stream from 09:30 (``track_b``: more of its settings);
+    the server withholds 30 % of the trades of 09:31-09:33 with the session up. Every process
+    stopped at the end."""
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
-    # 09:29:00 at 20x: Track B's slots stream from 09:30; the server withholds 30 % of the
-    # trades of 09:31-09:33 with the session up.
     sim = SimThread(MARKET, NINE + timedelta(minutes=29), SimConfig(), speed=20)
     sim.sim.faults.tick_loss.append(LOSS)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         publish_morning(writer, tmp_path / "outbox")
-        config = sim_accounts_config(
-            tmp_path,
-            sim,
-            writer,
-            # The volume chain off: the day's reconciliation is the backstop for a feed whose
-            # cumulative volumes cannot be trusted (test_track_b_volume_chain: the chain on)
-            "[track_b]\nregistrations_per_account = 3\nvolume_chain = false\n"
-            # 20x: a registration's round trip of 0.1 wall seconds is 2 simulated seconds
-            "[gap_recovery]\nverify_edge_s = 6.0\n",
+        settings = "[track_b]\nregistrations_per_account = 3\n" + track_b
+        # 20x: a registration's round trip of 0.1 wall seconds is 2 simulated seconds
+        settings += "[gap_recovery]\nverify_edge_s = 6.0\n"
+        config = sim_accounts_config(tmp_path, sim, writer, settings)
+        procs.append(
+            start_on_sim_clock(["track-b", "run", "--config", str(config)], sim, tmp_path / "b.log")
         )
+        yield LossyMorning(url, sim, writer, config, procs)
+    finally:
+        for proc in procs:
+            stop(proc)
+        writer.kill()
+        sim.close()
+
+
+@pytest.mark.exclusive  # Track B must be streaming by 09:31, 6 wall seconds after the start
+def test_a_silent_loss_is_found_by_reconciliation_and_recovered(tmp_path: Path) -> None:
+    # The volume chain off: the day's reconciliation is the backstop for a feed whose
+    # cumulative volumes cannot be trusted (test_track_b_volume_chain: the chain on)
+    with lossy_morning(tmp_path, "volume_chain = false\n") as morning:
+        url, sim, config, procs = morning.url, morning.sim, morning.config, morning.procs
         env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}  # for the commands in-process
-        track_b = start_on_sim_clock(
-            ["track-b", "run", "--config", str(config)], sim, tmp_path / "b.log"
-        )
-        procs.append(track_b)
+        track_b = procs[0]
         until = int((NINE + timedelta(minutes=35, seconds=10)).timestamp()) * S
         wait_until(lambda: sim.sim.clock.now_ns() > until, 60, "09:35:10")
         stop(track_b)
@@ -203,11 +225,6 @@ def test_a_silent_loss_is_found_by_reconciliation_and_recovered(tmp_path: Path) 
         assert db_rows(url, "select count(*) from gaps")[0][0] == len(gaps)
         statuses = Counter(s for (s,) in db_rows(url, "select status from reconciliation_minutes"))
         assert statuses["short"] == len(short) + again["short"]  # the first run's, and any left
-    finally:
-        for proc in procs:
-            stop(proc)
-        writer.kill()
-        sim.close()
 
 
 def slot(action: Literal["allocate", "release"], symbol: str) -> SlotDecision:

@@ -4,43 +4,33 @@ share, where the silence detector and the connection saw nothing."""
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from harness.sim.server import SimConfig
-from tests.gap_recovery.test_reconciliation import LOSS, MINUTE, S, lost_volume, stop
+from tests.gap_recovery.test_reconciliation import (
+    LOSS,
+    MINUTE,
+    S,
+    lossy_morning,
+    lost_volume,
+    stop,
+)
 from tests.support import (
-    SimThread,
-    WriterProcess,
     db_rows,
-    sim_accounts_config,
     start_on_sim_clock,
     wait_until,
 )
-from tests.track_b.test_track_b import MARKET, NINE, publish_morning
+from tests.track_b.test_track_b import NINE
 
 
 @pytest.mark.exclusive  # Track B must be streaming by 09:31, 6 wall seconds after the start
 def test_a_silent_loss_is_a_volume_chain_gap_at_once_to_the_share(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'observer.db'}"
-    writer = WriterProcess(tmp_path, url).start()
-    # 09:29:00 at 20x: the server withholds 30 % of the trades of 09:31-09:33, session up
-    sim = SimThread(MARKET, NINE + timedelta(minutes=29), SimConfig(), speed=20)
-    sim.sim.faults.tick_loss.append(LOSS)
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        publish_morning(writer, tmp_path / "outbox")
-        config = sim_accounts_config(
-            tmp_path, sim, writer, "[track_b]\nregistrations_per_account = 3\n"
-        )
-        track_b = start_on_sim_clock(
-            ["track-b", "run", "--config", str(config)], sim, tmp_path / "b.log"
-        )
-        procs.append(track_b)
+    with lossy_morning(tmp_path, "") as morning:  # the chain on, as shipped
+        url, sim, config, procs = morning.url, morning.sim, morning.config, morning.procs
+        track_b = procs[0]
         # Found while the stream runs, before 09:34: no reconciliation has run
         before = int((NINE + timedelta(minutes=34)).timestamp()) * S
         found = "select count(*) from gaps where reason = 'volume_chain'"
@@ -95,8 +85,3 @@ def test_a_silent_loss_is_a_volume_chain_gap_at_once_to_the_share(tmp_path: Path
         assert 0 < asked <= 4 * len(missing) < len(gaps)
         recovered = "select distinct symbol from minute_bars where quality = 'recovered'"
         assert {s for (s,) in db_rows(url, recovered)} == set(missing)
-    finally:
-        for proc in procs:
-            stop(proc)
-        writer.kill()
-        sim.close()
