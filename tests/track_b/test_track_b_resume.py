@@ -81,6 +81,7 @@ class Streams:
         self.ticks = self.gaps = self.refusals = 0
         self.off_grid: Counter[tuple[str, str]] = Counter()  # stored trades between ticks
         self.session_codes = SessionCodes(AlertBook(None), None)  # no trade streams here
+        self.chain_resets = 0
         self.policy = RegistrationPolicy()  # KRX's trades alone
         self.took: list[tuple[list[tuple[str, str]], bool]] = []  # alerts taken over, late
 

@@ -385,6 +385,11 @@ class Collector:
             for subject in sorted(s for s in left[code] if s.partition("/")[0] not in ours):
                 resolve(self.alerts, code, subject, "no longer configured: nothing streams it")
 
+    @property
+    def chain_resets(self) -> int:
+        """Trades whose cumulative volume ran backwards, every account's feeds summed."""
+        return sum(d.chain_resets for feeds in self.detectors.values() for d in feeds.values())
+
     def healthy(self) -> set[str]:
         """Accounts that are up, or down for less than ``unhealthy_after_s`` (`Outages`)."""
         return self.outages.healthy()

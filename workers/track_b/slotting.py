@@ -75,6 +75,8 @@ class Slotting(Watchers):
             off_grid_trades=sum(n for (_, k), n in collector.off_grid.items() if k == OFF_GRID),
             # stored trades whose MARKET_CLS_CODE names another session than [venues]'s hours
             session_disagreements=sum(collector.session_codes.disagreements.values()),
+            # trades whose ACML_VOL ran backwards: a chain restarted (a correction, a feed's)
+            volume_chain_resets=collector.chain_resets,
             gaps=collector.gaps,
             healthy_accounts=len(collector.healthy()),
             refused=collector.refusals,
