@@ -58,6 +58,8 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     )
     if cut:
         print(f"demo summary: note: {len(cut)} Track A cycle cut off by a busy machine: {cut}")
+    # Every cycle not cut off is complete; one that is not says which part failed.
+    expect(not a.get("incomplete"), f"track_a cycles not complete: {a.get('incomplete')}")
     krx, nxt = (a.get("by_venue", {}).get(v, {}) for v in ("KRX", "NXT"))
     cut_krx = [c for c in cut if c["venue"] == "KRX"]
     # 40 in KRX's day (09:00-15:30) and 24 in its after-market (16:05-19:55)
@@ -144,6 +146,13 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     # The 10:30 feed delay: slots released while KIS still owed them trades.
     lagged = g.get("by_reason", {}).get("delivery_lag", 0)
     expect(lagged > 0, f"no delivery-lag gap in the 10:30 feed delay: {g.get('by_reason')}")
+    # The 11:30 silent loss: each volume-chain gap filled with the exchange's trades
+    chained = g.get("by_reason", {}).get("volume_chain", 0)
+    expect(chained > 0, f"no volume_chain gap in the 11:30 silent loss: {g.get('by_reason')}")
+    expect(
+        g.get("recovered_trades", 0) > 0 and g.get("by_trades", 0) > chained // 2,
+        f"the volume-chain gaps not filled with trades: {g}",
+    )
     r = summary.get("reconciliation", {})
     expect(r.get("watched_minutes", 0) > 0, f"no minutes reconciled: {r}")
     expect(r.get("unexplained", 1) == 0, f"short minutes without a gap: {r}")
@@ -210,9 +219,17 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
 def main() -> int:
     """Check the summary file named on the command line (its database beside it)."""
     path = Path(sys.argv[1])
-    found = problems(json.loads(path.read_text()), path.parent / "observer.db")
+    summary = json.loads(path.read_text())
+    found = problems(summary, path.parent / "observer.db")
     for problem in found:
         print(f"demo summary: {problem}", file=sys.stderr)
+    cycles = [c["cycle"] for c in summary.get("track_a", {}).get("incomplete", [])]
+    if cycles:  # what Track A logged of them, and its warnings: the run's evidence
+        log = path.parent / "log" / "track_a.log"
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        said = [ln for ln in lines if any(c in ln for c in cycles) or '"level": "WARNING"' in ln]
+        for line in said[:40]:
+            print(f"demo summary: track_a.log: {line[:400]}", file=sys.stderr)
     if not found:
         print(f"demo summary: {path} shows every part of the product")
     return 1 if found else 0

@@ -480,12 +480,18 @@ class GapDetected(_Event, tag="gap_detected", frozen=True, kw_only=True):
 
 
 class GapStateChanged(_Event, tag="gap_state_changed", frozen=True, kw_only=True):
-    """A gap moved to a new state; ``bars`` counts the minute bars recovered so far."""
+    """A gap moved to a new state; ``bars`` counts the minute bars recovered so far.
+
+    ``trades`` the exchange's trades recovered (published as `TradeTick` by gap recovery),
+    and ``trade_volume`` the shares they closed of a volume-chain gap's ``missing_volume``.
+    """
 
     gap_id: str
     state: GapState
     bars: int = 0
     detail: str = ""
+    trades: int = 0
+    trade_volume: int = 0
 
 
 # A watched minute against the exchange's bar: the stream's volume equals the bar's

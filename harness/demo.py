@@ -41,6 +41,7 @@ from observer.config.tree import Settings
 from observer.config.workers import EtfSettings
 from observer.db.engine import make_engine
 from observer.db.queries import committed_offsets
+from observer.db.reconciliation_queries import RECOVERED_BY
 from observer.errors import ObserverError
 from observer.kis.journal import journal_days, verify_journal
 from observer.kis.pacing import RECOVER_S
@@ -130,6 +131,10 @@ FAULT_PLANS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         # sent what they were still owed (delivery-lag gaps), and the lag is alerted.
         ("10:30", "/_sim/faults", {"feed_delay": {"seconds": 600, "delay_s": 120}}),
         ("11:00", "/_sim/faults", {"http_5xx": 5}),
+        # One trade in twenty silently never sent for five minutes, the sessions up: Track B's
+        # volume chain finds each at once, and gap recovery fills it with the exchange's own
+        # trades (FHPST01060000).
+        ("11:30", "/_sim/faults", {"tick_loss": {"seconds": 300, "share": 0.05}}),
         ("13:00", "/_sim/faults", {"rate_limited": 5}),
         ("14:00", "/_sim/drop_websockets", {}),
     ],
@@ -779,9 +784,32 @@ def _track_a(conn: Connection) -> dict[str, Any]:
             )
         )
     ]
+    # Any other cycle not complete: its figures say which part failed (no universe, the
+    # calls failing, symbols left unfinished), and Track A's log says why.
+    incomplete = [
+        {
+            "cycle": cycle,
+            "venue": venue,
+            "universe_size": size,
+            "succeeded": ok,
+            "failed": failed,
+            "unfinished": left,
+            "carried": carried,
+            "calls": calls,
+        }
+        for cycle, venue, size, ok, failed, left, carried, calls in conn.execute(
+            text(
+                "select cycle_id, venue, universe_size, succeeded, failed, unfinished, carried, "
+                "calls from track_a_cycles where not overran and not (universe_size > 0 and "
+                "failed = 0 and unfinished = 0 and succeeded + carried = universe_size) "
+                "order by cycle_id"
+            )
+        )
+    ]
     return {
         "cycles": sum(v["cycles"] for v in by_venue.values()),
         "complete": sum(v["complete"] for v in by_venue.values()),
+        "incomplete": incomplete,
         "overran": overran,
         "snapshots": sum(v.get("snapshots", 0) for v in by_venue.values()),
         "longest_s": round(longest_ns / _NS, 1),  # simulated seconds, of a 600 s interval
@@ -819,13 +847,16 @@ def track_b_summary(
         peak_registrations = max(peak_registrations, len(held) * len(kinds))
     overflows = conn.execute(text("select count(*) from overflow_ledger")).scalar_one()
     placements = counts["allocate"] + counts["replace"] + overflows
+    # The stream's: the trades gap recovery got from the exchange were never sent (their
+    # source is its own, `RECOVERED_BY`)
+    streamed = f"source not like '{RECOVERED_BY}%'"
     ticks, symbols = conn.execute(
-        text("select count(*), count(distinct symbol) from trade_ticks")
+        text(f"select count(*), count(distinct symbol) from trade_ticks where {streamed}")  # noqa: S608
     ).one()
     sessions = conn.execute(
         text(
-            "select venue, coalesce(trading_session, ''), count(*) from trade_ticks "
-            "group by venue, trading_session order by venue, trading_session"
+            "select venue, coalesce(trading_session, ''), count(*) from trade_ticks "  # noqa: S608
+            f"where {streamed} group by venue, trading_session order by venue, trading_session"
         )
     ).all()
     stored: Counter[str] = Counter()
@@ -953,8 +984,18 @@ def _gaps(conn: Connection, speed: float) -> dict[str, Any]:
         text("select count(*) from minute_bars where quality = 'recovered'")
     ).scalar_one()
     states = Counter(r[1] for r in rows)
+    # The volume-chain gaps filled with the exchange's own trades (FHPST01060000)
+    by_trades, trades, volume = conn.execute(
+        text(
+            "select count(*), coalesce(sum(trades), 0), coalesce(sum(trade_volume), 0) "
+            "from gaps where trades > 0"
+        )
+    ).one()
     return {
         "detected": len(rows),
+        "by_trades": by_trades,
+        "recovered_trades": trades,
+        "trade_volume": volume,
         "recovered": states["recovered"],
         "unrecoverable": states["unrecoverable"],
         "by_reason": dict(Counter(r[0] for r in rows)),
@@ -982,6 +1023,7 @@ def _reconciliation(conn: Connection, day: date) -> dict[str, Any]:
     )
     return {
         "by_gaps_pct": report["completeness_pct"],
+        "chain": report["chain"],  # the volume proven trade by trade (ACML_VOL)
         # {} when the day's reconciliation has not run (it starts after 15:00)
         **(report["reconciliation"] or {}),
         # The watched minutes reconciled per "venue session" ("KRX regular")

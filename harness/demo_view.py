@@ -17,7 +17,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from harness.demo import DemoState
+from harness.demo import BUSY, DemoState
 from observer.calendar.clock import now_utc
 from observer.calendar.phases import KST
 
@@ -194,7 +194,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     after = summary.get("after_speed", summary["idle_speed"])
     lines = [
         f"observer demo: {summary['date']} at x{summary['speed']:g} "
-        f"(x{summary['idle_speed']:g} before 09:00, x{after:g} after 15:40) "
+        f"(x{summary['idle_speed']:g} before {BUSY[0]:%H:%M}, x{after:g} after "
+        f"{BUSY[1]:%H:%M}) "
         f"in {summary['wall_s']} s",
         "phases: " + ", ".join(f"{p['at']} {p['phase']}" for p in summary["phases"]),
     ]
@@ -273,6 +274,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines.append(
         f"gaps: {gaps['detected']} detected ({reasons}); {gaps['recovered']} recovered, "
         f"{gaps['unrecoverable']} unrecoverable; {gaps['recovered_bars']} minute bars "
+        f"and {gaps.get('recovered_trades', 0):,} of the exchange's trades "
+        f"({gaps.get('trade_volume', 0):,} shares, {gaps.get('by_trades', 0)} gaps) "
         f"recovered, queue peak {gaps['queue_peak']}; gaps <= 60 s recovered "
         f"{gaps['short_success_pct']}%, p99 detection to recovered "
         f"{gaps['detect_to_recovered_p99_s']} simulated s"
@@ -350,6 +353,17 @@ def _reconciliation_line(r: dict[str, Any]) -> str:
         f"{r['excess']:,} excess, {r['calls']:,} REST calls"
         + _by_session(r.get("minutes_by_session", {}))
         + pending
+        + _chain(r.get("chain"))
+    )
+
+
+def _chain(chain: dict[str, Any] | None) -> str:
+    """The volume the cumulative-volume chain proves, trade by trade, beside the bars'."""
+    if not chain or not chain.get("spans"):
+        return ""
+    return (
+        f"; volume proven by the chain {chain['proven_pct']}% of {chain['chain_volume']:,} "
+        f"shares ({chain['proven']} of {chain['spans']} watched spans)"
     )
 
 

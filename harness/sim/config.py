@@ -120,9 +120,21 @@ class SimConfig:
     krx_after_market_code: str = "3"
     # KRX's trade records' ACML_VOL: "exact" each the last one's plus its quantity, as
     # believed (UNCONFIRMED); "beyond" counting a trade of 100 shares the feed never sends
-    # before every tenth record from the sixth of a minute (the other way: a chain that breaks
-    # with nothing lost on the way).
+    # before every tenth trade from the sixth of a regular-session minute (the other way: a
+    # chain that breaks with nothing lost on the way). FHPST01060000 lists those trades.
     volume_chain: Literal["exact", "beyond"] = "exact"
+    # FHPST01060000 (today's trades by time, `harness.sim.tape`), each as KIS is believed to
+    # answer it and each UNCONFIRMED: ``time_trades_rows`` rows a page (KIS's documentation:
+    # 30); ``time_trades_per`` "trade", a row per trade ("second": a row per second, its
+    # trades summed: cnqn their quantities, price and acml_vol the last one's);
+    # ``time_trades_cum_offset`` added to every acml_vol it answers (0: the same cumulative
+    # volume the venue's real-time trade records carry; another: a chain shifted from theirs,
+    # as one counting the pre-market or another venue would be); ``time_trades_inclusive``
+    # False, the trades stamped before FID_INPUT_HOUR_1 (True: at or before it).
+    time_trades_rows: int = 30
+    time_trades_per: Literal["trade", "second"] = "trade"
+    time_trades_cum_offset: int = 0
+    time_trades_inclusive: bool = False
 
     def __post_init__(self) -> None:
         if self.realtime_layout not in REALTIME_LAYOUTS:
@@ -131,6 +143,8 @@ class SimConfig:
             )
         if not 0 <= self.realtime_extra_fields <= 100:
             raise ValueError(f"realtime_extra_fields {self.realtime_extra_fields}: 0 to 100")
+        if self.time_trades_rows < 1:
+            raise ValueError(f"time_trades_rows {self.time_trades_rows}: 1 at least")
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ __all__ = [
     "draw_krx_after_day",
     "draw_nxt_day",
     "krx_after_trades",
+    "krx_regular_trades",
     "span_at",
     "venue_trades",
 ]
@@ -324,19 +325,38 @@ def venue_trades(
         trades.extend(evening)
         trades.sort(key=_second)
         return trades
+    regular = krx_regular_trades(market, faults, symbol, day, index)
+    trades.extend((second, price, qty) for second, price, qty, _ in regular)
+    trades.sort(key=_second)
+    return trades
+
+
+def krx_regular_trades(
+    market: Market, faults: Faults, symbol: str, day: date, index: int
+) -> list[tuple[float, int, int, int]]:
+    """KRX's regular-session trades of ``symbol`` in bar ``index`` (09:00 + index minutes).
+
+    As KRX's feed has them (`Market.ticks`): none in a quiet minute (`Faults.no_trades`) or
+    while halted, at the upper price limit while locked. (seconds into the minute, price,
+    quantity, its place among the bar's ticks) each, in time order: the place is what a
+    withheld record (`TickLoss.withholds`) and an unsent trade (`SimConfig.volume_chain`) are
+    told by.
+    """
     bar = datetime(day.year, day.month, day.day, 9, tzinfo=_KST) + timedelta(minutes=index)
     if f"{bar:%H%M}" in faults.no_trades.get(symbol, set()):
-        return trades
+        return []
+    ticks = market.ticks(symbol, day, index)
+    if symbol not in faults.halts and symbol not in faults.limit_locks:
+        return [(tick.second, tick.price, tick.qty, nth) for nth, tick in enumerate(ticks)]
     upper = price_limits(market.day_path(symbol, day).prev_close)[1]
-    opened = int(bar.timestamp()) * _NS
-    for tick in market.ticks(symbol, day, index):
+    opened = int(bar.timestamp()) * _NS  # as `harness.sim.realtime.trade_ns`
+    trades = []
+    for nth, tick in enumerate(ticks):
         at_ns = opened + int(tick.second * _NS)
         if faults.halted(symbol, at_ns):
             continue
-        trades.append(
-            (tick.second, upper if faults.locked(symbol, at_ns) else tick.price, tick.qty)
-        )
-    trades.sort(key=_second)
+        price = upper if faults.locked(symbol, at_ns) else tick.price
+        trades.append((tick.second, price, tick.qty, nth))
     return trades
 
 

@@ -39,7 +39,9 @@ from harness.sim.market import (
 from harness.sim.nextrade import KRX_AFTER_SPAN, krx_after_trades, venue_trades
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, OK, envelope, fail, now_kst, price_sign, session_day, sign
+from harness.sim.realtime import best_quotes
 from harness.sim.sectors import CATALOG, detail_name, info_class, listed_code
+from harness.sim.tape import Print, Venue, prints_before
 from observer.calendar.clock import Clock
 
 __all__ = ["PAPER_LACKS", "Quotes"]
@@ -448,6 +450,92 @@ class Quotes:
         summary = self._chart_summary(symbol, quote)
         return web.json_response(envelope(*OK, output1=summary, output2=rows))
 
+    def time_trades(self, query: Any) -> web.Response:
+        """FHPST01060000 (주식현재가 당일시간대별체결): today's trades before a time, newest first.
+
+        The trades of the venue ``FID_COND_MRKT_DIV_CODE`` names (J KRX's, NX Nextrade's, UN
+        both venues'; any other code reads as J) stamped before ``FID_INPUT_HOUR_1`` (HHMMSS;
+        blank: the whole day) and done by now, never a later one: `SimConfig.time_trades_rows`
+        rows (30), a row a trade (`time_trades_per`), strictly before the time
+        (`time_trades_inclusive`). Each row is a trade exactly as the venue's real-time trade
+        feed sends it, or would have (`harness.sim.tape`: withheld ones too): its stamp,
+        price, quantity (cnqn) and ACML_VOL (acml_vol, plus `time_trades_cum_offset`), so
+        each row's acml_vol less its cnqn is the next (older) row's. No continuation (KIS:
+        "tr_cont를 이용한 다음조회 불가"): a caller pages back asking an earlier time.
+        ``output1`` is the venue's quote now. Today not a session: "no data".
+        """
+        symbol = query.get("FID_INPUT_ISCD", "")
+        listing = self.market.listings[symbol]
+        code = query.get("FID_COND_MRKT_DIV_CODE", "J")
+        venue: Venue = "NX" if code == "NX" else "UN" if code == "UN" else "J"
+        hour = query.get("FID_INPUT_HOUR_1", "").strip()
+        if hour and (len(hour) != 6 or not hour.isdigit()):
+            raise KeyError(hour)  # what KIS answers to a malformed time is UNCONFIRMED
+        below = int(hour[:2]) * 3600 + int(hour[2:4]) * 60 + int(hour[4:]) if hour else 86_400
+        now = self._now()
+        day = now.date()
+        prev_close = self.market.day_path(symbol, day).prev_close  # KeyError: no session
+        config = self.gateway.config
+        faults = self.gateway.faults
+        wanted, per_second = config.time_trades_rows, config.time_trades_per == "second"
+        seconds = now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6
+        prints = prints_before(
+            self.market,
+            faults,
+            config,
+            venue,
+            symbol,
+            day,
+            below + config.time_trades_inclusive,  # stamps are whole seconds
+            seconds,
+            wanted,
+            per_second,
+        )
+        page = (_per_second(prints) if per_second else _per_trade(prints))[-wanted:]
+        offset = config.time_trades_cum_offset
+        rows = [_trade_row(last, qty, prev_close, offset) for last, qty in reversed(page)]
+        quote = quote_at(self.market, symbol, now, after_market=self._after_market())
+        volume, prev_volume = quote.volume, self._krx_day_volume(symbol, day)
+        if venue != "J":
+            nxt, _ = self._nextrade_quote(symbol)
+            nxt_prev = self._nxt_day_volume(symbol, day)
+            quote = nxt if venue == "NX" else quote
+            volume = nxt.volume if venue == "NX" else volume + nxt.volume
+            prev_volume = nxt_prev if venue == "NX" else prev_volume + nxt_prev
+        change = quote.price - quote.prev_close
+        summary = {
+            "stck_prpr": str(quote.price),
+            "prdy_vrss": str(change),
+            "prdy_vrss_sign": price_sign(quote.price, quote.prev_close),
+            "prdy_ctrt": f"{change * 100 / quote.prev_close:.2f}",
+            "acml_vol": str(volume + config.time_trades_cum_offset),
+            "prdy_vol": str(prev_volume),
+            "rprs_mrkt_kor_name": listing.market,
+        }
+        return web.json_response(envelope(*OK, output1=summary, output2=rows))
+
+    def _krx_day_volume(self, symbol: str, day: date) -> int:
+        """KRX's volume of the session before ``day`` (its after-market's too, when served)."""
+        previous = self.market.calendar.previous_session(day)
+        try:
+            volume = self.market.daily_bar(symbol, previous).volume
+        except KeyError:  # before the first session served
+            return 0
+        evening = self.market.krx_after_bar(symbol, previous) if self._after_market() else None
+        return volume + (evening[0] if evening is not None else 0)
+
+    def _nxt_day_volume(self, symbol: str, day: date) -> int:
+        """Nextrade's volume of the session before ``day``: none where it did not trade it."""
+        previous = self.market.calendar.previous_session(day)
+        listing = self.market.listings[symbol]
+        try:
+            selected = self.market.nxt_eligible(previous)
+            eligible, halted = self.gateway.faults.nxt.standing(symbol, selected, listing.suspended)
+            traded = eligible and not halted
+            return int(self.market.nxt_day(symbol, previous).qty.sum()) if traded else 0
+        except KeyError:  # before the first session served
+            return 0
+
     def minute_bars_past(self, query: Any) -> web.Response:
         """FHKST03010230 (§4.3b): any past day, 120 rows, newest first; the latest summary."""
         symbol = query["FID_INPUT_ISCD"]
@@ -780,6 +868,8 @@ _ROUTES: dict[tuple[str, str], _Handler] = {
         Quotes.minute_bars_today,
     ("domestic-stock/v1/quotations/inquire-time-dailychartprice", "FHKST03010230"):
         Quotes.minute_bars_past,
+    ("domestic-stock/v1/quotations/inquire-time-itemconclusion", "FHPST01060000"):
+        Quotes.time_trades,
     ("domestic-stock/v1/quotations/inquire-daily-itemchartprice", "FHKST03010100"):
         Quotes.daily_chart,
     ("domestic-stock/v1/quotations/inquire-daily-price", "FHKST01010400"): Quotes.daily_price,
@@ -801,6 +891,44 @@ _ROUTES: dict[tuple[str, str], _Handler] = {
     ("overseas-price/v1/quotations/price-detail", "HHDFS76200200"): Quotes.price_detail,
     ("overseas-price/v1/quotations/industry-theme", "HHDFS76370000"): Quotes.industry_members,
 }  # fmt: skip
+
+
+def _per_trade(prints: list[Print]) -> list[tuple[Print, int]]:
+    """A row per trade: each trade and its quantity, oldest first."""
+    return [(p, p.qty) for p in prints]
+
+
+def _per_second(prints: list[Print]) -> list[tuple[Print, int]]:
+    """A row per second: its last trade and the second's quantity, oldest first."""
+    rows: list[tuple[Print, int]] = []
+    for p in prints:
+        if rows and rows[-1][0].stamp == p.stamp:
+            rows[-1] = (p, rows[-1][1] + p.qty)
+        else:
+            rows.append((p, p.qty))
+    return rows
+
+
+def _trade_row(last: Print, qty: int, prev_close: int, offset: int) -> dict[str, str]:
+    """An FHPST01060000 row: the trade ``last`` (of ``qty`` shares), as its feed's record.
+
+    askp and bidp the record's (`best_quotes`); tday_rltv the record's CTTR (100.00).
+    """
+    change = last.price - prev_close
+    ask, bid = best_quotes(last.price)
+    hours, minutes, seconds = last.stamp // 3600, last.stamp // 60 % 60, last.stamp % 60
+    return {
+        "stck_cntg_hour": f"{hours:02d}{minutes:02d}{seconds:02d}",
+        "stck_prpr": str(last.price),
+        "prdy_vrss": str(change),
+        "prdy_vrss_sign": price_sign(last.price, prev_close),
+        "prdy_ctrt": f"{change * 100 / prev_close:.2f}",
+        "askp": str(ask),
+        "bidp": str(bid),
+        "tday_rltv": "100.00",
+        "acml_vol": str(last.volume + offset),
+        "cnqn": str(qty),
+    }
 
 
 def _bar_row(label: datetime, trades: list[tuple[float, int, int]], value: int) -> dict[str, str]:

@@ -45,10 +45,11 @@ from harness.sim.nextrade import (
 )
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, price_sign
+from harness.sim.tape import krx_unsent_to, unsent
 from harness.sim.vi import VI_FEEDS, DayVis, vi_key_taken
 from observer.calendar.clock import Clock
 
-__all__ = ["Realtime", "trade_ns"]
+__all__ = ["Realtime", "best_quotes", "trade_ns"]
 
 # The trade and book TRs of KRX, Nextrade and the combined feed; only KRX's are offered to
 # paper accounts ("모의투자 미지원").
@@ -396,6 +397,9 @@ class Realtime:
             running = state[tr_id, symbol] = _Running(
                 q.prev_close, q.open, q.high, q.low, q.volume, q.value
             )
+            if tr_id == "H0STCNT0" and self.config.volume_chain == "beyond":
+                # the unsent trades counted so far: the same ACML_VOL whenever registered
+                running.volume += krx_unsent_to(self.market, self.faults, symbol, start)
         return running
 
     def _krx_records(
@@ -433,19 +437,21 @@ class Realtime:
                 at = bar + timedelta(seconds=tick.second)
                 price = tick.price
                 if halts or locks:
-                    at_ns = int(at.timestamp() * NS)
+                    at_ns = trade_ns(bar, tick)  # as `harness.sim.nextrade.krx_regular_trades`
                     if halts and faults.halted(symbol, at_ns):
                         continue  # no trades while halted
                     if locks and faults.locked(symbol, at_ns):
                         price = upper
                 running.add(price, tick.qty)
+                if tr_id == "H0STCNT0":
+                    # a trade the feed never sends, counted (`SimConfig.volume_chain`): the
+                    # exchange's, so counted whether or not this record is withheld
+                    running.volume += unsent(self.config.volume_chain, nth)
                 if losses and _withheld(losses, symbol, bar, tick, nth):
                     self.records_withheld[symbol] += 1
                     continue
                 hhmmss = at.strftime("%H%M%S")
                 if tr_id == "H0STCNT0":
-                    if self.config.volume_chain == "beyond" and nth % 10 == 5:
-                        running.volume += _UNSENT  # a trade the feed never sends, counted
                     record = _trade_record(symbol, hhmmss, day, price, tick.qty, running)
                 elif tr_id == "H0STASP0":
                     record = _book_record(symbol, hhmmss, price, running)
@@ -648,14 +654,12 @@ class _Running:
 
 
 _ACML_TR_PBMN = 14  # the cumulative traded value's field in a trade record
-_UNSENT = 100  # shares of a trade ACML_VOL counts and the feed never sends (`volume_chain`)
 
 
 def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: _Running) -> str:
     """One H0STCNT0 record: the 2026-05 layout's 46 fields in the order of §5.6."""
     change = price - r.prev_close
-    unit = tick_size(price)
-    bid = price // unit * unit  # a mid-point trade's book: the ticks either side of it
+    ask, bid = best_quotes(price)
     fields = [
         symbol,
         hhmmss,
@@ -667,7 +671,7 @@ def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: 
         str(r.open),
         str(r.high),
         str(r.low),
-        str(bid + unit),
+        str(ask),
         str(bid),
         str(qty),
         str(r.volume),
@@ -705,6 +709,16 @@ def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: 
         "0",
     ]
     return "^".join(fields)
+
+
+def best_quotes(price: int) -> tuple[int, int]:
+    """The best ask and bid a trade record at ``price`` carries (ASKP1, BIDP1).
+
+    The tick at or below the price and the one above (a mid-point trade's: either side of it).
+    """
+    unit = tick_size(price)
+    bid = price // unit * unit
+    return bid + unit, bid
 
 
 def _book_record(symbol: str, hhmmss: str, price: int, r: _Running) -> str:

@@ -59,6 +59,7 @@ class Simulator:
         self.inquire_price = self.quotes.inquire_price
         self.minute_bars_today = self.quotes.minute_bars_today
         self.minute_bars_past = self.quotes.minute_bars_past
+        self.time_trades = self.quotes.time_trades
         self.daily_chart = self.quotes.daily_chart
         self.daily_price = self.quotes.daily_price
         self.etf_price = self.quotes.etf_price

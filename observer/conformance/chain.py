@@ -30,9 +30,11 @@ class Chain:
     breaks: int = 0  # more volume than the last trade's and its own
     missing: int = 0  # the shares beyond, summed
     resets: int = 0  # less: ran backwards
+    trades: list[TradeTick] = field(default_factory=list)  # as delivered (`time_trades`)
 
     def on_trade(self, tick: TradeTick) -> None:
         """Link ``tick`` to its symbol's chain."""
+        self.trades.append(tick)
         before = self.last.get(tick.symbol)
         self.last[tick.symbol] = tick.cum_volume
         if before is None:

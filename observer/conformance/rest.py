@@ -36,6 +36,7 @@ from observer.kis.schemas import (
     PriceDetailOutput,
     ProgramDailyRow,
     StockInfoOutput,
+    TimeTradeRow,
     ViStatusRow,
     investor_posting_due,
 )
@@ -94,6 +95,11 @@ def _probes(t: Targets) -> list[_Probe]:
                 "FID_INPUT_HOUR_1": "153000",
             },
             (("output2", list[MinuteBarRow]),),
+        ),
+        _Probe(
+            "time_trades",
+            stock | {"FID_INPUT_HOUR_1": "153000"},
+            (("output2", list[TimeTradeRow]),),
         ),
         _Probe(
             "daily_price",

@@ -31,6 +31,7 @@ from observer.conformance.session import (
     SessionSeen,
     watch_session,
 )
+from observer.conformance.time_trades import time_trades_finding
 from observer.conformance.token import check_token
 from observer.errors import KisError
 from observer.kis.client import KisClient
@@ -65,6 +66,7 @@ class Configured:
     investor_etc_cls_code: Literal["", "1"] = ""
     vi_feed: Literal["off", "krx", "combined"] = "off"
     volume_chain: bool = True
+    trades: bool = True  # [gap_recovery] trades
 
     @classmethod
     def of(cls, settings: Settings) -> Configured:
@@ -77,6 +79,7 @@ class Configured:
             investor_etc_cls_code=settings.flows.investor_etc_cls_code,
             vi_feed=settings.track_b.vi_feed,
             volume_chain=settings.track_b.volume_chain,
+            trades=settings.gap_recovery.trades,
         )
 
 
@@ -135,6 +138,9 @@ async def run_check(
         )
         _session_findings(seen, subscribed, report, configured)
         chain_finding(seen.chains, report, configured.volume_chain)
+        await time_trades_finding(
+            account.client, targets.symbol, seen.chains, report, configured.trades
+        )
         if keyed:
             _vi_key_finding(seen, (_vi_tr(configured), day), targets.symbol, report, configured)
         # Its own session, once the first has closed (one per app key).

@@ -202,6 +202,9 @@ GAPS = Dataset(
         ("missing_volume", _I),
         ("cum_before", _I),
         ("cum_after", _I),
+        # the exchange's trades gap recovery stored for it, and the shares they closed
+        ("trades", _I),
+        ("trade_volume", _I),
     ),
     views=("start_ns", "end_ns"),
     key=("gap_id",),

@@ -34,6 +34,7 @@ from observer.db.models import (
     PriceSnapshotRow,
     ProgramTradeDailyRow,
     TrackACycleRow,
+    TradeTickRow,
     UniverseMemberRow,
     UniverseSnapshotRow,
     VolatilityInterruptionRow,
@@ -55,6 +56,7 @@ __all__ = [
     "open_alert_records",
     "open_gaps",
     "recovered_minutes",
+    "recovered_trades",
     "settled_gaps",
     "snapshots_of_cycles",
     "universe_of",
@@ -266,10 +268,11 @@ _OPEN_GAP_STATES = ("detected", "recovering")
 
 def open_gaps(
     conn: Connection, host: str = "", *, unrecoverable_since_ns: int | None = None
-) -> Sequence[Row[str, str, int, int, str, int, str, str]]:
+) -> Sequence[Row[str, str, int, int, str, int, str, str, int | None, int | None]]:
     """Gaps not yet settled, oldest detection first; with ``host``, those detected there.
 
-    Rows of ``gap_id, symbol, start_ns, end_ns, reason, detected_ns, state, venue``. A gap was
+    Rows of ``gap_id, symbol, start_ns, end_ns, reason, detected_ns, state, venue, cum_before,
+    cum_after`` (the last two a volume-chain gap's, else None). A gap was
     detected on ``host`` if the source of its detection is qualified with it (``track_b@c2``).
     With ``unrecoverable_since_ns``, the unrecoverable gaps that began since then too: gap
     recovery tries them again while KIS still serves their bars.
@@ -289,6 +292,8 @@ def open_gaps(
             Gap.detected_ns,
             Gap.state,
             Gap.venue,
+            Gap.cum_before,
+            Gap.cum_after,
         )
         .where(wanted, _detected_on(host))
         .order_by(Gap.detected_ns)
@@ -331,6 +336,18 @@ def recovered_minutes(conn: Connection, since_ns: int) -> list[tuple[str, str, i
         BarRow.minute_ns >= min(since_ns, oldest or since_ns) - 60 * 1_000_000_000,
     )
     return [(symbol, venue, minute_ns) for symbol, venue, minute_ns in conn.execute(query)]
+
+
+def recovered_trades(conn: Connection, source: str, since_ns: int) -> list[tuple[str, str, int]]:
+    """(symbol, venue, cumulative volume) of each trade ``source`` stored since ``since_ns``.
+
+    Gap recovery's own trades (`workers.gap_recovery.trades`): none is published twice.
+    """
+    t = TradeTickRow
+    query = select(t.symbol, t.venue, t.cum_volume).where(
+        t.source == source, t.exchange_ns >= since_ns
+    )
+    return [(symbol, venue, cum) for symbol, venue, cum in conn.execute(query)]
 
 
 def master_files_checked_ns(conn: Connection) -> int | None:

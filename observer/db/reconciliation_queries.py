@@ -24,6 +24,8 @@ from observer.db.models import (
 from observer.db.retention_queries import day_bounds
 
 __all__ = [
+    "RECOVERED_BY",
+    "chain_span",
     "gaps_of",
     "last_reconciled_minutes",
     "reconciled_minutes",
@@ -82,15 +84,32 @@ def _of_host(source: InstrumentedAttribute[str], host: str) -> ColumnElement[boo
     return source.endswith(f"@{host}", autoescape=True) if host else true()
 
 
+RECOVERED_BY = "gap_recovery"  # the source of the trades gap recovery stores (and @host)
+
+
+def _recovered(source: InstrumentedAttribute[str]) -> ColumnElement[bool]:
+    """Rows gap recovery published (``gap_recovery``, ``gap_recovery@c2``), not the stream."""
+    return (source == RECOVERED_BY) | source.startswith(f"{RECOVERED_BY}@", autoescape=True)
+
+
 def tick_minutes(
-    conn: Connection, symbol: str, lo_ns: int, hi_ns: int, venue: str = "KRX"
+    conn: Connection,
+    symbol: str,
+    lo_ns: int,
+    hi_ns: int,
+    venue: str = "KRX",
+    *,
+    recovered: bool = False,
 ) -> dict[int, tuple[int, int]]:
     """The stored trades of ``symbol`` on ``venue`` per minute: (volume, count).
 
-    A minute is its trades' exchange stamp's; each venue's are checked against its own bars.
+    The stream's (``recovered`` False), or those gap recovery got from the exchange for a
+    gap (True). A minute is its trades' exchange stamp's; each venue's are checked against
+    its own bars.
     """
     t = TradeTickRow
     minute = t.exchange_ns - t.exchange_ns % _MINUTE_NS
+    by_source = _recovered(t.source)
     query = (
         select(minute, func.sum(t.qty), func.count())
         .where(
@@ -98,10 +117,28 @@ def tick_minutes(
             t.venue == venue,
             t.exchange_ns >= lo_ns,
             t.exchange_ns < hi_ns,
+            by_source if recovered else ~by_source,
         )
         .group_by(minute)
     )
     return {int(m): (int(volume), int(count)) for m, volume, count in conn.execute(query)}
+
+
+def chain_span(
+    conn: Connection, symbol: str, venue: str, lo_ns: int, hi_ns: int
+) -> tuple[int, int, int, int]:
+    """``symbol``'s stored trades on ``venue`` in ``[lo_ns, hi_ns]``, stream and recovered.
+
+    ``(trades, shares, first, last)``: their count and quantities, the cumulative volume
+    before the first (its ACML_VOL less its quantity) and the last's: the chain's difference
+    is ``last - first``.
+    """
+    t = TradeTickRow
+    query = select(
+        func.count(), func.sum(t.qty), func.min(t.cum_volume - t.qty), func.max(t.cum_volume)
+    ).where(t.symbol == symbol, t.venue == venue, t.exchange_ns >= lo_ns, t.exchange_ns <= hi_ns)
+    count, shares, first, last = conn.execute(query).one()
+    return int(count), int(shares or 0), int(first or 0), int(last or 0)
 
 
 def recovered_bar_minutes(

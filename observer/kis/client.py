@@ -55,6 +55,7 @@ from observer.kis.schemas import (
     OverseasPriceOutput,
     ProgramDailyRow,
     StockInfoOutput,
+    TimeTradeRow,
     ViStatusRow,
 )
 from observer.kis.settings import PAPER_REFUSAL_CODES
@@ -420,6 +421,20 @@ class KisClient:
             return _rows(page.answer.output2, MinuteBarRow, endpoint.name)
 
         return await page_minutes(batch, endpoint.rows_per_call, day, since, until)
+
+    async def time_trades(self, symbol: str, before: str, market: str = "J") -> list[TimeTradeRow]:
+        """One page of FHPST01060000: today's trades before ``before`` (HHMMSS), newest first.
+
+        ``market``: the venue, J (KRX), NX (Nextrade) or UN (both). Paging back is the
+        caller's (`observer.kis.time_trades.trades_back_to`): KIS offers no continuation.
+        """
+        params = {
+            "FID_COND_MRKT_DIV_CODE": market,
+            "FID_INPUT_ISCD": symbol,
+            "FID_INPUT_HOUR_1": before,
+        }
+        page = await self.get(ENDPOINTS["time_trades"], params)
+        return _rows(page.answer.output2, TimeTradeRow, "time_trades")
 
     async def daily_chart(self, symbol: str, start: str, end: str) -> list[DailyBarRow]:
         """Daily bars from ``start`` to ``end`` (YYYYMMDD), oldest first; 100 per call (§4.2)."""

@@ -74,6 +74,10 @@ ENDPOINTS: dict[str, RestEndpoint] = {
         RestEndpoint(name="minute_bars_past", tr_id="FHKST03010230", rows_per_call=120,
                      paper=False,
                      path="/uapi/domestic-stock/v1/quotations/inquire-time-dailychartprice"),
+        # 주식현재가 당일시간대별체결: today's trades of a venue before an hour, 30 a call
+        # (KIS's sample), paged back by the hour alone (no tr_cont); paper too.
+        RestEndpoint(name="time_trades", tr_id="FHPST01060000", rows_per_call=30,
+                     path="/uapi/domestic-stock/v1/quotations/inquire-time-itemconclusion"),
         RestEndpoint(name="daily_price", tr_id="FHKST01010400",
                      path="/uapi/domestic-stock/v1/quotations/inquire-daily-price"),
         RestEndpoint(name="etf_price", tr_id="FHPST02400000", paper=False,

@@ -49,6 +49,7 @@ __all__ = [
     "PriceDetailOutput",
     "ProgramDailyRow",
     "StockInfoOutput",
+    "TimeTradeRow",
     "TokenAnswer",
     "ViStatusRow",
     "investor_posting_due",
@@ -252,6 +253,25 @@ class MinuteBarRow(msgspec.Struct):
     stck_lwpr: str
     cntg_vol: str
     acml_tr_pbmn: str = "0"
+
+
+class TimeTradeRow(msgspec.Struct):
+    """FHPST01060000 ``output2`` row: one of today's trades on a venue, newest first.
+
+    Whether a row is one trade or one second's trades is UNCONFIRMED (kis-market-2026-09.md
+    §6); KIS's table names the price ``stck_pbpr`` and its example ``stck_prpr``: either is
+    read (`observer.kis.time_trades`).
+    """
+
+    stck_cntg_hour: str
+    acml_vol: str
+    cnqn: str
+    stck_prpr: str = ""
+    stck_pbpr: str = ""
+    askp: str = "0"
+    bidp: str = "0"
+    prdy_ctrt: str = "0"
+    tday_rltv: str = "0"
 
 
 class DailyBarRow(msgspec.Struct):

@@ -252,6 +252,7 @@ def _gap_state(env: Envelope, batch: Batch) -> None:
     event = env.event
     assert isinstance(event, GapStateChanged)
     fields = {"state": event.state, "bars": event.bars, "detail": event.detail}
+    recovered = {"trades": event.trades, "trade_volume": event.trade_volume}
     batch.insert(
         m.GapEvent,
         _audit(env)
@@ -260,17 +261,22 @@ def _gap_state(env: Envelope, batch: Batch) -> None:
         | fields,
     )
     # A state change for a gap never detected still creates it, so nothing is silently dropped.
-    values = {
-        "gap_id": event.gap_id,
-        "symbol": "",
-        "account": "",
-        "start_ns": 0,
-        "end_ns": 0,
-        "reason": "unknown",
-        "detected_ns": env.ts,
-        "updated_ns": env.ts,
-    } | fields
-    batch.upsert(m.Gap, ("gap_id",), values, ("state", "bars", "detail", "updated_ns"))
+    values = (
+        {
+            "gap_id": event.gap_id,
+            "symbol": "",
+            "account": "",
+            "start_ns": 0,
+            "end_ns": 0,
+            "reason": "unknown",
+            "detected_ns": env.ts,
+            "updated_ns": env.ts,
+        }
+        | fields
+        | recovered
+    )
+    updated = ("state", "bars", "detail", "updated_ns", "trades", "trade_volume")
+    batch.upsert(m.Gap, ("gap_id",), values, updated)
 
 
 def _master_file(env: Envelope, batch: Batch) -> None:

@@ -31,6 +31,7 @@ from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.conformance.rest import Targets
 from observer.conformance.run import Configured, run_check
 from observer.conformance.session import SIDE_FEEDS, SUBSCRIBED
+from observer.conformance.time_trades import ITEM as TRADES_ITEM
 from observer.kis.settings import AccountSettings, KisSettings
 from observer.kis.token_cache import cached_validity
 from tests.support import SimThread
@@ -136,12 +137,15 @@ def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettin
     # Each trade's cumulative volume the last one's plus its quantity, on every trade feed
     chain = next(f for f in default.findings if f.item == "ACML_VOL chain")
     assert chain.outcome == OK and "H0STCNT0: " in chain.finding and " 0 breaks" in chain.finding
+    # ... and KIS's trades by time for that span are those trades, a row each, on every venue
+    trades = next(f for f in default.findings if f.item == TRADES_ITEM)
+    assert trades.outcome == OK and trades.finding.count("a row per trade, as streamed") == 3
     assert found["FHPTJ04160001 FID_ETC_CLS_CODE"] == OK  # the simulator answers either
     assert found["token expiry format"] == OK  # the first run issued the token
     assert found["minute-bar label"] == OK  # the simulator labels bars by their start
     assert found["master host kospi_code.mst.zip"] == OK
     # Every REST TR once, and FHPTJ04160001 asked both ways of its FID_ETC_CLS_CODE.
-    assert sum(f.item.startswith(("FH", "HH", "CT")) for f in default.findings) == 20
+    assert sum(f.item.startswith(("FH", "HH", "CT")) for f in default.findings) == 22
     # Today's Nextrade bars from 08:00: the simulator's hold its pre-market.
     bars = next(f for f in default.findings if f.item == "FHKST03010200 Nextrade bars")
     assert bars.outcome == OK and re.match(r"\d+ bars of 005930 from 08:0\d to ", bars.finding)
@@ -229,6 +233,27 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     assert "H0STCNT0: " in unmatched.mismatches[1].finding
     assert "vi_feed = 'combined' should be 'off'" in unmatched.mismatches[2].finding
     assert "bar_label = 'end'" in unmatched.mismatches[3].finding
+
+
+def test_trades_by_time_that_are_not_the_streams_name_the_setting(
+    sim: SimThread, kis: KisSettings
+) -> None:
+    # The other beliefs about FHPST01060000: a second's trades summed in one row, and
+    # cumulative volumes of another count than the stream's
+    config = sim.sim.config
+    try:
+        config.time_trades_per = "second"
+        summed = check(sim, kis, 2.5)
+        config.time_trades_per, config.time_trades_cum_offset = "trade", 10**9
+        counted = check(sim, kis, 2.5, Configured(trades=False))
+    finally:
+        config.time_trades_per, config.time_trades_cum_offset = "trade", 0
+    row = next(f for f in summed.findings if f.item == TRADES_ITEM)
+    assert row.outcome == MISMATCH and "a second's trades summed in one row" in row.finding
+    assert "set [gap_recovery] trades = false" in row.finding
+    row = next(f for f in counted.findings if f.item == TRADES_ITEM)
+    assert row.outcome == OK and "cumulative volumes of another count" in row.finding
+    assert "trades is off: gaps get bars" in row.finding
 
 
 @pytest.mark.parametrize(

@@ -238,6 +238,8 @@ def _row_of(gap: Pending, state: str) -> Any:
         gap.detected_ns,
         state,
         gap.venue,
+        gap.cum_before,
+        gap.cum_after,
     )
 
 

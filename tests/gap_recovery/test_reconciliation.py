@@ -106,20 +106,22 @@ class LossyMorning:
 
 
 @contextmanager
-def lossy_morning(tmp_path: Path, track_b: str) -> Iterator[LossyMorning]:
-    """09:29:00 at 20x: Track B's slots stream from 09:30 (``track_b``: more of its settings);
-    the server withholds 30 % of the trades of 09:31-09:33 with the session up. Every process
-    stopped at the end."""
+def lossy_morning(
+    tmp_path: Path, track_b: str, gap_recovery: str = "", sim_config: SimConfig | None = None
+) -> Iterator[LossyMorning]:
+    """09:29:00 at 20x: Track B's slots stream from 09:30 (``track_b``, ``gap_recovery``: more
+    of their settings); the server withholds 30 % of the trades of 09:31-09:33 with the session
+    up. Every process stopped at the end."""
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
-    sim = SimThread(MARKET, NINE + timedelta(minutes=29), SimConfig(), speed=20)
+    sim = SimThread(MARKET, NINE + timedelta(minutes=29), sim_config or SimConfig(), speed=20)
     sim.sim.faults.tick_loss.append(LOSS)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         publish_morning(writer, tmp_path / "outbox")
         settings = "[track_b]\nregistrations_per_account = 3\n" + track_b
         # 20x: a registration's round trip of 0.1 wall seconds is 2 simulated seconds
-        settings += "[gap_recovery]\nverify_edge_s = 6.0\n"
+        settings += "[gap_recovery]\nverify_edge_s = 6.0\n" + gap_recovery
         config = sim_accounts_config(tmp_path, sim, writer, settings)
         procs.append(
             start_on_sim_clock(["track-b", "run", "--config", str(config)], sim, tmp_path / "b.log")
@@ -566,10 +568,10 @@ def test_a_symbol_whose_stored_minutes_the_database_fails_fails_alone_and_is_tri
     clock.advance((at(15, 1, 10) - clock.now_ns()) / S)
     answering = verify.tick_minutes
 
-    def lost(conn: Any, symbol: str, lo: int, hi: int, venue: str) -> Any:
+    def lost(conn: Any, symbol: str, lo: int, hi: int, venue: str, **how: bool) -> Any:
         if symbol == a:
             raise OperationalError("SELECT ...", {}, Exception("server closed the connection"))
-        return answering(conn, symbol, lo, hi, venue)
+        return answering(conn, symbol, lo, hi, venue, **how)
 
     monkeypatch.setattr(verify, "tick_minutes", lost)
     counted: list[str] = []

@@ -28,7 +28,9 @@ from tests.track_b.test_track_b import NINE
 
 @pytest.mark.exclusive  # Track B must be streaming by 09:31, 6 wall seconds after the start
 def test_a_silent_loss_is_a_volume_chain_gap_at_once_to_the_share(tmp_path: Path) -> None:
-    with lossy_morning(tmp_path, "") as morning:  # the chain on, as shipped
+    # The chain on, as shipped; gap recovery with bars alone (test_gap_recovery_trades: the
+    # exchange's trades first)
+    with lossy_morning(tmp_path, "", "trades = false\n") as morning:
         url, sim, config, procs = morning.url, morning.sim, morning.config, morning.procs
         track_b = procs[0]
         # Found while the stream runs, before 09:34: no reconciliation has run

@@ -193,6 +193,12 @@ def report(
             else "not reconciled yet (observer gap-recovery verify)"
         )
     )
+    chain = summary.chain
+    if chain.spans:
+        typer.echo(
+            f"volume proven by the chain: {chain.proven_pct}% of {chain.chain_volume:,} shares "
+            f"({chain.proven} of {chain.spans} watched spans: every trade stored, none twice)"
+        )
     for row in summary.symbols:
         typer.echo(
             f"{row.symbol:<8} {row.ticks:>7} ticks  watched {row.watched_s:>8} s  "

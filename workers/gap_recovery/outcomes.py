@@ -57,6 +57,8 @@ class RecoveryCounters:
     unrecoverable: int = 0
     marker_only: int = 0
     bars: int = 0
+    trades: int = 0  # the exchange's trades recovered for volume-chain gaps
+    trade_calls: int = 0  # FHPST01060000 calls made for them
     queue_peak: int = 0
     sweep_failures: int = 0  # database reads (sweeps, start-up, reconciliation) that failed
     # The newest stream end (epoch seconds) whose reconciliation settled here: done, or
@@ -113,6 +115,8 @@ class RecoveryCounters:
             "gaps_unrecoverable": self.unrecoverable,
             "gaps_marker_only": self.marker_only,
             "bars_recovered": self.bars,
+            "trades_recovered": self.trades,
+            "trade_calls": self.trade_calls,
             "queue_depth": queue_depth,
             "queue_peak": self.queue_peak,
             "sweep_failures": self.sweep_failures,

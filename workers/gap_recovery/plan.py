@@ -38,6 +38,10 @@ class Pending:
     reason: str
     detected_ns: int
     venue: Venue = "KRX"  # whose trades are missing: its minute bars are asked for
+    # A volume-chain gap's cumulative volumes around the missing trades (None: another kind):
+    # the exchange's trades between them are the gap's (`workers.gap_recovery.trades`).
+    cum_before: int | None = None
+    cum_after: int | None = None
 
     @property
     def duration_s(self) -> float:

@@ -1,9 +1,9 @@
 """Gap recovery's database reads: the start-up's, and each sweep's.
 
-At the start: the recovered bars a gap could touch (the ledger, so that no bar is published
-twice), the day's settled gaps (its success share), the days whose ``gaps_unrecoverable``
-alert is open, and the first sweep. Each sweep: the pending gaps, and the unrecoverable ones
-of the days still taken back (``retake_days``).
+At the start: the recovered bars a gap could touch and the recovered trades (the ledgers, so
+that no bar or trade is published twice), the day's settled gaps (its success share), the
+days whose ``gaps_unrecoverable`` alert is open, and the first sweep. Each sweep: the pending
+gaps, and the unrecoverable ones of the days still taken back (``retake_days``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from observer.calendar.clock import Clock
 from observer.calendar.phases import KST
 from observer.cluster.hosts import own_source
 from observer.config.tree import Settings
-from observer.db.queries import open_gaps, recovered_minutes, settled_gaps
+from observer.db.queries import open_gaps, recovered_minutes, recovered_trades, settled_gaps
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.outcomes import (
     NOT_OFFERED_ALERT,
@@ -34,7 +34,7 @@ _NS = 1_000_000_000
 _DAY_NS = 86_400 * _NS
 _LEDGER_DAYS = 7  # recovered bars loaded at start-up: this many days back, or the oldest gap's
 
-GapRow = Row[str, str, int, int, str, int, str, str]  # `open_gaps`
+GapRow = Row[str, str, int, int, str, int, str, str, int | None, int | None]  # `open_gaps`
 
 
 def day_of(ns: int) -> date:
@@ -51,6 +51,7 @@ class StartUp:
     """What the start-up reads from the database."""
 
     stored: list[tuple[str, str, int]]  # the recovered bars a gap could touch (the ledger)
+    trades: list[tuple[str, str, int]]  # the trades recovered (symbol, venue, cumulative volume)
     settled: list[tuple[str, str]]  # today's settled gaps: the day's success
     # An earlier instance's open `UNRECOVERABLE_ALERT`s (a day each) and not-offered warnings
     # (an account each: raised once, not again after a restart)
@@ -77,10 +78,11 @@ class GapReads:
                 conn, midnight, midnight + _DAY_NS, self.settings.supervisor.host
             )
             source = own_source(self.settings.supervisor, SOURCE)
+            trades = recovered_trades(conn, source, now - days * _DAY_NS)
             alerted = open_alerts(
                 conn, source, [UNRECOVERABLE_ALERT, NOT_ON_PAPER_ALERT, NOT_OFFERED_ALERT]
             )
-        return StartUp(stored, settled, alerted, self.open())
+        return StartUp(stored, trades, settled, alerted, self.open())
 
     def open(self) -> Sequence[GapRow]:
         """The pending gaps, and the unrecoverable ones of the days still taken back."""

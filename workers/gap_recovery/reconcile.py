@@ -40,6 +40,7 @@ def check_minutes(
     recovered: set[int],
     gaps: Iterable[tuple[str, int, int]],
     session_of: Callable[[int], TradingSession] = lambda minute_ns: "",
+    recovered_trades: Mapping[int, int] | None = None,
 ) -> list[MinuteCheck]:
     """Compare each minute's stored trades with its bar.
 
@@ -61,19 +62,25 @@ def check_minutes(
         for ``retake_days``, which recovers its minute when KIS has the bar.
     session_of:
         The venue's session of a minute (its opening instant).
+    recovered_trades:
+        Minute -> the volume of the exchange's trades gap recovery stored: a minute short
+        in the stream that they make whole is ``recovered``; more than the bar, ``excess``.
     """
+    extra = recovered_trades or {}
     spans = sorted(gaps, key=lambda g: g[1])
     checks = []
     for minute in minutes:
         volume, trades = stored.get(minute, (0, 0))
+        added = extra.get(minute, 0)
         bar = bars.get(minute, 0)
         gap_id = ""
-        if volume == bar:
-            status: MinuteStatus = "complete"
-        elif volume > bar:
-            status = "excess"
+        if volume + added > bar:
+            status: MinuteStatus = "excess"
+        elif volume == bar:
+            status = "complete"
         else:
-            status = "recovered" if minute in recovered else "short"
+            whole = added and volume + added == bar
+            status = "recovered" if whole or minute in recovered else "short"
             gap_id = next(
                 (
                     g

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, text
 
 from observer.calendar.phases import KST
 from observer.db.reconciliation_queries import (
+    chain_span,
     settled_minutes,
     slot_events_between,
     slot_venues_between,
@@ -28,6 +29,7 @@ from observer.process.stats import p99
 from workers.gap_recovery.reconcile import held_spans
 
 __all__ = [
+    "ChainProof",
     "DayReconciliation",
     "DayReport",
     "DaySummary",
@@ -83,6 +85,22 @@ class DayReconciliation(msgspec.Struct, frozen=True, kw_only=True):
     calls: int
 
 
+class ChainProof(msgspec.Struct, frozen=True, kw_only=True):
+    """The watched spans' stored trades against KIS's cumulative-volume chain (ACML_VOL).
+
+    A span is a symbol's slot on a venue; it is *proven* when its stored trades, streamed and
+    recovered, hold every share between its first trade's cumulative volume (less the
+    trade) and its last's: nothing missing and nothing twice, trade by trade. A span with a
+    disconnection (its bars recovered, not its trades) or a trade stored twice is not.
+    """
+
+    spans: int  # with two trades or more
+    proven: int
+    chain_volume: int  # the chain's difference, summed over the spans
+    proven_volume: int  # of it, in proven spans
+    proven_pct: float | None  # None: no span
+
+
 class DaySummary(msgspec.Struct, frozen=True, kw_only=True):
     """Everything ``observer gap-recovery report --json`` prints, in this order."""
 
@@ -94,6 +112,7 @@ class DaySummary(msgspec.Struct, frozen=True, kw_only=True):
     # the two figures: by the gaps detected, and by the exchange's own bars
     completeness_pct: float | None
     reconciliation: DayReconciliation | None  # None: the day was not reconciled
+    chain: ChainProof  # the volume proven by the chain, beside the minutes by the bars
     short_gaps: int
     short_success_pct: float
     detection_p99_s: float
@@ -143,6 +162,7 @@ class DayReport:
     symbols: list[SymbolReport]
     latencies: Latencies
     reconciliation: DayReconciliation | None = None  # None: the day was not reconciled
+    chain: ChainProof = field(default_factory=lambda: _proof([]))
 
     def summary(self) -> DaySummary:
         """Everything, as one struct (``--json``: its fields, in order)."""
@@ -158,6 +178,7 @@ class DayReport:
             gaps_by_state=dict(states),
             completeness_pct=_completeness(uncovered, watched),
             reconciliation=self.reconciliation,
+            chain=self.chain,
             short_gaps=self.latencies.short_gaps,
             short_success_pct=self.latencies.short_success_pct,
             detection_p99_s=self.latencies.detection_p99_s,
@@ -241,9 +262,11 @@ def day_report(conn: Connection, day: date, short_s: float = 60.0) -> DayReport:
         for venue in slot_venues_between(conn, lo, hi)
     }
     last = max([last, *(g[2] for g in gaps), *(e[3] for held in events.values() for e in held)])
-    for held in events.values():  # a symbol watched on several venues: each venue's spans
+    proofs: list[tuple[int, int, int, int]] = []  # per span: chain_span's figures
+    for venue, held in events.items():  # a symbol watched on several venues: each venue's
         for symbol, spans in held_spans(held, last).items():
             symbols[symbol].watched = sorted([*symbols[symbol].watched, *spans])
+            proofs += [chain_span(conn, symbol, venue, start, end) for start, end in spans]
     detection, to_recovered, short = [], [], Counter[str]()
     for symbol, start, end, reason, state, detected, updated in gaps:
         symbols[symbol].gaps.append((start, end, reason, state))
@@ -263,7 +286,23 @@ def day_report(conn: Connection, day: date, short_s: float = 60.0) -> DayReport:
         detect_to_recovered_p99_s=p99(to_recovered),
     )
     reconciliation = _reconciliation(conn, day, symbols)
-    return DayReport(day, [symbols[s] for s in sorted(symbols)], latencies, reconciliation)
+    return DayReport(
+        day, [symbols[s] for s in sorted(symbols)], latencies, reconciliation, _proof(proofs)
+    )
+
+
+def _proof(spans: list[tuple[int, int, int, int]]) -> ChainProof:
+    """The chain's figures of ``spans`` (`chain_span`'s, each span's)."""
+    chained = [(shares, last - first) for count, shares, first, last in spans if count >= 2]
+    volume = sum(diff for _, diff in chained)
+    proven = [diff for shares, diff in chained if shares == diff]
+    return ChainProof(
+        spans=len(chained),
+        proven=len(proven),
+        chain_volume=volume,
+        proven_volume=sum(proven),
+        proven_pct=round(100 * sum(proven) / volume, 2) if volume else None,
+    )
 
 
 def _reconciliation(

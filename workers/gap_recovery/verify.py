@@ -386,6 +386,7 @@ class Verifier:
         try:
             with self.engine.connect() as conn:
                 stored = tick_minutes(conn, symbol, lo, hi, venue)
+                added = tick_minutes(conn, symbol, lo, hi, venue, recovered=True)
                 recovered = recovered_bar_minutes(conn, symbol, lo, hi, venue)
                 recorded = gaps_of(conn, symbol, lo, hi, venue)
                 gaps = [(g, start, end) for g, start, end, _, _ in recorded]
@@ -403,7 +404,8 @@ class Verifier:
                 return True
             self._label_shifted(day, symbol, shift)
         session_of = functools.partial(self.venues.session_of_ns, venue)
-        checks = check_minutes(minutes, stored, bars, recovered, gaps, session_of)
+        by_trades = {minute: volume for minute, (volume, _) in added.items()}
+        checks = check_minutes(minutes, stored, bars, recovered, gaps, session_of, by_trades)
         for n, check in enumerate(checks):
             if shift:
                 # Gap recovery reads bars with the same label: a short minute is left for a

@@ -33,7 +33,13 @@ from observer.cluster.transport import feed_subscriber
 from observer.config.tree import Settings
 from observer.db.outages import DATABASE_ERRORS, ReadRetries
 from observer.db.readers import reader_engine
-from observer.errors import KisAuthError, KisError, KisPaperRefused, KisTokenThrottled
+from observer.errors import (
+    KisAuthError,
+    KisError,
+    KisPaperRefused,
+    KisProtocolError,
+    KisTokenThrottled,
+)
 from observer.kis.client import RateLimits
 from observer.kis.endpoints import MARKET_CODES
 from observer.kis.session import (
@@ -43,6 +49,7 @@ from observer.kis.session import (
     rest_error_counters,
     token_alert,
 )
+from observer.kis.time_trades import chain_closes, trades_back_to
 from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.retry import backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever, journal_for
@@ -57,6 +64,7 @@ from workers.gap_recovery.outcomes import (
 )
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
 from workers.gap_recovery.reads import GapReads, GapRow, day_of
+from workers.gap_recovery.trades import TradeLedger, trade_tick, why_not, within
 from workers.gap_recovery.verify import Verifier, lanes_for
 
 __all__ = ["SOURCE", "UNRECOVERABLE_ALERT", "GapRecovery", "Pending", "RecoveryCounters"]
@@ -87,6 +95,9 @@ class QueuedGap:
     failing_since: int | None = None  # clock time of the first failure
     started: float | None = None  # wall time of its first call
     retake: bool = False  # an unrecoverable gap tried again: one try, unrecoverable until then
+    # Why the exchange's trades did not close its volume chain (then its bars are asked);
+    # empty: not tried yet, or not a volume-chain gap
+    trades_note: str = ""
 
 
 class GapRecovery(AsyncWorker):
@@ -130,6 +141,7 @@ class GapRecovery(AsyncWorker):
         self.done: dict[str, Settled] = {}
         self.running: set[str] = set()
         self.ledger = BarLedger()
+        self.trade_ledger = TradeLedger()
         self.venues = venues_from(
             settings.venues, timeline_from(settings.phases, settings.calendar)
         )
@@ -224,6 +236,7 @@ class GapRecovery(AsyncWorker):
         if found is None:
             return False
         self.ledger = BarLedger(found.stored)
+        self.trade_ledger = TradeLedger(found.trades)
         today = day_of(self.clock.now_ns())
         for gap_id, state in found.settled:
             self.tally.settle(gap_id, today, cast(GapState, state))
@@ -258,8 +271,10 @@ class GapRecovery(AsyncWorker):
         now = self.clock.now_ns()
         retake_ns = int(self.config.retake_s * _NS)
         unrecoverable: dict[str, date] = {}
-        for gap_id, symbol, start, end, reason, detected, state, venue in rows:
-            gap = Pending(gap_id, symbol, start, end, reason, detected, cast(Venue, venue))
+        for gap_id, symbol, start, end, reason, detected, state, venue, before, after in rows:
+            gap = Pending(
+                gap_id, symbol, start, end, reason, detected, cast(Venue, venue), before, after
+            )
             if state != "unrecoverable":
                 self.admit(gap)
                 continue
@@ -288,6 +303,8 @@ class GapRecovery(AsyncWorker):
                             event.reason,
                             envelope.ts,
                             event.venue,
+                            event.cum_before,
+                            event.cum_after,
                         )
                     )
 
@@ -358,11 +375,15 @@ class GapRecovery(AsyncWorker):
                 self.producer.send(
                     GapStateChanged(gap_id=gap.gap_id, state="recovering", bars=0, detail=job.plan)
                 )
+        if self._by_trades(job) and await self._recover_trades(job, account):
+            return
         minutes = minutes_of(gap.start_ns, gap.end_ns)
         if self.ledger.holds(gap.symbol, minutes, gap.venue):
             # Another gap's call brought these final bars (a volume chain breaks many times a
             # minute on a lossy feed): no call, nothing new to publish.
             detail = f"0 bars for {_span(minutes)}: recovered already, with another gap"
+            if job.trades_note:
+                detail += f"; not by trades: {job.trades_note}"
             self._final(gap, "recovered", 0, detail, retake=job.retake)
             return
         today = day_of(self.clock.now_ns())
@@ -414,8 +435,78 @@ class GapRecovery(AsyncWorker):
         detail = f"{len(found)} bars for {_span(minutes)}, {len(fresh)} new" + (
             f", {quiet} minutes without trades" if quiet else ""
         )
+        if job.trades_note:
+            detail += f"; not by trades: {job.trades_note}"
         self.tally.call_to_record_s.append(time.monotonic() - job.started)
         self._final(gap, "recovered", len(found), detail, retake=job.retake)
+
+    def _by_trades(self, job: QueuedGap) -> bool:
+        """Whether ``job``'s gap is asked for the exchange's trades first (not tried yet).
+
+        A volume-chain gap of today (KIS answers today's trades only), with ``trades`` on.
+        """
+        gap = job.gap
+        return (
+            self.config.trades
+            and not job.trades_note
+            and gap.cum_before is not None
+            and gap.cum_after is not None
+            and day_of(gap.end_ns) == day_of(self.clock.now_ns())
+        )
+
+    async def _recover_trades(self, job: QueuedGap, account: KisAccount) -> bool:
+        """The gap's missing trades from the exchange; True if that settled this try.
+
+        Recovered when the trades KIS answers between the gap's cumulative volumes close its
+        chain (`chain_closes`): each not published yet is, and the gap says how many and
+        the shares they closed. Otherwise ``job.trades_note`` says why, and the minute bars
+        are asked (False). KIS refusing or failing the call is a failed try like the bars'.
+        """
+        gap = job.gap
+        before, after = gap.cum_before, gap.cum_after
+        assert before is not None and after is not None  # `_by_trades`
+        try:
+            back = await trades_back_to(
+                account.client,
+                gap.symbol,
+                MARKET_CODES[gap.venue],
+                gap.end_ns,
+                before,
+                self.config.trade_calls_max,
+                gap.start_ns,  # the last streamed trade's stamp
+            )
+        except KisProtocolError as exc:  # an answer not trusted: the bars, at once
+            job.trades_note = f"KIS's trades garbled ({exc})"[:200]
+            return False
+        except KisPaperRefused as exc:
+            job.trades_note = f"not offered ({exc})"[:200]
+            return False
+        except KisError as exc:
+            self._failed(job, str(exc), attempt=not _later(exc))
+            return True
+        self.tally.trade_calls += back.pages
+        span = [t for t in back.trades if t.cum_volume <= after]
+        if not chain_closes(span, before, after):
+            job.trades_note = why_not(back, span, after - before, self.config.trade_calls_max)
+            return False
+        if not within(span, gap.start_ns, gap.end_ns):
+            job.trades_note = "KIS's trades that close the chain lie outside the gap's seconds"
+            return False
+        fresh = self.trade_ledger.claim(gap.symbol, gap.venue, span)
+        now = self.clock.now_ns()
+        for trade in fresh:
+            tick = trade_tick(
+                trade, gap.symbol, gap.venue, account.alias, now, self.venues.session_of_ns
+            )
+            self.producer.send(tick)
+        self.tally.trades += len(fresh)
+        if job.started is not None:
+            self.tally.call_to_record_s.append(time.monotonic() - job.started)
+        volume = after - before
+        detail = f"recovered_trades: {len(span)} trades, {volume} shares ({back.pages} calls"
+        detail += f", {len(span) - len(fresh)} stored before)" if len(fresh) < len(span) else ")"
+        self._final(gap, "recovered", 0, detail, retake=job.retake, trades=len(span), volume=volume)
+        return True
 
     def _not_offered(self, alias: str, gap: Pending, reason: str) -> None:
         """A gap whose bars the account's KIS host does not offer: a marker, warned once.
@@ -481,11 +572,26 @@ class GapRecovery(AsyncWorker):
         )
 
     def _final(
-        self, gap: Pending, state: GapState, bars: int, detail: str, *, retake: bool = False
+        self,
+        gap: Pending,
+        state: GapState,
+        bars: int,
+        detail: str,
+        *,
+        retake: bool = False,
+        trades: int = 0,
+        volume: int = 0,
     ) -> None:
         now = self.clock.now_ns()
         self.producer.send(
-            GapStateChanged(gap_id=gap.gap_id, state=state, bars=bars, detail=detail)
+            GapStateChanged(
+                gap_id=gap.gap_id,
+                state=state,
+                bars=bars,
+                detail=detail,
+                trades=trades,
+                trade_volume=volume,
+            )
         )
         self.jobs.pop(gap.gap_id, None)
         day = day_of(gap.start_ns)

@@ -449,6 +449,9 @@ class Gap(Base):
     missing_volume: Mapped[int | None]
     cum_before: Mapped[int | None]
     cum_after: Mapped[int | None]
+    # The exchange's trades gap recovery stored for it, and the shares they closed
+    trades: Mapped[int] = mapped_column(server_default="0")
+    trade_volume: Mapped[int] = mapped_column(server_default="0")
 
 
 class GapEvent(Audited, Base):
