@@ -279,7 +279,8 @@ class Faults:
         return window is not None and window[0] <= ns < window[1]
 
     # symbol -> "HHMM" minutes in which it does not trade: no minute bar (KIS has none for a
-    # minute without trades) and no real-time trade; the REST quote still counts them.
+    # minute without trades), no real-time trade and nothing in any volume (the REST quote's
+    # price, high, low and value still follow the path through them).
     no_trades: dict[str, set[str]] = field(default_factory=dict)
     # app key -> simulated instant (ns) until which its WebSocket sessions are cut as soon
     # as they identify themselves (their first message): an account whose sessions fail

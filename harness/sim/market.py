@@ -473,6 +473,9 @@ def quote_at(market: Market, symbol: str, now: datetime, *, after_market: bool =
 
     From 16:00 it follows KRX's after-market trades done by ``now`` (`Market.krx_after_day`:
     its price, high and low, volume, value, last trade), unless ``after_market`` is False.
+    The market's, without faults: its volume counts the trades a halt or a quiet minute keeps
+    from happening too (the server's quotes and feeds count the exchange's trades:
+    `harness.sim.tape.volume_to`).
     """
     quote = _regular_quote(market, symbol, now)
     if not after_market or now.hour * 3600 < KRX_AFTER_SPAN.start_s:

@@ -41,7 +41,7 @@ from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, OK, envelope, fail, now_kst, price_sign, session_day, sign
 from harness.sim.realtime import best_quotes
 from harness.sim.sectors import CATALOG, detail_name, info_class, listed_code
-from harness.sim.tape import Print, Venue, prints_before
+from harness.sim.tape import Print, Venue, prints_before, volume_to
 from observer.calendar.clock import Clock
 
 __all__ = ["PAPER_LACKS", "Quotes"]
@@ -143,7 +143,7 @@ class Quotes:
                 # KRX's regular session's volume at the posting's time: a posting's figures
                 # stay what they were posted as (its after-market makes none move)
                 posted = datetime.combine(day, at, KST)
-                volume = quote_at(self.market, symbol, posted, after_market=False).volume
+                volume = self._quote_at(symbol, posted, after_market=False).volume
                 mark = zlib.crc32(f"{symbol}{day}{posting}".encode())
                 foreign = volume * (mark % 21 - 10) * bump // 10_000
                 institution = 0 if posting == 1 else volume * (mark // 21 % 21 - 10) // 100
@@ -279,11 +279,29 @@ class Quotes:
         if faults.halted(symbol, now):
             start = faults.halts[symbol][0]
             at = datetime.fromtimestamp(start / NS, KST)
-            return quote_at(self.market, symbol, at, after_market=self._after_market()), True
+            return self._quote_at(symbol, at, self._after_market()), True
         if faults.locked(symbol, now):
             upper = price_limits(q.prev_close)[1]
             return dataclasses.replace(q, price=upper, high=max(q.high, upper)), False
         return q, False
+
+    def _quote_at(self, symbol: str, at: datetime, after_market: bool) -> Quote:
+        """`quote_at`, its volume the exchange's count of KRX's trades to ``at`` (KST).
+
+        That is FHPST01060000's and the feed's (`harness.sim.tape.volume_to`, KRX's unsent
+        trades aside): the day's path also counts the trades a halt or a quiet minute kept
+        from happening, a real exchange has one count. Its price, high, low and value stay
+        the path's. ``after_market`` as `quote_at`'s.
+        """
+        quote = quote_at(self.market, symbol, at, after_market=after_market)
+        faults = self.gateway.faults
+        if symbol not in faults.halts and symbol not in faults.no_trades:
+            return quote  # no trade kept from happening: the path's volume is the record's
+        config = self.gateway.config
+        if config.krx_after_market != after_market:
+            config = dataclasses.replace(config, krx_after_market=after_market)
+        volume = volume_to(self.market, faults, config, "J", symbol, at, unsent_counted=False)
+        return dataclasses.replace(quote, volume=volume)
 
     def _after_market(self) -> bool:
         """Whether KRX's after-market trades are served (`SimConfig.krx_after_market`)."""
@@ -446,7 +464,7 @@ class Quotes:
         now = self._now()
         until = query.get("FID_INPUT_HOUR_1", "153000")
         rows = self._rows_of(query, symbol, now.date(), until, 30)
-        quote = quote_at(self.market, symbol, now, after_market=self._after_market())
+        quote = self._quote_at(symbol, now, self._after_market())
         summary = self._chart_summary(symbol, quote)
         return web.json_response(envelope(*OK, output1=summary, output2=rows))
 
@@ -494,7 +512,7 @@ class Quotes:
         page = (_per_second(prints) if per_second else _per_trade(prints))[-wanted:]
         offset = config.time_trades_cum_offset
         rows = [_trade_row(last, qty, prev_close, offset) for last, qty in reversed(page)]
-        quote = quote_at(self.market, symbol, now, after_market=self._after_market())
+        quote = self._quote_at(symbol, now, self._after_market())
         volume, prev_volume = quote.volume, self._krx_day_volume(symbol, day)
         if venue != "J":
             nxt, _ = self._nextrade_quote(symbol)
@@ -561,7 +579,7 @@ class Quotes:
             day = calendar.previous_session(day)
         while day >= start and len(rows) < limit:
             if day == now.date():
-                q = quote_at(self.market, symbol, now, after_market=after_market)
+                q = self._quote_at(symbol, now, after_market)
                 close = quote_at(self.market, symbol, now, after_market=False).price
                 bar = (close, q.open, q.high, q.low, q.volume, q.value, q.prev_close)
             else:  # a past session: its minute path summed up (drawn in blocks, kept)
@@ -616,7 +634,7 @@ class Quotes:
         now = self._now()
         day = session_day(self.market, now)
         at = now if day == now.date() else datetime.combine(day, _DAY_END, tzinfo=KST)
-        return day, quote_at(self.market, symbol, at, after_market=self._after_market())
+        return day, self._quote_at(symbol, at, self._after_market())
 
     def _etf(self, query: Any) -> tuple[str, date, Quote]:
         symbol = query.get("FID_INPUT_ISCD", "")

@@ -45,7 +45,7 @@ from harness.sim.nextrade import (
 )
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, price_sign
-from harness.sim.tape import krx_unsent_to, unsent
+from harness.sim.tape import unsent, volume_to
 from harness.sim.vi import VI_FEEDS, DayVis, vi_key_taken
 from observer.calendar.clock import Clock
 
@@ -390,16 +390,28 @@ class Realtime:
     def _krx_running(
         self, tr_id: str, symbol: str, start: datetime, state: dict[tuple[str, str], _Running]
     ) -> _Running:
-        """KRX's day of ``symbol`` to ``start`` as the feed ``tr_id`` reports it (kept)."""
+        """KRX's day of ``symbol`` to ``start`` as the feed ``tr_id`` reports it (kept).
+
+        Its volume is the exchange's count of the trades it made to ``start``, FHPST01060000's
+        (`harness.sim.tape.volume_to`): the same ACML_VOL whenever registered.
+        """
         running = state.get((tr_id, symbol))
         if running is None:
             q = quote_at(self.market, symbol, start, after_market=self.config.krx_after_market)
-            running = state[tr_id, symbol] = _Running(
-                q.prev_close, q.open, q.high, q.low, q.volume, q.value
+            # The quote counts the day's path, trades a halt or a quiet minute kept from
+            # happening too: the volume is the record's (the unsent trades on H0STCNT0's).
+            volume = volume_to(
+                self.market,
+                self.faults,
+                self.config,
+                "J",
+                symbol,
+                start,
+                unsent_counted=tr_id == "H0STCNT0",
             )
-            if tr_id == "H0STCNT0" and self.config.volume_chain == "beyond":
-                # the unsent trades counted so far: the same ACML_VOL whenever registered
-                running.volume += krx_unsent_to(self.market, self.faults, symbol, start)
+            running = state[tr_id, symbol] = _Running(
+                q.prev_close, q.open, q.high, q.low, volume, q.value
+            )
         return running
 
     def _krx_records(
@@ -566,13 +578,22 @@ class Realtime:
         return records
 
     def _running_before(self, symbol: str, start: datetime, combined: bool) -> _Running:
-        """Nextrade's day before ``start`` (with KRX's, for the combined feed)."""
+        """Nextrade's day before ``start`` (with KRX's, for the combined feed).
+
+        Its volume the exchanges' count of the trades they made to ``start``, as
+        FHPST01060000's (`harness.sim.tape.volume_to`).
+        """
         day = start.date()
         path = self.market.day_path(symbol, day)
         running = _Running(path.prev_close, 0, 0, 0, 0, 0)
         if combined:
             q = quote_at(self.market, symbol, start, after_market=self.config.krx_after_market)
-            running = _Running(q.prev_close, q.open, q.high, q.low, q.volume, q.value)
+            # KRX's volume the record's, not the quote's (which counts a halt's trades too);
+            # Nextrade's added below, trade by trade
+            volume = volume_to(
+                self.market, self.faults, self.config, "J", symbol, start, unsent_counted=False
+            )
+            running = _Running(q.prev_close, q.open, q.high, q.low, volume, q.value)
         midnight = datetime(day.year, day.month, day.day, tzinfo=KST)
         for minute in range(8 * 60, start.hour * 60 + start.minute + 1):
             before = (start - (midnight + timedelta(minutes=minute))).total_seconds()

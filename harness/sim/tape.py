@@ -9,17 +9,18 @@ withholds under `Faults.tick_loss` (the exchange printed them, the feed lost the
 `SimConfig.volume_chain` "beyond", the trades KRX's ACML_VOL counts that its feed never sends
 (`unsent`), each as a trade of its own: so the record's chain and the feed's agree.
 
-Its cumulative volume is the feed's from the venue's first trade of the day (a registration
-made before it: `harness.sim.realtime` starts a later one from the quote, `quote_at`, which
-also counts the trades a halt or a quiet minute kept off the feed). It is read a page at a
-time, never a day at once: the minutes walked back from the page's end, on top of the volume
-before them, which a day's path gives in one lookup (`DayPath.volume_to`) and the other
-venues' drawn days in one sum.
+Its cumulative volume is the feed's, whenever the feed was registered: the exchange counts
+the trades it made, one count. A registration made later in the day starts from the record's
+volume to that instant (`volume_to`, what `harness.sim.realtime` seeds it with), not from the
+quote's (`quote_at` counts the day's path, the trades a halt or a quiet minute kept from
+happening too). It is read a page at a time, never a day at once: the minutes walked back
+from the page's end, on top of the volume before them, which a day's path gives in one
+lookup (`DayPath.volume_to`) and the other venues' drawn days in one sum.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Literal
 
@@ -33,7 +34,7 @@ from harness.sim.nextrade import (
 )
 from harness.sim.protocol import NS
 
-__all__ = ["UNSENT", "Print", "Venue", "krx_unsent_to", "prints_before", "unsent"]
+__all__ = ["UNSENT", "Print", "Venue", "prints_before", "unsent", "volume_to"]
 
 Venue = Literal["J", "NX", "UN"]
 
@@ -168,39 +169,46 @@ def volume_before(
     return volume
 
 
-def krx_unsent_to(market: Market, faults: Faults, symbol: str, at: datetime) -> int:
-    """Shares of the unsent trades (`unsent`, "beyond") KRX's feed counted up to ``at``.
+def volume_to(
+    market: Market,
+    faults: Faults,
+    config: SimConfig,
+    venue: Venue,
+    symbol: str,
+    at: datetime,
+    unsent_counted: bool = True,
+) -> int:
+    """The feed's ACML_VOL once every trade of the record done by ``at`` (KST) is counted.
 
-    Those before each of its regular session's trades at or before ``at`` (KST) that the
-    feed sends or withholds: what a registration at ``at`` adds to the quote's volume.
+    The day's volume of the trades the exchange made (a halt's, a quiet minute's never
+    happened; withheld ones did; KRX's unsent ones too with "beyond", unless not
+    ``unsent_counted``: its book and program feeds count no unsent trade), to and including
+    ``at``, a trade at ``at`` counted as the feed counts it: a registration made at ``at``
+    starts its running volume here, and its first record's ACML_VOL is this plus that
+    record's own quantity, as `prints_before` has it. (`harness.sim.market.quote_at` counts
+    the day's path instead, trades a fault kept from happening too.)
     """
+    if not unsent_counted and config.volume_chain != "exact":
+        config = replace(config, volume_chain="exact")
     day = at.date()
-    opened = datetime(day.year, day.month, day.day, 9, tzinfo=KST)
-    index = int((at - opened).total_seconds() // 60)
-    if index < 0:
-        return 0
-    shares = _krx_regular_before(market, faults, symbol, day, index, "beyond", unsent_only=True)
-    if index < BARS_PER_DAY:
-        upto = (at - opened - timedelta(minutes=index)).total_seconds()
-        for second, _, _, nth in krx_regular_trades(market, faults, symbol, day, index):
-            if second > upto:
-                break
-            shares += unsent("beyond", nth)
-    return shares
+    minute = min(at.hour * 60 + at.minute, _DAY_END)
+    volume = volume_before(market, faults, config, venue, symbol, day, minute)
+    # seconds into the minute, as the feed compares its trades' (`harness.sim.realtime`)
+    opened = datetime(day.year, day.month, day.day, tzinfo=KST) + timedelta(minutes=minute)
+    into = (at - opened).total_seconds()
+    for second, _, qty in minute_trades(market, faults, config, venue, symbol, day, minute):
+        if second > into:
+            break
+        volume += qty
+    return volume
 
 
 def _krx_regular_before(
-    market: Market,
-    faults: Faults,
-    symbol: str,
-    day: date,
-    index: int,
-    volume_chain: str,
-    unsent_only: bool = False,
+    market: Market, faults: Faults, symbol: str, day: date, index: int, volume_chain: str
 ) -> int:
     """KRX's feed's volume in its regular session's bars before bar ``index``.
 
-    With its unsent trades (`unsent`) as ``volume_chain`` says; ``unsent_only``: those alone.
+    With its unsent trades (`unsent`) as ``volume_chain`` says.
     """
     index = min(index, BARS_PER_DAY)
     if index <= 0:
@@ -209,14 +217,13 @@ def _krx_regular_before(
     beyond = volume_chain == "beyond"
     # the ticks nth 5, 15, ... of each bar: (trades + 4) // 10 of them
     volume = UNSENT * int(((path.trades[:index] + 4) // 10).sum()) if beyond else 0
-    if not unsent_only:
-        volume += int(path.volume_to[index - 1])
+    volume += int(path.volume_to[index - 1])
     for bar in _touched(faults, symbol, day, _KRX_OPEN, index):
         # a bar a fault touched: less what the feed does not print of it
-        drawn = 0 if unsent_only else int(path.volume[bar])
+        drawn = int(path.volume[bar])
         drawn += UNSENT * ((int(path.trades[bar]) + 4) // 10) if beyond else 0
         printed = sum(
-            (0 if unsent_only else qty) + unsent(volume_chain, nth)
+            qty + unsent(volume_chain, nth)
             for _, _, qty, nth in krx_regular_trades(market, faults, symbol, day, bar)
         )
         volume -= drawn - printed

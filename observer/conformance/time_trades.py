@@ -79,8 +79,20 @@ class _Counting:
         return rows
 
 
-async def _compare(client: KisClient, symbol: str, venue: Venue, chain: Chain) -> _Compared:
-    trades = [t for t in chain.trades if t.symbol == symbol][-_TRADES:]
+def _window(trades: list[TradeTick]) -> list[TradeTick]:
+    """The last `_TRADES` of ``trades``, from the first trade of a second on.
+
+    A row of a second's trades (the other belief) begins where the second does: a window
+    beginning inside a second would read as other trades than the stream's.
+    """
+    window = trades[-_TRADES - 1 :]
+    opened = window[0].exchange_ns // _NS
+    return [t for t in window if t.exchange_ns // _NS > opened]
+
+
+async def _compare(
+    client: KisClient, symbol: str, venue: Venue, trades: list[TradeTick]
+) -> _Compared:
     first, last = trades[0], trades[-1]
     cum_before = first.cum_volume - first.qty
     counting = _Counting(client)
@@ -127,15 +139,18 @@ async def time_trades_finding(
         chain = chains.get(tr_id)
         if chain is None or chain.breaks or chain.resets:
             continue  # the stream lost or recounted: nothing whole to compare with
-        if sum(t.symbol == symbol for t in chain.trades) < 2:
+        trades = _window([t for t in chain.trades if t.symbol == symbol])
+        if len(trades) < 2:
             continue
         try:
-            compared.append(await _compare(client, symbol, venue, chain))
+            compared.append(await _compare(client, symbol, venue, trades))
         except KisError as exc:
             report.add(ITEM, NOT_MEASURED, f"{venue}: {exc}"[:300])
             return
     if not compared:
-        report.add(ITEM, NOT_MEASURED, f"no venue streamed two trades of {symbol} unbroken")
+        report.add(
+            ITEM, NOT_MEASURED, f"no venue streamed trades of {symbol} in two seconds unbroken"
+        )
         return
     said = "; ".join(
         f"{c.venue}: {c.answered} rows for {c.streamed} trades streamed, {_SAID[c.kind]} "

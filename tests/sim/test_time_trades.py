@@ -14,7 +14,7 @@ import itertools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import aiohttp
@@ -23,11 +23,12 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.sim.config import SimConfig, TickLoss
+from harness.sim.config import Faults, SimConfig, TickLoss
 from harness.sim.market import KST, Market, quote_at
 from harness.sim.price_units import price_limits
 from harness.sim.quotes import PAPER_LACKS
 from harness.sim.server import Simulator
+from harness.sim.tape import volume_to
 from observer.calendar.clock import ManualClock, SimulatedClock
 from observer.calendar.trading import TradingCalendar
 
@@ -531,3 +532,230 @@ def test_on_loopback_the_record_matches_what_the_websocket_delivered() -> None:
         assert len(lost) == sim.realtime.records_withheld[symbol] > 0
         assert all("100130" <= t.stamp < "100230" for t in lost)
     assert sim.calls[TR] >= 10
+
+
+# ------------------------------------------------------------------ registered after a fault
+
+HALTED, QUIET = SMALL, KRX_ONLY  # one on Nextrade's list, one not
+REGISTERED = at(11, 30)  # a Track B slot's registration, mid-day
+
+
+def faulted(kind: str) -> Simulator:
+    """A simulator at 20:30, its faults `with_faults`'s; ``kind`` "beyond": KRX's ACML_VOL
+    counting the trades its feed never sends (`SimConfig.volume_chain`)."""
+    chain = "beyond" if kind == "beyond" else "exact"
+    return with_faults(simulator(at(20, 30), volume_chain=chain), kind)
+
+
+def with_faults(sim: Simulator, kind: str = "exact") -> Simulator:
+    """``sim``, its faults keeping trades of ``HALTED`` and ``QUIET`` from happening before
+    `REGISTERED`: 10:00:20-10:12 and 17:00-17:30 halted, 11:00, 11:01 and 16:50 quiet;
+    ``kind`` adds a limit lock ("lock") or a silent loss ("loss")."""
+    faults = sim.faults
+    for symbol in (HALTED, QUIET):
+        faults.no_trades[symbol] = {"1100", "1101", "1650"}
+    faults.halts[HALTED] = (ns(at(10, 0, 20)), ns(at(10, 12)))
+    faults.halts[QUIET] = (ns(at(17)), ns(at(17, 30)))
+    if kind == "lock":
+        faults.limit_locks[HALTED] = (ns(at(9, 30)), ns(at(9, 40)))
+    if kind == "loss":  # withheld: the exchange made those trades, they count
+        feeds = frozenset(FEEDS.values())
+        faults.tick_loss.append(TickLoss(ns(at(10, 30)), ns(at(11, 35)), 0.3, feeds=feeds))
+    return sim
+
+
+@pytest.mark.parametrize("kind", ["exact", "lock", "loss", "beyond"])
+@pytest.mark.parametrize("venue", ["J", "NX", "UN"])
+@pytest.mark.parametrize("symbol", [HALTED, QUIET])
+@pytest.mark.parametrize("registered", [REGISTERED, at(18)], ids=["midday", "evening"])
+def test_a_registration_after_a_fault_carries_the_record_s_cumulative_volume(
+    kind: str, venue: str, symbol: str, registered: datetime
+) -> None:
+    """Registered after a halt and quiet minutes (and a limit lock, a silent loss, the unsent
+    trades "beyond" counts): every record's ACML_VOL is the exchange's count of the trades
+    it made to it, as FHPST01060000 answers it, however late the feed was registered."""
+    sim = faulted(kind)
+    end = registered + timedelta(minutes=5 if registered < at(16) else 30)  # evenings trade less
+    # from the second after the registration (a trade at its instant is counted before it)
+    since, until = hhmmss(seconds(f"{registered:%H%M%S}") + 1), f"{end:%H%M%S}"
+    stream = before(pushed(sim, venue, symbol, ns(registered), ns(end)), until, since)
+    trades = page_back(functools.partial(page, sim, symbol, venue), until, since)
+    if venue == "NX" and symbol == QUIET:
+        assert stream == trades == []  # Nextrade does not trade it
+        return
+    assert len(stream) > 5
+    sent = set(stream)
+    assert [t for t in trades if t in sent] == stream  # ACML_VOL too: the same count
+    if kind != "loss" and not (kind == "beyond" and venue == "J"):
+        assert trades == stream  # and no trade the feed did not send
+    # and the same records as a registration before the day's first trade
+    early = before(pushed(sim, venue, symbol, ns(at(7, 59)), ns(end)), until)
+    assert early[-len(stream) :] == stream
+
+
+FAULTED = {kind: faulted(kind) for kind in ("exact", "beyond")}
+
+
+@given(
+    kind=st.sampled_from(["halt", "quiet", "none"]),
+    beyond=st.booleans(),
+    venue=st.sampled_from(["J", "NX", "UN"]),
+    registered=st.integers(9 * 3600, 20 * 3600 - 1),
+    offset=st.integers(1, 120),  # minutes the fault starts before the registration
+    minutes=st.integers(1, 30),  # how long it lasts
+)
+def test_a_registration_s_first_record_follows_the_record_s_volume_before_it(
+    kind: str, beyond: bool, venue: str, registered: int, offset: int, minutes: int
+) -> None:
+    """Any registration, after a halt, quiet minutes or neither: its first record's ACML_VOL
+    less its quantity is the FHPST01060000 answer's volume before it (its older row's)."""
+    sim = FAULTED["beyond" if beyond else "exact"]
+    faults = sim.faults
+    symbol = BUSY
+    first = registered - offset * 60
+    saved = dict(faults.halts), {k: set(v) for k, v in faults.no_trades.items()}
+    try:
+        if kind == "halt":
+            faults.halts[symbol] = (ns(at(0)) + first * NS, ns(at(0)) + (first + 60 * minutes) * NS)
+        elif kind == "quiet":
+            faults.no_trades[symbol] = {hhmmss(first + 60 * m)[:4] for m in range(minutes)}
+        start = ns(at(0)) + registered * NS
+        state: dict[tuple[str, str], Any] = {}
+        records: list[str] = []
+        for after in range(start, ns(at(20, 1)), 60 * NS):  # to the first record pushed
+            records = sim.realtime._records(FEEDS[venue], symbol, after, after + 60 * NS, state)
+            if records:
+                break
+        if not records:
+            return  # none after it that day
+        record = of_record(records[0])
+        answered = page(sim, symbol, venue, hhmmss(seconds(record.stamp) + 1))
+        assert record in answered  # its ACML_VOL too
+        nth = answered.index(record)
+        if nth + 1 < len(answered):
+            assert record.volume - record.qty == answered[nth + 1].volume
+        elif len(answered) < 30:  # the day's first trade
+            assert record.volume == record.qty
+    finally:
+        faults.halts.clear()
+        faults.halts.update(saved[0])
+        faults.no_trades.clear()
+        faults.no_trades.update(saved[1])
+
+
+def test_on_loopback_a_registration_after_a_fault_reads_the_record_s_cumulative_volume() -> None:
+    """Track B's slots registered at 11:30 (the clock at 60x) over a real WebSocket: KRX's
+    feed and the combined one of a name halted 10:00:20-10:12, KRX's of one quiet at 11:00
+    and 11:01, read to 11:32. FHPST01060000, then asked over HTTP back to the registrations,
+    answers the same trades with the same cumulative volumes."""
+    feeds = [("H0STCNT0", HALTED), ("H0UNCNT0", HALTED), ("H0STCNT0", QUIET)]
+    venues = {"H0STCNT0": "J", "H0UNCNT0": "UN"}
+    since = ""  # the first second after every registration
+
+    async def scenario() -> tuple[
+        dict[tuple[str, str], list[Trade]], dict[tuple[str, str], list[Trade]]
+    ]:
+        nonlocal since
+        clock = SimulatedClock(ns(REGISTERED), 60.0)
+        sim = with_faults(Simulator(MARKET, clock, SimConfig(calls_per_second=1000)))
+        runner = web.AppRunner(sim.app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = f"http://127.0.0.1:{port}"
+        heard: dict[tuple[str, str], list[Trade]] = {feed: [] for feed in feeds}
+        answered: dict[tuple[str, str], list[Trade]] = {}
+        try:
+            async with aiohttp.ClientSession() as session:
+                keys = {"grant_type": "client_credentials", "appkey": "k", "secretkey": "s"}
+                async with session.post(url + "/oauth2/Approval", json=keys) as response:
+                    key = (await response.json())["approval_key"]
+                token_body = {"grant_type": "client_credentials", "appkey": "k", "appsecret": "s"}
+                async with session.post(url + "/oauth2/tokenP", json=token_body) as response:
+                    token = (await response.json())["access_token"]
+                async with session.ws_connect(url + "/tryitout") as ws:
+                    header = {"approval_key": key, "tr_type": "1", "custtype": "P"}
+                    for tr_id, symbol in feeds:
+                        data = {"tr_id": tr_id, "tr_key": symbol}
+                        await ws.send_json({"header": header, "body": {"input": data}})
+                    registered = 0
+                    while min((t[-1].stamp if t else "") for t in heard.values()) < "113200":
+                        message = await asyncio.wait_for(ws.receive(), 30)
+                        assert message.type == aiohttp.WSMsgType.TEXT, message
+                        if message.data.startswith("{"):
+                            body = json.loads(message.data)
+                            if body["header"]["tr_id"] in venues:
+                                assert body["body"]["msg_cd"] == "OPSP0000", body
+                                registered += 1
+                                if registered == len(feeds):  # every one held by now
+                                    held = sim.clock.now_ns()
+                                    since = hhmmss((held - ns(at(0))) // NS + 1)
+                            continue
+                        _, tr_id, count, payload = message.data.split("|", 3)
+                        values = payload.split("^")
+                        width = len(values) // int(count)
+                        for i in range(0, len(values), width):
+                            record = values[i : i + width]
+                            heard[tr_id, record[0]].append(of_record("^".join(record)))
+                headers = {"appkey": "k", "appsecret": "s", "authorization": f"Bearer {token}"}
+                headers["tr_id"] = TR
+
+                async def ask(venue: str, symbol: str, hour: str) -> list[Trade]:
+                    query = {
+                        "FID_COND_MRKT_DIV_CODE": venue,
+                        "FID_INPUT_ISCD": symbol,
+                        "FID_INPUT_HOUR_1": hour,
+                    }
+                    async with session.get(url + PATH, params=query, headers=headers) as response:
+                        body = await response.json()
+                    assert response.status == 200 and body["rt_cd"] == "0", body
+                    return [of_row(row) for row in body["output2"]]
+
+                for tr_id, symbol in feeds:
+                    asked = functools.partial(ask, venues[tr_id], symbol)
+                    answered[tr_id, symbol] = await paged(asked, "113200", since)
+        finally:
+            await runner.cleanup()
+        return heard, answered
+
+    heard, answered = asyncio.run(scenario())
+    assert "113000" <= since < "113010"
+    for feed, records in heard.items():
+        span = before(records, "113200", since)
+        assert len(span) > 10, feed
+        assert answered[feed] == span, feed  # ACML_VOL too
+
+
+@pytest.mark.parametrize("now", [at(10, 5), at(11, 30, 0), at(11, 0, 30), at(18, 0, 1)])
+def test_the_current_price_counts_the_trades_the_exchange_made(now: datetime) -> None:
+    """FHKST01010100's acml_vol (Track A's) and FHPST01060000's summary are the feed's count
+    (registered before the day's first trade) of the trades done by now: a halt's and a
+    quiet minute's never happened (during the halt: the count at its start). A name without
+    faults keeps the path's volume."""
+    sim = with_faults(simulator(now))
+    for symbol in (HALTED, QUIET, BUSY):
+        stream = pushed(sim, "J", symbol, ns(at(7, 59)), ns(now))
+        query = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol}
+        response = sim.quotes.inquire_price(query)
+        assert response.text is not None
+        volume = int(json.loads(response.text)["output"]["acml_vol"])
+        assert volume == stream[-1].volume
+        summary = answer(sim, symbol, "J", "153000")["output1"]
+        assert int(summary["acml_vol"]) == volume
+        if symbol == BUSY:
+            assert volume == quote_at(MARKET, symbol, now).volume
+
+
+@given(
+    symbol=st.sampled_from([BUSY, SMALL, KRX_ONLY]),
+    second=st.integers(8 * 3600, 21 * 3600),
+    micro=st.integers(0, 999_999),
+)
+def test_without_faults_the_record_s_count_is_the_path_s(
+    symbol: str, second: int, micro: int
+) -> None:
+    """What lets the quotes keep the path's volume for a name no fault touches."""
+    moment = at(0) + timedelta(seconds=second, microseconds=micro)
+    counted = volume_to(MARKET, Faults(), SimConfig(), "J", symbol, moment)
+    assert counted == quote_at(MARKET, symbol, moment).volume
