@@ -291,6 +291,9 @@ class Realtime:
         if self.config.pingpong_interval_s is not None:
             keepalive.next_wall = time.monotonic() + self.config.pingpong_interval_s
         state: dict[tuple[str, str], _Running] = {}  # (tr_id, symbol) -> its day so far
+        # (tr_id, symbol) -> the instant its running figures count trades to: a registration
+        # made again after a release starts where no running does, and is read afresh
+        covered: dict[tuple[str, str], int] = {}
         while not ws.closed:
             await asyncio.sleep(self.config.push_interval_s)
             if self._unanswered(keepalive):
@@ -307,7 +310,12 @@ class Realtime:
                 if (tr_id, symbol) not in held:  # released meanwhile
                     continue
                 after = max(sent_until, held[tr_id, symbol])
+                if covered.get((tr_id, symbol), after) != after:
+                    # released and registered again: the running figures missed the trades
+                    # in between (the exchange's ACML_VOL did not)
+                    state.pop((tr_id, symbol), None)
                 records = self._records(tr_id, symbol, after, upto, state) if after < upto else []
+                covered[tr_id, symbol] = max(after, upto)
                 for start in range(0, len(records), 10):  # several records per frame
                     chunk = records[start : start + 10]
                     frame = f"0|{tr_id}|{len(chunk):03d}|{'^'.join(self._garbled(tr_id, chunk))}"

@@ -759,3 +759,90 @@ def test_without_faults_the_record_s_count_is_the_path_s(
     moment = at(0) + timedelta(seconds=second, microseconds=micro)
     counted = volume_to(MARKET, Faults(), SimConfig(), "J", symbol, moment)
     assert counted == quote_at(MARKET, symbol, moment).volume
+
+
+def test_on_loopback_a_registration_made_again_carries_the_exchange_s_cumulative_volume() -> None:
+    """A slot released and taken again on the same WebSocket (Track B replaces and places
+    names all day): the records after the second registration carry the exchange's ACML_VOL,
+    the trades made while it was released counted, as FHPST01060000 answers them. (The
+    session's running figures were those of the first registration, short of those trades.)"""
+    other = QUIET  # its records pace the test while BUSY is released
+    since = ""
+
+    async def scenario() -> tuple[list[Trade], list[Trade]]:
+        nonlocal since
+        clock = SimulatedClock(ns(REGISTERED), 60.0)
+        sim = Simulator(MARKET, clock, SimConfig(calls_per_second=1000))
+        runner = web.AppRunner(sim.app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = f"http://127.0.0.1:{port}"
+        again: list[Trade] = []
+        try:
+            async with aiohttp.ClientSession() as session:
+                keys = {"grant_type": "client_credentials", "appkey": "k", "secretkey": "s"}
+                async with session.post(url + "/oauth2/Approval", json=keys) as response:
+                    key = (await response.json())["approval_key"]
+                token_body = {"grant_type": "client_credentials", "appkey": "k", "appsecret": "s"}
+                async with session.post(url + "/oauth2/tokenP", json=token_body) as response:
+                    token = (await response.json())["access_token"]
+                async with session.ws_connect(url + "/tryitout") as ws:
+
+                    async def register(symbol: str, kind: str) -> None:
+                        header = {"approval_key": key, "tr_type": kind, "custtype": "P"}
+                        body = {"input": {"tr_id": "H0STCNT0", "tr_key": symbol}}
+                        await ws.send_json({"header": header, "body": body})
+
+                    await register(BUSY, "1")
+                    await register(other, "1")
+                    phase = "first"  # then "released", then "again"
+                    while not again or again[-1].stamp < "113300":
+                        message = await asyncio.wait_for(ws.receive(), 30)
+                        assert message.type == aiohttp.WSMsgType.TEXT, message
+                        if message.data.startswith("{"):
+                            continue
+                        _, _, count, payload = message.data.split("|", 3)
+                        values = payload.split("^")
+                        width = len(values) // int(count)
+                        for i in range(0, len(values), width):
+                            record = values[i : i + width]
+                            trade = of_record("^".join(record))
+                            if record[0] == BUSY and phase == "again":
+                                again.append(trade)
+                            elif record[0] == BUSY and phase == "first" and trade.stamp >= "113030":
+                                phase = "released"
+                                await register(BUSY, "2")
+                            elif (
+                                record[0] == other
+                                and phase == "released"
+                                and (trade.stamp >= "113200")
+                            ):
+                                phase = "again"
+                                since = hhmmss((sim.clock.now_ns() - ns(at(0))) // NS + 1)
+                                await register(BUSY, "1")
+                headers = {"appkey": "k", "appsecret": "s", "authorization": f"Bearer {token}"}
+                headers["tr_id"] = TR
+
+                async def ask(hour: str) -> list[Trade]:
+                    query = {
+                        "FID_COND_MRKT_DIV_CODE": "J",
+                        "FID_INPUT_ISCD": BUSY,
+                        "FID_INPUT_HOUR_1": hour,
+                    }
+                    async with session.get(url + PATH, params=query, headers=headers) as response:
+                        body = await response.json()
+                    assert response.status == 200 and body["rt_cd"] == "0", body
+                    return [of_row(row) for row in body["output2"]]
+
+                answered = await paged(ask, "113300", since)
+        finally:
+            await runner.cleanup()
+        return again, answered
+
+    again, answered = asyncio.run(scenario())
+    assert "113200" <= since < "113300"
+    span = before(again, "113300", since)
+    assert len(span) > 10
+    assert answered == span  # ACML_VOL too: the trades of 11:30:30-11:32 counted
