@@ -150,7 +150,8 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     chained = g.get("by_reason", {}).get("volume_chain", 0)
     expect(chained > 0, f"no volume_chain gap in the 11:30 silent loss: {g.get('by_reason')}")
     expect(
-        g.get("recovered_trades", 0) > 0 and g.get("by_trades", 0) > chained // 2,
+        # all 136 on this machine; a second holding more than a page leaves one to the bars
+        g.get("recovered_trades", 0) > 0 and g.get("by_trades", 0) >= chained * 9 // 10,
         f"the volume-chain gaps not filled with trades: {g}",
     )
     r = summary.get("reconciliation", {})
