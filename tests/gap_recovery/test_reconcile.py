@@ -99,6 +99,23 @@ def test_more_than_the_bar_is_excess_and_no_bar_means_no_trade() -> None:
     ]
 
 
+def test_the_exchanges_trades_make_a_minute_whole_or_too_much() -> None:
+    # Stream volume 7 of a bar of 10 in each minute; the trades gap recovery stored: 3 (whole),
+    # 2 (still short), 4 (counted twice somewhere: excess), none
+    minutes = [T0 + n * MINUTE_NS for n in range(4)]
+    stream = {m: (7, 2) for m in minutes}
+    bars = dict.fromkeys(minutes, 10)
+    added = {minutes[0]: 3, minutes[1]: 2, minutes[2]: 4}
+    gap = [("chain:a:000001:7", T0, minutes[-1] + MINUTE_NS)]
+    checks = check_minutes(minutes, stream, bars, set(), gap, recovered_trades=added)
+    assert [(c.status, c.stored_volume) for c in checks] == [
+        ("recovered", 7),  # the stream's alone is stored_volume
+        ("short", 7),
+        ("excess", 7),
+        ("short", 7),
+    ]
+
+
 def test_the_days_figures_count_misses_and_shortfall() -> None:
     checks = check_minutes(
         [T0, T0 + MINUTE_NS, T0 + 2 * MINUTE_NS],
