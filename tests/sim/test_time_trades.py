@@ -9,10 +9,11 @@ rebuilds the feed's chain trade by trade. Each UNCONFIRMED belief has its switch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -431,6 +432,70 @@ def summed(second: list[Trade]) -> Trade:
 # ------------------------------------------------------------------ on loopback
 
 
+@dataclass(frozen=True, slots=True)
+class Loopback:
+    """A simulator served on loopback, with an approval key and a token from it."""
+
+    session: aiohttp.ClientSession
+    url: str
+    key: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """FHPST01060000's headers."""
+        return {
+            "appkey": "k",
+            "appsecret": "s",
+            "authorization": f"Bearer {self.token}",
+            "tr_id": TR,
+        }
+
+    async def ask(self, venue: str, symbol: str, hour: str) -> list[Trade]:
+        """One page of FHPST01060000 over HTTP."""
+        query = {
+            "FID_COND_MRKT_DIV_CODE": venue,
+            "FID_INPUT_ISCD": symbol,
+            "FID_INPUT_HOUR_1": hour,
+        }
+        async with self.session.get(
+            self.url + PATH, params=query, headers=self.headers
+        ) as response:
+            body = await response.json()
+        assert response.status == 200 and body["rt_cd"] == "0", body
+        return [of_row(row) for row in body["output2"]]
+
+
+@contextlib.asynccontextmanager
+async def loopback(sim: Simulator) -> AsyncIterator[Loopback]:
+    """``sim`` on a loopback port, for one client session."""
+    runner = web.AppRunner(sim.app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            keys = {"grant_type": "client_credentials", "appkey": "k", "secretkey": "s"}
+            async with session.post(url + "/oauth2/Approval", json=keys) as response:
+                key = (await response.json())["approval_key"]
+            token_body = {"grant_type": "client_credentials", "appkey": "k", "appsecret": "s"}
+            async with session.post(url + "/oauth2/tokenP", json=token_body) as response:
+                token = (await response.json())["access_token"]
+            yield Loopback(session, url, key, token)
+    finally:
+        await runner.cleanup()
+
+
+def records_of(frame: str) -> tuple[str, list[list[str]]]:
+    """A data frame's TR and its records' fields."""
+    _, tr_id, count, payload = frame.split("|", 3)
+    values = payload.split("^")
+    width = len(values) // int(count)
+    return tr_id, [values[i : i + width] for i in range(0, len(values), width)]
+
+
 def test_on_loopback_the_record_matches_what_the_websocket_delivered() -> None:
     """KRX's and Nextrade's feeds registered from 09:59:55 (the clock at 5x, 120x from 10:00)
     and read to 10:03; the TR then asked over HTTP, paging back from 10:03 to the
@@ -446,75 +511,43 @@ def test_on_loopback_the_record_matches_what_the_websocket_delivered() -> None:
         sim = Simulator(MARKET, clock, SimConfig(calls_per_second=1000))
         loss = TickLoss(ns(at(10, 1, 30)), ns(at(10, 2, 30)), 0.5, frozenset({symbol}))
         sim.faults.tick_loss.append(loss)
-        runner = web.AppRunner(sim.app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        url = f"http://127.0.0.1:{port}"
         heard: dict[str, list[Trade]] = {"J": [], "NX": []}
         answered: dict[str, list[Trade]] = {}
-        try:
-            async with aiohttp.ClientSession() as session:
-                keys = {"grant_type": "client_credentials", "appkey": "k", "secretkey": "s"}
-                async with session.post(url + "/oauth2/Approval", json=keys) as response:
-                    key = (await response.json())["approval_key"]
-                token_body = {"grant_type": "client_credentials", "appkey": "k", "appsecret": "s"}
-                async with session.post(url + "/oauth2/tokenP", json=token_body) as response:
-                    token = (await response.json())["access_token"]
-                async with session.ws_connect(url + "/tryitout") as ws:
-                    header = {"approval_key": key, "tr_type": "1", "custtype": "P"}
-                    for venue in heard:
-                        data = {"tr_id": FEEDS[venue], "tr_key": symbol}
-                        await ws.send_json({"header": header, "body": {"input": data}})
-                    venues = {FEEDS[v]: v for v in heard}
-                    registered = 0
-                    while min((t[-1].stamp if t else "") for t in heard.values()) < "100300":
-                        message = await asyncio.wait_for(ws.receive(), 30)
-                        assert message.type == aiohttp.WSMsgType.TEXT, message
-                        if message.data.startswith("{"):
-                            body = json.loads(message.data)
-                            if body["header"]["tr_id"] in venues:
-                                assert body["body"]["msg_cd"] == "OPSP0000", body
-                                registered += 1
-                                if registered == len(venues):  # both held by now
-                                    held = sim.clock.now_ns()
-                                    assert held < loss.start_ns
-                                    since = hhmmss((held - ns(at(0))) // NS + 1)
-                            continue
-                        _, tr_id, count, payload = message.data.split("|", 3)
-                        values = payload.split("^")
-                        width = len(values) // int(count)
-                        heard[venues[tr_id]] += [
-                            of_record("^".join(values[i : i + width]))
-                            for i in range(0, len(values), width)
-                        ]
-                headers = {"appkey": "k", "appsecret": "s", "authorization": f"Bearer {token}"}
-                headers["tr_id"] = TR
-
-                async def ask(venue: str, hour: str) -> list[Trade]:
-                    query = {
-                        "FID_COND_MRKT_DIV_CODE": venue,
-                        "FID_INPUT_ISCD": symbol,
-                        "FID_INPUT_HOUR_1": hour,
-                    }
-                    async with session.get(url + PATH, params=query, headers=headers) as response:
-                        body = await response.json()
-                    assert response.status == 200 and body["rt_cd"] == "0", body
-                    return [of_row(row) for row in body["output2"]]
-
+        async with loopback(sim) as http:
+            async with http.session.ws_connect(http.url + "/tryitout") as ws:
+                header = {"approval_key": http.key, "tr_type": "1", "custtype": "P"}
                 for venue in heard:
-                    answered[venue] = await paged(functools.partial(ask, venue), "100300", since)
-                sim.faults.rate_limited = 1  # the gateway's faults apply as to any REST call
-                query = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol}
-                async with session.get(url + PATH, params=query, headers=headers) as response:
-                    assert response.status == 500
-                    assert (await response.json())["msg_cd"] == "EGW00201"
-                query["FID_INPUT_ISCD"] = "999999"  # an unknown code: no data
-                async with session.get(url + PATH, params=query, headers=headers) as response:
-                    assert (await response.json())["msg_cd"] == "KIOK0560"
-        finally:
-            await runner.cleanup()
+                    data = {"tr_id": FEEDS[venue], "tr_key": symbol}
+                    await ws.send_json({"header": header, "body": {"input": data}})
+                venues = {FEEDS[v]: v for v in heard}
+                registered = 0
+                while min((t[-1].stamp if t else "") for t in heard.values()) < "100300":
+                    message = await asyncio.wait_for(ws.receive(), 30)
+                    assert message.type == aiohttp.WSMsgType.TEXT, message
+                    if message.data.startswith("{"):
+                        body = json.loads(message.data)
+                        if body["header"]["tr_id"] in venues:
+                            assert body["body"]["msg_cd"] == "OPSP0000", body
+                            registered += 1
+                            if registered == len(venues):  # both held by now
+                                held = sim.clock.now_ns()
+                                assert held < loss.start_ns
+                                since = hhmmss((held - ns(at(0))) // NS + 1)
+                        continue
+                    tr_id, records = records_of(message.data)
+                    heard[venues[tr_id]] += [of_record("^".join(r)) for r in records]
+            for venue in heard:
+                ask = functools.partial(http.ask, venue, symbol)
+                answered[venue] = await paged(ask, "100300", since)
+            sim.faults.rate_limited = 1  # the gateway's faults apply as to any REST call
+            query = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol}
+            url, headers = http.url + PATH, http.headers
+            async with http.session.get(url, params=query, headers=headers) as response:
+                assert response.status == 500
+                assert (await response.json())["msg_cd"] == "EGW00201"
+            query["FID_INPUT_ISCD"] = "999999"  # an unknown code: no data
+            async with http.session.get(url, params=query, headers=headers) as response:
+                assert (await response.json())["msg_cd"] == "KIOK0560"
         return sim, heard, answered
 
     sim, heard, answered = asyncio.run(scenario())
@@ -658,65 +691,33 @@ def test_on_loopback_a_registration_after_a_fault_reads_the_record_s_cumulative_
         nonlocal since
         clock = SimulatedClock(ns(REGISTERED), 60.0)
         sim = with_faults(Simulator(MARKET, clock, SimConfig(calls_per_second=1000)))
-        runner = web.AppRunner(sim.app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        url = f"http://127.0.0.1:{port}"
         heard: dict[tuple[str, str], list[Trade]] = {feed: [] for feed in feeds}
         answered: dict[tuple[str, str], list[Trade]] = {}
-        try:
-            async with aiohttp.ClientSession() as session:
-                keys = {"grant_type": "client_credentials", "appkey": "k", "secretkey": "s"}
-                async with session.post(url + "/oauth2/Approval", json=keys) as response:
-                    key = (await response.json())["approval_key"]
-                token_body = {"grant_type": "client_credentials", "appkey": "k", "appsecret": "s"}
-                async with session.post(url + "/oauth2/tokenP", json=token_body) as response:
-                    token = (await response.json())["access_token"]
-                async with session.ws_connect(url + "/tryitout") as ws:
-                    header = {"approval_key": key, "tr_type": "1", "custtype": "P"}
-                    for tr_id, symbol in feeds:
-                        data = {"tr_id": tr_id, "tr_key": symbol}
-                        await ws.send_json({"header": header, "body": {"input": data}})
-                    registered = 0
-                    while min((t[-1].stamp if t else "") for t in heard.values()) < "113200":
-                        message = await asyncio.wait_for(ws.receive(), 30)
-                        assert message.type == aiohttp.WSMsgType.TEXT, message
-                        if message.data.startswith("{"):
-                            body = json.loads(message.data)
-                            if body["header"]["tr_id"] in venues:
-                                assert body["body"]["msg_cd"] == "OPSP0000", body
-                                registered += 1
-                                if registered == len(feeds):  # every one held by now
-                                    held = sim.clock.now_ns()
-                                    since = hhmmss((held - ns(at(0))) // NS + 1)
-                            continue
-                        _, tr_id, count, payload = message.data.split("|", 3)
-                        values = payload.split("^")
-                        width = len(values) // int(count)
-                        for i in range(0, len(values), width):
-                            record = values[i : i + width]
-                            heard[tr_id, record[0]].append(of_record("^".join(record)))
-                headers = {"appkey": "k", "appsecret": "s", "authorization": f"Bearer {token}"}
-                headers["tr_id"] = TR
-
-                async def ask(venue: str, symbol: str, hour: str) -> list[Trade]:
-                    query = {
-                        "FID_COND_MRKT_DIV_CODE": venue,
-                        "FID_INPUT_ISCD": symbol,
-                        "FID_INPUT_HOUR_1": hour,
-                    }
-                    async with session.get(url + PATH, params=query, headers=headers) as response:
-                        body = await response.json()
-                    assert response.status == 200 and body["rt_cd"] == "0", body
-                    return [of_row(row) for row in body["output2"]]
-
+        async with loopback(sim) as http:
+            async with http.session.ws_connect(http.url + "/tryitout") as ws:
+                header = {"approval_key": http.key, "tr_type": "1", "custtype": "P"}
                 for tr_id, symbol in feeds:
-                    asked = functools.partial(ask, venues[tr_id], symbol)
-                    answered[tr_id, symbol] = await paged(asked, "113200", since)
-        finally:
-            await runner.cleanup()
+                    data = {"tr_id": tr_id, "tr_key": symbol}
+                    await ws.send_json({"header": header, "body": {"input": data}})
+                registered = 0
+                while min((t[-1].stamp if t else "") for t in heard.values()) < "113200":
+                    message = await asyncio.wait_for(ws.receive(), 30)
+                    assert message.type == aiohttp.WSMsgType.TEXT, message
+                    if message.data.startswith("{"):
+                        body = json.loads(message.data)
+                        if body["header"]["tr_id"] in venues:
+                            assert body["body"]["msg_cd"] == "OPSP0000", body
+                            registered += 1
+                            if registered == len(feeds):  # every one held by now
+                                held = sim.clock.now_ns()
+                                since = hhmmss((held - ns(at(0))) // NS + 1)
+                        continue
+                    tr_id, records = records_of(message.data)
+                    for record in records:
+                        heard[tr_id, record[0]].append(of_record("^".join(record)))
+            for tr_id, symbol in feeds:
+                asked = functools.partial(http.ask, venues[tr_id], symbol)
+                answered[tr_id, symbol] = await paged(asked, "113200", since)
         return heard, answered
 
     heard, answered = asyncio.run(scenario())
@@ -773,72 +774,37 @@ def test_on_loopback_a_registration_made_again_carries_the_exchange_s_cumulative
         nonlocal since
         clock = SimulatedClock(ns(REGISTERED), 60.0)
         sim = Simulator(MARKET, clock, SimConfig(calls_per_second=1000))
-        runner = web.AppRunner(sim.app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        url = f"http://127.0.0.1:{port}"
         again: list[Trade] = []
-        try:
-            async with aiohttp.ClientSession() as session:
-                keys = {"grant_type": "client_credentials", "appkey": "k", "secretkey": "s"}
-                async with session.post(url + "/oauth2/Approval", json=keys) as response:
-                    key = (await response.json())["approval_key"]
-                token_body = {"grant_type": "client_credentials", "appkey": "k", "appsecret": "s"}
-                async with session.post(url + "/oauth2/tokenP", json=token_body) as response:
-                    token = (await response.json())["access_token"]
-                async with session.ws_connect(url + "/tryitout") as ws:
+        async with loopback(sim) as http:
+            async with http.session.ws_connect(http.url + "/tryitout") as ws:
 
-                    async def register(symbol: str, kind: str) -> None:
-                        header = {"approval_key": key, "tr_type": kind, "custtype": "P"}
-                        body = {"input": {"tr_id": "H0STCNT0", "tr_key": symbol}}
-                        await ws.send_json({"header": header, "body": body})
+                async def register(symbol: str, kind: str) -> None:
+                    header = {"approval_key": http.key, "tr_type": kind, "custtype": "P"}
+                    body = {"input": {"tr_id": "H0STCNT0", "tr_key": symbol}}
+                    await ws.send_json({"header": header, "body": body})
 
-                    await register(BUSY, "1")
-                    await register(other, "1")
-                    phase = "first"  # then "released", then "again"
-                    while not again or again[-1].stamp < "113300":
-                        message = await asyncio.wait_for(ws.receive(), 30)
-                        assert message.type == aiohttp.WSMsgType.TEXT, message
-                        if message.data.startswith("{"):
-                            continue
-                        _, _, count, payload = message.data.split("|", 3)
-                        values = payload.split("^")
-                        width = len(values) // int(count)
-                        for i in range(0, len(values), width):
-                            record = values[i : i + width]
-                            trade = of_record("^".join(record))
-                            if record[0] == BUSY and phase == "again":
-                                again.append(trade)
-                            elif record[0] == BUSY and phase == "first" and trade.stamp >= "113030":
-                                phase = "released"
-                                await register(BUSY, "2")
-                            elif (
-                                record[0] == other
-                                and phase == "released"
-                                and (trade.stamp >= "113200")
-                            ):
-                                phase = "again"
-                                since = hhmmss((sim.clock.now_ns() - ns(at(0))) // NS + 1)
-                                await register(BUSY, "1")
-                headers = {"appkey": "k", "appsecret": "s", "authorization": f"Bearer {token}"}
-                headers["tr_id"] = TR
-
-                async def ask(hour: str) -> list[Trade]:
-                    query = {
-                        "FID_COND_MRKT_DIV_CODE": "J",
-                        "FID_INPUT_ISCD": BUSY,
-                        "FID_INPUT_HOUR_1": hour,
-                    }
-                    async with session.get(url + PATH, params=query, headers=headers) as response:
-                        body = await response.json()
-                    assert response.status == 200 and body["rt_cd"] == "0", body
-                    return [of_row(row) for row in body["output2"]]
-
-                answered = await paged(ask, "113300", since)
-        finally:
-            await runner.cleanup()
+                await register(BUSY, "1")
+                await register(other, "1")
+                phase = "first"  # then "released", then "again"
+                while not again or again[-1].stamp < "113300":
+                    message = await asyncio.wait_for(ws.receive(), 30)
+                    assert message.type == aiohttp.WSMsgType.TEXT, message
+                    if message.data.startswith("{"):
+                        continue
+                    for record in records_of(message.data)[1]:
+                        trade = of_record("^".join(record))
+                        if record[0] == BUSY and phase == "again":
+                            again.append(trade)
+                        elif record[0] == BUSY and phase == "first" and trade.stamp >= "113030":
+                            phase = "released"
+                            await register(BUSY, "2")
+                        elif (
+                            record[0] == other and phase == "released" and (trade.stamp >= "113200")
+                        ):
+                            phase = "again"
+                            since = hhmmss((sim.clock.now_ns() - ns(at(0))) // NS + 1)
+                            await register(BUSY, "1")
+            answered = await paged(functools.partial(http.ask, "J", BUSY), "113300", since)
         return again, answered
 
     again, answered = asyncio.run(scenario())
