@@ -251,6 +251,9 @@ class Faults:
     missed_postings: set[int] = field(default_factory=set)
     # symbols every REST quote answers "no data" for (KIOK0560), as KIS does a code unknown
     no_data_symbols: set[str] = field(default_factory=set)
+    # tr_id -> the msg_cd every call of that TR is refused with (rt_cd "1", HTTP 500): a TR
+    # KIS does not offer an account or withdrew (gap recovery falls back from FHPST01060000)
+    refused_trs: dict[str, str] = field(default_factory=dict)
     # symbol -> its VIs of the day by FHPST01390000 (one every three minutes from 10:00, a
     # static VI each): KIS lists the latest 30, their counts saying how many the day had
     busy_vis: dict[str, int] = field(default_factory=dict)

@@ -104,6 +104,8 @@ class Quotes:
             self.gateway.paper_refused[tr_id] += 1
             return fail(500, config.paper_refusal_code, _PAPER_REFUSAL_TEXT)
         self.gateway.calls[tr_id] += 1
+        if refused := self.gateway.faults.refused_trs.get(tr_id):
+            return fail(500, refused, "서비스가 제공되지 않습니다")
         try:
             if self.gateway.faults.no_data_symbols.intersection(request.query.values()):
                 raise KeyError("a symbol KIS has no data of (`Faults.no_data_symbols`)")

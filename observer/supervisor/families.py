@@ -102,6 +102,20 @@ NAMED = (
         for k, doc in _GAPS.items()
     ),
     Named("gap_recovery", "bars_recovered", "observer_gap_recovery_bars", "bars", "counter"),
+    Named(
+        "gap_recovery",
+        "trades_recovered",
+        "observer_gap_recovery_trades",
+        "the exchange's trades recovered",
+        "counter",
+    ),
+    Named(
+        "gap_recovery",
+        "trade_calls",
+        "observer_gap_recovery_trade_calls",
+        "FHPST01060000 calls",
+        "counter",
+    ),
     Named("gap_recovery", "queue_depth", "observer_gap_recovery_queue_depth", "gaps waiting"),
     Named(
         "gap_recovery",

@@ -149,3 +149,16 @@ def test_a_chain_closed_by_trades_of_other_seconds_is_not_the_gaps() -> None:
 
     assert within([at(64), at(69)], start, end)
     assert not within([at(63)], start, end) and not within([at(70)], start, end)
+
+
+@pytest.mark.exclusive
+def test_kis_refusing_the_trades_leaves_the_gaps_to_the_bars(tmp_path: Path) -> None:
+    # KIS answering FHPST01060000 with an error (not offered to the account, withdrawn): not a
+    # failed try of the gap, whose bars KIS still gives
+    with lossy_morning(tmp_path, "") as morning:
+        morning.sim.sim.faults.refused_trs["FHPST01060000"] = "OPSQ0002"
+        gaps = _stream_then_recover(tmp_path, morning)
+        for _, _, _, state, trades, _, _, detail in gaps:
+            assert state == "recovered" and trades == 0, detail
+            assert "; not by trades: KIS refused them (" in str(detail), detail
+        assert morning.sim.sim.calls["FHPST01060000"] == len(gaps)  # once each, not retried

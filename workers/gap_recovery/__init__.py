@@ -4,6 +4,10 @@
 ``observer gap-recovery report`` reads the day's gaps back (`workers.gap_recovery.report`).
 """
 
+from observer.db.reconciliation_queries import RECOVERED_BY
+
 __all__ = ["SOURCE"]
 
-SOURCE = "gap_recovery"  # the bus source; here so that the command line need not load the worker
+# The bus source (the stored rows' ``source``, the recovered trades' too); here so that the
+# command line need not load the worker
+SOURCE = RECOVERED_BY

@@ -460,7 +460,8 @@ class GapRecovery(AsyncWorker):
         Recovered when the trades KIS answers between the gap's cumulative volumes close its
         chain (`chain_closes`): each not published yet is, and the gap says how many and
         the shares they closed. Otherwise ``job.trades_note`` says why, and the minute bars
-        are asked (False). KIS refusing or failing the call is a failed try like the bars'.
+        are asked (False): a garbled answer, or KIS refusing the TR. KIS failing the call
+        (EGW00201, 5xx, no answer, no token yet) is waited out like the bars'.
         """
         gap = job.gap
         before, after = gap.cum_before, gap.cum_after
@@ -478,12 +479,13 @@ class GapRecovery(AsyncWorker):
         except KisProtocolError as exc:  # an answer not trusted: the bars, at once
             job.trades_note = f"KIS's trades garbled ({exc})"[:200]
             return False
-        except KisPaperRefused as exc:
-            job.trades_note = f"not offered ({exc})"[:200]
-            return False
         except KisError as exc:
-            self._failed(job, str(exc), attempt=not _later(exc))
-            return True
+            if _later(exc):  # waited out, then the trades asked again
+                self._failed(job, str(exc), attempt=False)
+                return True
+            # KIS refusing the TR itself (not offered, withdrawn) says nothing of the bars
+            job.trades_note = f"KIS refused them ({exc})"[:200]
+            return False
         self.tally.trade_calls += back.pages
         span = [t for t in back.trades if t.cum_volume <= after]
         if not chain_closes(span, before, after):
