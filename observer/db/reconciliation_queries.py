@@ -84,7 +84,8 @@ def _of_host(source: InstrumentedAttribute[str], host: str) -> ColumnElement[boo
     return source.endswith(f"@{host}", autoescape=True) if host else true()
 
 
-RECOVERED_BY = "gap_recovery"  # the source of the trades gap recovery stores (and @host)
+# The source of the trades gap recovery stores (and @host): `workers.gap_recovery.SOURCE`
+RECOVERED_BY = "gap_recovery"
 
 
 def _recovered(source: InstrumentedAttribute[str]) -> ColumnElement[bool]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.sim.server import SimConfig
+from observer.db.reconciliation_queries import RECOVERED_BY
 from observer.kis.time_trades import TimeTrade
 from tests.gap_recovery.test_reconciliation import (
     LOSS,
@@ -31,6 +32,7 @@ from tests.gap_recovery.test_reconciliation import (
 )
 from tests.support import db_rows, start_on_sim_clock, wait_until
 from tests.track_b.test_track_b import DAY, NINE
+from workers.gap_recovery import SOURCE
 from workers.gap_recovery.trades import within
 
 NINE_NS = int(NINE.timestamp()) * S
@@ -162,3 +164,8 @@ def test_kis_refusing_the_trades_leaves_the_gaps_to_the_bars(tmp_path: Path) -> 
             assert state == "recovered" and trades == 0, detail
             assert "; not by trades: KIS refused them (" in str(detail), detail
         assert morning.sim.sim.calls["FHPST01060000"] == len(gaps)  # once each, not retried
+
+
+def test_the_recovered_trades_source_is_gap_recoverys() -> None:
+    # Two literals (the command line loads no database module before it is ready): one name
+    assert RECOVERED_BY == SOURCE

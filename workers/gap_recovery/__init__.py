@@ -4,10 +4,9 @@
 ``observer gap-recovery report`` reads the day's gaps back (`workers.gap_recovery.report`).
 """
 
-from observer.db.reconciliation_queries import RECOVERED_BY
-
 __all__ = ["SOURCE"]
 
-# The bus source (the stored rows' ``source``, the recovered trades' too); here so that the
-# command line need not load the worker
-SOURCE = RECOVERED_BY
+# The bus source (the stored rows' ``source``, the recovered trades' too: the database's
+# queries name it `observer.db.reconciliation_queries.RECOVERED_BY`); here, a literal, so that
+# the command line is ready before it loads the database's modules
+SOURCE = "gap_recovery"
