@@ -127,17 +127,20 @@ _OVERSEAS = {  # stem: (exchange, listings, currency); US: the real files' count
 }
 
 
-def draw_listings(
-    rng: np.random.Generator, *, stocks: int, etfs: int
-) -> tuple[dict[str, Listing], dict[str, list[Overseas]]]:
-    """The domestic listings by code and the overseas ones by master-file stem.
+def draw_listings(rng: np.random.Generator, *, stocks: int, etfs: int) -> dict[str, Listing]:
+    """The domestic listings by code, drawn from ``rng``.
 
     ``stocks`` and ``etfs`` count the real ones among them: the real stocks and ETFs come
-    first (as many as fit), synthetic ones fill the rest. Everything is drawn from ``rng``.
+    first (as many as fit), synthetic ones fill the rest.
     """
     drawer = _Drawer()
     drawer.draw(rng, stocks, etfs)
-    return drawer.listings, drawer.overseas(rng)
+    return drawer.listings
+
+
+def draw_overseas(rng: np.random.Generator) -> dict[str, list[Overseas]]:
+    """The overseas listings by master-file stem, drawn from ``rng``, symbols unique."""
+    return _Drawer().overseas(rng)
 
 
 class _Drawer:

@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
-from harness.sim.listings import Listing, Overseas, draw_listings
+from harness.sim.listings import Listing, Overseas, draw_listings, draw_overseas
 from harness.sim.nextrade import (
     KRX_AFTER_MARKET_FROM,
     KRX_AFTER_SPAN,
@@ -154,7 +154,20 @@ class Market:
         self.mid_points = mid_points
         self.krx_after_market = krx_after_market
         rng = np.random.default_rng(_seed(seed, "listings"))
-        self.listings, self.overseas = draw_listings(rng, stocks=stocks, etfs=etfs)
+        self.listings = draw_listings(rng, stocks=stocks, etfs=etfs)
+        self._overseas_from = rng.bit_generator.state  # where `overseas` goes on drawing
+
+    @functools.cached_property
+    def overseas(self) -> dict[str, list[Overseas]]:
+        """The overseas listings by master-file stem, drawn on first use.
+
+        From the listings' generator where the domestic draws left it, so they are the same
+        as if drawn with them; 18,000 of them were most of a market's construction, which
+        every test module building one at import paid as the tests were collected.
+        """
+        rng = np.random.default_rng()
+        rng.bit_generator.state = self._overseas_from
+        return draw_overseas(rng)
 
     def nxt_eligible(self, day: date) -> frozenset[str]:
         """The stocks Nextrade trades on ``day``: its quarter's selection.

@@ -360,7 +360,10 @@ def test_gaps_are_recovered_through_drops_5xx_bursts_and_rate_limit_storms(
         track_b.send(gap)
     assert _final_states(url, len(drop)) == {"recovered": len(drop)}
     latencies = _latencies(url, since)
-    assert p99(latencies) < 2.0, latencies[-5:]
+    # One minute-bars call each, paced at gap recovery's 15 a second (`Rig`): the last is
+    # asked at most 41 / 15 s after the first, plus a second for the rest of its way (2.18 s
+    # on a loaded machine failed a flat 2 s: a bound of the pacing, not of the machine).
+    assert p99(latencies) < len(drop) / 15 + 1.0, latencies[-5:]
     # 2. Silences and overlapping disconnects through a 5xx burst and an EGW00201 storm.
     sim.sim.faults.http_5xx = 10
     sim.sim.faults.rate_limited = 10

@@ -156,9 +156,11 @@ def test_a_rest_outage_alert_is_resolved_when_symbols_answer_again(tmp_path: Pat
     """The critical alert of a cycle without answers is resolved at the next answer, in the
     same cycle, and by a restarted run when the run that raised it was killed: open, it
     would be reminded of every half hour until someone acknowledged it."""
-    # 09:00 comes 20 wall seconds after the clock starts (50x); REST is down from the start
-    # until the outage is alerted (a loaded machine may start the worker seconds late).
-    session = Session(tmp_path, NINE - timedelta(seconds=LEAD_S * 50), 50, accounts=1, rate=100)
+    # 09:00 comes 20 wall seconds after the clock starts (25x); REST is down from the start
+    # until the outage is alerted (a loaded machine may start the worker seconds late). The
+    # cycle's retries after it have 24 wall seconds to its 09:10 end: at 50x, a loaded
+    # machine's worker asked 20 of the 30 in the 12 it had.
+    session = Session(tmp_path, NINE - timedelta(seconds=LEAD_S * 25), 25, accounts=1, rate=100)
     faults = session.sim.sim.faults
     try:
         # Down until the alert is seen, not to a fixed time: a worker started late on a slow

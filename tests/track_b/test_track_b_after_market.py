@@ -92,15 +92,20 @@ def sim_day(
     registrations: int = 3,
     track_b: str = "",
     config: SimConfig | None = None,
+    slower: str | None = None,
 ) -> Iterator[SimDay]:
-    """A `SimDay` from ``start`` (10x, 60x from ``faster``) with Nextrade's hours ``venues``,
-    ``registrations`` per account and ``track_b`` settings more, the simulator's ``config``;
-    everything stopped at the end."""
+    """A `SimDay` from ``start`` (10x, 60x from ``faster``, 20x from ``slower``) with
+    Nextrade's hours ``venues``, ``registrations`` per account and ``track_b`` settings more,
+    the simulator's ``config``; everything stopped at the end."""
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
     begins = datetime.combine(DAY, datetime.strptime(start, "%H:%M").time(), tzinfo=KST)
-    at = datetime.combine(DAY, datetime.strptime(faster, "%H:%M").time(), tzinfo=KST)
-    sim = SimThread(MARKET, begins, config or SimConfig(), speed=10, changes=((at, 60.0),))
+    changes = tuple(
+        (datetime.combine(DAY, datetime.strptime(at, "%H:%M").time(), tzinfo=KST), speed)
+        for at, speed in ((faster, 60.0), (slower, 20.0))
+        if at is not None
+    )
+    sim = SimThread(MARKET, begins, config or SimConfig(), speed=10, changes=changes)
     day = SimDay(url, writer, sim, [], tmp_path / "track_b.log")
     try:
         settings = TRACK_B.replace("per_account = 3", f"per_account = {registrations}") + track_b
@@ -181,11 +186,13 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
 def test_a_track_b_killed_in_the_after_market_takes_nextrade_s_feeds_back(
     tmp_path: Path,
 ) -> None:
-    """15:18 at 10x, then 60x: killed (SIGKILL) after KRX's feeds ended (15:31:30), in
-    Nextrade's after-market (to 15:50 here), holding its two names' Nextrade feeds; the next
-    run takes them back (a process_restart gap each, on Nextrade's venue), streams them to
-    Nextrade's close and releases them there. KRX's feeds, released, stay released."""
-    with sim_day(tmp_path, LONGER, START, FASTER) as day:
+    """15:18 at 10x, then 60x, and 20x from 15:40: killed (SIGKILL) after KRX's feeds ended
+    (15:31:30), in Nextrade's after-market (to 15:50 here), holding its two names' Nextrade
+    feeds; the next run takes them back (a process_restart gap each, on Nextrade's venue),
+    streams them to Nextrade's close and releases them there. KRX's feeds, released, stay
+    released. The restart has 30 wall seconds to its close: at 60x, a loaded machine's took
+    longer than the 10 s it had and streamed nothing."""
+    with sim_day(tmp_path, LONGER, START, FASTER, slower="15:40") as day:
         url, sim, proc = day.url, day.sim, day.start()
         after = (
             "select count(distinct symbol) from trade_ticks where venue = 'NXT' "
