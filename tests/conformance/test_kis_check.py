@@ -214,9 +214,10 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     assert "no usable HEAD" in found["master host kospi_code.mst.zip"]
     assert "sha256" in found["master host kospi_code.mst.zip"]
     # The silence limit follows the measured interval (2.5 x about 110 s), past the 90 s
-    # (measured on the simulator's fast clock: a busy machine's delays stretch it).
+    # (measured on the simulator's fast clock: a busy machine's delays stretch a gap, or
+    # shorten the next when one PINGPONG came late: 90 s was seen).
     interval, limit = map(int, re.findall(r"(?:interval|limit) (\d+) s", found["PINGPONG"]))
-    assert 105 <= interval <= 160 and limit == pytest.approx(2.5 * interval, abs=2)
+    assert 80 <= interval <= 160 and limit == pytest.approx(2.5 * interval, abs=2) and limit > 90
     # A VI feed off, where KIS refuses the date: as it should be.
     assert (
         "20261120 refused" in found["H0STVIC0 key"] and "the symbol taken" in found["H0STVIC0 key"]
