@@ -2,7 +2,7 @@
 
 A real `KisStream` against the simulator's WebSocket registers KRX's, Nextrade's and the
 combined trade TRs and Nextrade's book for one name Nextrade lists, and Nextrade's trades for
-one it does not; the simulator's clock runs from 08:48 to past 09:01 (Nextrade's pre-market,
+one it does not; the simulator's clock runs from 08:44 to past 09:01 (Nextrade's pre-market,
 the ten minutes when no venue trades, both venues' first minute).
 """
 
@@ -55,9 +55,12 @@ def _stream_day(
     wanted: list[Registration],
     losses: tuple[TickLoss, ...] = (),
 ) -> tuple[Heard, dict[str, int]]:
-    """Register ``wanted`` at 08:48 on a simulator at 120x (losing ``losses``); what the
-    stream heard to 09:02, and the trade records the simulator withheld per symbol."""
-    sim = SimThread(MARKET, _kst(8, 48), config, 120.0)
+    """Register ``wanted`` at 08:44 on a simulator at 60x, 120x from 08:48:30 (losing
+    ``losses``); what the stream heard to 09:02, and the trade records the simulator withheld
+    per symbol. The slow start leaves a loaded machine 4.5 wall s to connect and register
+    before Nextrade's pre-market's last heard minute (08:48) ends: at 120x from 08:48 it had
+    half a second, and CI once heard none of it."""
+    sim = SimThread(MARKET, _kst(8, 44), config, 60.0, changes=((_kst(8, 48, 30), 120.0),))
     sim.sim.faults.tick_loss.extend(losses)
     clock = sim.sim.clock
     venues = venues_from(VenueSettings(), timeline_from(PhaseSettings(), CalendarSettings()))
