@@ -5,6 +5,8 @@ auction-expected, vi-notices.
 Each reads through `observer.data` (the database and the day archives as one). ``data``
 writes a table, CSV, JSON lines or Parquet, to the terminal or ``--out`` (times in KST);
 ``export`` writes a Parquet file per dataset, symbol and day (`observer.data.export`).
+Rates are float64 (``--decimals``: exact); a day at either end of a range is the whole day,
+a time as ``--to`` is excluded (`observer.data.span`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO, Literal
 
 import typer
 
@@ -49,12 +51,19 @@ Day = Annotated[
     str | None, typer.Option("--date", help="a KST day, YYYY-MM-DD (default: today in Korea)")
 ]
 From = Annotated[str | None, typer.Option("--from", help="from this KST time (instead of --date)")]
-To = Annotated[str | None, typer.Option("--to", help="to this KST time, excluded")]
+To = Annotated[
+    str | None,
+    typer.Option("--to", help="to this KST time, excluded (a day, YYYY-MM-DD: included)"),
+]
 VenueOpt = Annotated[str | None, typer.Option("--venue", help="KRX or NXT (default: both)")]
 FormatOpt = Annotated[Format, typer.Option("--format", help="how the rows are written")]
 Out = Annotated[Path | None, typer.Option("--out", help="write to this file (default: stdout)")]
 Limit = Annotated[int, typer.Option("--limit", min=1, help="rows a table shows (first and last)")]
 Config = Annotated[Path | None, typer.Option("--config", help="observer.toml to load")]
+Decimals = Annotated[
+    bool,
+    typer.Option("--decimals", help="rates as exact decimals (default: float64, as pandas has)"),
+]
 
 _COMMAND = "observer data"
 # What a table in a terminal shows of each dataset (the other formats: every column).
@@ -133,9 +142,10 @@ def _ranged(what: str) -> Callable[..., None]:
         fmt: FormatOpt = Format.table,
         out: Out = None,
         limit: Limit = 20,
+        decimals: Decimals = False,
         config: Config = None,
     ) -> None:
-        _show(what, symbols, day, start, end, venue, fmt, out, limit, config)
+        _show(what, symbols, day, start, end, venue, fmt, out, limit, decimals, config)
 
     return command
 
@@ -160,16 +170,18 @@ def bars(
     start: From = None,
     end: To = None,
     venue: VenueOpt = None,
-    best: Annotated[
-        bool, typer.Option("--best", help="each minute's best bar: from the trades, else KIS's")
+    stored: Annotated[
+        bool,
+        typer.Option("--stored", help="only the bars KIS gave back for gaps, as stored"),
     ] = False,
     fmt: FormatOpt = Format.table,
     out: Out = None,
     limit: Limit = 20,
     config: Config = None,
 ) -> None:
-    """Minute bars: those recovered from KIS for gaps, or with --best each minute's best."""
-    _show("best_bars" if best else "bars", symbols, day, start, end, venue, fmt, out, limit, config)
+    """Each minute's best bar: from the stored trades where whole, else KIS's recovered one."""
+    what = "bars" if stored else "best_bars"
+    _show(what, symbols, day, start, end, venue, fmt, out, limit, False, config)
 
 
 @data_app.command()
@@ -183,7 +195,7 @@ def coverage(
     config: Config = None,
 ) -> None:
     """Each minute of a day per symbol and venue: ticks, quiet, recovered, missing, not watched."""
-    _show("coverage", symbols, day, None, None, venue, fmt, out, limit, config)
+    _show("coverage", symbols, day, None, None, venue, fmt, out, limit, False, config)
 
 
 def _show(
@@ -196,6 +208,7 @@ def _show(
     fmt: Format,
     out: Path | None,
     limit: int,
+    decimals: bool,
     config: Path | None,
 ) -> None:
     # deferred: pyarrow, the ADBC drivers and the settings (about 0.3 s) for these commands
@@ -210,7 +223,8 @@ def _show(
         fail(_COMMAND, "give --date, or --from and --to", 2)
     first = start or day or datetime.now(KST).date().isoformat()  # today in Korea
     try:
-        with Catalog.of(settings_or_exit(_COMMAND, config), clock_from_env()) as catalog:
+        settings = settings_or_exit(_COMMAND, config)
+        with Catalog.of(settings, clock_from_env(), decimals=decimals) as catalog:
             table = _read(catalog, what, symbols or None, first, end, venue)
             if not table.num_rows:
                 _say_where(catalog, what, symbols, first, end)
@@ -257,7 +271,9 @@ def _read(
     if what == "coverage":
         return catalog.coverage(symbols, start, venue)
     if what == "best_bars":
-        return catalog.bars(symbols, start, end, venue, source="best")
+        return catalog.bars(symbols, start, end, venue)
+    if what == "bars":
+        return catalog.bars(symbols, start, end, venue, source="stored")
     read: pa.Table = getattr(catalog, what)(symbols, start, end, venue)
     return read
 
@@ -272,7 +288,7 @@ def _write(table: pa.Table, fmt: Format, file: BinaryIO) -> None:
         pq.write_table(table, file, compression="zstd")
     elif fmt is Format.csv:
         csv.write_csv(table, file)
-    else:  # JSON lines: decimals as text, times as ISO text in KST
+    else:  # JSON lines: exact decimals as text, times as ISO text in KST
         encoder = msgspec.json.Encoder(decimal_format="string")
         for row in _texts(table).to_pylist():
             file.write(encoder.encode(row) + b"\n")
@@ -332,9 +348,19 @@ def export(
     ] = "ticks,books,bars,snapshots",
     venue: VenueOpt = None,
     out: Annotated[Path, typer.Option("--out", help="the folder the files go to")] = Path("export"),
+    stored_bars: Annotated[
+        bool,
+        typer.Option(
+            "--stored-bars", help="bars: only those KIS gave back for gaps (default: the best)"
+        ),
+    ] = False,
+    decimals: Decimals = False,
     config: Config = None,
 ) -> None:
-    """A Parquet file per dataset, symbol and day: OUT/DATASET/date=D/symbol=S.parquet."""
+    """A Parquet file per dataset, symbol and day: OUT/DATASET/date=D/symbol=S.parquet.
+
+    Bars are each minute's best (from the trades where whole, else KIS's recovered one).
+    """
     # deferred: pyarrow, the ADBC drivers and the settings (about 0.3 s) for this command
     from observer.calendar.clock import clock_from_env
     from observer.cli.support import settings_or_exit
@@ -350,8 +376,11 @@ def export(
     chosen = [s for s in (symbols or "").split(",") if s] or None
     files = rows = 0
     try:
-        with Catalog.of(settings_or_exit(command, config), clock_from_env()) as catalog:
-            for written in write(catalog, out, *days, chosen, datasets.split(","), venue):
+        settings = settings_or_exit(command, config)
+        bars: Literal["best", "stored"] = "stored" if stored_bars else "best"
+        with Catalog.of(settings, clock_from_env(), decimals=decimals) as catalog:
+            wanted = datasets.split(",")
+            for written in write(catalog, out, *days, chosen, wanted, venue, bars):
                 files, rows = files + 1, rows + written.rows
     except (DataRequestError, StoreError, ArchiveError) as exc:
         fail(command, str(exc), 2)

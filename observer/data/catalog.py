@@ -28,7 +28,7 @@ from observer.data.bars import BEST_BARS_SCHEMA, best_bars
 from observer.data.conform import conform, empty
 from observer.data.coverage import MinuteFacts, coverage_table, tick_facts
 from observer.data.database import DatabaseReader
-from observer.data.datasets import BARS, DATASETS, GAPS, TICKS, Dataset
+from observer.data.datasets import BARS, DATASETS, GAPS, TICKS, Dataset, as_floats
 from observer.data.span import DataRequestError, Span, When, span_of
 from observer.db.archive import archive_root
 from observer.db.engine import make_engine
@@ -46,10 +46,12 @@ class Catalog:
     """The stored data of one observer: its database at ``url``, its archives under ``root``.
 
     Every read takes ``symbols`` (one, several, or None for all), ``start`` and ``end`` (see
-    `observer.data.span`: a date is that KST day) and ``venue`` ("KRX", "NXT"; None: all), and
-    returns an Arrow table in the dataset's schema (`observer.data.datasets`), sorted by
-    symbol and time: ``.to_pandas()``, or ``polars.from_arrow(...)``. On PostgreSQL it keeps
-    a connection open: `close` it, or use it as a context manager.
+    `observer.data.span`: a day at either end is the whole KST day, an instant as the end is
+    excluded) and ``venue`` ("KRX", "NXT", "combined"; None: all), and returns an Arrow table
+    in the dataset's schema (`Dataset.returned`), sorted by symbol and time: ``.to_pandas()``,
+    ``polars.from_arrow(...)``, or DuckDB's ``FROM table``. Rates come as float64 unless the
+    catalog is opened with ``decimals=True`` (exact ``decimal128(24, 8)``, as stored). On
+    PostgreSQL it keeps a connection open: `close` it, or use it as a context manager.
     """
 
     def __init__(
@@ -59,14 +61,18 @@ class Catalog:
         venues: Venues | None = None,
         edge_s: float = 2.0,
         clock: Clock | None = None,
+        *,
+        decimals: bool = False,
     ) -> None:
         """Read the database at ``url`` and the archives under ``root``.
 
         ``venues``: the venues' sessions (default: the shipped hours); ``edge_s``: how long a
         slot must be held either side of a minute for it to count as watched (as reconciled);
-        ``clock``: now, for a day still going on (default: the system's).
+        ``clock``: now, for a day still going on (default: the system's); ``decimals``: rates
+        as exact decimals (Python ``Decimal`` in pandas: slow) instead of float64.
         """
         self.url = url
+        self.decimals = decimals
         self.clock = clock or SystemClock()
         self.database = DatabaseReader(url)
         self.archive = ArchiveReader(root)
@@ -84,7 +90,9 @@ class Catalog:
         self.close()
 
     @classmethod
-    def of(cls, settings: Settings, clock: Clock | None = None) -> Catalog:
+    def of(
+        cls, settings: Settings, clock: Clock | None = None, *, decimals: bool = False
+    ) -> Catalog:
         """The catalog of the observer ``settings`` configure."""
         return cls(
             settings.database.url,
@@ -92,6 +100,7 @@ class Catalog:
             _venues(settings),
             settings.gap_recovery.verify_edge_s,
             clock,
+            decimals=decimals,
         )
 
     def ticks(
@@ -113,19 +122,20 @@ class Catalog:
         end: When | None = None,
         venue: str | None = None,
         *,
-        source: Literal["stored", "best"] = "stored",
+        source: Literal["best", "stored"] = "best",
     ) -> pa.Table:
-        """Minute bars: those stored, or each minute's best.
+        """Minute bars: each minute's best, or those stored.
 
-        ``stored``: the bars recovered from KIS for gaps (``quality``); ``best``: each
-        minute's bar from the stored trades where they are whole, else KIS's recovered one
-        (`observer.data.bars`).
+        ``best`` (`observer.data.bars.BEST_BARS_SCHEMA`): each minute's bar from the stored
+        trades where they are whole, else KIS's recovered one; a minute missed and not
+        recovered has none. ``stored`` (the ``bars`` dataset): only the bars recovered from
+        KIS for gaps, as stored (``quality``, ``gap_id``).
         """
         span = span_of(symbols, start, end, venue)
         if source == "stored":
             return self.read("bars", span)
         if source != "best":
-            raise DataRequestError(f"source is 'stored' or 'best', not {source!r}")
+            raise DataRequestError(f"source is 'best' or 'stored', not {source!r}")
         days = [self._best_bars(span, day) for day in span.days()]
         table = pa.concat_tables(days) if days else BEST_BARS_SCHEMA.empty_table()
         inside = pc.and_(
@@ -251,7 +261,10 @@ class Catalog:
         return self.read("volatility_interruptions", span_of(symbols, start, end))
 
     def read(self, name: str | Dataset, span: Span) -> pa.Table:
-        """A dataset's rows in ``span``, from the database and the archive, once each."""
+        """A dataset's rows in ``span``, from database and archive, once each.
+
+        In `Dataset.returned`'s schema (the catalog's ``decimals``).
+        """
         dataset = DATASETS[name] if isinstance(name, str) else name
         if span.venue is not None and "venue" not in dataset.stored:
             raise DataRequestError(f"{dataset.name} has no venue: ask without one")
@@ -266,13 +279,17 @@ class Catalog:
                     parts[-1] = parts[-1].filter(pc.equal(parts[-1]["venue"], span.venue))
                 ordered = archived.ordered and _in_archive_order(dataset)
         if not parts:
-            return empty(dataset)
+            return self._rates(empty(dataset))
         table = parts[0] if len(parts) == 1 else _once(pa.concat_tables(parts), dataset)
         if dataset.newest:
             table = _newest(table, dataset.newest)
         if not (ordered and len(parts) == 1 and not dataset.newest):
             table = table.sort_by([(c, "ascending") for c in dataset.order])
-        return table.combine_chunks()
+        return self._rates(table.combine_chunks())
+
+    def _rates(self, table: pa.Table) -> pa.Table:
+        """``table``'s rates as the catalog returns them: `as_floats` unless ``decimals``."""
+        return table if self.decimals else as_floats(table)
 
     def stored_days(self, name: str, symbols: Symbols = None) -> tuple[date, date] | None:
         """The first and last KST day of a dataset's rows, database and archive together.
@@ -318,9 +335,13 @@ class Catalog:
         return best_bars(cover, ticks, self.read(BARS, whole))
 
 
-def open_catalog(config: Path | str | None = None) -> Catalog:
-    """The catalog of the observer that ``config`` (default: `default_config_path`) sets up."""
-    return Catalog.of(load_settings(Path(config) if config is not None else None))
+def open_catalog(config: Path | str | None = None, *, decimals: bool = False) -> Catalog:
+    """The catalog of the observer ``config`` (default: `default_config_path`) sets up.
+
+    ``decimals``: rates exact (see `Catalog`).
+    """
+    settings = load_settings(Path(config) if config is not None else None)
+    return Catalog.of(settings, decimals=decimals)
 
 
 def _venues(settings: Settings) -> Venues:

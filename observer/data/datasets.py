@@ -1,11 +1,11 @@
 """The datasets `observer.data` returns: which table each reads, and its columns' types.
 
 Every dataset comes back with one Arrow schema whatever it was read from (SQLite, PostgreSQL,
-a day archive): KRW amounts and counts ``int64``; rates, strengths and NAVs
-``decimal128(24, 8)`` (exact, as stored); flags ``bool``; a book's levels an ``int64``
-column each (``ask_price_1``, the best ask, to ``bid_qty_10``; NULL past the levels sent);
-each instant as UTC nanoseconds (``*_ns``, ``int64``) beside its KST view (``*_time``,
-``timestamp[ns, tz=Asia/Seoul]``). ``source`` and ``seq`` name the event a row
+a day archive): KRW amounts and counts ``int64``; rates, strengths and NAVs ``float64``, or
+``decimal128(24, 8)`` (exact, as stored) when asked for decimals; flags ``bool``; a book's
+levels an ``int64`` column each (``ask_price_1``, the best ask, to ``bid_qty_10``; NULL past
+the levels sent); each instant as UTC nanoseconds (``*_ns``, ``int64``) beside its KST view
+(``*_time``, ``timestamp[ns, tz=Asia/Seoul]``). ``source`` and ``seq`` name the event a row
 came from (with ``idx`` for events of several rows): together they are the row's identity.
 """
 
@@ -14,11 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from observer.db.archive import schema_of
 from observer.db.models import BOOK_LEVEL_COLUMNS, Base
 
-__all__ = ["DATASETS", "DECIMAL", "KST_TIME", "Dataset"]
+__all__ = ["DATASETS", "DECIMAL", "KST_TIME", "Dataset", "as_floats"]
 
 DECIMAL = pa.decimal128(24, 8)
 KST_TIME = pa.timestamp("ns", tz="Asia/Seoul")
@@ -52,13 +53,17 @@ class Dataset:
 
     @property
     def schema(self) -> pa.Schema:
-        """The schema of what a read returns: the columns, each view after its column."""
+        """The exact schema of the rows as stored: the columns, each view after its column."""
         fields: list[pa.Field] = []
         for name, kind in self.columns:
             fields.append(pa.field(name, kind))
             if name in self.views:
                 fields.append(pa.field(name.removesuffix("_ns") + "_time", KST_TIME))
         return pa.schema(fields)
+
+    def returned(self, decimals: bool = False) -> pa.Schema:
+        """The schema a read returns: `schema`, its decimals as float64 unless ``decimals``."""
+        return self.schema if decimals else as_floats(self.schema.empty_table()).schema
 
     def project(self, *names: str) -> Dataset:
         """The dataset narrowed to the columns ``names`` and its key (a cheaper read)."""
@@ -74,6 +79,36 @@ class Dataset:
     def stored(self) -> list[str]:
         """The table columns a read selects."""
         return [name for name, _ in self.columns]
+
+
+def as_floats(table: pa.Table) -> pa.Table:
+    """``table`` with each decimal column as float64, as pandas and Polars compute natively.
+
+    Each value the double nearest it while its digits fit a double's 53 bits (a rate's do),
+    else within one unit in the last place.
+    """
+    for index, field in enumerate(table.schema):
+        if pa.types.is_decimal(field.type):
+            floats = pa.field(field.name, pa.float64(), field.nullable)
+            table = table.set_column(index, floats, _floats(table.column(index)))
+    return table
+
+
+def _floats(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A decimal column as the nearest doubles.
+
+    Arrow's own cast is off by one unit in the last place for about one value in 13
+    (8491620.88444 -> 8491620.884440001); the unscaled integer, a double while under 2**53,
+    divided by 10**scale is correctly rounded.
+    """
+    kind: pa.Decimal128Type = column.type
+    unscaled = pa.decimal128(kind.precision, 0)  # the same 16 bytes a value, read unscaled
+    try:
+        ints = pa.chunked_array([c.view(unscaled) for c in column.chunks], unscaled)
+        exact = ints.cast(pa.int64()).cast(pa.float64(), safe=False)
+    except pa.ArrowInvalid:  # past 2**63 unscaled: no rate; Arrow's cast, within an ulp
+        return column.cast(pa.float64())
+    return pc.divide(exact, 10.0**kind.scale)
 
 
 _VENUE = (("symbol", _S), ("venue", _S), ("trading_session", _S))
@@ -273,11 +308,13 @@ PROGRAM_TRADES_DAILY = _of_model(
     order=("trade_date", "symbol", "venue"),
     newest=("symbol", "trade_date", "venue"),
 )
+# The flows job's VIs: each VI (a stock's, by its start) as the newest listing gave it.
 VOLATILITY_INTERRUPTIONS = _of_model(
     "volatility_interruptions",
     "volatility_interruptions",
     "daily",
     order=("trade_date", "symbol", "started_ns"),
+    newest=("symbol", "trade_date", "started_ns"),
 )
 # Track B's market-operation records (halts, VIs, session events), program trading,
 # auctions' expected matches and VIs: kept in the database (never archived), dated by their

@@ -3,7 +3,8 @@
 Hive-style paths, so DuckDB, Polars and Spark read a folder of them without knowing this
 schema (``read_parquet('out/ticks/*/*.parquet', hive_partitioning = true)``) and a reader of
 one symbol's day opens one file. Each file is written under a temporary name and renamed: a
-file at its final name is whole.
+file at its final name is whole. ``bars`` are each minute's best bar (`Catalog.bars`),
+or on request only those KIS gave back for gaps, as stored.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,10 +49,13 @@ def export(
     symbols: Iterable[str] | None = None,
     datasets: Iterable[str] = EXPORTED,
     venue: str | None = None,
+    bars: Literal["best", "stored"] = "best",
 ) -> Iterator[Exported]:
-    """Write each dataset's rows of each day ``first``..``last`` (KST), a file per symbol.
+    """Write each dataset's rows of each day ``first``..``last`` (KST, both included).
 
-    A file already there is replaced. Yields each file as it is written.
+    A file per symbol, in the catalog's types (its ``decimals``). ``bars``: each minute's
+    best bar, or the bars as stored (`Catalog.bars`). A file already there is replaced.
+    Yields each file as it is written.
 
     Raises
     ------
@@ -69,7 +74,10 @@ def export(
     wanted = None if symbols is None else list(symbols)
     for day in _days(first, last):
         for name in chosen:
-            table = catalog.read(name, span_of(wanted, day, None, venue))
+            if name == "bars":
+                table = catalog.bars(wanted, day, None, venue, source=bars)
+            else:
+                table = catalog.read(name, span_of(wanted, day, None, venue))
             for symbol, rows in _by_symbol(table):
                 path = out / name / f"date={day.isoformat()}" / f"symbol={symbol}.parquet"
                 _write(rows, path)

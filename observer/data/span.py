@@ -2,8 +2,13 @@
 
 A time is what a user types or holds: a ``date`` (that KST day), a ``datetime`` (naive: KST),
 an ISO text (``"2026-11-20"``, ``"2026-11-20 09:00"``, with or without an offset; naive: KST),
-or UTC nanoseconds as an ``int``. A range is ``[start, end)``; ``end`` defaults to the end of
-``start``'s KST day, so one date is one day.
+or UTC nanoseconds as an ``int``.
+
+One convention for a range's end, in the API and every command: a day (a ``date`` or its
+text) is the whole KST day at either end, so ``start=date(2026, 11, 2), end=date(2026, 11,
+6)`` is five days, the 6th included, as pandas slices a day; an instant (a ``datetime``, a
+time's text, nanoseconds) is excluded as an end, ``[start, end)``. ``end`` defaults to the end
+of ``start``'s KST day, so one date is one day.
 """
 
 from __future__ import annotations
@@ -66,7 +71,9 @@ def span_of(
         A time that is not one, an ``end`` not after ``start``, or a venue that is none.
     """
     lo = _instant(start, "start")
-    hi = _instant(end, "end") if end is not None else _day_end(start)
+    hi = _day_end(end, "end") if end is not None and _is_day(end) else None
+    if hi is None:
+        hi = _instant(end, "end") if end is not None else _day_end(start, "start")
     if hi <= lo:
         raise DataRequestError(f"the range ends ({_text(hi)}) before it starts ({_text(lo)})")
     if symbols is None:
@@ -103,10 +110,16 @@ def _instant(value: When, what: str) -> int:
     raise DataRequestError(f"{what}: {value!r} is not a date, a datetime, a text or an int")
 
 
-def _day_end(start: When) -> int:
-    """The end of ``start``'s KST day (a date, or a day's text: the day after it)."""
-    lo = _instant(start, "start")
-    day = _kst(lo).date() + _DAY
+def _is_day(value: When) -> bool:
+    """Whether ``value`` names a whole day: a ``date`` (not a ``datetime``) or its text."""
+    if isinstance(value, str):
+        return len(value.strip()) == 10
+    return isinstance(value, date) and not isinstance(value, datetime)
+
+
+def _day_end(value: When, what: str) -> int:
+    """The end of ``value``'s KST day: the next day's first instant."""
+    day = _kst(_instant(value, what)).date() + _DAY
     return _ns(datetime.combine(day, time(), KST))
 
 

@@ -1,4 +1,4 @@
-"""`Catalog.coverage` and `Catalog.bars(source="best")`: each minute's standing, before and
+"""`Catalog.coverage` and `Catalog.bars` (the best bars): each minute's standing, before and
 after the day's reconciliation, and the bar that stands for it."""
 
 from __future__ import annotations
@@ -177,8 +177,8 @@ def test_the_reconciliation_decides_once_it_has_run(day: Catalog, store: Store) 
 
 
 def test_the_best_bars_come_from_the_trades_where_whole_else_from_kis(day: Catalog) -> None:
-    bars = day.bars("005930", DAY, source="best")
-    assert bars.schema == BEST_BARS_SCHEMA
+    bars = day.bars("005930", DAY)
+    assert bars.schema == BEST_BARS_SCHEMA and bars.equals(day.bars("005930", DAY, source="best"))
     rows = {f"{r['minute_time']:%H:%M}": r for r in bars.to_pylist()}
     assert sorted(rows) == ["09:31", "09:33", "09:34", "09:35"]  # no bar: quiet, missing
     first = rows["09:31"]
@@ -194,7 +194,7 @@ def test_the_best_bars_come_from_the_trades_where_whole_else_from_kis(day: Catal
     assert (kis["open"], kis["close"], kis["volume"], kis["trades"]) == (71_000, 71_200, 40, None)
     assert kis["built_from"] == "kis"
     # A range inside the day: its minutes alone
-    part = day.bars("005930", f"{DAY} 09:33", f"{DAY} 09:35", source="best")
+    part = day.bars("005930", f"{DAY} 09:33", f"{DAY} 09:35")
     assert [f"{t:%H:%M}" for t in part["minute_time"].to_pylist()] == ["09:33", "09:34"]
 
 

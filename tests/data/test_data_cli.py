@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -56,8 +57,12 @@ def test_each_format_holds_the_rows_a_catalog_returns(config: Path, tmp_path: Pa
     lines = run(config, "ticks", "005930", "--date", str(DAY), "--format", "json").splitlines()
     first = json.loads(lines[0])
     assert len(lines) == expected.num_rows
-    assert Decimal(first["change_rate"]) == expected["change_rate"][0].as_py()  # exact text
+    assert first["change_rate"] == expected["change_rate"][0].as_py()  # a float, as read
+    assert isinstance(first["change_rate"], float)
     assert first["exchange_ns"] == expected["exchange_ns"][0].as_py()
+    exact = run(config, "ticks", "005930", "--date", str(DAY), "--format", "json", "--decimals")
+    stored = json.loads(exact.splitlines()[0])["change_rate"]
+    assert isinstance(stored, str) and Decimal(stored) == Decimal(str(first["change_rate"]))
     out = tmp_path / "ticks.parquet"
     run(config, "ticks", "005930", "--date", str(DAY), "--format", "parquet", "--out", str(out))
     assert pq.read_table(out).equals(expected)  # the types themselves
@@ -161,6 +166,22 @@ def test_export_writes_a_file_per_symbol_and_day_that_duckdb_reads(
     ).fetchall()
     assert (count, symbols) == (50, 8)  # every tick of the day, once
     assert f"{len(files)} files" in done.output
+    # Bars are each minute's best: none, as Track B watched nothing that day; the bars as
+    # stored on request, the rates exact on request.
+    assert not [f for f in files if f.startswith("bars/")]
+    stored = tmp_path / "stored"
+    also = ["--stored-bars", "--decimals", "--datasets", "bars,ticks", "--out", str(stored)]
+    done = CliRunner().invoke(
+        cli.app, ["export", "--from", str(DAY), "--to", str(DAY), *also, "--config", str(config)]
+    )
+    assert done.exit_code == 0, done.output
+    bars = pq.read_table(stored / f"bars/date={DAY}/symbol=005930.parquet")
+    assert bars["quality"].to_pylist() == ["live"] * 4
+    exact = pq.read_table(stored / f"ticks/date={DAY}/symbol=005930.parquet")
+    assert (
+        exact.schema.field("change_rate").type == DATASETS["ticks"].schema.field("change_rate").type
+    )
+    assert one.schema.field("change_rate").type == pa.float64()
     refused = CliRunner().invoke(
         cli.app,
         [

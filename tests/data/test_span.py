@@ -52,13 +52,37 @@ def test_a_date_or_its_text_alone_is_that_kst_day(day: date) -> None:
         assert span.symbols == ("005930", "000660")  # each once, in order
 
 
+@given(
+    st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 1)),
+    st.integers(0, 30),
+    st.booleans(),
+)
+def test_a_day_as_the_end_is_included_and_an_instant_excluded(
+    first: date, length: int, as_text: bool
+) -> None:
+    """One convention, the API's and the commands': a day at either end is the whole KST day
+    (as pandas slices days), an instant as the end is excluded."""
+    last = first + timedelta(days=length)
+    start, end = (first.isoformat(), last.isoformat()) if as_text else (first, last)
+    span = span_of(None, start, end)
+    after = datetime(last.year, last.month, last.day, tzinfo=KST) + timedelta(days=1)
+    assert span.hi_ns == ns(after)
+    assert list(span.days()) == [first + timedelta(days=n) for n in range(length + 1)]
+    assert span_of(None, first, first) == span_of(None, first)  # one day, however named
+    midnight = datetime(last.year, last.month, last.day, tzinfo=KST)
+    if length:  # an instant, its text, its nanoseconds: excluded
+        for end_instant in (midnight, midnight.isoformat(), ns(midnight)):
+            assert span_of(None, start, end_instant).hi_ns == ns(midnight)
+
+
 @pytest.mark.parametrize(
     ("start", "end", "said"),
     [
         ("2026-11-20 25:00", None, "not an ISO date or time"),
         (True, None, "is not a time"),
         (2.5, None, "not a date, a datetime"),
-        ("2026-11-20", "2026-11-20", "before it starts"),
+        ("2026-11-21", "2026-11-20", "before it starts"),
+        ("2026-11-20 10:00", "2026-11-20 09:00", "before it starts"),
     ],
 )
 def test_what_is_not_a_range_is_said(start: object, end: object, said: str) -> None:
