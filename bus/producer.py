@@ -414,7 +414,7 @@ class Producer:
         self.send(
             Alert(
                 severity="warning",
-                code="BUS_OUTBOX_BACKLOG",
+                code="bus_outbox_backlog",
                 message=f"outbox of {self.source} holds {self.pending} unacknowledged events",
                 context={"source": self.source},
             )

@@ -363,6 +363,9 @@ class GapRecoverySettings(Strict, frozen=True):
     # detail). False: bars for every gap.
     trades: bool = True
     trade_calls_max: Positive = 10
+    # This many of a venue's volume-chain gaps in a row whose trades did not close their
+    # chain (the call limit aside) warn gap_trades_not_closing: KIS's answer changed.
+    trade_misses_alert: Positive = 5
 
     def __post_init__(self) -> None:
         if self.immediate_max_s > self.queue_max_s:

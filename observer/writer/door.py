@@ -158,7 +158,7 @@ class Door:
             self._alerts.append(
                 Alert(
                     severity="critical",
-                    code="BUS_SOURCE_NOT_ALLOWED",
+                    code="bus_source_not_allowed",
                     message=f"a client key sent as source {wrong!r}, which it may not",
                     context={"key": key, "source": wrong},
                     subject=key,

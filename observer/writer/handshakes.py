@@ -4,7 +4,7 @@ A client holding another writer's public key fails every handshake before `bus.c
 sees a key, so a socket monitor on the tcp ingest and feed is the only place it shows. Each
 failure is counted (``handshake_failures``); the first on an endpoint in a run is logged with a
 hint and alerted (``bus_handshake_failed``, a warning), once per endpoint: the monitor never names
-the peer. Failures a ZAP refusal causes are the Gatekeeper's (``BUS_KEY_REFUSED``).
+the peer. Failures a ZAP refusal causes are the Gatekeeper's (``bus_key_refused``).
 """
 
 from __future__ import annotations

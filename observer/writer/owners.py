@@ -52,7 +52,7 @@ class SourceKeys:
         )
         return Alert(
             severity="critical",
-            code="BUS_SOURCE_TWO_KEYS",
+            code="bus_source_two_keys",
             message=(
                 f"two client keys send as source {source[:40]!r}: give each host its own "
                 "[supervisor] host name"

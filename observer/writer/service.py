@@ -296,7 +296,7 @@ class Writer:
             self._own.append(
                 Alert(
                     severity="critical",
-                    code="BUS_KEY_REFUSED",
+                    code="bus_key_refused",
                     message="a client with a CURVE key not in the allow-list was refused",
                     context={"key": key},
                     subject=key,

@@ -85,11 +85,11 @@ def test_any_sequence_publishes_exactly_the_transitions(
 def test_again_sends_each_alert_of_a_condition_one_resolution_ends_them() -> None:
     sent: list[Event] = []
     book = AlertBook(sent.append)
-    assert book.raise_("track_b_refused", "", "warning", "005930 refused", again=True)
-    assert book.raise_("track_b_refused", "", "warning", "000660 refused", again=True)
-    assert not book.raise_("track_b_refused", "", "warning", "the same, once more")
-    assert book.resolve("track_b_refused", "", "the session ended")
-    assert not book.resolve("track_b_refused", "", "the session ended")
+    assert book.raise_("track_b_registration_refused", "", "warning", "005930 refused", again=True)
+    assert book.raise_("track_b_registration_refused", "", "warning", "000660 refused", again=True)
+    assert not book.raise_("track_b_registration_refused", "", "warning", "the same, once more")
+    assert book.resolve("track_b_registration_refused", "", "the session ended")
+    assert not book.resolve("track_b_registration_refused", "", "the session ended")
     assert [type(e).__name__ for e in sent] == ["Alert", "Alert", "AlertResolved"]
 
 

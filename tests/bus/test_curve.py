@@ -344,8 +344,8 @@ def test_an_unknown_key_is_refused_logged_once_and_alerted(
     intruder = tcp_bus.producer("p1", "stranger")
     send_ticks(intruder, 100)
     stranger = load_public_key(tcp_bus.keys / "stranger.key").decode()
-    wait_until(lambda: alerts(sqlite_url, "BUS_KEY_REFUSED"), 30, "the refusal's alert")
-    assert alerts(sqlite_url, "BUS_KEY_REFUSED") == [("BUS_KEY_REFUSED", stranger)]
+    wait_until(lambda: alerts(sqlite_url, "bus_key_refused"), 30, "the refusal's alert")
+    assert alerts(sqlite_url, "bus_key_refused") == [("bus_key_refused", stranger)]
     # Refused at the handshake: the writer never saw a frame, and never stored one.
     assert "p1" not in tcp_bus.writer.offsets()
     assert intruder.acked == 0
@@ -355,7 +355,7 @@ def test_an_unknown_key_is_refused_logged_once_and_alerted(
     assert log.count(f"unknown public key {stranger}") == 1
     for name in ("writer", "collectors", "stranger"):
         assert load_key_pair(tcp_bus.keys, name).secret.decode() not in log
-    refused = db_rows(sqlite_url, "SELECT count(*) FROM alerts WHERE code = 'BUS_KEY_REFUSED'")
+    refused = db_rows(sqlite_url, "SELECT count(*) FROM alerts WHERE code = 'bus_key_refused'")
     assert refused[0][0] == 1
 
 
@@ -370,9 +370,9 @@ def test_a_key_sending_as_another_source_is_refused_and_never_stored(
     send_ticks(other, 10)
     send_ticks(honest, 500)
     assert honest.wait_acked(30)
-    wait_until(lambda: alerts(sqlite_url, "BUS_SOURCE_NOT_ALLOWED"), 30, "the refusal's alert")
+    wait_until(lambda: alerts(sqlite_url, "bus_source_not_allowed"), 30, "the refusal's alert")
     collectors = load_public_key(tcp_bus.keys / "collectors.key").decode()
-    assert alerts(sqlite_url, "BUS_SOURCE_NOT_ALLOWED") == [("BUS_SOURCE_NOT_ALLOWED", collectors)]
+    assert alerts(sqlite_url, "bus_source_not_allowed") == [("bus_source_not_allowed", collectors)]
     offsets = tcp_bus.writer.offsets()
     assert "supervisor" not in offsets and "track_a" not in offsets
     assert alerts(sqlite_url, "FAKE") == []
@@ -468,9 +468,9 @@ def test_a_second_key_sending_as_a_source_another_key_sends_as_is_refused(
     send_ticks(twin, 50)
     send_ticks(own, 200)
     assert own.wait_acked(30)
-    wait_until(lambda: alerts(sqlite_url, "BUS_SOURCE_TWO_KEYS"), 30, "the refusal's alert")
+    wait_until(lambda: alerts(sqlite_url, "bus_source_two_keys"), 30, "the refusal's alert")
     twin_key = load_public_key(tcp_bus.keys / "twin.key").decode()
-    assert alerts(sqlite_url, "BUS_SOURCE_TWO_KEYS") == [("BUS_SOURCE_TWO_KEYS", twin_key)]
+    assert alerts(sqlite_url, "bus_source_two_keys") == [("bus_source_two_keys", twin_key)]
     # Never taken for duplicates of the first host's seqs 1..50: never acknowledged.
     assert twin.acked == 0
     send_ticks(first, 100)  # the owner goes on

@@ -132,7 +132,7 @@ def test_a_growing_backlog_raises_an_alert_event(tmp_path: Path) -> None:
     ]
     outbox.close()
     assert len(events) == 31
-    assert [e.code for e in events if isinstance(e, Alert)].count("BUS_OUTBOX_BACKLOG") == 1
+    assert [e.code for e in events if isinstance(e, Alert)].count("bus_outbox_backlog") == 1
 
 
 def test_seq_continues_across_producers_of_one_source(tmp_path: Path) -> None:

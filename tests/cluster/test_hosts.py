@@ -140,7 +140,7 @@ def test_a_source_belongs_to_the_first_key_that_sends_as_it() -> None:
     assert keys.claim("k2", ["gap_recovery@c2", "track_b@c1"]) == "track_b@c1"
     assert keys.claim("k1", ["gap_recovery@c2"]) is None  # the refused frame took nothing
     first = keys.refusal("k2", "track_b@c1")
-    assert first is not None and first.code == "BUS_SOURCE_TWO_KEYS"
+    assert first is not None and first.code == "bus_source_two_keys"
     assert first.context == {"key": "k2", "owner": "k1", "source": "track_b@c1"}
     assert keys.refusal("k2", "track_b@c1") is None  # alerted once per key
 

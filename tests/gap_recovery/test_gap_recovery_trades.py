@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from bus.events import Alert, AlertResolved, Event
 from harness.sim.server import SimConfig
+from observer.alerts.book import AlertBook
 from observer.db.reconciliation_queries import RECOVERED_BY
-from observer.kis.time_trades import TimeTrade
+from observer.kis.time_trades import TimeTrade, TradesBack
 from tests.gap_recovery.test_reconciliation import (
     LOSS,
     MINUTE,
@@ -33,10 +35,11 @@ from tests.gap_recovery.test_reconciliation import (
 from tests.support import db_rows, start_on_sim_clock, wait_until
 from tests.track_b.test_track_b import DAY, NINE
 from workers.gap_recovery import SOURCE
-from workers.gap_recovery.trades import within
+from workers.gap_recovery.trades import NOT_CLOSING_ALERT, ChainMisses, capped, within
 
 NINE_NS = int(NINE.timestamp()) * S
 
+NOT_CLOSING = f"select subject, severity from alerts where code = '{NOT_CLOSING_ALERT}'"
 CHAIN_GAPS = (
     "select gap_id, symbol, missing_volume, state, trades, trade_volume, bars, detail "
     "from gaps where reason = 'volume_chain'"
@@ -76,6 +79,7 @@ def test_a_silent_loss_is_filled_with_the_exchanges_trades_and_the_chain_closes(
         for _, _, missing, _, trades, volume, bars, detail in gaps:
             assert trades > 0 and volume == missing and bars == 0, detail
             assert str(detail).startswith("recovered_trades: "), detail
+        assert db_rows(url, NOT_CLOSING) == []
         trade_calls = sim.sim.calls["FHPST01060000"]
         assert 0 < trade_calls <= 2 * len(gaps)  # a gap's trades are within a page or two
 
@@ -126,13 +130,16 @@ def test_a_silent_loss_is_filled_with_the_exchanges_trades_and_the_chain_closes(
 def test_trades_whose_chain_is_not_the_streams_leave_the_gaps_to_the_bars(tmp_path: Path) -> None:
     # The other belief about FHPST01060000: its cumulative volumes are not the stream's
     sim_config = SimConfig(time_trades_cum_offset=10**9)
-    with lossy_morning(tmp_path, "", sim_config=sim_config) as morning:
+    misses = "trade_misses_alert = 2\n"
+    with lossy_morning(tmp_path, "", misses, sim_config=sim_config) as morning:
         bar_calls = morning.sim.sim.calls["FHKST03010200"]
         gaps = _stream_then_recover(tmp_path, morning)
         assert morning.sim.sim.calls["FHKST03010200"] > bar_calls
         for _, _, _, _, trades, volume, _, detail in gaps:
             assert trades == volume == 0, detail
             assert "; not by trades: " in str(detail), detail
+        # Gap after gap not closed by its trades: KIS's answer changed, and an operator is told
+        assert len(gaps) >= 2 and db_rows(morning.url, NOT_CLOSING) == [("KRX", "warning")]
         stored = "select count(*) from trade_ticks where source = 'gap_recovery'"
         assert db_rows(morning.url, stored) == [(0,)]
         # The bars make the minutes whole, not the trades: the chain proves less
@@ -164,8 +171,43 @@ def test_kis_refusing_the_trades_leaves_the_gaps_to_the_bars(tmp_path: Path) -> 
             assert state == "recovered" and trades == 0, detail
             assert "; not by trades: KIS refused them (" in str(detail), detail
         assert morning.sim.sim.calls["FHPST01060000"] == len(gaps)  # once each, not retried
+        assert len(gaps) >= 5 and db_rows(morning.url, NOT_CLOSING) == [("KRX", "warning")]
 
 
 def test_the_recovered_trades_source_is_gap_recoverys() -> None:
     # Two literals (the command line loads no database module before it is ready): one name
     assert RECOVERED_BY == SOURCE
+
+
+def test_a_venue_s_gaps_not_closed_by_their_trades_in_a_row_warn_until_one_closes() -> None:
+    """``limit`` in a row warn once per venue; a gap closed by its trades resolves it; each
+    venue counts its own."""
+    sent: list[Event] = []
+    misses = ChainMisses(AlertBook(sent.append, "gap_recovery"), limit=3)
+    for _ in range(2):
+        misses.missed("KRX", "KIS's trades do not close the chain")
+    misses.missed("NXT", "garbled")
+    assert sent == []
+    misses.missed("KRX", "KIS refused them (OPSQ0002)")
+    misses.missed("KRX", "KIS refused them (OPSQ0002)")  # open: not again
+    (alert,) = sent
+    assert isinstance(alert, Alert) and (alert.code, alert.subject) == (NOT_CLOSING_ALERT, "KRX")
+    assert alert.severity == "warning"
+    assert "the last 3 of KRX's" in alert.message and "OPSQ0002" in alert.context["last"]
+    misses.closed("NXT")  # nothing open there: nothing sent, its run over
+    misses.missed("NXT", "garbled")
+    misses.missed("NXT", "garbled")
+    assert len(sent) == 1
+    misses.closed("KRX")
+    resolved = sent[-1]
+    assert isinstance(resolved, AlertResolved) and resolved.subject == "KRX"
+    misses.missed("KRX", "again")  # a new run starts from one
+    assert len(sent) == 2
+
+
+def test_the_call_limit_is_no_miss_a_short_answer_is() -> None:
+    def back(reached: bool, pages: int) -> TradesBack:
+        return TradesBack(trades=(), pages=pages, reached=reached, stuck=False)
+
+    assert capped(back(False, 10), 10) and not capped(back(True, 10), 10)
+    assert not capped(back(False, 3), 10)  # KIS came no further back: a miss

@@ -29,7 +29,7 @@ from workers.track_b.checks import OUTSIDE_LIMITS
 from workers.track_b.collect import TRADE, Collector, CollectorSettings
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.outages import ACCOUNT_DOWN
-from workers.track_b.refused import DATA_REFUSED
+from workers.track_b.refused import DATA_UNDECODED
 from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED
 from workers.track_b.stale import STREAM_STALE
 
@@ -89,7 +89,7 @@ SEVERITY: dict[str, Severity] = {
     ACCOUNT_DOWN: "critical",
     STREAM_STALE: "warning",
     FEED_LAGGING: "warning",
-    DATA_REFUSED: "error",
+    DATA_UNDECODED: "error",
     DATA_REJECTED: "error",
     BAD_FRAMES: "error",
 }
@@ -180,7 +180,7 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
         AlertResolved(severity="warning", code=STREAM_STALE, subject="acct1", message="ok"),
         Alert(severity="critical", code=ACCOUNT_DOWN, subject="acct3", message="not ours"),
         Alert(severity="warning", code=FEED_LAGGING, subject="acct2", message="late"),
-        Alert(severity="error", code=DATA_REFUSED, subject="acct1", message="refused"),
+        Alert(severity="error", code=DATA_UNDECODED, subject="acct1", message="refused"),
     ]
     envelopes = [Envelope("track_b", n, T0 + n, e) for n, e in enumerate(earlier[:4], 1)]
     envelopes.append(Envelope("track_a", 1, T0 + 5, earlier[4]))
@@ -198,7 +198,7 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
         ACCOUNT_DOWN: {"acct1"},
         STREAM_STALE: {"acct2"},
         FEED_LAGGING: {"acct2"},
-        DATA_REFUSED: {"acct1"},
+        DATA_UNDECODED: {"acct1"},
     }
     events: list[Event] = [*earlier[:2], *earlier[5:]]  # the earlier run's, as published
     clock = ManualClock(T0)
@@ -219,7 +219,7 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
             RealtimeEvents(TRADE, ticks=[tick("005930", at, 70000)]), at
         )
     # acct1's data read without a refusal for 10 minutes: its refused-data alert ends.
-    assert _states(events)[DATA_REFUSED, "acct1"] == "open"
+    assert _states(events)[DATA_UNDECODED, "acct1"] == "open"
     clock.advance(600)
     at = clock.now_ns()
     collector.feeds["acct1"].on_frame(RealtimeEvents(TRADE, ticks=[tick("005930", at, 70000)]), at)
@@ -227,7 +227,7 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
         (ACCOUNT_DOWN, "acct1"): "resolved",
         (STREAM_STALE, "acct2"): "resolved",
         (FEED_LAGGING, "acct2"): "resolved",
-        (DATA_REFUSED, "acct1"): "resolved",
+        (DATA_UNDECODED, "acct1"): "resolved",
     }
 
 

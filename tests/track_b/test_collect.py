@@ -50,7 +50,7 @@ from workers.track_b.collect import TRADE as TRADE_ID
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.outages import ACCOUNT_DOWN
-from workers.track_b.refused import DATA_REFUSED
+from workers.track_b.refused import DATA_UNDECODED
 from workers.track_b.slots import SlotBook, SlotCandidate
 from workers.track_b.stale import STREAM_STALE
 
@@ -500,7 +500,7 @@ def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone
     assert (gap.symbol, gap.reason) == ("005930", "dropped_record")
     assert len(ticks) == 2 and len(books) == 1 and len(published) == 6
     assert {e.account for e in [*ticks, *books]} == {"acct1"}
-    assert [(a.code, a.severity, a.subject) for a in alerts] == [(DATA_REFUSED, "error", "acct1")]
+    assert [(a.code, a.severity, a.subject) for a in alerts] == [(DATA_UNDECODED, "error", "acct1")]
     # The book's time of day is dated on the KST day the frame was received.
     book_time = datetime(2026, 11, 20, 12, 39, 29, tzinfo=KST)
     assert books[0].exchange_ns == int(book_time.timestamp()) * 10**9

@@ -130,8 +130,8 @@ def test_refusals_bar_their_symbols_close_a_full_sessions_slot_and_alert_once() 
     }
     # One alert per symbol: a warning, then an error once half the slots are refused.
     assert [(a[0], a[1], a[3]["symbol"]) for a in alerts] == [
-        ("warning", "track_b_refused", s0),
-        ("error", "track_b_refused", s1),
+        ("warning", "track_b_registration_refused", s0),
+        ("error", "track_b_registration_refused", s1),
         ("error", "track_b_registration_limit", s2),
     ]
     assert alerts[0][3] == {
@@ -266,4 +266,4 @@ def test_a_halt_seen_behind_a_refusals_bar_bars_the_symbol_when_that_bar_ends() 
         assert g.barred(now)[SYMBOLS[0]].startswith("registration refused: OPSP0007")
     g.review(book, set(), 30 * S)
     assert g.barred(30 * S) == {SYMBOLS[0]: "trading halted"}
-    assert [a[1] for a in alerts] == ["track_b_refused", "track_b_halted"]
+    assert [a[1] for a in alerts] == ["track_b_registration_refused", "track_b_halted"]

@@ -392,8 +392,8 @@ def test_refused_registrations_free_their_slots_retry_when_transient_and_alert(
         ]
         assert sorted(found) == sorted(
             [
-                ("warning", "track_b_refused", transient),
-                ("warning", "track_b_refused", permanent),
+                ("warning", "track_b_registration_refused", transient),
+                ("warning", "track_b_registration_refused", permanent),
                 ("error", "track_b_registration_limit", full),
             ]
         )

@@ -23,7 +23,7 @@ from tests.support import SimThread, until
 from tests.track_b.conftest import MARKET, STOCKS, TEN
 from tests.track_b.test_collect import settings_for, streaming_three
 from workers.track_b.gaps import SilenceRule
-from workers.track_b.refused import DATA_REFUSED, RefusedData
+from workers.track_b.refused import DATA_UNDECODED, RefusedData
 
 _NS = 1_000_000_000
 
@@ -49,7 +49,7 @@ def test_an_episode_is_one_alert_resolved_after_quiet_data_with_its_counts() -> 
     first = events[0]
     assert isinstance(first, Alert)
     assert (first.code, first.severity, first.context) == (
-        DATA_REFUSED,
+        DATA_UNDECODED,
         "error",
         {"account": "acct1"},
     )
@@ -58,7 +58,11 @@ def test_an_episode_is_one_alert_resolved_after_quiet_data_with_its_counts() -> 
     refused.on_data("acct1", clock.now_ns())
     resolved = events[-1]
     assert isinstance(resolved, AlertResolved)
-    assert (resolved.code, resolved.severity, resolved.subject) == (DATA_REFUSED, "error", "acct1")
+    assert (resolved.code, resolved.severity, resolved.subject) == (
+        DATA_UNDECODED,
+        "error",
+        "acct1",
+    )
     assert "no data refused for 600s (3 records and 1 frames refused" in resolved.message
     assert refused.records == {"acct1": 3, "acct2": 1}  # the heartbeat's, since the start
     refused.on_records("acct1", "H0STCNT0", 1, "again")  # a new episode: a new alert
@@ -75,7 +79,7 @@ def test_an_alert_taken_over_is_resolved_by_quiet_data_and_raises_no_second() ->
     events: list[Event] = []
     book = AlertBook(events.append)
     refused = RefusedData(clock, book, quiet_s=60)
-    book.take_over([Notice("track_b:3", "alert", 0, "error", DATA_REFUSED, "acct1", "earlier")])
+    book.take_over([Notice("track_b:3", "alert", 0, "error", DATA_UNDECODED, "acct1", "earlier")])
     refused.taken_over(["acct1"])
     refused.on_records("acct1", "H0STCNT0", 2, "bad")  # the open alert stands for it
     assert events == []
@@ -157,8 +161,8 @@ def test_garbled_records_and_frames_from_kis_raise_one_alert_resolved_when_data_
         sim.close()
     alert, resolved = _alerts(events)
     assert isinstance(alert, Alert) and isinstance(resolved, AlertResolved)
-    assert (alert.code, alert.severity, alert.subject) == (DATA_REFUSED, "error", "acct1")
-    assert (resolved.code, resolved.subject) == (DATA_REFUSED, "acct1")
+    assert (alert.code, alert.severity, alert.subject) == (DATA_UNDECODED, "error", "acct1")
+    assert (resolved.code, resolved.subject) == (DATA_UNDECODED, "acct1")
     assert "(3 records and 2 frames refused in the episode)" in resolved.message
     assert counters["account.acct1.dropped_records"] == 3
     assert counters["account.acct1.dropped_frames"] == 2

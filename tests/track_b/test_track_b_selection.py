@@ -223,7 +223,10 @@ def test_a_halted_symbol_stays_out_when_its_refusals_bar_ends(
     mine = [(hhmmss(t), d.action) for t, d in streams.applied if d.candidate.symbol == symbols[0]]
     assert mine == [("10:00:00", "allocate"), ("10:00:10", "release")]
     assert tb.guard.barred(at("10:01:30")) == {symbols[0]: "trading halted"}
-    assert [e.code for e in sent if isinstance(e, Alert)] == ["track_b_refused", "track_b_halted"]
+    assert [e.code for e in sent if isinstance(e, Alert)] == [
+        "track_b_registration_refused",
+        "track_b_halted",
+    ]
 
 
 # ------------------------------------------------------------------ pins

@@ -68,8 +68,8 @@ def open_codes(tb: TrackB) -> list[tuple[str, str]]:
 
 def test_the_sessions_end_resolves_what_is_still_open(tmp_path: Path) -> None:
     tb, sent, url = track_b(tmp_path, at("14:59:50"), slots=5)
-    tb._alert("warning", "track_b_refused", "000010 refused", {"symbol": "000010"})
-    tb._alert("error", "track_b_refused", "000020 refused", {"symbol": "000020"})
+    tb._alert("warning", "track_b_registration_refused", "000010 refused", {"symbol": "000010"})
+    tb._alert("error", "track_b_registration_refused", "000020 refused", {"symbol": "000020"})
     tb._alert("error", "track_b_registration_limit", "slot 4 closed", {})
     tb._alert("warning", "track_b_restarted", "took back 5 slots", {})
     tb._alert("info", "track_b_halted", "000030 halted", {"symbol": "000030"})
@@ -78,9 +78,9 @@ def test_the_sessions_end_resolves_what_is_still_open(tmp_path: Path) -> None:
     publish(url, tb, sent)
     assert sorted(open_codes(tb)) == [
         (OVERFLOW, "critical"),
-        ("track_b_refused", "error"),
-        ("track_b_refused", "warning"),
         ("track_b_registration_limit", "error"),
+        ("track_b_registration_refused", "error"),
+        ("track_b_registration_refused", "warning"),
         ("track_b_restarted", "warning"),
     ]
     sent.clear()
@@ -90,8 +90,8 @@ def test_the_sessions_end_resolves_what_is_still_open(tmp_path: Path) -> None:
     asyncio.run(ending)
     assert sorted((e.code, e.severity) for e in sent if isinstance(e, AlertResolved)) == [
         (OVERFLOW, "critical"),
-        ("track_b_refused", "error"),  # the highest raised: routed like the error
         ("track_b_registration_limit", "error"),
+        ("track_b_registration_refused", "error"),  # the highest raised: routed like the error
         ("track_b_restarted", "warning"),
     ]
     publish(url, tb, sent, first_seq=7)
@@ -146,7 +146,7 @@ def test_a_degraded_start_is_resolved_once_a_trigger_fires(
 
 def test_a_restart_resolves_an_earlier_days_notices_and_keeps_todays(tmp_path: Path) -> None:
     tb, sent, url = track_b(tmp_path, at("10:00"), slots=5)
-    refused = Alert(severity="error", code="track_b_refused", message="000010 refused")
+    refused = Alert(severity="error", code="track_b_registration_refused", message="000010 refused")
     degraded = Alert(severity="warning", code="track_b_degraded", message="no context")
     stored(
         url,
@@ -154,12 +154,16 @@ def test_a_restart_resolves_an_earlier_days_notices_and_keeps_todays(tmp_path: P
             ("track_b", at("14:00") - DAY, refused),  # yesterday's, left open by a crash
             ("track_b", at("14:10") - DAY, Alert(severity="critical", code=OVERFLOW, message="")),
             ("track_b", at("09:40"), degraded),
-            ("track_a", at("09:41"), Alert(severity="error", code="track_b_refused", message="")),
+            (
+                "track_a",
+                at("09:41"),
+                Alert(severity="error", code="track_b_registration_refused", message=""),
+            ),
         ],
     )
     tb._take_over(tb._left_open(), Streams(["acct1"], lambda s, now: 0.0))  # type: ignore[arg-type]
     resolved = [(e.code, e.severity) for e in sent if isinstance(e, AlertResolved)]
-    assert resolved == [("track_b_refused", "error")]  # at once: that session is over
+    assert resolved == [("track_b_registration_refused", "error")]  # at once: that session is over
     # The overflow: resolved by the first low share, or at 15:00; today's notice: this run's.
     assert tb.alerts.conditions() == {
         (OVERFLOW, ""): "critical",

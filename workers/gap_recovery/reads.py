@@ -27,6 +27,7 @@ from workers.gap_recovery.outcomes import (
     NOT_ON_PAPER_ALERT,
     UNRECOVERABLE_ALERT,
 )
+from workers.gap_recovery.trades import NOT_CLOSING_ALERT
 
 __all__ = ["GapReads", "GapRow", "StartUp", "day_of"]
 
@@ -79,9 +80,8 @@ class GapReads:
             )
             source = own_source(self.settings.supervisor, SOURCE)
             trades = recovered_trades(conn, source, now - days * _DAY_NS)
-            alerted = open_alerts(
-                conn, source, [UNRECOVERABLE_ALERT, NOT_ON_PAPER_ALERT, NOT_OFFERED_ALERT]
-            )
+            taken = [UNRECOVERABLE_ALERT, NOT_ON_PAPER_ALERT, NOT_OFFERED_ALERT, NOT_CLOSING_ALERT]
+            alerted = open_alerts(conn, source, taken)
         return StartUp(stored, trades, settled, alerted, self.open())
 
     def open(self) -> Sequence[GapRow]:

@@ -7,19 +7,24 @@ chain closes, and never a streamed one, which lies outside. They are published a
 gap recovery's own source (the stored row's ``source``), with the session of their venue at
 their stamp. `TradeLedger` remembers the (symbol, venue, cumulative volume) of every trade
 recovered, loaded from the database at start-up: a gap retried, or recovered again after a
-crash between its trades and its state, publishes none twice.
+crash between its trades and its state, publishes none twice. `ChainMisses` warns when a
+venue's gaps keep getting bars because KIS's trades do not close them (its answer changed).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from bus.events import TradeTick, TradingSession, Venue
+from observer.alerts.book import AlertBook
 from observer.kis.time_trades import TimeTrade, TradesBack
 
-__all__ = ["TradeLedger", "trade_tick", "why_not", "within"]
+__all__ = ["NOT_CLOSING_ALERT", "ChainMisses", "TradeLedger", "trade_tick", "why_not", "within"]
 
 _NS = 1_000_000_000
+# warning, subject: the venue: its volume-chain gaps in a row got bars, not the trades
+NOT_CLOSING_ALERT = "gap_trades_not_closing"
 
 
 def trade_tick(
@@ -64,9 +69,17 @@ def within(trades: Iterable[TimeTrade], start_ns: int, end_ns: int) -> bool:
     return all(first <= t.exchange_ns <= end_ns for t in trades)
 
 
+def capped(back: TradesBack, max_calls: int) -> bool:
+    """Whether the paging stopped at the call limit short of the gap's start.
+
+    A long gap of a busy name: the bars are the policy, not a sign of KIS answering otherwise.
+    """
+    return not back.reached and back.pages >= max_calls
+
+
 def why_not(back: TradesBack, span: list[TimeTrade], missing: int, max_calls: int) -> str:
     """Why the trades KIS answered do not close a gap's chain (the gap's detail says so)."""
-    if not back.reached and back.pages >= max_calls:
+    if capped(back, max_calls):
         return f"more than {max_calls} calls (trade_calls_max)"
     if back.stuck:
         return (
@@ -91,3 +104,44 @@ class TradeLedger:
         fresh = [t for t in trades if t.cum_volume not in held]
         held.update(t.cum_volume for t in fresh)
         return fresh
+
+
+class ChainMisses:
+    """Each venue's volume-chain gaps in a row whose trades did not close their chain.
+
+    ``limit`` in a row (``[gap_recovery] trade_misses_alert``) raises `NOT_CLOSING_ALERT`
+    for the venue: each such gap still gets its minute bars, so nothing is short, but the
+    trades that prove a minute whole are not stored, and a run of them says KIS's answer to
+    FHPST01060000 changed (`observer kis check` measures it). A gap closed by its trades
+    resolves it, after a restart too (the alert is taken over at start). A gap cut at the
+    call limit is neither (a long gap of a busy name).
+    """
+
+    def __init__(self, alerts: AlertBook, limit: int) -> None:
+        self.alerts = alerts
+        self.limit = limit
+        self._run: Counter[str] = Counter()
+
+    def missed(self, venue: str, why: str) -> None:
+        """One more of ``venue``'s gaps got bars because its trades did not close (``why``)."""
+        self._run[venue] += 1
+        count = self._run[venue]
+        if count < self.limit:
+            return
+        self.alerts.raise_(
+            NOT_CLOSING_ALERT,
+            venue,
+            "warning",
+            f"the last {count} of {venue}'s volume-chain gaps got minute bars, not the "
+            f"exchange's trades, which did not close their chain (the last: {why}); the "
+            "minutes are whole, but not proven trade by trade: KIS's answer to FHPST01060000 "
+            "may have changed (observer kis check)",
+            {"venue": venue, "gaps_in_a_row": str(count), "last": why[:200]},
+        )
+
+    def closed(self, venue: str) -> None:
+        """One of ``venue``'s gaps closed by its trades: the run, and its alert, are over."""
+        self._run[venue] = 0
+        self.alerts.resolve(
+            NOT_CLOSING_ALERT, venue, f"{venue}'s volume-chain gaps close with their trades again"
+        )

@@ -64,7 +64,14 @@ from workers.gap_recovery.outcomes import (
 )
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
 from workers.gap_recovery.reads import GapReads, GapRow, day_of
-from workers.gap_recovery.trades import TradeLedger, trade_tick, why_not, within
+from workers.gap_recovery.trades import (
+    ChainMisses,
+    TradeLedger,
+    capped,
+    trade_tick,
+    why_not,
+    within,
+)
 from workers.gap_recovery.verify import Verifier, lanes_for
 
 __all__ = ["SOURCE", "UNRECOVERABLE_ALERT", "GapRecovery", "Pending", "RecoveryCounters"]
@@ -156,6 +163,7 @@ class GapRecovery(AsyncWorker):
         self.unrecoverable = UnrecoverableAlerts(
             self.alerts, retake if self.config.retake_days else ""
         )
+        self.chain_misses = ChainMisses(self.alerts, self.config.trade_misses_alert)
 
     async def run(self) -> None:
         """Recover gaps until ``stop``."""
@@ -477,23 +485,24 @@ class GapRecovery(AsyncWorker):
                 gap.start_ns,  # the last streamed trade's stamp
             )
         except KisProtocolError as exc:  # an answer not trusted: the bars, at once
-            job.trades_note = f"KIS's trades garbled ({exc})"[:200]
-            return False
+            return self._trades_missed(job, f"KIS's trades garbled ({exc})")
         except KisError as exc:
             if _later(exc):  # waited out, then the trades asked again
                 self._failed(job, str(exc), attempt=False)
                 return True
             # KIS refusing the TR itself (not offered, withdrawn) says nothing of the bars
-            job.trades_note = f"KIS refused them ({exc})"[:200]
-            return False
+            return self._trades_missed(job, f"KIS refused them ({exc})")
         self.tally.trade_calls += back.pages
         span = [t for t in back.trades if t.cum_volume <= after]
         if not chain_closes(span, before, after):
-            job.trades_note = why_not(back, span, after - before, self.config.trade_calls_max)
-            return False
+            why = why_not(back, span, after - before, self.config.trade_calls_max)
+            return self._trades_missed(
+                job, why, counted=not capped(back, self.config.trade_calls_max)
+            )
         if not within(span, gap.start_ns, gap.end_ns):
-            job.trades_note = "KIS's trades that close the chain lie outside the gap's seconds"
-            return False
+            why = "KIS's trades that close the chain lie outside the gap's seconds"
+            return self._trades_missed(job, why)
+        self.chain_misses.closed(gap.venue)
         fresh = self.trade_ledger.claim(gap.symbol, gap.venue, span)
         now = self.clock.now_ns()
         for trade in fresh:
@@ -509,6 +518,16 @@ class GapRecovery(AsyncWorker):
         detail += f", {len(span) - len(fresh)} stored before)" if len(fresh) < len(span) else ")"
         self._final(gap, "recovered", 0, detail, retake=job.retake, trades=len(span), volume=volume)
         return True
+
+    def _trades_missed(self, job: QueuedGap, why: str, *, counted: bool = True) -> bool:
+        """The gap's trades did not settle it (``why``, its detail's): the bars are asked (False).
+
+        ``counted``: one more of its venue's gaps in a row (`ChainMisses`).
+        """
+        job.trades_note = why[:200]
+        if counted:
+            self.chain_misses.missed(job.gap.venue, job.trades_note)
+        return False
 
     def _not_offered(self, alias: str, gap: Pending, reason: str) -> None:
         """A gap whose bars the account's KIS host does not offer: a marker, warned once.

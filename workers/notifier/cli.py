@@ -93,6 +93,19 @@ def _since(text: str | None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=KST)
 
 
+def _print_catalogue(as_json: bool) -> None:
+    """The alert catalogue: a Markdown table (docs/operations.md's), or a JSON object a code."""
+    from observer.alerts.catalogue import CATALOGUE, markdown
+
+    if not as_json:
+        typer.echo(markdown(), nl=False)
+        return
+    for code in sorted(CATALOGUE):
+        kind = CATALOGUE[code]
+        fields = ("code", "severities", "raised_by", "subject", "meaning", "action", "resolved")
+        typer.echo(json.dumps({name: getattr(kind, name) for name in fields}, ensure_ascii=False))
+
+
 @alerts_app.callback()
 def alerts(
     ctx: typer.Context,
@@ -105,11 +118,21 @@ def alerts(
     ] = None,
     only_open: Annotated[bool, typer.Option("--open", help="only open alerts")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    catalogue: Annotated[
+        bool,
+        typer.Option(
+            "--catalogue",
+            help="every alert code: its severity, subject, meaning and what to do (Markdown)",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """List alerts since a day, newest last, with their state and delivery."""
     if ctx.invoked_subcommand is not None:
         hand_options_to_subcommand(ctx, "observer alerts")
+        return
+    if catalogue:
+        _print_catalogue(as_json)
         return
     # deferred: the database layer (SQLAlchemy and the models, about 0.5 s) for this command
     from observer.db.queries import alert_records, open_alert_records

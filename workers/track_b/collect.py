@@ -59,7 +59,7 @@ from workers.track_b.gaps import GapDetector, SilenceRule, TickGap
 from workers.track_b.lag import FEED_LAGGING, FeedLag
 from workers.track_b.layouts import LAYOUT_UNKNOWN, UnknownLayouts
 from workers.track_b.outages import ACCOUNT_DOWN, Outages, resolve
-from workers.track_b.refused import DATA_REFUSED, QUIET_S, RefusedData
+from workers.track_b.refused import DATA_UNDECODED, QUIET_S, RefusedData
 from workers.track_b.registrations import (
     RegistrationPolicy,
     TradeFeeds,
@@ -151,7 +151,14 @@ class Refusal(NamedTuple):
 
 
 # The account alerts, each about an account (`DATA_REJECTED`: ``account/kind/symbol``).
-ACCOUNT_CODES = (ACCOUNT_DOWN, STREAM_STALE, FEED_LAGGING, DATA_REFUSED, DATA_REJECTED, BAD_FRAMES)
+ACCOUNT_CODES = (
+    ACCOUNT_DOWN,
+    STREAM_STALE,
+    FEED_LAGGING,
+    DATA_UNDECODED,
+    DATA_REJECTED,
+    BAD_FRAMES,
+)
 _FIXED_SILENCE = SilenceRule()  # ticks expected every 500 ms, 200 ms late at most
 _CHECKS, _STREAM = Checks(), StreamSettings()
 
@@ -377,7 +384,7 @@ class Collector:
         if late:
             self.outages.taken_over(left[ACCOUNT_DOWN])
         self.lag.taken_over(left[FEED_LAGGING] & ours)
-        self.refused_data.taken_over(left[DATA_REFUSED] & ours)
+        self.refused_data.taken_over(left[DATA_UNDECODED] & ours)
         self.rejections.taken_over([s for s in left[DATA_REJECTED] if s.partition("/")[0] in ours])
         # A layout's alert is about a TR, whichever account saw it.
         self.layouts.taken_over(n.subject for n in notices if n.code == LAYOUT_UNKNOWN)

@@ -117,11 +117,11 @@ class SlotGuard:
         """Bar each refused symbol or close its slot.
 
         For OPSP0008 the slot is closed (KIS counts the session full: our count is wrong, and KIS's
-        is the one that refuses). One alert per symbol and kind: ``track_b_refused`` (a warning, an
-        error once the refused symbols barred reach ``refused_error_share`` of the slots) or
-        ``track_b_registration_limit`` (an error). A refusal of a symbol no longer held on that
-        account changes nothing (it moved or left meanwhile); a symbol's trade and book
-        registrations refused together count once.
+        is the one that refuses). One alert per symbol and kind: ``track_b_registration_refused``
+        (a warning, an error once the refused symbols barred reach ``refused_error_share`` of the
+        slots) or ``track_b_registration_limit`` (an error). A refusal of a symbol no longer
+        held on that account changes nothing (it moved or left meanwhile); a symbol's trade and
+        book registrations refused together count once.
         """
         refusals, self._refused = self._refused, []
         decisions: list[SlotAction] = []
@@ -156,7 +156,7 @@ class SlotGuard:
             )
             self.alert(
                 severity,
-                "track_b_refused",
+                "track_b_registration_refused",
                 f"{r.symbol} on account {r.account}: {bar.reason}; refused symbols barred: "
                 f"{share:.0%} of the slots",
                 context,

@@ -2,7 +2,7 @@
 
 A refused record loses its trade or book (a refused trade of a streamed symbol is also a
 ``dropped_record`` gap); a refused frame loses all its records. The first refusal of an
-episode raises a ``track_b_data_refused`` error about its account, naming what and why
+episode raises a ``track_b_data_undecoded`` error about its account, naming what and why
 (open in the process's `AlertBook`); the episode ends, resolved with its counts, once the
 account's data has been read without a refusal for `QUIET_S`. One alert an episode, however
 many records: a format change that refuses every record raises one, open while nothing reads.
@@ -18,9 +18,9 @@ from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock
 from workers.track_b.outages import resolve
 
-__all__ = ["DATA_REFUSED", "QUIET_S", "RefusedData"]
+__all__ = ["DATA_UNDECODED", "QUIET_S", "RefusedData"]
 
-DATA_REFUSED = "track_b_data_refused"  # the alert of an account's data the decoder refuses
+DATA_UNDECODED = "track_b_data_undecoded"  # the alert of an account's data the decoder refuses
 # Clock seconds of data read without a refusal that end an episode (a format change refuses
 # every record; a damaged frame is one of thousands a minute).
 QUIET_S = 600.0
@@ -35,7 +35,7 @@ class _Episode:
 
 
 class RefusedData:
-    """Every account's refused records and frames, and its ``track_b_data_refused`` episodes."""
+    """Every account's refused records and frames, and its ``track_b_data_undecoded`` episodes."""
 
     def __init__(self, clock: Clock, alerts: AlertBook, quiet_s: float = QUIET_S) -> None:
         self.clock = clock
@@ -56,7 +56,7 @@ class RefusedData:
         if episode is None:
             return
         counts = f"{episode.records} records and {episode.frames} frames refused"
-        resolve(self.alerts, DATA_REFUSED, alias, f"{why} ({counts} in the episode)")
+        resolve(self.alerts, DATA_UNDECODED, alias, f"{why} ({counts} in the episode)")
 
     def on_records(self, alias: str, tr_id: str, count: int, error: str) -> None:
         """``count`` records of a ``tr_id`` frame refused, the first for ``error``."""
@@ -85,5 +85,5 @@ class RefusedData:
             "trades of streamed symbols are gaps recovered from the minute bars, the rest "
             "shows in the day's reconciliation"
         )
-        self.alerts.raise_(DATA_REFUSED, alias, "error", message[:500], {"account": alias})
+        self.alerts.raise_(DATA_UNDECODED, alias, "error", message[:500], {"account": alias})
         return episode

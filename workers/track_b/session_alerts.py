@@ -3,7 +3,7 @@
 * **Overflow** (`OverflowWatch`): the share of the last hour's placements that found no
   slot, against ``overflow_alert_pct``: one ``track_b_overflow`` alert per episode and
   severity, resolved when the share is back at half the warning level.
-* **The session's notices** (`SessionNotices`): ``track_b_refused``,
+* **The session's notices** (`SessionNotices`): ``track_b_registration_refused``,
   ``track_b_registration_limit``, ``track_b_degraded``, ``track_b_restarted``.
 
 All are open in the process's `AlertBook`; the session's end (15:00) resolves what is still
@@ -27,7 +27,12 @@ log = logging.getLogger(__name__)
 
 OVERFLOW = "track_b_overflow"
 DEGRADED = "track_b_degraded"
-SESSION_CODES = ("track_b_refused", "track_b_registration_limit", DEGRADED, "track_b_restarted")
+SESSION_CODES = (
+    "track_b_registration_refused",
+    "track_b_registration_limit",
+    DEGRADED,
+    "track_b_restarted",
+)
 
 _HOUR_NS = 3600 * 1_000_000_000
 _OVERFLOW_ENDS = 0.5  # an overflow level is over at this fraction of it (hysteresis)
