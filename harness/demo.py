@@ -43,10 +43,10 @@ from observer.db.engine import make_engine
 from observer.db.queries import committed_offsets
 from observer.db.reconciliation_queries import RECOVERED_BY
 from observer.errors import ObserverError
+from observer.kis.investor import INVESTOR_POSTINGS
 from observer.kis.journal import journal_days, verify_journal
 from observer.kis.pacing import RECOVER_S
 from observer.kis.realtime import EXPECTED_TRS, TRADE_TRS, VI_TRS
-from observer.kis.schemas import INVESTOR_POSTINGS
 from observer.kis.settings import REST_PER_SECOND
 from observer.market.grid import tick_sql
 from observer.process.logs import register_secret

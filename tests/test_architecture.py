@@ -293,6 +293,29 @@ def test_workers_never_import_each_other() -> None:
         assert not others, f"{path} imports {others}"
 
 
+# KIS's wire: its answers' fields, its endpoints and market codes, its real-time records. A
+# worker asks observer.kis in domain terms (a venue, a day, a symbol) and gets events or typed
+# records back (`observer.kis.bars`, `flows`, `investor`, `etf`, `daily_bars`).
+KIS_WIRE = ("observer.kis.schemas", "observer.kis.endpoints", "observer.kis.realtime")
+# Track B still names its feeds by TR id (issue 66, part 2: feeds by kind, venue and symbol).
+KIS_WIRE_LEFT = {
+    "workers/track_b/account_feed.py": {"observer.kis.realtime"},
+    "workers/track_b/collect.py": {"observer.kis.realtime"},
+    "workers/track_b/registrations.py": {"observer.kis.realtime"},
+    "workers/track_b/rejections.py": {"observer.kis.realtime"},
+    "workers/track_b/vi_feed.py": {"observer.kis.realtime"},
+}
+
+
+def test_workers_never_read_kis_s_wire() -> None:
+    found = {}
+    for path, names in imports_of("workers").items():
+        wire = {n for n in names if n in KIS_WIRE}
+        if wire:
+            found[path.relative_to(ROOT).as_posix()] = wire
+    assert found == KIS_WIRE_LEFT
+
+
 def test_only_the_writer_writes_rows() -> None:
     """Outside observer/writer nothing imports SQLAlchemy's DML or runs raw SQL."""
     allowed = {"migrate.py"}  # DDL

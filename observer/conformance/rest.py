@@ -17,9 +17,9 @@ from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Outcome, Rep
 from observer.errors import KisApiError, KisError, KisPaperRefused
 from observer.kis.client import KisClient, Page, nxt_status
 from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES
+from observer.kis.investor import INVESTOR_POSTINGS, investor_posting_due
 from observer.kis.parse import decode_json, price_snapshot
 from observer.kis.schemas import (
-    INVESTOR_POSTINGS,
     CurrentPriceOutput,
     DailyBarRow,
     EtfComponentRow,
@@ -38,7 +38,6 @@ from observer.kis.schemas import (
     StockInfoOutput,
     TimeTradeRow,
     ViStatusRow,
-    investor_posting_due,
 )
 
 __all__ = ["Targets", "check_rest"]

@@ -208,7 +208,7 @@ async def _etc_code_finding(
     rows: dict[str, int | str] = {}
     for code in ("", "1"):
         try:
-            rows[code] = len(await client.investor_flows(targets.symbol, day, "J", code))
+            rows[code] = len(await client.investor_flows(targets.symbol, day, "KRX", code))
         except KisError as exc:
             rows[code] = f"{type(exc).__name__}: {exc}"[:120]
     shown = ", ".join(f"{code or 'blank'}: {n}" for code, n in rows.items())
@@ -353,7 +353,8 @@ async def _nextrade_bars(client: KisClient, symbol: str, clock: Clock, report: R
     now = datetime.fromtimestamp(clock.now_ns() / _NS, _KST).strftime("%H%M%S")
     item = "FHKST03010200 Nextrade bars"
     try:
-        rows = (await client.minute_bars_span(symbol, "080000", min(now, "200000"), "", "NX")).rows
+        span = await client.minute_bars_span(symbol, "080000", min(now, "200000"), "", "NXT")
+        rows = span.rows
     except KisError as exc:
         report.add(item, MISMATCH, f"NX bars refused: {exc}")
         return

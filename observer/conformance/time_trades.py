@@ -21,7 +21,6 @@ from observer.conformance.chain import Chain
 from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.errors import KisError
 from observer.kis.client import KisClient
-from observer.kis.endpoints import MARKET_CODES
 from observer.kis.realtime import TRADE_TRS
 from observer.kis.schemas import TimeTradeRow
 from observer.kis.time_trades import TimeTrade, chain_closes, trades_back_to
@@ -72,9 +71,11 @@ class _Counting:
         self.client = client
         self.pages: list[int] = []
 
-    async def time_trades(self, symbol: str, before: str, market: str = "J") -> list[TimeTradeRow]:
+    async def time_trades(
+        self, symbol: str, before: str, venue: Venue = "KRX"
+    ) -> list[TimeTradeRow]:
         """One page (`KisClient.time_trades`), its rows counted."""
-        rows = await self.client.time_trades(symbol, before, market)
+        rows = await self.client.time_trades(symbol, before, venue)
         self.pages.append(len(rows))
         return rows
 
@@ -99,7 +100,7 @@ async def _compare(
     back = await trades_back_to(
         counting,
         symbol,
-        MARKET_CODES[venue],
+        venue,
         last.exchange_ns,
         cum_before,
         _MAX_CALLS,

@@ -19,6 +19,7 @@ from typing import NamedTuple, TypeVar
 import httpx
 import msgspec
 
+from bus.events import Venue
 from observer.calendar.clock import Clock
 from observer.errors import (
     KisApiError,
@@ -33,7 +34,8 @@ from observer.errors import (
 )
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials
-from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES, RestEndpoint
+from observer.kis.daily_bars import DailyBar, daily_bars
+from observer.kis.endpoints import ENDPOINTS, MARKET_CODES, OVERSEAS_PRODUCT_TYPES, RestEndpoint
 from observer.kis.journal import Journal, rest_request
 from observer.kis.minutes import MinuteRows, page_minutes
 from observer.kis.pacing import RECOVER_S, Pace
@@ -213,6 +215,11 @@ class KisClient:
         """True if KIS offers ``endpoint`` to this account (the endpoint table's ``paper``)."""
         return endpoint.paper or not self.paper
 
+    @property
+    def offers_nxt_status(self) -> bool:
+        """True if this account may ask a stock's Nextrade standing (`nxt_status`)."""
+        return self.offers(ENDPOINTS["stock_info"])
+
     def errors_within(self, seconds: float) -> int:
         """Requests that failed (error answers, transport failures) in the last ``seconds``."""
         since = self._clock.now_ns() - int(seconds * 1e9)
@@ -363,23 +370,23 @@ class KisClient:
 
     # ------------------------------------------------------------------ typed calls
 
-    async def current_price(self, symbol: str, market: str = "J") -> CurrentPriceOutput:
-        """FHKST01010100 for one symbol (``stck_prpr == "0"`` means an unknown code)."""
+    async def current_price(self, symbol: str, venue: Venue = "KRX") -> CurrentPriceOutput:
+        """FHKST01010100 for one symbol on ``venue`` (``stck_prpr == "0"``: an unknown code)."""
         page = await self.get(
             ENDPOINTS["current_price"],
-            {"FID_COND_MRKT_DIV_CODE": market, "FID_INPUT_ISCD": symbol},
+            {"FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue], "FID_INPUT_ISCD": symbol},
         )
         return _typed(page.answer.output, CurrentPriceOutput, "current_price")
 
     async def minute_bars_today(
-        self, symbol: str, until: str = "153000", since: str = "090000", market: str = "J"
+        self, symbol: str, until: str = "153000", since: str = "090000", venue: Venue = "KRX"
     ) -> list[MinuteBarRow]:
         """Today's one-minute bars from ``since`` to ``until`` (HHMMSS), oldest first (§4.3a).
 
         KIS returns at most 30 bars per call, newest first, at or before ``FID_INPUT_HOUR_1``.
-        ``market``: the venue, J (KRX), NX (Nextrade) or UN (both).
+        ``venue``: KRX's, Nextrade's or both venues' (the combined) bars.
         """
-        return (await self.minute_bars_span(symbol, since, until, market=market)).rows
+        return (await self.minute_bars_span(symbol, since, until, venue=venue)).rows
 
     async def minute_bars_on(
         self,
@@ -387,20 +394,20 @@ class KisClient:
         day: str,
         until: str = "153000",
         since: str = "090000",
-        market: str = "J",
+        venue: Venue = "KRX",
     ) -> list[MinuteBarRow]:
         """One past day's one-minute bars (YYYYMMDD), oldest first; 120 per call (§4.3b)."""
-        return (await self.minute_bars_span(symbol, since, until, day, market)).rows
+        return (await self.minute_bars_span(symbol, since, until, day, venue)).rows
 
     async def minute_bars_span(
-        self, symbol: str, since: str, until: str, day: str = "", market: str = "J"
+        self, symbol: str, since: str, until: str, day: str = "", venue: Venue = "KRX"
     ) -> MinuteRows:
         """The bars from ``since`` to ``until`` and whether they are all (`MinuteRows`).
 
         ``day``: empty for today's (FHKST03010200), or a past day's YYYYMMDD (FHKST03010230).
-        ``market``: the venue whose bars, J (KRX), NX (Nextrade) or UN (both), either TR.
+        ``venue``: whose bars, KRX's, Nextrade's or the combined (both venues'), either TR.
         """
-        params = {"FID_COND_MRKT_DIV_CODE": market, "FID_INPUT_ISCD": symbol}
+        params = {"FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue], "FID_INPUT_ISCD": symbol}
         if not day:
             params |= {"FID_PW_DATA_INCU_YN": "N", "FID_ETC_CLS_CODE": ""}
             return await self._minutes(ENDPOINTS["minute_bars_today"], params, "", since, until)
@@ -422,19 +429,29 @@ class KisClient:
 
         return await page_minutes(batch, endpoint.rows_per_call, day, since, until)
 
-    async def time_trades(self, symbol: str, before: str, market: str = "J") -> list[TimeTradeRow]:
+    async def time_trades(
+        self, symbol: str, before: str, venue: Venue = "KRX"
+    ) -> list[TimeTradeRow]:
         """One page of FHPST01060000: today's trades before ``before`` (HHMMSS), newest first.
 
-        ``market``: the venue, J (KRX), NX (Nextrade) or UN (both). Paging back is the
-        caller's (`observer.kis.time_trades.trades_back_to`): KIS offers no continuation.
+        ``venue``: KRX's, Nextrade's or both venues' trades. Paging back is the caller's
+        (`observer.kis.time_trades.trades_back_to`): KIS offers no continuation.
         """
         params = {
-            "FID_COND_MRKT_DIV_CODE": market,
+            "FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue],
             "FID_INPUT_ISCD": symbol,
             "FID_INPUT_HOUR_1": before,
         }
         page = await self.get(ENDPOINTS["time_trades"], params)
         return _rows(page.answer.output2, TimeTradeRow, "time_trades")
+
+    async def daily_bars(self, symbol: str, start: str, end: str) -> list[DailyBar]:
+        """KRX's daily bars of ``symbol`` from ``start`` to ``end`` (YYYYMMDD), oldest first.
+
+        `daily_chart`'s rows read (`observer.kis.daily_bars`): a garbled one raises
+        `KisProtocolError`.
+        """
+        return daily_bars(await self.daily_chart(symbol, start, end))
 
     async def daily_chart(self, symbol: str, start: str, end: str) -> list[DailyBarRow]:
         """Daily bars from ``start`` to ``end`` (YYYYMMDD), oldest first; 100 per call (§4.2)."""
@@ -530,17 +547,17 @@ class KisClient:
         return _rows(page.answer.output2, InvestorEstimateRow, "investor_estimate")
 
     async def investor_flows(
-        self, symbol: str, day: str, market: str = "J", etc_cls_code: str = ""
+        self, symbol: str, day: str, venue: Venue = "KRX", etc_cls_code: str = ""
     ) -> list[InvestorFlowRow]:
         """FHPTJ04160001: a stock's final flows by investor group, ``day`` (YYYYMMDD) first.
 
-        ``market``: J (KRX), NX (Nextrade) or UN (both). KIS has a day's from 15:40.
+        ``venue``: KRX's, Nextrade's or both venues'. KIS has a day's from 15:40.
         ``etc_cls_code``: FID_ETC_CLS_CODE, "1" in one KIS source and blank in another.
         """
         page = await self.get(
             ENDPOINTS["investor_flows"],
             {
-                "FID_COND_MRKT_DIV_CODE": market,
+                "FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue],
                 "FID_INPUT_ISCD": symbol,
                 "FID_INPUT_DATE_1": day,
                 "FID_ORG_ADJ_PRC": "",
@@ -550,9 +567,10 @@ class KisClient:
         return _rows(page.answer.output2, InvestorFlowRow, "investor_flows")
 
     async def program_trades_daily(
-        self, symbol: str, day: str, market: str = "J"
+        self, symbol: str, day: str, venue: Venue = "KRX"
     ) -> list[ProgramDailyRow]:
-        """FHPPG04650201: a stock's program trading by day on ``market``, ``day`` first."""
+        """FHPPG04650201: a stock's program trading by day on ``venue``, ``day`` first."""
+        market = MARKET_CODES[venue]
         page = await self.get(
             ENDPOINTS["program_trades_daily"],
             {"FID_COND_MRKT_DIV_CODE": market, "FID_INPUT_ISCD": symbol, "FID_INPUT_DATE_1": day},

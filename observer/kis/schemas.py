@@ -7,7 +7,6 @@ for each TR, by its record width, and is the only place the widths live.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
 from typing import Annotated, NamedTuple
 
 import msgspec
@@ -27,8 +26,6 @@ __all__ = [
     "H0STVIC0_FIELDS",
     "H0UNASP0_FIELDS_2026_09",
     "H0UNVIC0_FIELDS",
-    "INVESTOR_POSTINGS",
-    "INVESTOR_POSTING_TOLERANCE",
     "REALTIME_LAYOUTS",
     "Answer",
     "ApprovalAnswer",
@@ -52,7 +49,6 @@ __all__ = [
     "TimeTradeRow",
     "TokenAnswer",
     "ViStatusRow",
-    "investor_posting_due",
 ]
 
 # 국내주식 실시간체결가 (KRX): 46 fields per record.
@@ -340,31 +336,6 @@ class EtfComponentRow(msgspec.Struct):
     etf_cnfg_issu_rlim: str = "0"  # weight, percent
     etf_vltn_amt: str = "0"  # the line's value within the ETF, KRW
     hts_avls: str = "0"
-
-
-# HHPTJ04160200's postings (bsop_hour_gb) and their times, KST: foreigners' at 09:30,
-# institutions' at 10:00, both at 11:20, 13:20 and 14:30 ("사정에 따라 변동될 수 있음").
-INVESTOR_POSTINGS: dict[int, time] = {
-    1: time(9, 30),
-    2: time(10, 0),
-    3: time(11, 20),
-    4: time(13, 20),
-    5: time(14, 30),
-}
-# "입력한 시간은 ±10분정도 차이가 발생할 수 있으며" (FHPTJ04400000's note): a posting may be
-# made this long before its time, and an answer holding one earlier is not today's.
-INVESTOR_POSTING_TOLERANCE = timedelta(minutes=10)
-
-
-def investor_posting_due(posting: int, now: datetime) -> bool:
-    """Whether KIS may have made ``posting`` by ``now`` (aware, KST).
-
-    Its time less `INVESTOR_POSTING_TOLERANCE`; False for a posting KIS does not list.
-    """
-    at = INVESTOR_POSTINGS.get(posting)
-    if at is None:
-        return False
-    return now >= datetime.combine(now.date(), at, now.tzinfo) - INVESTOR_POSTING_TOLERANCE
 
 
 class InvestorEstimateRow(msgspec.Struct):

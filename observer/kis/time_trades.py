@@ -35,6 +35,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from bus.events import Venue
 from observer.calendar.phases import KST
 from observer.errors import KisProtocolError
 from observer.kis.parse import kst_to_utc_ns, read_decimal, read_int
@@ -55,8 +56,10 @@ _NS = 1_000_000_000
 class TimeTradePages(Protocol):
     """What pages the trades: `observer.kis.client.KisClient.time_trades`."""
 
-    async def time_trades(self, symbol: str, before: str, market: str = "J") -> list[TimeTradeRow]:
-        """Today's trades of ``symbol`` before ``before`` (HHMMSS), newest first."""
+    async def time_trades(
+        self, symbol: str, before: str, venue: Venue = "KRX"
+    ) -> list[TimeTradeRow]:
+        """Today's trades of ``symbol`` on ``venue`` before ``before`` (HHMMSS), newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +120,13 @@ def _hhmmss(ns: int) -> str:
 async def trades_back_to(
     client: TimeTradePages,
     symbol: str,
-    market: str,
+    venue: Venue,
     until_ns: int,
     since_cum: int,
     max_pages: int,
     since_ns: int | None = None,
 ) -> TradesBack:
-    """Today's trades of ``symbol`` on ``market`` from ``until_ns``'s second back.
+    """Today's trades of ``symbol`` on ``venue`` from ``until_ns``'s second back.
 
     Pages back until an answer holds a trade at or below cumulative volume ``since_cum``,
     a page brings no older trade, or ``max_pages`` calls were made; with ``since_ns`` (the
@@ -140,7 +143,7 @@ async def trades_back_to(
     oldest: int | None = None  # the lowest cumulative volume found
     pages, reached, stuck = 0, False, False
     while pages < max_pages:
-        rows = await client.time_trades(symbol, hour, market)
+        rows = await client.time_trades(symbol, hour, venue)
         pages += 1
         trades = [time_trade(row, day) for row in rows]
         for trade in trades:

@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 import workers.etf.collect as collect
 from bus.events import EtfDaily
+from observer.kis.etf import from_series
 from observer.kis.schemas import EtfNavDailyRow
 from tests.etf.conftest import CALENDAR, Story
 from workers.etf.cli import app
-from workers.etf.rows import from_series
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,10 +23,10 @@ from typer.testing import CliRunner
 from bus.events import EtfDaily, EtfHolding, EtfHoldings
 from harness.sim.etf import multiple
 from harness.sim.server import SimConfig
+from observer.kis.etf import holdings_of, kind_of, with_bars
 from observer.kis.schemas import DailyBarRow, EtfComponentRow, EtfComponentSummary
 from tests.etf.conftest import DAY, ETFS, MARKET, Harness, running
-from workers.etf.holdings import count_problem, holdings_of, kind_of
-from workers.etf.rows import with_bars
+from workers.etf.holdings import count_problem
 from workers.master_file.cli import app as master_file
 
 CAP = 20  # FHKST121600C0 lines a capped answer holds: most ETFs have more

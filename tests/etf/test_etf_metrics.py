@@ -13,15 +13,9 @@ from hypothesis import strategies as st
 
 from bus.events import EtfDaily
 from observer.calendar.trading import TradingCalendar
+from observer.market.etf import premium_pct
 from workers.etf.details import detail_of, flags_of
-from workers.etf.metrics import (
-    aum_check_pct,
-    backfill_due,
-    chart_start,
-    premium_pct,
-    premium_windows,
-    range_52w,
-)
+from workers.etf.metrics import aum_check_pct, backfill_due, chart_start, premium_windows, range_52w
 
 FIRST = date(2025, 1, 6)
 CALENDAR = TradingCalendar()

@@ -26,6 +26,7 @@ from observer.config.workers import EtfSettings
 from observer.db.etf_queries import etf_history
 from observer.db.models import EtfDailyRow
 from observer.errors import KrxProtocolError
+from observer.kis.etf import from_price
 from observer.kis.schemas import EtfPriceOutput
 from observer.krx.schemas import KrxEtfDailyRow
 from tests.krx.test_krx import MARKET
@@ -33,7 +34,7 @@ from workers.etf import collect
 from workers.etf.details import mismatch_message, premium_mismatches
 from workers.etf.health import due_session, health, is_due
 from workers.etf.metrics import range_52w
-from workers.etf.rows import from_krx, from_price, merged, replaces
+from workers.etf.rows import from_krx, merged, replaces
 
 DAY = date(2026, 11, 20)
 SUNDAY = ManualClock(int(datetime(2026, 11, 22, 21, 0, tzinfo=KST).timestamp() * 1e9))

@@ -27,19 +27,11 @@ from observer.calendar.phases import KST
 from observer.config.load import load_settings
 from observer.config.tree import Settings
 from observer.errors import KisProtocolError
+from observer.kis.flows import investor_flow, program_trade_daily, volatility_interruptions
 from observer.kis.schemas import InvestorFlowRow, ProgramDailyRow, ViStatusRow
 from tests.support import SimThread, WriterProcess, db_rows, wait_until
 from tests.track_b.test_track_b import DAY, MARKET, UNIVERSE, universe
-from workers.flows.job import (
-    INCOMPLETE,
-    VI_CUT,
-    due_kinds,
-    due_venues,
-    investor_flow,
-    program_trade_daily,
-    run_flows,
-    volatility_interruptions,
-)
+from workers.flows.job import INCOMPLETE, VI_CUT, due_kinds, due_venues, run_flows
 
 NXT = UNIVERSE[:4]  # the universe's Nextrade names here
 NUMBER = st.one_of(st.integers(-(2**70), 2**70).map(str), st.text(max_size=12))

@@ -22,6 +22,7 @@ from bus.events import Alert, GapDetected, Reconciliation
 from harness.sim.market import KST
 from observer.calendar.clock import ManualClock
 from observer.config.workers import GapRecoverySettings
+from observer.kis.bars import BarLabel, fetch_bars
 from observer.kis.schemas import MinuteBarRow
 from observer.writer.store import Store
 from tests.gap_recovery.test_reconciliation import (
@@ -35,7 +36,6 @@ from tests.gap_recovery.test_reconciliation import (
     track_b_day,
 )
 from tests.harness.test_sim_server import MARKET, START, SYMBOL, client_for, simulator
-from workers.gap_recovery.bars import BarLabel, fetch_bars
 from workers.gap_recovery.label import advice, label_shift
 from workers.gap_recovery.verify import Verifier
 

@@ -25,6 +25,7 @@ from observer.config.tree import Settings
 from observer.config.workers import GapRecoverySettings
 from observer.db.migrate import upgrade
 from observer.errors import KisProtocolError
+from observer.kis.bars import bar_of, fetch_bars
 from observer.kis.schemas import MinuteBarRow
 from observer.process.heartbeat import Heartbeat
 from observer.process.stats import p99
@@ -33,7 +34,7 @@ from tests.support import (
     db_rows,
     wait_until,
 )
-from workers.gap_recovery.bars import BarLedger, bar_of, fetch_bars
+from workers.gap_recovery.bars import BarLedger
 from workers.gap_recovery.cli import app as gaps_app
 from workers.gap_recovery.plan import minutes_of, plan_for, ready_ns
 from workers.gap_recovery.reconcile import check_minutes
@@ -115,7 +116,7 @@ def test_a_row_garbled_between_the_minutes_compared_fails_none_of_them() -> None
 
     class Client:
         async def minute_bars_today(
-            self, symbol: str, until: str, since: str, market: str
+            self, symbol: str, until: str, since: str, venue: str
         ) -> list[Any]:
             return [
                 _row("1002", "100", "120", "90", "110", "5"),

@@ -17,11 +17,11 @@ from harness.sim.protocol import envelope
 from observer.calendar.clock import SimulatedClock
 from observer.calendar.phases import KST
 from observer.kis.auth import TokenManager
+from observer.kis.bars import BarsAnswer, fetch_gap
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
 from tests.gap_recovery.conftest import MARKET, STOCKS, Rig
 from tests.support import db_rows, wait_until
-from workers.gap_recovery.bars import BarsAnswer, fetch_gap
 
 S = 1_000_000_000
 DAY = (2026, 11, 20)

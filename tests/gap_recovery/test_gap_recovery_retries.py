@@ -40,12 +40,12 @@ from observer.errors import (
     KisTransportError,
     StoreError,
 )
+from observer.kis.bars import fetch_gap
 from observer.kis.client import MinuteRows
 from observer.kis.schemas import MinuteBarRow
 from observer.process.heartbeat import Heartbeat
 from observer.supervisor.program import State
 from observer.supervisor.rules import Rules, metrics_of
-from workers.gap_recovery.bars import fetch_gap
 from workers.gap_recovery.outcomes import (
     SUCCESS_MIN_SETTLED,
     UNRECOVERABLE_ALERT,
@@ -87,9 +87,9 @@ class Kis:
         self.calls = 0
 
     async def minute_bars_span(
-        self, symbol: str, since: str, until: str, day: str = "", market: str = "J"
+        self, symbol: str, since: str, until: str, day: str = "", venue: str = "KRX"
     ) -> MinuteRows:
-        assert market == "J"  # KRX's gaps: KRX's bars
+        assert venue == "KRX"  # KRX's gaps: KRX's bars
         self.calls += 1
         step = self.steps.popleft() if self.steps else None
         if step in LATER:

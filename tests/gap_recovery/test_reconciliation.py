@@ -445,12 +445,12 @@ class BarLane:
         return rows
 
     async def minute_bars_today(
-        self, symbol: str, until: str, since: str, market: str = "J"
+        self, symbol: str, until: str, since: str, venue: str = "KRX"
     ) -> list[MinuteBarRow]:
         return self._rows(symbol, FRIDAY, until, since)
 
     async def minute_bars_on(
-        self, symbol: str, day: str, until: str, since: str, market: str = "J"
+        self, symbol: str, day: str, until: str, since: str, venue: str = "KRX"
     ) -> list[MinuteBarRow]:
         return self._rows(symbol, datetime.strptime(day, "%Y%m%d").date(), until, since)
 

@@ -19,7 +19,8 @@ from observer.calendar.phases import KST
 from observer.config.load import load_settings
 from observer.config.tree import Settings
 from observer.errors import KisProtocolError
-from observer.kis.schemas import INVESTOR_POSTINGS, InvestorEstimateRow, investor_posting_due
+from observer.kis.investor import INVESTOR_POSTINGS, estimates_of, investor_posting_due
+from observer.kis.schemas import InvestorEstimateRow
 from tests.support import SimThread, WriterProcess, db_rows, wait_until
 from tests.track_b.test_track_b import DAY, MARKET, UNIVERSE, universe
 from workers.investor.job import (
@@ -27,7 +28,6 @@ from workers.investor.job import (
     NOT_TODAY,
     POSTING_MISSED,
     REVISED,
-    estimates_of,
     missed_postings,
     run_postings,
 )

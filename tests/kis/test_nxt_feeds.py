@@ -16,14 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bus.events import OrderBook, TradeTick
+from bus.events import OrderBook, TradeTick, Venue
 from harness.sim.config import Faults, SimConfig, TickLoss
 from harness.sim.market import KST, Market
 from harness.sim.nextrade import span_at, venue_trades
 from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
-from observer.calendar.venues import venues_from
+from observer.calendar.venues import VENUES, venues_from
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.schemas import MinuteBarRow
@@ -175,17 +175,17 @@ def test_minute_bars_per_venue_are_each_venue_s_trades(tmp_path: Path) -> None:
     unlisted = sorted(s for s in MARKET.listings if s not in MARKET.nxt_eligible(DAY))[0]
     sim = SimThread(MARKET, _kst(9, 20), SimConfig(token_min_interval_s=0))
 
-    async def ask() -> dict[tuple[str, str, str], list[MinuteBarRow]]:
+    async def ask() -> dict[tuple[str, Venue, str], list[MinuteBarRow]]:
         client = sim_client(sim, tmp_path, "acct1")
         try:
             bars = {}
             for symbol in (listed, unlisted):
-                for market in ("J", "NX", "UN"):
-                    today = await client.minute_bars_today(symbol, "091000", "084500", market)
+                for venue in VENUES:
+                    today = await client.minute_bars_today(symbol, "091000", "084500", venue)
                     past = await client.minute_bars_on(
-                        symbol, "20261119", "091000", "084500", market
+                        symbol, "20261119", "091000", "084500", venue
                     )
-                    bars[symbol, market, "today"], bars[symbol, market, "past"] = today, past
+                    bars[symbol, venue, "today"], bars[symbol, venue, "past"] = today, past
             return bars
         finally:
             await client._http.aclose()  # type: ignore[attr-defined]
@@ -222,12 +222,12 @@ def test_minute_bars_per_venue_are_each_venue_s_trades(tmp_path: Path) -> None:
         ]
 
     for when, day in (("today", DAY), ("past", date(2026, 11, 19))):
-        nxt = read(bars[listed, "NX", when])
+        nxt = read(bars[listed, "NXT", when])
         assert nxt == expected(listed, day, combined=False)
         assert {h for h, *_ in nxt} >= {"084900", "090000"}  # its pre-market and main session
         assert not [h for h, *_ in nxt if "085000" <= h < "090000"]  # nobody trades then
-        assert read(bars[listed, "UN", when]) == expected(listed, day, combined=True)
-        krx = read(bars[listed, "J", when])
+        assert read(bars[listed, "combined", when]) == expected(listed, day, combined=True)
+        krx = read(bars[listed, "KRX", when])
         assert krx and min(h for h, *_ in krx) == "090000"
-        assert bars[unlisted, "NX", when] == []
-        assert read(bars[unlisted, "UN", when]) == read(bars[unlisted, "J", when])
+        assert bars[unlisted, "NXT", when] == []
+        assert read(bars[unlisted, "combined", when]) == read(bars[unlisted, "KRX", when])

@@ -211,8 +211,8 @@ digits = st.one_of(
 @given(st.lists(digits, min_size=5, max_size=5))
 def test_a_recovered_bar_is_storable_or_refused(values: list[str]) -> None:
     """One absurd number from KIS fails its bar, never the event of all the gap's bars."""
+    from observer.kis.bars import bar_of
     from observer.kis.schemas import MinuteBarRow
-    from workers.gap_recovery.bars import bar_of
 
     o, h, low, c, v = values
     try:
@@ -228,13 +228,14 @@ def test_a_recovered_bar_is_storable_or_refused(values: list[str]) -> None:
 @given(st.lists(digits, min_size=4, max_size=4))
 def test_universe_metrics_are_storable_or_refused(values: list[str]) -> None:
     """A symbol with absurd bars fails alone (a KisError the build counts), never the build."""
+    from observer.kis.daily_bars import daily_bars
     from observer.kis.schemas import DailyBarRow
     from workers.universe.build import metrics
 
     close, high, low, volume = values
-    bars = [DailyBarRow(f"202611{d:02d}", close, close, high, low, volume) for d in range(1, 22)]
+    rows = [DailyBarRow(f"202611{d:02d}", close, close, high, low, volume) for d in range(1, 22)]
     try:
-        found = metrics(bars, date(2026, 11, 21))
+        found = metrics(daily_bars(rows), date(2026, 11, 21))
     except KisProtocolError:
         return
     assert found is not None

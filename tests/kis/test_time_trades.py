@@ -89,7 +89,7 @@ def _page_back(
 
     client = make_client(tmp_path, handler)
     until_ns = NINE_NS + until * S
-    found = asyncio.run(trades_back_to(client, "005930", "NX", until_ns, since_cum, max_pages))
+    found = asyncio.run(trades_back_to(client, "005930", "NXT", until_ns, since_cum, max_pages))
     return found, asked
 
 

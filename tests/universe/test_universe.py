@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from harness.sim.market import KST
 from observer.calendar.timeline import timeline_from
 from observer.config.load import load_settings
+from observer.kis.daily_bars import DailyBar
 from observer.kis.pacing import PACING_S
-from observer.kis.schemas import DailyBarRow
 from observer.process.state_files import STATE_FILE_UNREADABLE
 from observer.reference.instruments import current_archive, master_file
 from observer.supervisor.schedule import applies, due_at
@@ -28,8 +28,8 @@ from workers.universe.build import metrics
 from workers.universe.cli import app
 
 
-def bar(day: str, close: int, high: int, low: int, volume: int) -> DailyBarRow:
-    return DailyBarRow(day, str(close), str(close), str(high), str(low), str(volume))
+def bar(day: str, close: int, high: int, low: int, volume: int) -> DailyBar:
+    return DailyBar(datetime.strptime(day, "%Y%m%d").date(), close, high, low, close, volume)
 
 
 def test_metrics_are_the_documented_formulas() -> None:

@@ -25,19 +25,12 @@ from observer.calendar.trading import TradingCalendar
 from observer.config.tree import Settings
 from observer.errors import KisError, KrxError, KrxProtocolError
 from observer.kis.client import KisClient
+from observer.kis.etf import from_price, from_series, with_bars
 from observer.kis.session import open_account, rate_limits
 from observer.krx.client import KrxClient
 from workers.etf.gaps import gap_start
 from workers.etf.metrics import backfill_due
-from workers.etf.rows import (
-    from_krx,
-    from_price,
-    from_series,
-    merged,
-    repaired,
-    replaces,
-    with_bars,
-)
+from workers.etf.rows import from_krx, merged, repaired, replaces
 
 __all__ = ["Collected", "backfills", "collect_daily", "fan_out", "krx_table", "repair"]
 

@@ -18,22 +18,20 @@ from datetime import date
 
 import msgspec
 
-from bus.events import Alert, EtfDaily, EtfHolding, EtfHoldings, EtfRun, Event, HoldingKind
+from bus.events import Alert, EtfDaily, EtfHoldings, EtfRun, Event
 from bus.producer import Producer
 from observer.calendar.clock import Clock
 from observer.config.tree import Settings
 from observer.db.etf_queries import etf_history
 from observer.kis.client import KisClient
-from observer.kis.schemas import EtfComponentRow, EtfComponentSummary
+from observer.kis.etf import holdings_of
 from observer.process.heartbeat import Heartbeat
 from workers.etf.collect import Collected, fan_out
 from workers.etf.jobs import beat, read, resolve, symbols_of
-from workers.etf.rows import kis_decimal, kis_int, kis_signed_int
 
-__all__ = ["HoldingsSummary", "count_problem", "holdings_of", "kind_of", "run_holdings"]
+__all__ = ["HoldingsSummary", "count_problem", "run_holdings"]
 
 CODES = ("etf_holdings_count_mismatch", "etf_holdings_failures")
-_CASH_PREFIXES = ("KRD", "CASH")  # KRX's PDF: KRD010010001 KRW deposit, CASH00000001 creation
 
 
 class HoldingsSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,51 +50,6 @@ class HoldingsSummary(msgspec.Struct, frozen=True, kw_only=True):
     kis_calls: int
     elapsed_s: float
     resolved: int
-
-
-def kind_of(code: str) -> HoldingKind:
-    """A line's kind from its code (ref-KRX §1.5): cash, futures (``KR4...``), stock, other.
-
-    Six-character codes are listed issues (stocks, ETFs); of twelve-character ones ``KR7``
-    is a listed issue's ISIN and ``KR4`` a derivative's.
-    """
-    code = code.strip()
-    if code.startswith(_CASH_PREFIXES):
-        return "cash"
-    if len(code) == 12 and code.startswith("KR4"):
-        return "futures"
-    if (len(code) == 6 and code.isalnum()) or (len(code) == 12 and code.startswith("KR7")):
-        return "stock"
-    return "other"
-
-
-def _line(row: EtfComponentRow) -> EtfHolding:
-    code = row.stck_shrn_iscd.strip()
-    return EtfHolding(
-        code=code,
-        name=row.hts_kor_isnm.strip(),
-        kind=kind_of(code),
-        weight_pct=kis_decimal(row.etf_cnfg_issu_rlim, zero_missing=False),
-        value_krw=kis_signed_int(row.etf_vltn_amt),  # negative: a short (inverse) line
-    )
-
-
-def holdings_of(
-    symbol: str,
-    day: date,
-    summary: EtfComponentSummary,
-    rows: Sequence[EtfComponentRow],
-    quote: EtfDaily | None,
-) -> EtfHoldings:
-    """One ETF's answer as its `EtfHoldings` (``quote``: the day's stored row, if any)."""
-    return EtfHoldings(
-        trade_date=day,
-        symbol=symbol,
-        lines=tuple(_line(r) for r in rows if r.stck_shrn_iscd.strip()),
-        reported_count=kis_int(summary.etf_cnfg_issu_cnt),
-        quote_count=quote.holdings if quote is not None else None,
-        pages=1,
-    )
 
 
 def count_problem(holdings: EtfHoldings, more: bool = False) -> str | None:

@@ -23,7 +23,6 @@ __all__ = [
     "aum_check_pct",
     "backfill_due",
     "chart_start",
-    "premium_pct",
     "premium_windows",
     "range_52w",
 ]
@@ -41,13 +40,6 @@ class Window:
     n: int
     mean: Decimal | None
     mean_abs: Decimal | None
-
-
-def premium_pct(close: int | None, nav: Decimal | None) -> Decimal | None:
-    """``(close - nav) / nav x 100``; None when either is missing or the NAV is not positive."""
-    if close is None or nav is None or nav <= 0:
-        return None
-    return ((Decimal(close) - nav) / nav * 100).quantize(_CENT)
 
 
 def premium_windows(

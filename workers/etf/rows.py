@@ -1,132 +1,28 @@
-"""ETF daily rows from each source, as pure functions: KIS's quote, KIS's NAV series, KRX's table.
+"""ETF daily rows: KRX's table as rows, and the rules that merge and repair a day's row.
 
-A NAV of ``0``, ``""`` or ``-`` is *missing* (not published yet, ref-KRX §1.4), never 0: the
-row then has no NAV, no premium and no net assets, and ``nav_final=False`` so that a later
-row (the repair, a rerun) replaces it. KIS's ``etf_ntas_ttam`` unit is UNCONFIRMED (the
-simulator answers 억 KRW): it is multiplied by ``[etf] net_assets_unit_krw``.
+KIS's quote and NAV series are read in `observer.kis.etf`. A NAV of ``0`` is *missing* (not
+published yet, ref-KRX §1.4), never 0: the row then has no NAV, no premium and no net assets,
+and ``nav_final=False`` so that a later row (the repair, a rerun) replaces it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import date
 
 import msgspec
 
 from bus.events import EtfDaily
-from observer.kis.schemas import DailyBarRow, EtfNavDailyRow, EtfPriceOutput
 from observer.krx.schemas import KrxEtfDailyRow, krx_decimal, krx_int, krx_price
-from workers.etf.metrics import premium_pct
+from observer.market.etf import premium_pct
 
-__all__ = [
-    "from_krx",
-    "from_price",
-    "from_series",
-    "kis_decimal",
-    "kis_int",
-    "kis_signed_int",
-    "merged",
-    "repaired",
-    "replaces",
-    "with_bars",
-]
-
-_MAX_INT = 2**63 - 1  # BIGINT columns
-
-
-def kis_int(text: str) -> int | None:
-    """A KIS number string as an int; ``0``, empty, ``-`` or absurd values are None."""
-    try:
-        value = int(text.strip().replace(",", ""))
-    except ValueError:
-        return None
-    return value if 0 < value <= _MAX_INT else None
-
-
-def kis_signed_int(text: str) -> int | None:
-    """A KIS signed number string (a short line's negative value); 0 is 0.
-
-    Only empty, ``-``, unreadable or absurd values are None.
-    """
-    try:
-        value = int(text.strip().replace(",", ""))
-    except ValueError:
-        return None
-    return value if abs(value) <= _MAX_INT else None
-
-
-def kis_decimal(text: str, *, zero_missing: bool = True) -> Decimal | None:
-    """A KIS decimal string; empty, ``-``, not finite (and ``0`` when ``zero_missing``) is None."""
-    try:
-        value = Decimal(text.strip().replace(",", ""))
-    except InvalidOperation:
-        return None
-    if not value.is_finite() or abs(value) >= 10**12 or (zero_missing and value == 0):
-        return None
-    return value
-
-
-def _nav(text: str) -> Decimal | None:
-    """A NAV: missing unless a positive number."""
-    nav = kis_decimal(text)
-    return nav if nav is not None and nav > 0 else None
-
-
-def from_price(
-    symbol: str, day: date, out: EtfPriceOutput, unit_krw: int, origin: str = "kis"
-) -> EtfDaily:
-    """FHPST02400000's answer as ``day``'s row (the quote after the close is the session's)."""
-    close = kis_int(out.stck_prpr)
-    nav = _nav(out.nav)
-    ntas = kis_int(out.etf_ntas_ttam)
-    net_assets = ntas * unit_krw if ntas is not None and ntas * unit_krw <= _MAX_INT else None
-    return EtfDaily(
-        trade_date=day,
-        symbol=symbol,
-        close=close,
-        open=kis_int(out.stck_oprc),
-        high=kis_int(out.stck_hgpr),
-        low=kis_int(out.stck_lwpr),
-        volume=_volume(out.acml_vol),
-        nav=nav,
-        premium_pct=kis_decimal(out.dprt, zero_missing=False) if nav is not None else None,
-        premium_calc_pct=premium_pct(close, nav),
-        net_assets_krw=net_assets if nav is not None else None,
-        listed_units=kis_int(out.lstn_stcn),
-        circulating_units=kis_int(out.etf_crcl_stcn),
-        holdings=kis_int(out.etf_cnfg_issu_cnt),
-        tracking_error_rate=kis_decimal(out.trc_errt, zero_missing=False),
-        nav_final=nav is not None,
-        origin=origin,
-    )
-
-
-def from_series(symbol: str, row: EtfNavDailyRow) -> EtfDaily | None:
-    """One FHPST02440200 row (no high, low or net assets); None for an unreadable date."""
-    try:
-        day = datetime.strptime(row.stck_bsop_date, "%Y%m%d").date()
-    except ValueError:
-        return None
-    close, nav = kis_int(row.stck_clpr), _nav(row.nav)
-    return EtfDaily(
-        trade_date=day,
-        symbol=symbol,
-        close=close,
-        volume=_volume(row.acml_vol),
-        nav=nav,
-        premium_pct=kis_decimal(row.dprt, zero_missing=False) if nav is not None else None,
-        premium_calc_pct=premium_pct(close, nav),
-        nav_final=nav is not None,
-        origin="kis_series",
-    )
+__all__ = ["from_krx", "merged", "repaired", "replaces"]
 
 
 def from_krx(day: date, row: KrxEtfDailyRow) -> EtfDaily:
     """One MDCSTAT04301 row (net assets in KRW; ``0`` before KRX publishes them).
 
     Prices of ``0`` (the open, high and low of a day without trades) are missing, as
-    KIS's are (`kis_int`); a volume of ``0`` is a volume.
+    KIS's are (`observer.kis.etf.kis_int`); a volume of ``0`` is a volume.
     """
     close, nav = krx_price(row.TDD_CLSPRC), krx_decimal(row.NAV)
     nav = nav if nav is not None and nav > 0 else None
@@ -215,35 +111,3 @@ def replaces(fresh: EtfDaily, stored: EtfDaily | None) -> bool:
     table failed).
     """
     return stored is None or fresh.nav_final or not stored.nav_final
-
-
-def with_bars(rows: Mapping[date, EtfDaily], bars: Iterable[DailyBarRow]) -> dict[date, EtfDaily]:
-    """The rows that lacked a high or low, with the daily chart's (FHKST03010100) filled in.
-
-    Only a bar of the same close is taken (a chart of another day, or a revised price, is
-    not mixed into a row); what the row already has is kept.
-    """
-    changed = {}
-    for bar in bars:
-        try:
-            day = datetime.strptime(bar.stck_bsop_date, "%Y%m%d").date()
-        except ValueError:
-            continue
-        row = rows.get(day)
-        if row is None or (row.high is not None and row.low is not None):
-            continue
-        high, low = kis_int(bar.stck_hgpr), kis_int(bar.stck_lwpr)
-        if high is None or low is None or row.close != kis_int(bar.stck_clpr):
-            continue
-        changed[day] = msgspec.structs.replace(
-            row, open=row.open or kis_int(bar.stck_oprc), high=high, low=low
-        )
-    return changed
-
-
-def _volume(text: str) -> int | None:
-    try:
-        value = int(text.strip().replace(",", ""))
-    except ValueError:
-        return None
-    return value if 0 <= value <= _MAX_INT else None

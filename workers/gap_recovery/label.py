@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from workers.gap_recovery.bars import BarLabel
+from observer.kis.bars import BarLabel
 
 __all__ = ["LEAST_MINUTES", "SHIFT_SHARE", "advice", "label_shift"]
 

@@ -44,12 +44,11 @@ from observer.db.reconciliation_queries import (
     tick_minutes,
 )
 from observer.errors import KisError, KisPaperRefused
+from observer.kis.bars import fetch_bars
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import account_credentials
-from observer.kis.endpoints import MARKET_CODES
 from observer.kis.session import KisAccount
 from observer.runtime import sleep_unless
-from workers.gap_recovery.bars import fetch_bars
 from workers.gap_recovery.label import advice, label_shift
 from workers.gap_recovery.outcomes import NOT_OFFERED_ALERT
 from workers.gap_recovery.plan import STAMP_NS
@@ -369,11 +368,11 @@ class Verifier:
         compared: another venue's never make a minute complete, recovered or explained.
         """
         before = client.requests
-        label, market, key = self.config.bar_label, MARKET_CODES[venue], work_key(symbol, venue)
+        label, key = self.config.bar_label, work_key(symbol, venue)
         bars: dict[int, int] = {}
         try:
             for run in runs_of(minutes, _JOIN_NS):
-                found = await fetch_bars(client, symbol, run, today, label, market)
+                found = await fetch_bars(client, symbol, run, today, label, venue)
                 bars.update((minute, bar.volume) for minute, bar in found.items())
         except KisPaperRefused as exc:
             self._not_offered(client.alias, day, str(exc))
@@ -398,7 +397,7 @@ class Verifier:
         shift = label_shift(minutes, stored, bars)
         if shift:
             try:
-                bars = await self._shifted_bars(client, symbol, minutes, today, shift, market)
+                bars = await self._shifted_bars(client, symbol, minutes, today, shift, venue)
             except KisError as exc:
                 result.failed[key] = str(exc)[:200]
                 return True
@@ -463,14 +462,14 @@ class Verifier:
         minutes: list[int],
         today: date,
         shift: int,
-        market: str,
+        venue: Venue,
     ) -> dict[int, int]:
         """Each watched minute's bar volume as KIS labels it ``shift`` minutes off."""
         step = shift * MINUTE_NS
         bars: dict[int, int] = {}
         for run in runs_of(minutes, _JOIN_NS):
             wider = sorted(set(run) | {m + step for m in run})  # the neighbours at the ends too
-            found = await fetch_bars(client, symbol, wider, today, self.config.bar_label, market)
+            found = await fetch_bars(client, symbol, wider, today, self.config.bar_label, venue)
             bars.update((m, found[m + step].volume) for m in run if m + step in found)
         return bars
 

@@ -40,8 +40,8 @@ from observer.errors import (
     KisProtocolError,
     KisTokenThrottled,
 )
+from observer.kis.bars import fetch_gap
 from observer.kis.client import RateLimits
-from observer.kis.endpoints import MARKET_CODES
 from observer.kis.session import (
     KisAccount,
     open_account,
@@ -54,7 +54,7 @@ from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.retry import backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever, journal_for
 from workers.gap_recovery import SOURCE
-from workers.gap_recovery.bars import BarLedger, fetch_gap
+from workers.gap_recovery.bars import BarLedger
 from workers.gap_recovery.outcomes import (
     NOT_ON_PAPER_ALERT,
     UNRECOVERABLE_ALERT,
@@ -402,7 +402,7 @@ class GapRecovery(AsyncWorker):
                 minutes,
                 today,
                 self.config.bar_label,
-                MARKET_CODES[gap.venue],
+                gap.venue,
             )
         except KisPaperRefused as exc:  # KIS will never give them: no retries, a marker
             self._not_offered(account.alias, gap, str(exc))
@@ -478,7 +478,7 @@ class GapRecovery(AsyncWorker):
             back = await trades_back_to(
                 account.client,
                 gap.symbol,
-                MARKET_CODES[gap.venue],
+                gap.venue,
                 gap.end_ns,
                 before,
                 self.config.trade_calls_max,

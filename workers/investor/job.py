@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -29,12 +29,10 @@ from observer.calendar.trading import TradingCalendar
 from observer.config.tree import Settings
 from observer.db.queries import investor_postings_stored, universe_references
 from observer.db.readers import read_once
-from observer.errors import KisProtocolError
 from observer.kis.client import KisClient
 from observer.kis.fanout import fan_out
+from observer.kis.investor import INVESTOR_POSTINGS, estimates_of, investor_posting_due
 from observer.kis.journal import Journal
-from observer.kis.parse import read_int
-from observer.kis.schemas import INVESTOR_POSTINGS, InvestorEstimateRow, investor_posting_due
 from observer.kis.session import open_account, rate_limits
 
 __all__ = [
@@ -44,7 +42,6 @@ __all__ = [
     "POSTING_MISSED",
     "REVISED",
     "InvestorRun",
-    "estimates_of",
     "missed_postings",
     "run_postings",
 ]
@@ -97,35 +94,6 @@ class InvestorRun:
             f"answered ({len(self.failed)} failed, {self.calls} calls); postings held: "
             f"{held or 'none yet'}; {self.published} estimates published; missed: {missed}"
         )
-
-
-def estimates_of(
-    symbol: str, day: date, rows: Sequence[InvestorEstimateRow], fetched_ns: int
-) -> list[InvestorEstimate]:
-    """The events of one answer, a posting each (a posting KIS does not list is refused).
-
-    Raises
-    ------
-    KisProtocolError
-        A row's posting or quantity does not read.
-    """
-    out = []
-    for row in rows:
-        posting = read_int(row.bsop_hour_gb, "bsop_hour_gb")
-        if posting not in INVESTOR_POSTINGS:
-            raise KisProtocolError(f"HHPTJ04160200 {symbol}: no posting {posting}")
-        out.append(
-            InvestorEstimate(
-                symbol=symbol,
-                trade_date=day,
-                posting=posting,
-                foreign_qty=read_int(row.frgn_fake_ntby_qty, "frgn_fake_ntby_qty"),
-                institution_qty=read_int(row.orgn_fake_ntby_qty, "orgn_fake_ntby_qty"),
-                total_qty=read_int(row.sum_fake_ntby_qty, "sum_fake_ntby_qty"),
-                fetched_ns=fetched_ns,
-            )
-        )
-    return out
 
 
 def missed_postings(

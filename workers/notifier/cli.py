@@ -95,6 +95,7 @@ def _since(text: str | None) -> datetime:
 
 def _print_catalogue(as_json: bool) -> None:
     """The alert catalogue: a Markdown table (docs/operations.md's), or a JSON object a code."""
+    # deferred: 136 entries of text, for this option only
     from observer.alerts.catalogue import CATALOGUE, markdown
 
     if not as_json:

@@ -24,7 +24,6 @@ from observer.calendar.clock import Clock
 from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisError
 from observer.kis.client import KisClient
-from observer.kis.endpoints import MARKET_CODES
 from observer.kis.parse import price_snapshot
 from observer.kis.settings import HaltFrom
 from observer.process.retry import backoff_s
@@ -100,10 +99,9 @@ async def run_cycle(
     costs at most a few calls a minute. ``on_retry`` is called before each pause with the
     passes done so far (the worker alerts at once when the first had no answer).
     ``halt_from``: the field a halt is read from (``[kis] halt_from``, `is_halted`);
-    ``venue``: whose prices are asked, KRX's (FID J) or Nextrade's (NX); ``session_of``:
+    ``venue``: whose prices are asked, KRX's or Nextrade's; ``session_of``:
     its session at each answer (`observer.calendar.venues`).
     """
-    market_code = MARKET_CODES[venue]
     run = CycleRun(targets, clock.now_ns())
     wall_started = time.monotonic()
     calls_before = sum(c.requests for c in clients)
@@ -113,7 +111,7 @@ async def run_cycle(
         while queue:
             target = queue.popleft()
             try:
-                answer = await client.current_price(target.symbol, market_code)
+                answer = await client.current_price(target.symbol, venue)
                 observed_ns = clock.now_ns()
                 publish(
                     price_snapshot(

@@ -30,10 +30,8 @@ from observer.config.tree import Settings
 from observer.config.workers import UniverseSettings
 from observer.errors import MasterFileError
 from observer.kis.client import KisClient
-from observer.kis.endpoints import ENDPOINTS
+from observer.kis.daily_bars import DailyBar
 from observer.kis.master import DomesticRows, download_master, extract_single, parse_domestic
-from observer.kis.parse import read_int
-from observer.kis.schemas import DailyBarRow
 from observer.kis.session import master_http, open_account, rate_limits
 from observer.reference.instruments import current_archive, installed_ns, master_file
 from workers.universe.asking import ask_each
@@ -195,15 +193,14 @@ def stale_masters(
     return close, sorted(m for m, ns in installed.items() if ns < bound_ns)
 
 
-def metrics(bars: Sequence[DailyBarRow], prev: date) -> Metrics | None:
+def metrics(bars: Sequence[DailyBar], prev: date) -> Metrics | None:
     """Metrics from daily bars (oldest first); None if there is no bar on ``prev``."""
-    if not bars or bars[-1].stck_bsop_date != prev.strftime("%Y%m%d"):
+    if not bars or bars[-1].day != prev:
         return None
-    # Bounded like every KIS number (`KisProtocolError`: this symbol fails, not the build).
-    closes = [read_int(b.stck_clpr, "stck_clpr") for b in bars]
-    volumes = [read_int(b.acml_vol, "acml_vol") for b in bars[-20:]]
-    highs = [read_int(b.stck_hgpr, "stck_hgpr") for b in bars[1:]]
-    lows = [read_int(b.stck_lwpr, "stck_lwpr") for b in bars[1:]]
+    closes = [b.close for b in bars]
+    volumes = [b.volume for b in bars[-20:]]
+    highs = [b.high for b in bars[1:]]
+    lows = [b.low for b in bars[1:]]
     ranges = [
         max(high - low, abs(high - before), abs(low - before))
         for high, low, before in zip(highs, lows, closes[:-1], strict=True)
@@ -260,7 +257,7 @@ async def build_universe(
     start, end = window[0].strftime("%Y%m%d"), prev.strftime("%Y%m%d")
 
     async def chart(client: KisClient, symbol: str) -> Metrics | None:
-        return metrics(await client.daily_chart(symbol, start, end), prev)
+        return metrics(await client.daily_bars(symbol, start, end), prev)
 
     started = time.monotonic()
     try:
@@ -350,7 +347,7 @@ async def _nxt_standing(
     (the TR is real-only): every member stays unknown, said in ``Built.nxt_not_asked``.
     """
     today = datetime.fromtimestamp(clock.now_ns() / 1e9, KST).date()
-    if not clients[0].offers(ENDPOINTS["stock_info"]):
+    if not clients[0].offers_nxt_status:
         built.nxt_not_asked = "paper accounts: KIS answers CTPF1002R on real accounts alone"
     elif built.trade_date != today:
         built.nxt_not_asked = (
