@@ -175,7 +175,7 @@ def _within(name: str, prefixes: Iterable[str]) -> bool:
 # What config may import besides its own modules and the wings' ``settings`` modules: the
 # tables kept beside their own code or under another name, and what the cross-checks build.
 _TABLES_ELSEWHERE = (
-    "observer.tables",
+    "observer.setting_types",
     "observer.errors",
     "observer.process.paths",
     "observer.process.disk",
@@ -191,8 +191,8 @@ _TOP_LEVEL = tuple(
 )
 # Each rule: the modules it binds, what they may not import, and why.
 WING_RULES = {
-    "tables-and-errors-import-no-wing": (
-        ("observer.tables", "observer.errors"),
+    "setting-types-and-errors-import-no-wing": (
+        ("observer.setting_types", "observer.errors"),
         lambda name: name.startswith("observer."),
         "every wing imports them, so none may come back",
     ),

@@ -24,12 +24,12 @@ from observer.calendar.clock import Clock
 from observer.config.tree import Settings
 from observer.config.workers import EnrichSettings
 from observer.db.sector_queries import Stored
-from observer.fallback import GuardedSource, QuoteSummarySource
 from observer.kis.master import extract_single
 from observer.kis.session import master_http, open_account, rate_limits
 from observer.process.logs import setup_logging
 from observer.reference.instruments import MASTER_FILES
 from observer.reference.sector_map import load_sector_map
+from observer.sector_sources import GuardedSource, QuoteSummarySource
 from workers.enrich import checkpoint as cp
 from workers.enrich.classify import EXCHANGES_OF, Tally
 from workers.enrich.run import EnrichRun, check_lists, guard_settings, kis_tier, run_regions

@@ -12,7 +12,7 @@ import msgspec
 from msgspec import Meta
 
 from bus.events import Severity
-from observer.tables import DAY_S, Positive, Seconds, Strict
+from observer.setting_types import DAY_S, Positive, Seconds, Strict
 
 if TYPE_CHECKING:
     from observer.config.workers import EnrichSettings

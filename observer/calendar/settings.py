@@ -9,7 +9,7 @@ from typing import Annotated
 from msgspec import Meta
 
 from bus.events import TradingSession
-from observer.tables import ClockTime, Strict
+from observer.setting_types import ClockTime, Strict
 
 __all__ = [
     "CalendarSettings",

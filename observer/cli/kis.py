@@ -57,9 +57,9 @@ def check(
     from rich.console import Console
 
     from observer.calendar.clock import clock_from_env
-    from observer.conformance.render import print_table
-    from observer.conformance.rest import Targets
-    from observer.conformance.run import Configured, run_check
+    from observer.kis_check.render import print_table
+    from observer.kis_check.rest import Targets
+    from observer.kis_check.run import Configured, run_check
 
     settings = settings_or_exit("observer kis check", config)
     kis = settings.kis

@@ -16,7 +16,7 @@ import msgspec
 from msgspec import Meta
 
 from bus.codec import MAX_FRAME_BYTES
-from observer.tables import Positive, Strict
+from observer.setting_types import Positive, Strict
 
 __all__ = [
     "KEY_NAME",

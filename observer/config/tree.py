@@ -34,8 +34,8 @@ from observer.kis.settings import KisSettings
 from observer.krx.settings import KrxSettings
 from observer.process.disk import DiskSettings
 from observer.process.paths import PathSettings
+from observer.setting_types import ProgramName, Strict
 from observer.supervisor.settings import ProgramSettings, SupervisorSettings, default_programs
-from observer.tables import ProgramName, Strict
 from observer.writer.settings import WriterSettings
 
 __all__ = ["Settings"]

@@ -14,7 +14,7 @@ from msgspec import Meta
 from bus.events import GapReason, TradingSession
 from observer.cluster.shards import Shard
 from observer.market.grid import KRX_TICK_SIZES
-from observer.tables import (
+from observer.setting_types import (
     ClockTime,
     Percent,
     Positive,

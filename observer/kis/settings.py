@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from observer.tables import Seconds, Strict
+from observer.setting_types import Seconds, Strict
 
 __all__ = [
     "NEW_KEY_DAYS",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from observer.tables import Positive, PositiveFloat, Seconds, Strict
+from observer.setting_types import Positive, PositiveFloat, Seconds, Strict
 
 __all__ = ["KrxSettings"]
 

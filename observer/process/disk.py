@@ -23,7 +23,7 @@ from msgspec import Meta
 from bus.events import Event, Severity
 from observer.alerts.book import AlertBook
 from observer.alerts.states import Notice
-from observer.tables import Percent, Seconds, Strict
+from observer.setting_types import Percent, Seconds, Strict
 
 __all__ = [
     "DISK_CODES",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from observer.tables import Strict
+from observer.setting_types import Strict
 
 __all__ = ["PathSettings"]
 

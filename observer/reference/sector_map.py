@@ -18,7 +18,7 @@ from msgspec import Meta
 
 from observer.errors import ConfigError
 from observer.reference.gics import INDUSTRY_GROUPS, SECTORS
-from observer.tables import Strict
+from observer.setting_types import Strict
 
 __all__ = [
     "ANY_EXCHANGE",

@@ -9,7 +9,7 @@ from msgspec import Meta
 
 from observer.alerts.settings import ThresholdRule, default_rules
 from observer.cluster.settings import KeyName
-from observer.tables import (
+from observer.setting_types import (
     ClockTime,
     Days,
     HostName,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from msgspec import Meta
 
-from observer.tables import Positive, Seconds, Strict
+from observer.setting_types import Positive, Seconds, Strict
 
 __all__ = ["WriterSettings"]
 

@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from observer.config.tree import Settings
-from observer.fallback import GuardedSource, GuardSettings, Profile
 from observer.reference.sector_map import load_sector_map
-from tests.fallback.test_fallback import VirtualClock
+from observer.sector_sources import GuardedSource, GuardSettings, Profile
+from tests.sector_sources.test_fallback import VirtualClock
 from workers.enrich import checkpoint as cp
 from workers.enrich.alerts import ALERT_CODES, alerts, cleared
 from workers.enrich.classify import Tally

@@ -22,17 +22,17 @@ from hypothesis import strategies as st
 from bus.events import Event, SectorMetadata
 from observer.config.tree import Settings
 from observer.db.sector_queries import Stored
-from observer.fallback import GuardedSource, GuardSettings, Profile
 from observer.reference.sector_map import (
     SectorMap,
     default_map_path,
     load_sector_map,
     parse_sector_map,
 )
+from observer.sector_sources import GuardedSource, GuardSettings, Profile
 from tests.enrich.test_enrich_kis import NAS
 from tests.etf.test_etf_sources import kis_client
-from tests.fallback.test_fallback import VirtualClock
 from tests.krx.test_krx import portal
+from tests.sector_sources.test_fallback import VirtualClock
 from workers.enrich import checkpoint as cp
 from workers.enrich.classify import DAY_NS, Tally, curation_due, due
 from workers.enrich.kis_tier import KisLookups

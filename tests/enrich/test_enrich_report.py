@@ -9,8 +9,8 @@ from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import EnrichmentRun, Event, ListingChanged, SectorCodes, SectorMetadata
 from observer.db.sector_queries import Stored, code_counts, code_names, stocks_with_sectors
-from observer.fallback import Profile
 from observer.reference.sector_map import load_sector_map
+from observer.sector_sources import Profile
 from observer.writer.store import Store
 from tests.enrich.test_enrich_ops import HOUR_NS, RUN_NS, listing, sector
 from workers.enrich.classify import sector_event

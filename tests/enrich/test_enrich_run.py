@@ -15,15 +15,15 @@ from bus.events import Event, SectorMetadata
 from observer.config.tree import Settings
 from observer.db.sector_queries import Stored
 from observer.errors import FallbackProtocolError
-from observer.fallback import (
+from observer.reference.sector_map import load_sector_map
+from observer.sector_sources import (
     GuardedSource,
     GuardSettings,
     Profile,
     QuoteSummarySource,
     SectorSource,
 )
-from observer.reference.sector_map import load_sector_map
-from tests.fallback.test_fallback import VirtualClock
+from tests.sector_sources.test_fallback import VirtualClock
 from workers.enrich import checkpoint as cp
 from workers.enrich.run import EnrichRun, run_regions
 

@@ -17,9 +17,9 @@ from observer.calendar.clock import SystemClock
 from observer.config.tree import Settings
 from observer.db.sector_queries import Stored
 from observer.errors import BreakerOpen, FallbackRateLimited
-from observer.fallback import GuardedSource, GuardSettings, Profile, QuoteSummarySource
 from observer.reference.sector_map import load_sector_map
-from tests.fallback.test_fallback import VirtualClock
+from observer.sector_sources import GuardedSource, GuardSettings, Profile, QuoteSummarySource
+from tests.sector_sources.test_fallback import VirtualClock
 from workers.enrich import checkpoint as cp
 from workers.enrich.run import EnrichRun, run_regions
 

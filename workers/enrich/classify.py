@@ -16,9 +16,9 @@ from typing import Any
 
 from bus.events import EnrichmentRun, SectorMetadata
 from observer.db.sector_queries import Stored
-from observer.fallback import Profile
 from observer.reference.gics import INDUSTRY_GROUPS, SECTORS
 from observer.reference.sector_map import Classification, SectorMap, normalise_icod
+from observer.sector_sources import Profile
 
 __all__ = [
     "EXCHANGES_OF",

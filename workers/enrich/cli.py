@@ -118,7 +118,7 @@ def run(
     sector_map = _sector_map(settings)
     if enrich.fallback == "yfinance":
         # deferred: the fallback source (about 0.1 s) only where it is configured
-        from observer.fallback.yfinance_source import YFinanceSource
+        from observer.sector_sources.yfinance_source import YFinanceSource
 
         try:
             YFinanceSource.installed()  # a clear error now, not in the middle of a run

@@ -2,7 +2,7 @@
 
 Per stock (`workers.enrich.classify`): an override, else the KIS code's mapping, else KIS's
 lookups (`workers.enrich.kis_tier`), else the fallback source behind its guards
-(`observer.fallback.GuardedSource`, one limiter per host for every region). A failing run
+(`observer.sector_sources.GuardedSource`, one limiter per host for every region). A failing run
 never loses a good sector: a fallback error publishes nothing, "no answer" republishes the
 stored one (`kept`), a stock kept from being asked is deferred, and whatever a fallback call
 raises fails that stock alone. What the operator hears is `workers.enrich.alerts`'s.
@@ -24,15 +24,15 @@ from observer.calendar.clock import Clock
 from observer.config.tree import Settings
 from observer.db.sector_queries import Stored
 from observer.errors import BreakerOpen, FallbackError, KisError, KisPaperRefused
-from observer.fallback import (
+from observer.reference.sector_map import Classification, SectorMap, normalise_icod
+from observer.sector_sources import (
     GuardedSource,
     GuardSettings,
     Profile,
     QuoteSummarySource,
     yahoo_symbol,
 )
-from observer.fallback.yfinance_source import YFinanceSource
-from observer.reference.sector_map import Classification, SectorMap, normalise_icod
+from observer.sector_sources.yfinance_source import YFinanceSource
 from workers.enrich import checkpoint as cp
 from workers.enrich.classify import (
     DAY_NS,

@@ -29,9 +29,9 @@ from observer.errors import (
     FallbackServerError,
     FallbackTransportError,
 )
-from observer.fallback import GuardedSource, GuardSettings, Profile
-from observer.fallback import guarded as guards_module
-from observer.fallback.yfinance_source import YFinanceSource
+from observer.sector_sources import GuardedSource, GuardSettings, Profile
+from observer.sector_sources import guarded as guards_module
+from observer.sector_sources.yfinance_source import YFinanceSource
 from workers.enrich.run import guarded_source, requests_per_call
 
 

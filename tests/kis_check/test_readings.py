@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from observer.calendar.phases import KST
-from observer.conformance.layouts import generation, record_width
-from observer.conformance.minute_label import LiveTrade, read_label
+from observer.kis_check.layouts import generation, record_width
+from observer.kis_check.minute_label import LiveTrade, read_label
 
 NINE = int(datetime(2026, 11, 20, 9, 0, tzinfo=KST).timestamp()) * 1_000_000_000
 MINUTE = 60 * 1_000_000_000

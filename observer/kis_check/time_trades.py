@@ -17,13 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bus.events import TradeTick, Venue
-from observer.conformance.chain import Chain
-from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.errors import KisError
 from observer.kis.client import KisClient
 from observer.kis.realtime import TRADE_TRS
 from observer.kis.schemas import TimeTradeRow
 from observer.kis.time_trades import TimeTrade, chain_closes, trades_back_to
+from observer.kis_check.chain import Chain
+from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Report
 
 __all__ = ["ITEM", "time_trades_finding"]
 

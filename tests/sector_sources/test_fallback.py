@@ -16,7 +16,8 @@ from harness.sim.sectors import true_sector
 from harness.sim.server import Simulator
 from observer.calendar.clock import ManualClock
 from observer.errors import BreakerOpen, FallbackRateLimited, FallbackTransportError
-from observer.fallback import (
+from observer.reference.sector_map import load_sector_map
+from observer.sector_sources import (
     CircuitBreaker,
     GuardedSource,
     GuardSettings,
@@ -24,7 +25,6 @@ from observer.fallback import (
     limiter_for,
     yahoo_symbol,
 )
-from observer.reference.sector_map import load_sector_map
 from tests.harness.test_sim_server import MARKET, simulator
 
 FAST = GuardSettings(rate_per_s=1000.0, max_retries=3, retry_delay_s=0.01)

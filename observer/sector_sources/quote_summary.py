@@ -22,7 +22,7 @@ from observer.errors import (
     FallbackServerError,
     FallbackTransportError,
 )
-from observer.fallback.source import Profile
+from observer.sector_sources.source import Profile
 
 __all__ = ["QuoteSummarySource"]
 
@@ -72,7 +72,7 @@ class QuoteSummarySource:
         return f"QuoteSummarySource({self._http.base_url})"
 
     async def profile(self, symbol: str) -> Profile | None:
-        """See `observer.fallback.source.SectorSource.profile`."""
+        """See `observer.sector_sources.source.SectorSource.profile`."""
         try:
             response = await self._http.get(
                 f"/v10/finance/quoteSummary/{symbol}", params={"modules": "assetProfile"}

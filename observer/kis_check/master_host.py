@@ -13,9 +13,9 @@ from typing import Literal
 
 import httpx
 
-from observer.conformance.report import MISMATCH, OK, Report
 from observer.errors import KisError, MasterFileError
 from observer.kis.master_archive import probe_master
+from observer.kis_check.report import MISMATCH, OK, Report
 
 __all__ = ["MASTER_SWITCH", "check_master_host"]
 

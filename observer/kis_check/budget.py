@@ -14,11 +14,11 @@ import asyncio
 import time
 
 from observer.calendar.clock import Clock
-from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.errors import KisError
 from observer.kis.client import RateLimits
 from observer.kis.session import open_account
 from observer.kis.settings import KisSettings
+from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Report
 
 __all__ = ["BUDGET_ITEM", "check_budget"]
 

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from observer.conformance.report import MISMATCH, OK, Report
+from observer.kis_check.report import MISMATCH, OK, Report
 
 __all__ = ["print_table"]
 

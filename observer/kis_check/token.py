@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.errors import KisError
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Secret
 from observer.kis.token_cache import cached_validity
+from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Report
 
 __all__ = ["check_token"]
 

@@ -21,7 +21,7 @@ from observer.errors import (
     FallbackServerError,
     FallbackTransportError,
 )
-from observer.fallback.source import Profile
+from observer.sector_sources.source import Profile
 
 __all__ = ["YFinanceSource", "http_status"]
 
@@ -104,7 +104,7 @@ class YFinanceSource:
         return "YFinanceSource()"
 
     async def profile(self, symbol: str) -> Profile | None:
-        """See `observer.fallback.source.SectorSource.profile`."""
+        """See `observer.sector_sources.source.SectorSource.profile`."""
         try:
             info = await asyncio.to_thread(self._info, symbol)
         except Exception as exc:

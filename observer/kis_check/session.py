@@ -27,9 +27,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from observer.calendar.clock import Clock
-from observer.conformance.chain import Chain
-from observer.conformance.layouts import record_width
-from observer.conformance.minute_label import LiveTrade
 from observer.errors import KisError
 from observer.kis.credentials import Secret
 from observer.kis.keepalive import PingpongAnswer, answer_pingpong
@@ -43,6 +40,9 @@ from observer.kis.realtime import (
     VI_TRS,
     RealtimeDecoder,
 )
+from observer.kis_check.chain import Chain
+from observer.kis_check.layouts import record_width
+from observer.kis_check.minute_label import LiveTrade
 
 __all__ = ["PAPER_SUBSCRIBED", "SIDE_FEEDS", "SUBSCRIBED", "SessionSeen", "watch_session"]
 

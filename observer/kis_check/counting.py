@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.errors import KisError
 from observer.kis.credentials import Secret
 from observer.kis.keepalive import PingpongAnswer, answer_pingpong
 from observer.kis.parse import ControlMessage, is_data_frame, parse_control
 from observer.kis.realtime import BOOK_TRS, TRADE_TRS
 from observer.kis.registrations import MAX_REGISTRATIONS
+from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Report
 
 __all__ = ["ITEM", "PROBE_SYMBOLS", "Counted", "count_registrations", "counting_finding"]
 

@@ -17,9 +17,9 @@ from cachetools import TTLCache
 
 from observer.calendar.clock import Clock
 from observer.errors import BreakerOpen, FallbackError, FallbackRateLimited
-from observer.fallback.breaker import CircuitBreaker
-from observer.fallback.source import Profile, SectorSource
 from observer.process.retry import retry
+from observer.sector_sources.breaker import CircuitBreaker
+from observer.sector_sources.source import Profile, SectorSource
 
 __all__ = ["GuardSettings", "GuardedSource", "limiter_for"]
 

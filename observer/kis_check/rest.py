@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Outcome, Report
 from observer.errors import KisApiError, KisError, KisPaperRefused
 from observer.kis.client import KisClient, Page, nxt_status
 from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES
@@ -39,6 +38,7 @@ from observer.kis.schemas import (
     TimeTradeRow,
     ViStatusRow,
 )
+from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Outcome, Report
 
 __all__ = ["Targets", "check_rest"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bus.events import TradeTick
-from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
+from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Report
 
 __all__ = ["Chain", "chain_finding"]
 

@@ -16,23 +16,6 @@ from typing import Literal
 
 from observer.calendar.clock import Clock
 from observer.config.tree import Settings
-from observer.conformance.budget import check_budget
-from observer.conformance.chain import chain_finding
-from observer.conformance.counting import count_registrations, counting_finding
-from observer.conformance.layouts import generation
-from observer.conformance.master_host import check_master_host
-from observer.conformance.minute_label import read_label
-from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
-from observer.conformance.rest import Targets, check_rest
-from observer.conformance.session import (
-    PAPER_SUBSCRIBED,
-    SIDE_FEEDS,
-    SUBSCRIBED,
-    SessionSeen,
-    watch_session,
-)
-from observer.conformance.time_trades import time_trades_finding
-from observer.conformance.token import check_token
 from observer.errors import KisError
 from observer.kis.client import KisClient
 from observer.kis.endpoints import ENDPOINTS
@@ -43,6 +26,23 @@ from observer.kis.schemas import REALTIME_LAYOUTS, MinuteBarRow
 from observer.kis.session import master_http, open_account, rate_limits
 from observer.kis.settings import KisSettings
 from observer.kis.stream_owner import StreamSettings
+from observer.kis_check.budget import check_budget
+from observer.kis_check.chain import chain_finding
+from observer.kis_check.counting import count_registrations, counting_finding
+from observer.kis_check.layouts import generation
+from observer.kis_check.master_host import check_master_host
+from observer.kis_check.minute_label import read_label
+from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Report
+from observer.kis_check.rest import Targets, check_rest
+from observer.kis_check.session import (
+    PAPER_SUBSCRIBED,
+    SIDE_FEEDS,
+    SUBSCRIBED,
+    SessionSeen,
+    watch_session,
+)
+from observer.kis_check.time_trades import time_trades_finding
+from observer.kis_check.token import check_token
 
 __all__ = ["MASTER_PROBE", "Configured", "run_check"]
 

@@ -25,15 +25,15 @@ from harness.sim.market import Market
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
 from observer.cli.main import app
-from observer.conformance.budget import BUDGET_ITEM, check_budget
-from observer.conformance.counting import ITEM
-from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
-from observer.conformance.rest import Targets
-from observer.conformance.run import Configured, run_check
-from observer.conformance.session import SIDE_FEEDS, SUBSCRIBED
-from observer.conformance.time_trades import ITEM as TRADES_ITEM
 from observer.kis.settings import AccountSettings, KisSettings
 from observer.kis.token_cache import cached_validity
+from observer.kis_check.budget import BUDGET_ITEM, check_budget
+from observer.kis_check.counting import ITEM
+from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Report
+from observer.kis_check.rest import Targets
+from observer.kis_check.run import Configured, run_check
+from observer.kis_check.session import SIDE_FEEDS, SUBSCRIBED
+from observer.kis_check.time_trades import ITEM as TRADES_ITEM
 from tests.support import SimThread
 
 KEY, SECRET = "PSchkTestAppKey000000000000000000000", "c" * 180
