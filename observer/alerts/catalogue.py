@@ -1749,7 +1749,11 @@ _KINDS = (
             "Check the token job (`observer ctl status`, token_renewal_failed) and run "
             "`observer ctl run token`."
         ),
-        resolved="when the same worker process holds a valid token and key again",
+        resolved=(
+            "when the same worker process holds a valid token and key again, or the token job "
+            "issues the account a token and key that last the day (a reader that exited, such "
+            "as the readiness job, cannot end its own)"
+        ),
     ),
     AlertKind(
         code="track_a_cycle_failed",

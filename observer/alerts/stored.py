@@ -12,10 +12,11 @@ from collections.abc import Collection
 from sqlalchemy import Connection
 
 from observer.alerts.book import AlertBook
-from observer.alerts.states import Notice, open_notices, parse_alert_id
+from observer.alerts.states import Notice, alert_states, open_notices, parse_alert_id
+from observer.cluster.hosts import host_of
 from observer.db.queries import open_alert_records
 
-__all__ = ["load", "open_alerts"]
+__all__ = ["load", "open_alerts", "open_on_host"]
 
 
 def open_alerts(
@@ -33,6 +34,21 @@ def open_alerts(
     if through_seq is None:
         return found
     return [n for n in found if parse_alert_id(n.id)[1] <= through_seq]
+
+
+def open_on_host(conn: Connection, host: str, codes: Collection[str]) -> list[Notice]:
+    """The open alerts of ``codes`` any process of ``host`` ("": hosts unnamed) raised.
+
+    For a condition another process raised and one on its host can end: a resolution ends
+    the alerts of its code and subject from its own host (`observer.alerts.states`).
+    """
+    return [
+        state.notice
+        for state in alert_states(open_alert_records(conn, deliveries=False))
+        if state.state == "open"
+        and state.notice.code in codes
+        and host_of(parse_alert_id(state.notice.id)[0]) == host
+    ]
 
 
 def load(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from bus.errors import BusError
 from observer.calendar.clock import Clock, clock_from_env
-from observer.cluster.hosts import own_source
+from observer.cluster.hosts import host_of, own_source
 from observer.config.load import load_settings
 from observer.config.tree import Settings
 from observer.db.settings import DatabaseSettings
@@ -301,6 +301,28 @@ def open_alert_notices(
     except (SQLAlchemyError, StoreError) as exc:
         log.warning("cannot read the open alerts %s: %s", ", ".join(codes), exc)
         return None
+
+
+def open_subjects_on_host(settings: Settings, reader: str, code: str) -> set[str] | None:
+    """The subjects of ``code``'s alerts any process of this host left open.
+
+    ``reader``: the process reading (its database login). None: the database cannot say
+    (logged).
+    """
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) for a job that reads alerts
+    from sqlalchemy.exc import SQLAlchemyError
+
+    # deferred: the alerts read needs the database layer (SQLAlchemy), loaded after READY
+    from observer.alerts.stored import open_on_host
+    from observer.db.readers import read_once
+
+    host = host_of(own_source(settings.supervisor, reader))
+    try:
+        found = read_once(settings.database, reader, lambda c: open_on_host(c, host, [code]))
+    except (SQLAlchemyError, StoreError) as exc:
+        log.warning("cannot read the open alerts %s: %s", code, exc)
+        return None
+    return {notice.subject for notice in found}
 
 
 @contextmanager

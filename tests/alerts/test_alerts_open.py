@@ -231,3 +231,51 @@ def test_over_a_thousand_open_alerts_are_listed_with_their_messages(
     result = CliRunner().invoke(alerts_app, ["--open", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert len(result.output.splitlines()) == total
+
+
+def test_a_condition_left_open_by_any_process_of_a_host_is_found_by_another(
+    tmp_path: Path,
+) -> None:
+    """`open_on_host`: the token job finds the ``token_unavailable`` a reader of its host left
+    (the readiness job, exited); not another host's, nor one resolved, nor another code."""
+    from observer.alerts.stored import open_on_host
+
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    upgrade(url)
+    now = time.time_ns()
+
+    def raised(
+        source: str, seq: int, subject: str, code: str = "token_unavailable"
+    ) -> dict[str, Any]:
+        return {**_alert(source, seq, now + seq), "code": code, "subject": subject}
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(m.AlertRow),
+            [
+                raised("readiness", 1, "acct1"),
+                raised("track_a", 2, "acct2"),
+                raised("readiness@c2", 3, "acct3"),  # another host's
+                raised("track_b", 4, "acct4", code="disk_low"),
+            ],
+        )
+        conn.execute(
+            insert(m.AlertResolvedRow),
+            [
+                {
+                    "source": "track_a",
+                    "seq": 5,
+                    "produced_ns": now + 5,
+                    "code": "token_unavailable",
+                    "severity": "critical",
+                    "message": "holds a token again",
+                    "subject": "acct2",
+                }
+            ],
+        )
+    with engine.connect() as conn:
+        found = open_on_host(conn, "", ["token_unavailable"])
+        assert [(n.id, n.subject) for n in found] == [("readiness:1", "acct1")]
+        assert [n.subject for n in open_on_host(conn, "c2", ["token_unavailable"])] == ["acct3"]
+    engine.dispose()

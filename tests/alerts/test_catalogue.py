@@ -62,6 +62,7 @@ FORWARDED: dict[tuple[str, str], str] = {
     ("workers/track_b/rejections.py", "code"): "ACCOUNT_CODES",
     ("workers/track_b/session_alerts.py", "code"): "SESSION_CODES",
     ("workers/track_b/watchers.py", "code"): "Watchers._alert's callers, each scanned",
+    ("workers/token/cli.py", "code"): "TOKEN_UNAVAILABLE, its one caller's",
     ("workers/universe/job.py", "code"): "_alert's callers, each scanned",
     # Not alerts: a function of the same name
     ("workers/archive/cli.py", "day"): "not an alert: a day's folder resolved",

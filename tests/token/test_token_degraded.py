@@ -12,12 +12,16 @@ from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import insert
 
 from harness.sim.market import Market
 from harness.sim.server import SimConfig
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
+from observer.db.engine import make_engine
+from observer.db.models import AlertRow
 from observer.kis.auth import cached_validity
+from observer.kis.session import TOKEN_UNAVAILABLE
 from observer.kis.token_cache import Cached, cache_path, save_cached
 from tests.support import ROOT, SimThread, WriterProcess, db_rows
 from workers.token.cli import RENEWAL_FAILED, _fallback
@@ -82,6 +86,26 @@ def test_a_failed_0320_run_on_a_token_expiring_at_0430_fails_and_its_retry_mends
             timeout=120,
         )
 
+    # The readiness job exited waiting for acct1's token: its critical alert is left open.
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(AlertRow),
+            [
+                {
+                    "source": "readiness",
+                    "seq": 1,
+                    "produced_ns": now - NS,
+                    "severity": "critical",
+                    "code": TOKEN_UNAVAILABLE,
+                    "message": "acct1: no valid access_token in the cache",
+                    "context": {},
+                    "subject": "acct1",
+                }
+            ],
+        )
+    engine.dispose()
+    unavailable = f"select subject from alert_resolutions where code = '{TOKEN_UNAVAILABLE}'"
     try:
         body = json.dumps({"token_failures": 4}).encode()  # every try of the first run
         urllib.request.urlopen(f"{sim.url}/_sim/faults", body, timeout=10).read()
@@ -93,6 +117,7 @@ def test_a_failed_0320_run_on_a_token_expiring_at_0430_fails_and_its_retry_mends
         )
         assert [(a[0], a[2]) for a in alerts] == [("critical", "acct1")]
         assert "expires at 2026-11-20T04:30+09:00" in alerts[0][1], alerts[0][1]
+        assert db_rows(url, unavailable) == []  # nothing mended: the reader's alert stays
         # The supervisor's retry: the endpoint answers again, a token that lasts the day.
         done = job()
         assert done.returncode == 0, done.stderr.decode()
@@ -103,6 +128,7 @@ def test_a_failed_0320_run_on_a_token_expiring_at_0430_fails_and_its_retry_mends
             url, f"select subject from alert_resolutions where code = '{RENEWAL_FAILED}'"
         )
         assert [r[0] for r in resolved] == ["acct1"]
+        assert [r[0] for r in db_rows(url, unavailable)] == ["acct1"]  # the reader's, ended
     finally:
         writer.kill()
         sim.close()

@@ -37,7 +37,7 @@ from observer.process.state_files import STATE_FILE_UNREADABLE
 from observer.supervisor.schedule import due_runs
 from tests.kis.test_kis_auth import KEY, SECRET, T0, FakeKis
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, set_aside
-from workers.token.cli import RENEWAL_FAILED, _resolve
+from workers.token.cli import RENEWAL_FAILED, _resolve, _resolve_unavailable
 
 
 def manager(tmp_path: Path, kis: FakeKis, clock: ManualClock, **options: object) -> TokenManager:
@@ -252,6 +252,23 @@ def test_the_token_job_resolves_each_mended_accounts_open_alert_only() -> None:
     sent.clear()
     _resolve(settings.kis, producer, ["acct1"], None)  # the database could not say: open
     assert sent == [(RENEWAL_FAILED, "acct1")]
+
+
+def test_the_token_job_ends_a_readers_token_unavailable_once_it_mended_the_account() -> None:
+    """A reader that exited waiting (the readiness job) cannot end its own alert: the token
+    job, having issued, ends each mended account's that is open, and no other."""
+    sent: list[tuple[str, str, str]] = []
+
+    class Producer:
+        def send(self, event: AlertResolved) -> None:
+            sent.append((event.code, event.subject, event.severity))
+
+    producer: Any = Producer()
+    _resolve_unavailable(producer, ["acct1", "acct2"], {"acct2", "acct3"}, TOKEN_UNAVAILABLE)
+    assert sent == [(TOKEN_UNAVAILABLE, "acct2", "critical")]  # acct3 is not mended yet
+    sent.clear()
+    _resolve_unavailable(producer, ["acct1"], None, TOKEN_UNAVAILABLE)  # unknown: none sent
+    assert sent == []
 
 
 def test_a_reader_gives_up_after_its_wait_without_issuing(tmp_path: Path) -> None:

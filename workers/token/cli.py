@@ -26,7 +26,13 @@ import typer
 from bus.events import Alert, AlertResolved, TokenRefreshed
 from observer.calendar.clock import Clock
 from observer.calendar.phases import KST
-from observer.cli.support import fail, job_producer, open_alert_subjects, start_job
+from observer.cli.support import (
+    fail,
+    job_producer,
+    open_alert_subjects,
+    open_subjects_on_host,
+    start_job,
+)
 from observer.config.tree import Settings
 from observer.config.workers import TokenSettings
 from observer.errors import KisError
@@ -89,10 +95,11 @@ async def _issue_all(
     make it last (exit 0, degraded). With none valid, or one that expires sooner (03:20, a token
     expiring at 04:30: the next run is 08:30), the job exits 1 and the supervisor retries it;
     the alert says when the previous one expires. A later run that gets the account both a
-    token and a key that last resolves its open alert.
+    token and a key that last resolves its open alert, and the ``token_unavailable`` a reader
+    of this host left open for it (a job that exited waiting cannot end its own).
     """
     # deferred: the KIS layer (httpx, aiohttp: about 0.2 s) and ZeroMQ after READY
-    from observer.kis.session import open_account, rate_limits
+    from observer.kis.session import TOKEN_UNAVAILABLE, open_account, rate_limits
     from observer.runtime import beat_forever
 
     beating = asyncio.ensure_future(beat_forever(notifier, dict))
@@ -123,6 +130,10 @@ async def _issue_all(
         if mended:  # read while beating: a database slow to answer is no hung job
             alerted = await asyncio.to_thread(open_alert_subjects, settings, SOURCE, RENEWAL_FAILED)
             _resolve(settings.kis, producer, mended, alerted)
+            waiting = await asyncio.to_thread(
+                open_subjects_on_host, settings, SOURCE, TOKEN_UNAVAILABLE
+            )
+            _resolve_unavailable(producer, mended, waiting, TOKEN_UNAVAILABLE)
     finally:
         beating.cancel()
         for account in accounts:
@@ -148,6 +159,24 @@ def _resolve(
                 AlertResolved(
                     code=RENEWAL_FAILED, severity="critical", subject=alias, message=message
                 )
+            )
+
+
+def _resolve_unavailable(
+    producer: Producer, mended: list[str], waiting: set[str] | None, code: str
+) -> None:
+    """End the ``token_unavailable`` (``code``) a reader of this host left open, if mended.
+
+    A reader resolves its own once it holds a token again; one that exited first (the
+    readiness job, a job that failed its calls) leaves it open, reminded until acknowledged.
+    Only of an alert known open (``waiting``; None, the database could not say: none), as a
+    resolution of nothing would go to every channel.
+    """
+    for alias in mended:
+        if waiting is not None and alias in waiting:
+            message = f"{alias}: the token job issued a token and key that last the day"
+            producer.send(
+                AlertResolved(code=code, severity="critical", subject=alias, message=message)
             )
 
 
