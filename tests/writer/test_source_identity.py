@@ -212,8 +212,16 @@ def test_a_process_claiming_another_source_is_caught(
     found = {tuple(row) for row in db_rows(db_url, "SELECT source, seq FROM bus_conflicts")}
     assert {("late", n) for n in range(1, 21)} <= found
     assert {seq for source, seq in found if source == "early"} <= set(range(1, 51))
-    alerts = db_rows(db_url, f"SELECT code FROM alerts WHERE source = '{WRITER_SOURCE}'")
-    assert len(alerts) >= 2 and {code for (code,) in alerts} == {"bus_conflict"}
+    # Each conflict's alert is the writer's own event, committed after the conflict's row
+    # (a full CI run read one of two right after both rows were there).
+    alerted = f"SELECT code FROM alerts WHERE source = '{WRITER_SOURCE}'"
+
+    def both_alerted() -> list[tuple[object, ...]] | None:
+        rows = db_rows(db_url, alerted)
+        return rows if len(rows) >= 2 else None
+
+    alerts = wait_until(both_alerted, 30, "both conflicts alerted")
+    assert {code for (code,) in alerts} == {"bus_conflict"}
     result = run_audit(db_url)
     assert result.returncode == 1, result.stdout
     assert "CONFLICT late/1 (trade_tick)" in result.stdout
