@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sqlite3
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -483,3 +483,15 @@ def test_the_start_up_waits_for_the_database(tmp_path: Path) -> None:
         return await asyncio.wait_for(task, 30)
 
     assert asyncio.run(main())
+
+
+def test_an_outage_the_chain_proves_empty_is_recovered_without_a_call() -> None:
+    """A connection gap measured at 0 shares (the symbol's next trade ran on from its last
+    before the outage): recovered at once, neither trades nor bars asked."""
+    rig = _rig()
+    empty = Pending("g", "005930", TEN + 50 * S, TEN + 90 * S, "disconnect", TEN + 91 * S)
+    rig.worker.admit(replace(empty, cum_before=1_000, cum_after=1_000))
+    kis = Kis([])
+    rig.run(kis)
+    assert kis.calls == 0 and rig.states() == ["recovering", "recovered"]
+    assert rig.detail().startswith("recovered_trades: 0 trades, 0 shares")

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -107,18 +107,26 @@ class LossyMorning:
 
 @contextmanager
 def lossy_morning(
-    tmp_path: Path, track_b: str, gap_recovery: str = "", sim_config: SimConfig | None = None
+    tmp_path: Path,
+    track_b: str,
+    gap_recovery: str = "",
+    sim_config: SimConfig | None = None,
+    *,
+    loss: bool = True,
+    nxt: Collection[str] = (),
 ) -> Iterator[LossyMorning]:
     """09:29:00 at 20x: Track B's slots stream from 09:30 (``track_b``, ``gap_recovery``: more
-    of their settings); the server withholds 30 % of the trades of 09:31-09:33 with the session
-    up. Every process stopped at the end."""
+    of their settings; Nextrade trading ``nxt`` of the universe); with ``loss``, the server
+    withholds 30 % of the trades of 09:31-09:33 with the session up. Every process stopped at
+    the end."""
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
     sim = SimThread(MARKET, NINE + timedelta(minutes=29), sim_config or SimConfig(), speed=20)
-    sim.sim.faults.tick_loss.append(LOSS)
+    if loss:
+        sim.sim.faults.tick_loss.append(LOSS)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        publish_morning(writer, tmp_path / "outbox")
+        publish_morning(writer, tmp_path / "outbox", nxt)
         settings = "[track_b]\nregistrations_per_account = 3\n" + track_b
         # 20x: a registration's round trip of 0.1 wall seconds is 2 simulated seconds
         settings += "[gap_recovery]\nverify_edge_s = 6.0\n" + gap_recovery

@@ -17,7 +17,7 @@ from observer.calendar.timeline import timeline_from
 from observer.calendar.venues import venues_from
 from tests.track_b.test_account_alerts_resolved import Account
 from workers.track_b.collect import Collector, CollectorSettings
-from workers.track_b.gaps import GapDetector, SilenceRule, TickGap
+from workers.track_b.gaps import CHAIN_WAIT_NS, GapDetector, SilenceRule, TickGap
 from workers.track_b.sessions import Trading
 
 MS = 1_000_000
@@ -426,3 +426,124 @@ def test_two_volume_chain_gaps_in_one_second_are_two_gaps() -> None:
     second = chain.on_volume("005930", 10, 1_100, 10)  # 40 more
     assert first is not None and second is not None
     assert first.gap_id != second.gap_id and first.gap_id.startswith("chain:")
+
+
+# One symbol's day: each step a trade (its quantity, and whether the feed delivered it while
+# the session was up) or an outage (the session drops and the symbol is registered again).
+day_with_outages = st.lists(
+    st.one_of(
+        st.tuples(st.just("trade"), st.integers(1, 10_000), st.booleans()),
+        st.tuples(st.just("outage"), st.just(0), st.just(False)),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@given(day_with_outages, st.integers(0, 10**9))
+def test_the_chain_runs_on_across_outages_and_measures_each_in_shares(
+    steps: list[tuple[str, int, bool]], opening: int
+) -> None:
+    """Every share not delivered between the first delivered trade and the last is in
+    exactly one gap: lost with the session up, a volume_chain gap; in an outage, its
+    connection gap measured at the symbol's next trade (two outages with no trade between
+    are one gap: the chain cannot tell them apart). None is of negative volume, and an
+    outage the chain proves empty says 0 shares."""
+    d = detector()
+    d.on_registered("005930", 0)
+    now, cum, gaps, delivered, lost = 0, opening, [], [], []
+    outages, awaiting = 0, False  # outages as gaps; whether the last waits for a trade
+    for kind, qty, sent in steps:
+        now += 1_000 * MS
+        if kind == "outage":
+            outages += not awaiting
+            awaiting = bool(delivered)  # a chain to measure it by
+            d.on_disconnect(now, "disconnect", ["005930"])
+            now += 1_000 * MS
+            gaps.extend(g for g in [d.on_registered("005930", now)] if g)
+            continue
+        cum += qty
+        if sent:
+            d.on_tick("005930", now, now)
+            awaiting = False
+            delivered.append(cum)
+            gaps.extend(g for g in [d.on_volume("005930", now, cum, qty)] if g)
+        else:
+            lost.append((cum, qty, now))
+    gaps += d.overdue(now + CHAIN_WAIT_NS)
+    assert not d.awaiting
+    inside = [(c, q, t) for c, q, t in lost if delivered and delivered[0] < c < delivered[-1]]
+    measured = [g for g in gaps if g.missing_volume is not None]
+    for c, _, _ in inside:  # each lost share is in exactly one gap
+        by_volume = [g for g in measured if g.cum_before < c <= g.cum_after]  # type: ignore[operator]
+        assert len(by_volume) == 1, (c, gaps)
+    assert sum(g.missing_volume or 0 for g in measured) == sum(q for _, q, _ in inside)
+    assert all((g.missing_volume or 0) >= 0 for g in gaps)
+    assert len([g for g in gaps if g.reason == "disconnect"]) == outages
+    for gap in measured:
+        assert gap.cum_before is not None and gap.cum_after is not None
+        assert gap.cum_after - gap.cum_before == gap.missing_volume
+    assert len({g.gap_id for g in gaps}) == len(gaps)
+
+
+def test_an_outage_s_gap_waits_for_the_first_trade_and_is_measured_from_the_last_before() -> None:
+    d = detector()
+    d.on_registered("005930", 1_000 * MS)
+    d.on_volume("005930", 2_000 * MS, 1_000, 10)
+    d.on_tick("000660", 2_500 * MS)  # the connection's newest frame
+    d.on_disconnect(2_600 * MS, "disconnect", ["005930"])
+    assert d.on_registered("005930", 40_000 * MS) is None  # waits for a trade
+    assert d.overdue(41_000 * MS) == []
+    gap = d.on_volume("005930", 42_000 * MS, 1_500, 20)  # 480 shares traded in the outage
+    assert gap == TickGap(
+        "acct1", "005930", 2_000 * MS, 42_000 * MS, "disconnect", "KRX", 480, 1_000, 1_480
+    )
+    assert gap.gap_id == "acct1:005930:2000000000"  # a connection gap's id, from its start
+    assert d.on_volume("005930", 43_000 * MS, 1_510, 10) is None  # the chain runs on
+
+    # An outage with no trade in it: measured at 0 shares
+    d.on_disconnect(44_000 * MS, "disconnect", ["005930"])
+    d.on_registered("005930", 45_000 * MS)
+    quiet = d.on_volume("005930", 46_000 * MS, 1_515, 5)
+    assert quiet is not None and quiet.missing_volume == 0 and quiet.cum_before == 1_510
+
+
+def test_an_outage_the_chain_cannot_measure_goes_out_as_it_is() -> None:
+    def outage(d: GapDetector, at: int) -> None:
+        d.on_volume("005930", at * MS, 1_000, 10)
+        d.on_disconnect((at + 100) * MS, "disconnect", ["005930"])
+        assert d.on_registered("005930", (at + 1_000) * MS) is None
+
+    # No trade within a minute of the registration: unmeasured, a minute on
+    quiet = detector()
+    outage(quiet, 1_000)
+    assert quiet.overdue(2_000 * MS + CHAIN_WAIT_NS - 1) == []
+    (gap,) = quiet.overdue(2_000 * MS + CHAIN_WAIT_NS)
+    assert (gap.start_ns, gap.end_ns, gap.missing_volume) == (1_100 * MS, 2_000 * MS, None)
+    assert quiet.on_volume("005930", 70_000 * MS, 1_100, 10) is None  # no gap twice
+
+    # A second outage before the first trade: one gap over both, measured by the trade after
+    twice = detector()
+    outage(twice, 1_000)
+    twice.on_disconnect(2_500 * MS, "disconnect", ["005930"])
+    assert twice.overdue(2_500 * MS) == [] and twice.on_registered("005930", 3_000 * MS) is None
+    both = twice.on_volume("005930", 3_500 * MS, 1_200, 50)
+    assert both is not None and (both.start_ns, both.end_ns) == (1_000 * MS, 3_500 * MS)
+    assert (both.missing_volume, both.reason) == (150, "disconnect")
+
+    # Left its slot, or a refused trade, before its first trade: unmeasured
+    left = detector()
+    outage(left, 1_000)
+    gap = left.forget("005930", 2_500 * MS)
+    assert gap is not None and gap.missing_volume is None and not left.awaiting
+    refused = detector()
+    outage(refused, 1_000)
+    assert refused.on_refused_trade("005930", 2_500 * MS, 2_500 * MS) is not None
+    (gap,) = refused.overdue(2_500 * MS)
+    assert gap.missing_volume is None
+
+    # A chain that ran backwards across it (a feed restarted): unmeasured, a reset
+    back = detector()
+    outage(back, 1_000)
+    gap = back.on_volume("005930", 2_500 * MS, 900, 10)
+    assert gap is not None and gap.missing_volume is None and back.chain_resets == 1

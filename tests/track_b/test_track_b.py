@@ -77,10 +77,11 @@ def universe(symbols: Sequence[str], nxt: Collection[str] = ()) -> UniverseSnaps
     )
 
 
-def publish_morning(writer: WriterProcess, outbox: Path) -> None:
-    """The universe, and Track A's 09:00-09:20 snapshots with three busy movers."""
+def publish_morning(writer: WriterProcess, outbox: Path, nxt: Collection[str] = ()) -> None:
+    """The universe (Nextrade trading ``nxt``), and Track A's 09:00-09:20 snapshots with
+    three busy movers."""
     with Producer("universe", writer.ingest, outbox / "universe") as producer:
-        producer.send(universe(UNIVERSE))
+        producer.send(universe(UNIVERSE, nxt))
         assert producer.wait_acked(30)
     with Producer("track_a", writer.ingest, outbox / "track_a") as producer:
         for n in range(3):

@@ -90,8 +90,9 @@ class ChainProof(msgspec.Struct, frozen=True, kw_only=True):
 
     A span is a symbol's slot on a venue; it is *proven* when its stored trades, streamed and
     recovered, hold every share between its first trade's cumulative volume (less the
-    trade) and its last's: nothing missing and nothing twice, trade by trade. A span with a
-    disconnection (its bars recovered, not its trades) or a trade stored twice is not.
+    trade) and its last's: nothing missing and nothing twice, trade by trade. A span with an
+    outage the chain could not measure (its bars recovered, not its trades) or a trade stored
+    twice is not.
     """
 
     spans: int  # with two trades or more

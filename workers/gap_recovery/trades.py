@@ -1,14 +1,15 @@
-"""A volume-chain gap recovered with the exchange's own trades, each published once.
+"""A gap the chain measured recovered with the exchange's own trades, each published once.
 
-A volume-chain gap knows the cumulative volumes around its missing trades (``cum_before``, the
-last streamed trade's, and ``cum_after``, the next one's less its own quantity): the trades KIS
-answers between them (`observer.kis.time_trades`) are exactly the missing ones when their
-chain closes, and never a streamed one, which lies outside. They are published as trades of
-gap recovery's own source (the stored row's ``source``), with the session of their venue at
-their stamp. `TradeLedger` remembers the (symbol, venue, cumulative volume) of every trade
-recovered, loaded from the database at start-up: a gap retried, or recovered again after a
-crash between its trades and its state, publishes none twice. `ChainMisses` warns when a
-venue's gaps keep getting bars because KIS's trades do not close them (its answer changed).
+A volume-chain gap (or an outage's connection gap, measured at the symbol's next trade) knows
+the cumulative volumes around its missing trades (``cum_before``, the last streamed trade's, and
+``cum_after``, the next one's less its own quantity): the trades KIS answers between them
+(`observer.kis.time_trades`) are exactly the missing ones when their chain closes, and never a
+streamed one, which lies outside. They are published as trades of gap recovery's own source (the
+stored row's ``source``), with the session of their venue at their stamp. `TradeLedger`
+remembers the (symbol, venue, cumulative volume) of every trade recovered, loaded from the
+database at start-up: a gap retried, or recovered again after a crash between its trades and its
+state, publishes none twice. `ChainMisses` warns when a venue's gaps keep getting bars because
+KIS's trades do not close them (its answer changed).
 """
 
 from __future__ import annotations

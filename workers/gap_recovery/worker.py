@@ -451,7 +451,8 @@ class GapRecovery(AsyncWorker):
     def _by_trades(self, job: QueuedGap) -> bool:
         """Whether ``job``'s gap is asked for the exchange's trades first (not tried yet).
 
-        A volume-chain gap of today (KIS answers today's trades only), with ``trades`` on.
+        A gap the chain measured (a volume-chain gap, an outage's), of today (KIS answers
+        today's trades only), with ``trades`` on.
         """
         gap = job.gap
         return (
@@ -474,6 +475,10 @@ class GapRecovery(AsyncWorker):
         gap = job.gap
         before, after = gap.cum_before, gap.cum_after
         assert before is not None and after is not None  # `_by_trades`
+        if after == before:  # an outage the chain proves held no trade: nothing to ask
+            detail = "recovered_trades: 0 trades, 0 shares (the chain ran on unbroken, 0 calls)"
+            self._final(gap, "recovered", 0, detail, retake=job.retake)
+            return True
         try:
             back = await trades_back_to(
                 account.client,

@@ -409,7 +409,10 @@ class Collector:
         Never waits for an account's session or approval key (`KisStream.subscribe`): one
         account without a key holds up no other. With ``holdings`` (the slot book's, after
         the decisions) the registrations are checked against them afterwards (`reconcile`).
+        Each evaluation publishes the connection gaps the chain will not measure (`overdue`).
         """
+        for alias in self.detectors:
+            self.overdue(alias)
         for d in decisions:
             symbol = d.candidate.symbol
             if d.action in ("release", "expire"):
@@ -812,6 +815,18 @@ class Collector:
                 alias, registration.tr_key, registration.tr_id, code, message, self.clock.now_ns()
             )
         )
+
+    def overdue(self, alias: str) -> None:
+        """Publish ``alias``'s connection gaps no trade will measure (`GapDetector.overdue`).
+
+        Called on each of its frames and each evaluation: a symbol that never trades again
+        has its gap out within a minute of its registration.
+        """
+        now = self.clock.now_ns()
+        for detector in self.detectors[alias].values():
+            if detector.awaiting:
+                for gap in detector.overdue(now):
+                    self.publish_gap(gap)
 
     def publish_gap(self, gap: TickGap) -> None:
         """Count and publish a gap (`GapDetected`)."""

@@ -7,18 +7,20 @@ dropped-record gap's has a ``dropped:`` prefix, since it may start on the stamp 
 starts from; a volume-chain gap's (``chain:``) ends with its cumulative volume before it, since
 trades are stamped to the second and two may start on one. A connection gap starts at the
 later of the last frame and the symbol's latest registration, so a second drop before any new
-data is a new gap.
+data is a new gap. A connection gap's symbol keeps its volume chain across the outage: the gap
+goes out at the symbol's first trade after it, measured in shares like a volume-chain gap, so
+gap recovery can fill it with the exchange's own trades.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bus.events import GapReason, Venue
 
-__all__ = ["GapDetector", "SilenceRule", "TickGap", "throughout"]
+__all__ = ["CHAIN_WAIT_NS", "GapDetector", "SilenceRule", "TickGap", "throughout"]
 
 # A refused trade's own stamp is trusted within this much before its arrival (a stamp that
 # reads but lies further off came with a bad record: the newest delivered trade is used).
@@ -27,6 +29,9 @@ _MINUTE_NS = 60 * 1_000_000_000
 # A pause in continuous trading (Nextrade's around KRX's auctions) lasts minutes, never less
 # than this: a span judged in session at this step holds none.
 _PAUSE_STEP_NS = 30 * 1_000_000_000
+# A connection gap waits this long after its registration for the symbol's first trade to
+# measure it by the volume chain; a symbol that trades no sooner gets its gap unmeasured.
+CHAIN_WAIT_NS = 60 * 1_000_000_000
 
 
 def throughout(in_session: Callable[[int], bool], start_ns: int, end_ns: int) -> bool:
@@ -89,7 +94,10 @@ class GapDetector:
     * **Connection gaps**: when the session drops (or is torn down for a token or approval-key
       renewal), every registered symbol may miss data from the newest trade stamp the
       connection delivered until the symbol is registered again; the gap closes, with its
-      reason, when the registration is acknowledged on the new connection.
+      reason, when the registration is acknowledged on the new connection. With the chain
+      on, a symbol whose chain is known goes on with it: its gap goes out at its first trade
+      after the registration (within `CHAIN_WAIT_NS`, `overdue`), with the shares missing
+      and the cumulative volumes around them, from its last trade before the outage.
     * **Restart gaps**: a dead process's slots are taken back (`resume`) with a
       ``process_restart`` gap each, from the last data it is known to have stored, closed like
       a connection gap when the symbol is registered again (or leaves its slot first).
@@ -111,8 +119,10 @@ class GapDetector:
       (ACML_VOL), so within a registration's span each must be the previous trade's plus its
       own quantity. More is a ``volume_chain`` gap at once, from the previous trade's stamp to
       this one's, measured in shares too; less (a correction, a feed restarted) is a reset,
-      counted (``chain_resets``) and never negative volume. A registration, a refused trade or
-      the symbol leaving starts a new chain. Off with ``chain`` false.
+      counted (``chain_resets``) and never negative volume. A new registration (not one made
+      again after an outage), a refused trade or the symbol leaving starts a new chain; a
+      second outage before the symbol's first trade reopens the first's gap. Off with
+      ``chain`` false.
     """
 
     def __init__(
@@ -156,6 +166,9 @@ class GapDetector:
         # symbol -> (its last trade's cumulative volume, its stamp): the volume chain
         self.chain: dict[str, tuple[int, int]] = {}
         self.chain_resets = 0  # trades whose cumulative volume ran backwards
+        # symbol -> its connection gap, closed by its registration, waiting for the symbol's
+        # first trade to measure it by the chain (`on_volume`, `overdue`)
+        self.awaiting: dict[str, TickGap] = {}
 
     def on_tick(
         self, symbol: str, received_ns: int, traded_ns: int | None = None
@@ -189,15 +202,31 @@ class GapDetector:
         The trade's ``cum_volume`` must be the chain's last plus its ``qty``; the shares
         beyond that were traded between the two and not delivered (or not stored). The first
         trade of a chain starts it; one whose volume ran backwards restarts it (counted).
+        The first trade after an outage returns the symbol's connection gap (`awaiting`),
+        measured: from its last trade before the outage to this one, with the shares missing
+        (0: none lost), the cumulative volumes around them, and the gap's own reason.
         """
         if not self.chains:
             return None
         last = self.chain.get(symbol)
         self.chain[symbol] = (cum_volume, traded_ns)
+        outage = self.awaiting.pop(symbol, None)
         if last is None:
-            return None
+            return outage
         before, since_ns = last
         missing = cum_volume - qty - before
+        if outage is not None:
+            if missing < 0:
+                self.chain_resets += 1
+                return outage  # unmeasured: its minute bars
+            return replace(
+                outage,
+                start_ns=min(outage.start_ns, since_ns),
+                end_ns=max(outage.end_ns, traded_ns),
+                missing_volume=missing,
+                cum_before=before,
+                cum_after=cum_volume - qty,
+            )
         if missing == 0:
             return None
         if missing < 0:
@@ -251,9 +280,15 @@ class GapDetector:
         return expected + self.tolerance_ns
 
     def on_disconnect(self, now_ns: int, reason: GapReason, symbols: Iterable[str]) -> None:
-        """The connection ended: every registered symbol's data may be missing from now."""
+        """The connection ended: every registered symbol's data may be missing from now.
+
+        A symbol still waiting for its first trade after an earlier outage has its gap opened
+        again from where that one started: the chain measures the two outages as one.
+        """
         self.outage = self.outage or reason
         for symbol in symbols:
+            if (earlier := self.awaiting.pop(symbol, None)) is not None:
+                self.open[symbol] = (earlier.start_ns, earlier.reason)
             start = max(self.last_frame_ns, self.registered_ns.get(symbol, 0)) or now_ns
             self.open.setdefault(symbol, (start, reason))
 
@@ -275,16 +310,42 @@ class GapDetector:
         self.open[symbol] = (since_ns, "process_restart")
 
     def on_registered(self, symbol: str, now_ns: int) -> TickGap | None:
-        """A registration was acknowledged: close the symbol's connection gap, if any."""
+        """A registration was acknowledged: close the symbol's connection gap, if any.
+
+        A gap whose symbol's chain is known waits for its first trade (`on_volume`) and is
+        not returned here. A registration that closes no gap starts a new chain: a new
+        registration's span is its own.
+        """
         opened = self.open.pop(symbol, None)
         self.last_tick.pop(symbol, None)  # the silence clock restarts with the next tick
-        self.chain.pop(symbol, None)  # and the volume chain: a registration's span is its own
         if opened is None:
+            self.chain.pop(symbol, None)
             self.registered_ns[symbol] = now_ns
             return None
         start, reason = opened
         self.registered_ns[symbol] = end = max(now_ns, start)
-        return self._gap(symbol, start, end, reason)
+        gap = self._gap(symbol, start, end, reason)
+        if self.chains and symbol in self.chain:
+            self.awaiting[symbol] = gap
+            return None
+        return gap
+
+    def overdue(self, now_ns: int) -> list[TickGap]:
+        """The connection gaps that will not be measured by the chain: they go out as they are.
+
+        Those whose symbol has not traded within `CHAIN_WAIT_NS` of the registration, and
+        those whose chain restarted meanwhile (a refused trade). Their symbols' chains start
+        again at their next trade: their minute bars hold the outage.
+        """
+        due = [
+            gap
+            for symbol, gap in self.awaiting.items()
+            if symbol not in self.chain or now_ns - gap.end_ns >= CHAIN_WAIT_NS
+        ]
+        for gap in due:
+            del self.awaiting[gap.symbol]
+            self.chain.pop(gap.symbol, None)  # its bars recover it: the next trade starts anew
+        return due
 
     def forget(self, symbol: str, now_ns: int, *, behind_ns: int = 0) -> TickGap | None:
         """The symbol left its slot: nothing is expected of it any more.
@@ -292,8 +353,12 @@ class GapDetector:
         A connection gap still open closes now: its data was missing from the drop until
         the symbol left, even though it will not be registered again. Otherwise, with the
         account's feed ``behind_ns`` behind (measured by the caller, `FeedLag.behind`; 0: on
-        time), what the feed had not delivered yet is a delivery-lag gap.
+        time), what the feed had not delivered yet is a delivery-lag gap. A connection gap
+        still waiting for the symbol's first trade goes out unmeasured.
         """
+        if (outage := self.awaiting.pop(symbol, None)) is not None:
+            self.forget(symbol, now_ns)
+            return outage
         last = self.last_tick.pop(symbol, None)
         self.first_tick.pop(symbol, None)
         self.recent.pop(symbol, None)
