@@ -357,10 +357,11 @@ class GapRecoverySettings(Strict, frozen=True):
     # opens (09:00 covers 09:00:00-09:00:59), or "end", the minute it closes (09:01 covers
     # the same). UNCONFIRMED at KIS; the reconciliation detects a label off by one minute.
     bar_label: Literal["start", "end"] = "start"
-    # A volume-chain gap (its cumulative volumes known) is recovered with the exchange's own
-    # trades (FHPST01060000, paged back), the minute bars only where they do not close the
-    # chain; a gap whose trades take more than trade_calls_max calls gets bars (said in its
-    # detail). False: bars for every gap.
+    # A gap the volume chain measured (a silent loss, an outage) is recovered with the
+    # exchange's own trades (FHPST01060000, paged back), the minute bars only where they do
+    # not close the chain; a gap whose trades take (or, by its first page's shares, would
+    # take) more than trade_calls_max calls gets bars (said in its detail). False: bars for
+    # every gap.
     trades: bool = True
     trade_calls_max: Positive = 10
     # This many of a venue's volume-chain gaps in a row whose trades did not close their

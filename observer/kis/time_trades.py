@@ -111,6 +111,9 @@ class TradesBack:
     # the paging ended short of since_cum: a page brought no older trade, or one older than
     # since_ns's second
     stuck: bool = False
+    # the calls the first page said the whole span needs, when more than allowed (the paging
+    # stopped there); 0: not estimated short
+    needed: int = 0
 
 
 def _hhmmss(ns: int) -> str:
@@ -129,7 +132,9 @@ async def trades_back_to(
     """Today's trades of ``symbol`` on ``venue`` from ``until_ns``'s second back.
 
     Pages back until an answer holds a trade at or below cumulative volume ``since_cum``,
-    a page brings no older trade, or ``max_pages`` calls were made; with ``since_ns`` (the
+    a page brings no older trade, or ``max_pages`` calls were made (or the first page's shares
+    say more would be needed: the shares left to ``since_cum`` over the page's, `needed`, so a
+    busy symbol's long gap costs one call, not ``max_pages``); with ``since_ns`` (the
     stamp of the trade whose cumulative volume ``since_cum`` is), also once a trade older
     than its second is answered: if those are the stream's counts, ``since_cum`` was passed
     by then, and if not, no further page will close a chain (`TradesBack.stuck`). A row that
@@ -141,7 +146,7 @@ async def trades_back_to(
     hour = _hhmmss(until_ns - until_ns % _NS + _NS)  # the second of until_ns itself too
     found: dict[int, TimeTrade] = {}
     oldest: int | None = None  # the lowest cumulative volume found
-    pages, reached, stuck = 0, False, False
+    pages, reached, stuck, needed = 0, False, False, 0
     while pages < max_pages:
         rows = await client.time_trades(symbol, hour, venue)
         pages += 1
@@ -160,9 +165,15 @@ async def trades_back_to(
         if since_s is not None and last.exchange_ns < since_s:
             stuck = True
             break
+        if pages == 1:
+            shares = max(1, sum(t.qty for t in older))
+            estimate = 1 + -(-(oldest - last.qty - since_cum) // shares)
+            if estimate > max_pages:
+                needed = estimate
+                break
         hour = _hhmmss(last.exchange_ns + _NS)
     above = sorted((t for t in found.values() if t.cum_volume > since_cum), key=_cum)
-    return TradesBack(tuple(above), reached, pages, stuck and not reached)
+    return TradesBack(tuple(above), reached, pages, stuck and not reached, needed)
 
 
 def _cum(trade: TimeTrade) -> int:

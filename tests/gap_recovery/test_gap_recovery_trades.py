@@ -35,7 +35,13 @@ from tests.gap_recovery.test_reconciliation import (
 from tests.support import db_rows, start_on_sim_clock, wait_until
 from tests.track_b.test_track_b import DAY, NINE
 from workers.gap_recovery import SOURCE
-from workers.gap_recovery.trades import NOT_CLOSING_ALERT, ChainMisses, capped, within
+from workers.gap_recovery.trades import (
+    NOT_CLOSING_ALERT,
+    ChainMisses,
+    capped,
+    why_not,
+    within,
+)
 
 NINE_NS = int(NINE.timestamp()) * S
 
@@ -211,3 +217,7 @@ def test_the_call_limit_is_no_miss_a_short_answer_is() -> None:
 
     assert capped(back(False, 10), 10) and not capped(back(True, 10), 10)
     assert not capped(back(False, 3), 10)  # KIS came no further back: a miss
+    # The first page said 14 calls: cut there, the policy's, and the gap's detail says so
+    estimated = TradesBack(trades=(), pages=1, reached=False, stuck=False, needed=14)
+    assert capped(estimated, 10)
+    assert why_not(estimated, [], 5_000, 10) == "about 14 calls, more than 10 (trade_calls_max)"

@@ -134,11 +134,21 @@ def test_a_second_holding_more_than_a_page_stops_the_paging_and_says_so(tmp_path
 
 
 def test_the_page_limit_ends_the_paging_short_of_the_chain(tmp_path: Path) -> None:
+    # 100 trades of a share each, a second apart: the first page's 30 shares say 70 more take
+    # 3 more pages, 4 in all: more than 2 allowed, so the paging stops at the first
     tape = [(s, 1) for s in range(100)]
     found, asked = _page_back(tmp_path, tape, 99, 0, max_pages=2)
-    assert not found.reached and not found.stuck and found.pages == len(asked) == 2
-    assert not chain_closes(found.trades, 0, 100)
-    assert [t.cum_volume for t in found.trades] == list(range(42, 101))
+    assert not found.reached and not found.stuck and found.pages == len(asked) == 1
+    assert found.needed == 4 and not chain_closes(found.trades, 0, 100)
+    assert [t.cum_volume for t in found.trades] == list(range(71, 101))
+    # Allowed 4: the estimate is no limit, the paging goes on to the chain's start
+    found, asked = _page_back(tmp_path, tape, 99, 1, max_pages=4)
+    assert found.reached and found.needed == 0 and found.pages == 4
+    # Estimated within 5 but needing more (a page's overlap, busier seconds further back):
+    # cut at the limit as before
+    uneven = [(s, 1) for s in range(40)] + [(40 + s, 10) for s in range(60)]
+    found, _ = _page_back(tmp_path, uneven, 99, 0, max_pages=3)
+    assert not found.reached and found.needed == 0 and found.pages == 3
 
 
 def test_rows_of_one_second_each_do_not_close_a_chain_of_trades() -> None:

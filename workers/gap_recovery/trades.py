@@ -71,15 +71,18 @@ def within(trades: Iterable[TimeTrade], start_ns: int, end_ns: int) -> bool:
 
 
 def capped(back: TradesBack, max_calls: int) -> bool:
-    """Whether the paging stopped at the call limit short of the gap's start.
+    """Whether the paging stopped at the call limit short of the gap's start, or would have.
 
-    A long gap of a busy name: the bars are the policy, not a sign of KIS answering otherwise.
+    Would have: its first page said so (`TradesBack.needed`). A long gap of a busy name: the
+    bars are the policy, not a sign of KIS answering otherwise.
     """
-    return not back.reached and back.pages >= max_calls
+    return not back.reached and (back.pages >= max_calls or back.needed > max_calls)
 
 
 def why_not(back: TradesBack, span: list[TimeTrade], missing: int, max_calls: int) -> str:
     """Why the trades KIS answered do not close a gap's chain (the gap's detail says so)."""
+    if back.needed and not back.reached:
+        return f"about {back.needed} calls, more than {max_calls} (trade_calls_max)"
     if capped(back, max_calls):
         return f"more than {max_calls} calls (trade_calls_max)"
     if back.stuck:
