@@ -1,6 +1,7 @@
 """The best bar of each minute: from the stored trades where whole, else KIS's recovered one.
 
-``built_from`` says which: ``ticks`` (the minute's coverage is ``ticks``: open, high, low and
+``built_from`` says which: ``ticks`` (the minute's coverage is ``ticks``, or
+``recovered_trades``, its streamed trades made whole by the exchange's own: open, high, low and
 close of its trades in exchange order, their volume and value, their count) or ``kis`` (the
 minute was missed and recovered: the newest bar recovered for it; its ``trades`` is NULL, as
 KIS's bars carry no count). A minute missed and not recovered has no bar. ``verified``: the
@@ -45,7 +46,7 @@ def best_bars(coverage: pa.Table, ticks: pa.Table, recovered: pa.Table) -> pa.Ta
     order; ``recovered``: the stored bars (`observer.data.datasets.BARS`).
     """
     from_ticks = _from_ticks(ticks).join(
-        _where(coverage, "ticks"), _KEY, join_type="inner", use_threads=False
+        _where(coverage, "ticks", "recovered_trades"), _KEY, join_type="inner", use_threads=False
     )
     newest = _newest_recovered(recovered).join(
         _where(coverage, "recovered"), _KEY, join_type="inner", use_threads=False
@@ -58,8 +59,8 @@ def best_bars(coverage: pa.Table, ticks: pa.Table, recovered: pa.Table) -> pa.Ta
     return table.sort_by([(c, "ascending") for c in _KEY]).combine_chunks()
 
 
-def _where(coverage: pa.Table, status: str) -> pa.Table:
-    chosen = coverage.filter(pc.equal(coverage["status"], status))
+def _where(coverage: pa.Table, *statuses: str) -> pa.Table:
+    chosen = coverage.filter(pc.is_in(coverage["status"], pa.array(statuses)))
     return chosen.select([*_KEY, "trading_session", "verified"])
 
 

@@ -26,7 +26,7 @@ from observer.config.tree import Settings
 from observer.data.archive import ArchiveReader
 from observer.data.bars import BEST_BARS_SCHEMA, best_bars
 from observer.data.conform import conform, empty
-from observer.data.coverage import MinuteFacts, coverage_table, tick_facts
+from observer.data.coverage import MinuteFacts, by_trades, coverage_table, tick_facts
 from observer.data.database import DatabaseReader
 from observer.data.datasets import BARS, DATASETS, GAPS, TICKS, Dataset, as_floats
 from observer.data.span import DataRequestError, Span, When, span_of
@@ -40,6 +40,7 @@ __all__ = ["Catalog", "open_catalog"]
 Symbols = str | Iterable[str] | None
 # What the coverage and the best bars read of the trades: each minute's count, volume, prices.
 _MINUTE_TICKS = TICKS.project("symbol", "venue", "exchange_ns", "price", "qty")
+_BAR_MINUTES = BARS.project("symbol", "venue", "minute_ns", "quality")
 
 
 class Catalog:
@@ -158,10 +159,16 @@ class Catalog:
         """``first``'s coverage of ``whole``'s symbols and venue, given the day's ``ticks``."""
         gaps: dict[tuple[str, str], list[tuple[str, int, int, str]]] = defaultdict(list)
         for gap in self.read(GAPS, whole).to_pylist():
+            state = gap["state"]
+            if by_trades(state, gap["missing_volume"], gap["bars"]):
+                state = "recovered_trades"
             gaps[(gap["symbol"], gap["venue"])].append(
-                (gap["gap_id"], gap["start_ns"], gap["end_ns"], gap["state"])
+                (gap["gap_id"], gap["start_ns"], gap["end_ns"], state)
             )
-        facts = MinuteFacts(tick_facts(ticks), gaps)
+        bars = self.read(_BAR_MINUTES, whole)
+        bars = bars.filter(pc.equal(bars["quality"], "recovered"))
+        minutes = zip(*(bars[c].to_pylist() for c in ("symbol", "venue", "minute_ns")), strict=True)
+        facts = MinuteFacts(tick_facts(ticks), gaps, frozenset(minutes))
         engine = make_engine(self.url, read_only=True)  # the small reads: slots, reconciliation
         try:
             return coverage_table(

@@ -3,11 +3,17 @@
 Every minute of the venue's sessions that day, for each symbol Track B watched on it (or each
 asked for), says where it stands:
 
-``ticks``        trades stored, and (once reconciled) as many as the exchange's bar says
-``quiet``        watched whole, and no trade happened (the bar, once reconciled, agrees)
-``recovered``    trades were missed; KIS's minute bar stands in for them (`Catalog.bars`)
-``missing``      trades were missed and nothing stands in: a gap not (yet) recovered
-``not_watched``  the symbol held no slot for the whole minute: nothing was expected
+``ticks``             trades stored, and (once reconciled) as many as the exchange's bar says
+``quiet``             watched whole, and no trade happened (the bar, once reconciled, agrees)
+``recovered_trades``  trades were missed; the exchange's own trades, recovered for a gap the
+                      volume chain measured, make the minute whole (stored trades of `source`
+                      ``gap_recovery`` beside the streamed ones: `Catalog.ticks`)
+``recovered``         trades were missed; KIS's minute bar stands in for them (`Catalog.bars`)
+``missing``           trades were missed and nothing stands in: a gap not (yet) recovered
+``not_watched``       the symbol held no slot for the whole minute: nothing was expected
+
+A missed minute with a bar recovered for it is ``recovered``, whatever else covers it: the bar
+is the exchange's whole minute.
 
 ``verified`` says whether the day's reconciliation with the exchange's bars judged the minute
 (it runs after each venue's stream ends); before it, a watched minute's status is what the
@@ -38,9 +44,16 @@ from observer.db.reconciliation_queries import (
 from observer.db.retention_queries import day_bounds
 from observer.db.slot_queries import MINUTE_NS, held_spans, watched_minutes
 
-__all__ = ["COVERAGE_SCHEMA", "STATUSES", "MinuteFacts", "coverage_table", "tick_facts"]
+__all__ = [
+    "COVERAGE_SCHEMA",
+    "STATUSES",
+    "MinuteFacts",
+    "by_trades",
+    "coverage_table",
+    "tick_facts",
+]
 
-STATUSES = ("ticks", "quiet", "recovered", "missing", "not_watched")
+STATUSES = ("ticks", "quiet", "recovered_trades", "recovered", "missing", "not_watched")
 COVERAGE_SCHEMA = pa.schema(
     [
         ("symbol", pa.string()),
@@ -73,11 +86,23 @@ class MinuteFacts:
     """What the database and the archive say of one day, gathered by the `Catalog`.
 
     ``ticks``: (symbol, venue, minute) -> (trades, volume); ``gaps``: (symbol, venue) ->
-    [(gap_id, start_ns, end_ns, state)].
+    [(gap_id, start_ns, end_ns, state)], a gap recovered with the exchange's trades in the state
+    ``recovered_trades`` (`by_trades`); ``bars``: the (symbol, venue, minute)s with a bar
+    recovered from KIS.
     """
 
     ticks: Mapping[tuple[str, str, int], tuple[int, int]]
     gaps: Mapping[tuple[str, str], list[tuple[str, int, int, str]]]
+    bars: frozenset[tuple[str, str, int]] = frozenset()
+
+
+def by_trades(state: str, missing_volume: int | None, bars: int) -> bool:
+    """Whether a gap was recovered with the exchange's own trades (or proven empty by them).
+
+    Gap recovery asks a gap the volume chain measured for its trades first and publishes them
+    only when they close the chain; otherwise it asks the bars (`workers.gap_recovery`).
+    """
+    return state == "recovered" and missing_volume is not None and bars == 0
 
 
 def coverage_table(
@@ -130,6 +155,8 @@ def coverage_table(
             status, bar, gap_id, verified = _status(
                 judged.get((symbol, on, minute)), minute in held, trades, minute, gaps
             )
+            if status == "recovered" and (symbol, on, minute) not in facts.bars:
+                status = _by_gaps(minute, gaps)
             for name, value in (
                 ("symbol", symbol),
                 ("venue", on),
@@ -169,8 +196,21 @@ def _status(
         return "not_watched", None, None, False
     for gap_id, start, end, state in gaps:
         if start < minute + MINUTE_NS and end > minute:
-            return ("recovered" if state == "recovered" else "missing"), None, gap_id, False
+            settled = state in ("recovered", "recovered_trades")
+            return ("recovered" if settled else "missing"), None, gap_id, False
     return ("ticks" if trades else "quiet"), None, None, False
+
+
+def _by_gaps(minute: int, gaps: Iterable[tuple[str, int, int, str]]) -> str:
+    """A recovered minute with no bar of its own: by the exchange's trades, or by KIS's bars.
+
+    ``recovered_trades`` if a gap recovered with the exchange's trades covers it, else
+    ``recovered`` (KIS's bars proved it quiet).
+    """
+    for _, start, end, state in gaps:
+        if state == "recovered_trades" and start < minute + MINUTE_NS and end > minute:
+            return "recovered_trades"
+    return "recovered"
 
 
 def _grid(venues: Venues, venue: str, day: date) -> dict[int, str]:

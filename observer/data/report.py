@@ -28,6 +28,7 @@ __all__ = ["COLOURS", "day_report"]
 COLOURS = {  # a status's colour in the heat map and its legend
     "ticks": "#2e7d32",
     "quiet": "#a5d6a7",
+    "recovered_trades": "#1e88e5",
     "recovered": "#f9a825",
     "missing": "#c62828",
     "not_watched": "#eeeeee",

@@ -208,3 +208,64 @@ def test_a_day_still_going_on_is_watched_up_to_the_catalog_s_clock(
     minutes = {f"{r['minute_time']:%H:%M}": r["status"] for r in table.to_pylist()}
     assert minutes["09:34"] == "recovered"  # closed by 09:35:30
     assert minutes["09:36"] == minutes["09:38"] == "not_watched"  # not yet
+
+
+def test_a_minute_made_whole_by_the_exchange_s_trades_says_so_and_has_its_bar(
+    day: Catalog, store: Store
+) -> None:
+    """09:38: an outage measured by the chain (45 shares), its trades recovered: the minute
+    is ``recovered_trades`` and its best bar is built from the streamed and recovered trades
+    together; a minute with a KIS bar recovered is ``recovered`` whatever covers it too."""
+    streamed = trade("09:38:05", 70_500, 5)
+    measured = GapDetected(
+        gap_id="g3",
+        symbol="005930",
+        start_ns=at("09:38:05"),
+        end_ns=at("09:38:40"),
+        reason="disconnect",
+        missing_volume=45,
+        cum_before=1_005,
+        cum_after=1_050,
+    )
+    over_bars = GapDetected(  # a chain-measured gap over 09:35, whose bar is stored already
+        gap_id="g4",
+        symbol="005930",
+        start_ns=at("09:35:10"),
+        end_ns=at("09:35:20"),
+        reason="volume_chain",
+        missing_volume=3,
+        cum_before=900,
+        cum_after=903,
+    )
+    recovered = [trade(t, p, q) for t, p, q in (("09:38:20", 70_600, 40), ("09:38:30", 70_400, 5))]
+    publish(store, "track_b_ticks", [(at("09:38:05"), streamed)])
+    publish(
+        store,
+        "gap_recovery",
+        [
+            (at("09:38:41"), measured),
+            (at("09:38:42"), over_bars),
+            *((at("09:39:30"), t) for t in recovered),
+            (
+                at("09:39:31"),
+                GapStateChanged(gap_id="g3", state="recovered", trades=2, trade_volume=45),
+            ),
+            (
+                at("09:39:32"),
+                GapStateChanged(gap_id="g4", state="recovered", trades=1, trade_volume=3),
+            ),
+        ],
+    )
+    minutes = _by_minute(day)
+    assert minutes["09:38"] == ("recovered_trades", False, 3, 50)
+    assert minutes["09:35"][0] == "recovered"  # KIS's bar stands for it
+    bars = {f"{r['minute_time']:%H:%M}": r for r in day.bars("005930", DAY).to_pylist()}
+    whole = bars["09:38"]
+    assert (whole["open"], whole["high"], whole["low"], whole["close"]) == (
+        70_500,
+        70_600,
+        70_400,
+        70_400,
+    )
+    assert (whole["volume"], whole["trades"], whole["built_from"]) == (50, 3, "ticks")
+    assert bars["09:35"]["built_from"] == "kis"

@@ -88,6 +88,7 @@ def test_the_page_shows_each_minute_gap_and_alert_of_the_day(day: Catalog, store
         "symbol": "005930",
         "ticks": "2",
         "quiet": "3",
+        "recovered_trades": "0",
         "recovered": "2",
         "missing": "1",
         "not_watched": str(minutes["not_watched"]),
