@@ -44,6 +44,9 @@ class HeldSlot:
     # A later run placed the symbol again at this time: the slot is that run's holding, this
     # one is only the data it missed from its run's end until then.
     until_ns: int | None = None
+    # Each venue's newest stored trade of the symbol in its last minute of trades:
+    # (venue, cumulative volume, exchange time), where the volume chain goes on from
+    chains: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,19 @@ def held_slots(
                 Gap.symbol == h.symbol, Gap.start_ns >= h.since, *gaps
             )
         ).scalar_one()
+        chains: dict[str, tuple[int, int]] = {}  # venue -> (cumulative volume, stamp)
+        if last_tick is not None and until_ns is None:  # a minute's trades: an index range
+            recent = conn.execute(
+                select(t.venue, t.cum_volume, t.exchange_ns).where(
+                    t.symbol == h.symbol,
+                    t.exchange_ns >= max(h.since, last_tick - MINUTE_NS),
+                    *ticks,
+                )
+            )
+            newest: dict[str, tuple[int, int]] = {}  # venue -> (stamp, cumulative volume)
+            for venue, cum, at in recent:
+                newest[venue] = max(newest.get(venue, (0, 0)), (at, cum))
+            chains = {venue: (cum, at) for venue, (at, cum) in newest.items()}
         return HeldSlot(
             h.account,
             h.slot,
@@ -171,6 +187,7 @@ def held_slots(
             last_gap_end,
             h.run,
             until_ns,
+            tuple((venue, cum, at) for venue, (cum, at) in sorted(chains.items())),
         )
 
     holdings = [found(h) for h in held.values()]

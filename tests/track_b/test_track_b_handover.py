@@ -149,7 +149,7 @@ class Recorded:
         self.gaps: list[tuple[str, str, int, int]] = []
         self.abandoned: list[tuple[SlotAction, int]] = []
 
-    async def resume(self, holding: Holding, start_ns: int) -> None:
+    async def resume(self, holding: Holding, start_ns: int, chains: object = ()) -> None:
         raise AssertionError("a late take-over puts nothing back")
 
     def abandon(self, release: SlotAction, start_ns: int) -> None:
@@ -358,7 +358,7 @@ class Resumed(Recorded):
         super().__init__()
         self.resumed: list[tuple[Holding, int]] = []
 
-    async def resume(self, holding: Holding, start_ns: int) -> None:
+    async def resume(self, holding: Holding, start_ns: int, chains: object = ()) -> None:
         self.resumed.append((holding, start_ns))
 
 

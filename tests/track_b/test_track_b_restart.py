@@ -92,8 +92,9 @@ def _slot(seq: int, at: int, action: str, symbol: str, slot: int = 0, **extra: A
     }
 
 
-def _tick(seq: int, symbol: str, at: int) -> dict[str, Any]:
+def _tick(seq: int, symbol: str, at: int, cum: int = 1, venue: str = "KRX") -> dict[str, Any]:
     return {
+        "venue": venue,
         "source": "track_b",
         "seq": seq,
         "produced_ns": at,
@@ -102,7 +103,7 @@ def _tick(seq: int, symbol: str, at: int) -> dict[str, Any]:
         "received_ns": at + S // 10,
         "price": 1,
         "qty": 1,
-        "cum_volume": 1,
+        "cum_volume": cum,
         "cum_value": 1,
         "change_rate": Decimal(0),
         "ask1": 0,
@@ -136,8 +137,11 @@ def test_held_slots_are_what_the_latest_decisions_left(db_url: str) -> None:
             insert(m.TradeTickRow),
             [
                 _tick(10, "C", TEN + 30 * S),  # before C held its slot: not its data
-                _tick(11, "C", TEN + 2 * minute),
-                _tick(12, "C", TEN + 3 * minute),
+                _tick(11, "C", TEN + 2 * minute, cum=50),
+                # Its last minute of trades: where each venue's volume chain goes on from
+                _tick(12, "C", TEN + 2 * minute + 30 * S, cum=80, venue="NXT"),
+                _tick(13, "C", TEN + 3 * minute, cum=90),
+                _tick(14, "C", TEN + 3 * minute, cum=95),  # the same second, later
             ],
         )
         conn.execute(
@@ -172,6 +176,7 @@ def test_held_slots_are_what_the_latest_decisions_left(db_url: str) -> None:
             TEN + minute,
             TEN + 3 * minute,
             TEN + 4 * minute,
+            chains=(("KRX", 95, TEN + 3 * minute), ("NXT", 80, TEN + 2 * minute + 30 * S)),
         ),
         HeldSlot("acct2", 1, "D", "market_cap", Decimal("1.5"), 0, TEN + 4 * minute, None, None),
     ]
@@ -224,14 +229,16 @@ def streaming(
         ingest = f"ipc://{sup.data_dir / 'run' / 'ingest.sock'}"
         publish_morning(SimpleNamespace(ingest=ingest), tmp_path / "outbox")  # type: ignore[arg-type]
         # Both accounts' slots placed (the first half hour's trades come before them) and
-        # streaming.
+        # streaming ...
         placed = "select count(distinct account) from slot_events where action = 'allocate'"
         wait_until(lambda: db_rows(sup.url, placed) == [(2,)], 90, "slots on both accounts")
-        wait_until(
-            lambda: db_rows(sup.url, "select count(distinct account) from trade_ticks") == [(2,)],
-            90,
-            "ticks from both accounts",
+        # ... their own: stamped seconds after the slots' placement (the opening auction's
+        # names stream from 09:00 on registrations of their own)
+        slotted = (
+            "select count(distinct account) from trade_ticks where exchange_ns > 5000000000 + "
+            "(select min(produced_ns) from slot_events where action = 'allocate')"
         )
+        wait_until(lambda: db_rows(sup.url, slotted) == [(2,)], 90, "ticks from both accounts")
         yield sim, sup
     finally:
         sim.close()
@@ -286,8 +293,9 @@ def test_a_track_b_killed_mid_session_leaves_a_recovered_gap_per_held_slot(
                 (
                     r := db_rows(
                         url,
-                        "select gap_id, symbol, account, start_ns, end_ns, state, "
-                        "bars from gaps where reason = 'process_restart'",
+                        "select gap_id, symbol, account, start_ns, end_ns, state, bars, "
+                        "missing_volume, trades, trade_volume, cum_before, venue "
+                        "from gaps where reason = 'process_restart'",
                     )
                 )
                 and len(r) == len(held)
@@ -300,22 +308,36 @@ def test_a_track_b_killed_mid_session_leaves_a_recovered_gap_per_held_slot(
         assert {g[1] for g in gaps} == held
         lengths = sorted((g[4] - g[3]) / S for g in gaps)
         print(f"restart gaps: {lengths[0]:.1f}-{lengths[-1]:.1f} simulated s at 5x")
-        for gap_id, symbol, account, start, end, _, bars in gaps:
+        # Each symbol's volume chain goes on from its last stored trade: its gap is measured
+        # at its first trade on the new session and filled with the exchange's own trades
+        # (none missing: none asked); one the chain could not measure gets its bars.
+        measured = [g for g in gaps if g[7] is not None]
+        assert measured, gaps
+        for gap_id, symbol, account, start, end, _, bars, missing, trades, volume, _, _ in gaps:
             assert gap_id == f"{account}:{symbol}:{start}"
-            assert start < restarted_ns < end and bars >= 1
+            assert start < restarted_ns < end
+            if missing is None:
+                assert bars >= 1
+            else:
+                assert bars == 0 and volume == missing and (trades > 0) == (missing > 0)
+        recovered = db_rows(
+            url, "select symbol, cum_volume, qty from trade_ticks where source = 'gap_recovery'"
+        )
+        assert sum(q for _, _, q in recovered) == sum(g[9] for g in measured)
         # No slot was allocated anew: the restored ones carry on from their first allocation.
         again = db_rows(
             url, f"select symbol from slot_events where seq > {restart_seq} and action = 'allocate'"
         )
         assert not {s for (s,) in again} & held
         # The recovered bars are the market's own.
+        unmeasured = [g for g in gaps if g[7] is None]
         stored = db_rows(
             url,
             "select symbol, minute_ns, open, high, low, close, volume "
             "from minute_bars where gap_id in "
-            f"({', '.join(repr(g[0]) for g in gaps)})",
+            f"({', '.join(repr(g[0]) for g in unmeasured)})",
         )
-        assert stored
+        assert bool(stored) == bool(unmeasured)
         for symbol, minute, *bar in stored:
             path = MARKET.day_path(symbol, DAY)
             i = (minute - int(NINE.timestamp()) * S) // (60 * S)
@@ -329,7 +351,7 @@ def test_a_track_b_killed_mid_session_leaves_a_recovered_gap_per_held_slot(
             report = day_report(conn, DAY)
         engine.dispose()
         by_symbol = {r.symbol: r for r in report.symbols}
-        for _, symbol, _, start, end, _, _ in gaps:
+        for _, symbol, _, start, end, *_ in gaps:
             row = by_symbol[symbol]
             assert any(s <= start and end <= e for s, e in row.watched)
             assert row.summary().covered_s >= (end - start) / S - 0.1

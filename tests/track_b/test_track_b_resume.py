@@ -99,7 +99,7 @@ class Streams:
         assert self.clock is not None
         self.applied.extend((self.clock.now_ns(), d) for d in decisions)
 
-    async def resume(self, holding: Holding, start_ns: int) -> None:
+    async def resume(self, holding: Holding, start_ns: int, chains: object = ()) -> None:
         self.resumed.append(holding)
 
     def abandon(self, release: SlotAction, start_ns: int) -> None:

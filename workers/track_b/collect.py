@@ -561,15 +561,20 @@ class Collector:
                 await self._subscribe(alias, r.tr_id, r.tr_key)
         self.held_aside = {alias: held for alias, held in self.held_aside.items() if held}
 
-    async def resume(self, holding: Holding, start_ns: int) -> None:
+    async def resume(
+        self, holding: Holding, start_ns: int, chains: Sequence[tuple[str, int, int]] = ()
+    ) -> None:
         """Stream again a slot that an earlier process held.
 
         A ``process_restart`` gap runs from ``start_ns`` until the symbol is registered on
-        the new session (or leaves its slot first).
+        the new session (or leaves its slot first). ``chains``: each venue's last stored
+        trade of the symbol (venue, cumulative volume, stamp), where its volume chain goes
+        on: the gap is then measured at the symbol's first trade (`GapDetector.resume`).
         """
         symbol = holding.candidate.symbol
+        last = {venue: (cum, at) for venue, cum, at in chains}
         for venue in self.policy.venues(symbol):
-            self.detectors[holding.account][venue].resume(symbol, start_ns)
+            self.detectors[holding.account][venue].resume(symbol, start_ns, last.get(venue))
         self.scores[symbol] = holding.candidate.score
         await self._add(holding.account, symbol)
 

@@ -301,13 +301,17 @@ class GapDetector:
         if self.outage is not None:
             self.open.setdefault(symbol, (now_ns, self.outage))
 
-    def resume(self, symbol: str, since_ns: int) -> None:
+    def resume(self, symbol: str, since_ns: int, chain: tuple[int, int] | None = None) -> None:
         """A restarted process takes ``symbol``'s slot back.
 
         Its data may be missing from ``since_ns`` (the last its predecessor is known to have
-        stored) until it is registered again, as after a dropped session.
+        stored) until it is registered again, as after a dropped session. ``chain``: the
+        symbol's last stored trade (cumulative volume, stamp): the gap is then measured at its
+        first trade after the registration, as an outage's is.
         """
         self.open[symbol] = (since_ns, "process_restart")
+        if chain is not None and self.chains:
+            self.chain[symbol] = chain
 
     def on_registered(self, symbol: str, now_ns: int) -> TickGap | None:
         """A registration was acknowledged: close the symbol's connection gap, if any.

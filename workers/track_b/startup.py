@@ -210,8 +210,13 @@ def lasting(engine: TriggerEngine, trigger: SlotTrigger) -> float:
 class Resumer(Protocol):
     """The collector's part in taking slots back."""
 
-    async def resume(self, holding: Holding, start_ns: int) -> None:
-        """Stream the holding again, with a ``process_restart`` gap from ``start_ns``."""
+    async def resume(
+        self, holding: Holding, start_ns: int, chains: Sequence[tuple[str, int, int]] = ()
+    ) -> None:
+        """Stream the holding again, with a ``process_restart`` gap from ``start_ns``.
+
+        ``chains``: each venue's last stored trade (venue, cumulative volume, stamp).
+        """
 
     def abandon(self, release: SlotAction, start_ns: int) -> None:
         """Release a holding that cannot go back, its gap closed now."""
@@ -276,7 +281,7 @@ async def take_back(
         )
         holding = Holding(h.account, h.slot, candidate, h.since_ns)
         if engine.shard.owns(h.symbol) and book.restore(holding):
-            await collector.resume(holding, start)
+            await collector.resume(holding, start, h.chains)
             if expires and not pinned:
                 standing.append(candidate)
         else:  # its slot is gone or a later run's, or the shard changed
