@@ -45,7 +45,10 @@ def test_a_session_cut_for_40_s_is_filled_with_the_trades_the_exchange_printed(
     # Its slots stay on their accounts through the cut (an account down longer fails over:
     # a new registration, a new chain, the outage's bars)
     track_b = f'trades = "{trades}"\nunhealthy_after_s = {2 * CUT_S}\n'
-    with lossy_morning(tmp_path, track_b, loss=False, nxt=NXT_NAMES) as morning:
+    # A busy name's 40 s on the combined feed is some 700 trades, 24 pages: all asked here
+    # (the shipped 10 gives such a gap its bars after one call)
+    calls = "trade_calls_max = 60\n"
+    with lossy_morning(tmp_path, track_b, calls, loss=False, nxt=NXT_NAMES) as morning:
         url, sim = morning.url, morning.sim
         wait_until(lambda: sim.sim.clock.now_ns() >= CUT_NS, 60, "09:31")
         realtime = sim.sim.realtime

@@ -547,3 +547,26 @@ def test_an_outage_the_chain_cannot_measure_goes_out_as_it_is() -> None:
     outage(back, 1_000)
     gap = back.on_volume("005930", 2_500 * MS, 900, 10)
     assert gap is not None and gap.missing_volume is None and back.chain_resets == 1
+
+
+def test_a_silence_is_measured_by_the_trade_that_ends_it() -> None:
+    """A pause the chain proves empty is a quiet symbol (0 shares: gap recovery asks
+    nothing); one with shares missing is one gap, the silence, never a second volume-chain
+    gap over the same trades."""
+    d = detector()
+    d.on_tick("005930", 2_000 * MS, 2_000 * MS)
+    d.on_volume("005930", 2_000 * MS, 1_000, 10)
+    assert d.on_tick("005930", 5_000 * MS, 5_000 * MS) is None  # 3 s: a silence, held
+    quiet = d.on_volume("005930", 5_000 * MS, 1_020, 20)
+    assert quiet is not None and quiet.reason == "silence"
+    assert (quiet.start_ns, quiet.end_ns, quiet.missing_volume) == (2_000 * MS, 5_000 * MS, 0)
+    assert d.on_tick("005930", 9_000 * MS, 9_000 * MS) is None
+    lossy = d.on_volume("005930", 9_000 * MS, 1_100, 30)
+    assert lossy is not None and lossy.reason == "silence"
+    assert (lossy.missing_volume, lossy.cum_before, lossy.cum_after) == (50, 1_020, 1_070)
+    assert not d.awaiting
+    # No chain known yet (the chain off, or its first trade): the silence goes out at once
+    fresh = detector()
+    fresh.on_tick("005930", 2_000 * MS, 2_000 * MS)
+    gap = fresh.on_tick("005930", 5_000 * MS, 5_000 * MS)
+    assert gap is not None and gap.missing_volume is None

@@ -109,8 +109,11 @@ def test_held_slots_as_of_a_start_are_the_earlier_runs_alone(db_url: str) -> Non
         now = held_slots(conn, "track_b", DAY)
     engine.dispose()
     score = Decimal("1.5")
+    a_chain = (("KRX", 1, TEN + 5 * MINUTE),)  # where A's volume chain goes on from
     assert earlier == [
-        HeldSlot("acct1", 0, "A", "market_cap", score, 0, TEN, TEN + 5 * MINUTE, None),
+        HeldSlot(
+            "acct1", 0, "A", "market_cap", score, 0, TEN, TEN + 5 * MINUTE, None, 0, None, a_chain
+        ),
         HeldSlot("acct1", 1, "B", "market_cap", score, 0, TEN, None, start),
     ]
     assert [(h.symbol, h.slot) for h in now] == [("C", 0), ("A", 2)]  # as the successor left
@@ -336,9 +339,15 @@ def test_two_runs_holdings_are_told_apart_by_the_start_kept_between_them(db_url:
     engine.dispose()
     score = Decimal("1.5")
     b_again = second + MINUTE
+    a_chain = (("KRX", 1, TEN + 5 * MINUTE),)
     assert apart == [
-        HeldSlot("acct1", 0, "A", "market_cap", score, 0, TEN, TEN + 5 * MINUTE, None, 0),
-        HeldSlot("acct1", 0, "C", "market_cap", score, 0, b_again, second + 20 * MINUTE, None, 1),
+        HeldSlot(
+            "acct1", 0, "A", "market_cap", score, 0, TEN, TEN + 5 * MINUTE, None, 0, None, a_chain
+        ),
+        HeldSlot(
+            *("acct1", 0, "C", "market_cap", score, 0, b_again, second + 20 * MINUTE, None, 1),
+            chains=(("KRX", 1, second + 20 * MINUTE),),
+        ),
         HeldSlot("acct1", 1, "B", "market_cap", score, 0, TEN, None, None, 0, until_ns=b_again),
         HeldSlot("acct1", 2, "B", "market_cap", score, 0, b_again, None, None, 1),
         HeldSlot("acct1", 3, "D", "market_cap", score, 0, TEN + 6 * MINUTE, None, None, 0),

@@ -107,7 +107,9 @@ class GapDetector:
       divided by its ticks in the last ``window_s`` (a rate over time: the records of one frame
       share a receive time), judged once the symbol has been watched for a whole window. Only
       silences wholly inside continuous trading count (``in_session``), and of that only in the
-      sessions ``silence_in`` gives (the thin ones left out: a pause is their nature).
+      sessions ``silence_in`` gives (the thin ones left out: a pause is their nature). With
+      the chain on, the trade that ends a silence measures it (`on_volume`): 0 shares missing
+      proves the pause was the market's, and gap recovery asks nothing for it.
     * **Dropped-record gaps**: a trade record the decoder refused was a trade all the same: a
       ``dropped_record`` gap over its stamp's second, or, when its stamp does not read, from
       the symbol's newest delivered trade to the frame's arrival.
@@ -166,8 +168,8 @@ class GapDetector:
         # symbol -> (its last trade's cumulative volume, its stamp): the volume chain
         self.chain: dict[str, tuple[int, int]] = {}
         self.chain_resets = 0  # trades whose cumulative volume ran backwards
-        # symbol -> its connection gap, closed by its registration, waiting for the symbol's
-        # first trade to measure it by the chain (`on_volume`, `overdue`)
+        # symbol -> its gap waiting for the symbol's next trade to measure it by the chain: a
+        # connection gap closed by its registration, or a silence (`on_volume`, `overdue`)
         self.awaiting: dict[str, TickGap] = {}
 
     def on_tick(
@@ -178,7 +180,9 @@ class GapDetector:
         Silences are judged between trade times (``traded_ns``, the exchange's stamp; the
         receive time without one): a feed that stalls and then delivers every trade lost
         nothing, while trades lost on the way leave a pause between the stamps of the ones
-        that arrive, however they were delivered.
+        that arrive, however they were delivered. With the chain on and known, the silence
+        goes out from `on_volume` of the same trade, measured: a pause the chain proves
+        empty is a quiet symbol, not a loss.
         """
         at = received_ns if traded_ns is None else traded_ns
         self.last_frame_ns = max(self.last_frame_ns, at)
@@ -194,7 +198,11 @@ class GapDetector:
             return None
         if not throughout(self.silence_in, before, at):
             return None
-        return self._gap(symbol, before, at, "silence")
+        gap = self._gap(symbol, before, at, "silence")
+        if self.chains and symbol in self.chain:
+            self.awaiting[symbol] = gap  # this trade's volume measures it (`on_volume`)
+            return None
+        return gap
 
     def on_volume(self, symbol: str, traded_ns: int, cum_volume: int, qty: int) -> TickGap | None:
         """A stored trade against the chain: a ``volume_chain`` gap if volume is missing.
@@ -202,27 +210,27 @@ class GapDetector:
         The trade's ``cum_volume`` must be the chain's last plus its ``qty``; the shares
         beyond that were traded between the two and not delivered (or not stored). The first
         trade of a chain starts it; one whose volume ran backwards restarts it (counted).
-        The first trade after an outage returns the symbol's connection gap (`awaiting`),
-        measured: from its last trade before the outage to this one, with the shares missing
-        (0: none lost), the cumulative volumes around them, and the gap's own reason.
+        The first trade after an outage (or a silence) returns the symbol's gap waiting for it
+        (`awaiting`), measured: from its last trade before to this one, with the shares
+        missing (0: none lost), the cumulative volumes around them, and the gap's own reason.
         """
         if not self.chains:
             return None
         last = self.chain.get(symbol)
         self.chain[symbol] = (cum_volume, traded_ns)
-        outage = self.awaiting.pop(symbol, None)
+        waiting = self.awaiting.pop(symbol, None)
         if last is None:
-            return outage
+            return waiting
         before, since_ns = last
         missing = cum_volume - qty - before
-        if outage is not None:
+        if waiting is not None:
             if missing < 0:
                 self.chain_resets += 1
-                return outage  # unmeasured: its minute bars
+                return waiting  # unmeasured: its minute bars
             return replace(
-                outage,
-                start_ns=min(outage.start_ns, since_ns),
-                end_ns=max(outage.end_ns, traded_ns),
+                waiting,
+                start_ns=min(waiting.start_ns, since_ns),
+                end_ns=max(waiting.end_ns, traded_ns),
                 missing_volume=missing,
                 cum_before=before,
                 cum_after=cum_volume - qty,
