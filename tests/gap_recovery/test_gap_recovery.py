@@ -176,6 +176,12 @@ def test_ready_gaps_go_by_priority_and_unready_ones_wait(tmp_path: Path) -> None
     assert third is not None and third.gap.gap_id == "a:3"
     worker.admit(Pending("a:2", "000002", TEN_NS, TEN_NS + 3 * S, "disconnect", TEN_NS))
     assert worker.tally.detected == 3  # the same gap again (feed and sweep) is one gap
+    # Of those ready in one class, the shortest first: its call settles it soonest
+    worker.admit(Pending("b:1", "000004", TEN_NS, TEN_NS + 50 * S, "silence", TEN_NS))
+    worker.admit(Pending("b:2", "000005", TEN_NS + S, TEN_NS + 11 * S, "silence", TEN_NS + S))
+    worker.running.add("a:3")
+    shortest = worker._next()
+    assert shortest is not None and shortest.gap.gap_id == "b:2"
 
 
 # ------------------------------------------------------------------ the daemon

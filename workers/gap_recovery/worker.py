@@ -113,7 +113,8 @@ class GapRecovery(AsyncWorker):
     Gaps are taken from the database at start-up (after the writer has acknowledged what an
     earlier instance left in the outbox) and every ``sweep_s``, so a gap the feed did not
     deliver is still found. Queued gaps are ready once their last minute has closed, ordered by
-    priority then readiness; ``requests_per_account`` recoveries run per account.
+    priority, then the shortest, then readiness; ``requests_per_account`` recoveries run per
+    account.
 
     A recovery publishes ``recovering``, then the minute bars nobody has published yet (quality
     ``recovered``, with the gap's id), then ``recovered`` with the number of bars; a gap whose
@@ -356,12 +357,20 @@ class GapRecovery(AsyncWorker):
     # ------------------------------------------------------------------ recovery
 
     def _next(self) -> QueuedGap | None:
-        """The ready job of highest priority, earliest first (gaps tried again last)."""
+        """The ready job of highest priority, shortest first, then earliest (retakes last).
+
+        Shortest first: after an outage every symbol's gap is ready at once, and the short
+        ones cost a call each while a long one may cost ten.
+        """
         now = self.clock.now_ns()
         ready = [
             j for j in self.jobs.values() if j.ready_ns <= now and j.gap.gap_id not in self.running
         ]
-        return min(ready, key=lambda j: (j.retake, PRIORITY[j.plan], j.ready_ns), default=None)
+        return min(
+            ready,
+            key=lambda j: (j.retake, PRIORITY[j.plan], j.gap.duration_s, j.ready_ns),
+            default=None,
+        )
 
     async def _serve(self, account: KisAccount) -> None:
         while True:
