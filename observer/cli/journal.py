@@ -64,6 +64,32 @@ def _days(root: Path, day: date | None) -> list[date]:
     return [day]
 
 
+def _limits(url: str, day: date) -> dict[str, list[tuple[int, tuple[int, int]]]]:
+    """The day's price limits by Track A's snapshots, from the live database (read only).
+
+    Exit 2 if it cannot be read: the checks would not be the live run's.
+    """
+    # deferred: the database, for the replay alone
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from observer.db.engine import make_engine
+    from observer.db.queries import snapshot_limits
+
+    engine = make_engine(url, read_only=True)
+    try:
+        with engine.connect() as conn:
+            return snapshot_limits(conn, day)
+    except SQLAlchemyError as exc:
+        fail(
+            PROGRAM,
+            f"cannot read the day's price limits from the database ({type(exc).__name__}): "
+            "--unchecked replays without Track B's checks",
+            2,
+        )
+    finally:
+        engine.dispose()
+
+
 def _stderr() -> Console:
     # deferred: rich, for the commands that draw
     from rich.console import Console
@@ -147,13 +173,19 @@ def replay(
     capture: Annotated[
         Path | None, typer.Option(help="keep the bus frames here (for observer replay)")
     ] = None,
+    unchecked: Annotated[
+        bool, typer.Option(help="store every record, even those Track B's checks refused")
+    ] = False,
     config: Config = None,
 ) -> None:
     """Parse a day's WebSocket frames again with today's parser and store them in ``--db``.
 
-    A frame refused at the time (a layout then unknown) is read with today's layouts. The
-    events are stored under ``journal.<process>.<YYYYMMDD>``: replaying again stores nothing
-    twice. Exit 1 if an event was not stored, 2 for a bad option or the live database.
+    A frame refused at the time (a layout then unknown) is read with today's layouts. Track
+    B's checks run as they ran live (``[track_b]``'s, the registrations KIS answered, the
+    limits the live database's snapshots gave by then): what they refused is counted, not
+    stored, unless ``--unchecked``. The events are stored under
+    ``journal.<process>.<YYYYMMDD>``: replaying again stores nothing twice. Exit 1 if an
+    event was not stored, 2 for a bad option or the live database.
     """
     # deferred: the bus, the writer's store and the calendar, for this command only
     from observer.calendar.timeline import timeline_from
@@ -161,6 +193,7 @@ def replay(
     from observer.db.engine import normalize_url
     from observer.errors import BusError, JournalError, StoreError, WriterLocked
     from observer.kis.journal_replay import capture_journal
+    from observer.kis.record_checks import Checks
     from observer.writer.replay import replay_into_db
 
     settings = settings_or_exit(PROGRAM, config)
@@ -171,11 +204,22 @@ def replay(
     root = _root(settings)
     _days(root, wanted)
     venues = venues_from(settings.venues, timeline_from(settings.phases, settings.calendar))
+    checks, limits = None, None
+    if not unchecked:
+        checks = Checks.of(settings.track_b)
+        limits = _limits(settings.database.url, wanted)
     with tempfile.TemporaryDirectory(prefix="observer-journal-") as scratch:
         out = capture or Path(scratch) / "journal.cap"
         try:
             parsed = capture_journal(
-                root, wanted, out, session_of=venues.session_of_ns, tr=tr, process=process
+                root,
+                wanted,
+                out,
+                session_of=venues.session_of_ns,
+                tr=tr,
+                process=process,
+                checks=checks,
+                limits=limits,
             )
         except FileExistsError:
             fail(PROGRAM, f"--capture {out} exists", 2)

@@ -271,7 +271,7 @@ class TrackBSettings(Strict, frozen=True):
     # of the accounts. Each host takes other ks of the same n and needs a [supervisor]
     # host name. "1/1": every symbol.
     shard: str = "1/1"
-    # What Track B stores (workers.track_b.checks): a record of a symbol its session did not
+    # What Track B stores (observer.kis.record_checks): a record of a symbol its session did not
     # ask for, a trade at a price or quantity of 0 or less, outside the day's limits (Track
     # A's snapshots), or stamped outside exchange_hours (KST) is refused, kept as a rejected
     # record. Both venues trade 08:00-20:00 since 2026-09-14 ([venues]); KRX's 07:00-08:00

@@ -39,6 +39,7 @@ from observer.db.models import (
     UniverseSnapshotRow,
     VolatilityInterruptionRow,
 )
+from observer.db.retention_queries import day_bounds
 
 __all__ = [
     "AlertRecords",
@@ -58,6 +59,7 @@ __all__ = [
     "recovered_minutes",
     "recovered_trades",
     "settled_gaps",
+    "snapshot_limits",
     "snapshots_of_cycles",
     "universe_of",
     "universe_published",
@@ -478,3 +480,22 @@ def open_alert_records(conn: Connection, *, deliveries: bool = True) -> AlertRec
         sent.update(((source, seq), tuple(rest)) for source, seq, *rest in rows)
     found = sorted(sent.values(), key=lambda row: row[-1])  # oldest first, as each query
     return AlertRecords(alerts=alerts, resolutions=[], acks=[], deliveries=found)
+
+
+def snapshot_limits(conn: Connection, day: date) -> dict[str, list[tuple[int, tuple[int, int]]]]:
+    """Each symbol's price limits as Track A's snapshots of KST ``day`` gave them, in order.
+
+    symbol -> [(observed_ns, (lower, upper))]: what Track B's checks knew by each instant
+    (`observer.kis.journal_replay`). Snapshots without limits (0) are left out.
+    """
+    lo, hi = day_bounds(day)
+    s = PriceSnapshotRow
+    rows = conn.execute(
+        select(s.symbol, s.observed_ns, s.lower_limit, s.upper_limit)
+        .where(s.observed_ns >= lo, s.observed_ns < hi, s.upper_limit > 0)
+        .order_by(s.symbol, s.observed_ns)
+    )
+    limits: dict[str, list[tuple[int, tuple[int, int]]]] = {}
+    for symbol, observed, lower, upper in rows:
+        limits.setdefault(symbol, []).append((observed, (lower, upper)))
+    return limits

@@ -6,12 +6,19 @@ also go onto a live bus (``observer replay F --as-producer``). The events of a p
 journal come under the source ``journal.<process>.<YYYYMMDD>`` (``.<TR>`` with a TR
 filter), numbered in the order they were received: replaying the same day again gives the
 same envelopes, which a database already holding them counts as duplicates.
+
+With ``checks`` (Track B's, `observer.kis.record_checks`), a replayed day runs the checks the
+live run ran, so its refusals come out the same, counted by kind and not stored: a record is
+asked for once KIS's answer registered it, until `RELEASE_GRACE_S` after its release was
+confirmed (the journal keeps both answers, `KisStream.holds`), and a trade's limits are those
+Track A's snapshots gave by the time it arrived (``limits``, read from the live database).
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -19,15 +26,31 @@ from pathlib import Path
 from bus.capture import CaptureHeader, CaptureWriter
 from bus.codec import encode_frame
 from bus.envelope import Envelope
-from bus.events import Event
+from bus.events import (
+    AuctionExpected,
+    Event,
+    MarketStatus,
+    OrderBook,
+    ProgramTrade,
+    TradeTick,
+    ViNotice,
+)
 from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisLayoutUnknown, KisProtocolError
 from observer.kis.journal import JOURNAL_SUFFIX, JournalRecord, day_files, read_file
+from observer.kis.parse import parse_control
 from observer.kis.realtime import RealtimeDecoder
+from observer.kis.record_checks import UNREGISTERED, Checks
+from observer.kis.registrations import RELEASE_GRACE_S
 
-__all__ = ["JournalReplay", "capture_journal", "journal_source"]
+__all__ = ["JournalReplay", "Limits", "capture_journal", "journal_source"]
 
 _FRAME_EVENTS = 1_000  # envelopes per bus frame of the capture
+_NS = 1_000_000_000
+_REGISTERED = ("OPSP0000", "OPSP0002")  # registered (0002: already was)
+_RELEASED = ("OPSP0001", "OPSP0003")  # released, or was not there
+# symbol -> [(when Track A's snapshot gave them, (lower, upper))], oldest first
+Limits = Mapping[str, Sequence[tuple[int, tuple[int, int]]]]
 
 
 @dataclass
@@ -40,6 +63,7 @@ class JournalReplay:
     events: int = 0  # events in the capture
     refused_frames: int = 0  # frames today's parser refuses whole
     refused_records: int = 0  # records refused within frames it reads
+    rejected: Counter[str] = field(default_factory=Counter)  # by Track B's checks, by kind
     by_tr: Counter[str] = field(default_factory=Counter)  # events per TR
     first_refusal: str = ""  # the first frame refused whole, and why
 
@@ -51,6 +75,9 @@ class JournalReplay:
             f" ({trs}); refused: {self.refused_frames:,} frames whole,"
             f" {self.refused_records:,} records"
         )
+        if self.rejected:
+            kinds = ", ".join(f"{kind} {n:,}" for kind, n in sorted(self.rejected.items()))
+            line += f"; rejected by Track B's checks: {kinds}"
         return line + (f"; the first refused: {self.first_refusal}" if self.first_refusal else "")
 
 
@@ -67,11 +94,14 @@ def capture_journal(
     session_of: SessionOf = no_session,
     tr: str | None = None,
     process: str | None = None,
+    checks: Checks | None = None,
+    limits: Limits | None = None,
 ) -> JournalReplay:
     """Parse ``day``'s WebSocket data frames again into a new capture at ``out``.
 
     ``tr`` keeps one TR's frames, ``process`` one process's files; ``session_of`` gives each
-    record its session, as the live process's did.
+    record its session, as the live process's did. ``checks``: what Track B refused is
+    refused again (see the module), counted in `JournalReplay.rejected`; None: every record.
 
     Raises
     ------
@@ -87,7 +117,8 @@ def capture_journal(
             result.files += len(files)
             source = journal_source(name, day, tr)
             pending: list[Envelope] = []
-            events = _events(files, result, session_of, tr)
+            screen = None if checks is None else _Screen(checks, limits or {}, result.rejected)
+            events = _events(files, result, session_of, tr, screen)
             for seq, (received_ns, event) in enumerate(events, 1):
                 pending.append(Envelope(source, seq, received_ns, event))
                 if len(pending) >= _FRAME_EVENTS:
@@ -115,12 +146,70 @@ def _started(path: Path) -> tuple[str, int]:
     return stamp, int(pid)
 
 
+class _Screen:
+    """Track B's checks over one process's replayed records (see the module)."""
+
+    def __init__(self, checks: Checks, limits: Limits, rejected: Counter[str]) -> None:
+        self.checks = checks
+        self.limits = limits
+        self.rejected = rejected
+        # account -> registration (TR, key) -> held until (UTC ns; 0: until released)
+        self.held: dict[str, dict[tuple[str, str], int]] = {}
+
+    def answer(self, record: JournalRecord) -> None:
+        """A control answer: a registration KIS made or released."""
+        try:
+            control = parse_control(record.body.decode("utf-8"))
+        except (KisProtocolError, UnicodeDecodeError):
+            return  # refused live too, as a frame: nothing registered by it
+        held = self.held.setdefault(record.account, {})
+        key = (control.tr_id, control.tr_key)
+        if control.msg_cd in _REGISTERED:
+            held[key] = 0
+        elif control.msg_cd in _RELEASED and key in held:
+            held[key] = record.received_ns + int(RELEASE_GRACE_S * _NS)
+
+    def passes(self, account: str, tr_id: str, event: Event, received_ns: int) -> bool:
+        """Whether Track B would have stored ``event``; a refusal is counted by its kind."""
+        if isinstance(event, TradeTick | OrderBook):
+            asked = self._holds(account, tr_id, event.symbol, received_ns)
+            if isinstance(event, TradeTick):
+                fault = self.checks.trade(event, asked, self._limits(event.symbol, received_ns))
+            else:
+                fault = self.checks.book(event, asked)
+        elif isinstance(event, MarketStatus | ProgramTrade | AuctionExpected | ViNotice):
+            key = f"{event.trade_date:%Y%m%d}" if isinstance(event, ViNotice) else event.symbol
+            asked = self._holds(account, tr_id, key, received_ns)
+            fault = None if asked else (UNREGISTERED, "")
+        else:
+            fault = None
+        if fault is not None:
+            self.rejected[fault[0]] += 1
+        return fault is None
+
+    def _holds(self, account: str, tr_id: str, key: str, received_ns: int) -> bool:
+        until = self.held.get(account, {}).get((tr_id, key))
+        return until is not None and (until == 0 or received_ns < until)
+
+    def _limits(self, symbol: str, received_ns: int) -> tuple[int, int] | None:
+        """The day's limits Track A's snapshots had given by ``received_ns``."""
+        given = self.limits.get(symbol, ())
+        at = bisect.bisect_right(given, received_ns, key=lambda g: g[0])
+        return given[at - 1][1] if at else None
+
+
 def _events(
-    files: list[Path], result: JournalReplay, session_of: SessionOf, tr: str | None
+    files: list[Path],
+    result: JournalReplay,
+    session_of: SessionOf,
+    tr: str | None,
+    screen: _Screen | None,
 ) -> Iterator[tuple[int, Event]]:
     decoders: dict[str, RealtimeDecoder] = {}
     for path in files:
         for record in read_file(path):
+            if screen is not None and _is_answer(record):
+                screen.answer(record)
             if not _wanted(record, tr):
                 continue
             result.frames += 1
@@ -142,10 +231,18 @@ def _events(
                 *frame.expected,
                 *frame.vis,
             ]
+            if screen is not None:
+                received, account = record.received_ns, record.account
+                events = [e for e in events if screen.passes(account, frame.tr_id, e, received)]
             result.events += len(events)
             result.by_tr[frame.tr_id] += len(events)
             for event in events:
                 yield record.received_ns, event
+
+
+def _is_answer(record: JournalRecord) -> bool:
+    """A WebSocket control answer (JSON), not a data frame."""
+    return record.channel == "ws" and record.body[:1] == b"{"
 
 
 def _wanted(record: JournalRecord, tr: str | None) -> bool:

@@ -39,8 +39,10 @@ from observer.kis.journal import (
     verify_file,
 )
 from observer.kis.journal_replay import capture_journal
+from observer.kis.record_checks import Checks
 from observer.process.paths import PathSettings
 from observer.runtime import JOURNAL_FAILED, journal_for
+from tests.kis.test_kis_parse import TRADE
 
 _NS = 1_000_000_000
 # 2026-11-27 15:00 KST and two hours later (the next KST day starts at 15:00 UTC)
@@ -372,3 +374,52 @@ def test_the_journal_commands_list_from_seals_and_verify_every_file(tmp_path: Pa
     damaged = runner.invoke(app, ["journal", "verify", "--config", str(config)])
     assert damaged.exit_code == 1 and "1 damaged" in damaged.output
     assert runner.invoke(app, ["journal", "list", "--config", str(config)]).exit_code == 0
+
+
+def test_a_replay_runs_track_b_s_checks_as_the_live_run_ran_them(tmp_path: Path) -> None:
+    """Registered by KIS's answer, held to 10 s after its release; limits as Track A's
+    snapshots gave them by each arrival: the refusals come out as the live run's, counted
+    and not stored; ``checks`` None stores every record."""
+    noon = int(datetime(2026, 11, 20, 12, 40, tzinfo=KST).timestamp()) * _NS  # TRADE's day
+    journal = Journal(tmp_path / "journal", "track_b")
+
+    def answer(code: str, at: int, key: str = "005930") -> None:
+        header = {"tr_id": "H0STCNT0", "tr_key": key, "encrypt": "N"}
+        body = {"rt_cd": "0", "msg_cd": code, "msg1": "SUBSCRIBE SUCCESS"}
+        journal.frame("acct1", json.dumps({"header": header, "body": body}), noon + at * _NS)
+
+    def trade(symbol: str, price: int, at: int) -> None:
+        fields = TRADE.split("^")
+        fields[0], fields[2] = symbol, str(price)
+        journal.frame("acct1", "0|H0STCNT0|001|" + "^".join(fields), noon + at * _NS)
+
+    trade("005930", 73_100, 0)  # before its registration's answer: not asked for
+    answer("OPSP0000", 1)
+    trade("005930", 73_100, 2)  # stored
+    trade("000660", 73_100, 3)  # another symbol: not asked for
+    trade("005930", 99_000, 4)  # above the limits known by then
+    trade("005930", 90_000, 5)  # within them (narrower ones come later)
+    answer("OPSP0001", 10)  # released
+    trade("005930", 73_100, 15)  # within 10 s of the release: stored
+    trade("005930", 73_100, 21)  # later: not asked for
+    answer("OPSP0000", 30, key="000660")
+    trade("000660", 73_100, 31)  # stored
+    journal.close()
+    limits = {"005930": [(noon - 600 * _NS, (51_200, 95_000)), (noon + 60 * _NS, (60_000, 80_000))]}
+    day = date(2026, 11, 20)
+    checked = capture_journal(
+        tmp_path / "journal", day, tmp_path / "checked.cap", checks=Checks(), limits=limits
+    )
+    assert checked.rejected == {"unregistered": 3, "outside_limits": 1}
+    assert (checked.frames, checked.events) == (8, 4)
+    assert "rejected by Track B's checks: outside_limits 1, unregistered 3" in checked.summary()
+    with CaptureReader(tmp_path / "checked.cap") as reader:
+        kept = [env.event for raw in reader for env in decode_frame(raw)]
+    assert [(e.symbol, e.price) for e in kept] == [  # type: ignore[attr-defined]
+        ("005930", 73_100),
+        ("005930", 90_000),
+        ("005930", 73_100),
+        ("000660", 73_100),
+    ]
+    every = capture_journal(tmp_path / "journal", day, tmp_path / "every.cap")
+    assert (every.events, every.rejected) == (8, {})

@@ -21,11 +21,11 @@ from observer.db.engine import make_engine
 from observer.db.queries import AlertRecords
 from observer.kis.frames import FrameGuard, FrameLimits
 from observer.kis.realtime import RealtimeEvents
+from observer.kis.record_checks import OUTSIDE_LIMITS
 from observer.kis.stream import StreamListener, StreamSettings
 from observer.writer.store import Store
 from tests.track_b.test_slot_guard import tick
 from tests.track_b.test_track_b_resume import track_b
-from workers.track_b.checks import OUTSIDE_LIMITS
 from workers.track_b.collect import TRADE, Collector, CollectorSettings
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.outages import ACCOUNT_DOWN

@@ -33,13 +33,13 @@ from observer.config.tree import Settings
 from observer.config.workers import TrackBSettings
 from observer.errors import KisTransportError
 from observer.kis.frames import FrameLimits
+from observer.kis.record_checks import Checks
 from observer.kis.session import open_account, rate_limits
 from observer.kis.stream import Registration, StreamSettings
 from tests.kis.test_kis_parse import BOOK, TRADE
 from tests.support import SimThread, until
 from tests.track_b.conftest import MARKET, STOCKS, TEN
 from workers.track_b import stale as stale_module
-from workers.track_b.checks import Checks
 from workers.track_b.collect import BOOK as BOOK_ID
 from workers.track_b.collect import (
     REGISTRATIONS_MISMATCH,

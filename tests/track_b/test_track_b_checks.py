@@ -1,6 +1,6 @@
 """What Track B stores: the checks of a record, the bounded keeping of refusals, bad frames.
 
-The checks are pure (`workers.track_b.checks`): properties over prices, tick tables, limits
+The checks are pure (`observer.kis.record_checks`): properties over prices, tick tables, limits
 and stamps. `Rejections` keeps a refusal's text within caps and alerts once per account,
 kind and symbol; `BadFrameRate` starts an episode on a burst and ends it after a quiet
 window; a frame over the library's cap ends its connection (and is counted), one over the
@@ -45,13 +45,7 @@ from observer.kis.frames import (
     frame_text,
 )
 from observer.kis.realtime import RealtimeEvents
-from observer.kis.stream import KisStream, StreamSettings
-from observer.market.grid import KRX_TICK_SIZES as KRX_TICKS
-from observer.market.grid import mid_point_of, price_kind, tick_size
-from tests.kis.test_kis_parse import TRADE
-from tests.kis.test_kis_stream import FakeSession, Heard, serve, tokens
-from tests.support import until
-from workers.track_b.checks import (
+from observer.kis.record_checks import (
     FUTURE_S,
     OUTSIDE_LIMITS,
     OUTSIDE_SESSION,
@@ -60,6 +54,12 @@ from workers.track_b.checks import (
     VOLUME,
     Checks,
 )
+from observer.kis.stream import KisStream, StreamSettings
+from observer.market.grid import KRX_TICK_SIZES as KRX_TICKS
+from observer.market.grid import mid_point_of, price_kind, tick_size
+from tests.kis.test_kis_parse import TRADE
+from tests.kis.test_kis_stream import FakeSession, Heard, serve, tokens
+from tests.support import until
 from workers.track_b.rejections import (
     ALERTED_SYMBOLS,
     BAD_FRAMES,

@@ -1,7 +1,7 @@
 """One account's session listener: the frame path of `Collector`, per account.
 
 `AccountFeed.on_frame` publishes what a session delivers (`TradeTick`, `OrderBook`) once the
-checks pass (`workers.track_b.checks`); a refused record is kept as a rejected record, and a
+checks pass (`observer.kis.record_checks`); a refused record is kept as a rejected record, and a
 refused or undecodable trade of a streamed symbol opens a gap. It counts the ticks and each
 symbol's receive times (`Collector.velocity`: KRX's and the combined feed's trades, the pace
 the triggers are set for); session events go to the `Collector`.
@@ -27,9 +27,9 @@ from bus.events import (
 )
 from observer.kis.frames import UNKNOWN_LAYOUT, DroppedFrame
 from observer.kis.realtime import RealtimeEvents
+from observer.kis.record_checks import OUTSIDE_SESSION, UNREGISTERED, Checks
 from observer.kis.stream import KisStream, Registration, StreamState
 from observer.market.grid import OFF_GRID, PriceKind
-from workers.track_b.checks import OUTSIDE_SESSION, UNREGISTERED, Checks
 from workers.track_b.gaps import GapDetector, TickGap
 from workers.track_b.lag import FeedLag
 from workers.track_b.layouts import UnknownLayouts

@@ -41,6 +41,7 @@ from observer.errors import KisError
 from observer.kis.account_health import counter, state_code
 from observer.kis.frames import FrameLimits
 from observer.kis.realtime import TRADE_TRS
+from observer.kis.record_checks import RECORD_KINDS, Checks
 from observer.kis.session import KisAccount
 from observer.kis.stream import (
     PERSISTENT_REFUSALS,
@@ -54,7 +55,6 @@ from observer.kis.stream import (
 from observer.market.grid import PriceKind
 from observer.runtime import alongside, sleep_unless
 from workers.track_b.account_feed import BOOK, TRADE, AccountFeed
-from workers.track_b.checks import RECORD_KINDS, Checks
 from workers.track_b.gaps import GapDetector, SilenceRule, TickGap
 from workers.track_b.lag import FEED_LAGGING, FeedLag
 from workers.track_b.layouts import LAYOUT_UNKNOWN, UnknownLayouts

@@ -1,6 +1,6 @@
 """Real-time data Track B refused to store: kept (bounded), counted, and alerted.
 
-Every refusal (a check of `workers.track_b.checks`, a record the decoder cannot read, a frame
+Every refusal (a check of `observer.kis.record_checks`, a record the decoder cannot read, a frame
 the stream dropped) is counted per account and kind and published as a `RealtimeRejected`
 (its text, 4 KB at most) within `KEPT_PER_SYMBOL` a symbol and `KEPT_PER_KIND` a kind a day.
 A record a check refuses is a ``track_b_data_rejected`` error per account, kind and symbol
