@@ -2088,18 +2088,18 @@ _KINDS = (
         code="track_b_registrations_mismatch",
         severities=("error",),
         raised_by="track_b",
-        subject="",
+        subject="the account alias",
         meaning=(
             "An account's session wanted registrations that differ from its slots (the "
             "account is in the context): a fault in Track B's own bookkeeping. It was "
             "repaired at once; meanwhile a symbol may have streamed without a slot, or a held"
             " one without all its feeds."
         ),
-        action=(
-            "Nothing to repair; keep the track_b log around the alert for the maintainers, "
-            "then acknowledge it."
+        action=("Nothing to repair; keep the track_b log around the alert for the maintainers."),
+        resolved=(
+            "when a later check (after each evaluation) finds the account's registrations "
+            "matching its slots; an account no longer configured, at the next run's start"
         ),
-        resolved="never: acknowledge it (observer alerts ack ID)",
     ),
     AlertKind(
         code="track_b_restarted",

@@ -742,10 +742,17 @@ def test_registrations_that_do_not_match_the_slots_are_alerted_and_repaired(
         assert f"H0STASP0/{a}" in alert.message and f"H0STASP0/{c}" in alert.message
         held = {Registration(kind, s) for s in (a, b) for kind in (TRADE_ID, BOOK_ID)}
         assert stream.wanted == held
-        # Refused by KIS: the guard's to release, no mismatch.
+        assert alert.subject == "acct1"
+        # Still wrong at the next check: the same alert, not a second
+        stream.wanted.discard(Registration(BOOK_ID, a))
+        assert not await collector.reconcile(book.holdings())
+        assert len([e for e in events if isinstance(e, Alert)]) == 1
+        # Refused by KIS: the guard's to release, no mismatch; matching again ends the alert
         stream.wanted.discard(Registration(TRADE_ID, b))
         stream.refused[Registration(TRADE_ID, b)] = "OPSP8992"
         assert await collector.reconcile(book.holdings())
+        [ended] = [e for e in events if isinstance(e, AlertResolved)]
+        assert (ended.code, ended.subject) == (REGISTRATIONS_MISMATCH, "acct1")
         # A session full of leaked registrations: the placement is logged, then repaired.
         for n in range(41 - len(stream.wanted)):
             await stream.subscribe(TRADE_ID, f"9{n:05d}")

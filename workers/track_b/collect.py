@@ -20,7 +20,6 @@ from decimal import Decimal
 from typing import Literal, NamedTuple
 
 from bus.events import (
-    Alert,
     Event,
     GapDetected,
     GapReason,
@@ -153,6 +152,7 @@ class Refusal(NamedTuple):
 # The account alerts, each about an account (`DATA_REJECTED`: ``account/kind/symbol``).
 ACCOUNT_CODES = (
     ACCOUNT_DOWN,
+    REGISTRATIONS_MISMATCH,
     STREAM_STALE,
     FEED_LAGGING,
     DATA_UNDECODED,
@@ -498,9 +498,10 @@ class Collector:
 
         Each held symbol's registrations (its feeds) on its account, nothing else, but what
         KIS refused (the slot guard releases those). A mismatch is a fault of Track B's
-        own bookkeeping: logged, alerted (`REGISTRATIONS_MISMATCH`, an error) and repaired,
-        what is held wanted and the rest released, rather than streaming a symbol no slot
-        holds, or a held one without its book, until the process ends. False on a mismatch.
+        own bookkeeping: logged, alerted (`REGISTRATIONS_MISMATCH`, an error, once while it
+        lasts) and repaired, what is held wanted and the rest released, rather than
+        streaming a symbol no slot holds, or a held one without its book, until the process
+        ends; the next check that finds them matching resolves it. False on a mismatch.
         """
         expected = {alias: set(self.held_aside.get(alias, ())) for alias in self.streams}
         for h in holdings:
@@ -513,6 +514,7 @@ class Collector:
             extra = stream.wanted - expected[alias]
             missing = expected[alias] - stream.wanted - stream.refused.keys()
             if not (extra or missing):
+                resolve(self.alerts, REGISTRATIONS_MISMATCH, alias, "registrations match slots")
                 continue
             matched = False
             names = ", ".join(f"{r.tr_id}/{r.tr_key}" for r in sorted(extra | missing, key=str))
@@ -521,13 +523,8 @@ class Collector:
                 f"({len(missing)} missing, {len(extra)} not held: {names}); repaired"
             )
             log.error("%s", message[:500])
-            self.publish(
-                Alert(
-                    severity="error",
-                    code=REGISTRATIONS_MISMATCH,
-                    message=message[:500],
-                    context={"account": alias},
-                )
+            self.alerts.raise_(
+                REGISTRATIONS_MISMATCH, alias, "error", message[:500], {"account": alias}
             )
             for r in sorted(extra, key=self._priority):
                 await stream.unsubscribe(r.tr_id, r.tr_key)
