@@ -303,7 +303,7 @@ _KINDS = (
             "Set fsync = on and synchronous_commit = on in postgresql.conf, reload the "
             "server, then `observer ctl restart writer` and acknowledge this alert."
         ),
-        resolved="never: acknowledge it (observer alerts ack ID)",
+        resolved="at the writer's first start that finds the server flushing its commits again",
     ),
     AlertKind(
         code="bus_outbox_backlog",
@@ -1565,7 +1565,10 @@ _KINDS = (
             "(`observer ctl run archive` does it now); if it is refused again, `observer "
             "archive verify --date D` checks the day's files."
         ),
-        resolved="never: acknowledge it (observer alerts ack ID)",
+        resolved=(
+            "when a later request prunes the same table's day (after a restart too: the open "
+            "alert is read at the writer's next successful prune)"
+        ),
     ),
     AlertKind(
         code="readiness_failed",

@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 
 MAX_FAILURES = 5  # database failures of one pruning before it is given up (and alerted)
 MAINTENANCE_FAILED, PRUNE_FAILED = "partition_maintenance_failed", "prune_failed"
-_FAILURE_CODES = (MAINTENANCE_FAILED, PRUNE_FAILED)  # resolved by the next success
+PRUNE_REFUSED = "prune_refused"  # a day's rows not its archive's: kept, until a prune passes
+_FAILURE_CODES = (MAINTENANCE_FAILED, PRUNE_FAILED, PRUNE_REFUSED)  # resolved by a success
 
 
 @dataclass(slots=True)
@@ -138,19 +139,19 @@ class Pruner:
         what = f"{request.table} of {request.trade_date}"
         if job.spec is None:
             self.refused += 1
-            return self._finish(job, "warning", "prune_refused", f"{what}: not an archived table")
+            return self._finish(job, "warning", PRUNE_REFUSED, f"{what}: not an archived table")
         try:
             if self.partitions is not None:
                 refusal = self._drop(job, job.spec, self.partitions)
                 if refusal is not None:
                     self.refused += 1
-                    return self._finish(job, "warning", "prune_refused", f"{what}: {refusal}")
+                    return self._finish(job, "warning", PRUNE_REFUSED, f"{what}: {refusal}")
                 return self._done(job, what)
             if job.bound is None:
                 refusal = self._start(job, job.spec)
                 if refusal is not None:
                     self.refused += 1
-                    return self._finish(job, "warning", "prune_refused", f"{what}: {refusal}")
+                    return self._finish(job, "warning", PRUNE_REFUSED, f"{what}: {refusal}")
                 if job.bound is None:  # nothing left to delete
                     return self._done(job, what)
                 return None  # the first chunk on the next turn
@@ -289,7 +290,8 @@ class Pruner:
                 f"pruning {what} deleted {job.deleted} rows, {job.expected} expected",
             )
         request = job.request
-        self._resolve(PRUNE_FAILED, f"{request.table}:{request.trade_date}", f"pruned {what}")
+        for code in (PRUNE_FAILED, PRUNE_REFUSED):
+            self._resolve(code, f"{request.table}:{request.trade_date}", f"pruned {what}")
         if job.expected == 0:
             self.jobs.popleft()
             return None

@@ -16,13 +16,15 @@ import time
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
-from bus.events import Alert
+from bus.events import Alert, AlertResolved
+from observer.alerts.stored import open_alerts
 from observer.calendar.clock import clock_from_env
 from observer.db import migrate
 from observer.db.engine import make_engine, sqlite_file
 from observer.db.outages import DATABASE_ERRORS, ReadRetries, not_answering
 from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.private_files import fsync_path
+from observer.writer.identity import WRITER_SOURCE
 from observer.writer.lock import WriterLock
 from observer.writer.store import Store
 
@@ -106,7 +108,7 @@ def _check_durable(engine: Engine, url: URL, store: Store) -> None:
     ``synchronous=FULL`` and a new file's entry is flushed once the schema is there,
     PostgreSQL at ``synchronous_commit=on``. A server running with ``fsync = off`` (or keeping
     ``synchronous_commit`` off for the writer) cannot keep that promise: ``bus_not_durable``,
-    a warning, each start.
+    a warning, each start; the first start that finds the server flushing again resolves it.
     """
     if (database := sqlite_file(url)) is not None:
         fsync_path(database.absolute().parent)
@@ -116,7 +118,15 @@ def _check_durable(engine: Engine, url: URL, store: Store) -> None:
     with engine.connect() as conn:
         flushes = conn.execute(text("SHOW fsync")).scalar_one()
         waits = conn.execute(text("SHOW synchronous_commit")).scalar_one()
+        left = open_alerts(conn, WRITER_SOURCE, [NOT_DURABLE])
     if flushes == "on" and waits != "off":
+        for severity in sorted({notice.severity for notice in left}):
+            ended = "the PostgreSQL server flushes the writer's commits again"
+            store.raise_alert(
+                AlertResolved(
+                    code=NOT_DURABLE, severity=severity, message=ended, subject="database"
+                )
+            )
         return
     setting = "fsync = off" if flushes != "on" else "synchronous_commit = off for the writer"
     message = (

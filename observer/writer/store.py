@@ -27,7 +27,7 @@ from bus.codec import (
     envelope_digests,
 )
 from bus.envelope import Envelope
-from bus.events import Alert, Event, PruneRequested, event_tag
+from bus.events import Alert, AlertResolved, Event, PruneRequested, event_tag
 from observer.db.engine import error_reason
 from observer.db.models import BusConflict, BusDigest, BusOffset
 from observer.db.queries import committed_offsets
@@ -227,8 +227,8 @@ class Store:
             self._record_rejected(env, digests[0], str(refused))
             self._alert_rejected(env, str(refused))
 
-    def raise_alert(self, alert: Alert) -> None:
-        """Queue one of the writer's own alerts, committed with the next `take_alerts`."""
+    def raise_alert(self, alert: Alert | AlertResolved) -> None:
+        """Queue one of the writer's own alerts, or an end of one, for the next `take_alerts`."""
         self._alerts.append(alert)
 
     def take_alerts(self) -> list[Event]:

@@ -326,6 +326,19 @@ def test_pruning_refuses_a_day_without_a_matching_archive(store: Store, tmp_path
     apply(store, [msgspec.structs.replace(request, table="alerts")], "archive")
     assert [code for code, _ in alerts(prune_all(pruner))] == ["prune_refused"]
     assert len(db_rows(store, "trade_ticks", DAY)) == 201
+    # The archive written again holds the late row: the day is pruned, and its refusal ends
+    archive(store, tmp_path, DAY)
+    with store.engine.connect() as conn:
+        again = newest_archive(conn, "trade_ticks", DAY)
+    assert again is not None and again.rows == 201
+    request = msgspec.structs.replace(request, rows=201, sha256=again.sha256)
+    apply(store, [request], "archive")
+    ended = [f.envelopes[0].event for f in prune_all(pruner)]
+    assert [(type(e).__name__, e.code) for e in ended] == [
+        ("Alert", "retention_pruned"),
+        ("AlertResolved", "prune_refused"),
+    ]
+    assert ended[1].subject == f"trade_ticks:{DAY}" and not db_rows(store, "trade_ticks", DAY)
 
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # chunks (PG drops
