@@ -378,7 +378,10 @@ _KINDS = (
             "writer:capture), then `observer ctl restart writer`: it captures into a new file"
             " (<stem>-1...)."
         ),
-        resolved="never: acknowledge it (observer alerts ack ID)",
+        resolved=(
+            "when a restarted writer's first frames are captured (into a new file beside "
+            "the stopped one)"
+        ),
     ),
     AlertKind(
         code="context_sync_slow",

@@ -23,19 +23,22 @@ from bus.curve import Gatekeeper, ServerCurve
 from bus.endpoints import Endpoints
 from bus.envelope import Ack
 from bus.errors import FrameError
-from bus.events import Alert, Event
+from bus.events import Alert, Event, Severity
 from bus.feed import FeedPublisher
 from bus.ingest import Ingest
 from observer.alerts.book import AlertBook
+from observer.alerts.stored import open_alerts
+from observer.db.outages import DATABASE_ERRORS
 from observer.errors import ConfigError, StoreError
 from observer.process.disk import DiskWatch
 from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.retry import Backoff
 from observer.writer.door import Door
 from observer.writer.handshakes import HandshakeWatch
+from observer.writer.identity import WRITER_SOURCE
 from observer.writer.retention import Pruner
 from observer.writer.store import Accepted, Store
-from observer.writer.tee import CaptureTee
+from observer.writer.tee import STOPPED, CaptureTee
 
 __all__ = ["Writer", "WriterOptions"]
 
@@ -190,7 +193,8 @@ class Writer:
                 "feed": (feed.socket, self.endpoints.feed),
             }
         )
-        self._tee = CaptureTee(self.options.capture) if self.options.capture else None
+        if self.options.capture:
+            self._tee = CaptureTee(self.options.capture, self._stopped_captures())
         log.info("writer ready on %s (feed %s)", self.endpoints.ingest, self.endpoints.feed)
         self.notifier.ready(self.counters())
         code = 0
@@ -261,10 +265,23 @@ class Writer:
         """Tee committed frames; a refused write stops the capture (alerted), not the writer."""
         if self._tee is None:
             return
-        if alert := self._tee.write(raws):
+        for alert in self._tee.write(raws):
             self._own.append(alert)
-            if self.disk is not None:  # its volume: still alerted, no reason to pause now
-                self.disk.alert_only.add("capture")
+            if isinstance(alert, Alert) and self.disk is not None:
+                self.disk.alert_only.add("capture")  # its volume: alerted, no reason to pause
+
+    def _stopped_captures(self) -> list[Severity]:
+        """The severities of an earlier run's ``capture_stopped`` alerts still open.
+
+        A database that cannot be read now leaves them open (logged): the tee never holds
+        the writer back.
+        """
+        try:
+            with self.store.engine.connect() as conn:
+                return [n.severity for n in open_alerts(conn, WRITER_SOURCE, [STOPPED])]
+        except DATABASE_ERRORS as exc:
+            log.warning("cannot read an earlier capture's alert (left open): %s", exc)
+            return []
 
     def _gather(self, ingest: Ingest, wait: bool) -> list[BusFrame]:
         frames: list[BusFrame] = []

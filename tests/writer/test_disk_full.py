@@ -134,7 +134,9 @@ def test_a_full_capture_volume_stops_the_capture_and_never_the_writer(
 ) -> None:
     """The database has every event; the capture is a tee. A write its volume refused took
     the writer down with a traceback: restarted into a new capture file, it failed again
-    at its next commit, each restart taking one batch, until it was parked FATAL."""
+    at its next commit, each restart taking one batch, until it was parked FATAL. Now the
+    tee stops for the run, alerted; a writer started again captures into a new file, which
+    ends the alert."""
     capture = volume / "tee.cap"
     writer = writer_factory(
         f"sqlite:///{tmp_path / 'observer.db'}",
@@ -167,6 +169,22 @@ def test_a_full_capture_volume_stops_the_capture_and_never_the_writer(
     assert seqs["first"] == list(range(1, 2001))  # in commit order, up to the refusal
     assert seqs.get("second", []) == list(range(1, len(seqs.get("second", [])) + 1))
     assert len(seqs.get("second", [])) < 3000
+    # Room again, the writer started again: a new capture file, and its first frames end
+    # the alert the stopped one left open
+    (volume / "ballast").unlink()
+    writer.start()
+    third = ProducerProcess(tmp_path, "third", writer.ingest).start(100)
+    assert third.result()["drained"]
+    ended = wait_until(
+        lambda: db_rows(
+            writer.url,
+            "SELECT severity, message FROM alert_resolutions WHERE code = 'capture_stopped'",
+        ),
+        30,
+        "capture_stopped resolved",
+    )
+    assert ended == [("critical", f"frames are captured again, into {volume / 'tee-1.cap'}")]
+    assert writer.terminate() == 0
 
 
 def test_a_capture_write_the_volume_refuses_is_cut_back_to_its_last_whole_frame(
