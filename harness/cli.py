@@ -267,6 +267,38 @@ def bench_data(
         typer.echo(json.dumps(report.summary()))
 
 
+@bench_app.command("month")
+def bench_month(
+    days: Annotated[int, typer.Option(min=1, help="trading days stored")] = 20,
+    ticks: Annotated[int, typer.Option(min=1000, help="ticks a day")] = 800_000,
+    symbols: Annotated[int, typer.Option(min=2, help="symbols they are spread over")] = 200,
+    busiest: Annotated[int, typer.Option(min=1, help="ticks of the busiest symbol")] = 130_000,
+    snapshots: Annotated[int, typer.Option(min=0, help="Track A's snapshots a day")] = 82_000,
+    universe: Annotated[int, typer.Option(min=1, help="names a Track A cycle holds")] = 1_050,
+    keep_days: Annotated[
+        int, typer.Option(min=1, help="days the trades stay in the database (shipped: 30)")
+    ] = 7,
+    rounds: Annotated[int, typer.Option(min=1, help="best of this many reads")] = 3,
+    db: Annotated[str, typer.Option(help="sqlite | postgres")] = "sqlite",
+    as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
+) -> None:
+    """A month of days stored, archived and pruned nightly: bytes and read times by day."""
+    from harness.bench.month import run_month_bench
+
+    if db not in ("sqlite", "postgres"):
+        _fail(f"--db is sqlite or postgres, not {db!r}", 2)
+    if busiest >= ticks:
+        _fail("--busiest must be below --ticks", 2)
+    setup_logging("WARNING")
+    report = run_month_bench(
+        days, ticks, symbols, busiest, snapshots, universe, keep_days, rounds, db
+    )
+    for line in report.lines():
+        typer.echo(line)
+    if as_json:
+        typer.echo(json.dumps(report.summary()))
+
+
 @bench_app.command("journal")
 def bench_journal(
     records: Annotated[int, typer.Option(min=1000, help="frames in the file read")] = 200_000,

@@ -54,7 +54,7 @@ from observer.db.retention_queries import ARCHIVED_TABLES, day_bounds
 from observer.db.scratch import scratch_postgres
 from observer.writer.store import Store
 
-__all__ = ["DataBenchReport", "run_data_bench"]
+__all__ = ["DataBenchReport", "day_counts", "run_data_bench"]
 
 DAY = date(2026, 11, 20)  # a Friday session
 _FRAME = 2_000  # events per frame the store applies
@@ -131,7 +131,7 @@ def run_data_bench(
     with tempfile.TemporaryDirectory(prefix="observer-bench-data-") as tmp:
         folder = Path(tmp)
         with _databases(db, folder) as (full, empty):
-            counts = _counts(ticks, symbols, busiest)
+            counts = day_counts(ticks, symbols, busiest)
             started = time.monotonic()
             _load(full, counts)
             report.load_s = time.monotonic() - started
@@ -428,7 +428,7 @@ def _databases(db: str, folder: Path) -> Iterator[tuple[str, str]]:
         yield full, empty
 
 
-def _counts(ticks: int, symbols: int, busiest: int) -> dict[str, int]:
+def day_counts(ticks: int, symbols: int, busiest: int) -> dict[str, int]:
     """Ticks per symbol: the busiest ``busiest``, the rest shared, the smaller ones less."""
     rest = ticks - busiest
     weights = [1 / (n + 1) ** 0.5 for n in range(symbols - 1)]

@@ -233,3 +233,22 @@ def test_bench_etf_series_serves_a_year_batched_and_per_day_alike() -> None:
     assert result["etfs"] == 3 and result["answers"] == 18 and result["identical"] is True
     assert result["rows"] == 3 * 2 * result["sessions"] and result["sessions"] > 240  # a year
     assert {"batched_s", "per_day_s", "ratio", "cpu_ratio"} <= set(result)
+
+
+def test_bench_month_stores_archives_prunes_and_reads_every_day() -> None:
+    """Four days kept one day in the database: from the third night each night prunes the
+    day before's ticks; the symbol's month reads back whole across the database and the
+    archive, every day's rows once."""
+    result = run(
+        "month",
+        *("--days", "4", "--ticks", "6000", "--symbols", "10", "--busiest", "2000"),
+        *("--snapshots", "400", "--universe", "100", "--keep-days", "1", "--rounds", "1"),
+    )
+    per_day = result["day_rows"]
+    assert isinstance(per_day, int) and per_day > 0
+    assert result["month_rows"] == 4 * per_day
+    pruned = result["pruned_rows"]
+    assert isinstance(pruned, list) and pruned[:2] == [0, 0]
+    assert pruned[2] == pruned[3] > 5000  # a whole day's ticks, the day before yesterday's
+    assert result["archive_bytes_per_day"] > 0  # type: ignore[operator]
+    assert len(result["db_bytes"]) == len(result["month_ms"]) == 4  # type: ignore[arg-type]
