@@ -1435,10 +1435,14 @@ _KINDS = (
             "this host. Market data keeps flowing."
         ),
         action=(
-            "Free the port or change [supervisor] metrics_host / metrics_port (0 turns it "
-            "off), then restart the supervisor."
+            "Free the port (it is tried again every minute), or change [supervisor] "
+            "metrics_host / metrics_port (0 turns it off) and restart the supervisor."
         ),
-        resolved="never: acknowledge it (observer alerts ack ID)",
+        resolved=(
+            "when the port is served: the supervisor tries it again every "
+            "`[supervisor] metrics_retry_s` (60 s); after a restart, at its first reading if "
+            "it serves it (or metrics are off)"
+        ),
     ),
     AlertKind(
         code="notifier_started",

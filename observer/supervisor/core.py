@@ -133,6 +133,7 @@ class Supervisor:
         self.samples = self.sampler.samples  # program -> (cpu %, rss)
         self.readings.on_read = self._on_read
         self._tcp = self._tcp_control()
+        self._metrics: object | None = None  # the /metrics server, once served
         self.holds = Holds(self.run_dir / "holds.json", self.programs)  # `ctl stop`'s, kept
         if unreadable := self.holds.restore(self._held_changed):
             self._publish(unreadable)
@@ -244,10 +245,10 @@ class Supervisor:
         if self._tcp is not None:
             self._tcp.start()
             servers.append(self._tcp.serving())
-        metrics = self._serve_metrics()
+        self._metrics = self._serve_metrics()
         reads = (  # for the rules that name ages of data, Prometheus, and the hosts' rosters
             [self.readings.follow(stop)]
-            if metrics is not None
+            if self.settings.supervisor.metrics_port
             or self.role != "collectors"
             or any(r.metric.startswith(("age_h.", "enrichment.")) for r in self.sampler.rules.rules)
             else []
@@ -262,6 +263,7 @@ class Supervisor:
                 self.sampler.follow(stop),
                 *servers,
                 *reads,
+                self._keep_metrics(stop),
                 *(remote.follow() for remote in self._remote),
                 self._tasks.failures(),
             ):
@@ -276,8 +278,8 @@ class Supervisor:
             if self._tcp is not None:
                 await self._tcp.close()
             await self._stop_all()
-            if metrics is not None:
-                metrics.shutdown()  # type: ignore[attr-defined]
+            if self._metrics is not None:
+                self._metrics.shutdown()  # type: ignore[attr-defined]
             await asyncio.to_thread(self.producer.close, 0)
             self._children.write({})
             self._lock.close()
@@ -306,6 +308,7 @@ class Supervisor:
         )
 
     def _serve_metrics(self) -> object | None:
+        """``/metrics`` served, or None: not configured, or its port refused (alerted once)."""
         port = self.settings.supervisor.metrics_port
         if not port:
             return None
@@ -313,11 +316,29 @@ class Supervisor:
         from observer.supervisor.metrics import serve_metrics
 
         try:
-            return serve_metrics(self, self.settings.supervisor.metrics_host, port)
+            served = serve_metrics(self, self.settings.supervisor.metrics_host, port)
         except OSError as exc:  # a busy port must not keep the market data from flowing
-            log.error("no metrics endpoint on port %d: %s", port, exc)
-            self._publish(Alert(severity="error", code="metrics_unavailable", message=str(exc)))
+            if self.alerts.raise_(
+                METRICS_UNAVAILABLE,
+                "",
+                "error",
+                f"no /metrics on port {port} ({exc}); tried again every "
+                f"{self.settings.supervisor.metrics_retry_s:g} s",
+            ):
+                log.error("no metrics endpoint on port %d: %s", port, exc)
             return None
+        self.alerts.resolve(METRICS_UNAVAILABLE, "", f"/metrics is served on port {port}")
+        return served
+
+    async def _keep_metrics(self, stop: asyncio.Event) -> None:
+        """Try a refused metrics port again every ``metrics_retry_s`` (wall) until served."""
+        while self.settings.supervisor.metrics_port and self._metrics is None:
+            try:
+                await asyncio.wait_for(stop.wait(), self.settings.supervisor.metrics_retry_s)
+                return
+            except TimeoutError:
+                self._metrics = self._serve_metrics()
+        await stop.wait()
 
     async def _stop_all(self) -> None:
         """Stop dependents before what they depend on; the writer (depended on) last.
@@ -455,7 +476,7 @@ class Supervisor:
 
     def _take_over(self, notices: list[Notice]) -> None:
         """Take over what its source left open of what it judges; its own alerts stay its own."""
-        judged = {FATAL, REPLACED_CODE, CRASH_LOOP_CODE, *self.sampler.codes}
+        judged = {FATAL, REPLACED_CODE, CRASH_LOOP_CODE, METRICS_UNAVAILABLE, *self.sampler.codes}
         notices = [n for n in notices if n.code in judged]
         fresh = [n.condition for n in notices if not self.alerts.is_open(*n.condition)]
         taken = self.alerts.take_over(notices)
@@ -463,6 +484,9 @@ class Supervisor:
             said = sorted({f"{n.code}({n.subject})" if n.subject else n.code for n in taken})
             log.info("open alerts taken over: %s", ", ".join(said))
         self.sampler.taken_over({n.subject for n in taken if n.code == RULE_METRIC_UNKNOWN})
+        if self._metrics is not None or not self.settings.supervisor.metrics_port:
+            served = "served" if self._metrics is not None else "not configured"
+            self.alerts.resolve(METRICS_UNAVAILABLE, "", f"/metrics is {served} now")
         replaced = {subject for code, subject in fresh if code == REPLACED_CODE}
         loops = {subject for code, subject in fresh if code == CRASH_LOOP_CODE}
         self.replacements.taken_over(replaced, loops, self.programs)  # after a quiet hour
@@ -488,6 +512,7 @@ class Supervisor:
 _RECOVERED = {False: "is running again", True: "ran successfully"}
 HELD = "held by a command"  # a parked program's resolution when an operator stopped it
 FATAL = "program_fatal"  # the alert of a program parked FATAL (subject: the program)
+METRICS_UNAVAILABLE = "metrics_unavailable"  # /metrics refused its port (tried again)
 
 
 def _recovered(program: Program, action: str | None) -> bool:

@@ -107,6 +107,7 @@ class SupervisorSettings(Strict, frozen=True):
     host: HostName = ""
     metrics_host: str = "127.0.0.1"
     metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 9108  # 0: no metrics endpoint
+    metrics_retry_s: Seconds = 60.0  # a metrics port refused (busy) is tried again this often
     sample_interval_s: Seconds = 1.0
     heartbeat_interval_s: Seconds = 1.0  # how often children report
     cpu_alert_percent: PositiveFloat = 85.0  # all programs together, % of one core

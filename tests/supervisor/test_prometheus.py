@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -43,6 +44,7 @@ from tests.support import (
     SimThread,
     SupervisorProcess,
     WriterProcess,
+    db_rows,
     free_port,
     wait_until,
 )
@@ -942,3 +944,41 @@ def test_a_program_failing_its_work_for_two_minutes_fires(tmp_path: Path) -> Non
             _firing("13m", "ObserverProgramFailingItsWork", summary, **labels),
         ],
     )
+
+
+@pytest.mark.slow
+def test_a_busy_metrics_port_is_alerted_tried_again_and_the_alert_ends_once_served(
+    tmp_path: Path,
+) -> None:
+    """The port is held by another process at the start: one error alert, the market data
+    flowing all the same; freed, it is served at the next try, and the alert ends."""
+    port = free_port()
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", port))
+    holder.listen()
+    try:
+        sup = SupervisorProcess(
+            tmp_path, WRITER_PROGRAM, settings="metrics_retry_s = 1.0", metrics_port=port
+        ).start()
+        raised = wait_until(
+            lambda: db_rows(
+                sup.url, "select severity, message from alerts where code = 'metrics_unavailable'"
+            ),
+            60,
+            "metrics_unavailable",
+        )
+        assert raised[0][0] == "error" and f"port {port}" in raised[0][1]
+        assert sup.program("writer")["state"] == "running"  # the data flows all the same
+    finally:
+        holder.close()
+    ended = wait_until(
+        lambda: db_rows(
+            sup.url, "select message from alert_resolutions where code = 'metrics_unavailable'"
+        ),
+        60,
+        "the alert ended",
+    )
+    assert ended == [(f"/metrics is served on port {port}",)]
+    assert _value(_scrape(port), "observer_process_up", program="writer") == 1.0  # served
+    assert len(db_rows(sup.url, "select 1 from alerts where code = 'metrics_unavailable'")) == 1
+    assert sup.terminate() == 0
