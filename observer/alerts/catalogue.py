@@ -1790,7 +1790,7 @@ _KINDS = (
         code="track_a_missing",
         severities=("warning",),
         raised_by="track_a",
-        subject="",
+        subject="the venue (KRX or NXT) of the cycle",
         meaning=(
             "A Track A cycle ended without a snapshot of some universe symbols (they kept "
             "failing, or the next cycle cut this one off before they were asked); the message"
@@ -1802,7 +1802,9 @@ _KINDS = (
             "requests_per_account`, `[kis] process_share` track_a, `[[kis.accounts]] "
             "rest_per_second`; a few failures need nothing. Then acknowledge it."
         ),
-        resolved="never: acknowledge it (observer alerts ack ID); each such cycle raises one",
+        resolved=(
+            "when the venue's next cycle stores every symbol (taken over by a restarted Track A)"
+        ),
     ),
     AlertKind(
         code="track_a_no_universe",
@@ -1825,7 +1827,7 @@ _KINDS = (
         code="track_a_rate_limited",
         severities=("warning",),
         raised_by="track_a",
-        subject="",
+        subject="the venue (KRX or NXT) of the cycle",
         meaning=(
             "KIS refused more than 5 % of a cycle's calls (at least 3) as over its rate limit"
             " (EGW00201). The cycle completes, later and at more calls, because refused calls"
@@ -1836,7 +1838,10 @@ _KINDS = (
             "against its budget at KIS, and that no other program uses its app key; `observer"
             " kis check --budget S` measures the budget (never beside the running processes)."
         ),
-        resolved="never: acknowledge it (observer alerts ack ID); each such cycle raises one",
+        resolved=(
+            "when the venue's next cycle is refused no more than 5 % of i"
+            "ts calls (taken over by a restarted Track A)"
+        ),
     ),
     AlertKind(
         code="track_b_account_down",

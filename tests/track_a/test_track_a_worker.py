@@ -218,5 +218,9 @@ def test_a_cycle_kis_refused_as_over_its_rate_completes_and_warns(tmp_path: Path
         )
         cycle = session.rows("select succeeded, failed, calls from track_a_cycles")[0]
         assert cycle == (30, 0, 50)  # every refused call retried: the cycle is whole
+        # The next cycle is refused nothing: the warning ends (its subject: the venue)
+        ended = "select subject, message from alert_resolutions where code = 'track_a_rate_limited'"
+        [(venue, why)] = wait_until(lambda: session.rows(ended), 60, "the warning's end")
+        assert venue == "KRX" and "KIS refused 0 of 30 calls" in why
     finally:
         session.close()

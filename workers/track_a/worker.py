@@ -59,6 +59,9 @@ _UNIVERSE_POLL_S = 2.0  # simulated seconds between looks for a universe that is
 _IDLE_S = 3600.0  # no cycle within a week (the calendar's end): look again after this
 _NO_UNIVERSE = "track_a_no_universe"  # the alert of a day without a universe
 _CYCLE_FAILED = "track_a_cycle_failed"  # the alert of a cycle in which no symbol answered
+# A venue's cycle with symbols missing, or KIS refusing more than `_REFUSED_SHARE` of its
+# calls: each such cycle alerts (subject: the venue); the venue's next good cycle ends it.
+_MISSING, _RATE_LIMITED = "track_a_missing", "track_a_rate_limited"
 _REST = "rest"  # its subject: this process's REST calls, every account's
 _CATCH_UP_POLL_S = 5.0  # clock seconds between looks at the writer while it is behind
 # Wall seconds after a failed read before the next catch-up: each failing read blocks the
@@ -218,7 +221,9 @@ class TrackA(AsyncWorker):
         try:
             with self._engine.connect() as conn:
                 source = own_source(self.settings.supervisor, SOURCE)
-                found = open_alerts(conn, source, [_NO_UNIVERSE, _CYCLE_FAILED])
+                found = open_alerts(
+                    conn, source, [_NO_UNIVERSE, _CYCLE_FAILED, _MISSING, _RATE_LIMITED]
+                )
             self.alerts.take_over(found)
             self._close_interrupted()
         except DATABASE_ERRORS as exc:
@@ -334,6 +339,11 @@ class TrackA(AsyncWorker):
         """
         total = sum(refused.values())
         if total < _REFUSED_MIN or total <= run.calls * _REFUSED_SHARE:
+            self.alerts.resolve(
+                _RATE_LIMITED,
+                cycle.venue,
+                f"cycle {cycle.cycle_id}: KIS refused {total} of {run.calls} calls",
+            )
             return
         budgets = {a.alias: a.rest_per_second for a in self.settings.kis.accounts}
         worst = ", ".join(
@@ -343,11 +353,12 @@ class TrackA(AsyncWorker):
         )
         self._alert(
             "warning",
-            "track_a_rate_limited",
+            _RATE_LIMITED,
             f"cycle {cycle.cycle_id}: KIS refused {total} of {run.calls} calls as over its "
             f"rate limit (EGW00201): {worst}; is an account's rest_per_second above its "
             "budget at KIS?",
             cycle,
+            cycle.venue,
         )
 
     def _close_interrupted(self) -> None:
@@ -453,10 +464,15 @@ class TrackA(AsyncWorker):
             why = "cut off by the next cycle; " if run.overran else ""
             self._alert(
                 "warning",
-                "track_a_missing",
+                _MISSING,
                 f"cycle {cycle.cycle_id}: {missing} of {size} symbols missing ({why}"
                 f"{len(run.failed)} failed, {len(run.unfinished)} unfinished)",
                 cycle,
+                cycle.venue,
+            )
+        elif requested:
+            self.alerts.resolve(
+                _MISSING, cycle.venue, f"cycle {cycle.cycle_id}: every symbol stored"
             )
 
     def _alert(
