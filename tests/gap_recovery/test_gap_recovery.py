@@ -182,6 +182,14 @@ def test_ready_gaps_go_by_priority_and_unready_ones_wait(tmp_path: Path) -> None
     worker.running.add("a:3")
     shortest = worker._next()
     assert shortest is not None and shortest.gap.gap_id == "b:2"
+    # One asking a minute of a symbol and venue a running recovery asks waits for it
+    worker.admit(Pending("c:1", "000005", TEN_NS + 2 * S, TEN_NS + 3 * S, "silence", TEN_NS))
+    worker.running.add("b:2")
+    after = worker._next()
+    assert after is not None and after.gap.gap_id == "b:1"  # not c:1, though shorter
+    worker.running.discard("b:2")
+    again = worker._next()
+    assert again is not None and again.gap.gap_id == "c:1"
 
 
 # ------------------------------------------------------------------ the daemon

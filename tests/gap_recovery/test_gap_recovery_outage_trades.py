@@ -42,9 +42,10 @@ def _kst_second(ns: int) -> int:
 def test_a_session_cut_for_40_s_is_filled_with_the_trades_the_exchange_printed(
     tmp_path: Path, trades: str, venues: set[str]
 ) -> None:
-    # Its slots stay on their accounts through the cut (an account down longer fails over:
-    # a new registration, a new chain, the outage's bars)
-    track_b = f'trades = "{trades}"\nunhealthy_after_s = {2 * CUT_S}\n'
+    # Its slots stay on their accounts through the cut and the reconnection's backoff, which
+    # after 40 s of refused sessions may wait 45 s more (an account down longer than
+    # unhealthy_after_s fails over: a new registration, a new chain, the outage's bars)
+    track_b = f'trades = "{trades}"\nunhealthy_after_s = 600\n'
     # A busy name's 40 s on the combined feed is some 700 trades, 24 pages: all asked here
     # (the shipped 10 gives such a gap its bars after one call)
     calls = "trade_calls_max = 60\n"
@@ -57,8 +58,8 @@ def test_a_session_cut_for_40_s_is_filled_with_the_trades_the_exchange_printed(
         for key in keys:
             sim.sim.faults.ws_down_until[key] = CUT_NS + CUT_S * S
         assert asyncio.run_coroutine_threadsafe(realtime.drop_websockets(), sim.loop).result(10)
-        until = CUT_NS + 3 * 60 * S  # every gap out: measured, or a minute on unmeasured
-        wait_until(lambda: sim.sim.clock.now_ns() > until, 60, "09:34")
+        until = CUT_NS + 4 * 60 * S  # every gap out: measured, or a minute on unmeasured
+        wait_until(lambda: sim.sim.clock.now_ns() > until, 60, "09:35")
         stop(morning.procs[0])
         assert morning.procs[0].returncode == 0, (tmp_path / "b.log").read_text()[-2000:]
         assert db_rows(url, OUTAGE_GAPS), "no outage gap"

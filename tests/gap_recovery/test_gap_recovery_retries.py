@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -487,7 +488,8 @@ def test_the_start_up_waits_for_the_database(tmp_path: Path) -> None:
 
 def test_an_outage_the_chain_proves_empty_is_recovered_without_a_call() -> None:
     """A connection gap measured at 0 shares (the symbol's next trade ran on from its last
-    before the outage): recovered at once, neither trades nor bars asked."""
+    before the outage): recovered at once, neither trades nor bars asked, with trades asked
+    for or not."""
     rig = _rig()
     empty = Pending("g", "005930", TEN + 50 * S, TEN + 90 * S, "disconnect", TEN + 91 * S)
     rig.worker.admit(replace(empty, cum_before=1_000, cum_after=1_000))
@@ -495,3 +497,10 @@ def test_an_outage_the_chain_proves_empty_is_recovered_without_a_call() -> None:
     rig.run(kis)
     assert kis.calls == 0 and rig.states() == ["recovering", "recovered"]
     assert rig.detail().startswith("recovered_trades: 0 trades, 0 shares")
+    # Trades not asked for (bars for every gap): the stream's own chain still proves it
+    base = Settings()
+    off = msgspec.structs.replace(base.gap_recovery, trades=False)
+    bars_only = _rig(msgspec.structs.replace(base, gap_recovery=off))
+    bars_only.worker.admit(replace(empty, cum_before=1_000, cum_after=1_000))
+    bars_only.run(kis)
+    assert kis.calls == 0 and bars_only.states() == ["recovering", "recovered"]

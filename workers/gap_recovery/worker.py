@@ -360,11 +360,23 @@ class GapRecovery(AsyncWorker):
         """The ready job of highest priority, shortest first, then earliest (retakes last).
 
         Shortest first: after an outage every symbol's gap is ready at once, and the short
-        ones cost a call each while a long one may cost ten.
+        ones cost a call each while a long one may cost ten. A gap reaching a minute of the
+        same symbol and venue that a running recovery asks for waits for it: its bars (or
+        trades) then serve both, one call instead of two.
         """
         now = self.clock.now_ns()
+        fetching = {  # the minutes the running recoveries ask: their answer may do for others
+            minute
+            for gap_id in self.running
+            if (job := self.jobs.get(gap_id)) is not None
+            for minute in _reach(job.gap)
+        }
         ready = [
-            j for j in self.jobs.values() if j.ready_ns <= now and j.gap.gap_id not in self.running
+            j
+            for j in self.jobs.values()
+            if j.ready_ns <= now
+            and j.gap.gap_id not in self.running
+            and fetching.isdisjoint(_reach(j.gap))
         ]
         return min(
             ready,
@@ -392,6 +404,12 @@ class GapRecovery(AsyncWorker):
                 self.producer.send(
                     GapStateChanged(gap_id=gap.gap_id, state="recovering", bars=0, detail=job.plan)
                 )
+        if gap.cum_before is not None and gap.cum_before == gap.cum_after:
+            # A silence or an outage the stream's own chain proves held no trade: nothing to
+            # ask, whether trades are asked for or not
+            detail = "recovered_trades: 0 trades, 0 shares (the chain ran on unbroken, 0 calls)"
+            self._final(gap, "recovered", 0, detail, retake=job.retake)
+            return
         if self._by_trades(job) and await self._recover_trades(job, account):
             return
         minutes = minutes_of(gap.start_ns, gap.end_ns)
@@ -484,10 +502,6 @@ class GapRecovery(AsyncWorker):
         gap = job.gap
         before, after = gap.cum_before, gap.cum_after
         assert before is not None and after is not None  # `_by_trades`
-        if after == before:  # an outage the chain proves held no trade: nothing to ask
-            detail = "recovered_trades: 0 trades, 0 shares (the chain ran on unbroken, 0 calls)"
-            self._final(gap, "recovered", 0, detail, retake=job.retake)
-            return True
         try:
             back = await trades_back_to(
                 account.client,
@@ -661,6 +675,11 @@ class GapRecovery(AsyncWorker):
 
     def _alert_unrecoverable(self) -> None:
         self.unrecoverable.update(self.unrecoverable_days(), day_of(self.reads.first_day_ns()))
+
+
+def _reach(gap: Pending) -> set[tuple[str, str, int]]:
+    """The (symbol, venue, minute)s ``gap`` asks KIS for (`minutes_of`)."""
+    return {(gap.symbol, gap.venue, m) for m in minutes_of(gap.start_ns, gap.end_ns)}
 
 
 def _span(minutes: list[int]) -> str:
