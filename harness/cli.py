@@ -283,15 +283,17 @@ def bench_month(
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
     """A month of days stored, archived and pruned nightly: bytes and read times by day."""
-    from harness.bench.month import run_month_bench
+    from harness.bench.month import HEADER, run_month_bench
 
     if db not in ("sqlite", "postgres"):
         _fail(f"--db is sqlite or postgres, not {db!r}", 2)
     if busiest >= ticks:
         _fail("--busiest must be below --ticks", 2)
     setup_logging("WARNING")
+    typer.echo(HEADER, err=True)  # each day as it is measured, then the report
     report = run_month_bench(
-        days, ticks, symbols, busiest, snapshots, universe, keep_days, rounds, db
+        *(days, ticks, symbols, busiest, snapshots, universe, keep_days, rounds, db),
+        progress=lambda day: typer.echo(day.line(), err=True),
     )
     for line in report.lines():
         typer.echo(line)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -46,7 +46,7 @@ from observer.writer.retention import Pruner
 from observer.writer.store import Store
 from workers.archive.job import ArchiveOutcome, archive_day, keep_retention
 
-__all__ = ["FIRST_DAY", "MonthBenchReport", "MonthDay", "run_month_bench"]
+__all__ = ["FIRST_DAY", "HEADER", "MonthBenchReport", "MonthDay", "run_month_bench"]
 
 FIRST_DAY = date(2026, 10, 5)  # a Monday; the month's days are the weekdays from it
 _FRAME = 2_000  # events per frame the store applies
@@ -67,6 +67,21 @@ class MonthDay:
     day_ms: float  # the median symbol's day
     month_ms: float  # the median symbol, every day so far
     month_rows: int
+
+    def line(self) -> str:
+        """The day's row under `HEADER`."""
+        return (
+            f"  {self.day}  {self.load_s:6.1f}  {self.night_s:7.1f}  "
+            f"{self.db_bytes / 1e6:12.1f}  {self.archive_bytes / 1e6:10.1f}  "
+            f"{self.pruned_rows:9,}  {self.day_ms:7.1f}  {self.month_ms:8.1f}  "
+            f"{self.month_rows:10,}"
+        )
+
+
+HEADER = (
+    "  day         load s  night s   database MB  archive MB     pruned   day ms  month ms  "
+    "month rows"
+)
 
 
 @dataclass
@@ -108,15 +123,9 @@ class MonthBenchReport:
             f"month bench ({self.db}): {len(self.days)} days of {self.ticks:,} ticks and "
             f"{self.snapshots:,} snapshots over {self.symbols} symbols; trades and books kept "
             f"{self.keep_days} days in the database, snapshots for ever; {self.symbol} read",
-            "  day         load s  night s   database MB  archive MB  pruned   day ms  "
-            "month ms  month rows",
+            HEADER,
+            *(d.line() for d in self.days),
         ]
-        for d in self.days:
-            out.append(
-                f"  {d.day}  {d.load_s:6.1f}  {d.night_s:7.1f}  {d.db_bytes / 1e6:12.1f}  "
-                f"{d.archive_bytes / 1e6:10.1f}  {d.pruned_rows:7,}  {d.day_ms:7.1f}  "
-                f"{d.month_ms:8.1f}  {d.month_rows:10,}"
-            )
         first, last = self.days[0], self.days[-1]
         archived = sum(d.archive_bytes for d in self.days) / len(self.days)
         out.append(
@@ -139,8 +148,12 @@ def run_month_bench(
     keep_days: int = 7,
     rounds: int = 3,
     db: str = "sqlite",
+    progress: Callable[[MonthDay], object] | None = None,
 ) -> MonthBenchReport:
-    """Store, archive, prune and read ``days`` days; see the module."""
+    """Store, archive, prune and read ``days`` days; see the module.
+
+    ``progress`` hears each day's figures as they are taken.
+    """
     report = MonthBenchReport(db, ticks, snapshots, symbols, keep_days)
     counts = day_counts(ticks, symbols, busiest)
     ranked = sorted(counts, key=counts.__getitem__)
@@ -170,7 +183,7 @@ def run_month_bench(
                         day_ms, _ = _best(catalog, symbol, day, day, rounds)
                         month_ms, rows = _best(catalog, symbol, trading[0], day, rounds)
                     report.days.append(
-                        MonthDay(
+                        figures := MonthDay(
                             day=day,
                             load_s=loaded - started,
                             night_s=night - loaded,
@@ -182,6 +195,8 @@ def run_month_bench(
                             month_rows=rows,
                         )
                     )
+                    if progress is not None:
+                        progress(figures)
             finally:
                 engine.dispose()
     return report
