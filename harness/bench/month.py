@@ -6,7 +6,8 @@
 writer's store into a scratch database (SQLite, or PostgreSQL with ``db="postgres"``). Each
 night runs the archive job's own code (`workers.archive.job.archive_day` and
 `keep_retention`, the trades' and books' retention ``keep_days`` calendar days, the snapshots'
-the shipped 0: kept) and the writer's `Pruner` on what it asked, as the writer runs it. After
+the shipped 0: kept) and the writer's `Pruner` on what it asked, as the writer runs it (on
+PostgreSQL, each day's partitions made before it, as the writer makes them days ahead). After
 each day: the database's bytes, the day's archive bytes, the load and the night's times, and,
 best of ``rounds``, the median symbol's day read (`Catalog.ticks`: from the database while
 the day is kept, then from the archive) and that symbol over every day so far (both
@@ -174,6 +175,8 @@ def run_month_bench(
                 seqs: dict[str, int] = {}
                 trading = list(_weekdays(FIRST_DAY, days))
                 for day in trading:
+                    if pruner.partitions is not None:  # PostgreSQL: the day's made ahead, as live
+                        pruner.partitions.maintain(day)
                     started = time.monotonic()
                     _load_day(store, seqs, day, counts, names, snapshots)
                     loaded = time.monotonic()
