@@ -160,7 +160,7 @@ class Catalog:
         gaps: dict[tuple[str, str], list[tuple[str, int, int, str]]] = defaultdict(list)
         for gap in self.read(GAPS, whole).to_pylist():
             state = gap["state"]
-            if by_trades(state, gap["missing_volume"], gap["bars"]):
+            if by_trades(state, gap["missing_volume"], gap["bars"], gap["trades"] or 0):
                 state = "recovered_trades"
             gaps[(gap["symbol"], gap["venue"])].append(
                 (gap["gap_id"], gap["start_ns"], gap["end_ns"], state)

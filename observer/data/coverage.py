@@ -96,13 +96,15 @@ class MinuteFacts:
     bars: frozenset[tuple[str, str, int]] = frozenset()
 
 
-def by_trades(state: str, missing_volume: int | None, bars: int) -> bool:
-    """Whether a gap was recovered with the exchange's own trades (or proven empty by them).
+def by_trades(state: str, missing_volume: int | None, bars: int, trades: int) -> bool:
+    """Whether a gap was recovered with the exchange's own trades (or proven empty by the chain).
 
     Gap recovery asks a gap the volume chain measured for its trades first and publishes them
-    only when they close the chain; otherwise it asks the bars (`workers.gap_recovery`).
+    only when they close the chain; otherwise it asks the bars (`workers.gap_recovery`), or
+    finds them fetched for another gap (0 bars, 0 trades: not this).
     """
-    return state == "recovered" and missing_volume is not None and bars == 0
+    settled = state == "recovered" and missing_volume is not None and bars == 0
+    return settled and (trades > 0 or missing_volume == 0)
 
 
 def coverage_table(

@@ -238,6 +238,16 @@ def test_a_minute_made_whole_by_the_exchange_s_trades_says_so_and_has_its_bar(
         cum_after=903,
     )
     recovered = [trade(t, p, q) for t, p, q in (("09:38:20", 70_600, 40), ("09:38:30", 70_400, 5))]
+    elsewhere = GapDetected(  # its minute's bar fetched for another gap: no trades, no bars
+        gap_id="g5",
+        symbol="005930",
+        start_ns=at("09:36:10"),
+        end_ns=at("09:36:12"),
+        reason="volume_chain",
+        missing_volume=7,
+        cum_before=950,
+        cum_after=957,
+    )
     publish(store, "track_b_ticks", [(at("09:38:05"), streamed)])
     publish(
         store,
@@ -245,6 +255,8 @@ def test_a_minute_made_whole_by_the_exchange_s_trades_says_so_and_has_its_bar(
         [
             (at("09:38:41"), measured),
             (at("09:38:42"), over_bars),
+            (at("09:38:43"), elsewhere),
+            (at("09:38:44"), GapStateChanged(gap_id="g5", state="recovered")),
             *((at("09:39:30"), t) for t in recovered),
             (
                 at("09:39:31"),
@@ -259,6 +271,7 @@ def test_a_minute_made_whole_by_the_exchange_s_trades_says_so_and_has_its_bar(
     minutes = _by_minute(day)
     assert minutes["09:38"] == ("recovered_trades", False, 3, 50)
     assert minutes["09:35"][0] == "recovered"  # KIS's bar stands for it
+    assert minutes["09:36"][0] == "recovered"  # neither its trades nor a bar of its own
     bars = {f"{r['minute_time']:%H:%M}": r for r in day.bars("005930", DAY).to_pylist()}
     whole = bars["09:38"]
     assert (whole["open"], whole["high"], whole["low"], whole["close"]) == (
