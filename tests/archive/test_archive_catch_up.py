@@ -214,10 +214,11 @@ def test_rows_committed_after_their_day_was_pruned_are_archived_and_pruned(
     apply(store, [synthetic_tick(9001, day_ns(DAY, 9001))], "late")
     assert [code for code, _ in alerts(prune_all(pruner))] == ["prune_refused"]
     assert len(day_rows(store, "trade_ticks", DAY)) == 2
-    # ... and the next run writes only the row the late file lacks (its seq is above).
+    # ... and the next run writes only the row the late file lacks (its seq is above); the
+    # day pruned, the refusal ends
     outcome, _ = nightly(store, settings, today + timedelta(days=2))
     assert not outcome.problems and [w.rows for w in outcome.written] == [1]
-    assert [code for code, _ in alerts(prune_all(pruner))] == ["retention_pruned"]
+    assert [code for code, _ in alerts(prune_all(pruner))] == ["retention_pruned", "prune_refused"]
     assert day_rows(store, "trade_ticks", DAY) == []
     checked, problems = verify_archives(store.engine, root, DAY)
     assert (checked, problems) == (3, [])

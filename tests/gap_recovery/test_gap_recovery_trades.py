@@ -78,13 +78,15 @@ def test_a_silent_loss_is_filled_with_the_exchanges_trades_and_the_chain_closes(
 ) -> None:
     with lossy_morning(tmp_path, "") as morning:  # the chain and trade recovery on, as shipped
         url, sim = morning.url, morning.sim
-        bar_calls = sim.sim.calls["FHKST03010200"]
         gaps = _stream_then_recover(tmp_path, morning)
-        # Every gap closed by trades alone: no bar asked, each gap's shares to the share
-        assert sim.sim.calls["FHKST03010200"] == bar_calls
+        # Every gap closed by trades alone: no bar asked for one, each gap's shares to the
+        # share (a loaded machine may see the feed behind at Track B's stop: those
+        # delivery_lag gaps get their bars, none of these)
         for _, _, missing, _, trades, volume, bars, detail in gaps:
             assert trades > 0 and volume == missing and bars == 0, detail
             assert str(detail).startswith("recovered_trades: "), detail
+        ids = ", ".join(f"'{g[0]}'" for g in gaps)
+        assert db_rows(url, f"select count(*) from minute_bars where gap_id in ({ids})") == [(0,)]
         assert db_rows(url, NOT_CLOSING) == []
         trade_calls = sim.sim.calls["FHPST01060000"]
         assert 0 < trade_calls <= 2 * len(gaps)  # a gap's trades are within a page or two
