@@ -40,7 +40,7 @@ from observer.errors import KisLayoutUnknown, KisProtocolError
 from observer.kis.journal import JOURNAL_SUFFIX, JournalRecord, day_files, read_file
 from observer.kis.parse import parse_control
 from observer.kis.realtime import RealtimeDecoder
-from observer.kis.record_checks import UNREGISTERED, Checks
+from observer.kis.record_checks import UNREGISTERED, Checks, registered_as
 from observer.kis.registrations import RELEASE_GRACE_S
 
 __all__ = ["JournalReplay", "Limits", "capture_journal", "journal_source"]
@@ -178,8 +178,7 @@ class _Screen:
             else:
                 fault = self.checks.book(event, asked)
         elif isinstance(event, MarketStatus | ProgramTrade | AuctionExpected | ViNotice):
-            key = f"{event.trade_date:%Y%m%d}" if isinstance(event, ViNotice) else event.symbol
-            asked = self._holds(account, tr_id, key, received_ns)
+            asked = self._holds(account, tr_id, registered_as(event), received_ns)
             fault = None if asked else (UNREGISTERED, "")
         else:
             fault = None

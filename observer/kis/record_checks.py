@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bus.events import OrderBook, TradeTick
+from bus.events import AuctionExpected, MarketStatus, OrderBook, ProgramTrade, TradeTick, ViNotice
 from observer.calendar.timeline import hhmm
 from observer.config.workers import TrackBSettings
 from observer.market.grid import KRX_TICK_SIZES, PriceKind, price_kind
@@ -27,6 +27,7 @@ __all__ = [
     "UNREGISTERED",
     "VOLUME",
     "Checks",
+    "registered_as",
 ]
 
 UNREGISTERED = "unregistered"
@@ -130,3 +131,11 @@ class Checks:
         if stamp_ns > received_ns + FUTURE_S * _NS:
             return f"stamped {(stamp_ns - received_ns) // _NS} s after it arrived"
         return None
+
+
+def registered_as(record: MarketStatus | ProgramTrade | AuctionExpected | ViNotice) -> str:
+    """The key ``record``'s registration holds: its symbol; a VI's, its business date.
+
+    The VI feeds are registered for the whole market under the date (`[track_b] vi_feed`).
+    """
+    return f"{record.trade_date:%Y%m%d}" if isinstance(record, ViNotice) else record.symbol

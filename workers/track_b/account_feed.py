@@ -27,7 +27,7 @@ from bus.events import (
 )
 from observer.kis.frames import UNKNOWN_LAYOUT, DroppedFrame
 from observer.kis.realtime import RealtimeEvents
-from observer.kis.record_checks import OUTSIDE_SESSION, UNREGISTERED, Checks
+from observer.kis.record_checks import OUTSIDE_SESSION, UNREGISTERED, Checks, registered_as
 from observer.kis.stream import KisStream, Registration, StreamState
 from observer.market.grid import OFF_GRID, PriceKind
 from workers.track_b.gaps import GapDetector, TickGap
@@ -150,7 +150,7 @@ class AccountFeed:
             *frame.vis,
         ]
         for record in others:
-            if not stream.holds(frame.tr_id, _registered_as(record)):
+            if not stream.holds(frame.tr_id, registered_as(record)):
                 unasked = f"{record.symbol} is not registered on the session"
                 self._rejected(frame, record, (UNREGISTERED, unasked))
                 continue
@@ -265,11 +265,3 @@ class AccountFeed:
     def priority(self, registration: Registration) -> tuple[float, str, str]:
         """Re-registration order after a reconnect (`Collector`)."""
         return self.collector._priority(registration)
-
-
-def _registered_as(record: MarketStatus | ProgramTrade | AuctionExpected | ViNotice) -> str:
-    """The key ``record``'s registration holds: its symbol; a VI's, its business date.
-
-    The VI feeds are registered for the whole market under the date (`[track_b] vi_feed`).
-    """
-    return f"{record.trade_date:%Y%m%d}" if isinstance(record, ViNotice) else record.symbol
