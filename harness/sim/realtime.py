@@ -102,6 +102,8 @@ class Realtime:
         # tr_id -> registrations answered SUBSCRIBE SUCCESS, and released (UNSUBSCRIBE SUCCESS)
         self.registered: defaultdict[str, int] = defaultdict(int)
         self.released: defaultdict[str, int] = defaultdict(int)
+        # (tr_id, tr_key) of each registration answered SUBSCRIBE SUCCESS, in the order answered
+        self.registrations: list[tuple[str, str]] = []
         self.refused: defaultdict[str, int] = defaultdict(int)  # symbol -> refused by a fault
         self.records_withheld: defaultdict[str, int] = defaultdict(int)  # symbol -> trades
         self.pingpong_drops = 0  # sessions dropped for a PINGPONG not answered as accepted
@@ -228,6 +230,7 @@ class Realtime:
                 else:
                     held[pair] = self.clock.now_ns()
                     self.registered[tr_id] += 1
+                    self.registrations.append(pair)
                     answer = _control(tr_id, tr_key, "0", "OPSP0000", "SUBSCRIBE SUCCESS")
                     answer["body"]["output"] = {
                         "iv": secrets.token_hex(8),

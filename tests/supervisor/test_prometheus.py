@@ -855,12 +855,12 @@ def test_roles_sharing_a_folder_report_one_measurement_of_a_busy_disk(
 ) -> None:
     """Free bytes move between two statvfs calls; one scrape measures each folder once."""
     calls: list[str] = []
-    real = shutil.disk_usage
+    # A fixed base, not the real disk: other tests of a parallel run move the real free bytes.
+    base = shutil.disk_usage(tmp_path)
 
     def moving(path: str | os.PathLike[str]) -> Any:
         calls.append(str(path))
-        usage = real(path)
-        return usage._replace(free=usage.free - 4096 * len(calls))  # another writer's pages
+        return base._replace(free=base.free - 4096 * len(calls))  # another writer's pages
 
     monkeypatch.setattr(shutil, "disk_usage", moving)
     (tmp_path / "run").mkdir()
