@@ -123,6 +123,11 @@ class SimConfig:
     # before every tenth trade from the sixth of a regular-session minute (the other way: a
     # chain that breaks with nothing lost on the way). FHPST01060000 lists those trades.
     volume_chain: Literal["exact", "beyond"] = "exact"
+    # What the real-time trade records' ACML_VOL counts from (UNCONFIRMED at KIS): "day", the
+    # venue's whole day, the same whenever registered (as believed, and as FHPST01060000's
+    # acml_vol); "registration", the registration's own trades only, from 0 at each
+    # registration (the other way: a chain that cannot run on across an outage).
+    acml_vol_from: Literal["day", "registration"] = "day"
     # FHPST01060000 (today's trades by time, `harness.sim.tape`), each as KIS is believed to
     # answer it and each UNCONFIRMED: ``time_trades_rows`` rows a page (KIS's documentation:
     # 30); ``time_trades_per`` "trade", a row per trade ("second": a row per second, its

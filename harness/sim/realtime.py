@@ -404,7 +404,8 @@ class Realtime:
         """KRX's day of ``symbol`` to ``start`` as the feed ``tr_id`` reports it (kept).
 
         Its volume is the exchange's count of the trades it made to ``start``, FHPST01060000's
-        (`harness.sim.tape.volume_to`): the same ACML_VOL whenever registered.
+        (`harness.sim.tape.volume_to`): the same ACML_VOL whenever registered (unless
+        `SimConfig.acml_vol_from` says otherwise).
         """
         running = state.get((tr_id, symbol))
         if running is None:
@@ -421,9 +422,13 @@ class Realtime:
                 unsent_counted=tr_id == "H0STCNT0",
             )
             running = state[tr_id, symbol] = _Running(
-                q.prev_close, q.open, q.high, q.low, volume, q.value
+                q.prev_close, q.open, q.high, q.low, self._from(volume), q.value
             )
         return running
+
+    def _from(self, volume: int) -> int:
+        """A registration's first ACML_VOL before its trades: the day's ``volume``, or 0."""
+        return 0 if self.config.acml_vol_from == "registration" else volume
 
     def _krx_records(
         self,
@@ -592,7 +597,7 @@ class Realtime:
         """Nextrade's day before ``start`` (with KRX's, for the combined feed).
 
         Its volume the exchanges' count of the trades they made to ``start``, as
-        FHPST01060000's (`harness.sim.tape.volume_to`).
+        FHPST01060000's (`harness.sim.tape.volume_to`), or 0 (`SimConfig.acml_vol_from`).
         """
         day = start.date()
         path = self.market.day_path(symbol, day)
@@ -613,6 +618,7 @@ class Realtime:
             ):
                 if second <= before:
                     running.add(price, qty)
+        running.volume = self._from(running.volume)
         return running
 
     def _tail(self, tr_id: str, price: int, market_code: str = "2") -> str:

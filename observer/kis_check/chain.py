@@ -30,6 +30,8 @@ class Chain:
     breaks: int = 0  # more volume than the last trade's and its own
     missing: int = 0  # the shares beyond, summed
     resets: int = 0  # less: ran backwards
+    firsts: int = 0  # chains begun (a symbol's first trade)
+    alone: int = 0  # ... whose ACML_VOL was its own quantity alone (nothing counted before)
     trades: list[TradeTick] = field(default_factory=list)  # as delivered (`time_trades`)
 
     def on_trade(self, tick: TradeTick) -> None:
@@ -38,6 +40,8 @@ class Chain:
         before = self.last.get(tick.symbol)
         self.last[tick.symbol] = tick.cum_volume
         if before is None:
+            self.firsts += 1
+            self.alone += tick.cum_volume == tick.qty
             return
         self.links += 1
         beyond = tick.cum_volume - tick.qty - before
@@ -63,6 +67,16 @@ def chain_finding(chains: dict[str, Chain], report: Report, checked: bool) -> No
         f"{tr}: {c.links} links, {c.breaks} breaks ({c.missing:,} shares), {c.resets} resets"
         for tr, c in sorted(measured.items())
     )
+    # KIS's ACML_VOL is believed to count the venue's day, whenever registered (UNCONFIRMED):
+    # symbols the check registers mid-session then begin past their own quantity. Every
+    # first trade carrying its quantity alone says it counts from the registration.
+    if sum(c.firsts for c in measured.values()) >= 2 and all(
+        c.alone == c.firsts for c in measured.values()
+    ):
+        said += (
+            "; every symbol's first trade carried its own quantity alone: ACML_VOL counts "
+            "from each registration, so an outage's gap is not measured and gets its minute bars"
+        )
     broken = sum(c.breaks + c.resets for c in measured.values())
     if not broken:
         report.add(_ROW, OK, f"each trade's ACML_VOL is the last one's plus its quantity ({said})")

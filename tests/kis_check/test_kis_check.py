@@ -240,21 +240,30 @@ def test_trades_by_time_that_are_not_the_streams_name_the_setting(
     sim: SimThread, kis: KisSettings
 ) -> None:
     # The other beliefs about FHPST01060000: a second's trades summed in one row, and
-    # cumulative volumes of another count than the stream's
+    # cumulative volumes of another count than the stream's (its own, or the stream's
+    # counting from each registration: `SimConfig.acml_vol_from`)
     config = sim.sim.config
     try:
         config.time_trades_per = "second"
         summed = check(sim, kis, 2.5)
         config.time_trades_per, config.time_trades_cum_offset = "trade", 10**9
         counted = check(sim, kis, 2.5, Configured(trades=False))
+        config.time_trades_cum_offset, config.acml_vol_from = 0, "registration"
+        registered = check(sim, kis, 2.5)
     finally:
         config.time_trades_per, config.time_trades_cum_offset = "trade", 0
+        config.acml_vol_from = "day"
     row = next(f for f in summed.findings if f.item == TRADES_ITEM)
     assert row.outcome == MISMATCH and "a second's trades summed in one row" in row.finding
     assert "set [gap_recovery] trades = false" in row.finding
     row = next(f for f in counted.findings if f.item == TRADES_ITEM)
     assert row.outcome == OK and "cumulative volumes of another count" in row.finding
     assert "trades is off: gaps get bars" in row.finding
+    row = next(f for f in registered.findings if f.item == "ACML_VOL chain")
+    assert row.outcome == OK and "ACML_VOL counts from each registration" in row.finding
+    row = next(f for f in registered.findings if f.item == TRADES_ITEM)
+    assert row.outcome == MISMATCH and "cumulative volumes of another count" in row.finding
+    assert "set [gap_recovery] trades = false" in row.finding
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -135,14 +135,20 @@ def test_the_collector_is_configured_by_track_b_settings() -> None:
     assert Checks.of(config).open_s == 8 * 3600  # the exchange hours reach the checks
 
 
+@pytest.mark.parametrize("acml_vol_from", ["day", "registration"])
 def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
-    sim: SimThread, tmp_path: Path
+    sim: SimThread, tmp_path: Path, acml_vol_from: Literal["day", "registration"]
 ) -> None:
+    """``acml_vol_from``: whether KIS's ACML_VOL counts the day (believed) or restarts at each
+    registration (`SimConfig.acml_vol_from`): the outages' gaps measured in shares, or not.
+    """
+    sim.sim.config.acml_vol_from = acml_vol_from
     settings = settings_for(tmp_path, sim.url, "acct1", "acct2")
     clock = sim.sim.clock
     events: list[Event] = []
     where_ever: dict[str, str] = {}
     restored: list[str] = []  # the symbols registered again after the drop, in order
+    resets: list[int] = []  # the chains that ran backwards, at the end
 
     def of(kind: type[Any]) -> list[Any]:
         return [e for e in events if isinstance(e, kind)]
@@ -184,6 +190,7 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
             await until(lambda: len(of(GapDetected)) == 6, "the refresh's gaps", timeout=30)
             await until(lambda: len(of(TradeTick)) > renewed + 10, "ticks after it", timeout=20)
             assert collector.symbols("acct1") | collector.symbols("acct2") == set(where)
+            resets.append(collector.chain_resets)
         finally:
             stop.set()
             await running
@@ -198,6 +205,16 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
     assert {g.symbol for g in gaps} == set(STOCKS[:4])
     assert all(g.reason == "disconnect" and g.start_ns < g.end_ns for g in gaps)
     assert all(g.gap_id == f"{g.account}:{g.symbol}:{g.start_ns}" for g in gaps)
+    if acml_vol_from == "day":
+        # The chain ran on across the drop: each gap measured at its symbol's first trade.
+        measured = [g.missing_volume for g in of(GapDetected)]
+        assert all(m is not None and m >= 0 for m in measured), measured
+        assert resets == [0]
+    else:
+        # Each registration's chain starts again at 0: a gap unmeasured (its minute bars),
+        # never negative volume, each restart counted.
+        assert all(g.missing_volume is None for g in of(GapDetected))
+        assert resets[0] >= len(of(GapDetected)) == 6
     # The gap starts at the newest trade stamp its connection delivered and ends at the
     # registration.
     for gap in gaps:
