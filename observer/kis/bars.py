@@ -22,13 +22,13 @@ from observer.kis.client import KisClient
 from observer.kis.parse import read_int
 from observer.kis.schemas import MinuteBarRow
 
-__all__ = ["BarLabel", "BarsAnswer", "bar_of", "fetch_bars", "fetch_gap"]
+__all__ = ["BARS_PER_CALL", "BarLabel", "BarsAnswer", "bar_of", "fetch_bars", "fetch_gap"]
 
 BarLabel = Literal["start", "end"]  # the minute a bar's stck_cntg_hour names
 
 _NS = 1_000_000_000
 _MINUTE_NS = 60 * _NS
-_WINDOW_MIN = 30  # minutes asked for up to a gap's last one: one call of today's bars
+BARS_PER_CALL = 30  # minutes one call of today's bars answers, up to a gap's last minute
 
 
 def _hhmmss(minute_ns: int) -> str:
@@ -126,7 +126,7 @@ async def fetch_gap(
     that is not a bar (`bar_of` refuses it) is skipped; a garbled row of one of the gap's own
     minutes leaves it unknown (`BarsAnswer.garbled`), and the gap is retried for them.
     """
-    first = min(minutes[0] - _MINUTE_NS, minutes[-1] - (_WINDOW_MIN - 1) * _MINUTE_NS)
+    first = min(minutes[0] - _MINUTE_NS, minutes[-1] - (BARS_PER_CALL - 1) * _MINUTE_NS)
     since, until = _labelled(first, label), _labelled(minutes[-1], label)
     day = datetime.fromtimestamp(minutes[0] / _NS, KST).date()
     asked = "" if day == today else day.strftime("%Y%m%d")

@@ -17,18 +17,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from bus.events import Bar, GapDetected, SlotDecision
+from bus.codec import decode_parts, encode_frame
+from bus.envelope import Envelope
+from bus.events import Bar, GapDetected, SlotDecision, Venue
 from bus.producer import Producer
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.config.tree import Settings
 from observer.config.workers import GapRecoverySettings
 from observer.db.migrate import upgrade
+from observer.db.queries import watched_since
 from observer.errors import KisProtocolError
 from observer.kis.bars import bar_of, fetch_bars
 from observer.kis.schemas import MinuteBarRow
 from observer.process.heartbeat import Heartbeat
 from observer.process.stats import p99
+from observer.writer.store import Store
 from tests.gap_recovery.conftest import MARKET, STOCKS, Rig
 from tests.support import (
     db_rows,
@@ -190,6 +194,53 @@ def test_ready_gaps_go_by_priority_and_unready_ones_wait(tmp_path: Path) -> None
     worker.running.discard("b:2")
     again = worker._next()
     assert again is not None and again.gap.gap_id == "c:1"
+    # Of those costing alike (a call of bars each), the most watched symbol's first
+    worker.running |= {"b:1", "c:1"}
+    worker.admit(Pending("d:1", "000006", TEN_NS, TEN_NS + 10 * S, "silence", TEN_NS))
+    worker.admit(Pending("d:2", "000007", TEN_NS, TEN_NS + 40 * S, "silence", TEN_NS))
+    worker.watched = {"000006": 1, "000007": 3}  # times Track B placed each in a slot today
+    watched = worker._next()
+    assert watched is not None and watched.gap.gap_id == "d:2"
+    worker.watched = {}
+    assert (shorter := worker._next()) is not None and shorter.gap.gap_id == "d:1"
+
+
+def test_a_symbol_is_as_watched_as_its_placements_today_on_its_busiest_venue(
+    store: Store,
+) -> None:
+    """`watched_since`: allocations and replacements since midnight, each decision once."""
+
+    def decided(action: str, symbol: str, venue: Venue) -> SlotDecision:
+        return SlotDecision(
+            account="acct1",
+            action=action,  # type: ignore[arg-type]
+            symbol=symbol,
+            slot=0,
+            trigger="volume_surge",
+            score=Decimal(1),
+            reason="test",
+            venue=venue,
+        )
+
+    both: list[Venue] = ["KRX", "NXT"]  # a decision's row per venue it registers it on
+    timed = [(TEN_NS - 86_400 * S, decided("allocate", "005930", "KRX"))]  # yesterday's
+    for action, symbol, venues in [
+        ("allocate", "005930", both),
+        ("replace", "005930", both),
+        ("release", "005930", both),  # leaving is no placement
+        ("allocate", "000660", ["NXT"]),  # Nextrade's pre-market, its feed alone
+        ("expire", "000660", ["NXT"]),
+        ("allocate", "000660", ["NXT"]),
+        ("allocate", "000660", both),
+    ]:
+        timed += [(TEN_NS, decided(action, symbol, venue)) for venue in venues]
+    first = store.marks.get("track_b", 0) + 1
+    envelopes = [Envelope("track_b", first + i, ns, e) for i, (ns, e) in enumerate(timed)]
+    store.apply([decode_parts(encode_frame(envelopes))])
+    midnight = int(datetime(2026, 11, 20, tzinfo=KST).timestamp()) * S
+    with store.engine.connect() as conn:
+        assert watched_since(conn, midnight) == {"005930": 2, "000660": 3}
+        assert watched_since(conn, TEN_NS + S) == {}
 
 
 # ------------------------------------------------------------------ the daemon

@@ -3,7 +3,8 @@
 At the start: the recovered bars a gap could touch and the recovered trades (the ledgers, so
 that no bar or trade is published twice), the day's settled gaps (its success share), the
 days whose ``gaps_unrecoverable`` alert is open, and the first sweep. Each sweep: the pending
-gaps, and the unrecoverable ones of the days still taken back (``retake_days``).
+gaps, the unrecoverable ones of the days still taken back (``retake_days``), and how watched
+each symbol is today (its queue's order).
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from observer.calendar.clock import Clock
 from observer.calendar.phases import KST
 from observer.cluster.hosts import own_source
 from observer.config.tree import Settings
-from observer.db.queries import open_gaps, recovered_minutes, recovered_trades, settled_gaps
+from observer.db.queries import (
+    open_gaps,
+    recovered_minutes,
+    recovered_trades,
+    settled_gaps,
+    watched_since,
+)
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.outcomes import (
     NOT_OFFERED_ALERT,
@@ -29,7 +36,7 @@ from workers.gap_recovery.outcomes import (
 )
 from workers.gap_recovery.trades import NOT_CLOSING_ALERT
 
-__all__ = ["GapReads", "GapRow", "StartUp", "day_of"]
+__all__ = ["GapReads", "GapRow", "StartUp", "Sweep", "day_of"]
 
 _NS = 1_000_000_000
 _DAY_NS = 86_400 * _NS
@@ -48,6 +55,16 @@ def _midnight_ns(day: date) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class Sweep:
+    """What a sweep reads."""
+
+    gaps: Sequence[GapRow]  # `open_gaps`
+    # Today's times Track B's triggers placed each symbol in a slot (`watched_since`): among
+    # gaps that cost alike, the most watched symbol's go first
+    watched: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class StartUp:
     """What the start-up reads from the database."""
 
@@ -57,7 +74,7 @@ class StartUp:
     # An earlier instance's open `UNRECOVERABLE_ALERT`s (a day each) and not-offered warnings
     # (an account each: raised once, not again after a restart)
     alerted: list[Notice]
-    gaps: Sequence[GapRow]  # the first sweep's rows (`open_gaps`)
+    sweep: Sweep  # the first
 
 
 class GapReads:
@@ -84,14 +101,16 @@ class GapReads:
             alerted = open_alerts(conn, source, taken)
         return StartUp(stored, trades, settled, alerted, self.open())
 
-    def open(self) -> Sequence[GapRow]:
-        """The pending gaps, and the unrecoverable ones of the days still taken back."""
+    def open(self) -> Sweep:
+        """The pending and retaken gaps, and today's watched symbols (`Sweep`)."""
+        midnight = _midnight_ns(day_of(self.clock.now_ns()))
         with self.engine.connect() as conn:
-            return open_gaps(
+            gaps = open_gaps(
                 conn,
                 self.settings.supervisor.host,
                 unrecoverable_since_ns=self.first_day_ns(),
             )
+            return Sweep(gaps, watched_since(conn, midnight))
 
     def first_day_ns(self) -> int:
         """The first instant of the oldest day whose unrecoverable gaps are followed."""

@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import cast
@@ -40,7 +39,7 @@ from observer.errors import (
     KisProtocolError,
     KisTokenThrottled,
 )
-from observer.kis.bars import fetch_gap
+from observer.kis.bars import BARS_PER_CALL, fetch_gap
 from observer.kis.client import RateLimits
 from observer.kis.session import (
     KisAccount,
@@ -63,7 +62,7 @@ from workers.gap_recovery.outcomes import (
     UnrecoverableAlerts,
 )
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
-from workers.gap_recovery.reads import GapReads, GapRow, day_of
+from workers.gap_recovery.reads import GapReads, Sweep, day_of
 from workers.gap_recovery.trades import (
     ChainMisses,
     TradeLedger,
@@ -159,6 +158,7 @@ class GapRecovery(AsyncWorker):
             self.config.backoff_initial_s, self.config.sweep_s, self.tally.read_failed
         )
         self._next_sweep_ns = 0
+        self.watched: dict[str, int] = {}  # the last sweep's (`Sweep.watched`)
         self._stored_unrecoverable: dict[str, date] = {}  # the last sweep's: gap id -> day
         retake = f"; tried again every {self.config.retake_s:g} s"
         self.unrecoverable = UnrecoverableAlerts(
@@ -250,7 +250,7 @@ class GapRecovery(AsyncWorker):
         for gap_id, state in found.settled:
             self.tally.settle(gap_id, today, cast(GapState, state))
         self.alerts.take_over(found.alerted)  # judged by the next update (`UnrecoverableAlerts`)
-        self._take(found.gaps)
+        self._take(found.sweep)
         self._next_sweep_ns = self.clock.now_ns() + int(self.config.sweep_s * _NS)
         log.info(
             "gap recovery ready: %d gaps pending, %d recovered bars known",
@@ -275,8 +275,10 @@ class GapRecovery(AsyncWorker):
         self._take(rows)
         return True
 
-    def _take(self, rows: Sequence[GapRow]) -> None:
+    def _take(self, sweep: Sweep) -> None:
         """Gaps the database holds as pending, or unrecoverable, that this process has not."""
+        self.watched = sweep.watched
+        rows = sweep.gaps
         now = self.clock.now_ns()
         retake_ns = int(self.config.retake_s * _NS)
         unrecoverable: dict[str, date] = {}
@@ -357,10 +359,12 @@ class GapRecovery(AsyncWorker):
     # ------------------------------------------------------------------ recovery
 
     def _next(self) -> QueuedGap | None:
-        """The ready job of highest priority, shortest first, then earliest (retakes last).
+        """The ready job of highest priority: cheapest, most watched, shortest, earliest.
 
-        Shortest first: after an outage every symbol's gap is ready at once, and the short
-        ones cost a call each while a long one may cost ten. A gap reaching a minute of the
+        Retakes last. Cheapest first: after an outage every symbol's gap is ready at once,
+        and a short one costs a call while a long one may cost ten (its bars' calls,
+        `_calls`). Among gaps of one cost, the symbol Track B's triggers placed in a slot most
+        often today goes first: the one its users watch most. A gap reaching a minute of the
         same symbol and venue that a running recovery asks for waits for it: its bars (or
         trades) then serve both, one call instead of two.
         """
@@ -380,7 +384,14 @@ class GapRecovery(AsyncWorker):
         ]
         return min(
             ready,
-            key=lambda j: (j.retake, PRIORITY[j.plan], j.gap.duration_s, j.ready_ns),
+            key=lambda j: (
+                j.retake,
+                PRIORITY[j.plan],
+                _calls(j.gap),
+                -self.watched.get(j.gap.symbol, 0),
+                j.gap.duration_s,
+                j.ready_ns,
+            ),
             default=None,
         )
 
@@ -675,6 +686,11 @@ class GapRecovery(AsyncWorker):
 
     def _alert_unrecoverable(self) -> None:
         self.unrecoverable.update(self.unrecoverable_days(), day_of(self.reads.first_day_ns()))
+
+
+def _calls(gap: Pending) -> int:
+    """The calls a gap's bars take at most: one per `BARS_PER_CALL` minutes it touches."""
+    return -(-len(minutes_of(gap.start_ns, gap.end_ns)) // BARS_PER_CALL)
 
 
 def _reach(gap: Pending) -> set[tuple[str, str, int]]:
