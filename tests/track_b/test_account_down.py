@@ -289,6 +289,22 @@ def test_an_account_whose_sessions_fail_for_an_hour_is_down_failed_over_and_back
         )
         assert {r[0] for r in released} == {h[0] for h in held} <= {m[0] for m in moved}
         assert all("failover" in r[1] for r in released)
+        # Each moved symbol took its outage's gap and volume chain to acct2: the gap, from
+        # before acct1 went down, measured in shares at the symbol's first trade there.
+        outages = wait_until(
+            lambda: (
+                (r := sup.rows("select symbol, account, missing_volume from gaps"))
+                and {g[0] for g in r} >= {h[0] for h in held}
+                and r
+            ),
+            60,
+            "the moved symbols' gaps",
+        )
+        assert all(
+            account == "acct2" and missing is not None and missing >= 0
+            for symbol, account, missing in outages
+            if symbol in {h[0] for h in held}
+        ), outages
         # An hour after its first reconnect the budget reopens: a session, and resolved.
         wait_until(lambda: accounts()["acct1"]["stream"] == "connected", 90, "acct1 back")
         wait_until(lambda: _ctl_status(sup)[0] == 0, 30, "healthy again")

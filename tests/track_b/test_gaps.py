@@ -508,6 +508,30 @@ def test_an_outage_s_gap_waits_for_the_first_trade_and_is_measured_from_the_last
     assert quiet is not None and quiet.missing_volume == 0 and quiet.cum_before == 1_510
 
 
+def test_a_symbol_failed_over_to_another_account_takes_its_gap_and_chain_there() -> None:
+    down, other = detector(), GapDetector("acct2", SilenceRule(0.5, 0.2), in_session)
+    down.on_registered("005930", 1_000 * MS)
+    down.on_volume("005930", 2_000 * MS, 1_000, 10)
+    down.on_tick("000660", 2_500 * MS)  # the connection's newest frame
+    down.on_disconnect(2_600 * MS, "disconnect", ["005930"])
+    carried = down.hand_over("005930", 40_000 * MS)  # acct1 is down: its slot moves
+    assert carried is not None and (carried.start_ns, carried.reason) == (2_500 * MS, "disconnect")
+    assert not down.open and not down.chain  # nothing of it left, nothing published there
+    other.resume("005930", carried.start_ns, carried.chain, carried.reason)
+    assert other.on_registered("005930", 41_000 * MS) is None  # waits for a trade
+    gap = other.on_volume("005930", 42_000 * MS, 1_500, 20)
+    assert gap == TickGap(
+        "acct2", "005930", 2_000 * MS, 42_000 * MS, "disconnect", "KRX", 480, 1_000, 1_480
+    )
+    # A symbol with no connection gap, or no chain, is not carried: `forget` publishes
+    up = detector()
+    up.on_volume("005930", 2_000 * MS, 1_000, 10)
+    assert up.hand_over("005930", 3_000 * MS) is None and up.chain
+    unchained = detector()
+    unchained.on_disconnect(2_600 * MS, "disconnect", ["005930"])
+    assert unchained.hand_over("005930", 3_000 * MS) is None and unchained.open
+
+
 def test_an_outage_the_chain_cannot_measure_goes_out_as_it_is() -> None:
     def outage(d: GapDetector, at: int) -> None:
         d.on_volume("005930", at * MS, 1_000, 10)

@@ -54,7 +54,7 @@ from observer.kis.stream import (
 from observer.market.grid import PriceKind
 from observer.runtime import alongside, sleep_unless
 from workers.track_b.account_feed import BOOK, TRADE, AccountFeed
-from workers.track_b.gaps import GapDetector, SilenceRule, TickGap
+from workers.track_b.gaps import Carried, GapDetector, SilenceRule, TickGap
 from workers.track_b.lag import FEED_LAGGING, FeedLag
 from workers.track_b.layouts import LAYOUT_UNKNOWN, UnknownLayouts
 from workers.track_b.outages import ACCOUNT_DOWN, Outages, resolve
@@ -95,6 +95,7 @@ SETTLE_S = 3.0
 # is awaited for minutes before each attempt fails anyway).
 KEYLESS_RETRY_S = 60.0
 _SETTLE_POLL_S = 0.02
+_PLACING = ("allocate", "replace")  # the decisions that register a symbol
 
 AccountState = StreamState | Literal["idle", "down"]  # see observer.kis.account_health
 
@@ -345,6 +346,9 @@ class Collector:
             )
             self.state[alias] = ("idle", clock.now_ns())  # healthy until it fails to come up
         self.scores: dict[str, float] = {}  # symbol -> its slot's score
+        # (symbol, venue) -> its connection gap and chain, released on an account that is
+        # down and placed on another in the same decisions (`apply`)
+        self.carried: dict[tuple[str, Venue], Carried] = {}
 
     # ------------------------------------------------------------------ the slots
 
@@ -413,10 +417,15 @@ class Collector:
         """
         for alias in self.detectors:
             self.overdue(alias)
+        # A symbol released on one account and placed on another (a failover) takes its
+        # connection gap and chain there (`GapDetector.hand_over`)
+        placed = {d.candidate.symbol: d.account for d in decisions if d.action in _PLACING}
         for d in decisions:
             symbol = d.candidate.symbol
             if d.action in ("release", "expire"):
-                await self._drop(d.account, symbol)
+                await self._drop(
+                    d.account, symbol, moving=placed.get(symbol, d.account) != d.account
+                )
             elif d.action == "replace":
                 assert d.replaced is not None
                 await self._drop(d.account, d.replaced.symbol)
@@ -608,6 +617,10 @@ class Collector:
         # none is skipped because another could not be sent (the session sends them).
         now = self.clock.now_ns()
         for venue in self.policy.venues(symbol):
+            if (carried := self.carried.pop((symbol, venue), None)) is not None:
+                self.detectors[alias][venue].resume(
+                    symbol, carried.start_ns, carried.chain, carried.reason
+                )
             self.detectors[alias][venue].on_placed(symbol, now)
         for tr_id in self.policy.feeds(symbol):
             await self._subscribe(alias, tr_id, symbol)
@@ -618,12 +631,17 @@ class Collector:
         except SubscriptionError as exc:  # a registration not released: `reconcile` repairs
             log.error("account %s: %s not registered: %s", alias, symbol, exc)
 
-    async def _drop(self, alias: str, symbol: str) -> None:
+    async def _drop(self, alias: str, symbol: str, *, moving: bool = False) -> None:
+        """Release ``symbol`` on ``alias``; ``moving``: to be placed on another account next."""
         for tr_id in self.policy.feeds(symbol):  # each released on its own, at once (`_add`)
             await self.streams[alias].unsubscribe(tr_id, symbol)
         now = self.clock.now_ns()
         for venue in self.policy.venues(symbol):
-            self._forget(alias, symbol, venue, now)
+            detector = self.detectors[alias][venue]
+            if moving and (carried := detector.hand_over(symbol, now)) is not None:
+                self.carried[symbol, venue] = carried
+            else:
+                self._forget(alias, symbol, venue, now)
         self.recent.pop(symbol, None)
         self.latest.pop(symbol, None)
         self.statuses.pop(symbol, None)

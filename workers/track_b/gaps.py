@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from bus.events import GapReason, Venue
 
-__all__ = ["CHAIN_WAIT_NS", "GapDetector", "SilenceRule", "TickGap", "throughout"]
+__all__ = ["CHAIN_WAIT_NS", "Carried", "GapDetector", "SilenceRule", "TickGap", "throughout"]
 
 # A refused trade's own stamp is trusted within this much before its arrival (a stamp that
 # reads but lies further off came with a bad record: the newest delivered trade is used).
@@ -56,6 +56,15 @@ class SilenceRule:
     # The resolution of the trade times judged: KIS stamps trades to the second (HHMMSS), so
     # a pause measured between two stamps may be up to a second longer than it was.
     resolution_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """A symbol's connection gap and volume chain, carried to another account (`hand_over`)."""
+
+    start_ns: int
+    reason: GapReason
+    chain: tuple[int, int]  # its last trade's cumulative volume, and stamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,17 +318,43 @@ class GapDetector:
         if self.outage is not None:
             self.open.setdefault(symbol, (now_ns, self.outage))
 
-    def resume(self, symbol: str, since_ns: int, chain: tuple[int, int] | None = None) -> None:
-        """A restarted process takes ``symbol``'s slot back.
+    def resume(
+        self,
+        symbol: str,
+        since_ns: int,
+        chain: tuple[int, int] | None = None,
+        reason: GapReason = "process_restart",
+    ) -> None:
+        """A restarted process takes ``symbol``'s slot back (or another account's, `Carried`).
 
         Its data may be missing from ``since_ns`` (the last its predecessor is known to have
         stored) until it is registered again, as after a dropped session. ``chain``: the
         symbol's last stored trade (cumulative volume, stamp): the gap is then measured at its
         first trade after the registration, as an outage's is.
         """
-        self.open[symbol] = (since_ns, "process_restart")
+        self.open[symbol] = (since_ns, reason)
         if chain is not None and self.chains:
             self.chain[symbol] = chain
+
+    def hand_over(self, symbol: str, now_ns: int) -> Carried | None:
+        """``symbol`` leaves this account's session, down, for another account's (a failover).
+
+        Its connection gap and volume chain go with it (`resume` on the other's detector): the
+        gap is then measured at its first trade there, the ACML_VOL being the venue's day
+        whatever the session. None, and nothing forgotten, when it has no connection gap or
+        no chain: `forget` then publishes what it has.
+        """
+        chain = self.chain.get(symbol)
+        if chain is None or not self.chains:
+            return None
+        if (waiting := self.awaiting.get(symbol)) is not None:
+            start, reason = waiting.start_ns, waiting.reason
+        elif (opened := self.open.get(symbol)) is not None:
+            start, reason = opened
+        else:
+            return None
+        self.forget(symbol, now_ns)  # its gap is carried, not published here
+        return Carried(start, reason, chain)
 
     def on_registered(self, symbol: str, now_ns: int) -> TickGap | None:
         """A registration was acknowledged: close the symbol's connection gap, if any.
