@@ -1641,7 +1641,7 @@ _KINDS = (
         code="reconciliation_failed",
         severities=("error", "critical"),
         raised_by="gap_recovery (gap_verify when `observer gap-recovery verify` runs it by hand)",
-        subject="",
+        subject="the day, and its venues when a run covered some (`2026-11-20 NXT`)",
         meaning=(
             "Some symbols could not be reconciled because KIS gave no bars or the database "
             "read failed (error, per run); critical once `[gap_recovery] verify_attempts` (3)"
@@ -1652,7 +1652,11 @@ _KINDS = (
             "gap-recovery verify --date D` reconciles only the symbols not yet done (an "
             "earlier day needs a real account)."
         ),
-        resolved="never: acknowledge it (observer alerts ack ID)",
+        resolved=(
+            "by the daemon's run that reconciles every symbol left of its day and venues (a "
+            "retry, or a restarted daemon's); one given up on (critical), or raised by hand: "
+            "acknowledge it once `verify` has reconciled the day"
+        ),
     ),
     AlertKind(
         code="reconciliation_misses",

@@ -21,13 +21,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import msgspec
 import pytest
 from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
-from bus.events import Alert, Event, GapDetected, Reconciliation, SlotDecision, TradeTick
+from bus.events import (
+    Alert,
+    AlertResolved,
+    Event,
+    GapDetected,
+    Reconciliation,
+    SlotDecision,
+    TradeTick,
+)
 from bus.producer import Producer
 from harness.sim.config import TickLoss
 from harness.sim.market import KST
@@ -35,7 +44,7 @@ from harness.sim.realtime import trade_ns
 from harness.sim.server import SimConfig
 from observer.calendar.clock import ManualClock
 from observer.config.tree import Settings
-from observer.config.workers import TrackBSettings
+from observer.config.workers import GapRecoverySettings, TrackBSettings
 from observer.db.outages import ReadRetries
 from observer.db.reconciliation_queries import reconciled_minutes
 from observer.kis.schemas import MinuteBarRow
@@ -53,7 +62,7 @@ from tests.support import (
 from tests.track_b.test_track_b import DAY, MARKET, NINE, publish_morning
 from workers.gap_recovery import verify
 from workers.gap_recovery.cli import app as gaps_app
-from workers.gap_recovery.verify import Verifier
+from workers.gap_recovery.verify import FAILED_ALERT, Verifier
 
 S = 1_000_000_000
 MINUTE = 60 * S
@@ -599,3 +608,44 @@ def test_a_symbol_whose_stored_minutes_the_database_fails_fails_alone_and_is_tri
     reconciled = bus.of("gap_recovery", Reconciliation)
     assert [r.symbol for r in reconciled] == [b, a]
     assert shorts_of(reconciled[1]) == {at(14, 55): f"reconciliation:{a}:{at(14, 55)}"}
+
+
+@pytest.mark.parametrize("failing_runs", [1, 3])
+def test_a_day_that_fails_is_one_alert_of_its_day_resolved_by_the_run_that_reconciles_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch, failing_runs: int
+) -> None:
+    """a's bars fail ``failing_runs`` runs of three: one error alert whose subject is the day,
+    then either resolved by the run that reconciles a, or critical once the daemon gives up.
+    """
+    clock = ManualClock(at(14, 30))
+    bus = StoredBus(store, clock)
+    a, _ = GR_STOCKS[:2]
+    track_b_day(bus, {(a, at(14, 55))})
+    clock.advance((at(15, 1, 10) - clock.now_ns()) / S)
+    answering, reads_of_a = verify.tick_minutes, [0]  # a run reads its minutes once
+
+    def failing(conn: Any, symbol: str, lo: int, hi: int, venue: str, **how: bool) -> Any:
+        if symbol == a:
+            reads_of_a[0] += 1
+            if reads_of_a[0] <= failing_runs:
+                raise OperationalError("SELECT ...", {}, Exception("server closed it"))
+        return answering(conn, symbol, lo, hi, venue, **how)
+
+    monkeypatch.setattr(verify, "tick_minutes", failing)
+    retrying = GapRecoverySettings(verify_attempts=3, backoff_max_s=0)
+    settings = msgspec.structs.replace(TO_15, gap_recovery=retrying)
+    lane: Any = BarLane()
+    reads = ReadRetries(1.0, 30.0, lambda: None)
+    verifier = Verifier(settings, clock, bus.sender("gap_recovery"), store.engine, [lane], reads)
+    asyncio.run(verifier._settle(FRIDAY, asyncio.Event()))
+    alerts = [
+        (e.severity, e.subject) for e in bus.of("gap_recovery", Alert) if e.code == FAILED_ALERT
+    ]
+    ended = [(e.severity, e.subject) for e in bus.of("gap_recovery", AlertResolved)]
+    day = FRIDAY.isoformat()
+    if failing_runs < 3:
+        assert alerts == [("error", day)] and ended == [("error", day)]
+        assert not verifier.alerts.is_open(FAILED_ALERT, day)
+    else:  # given up: critical, on the same condition, left open
+        assert alerts == [("error", day), ("critical", day)] and ended == []
+        assert verifier.alerts.severity(FAILED_ALERT, day) == "critical"

@@ -35,6 +35,7 @@ from workers.gap_recovery.outcomes import (
     UNRECOVERABLE_ALERT,
 )
 from workers.gap_recovery.trades import NOT_CLOSING_ALERT
+from workers.gap_recovery.verify import FAILED_ALERT
 
 __all__ = ["GapReads", "GapRow", "StartUp", "Sweep", "day_of"]
 
@@ -97,7 +98,13 @@ class GapReads:
             )
             source = own_source(self.settings.supervisor, SOURCE)
             trades = recovered_trades(conn, source, now - days * _DAY_NS)
-            taken = [UNRECOVERABLE_ALERT, NOT_ON_PAPER_ALERT, NOT_OFFERED_ALERT, NOT_CLOSING_ALERT]
+            taken = [
+                UNRECOVERABLE_ALERT,
+                NOT_ON_PAPER_ALERT,
+                NOT_OFFERED_ALERT,
+                NOT_CLOSING_ALERT,
+                FAILED_ALERT,
+            ]
             alerted = open_alerts(conn, source, taken)
         return StartUp(stored, trades, settled, alerted, self.open())
 

@@ -61,11 +61,13 @@ from workers.gap_recovery.reconcile import (
 )
 
 __all__ = [
+    "FAILED_ALERT",
     "DayResult",
     "RunFigures",
     "Verifier",
     "completeness_text",
     "day_stream_ends",
+    "failed_subject",
     "lanes_for",
     "misses_of",
 ]
@@ -85,7 +87,15 @@ def work_key(symbol: str, venue: str) -> str:
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
+# A run that could not reconcile every symbol of its day and venues (subject: `failed_subject`):
+# an error, critical once the daemon gives up on them, resolved by a run that reconciles them
+FAILED_ALERT = "reconciliation_failed"
 _JOIN_NS = 30 * MINUTE_NS  # holdings closer than a page of bars share one bar query
+
+
+def failed_subject(day: date, venues: frozenset[Venue] | None) -> str:
+    """``2026-11-20`` for a run of every venue, ``2026-11-20 NXT`` for Nextrade's alone."""
+    return day.isoformat() if venues is None else f"{day} {' '.join(sorted(venues))}"
 
 
 @dataclass
@@ -94,6 +104,7 @@ class DayResult:
 
     day: date
     attempt: int = 1  # a retry covers only the symbols earlier runs could not reconcile
+    venues: frozenset[Venue] | None = None  # the venues reconciled (None: every venue)
     statuses: Counter[str] = field(default_factory=Counter)
     missing_volume: int = 0
     misses: int = 0
@@ -102,6 +113,11 @@ class DayResult:
     failed: dict[str, str] = field(default_factory=dict)  # symbol -> why
     # Symbols left because no account is offered the day's bars (paper: an earlier day)
     not_offered: set[str] = field(default_factory=set)
+
+    @property
+    def subject(self) -> str:
+        """Its failure alert's subject: the day, and the venues when not all."""
+        return failed_subject(self.day, self.venues)
 
     def add(self, symbol: str, checks: Sequence[MinuteCheck], calls: int) -> None:
         """Count one symbol's minutes."""
@@ -331,7 +347,7 @@ class Verifier:
             and work_key(symbol, venue) not in (skip or set())
             and (venues is None or venue in venues)
         )
-        result = DayResult(day, attempt)
+        result = DayResult(day, attempt, venues=venues)
         if not work:
             return result
         today = now_utc(self.clock).astimezone(KST).date()
@@ -519,14 +535,13 @@ class Verifier:
                 )
             )
         if result.failed:
-            self.send(
-                Alert(
-                    severity="error",
-                    code="reconciliation_failed",
-                    context=context,
-                    message=f"{day}: no bars for {len(result.failed)} symbols: "
-                    + ", ".join(f"{s} ({why})" for s, why in sorted(result.failed.items()))[:1500],
-                )
+            self.alerts.raise_(
+                FAILED_ALERT,
+                result.subject,
+                "error",
+                f"{day}: no bars for {len(result.failed)} symbols: "
+                + ", ".join(f"{s} ({why})" for s, why in sorted(result.failed.items()))[:1500],
+                context,
             )
         self.send(
             Alert(
@@ -613,18 +628,22 @@ class Verifier:
             attempt += 1
             if not result.failed:
                 log.info("reconciliation of %s done: %d symbols", day, len(done))
+                self.alerts.resolve(
+                    FAILED_ALERT,
+                    failed_subject(day, venues),
+                    f"{day}: every symbol reconciled ({len(done)}; run {attempt - 1})",
+                )
                 return
             if attempt <= self.config.verify_attempts:
                 await sleep_unless(self.clock, self.config.backoff_max_s, stop)
                 if stop.is_set():
                     return
-        self.send(
-            Alert(
-                severity="critical",
-                code="reconciliation_failed",
-                message=f"{day}: {len(result.failed)} symbols could not be reconciled after "
-                f"{self.config.verify_attempts} runs: {', '.join(sorted(result.failed))}"[:2000],
-            )
+        self.alerts.raise_(
+            FAILED_ALERT,
+            failed_subject(day, venues),
+            "critical",
+            f"{day}: {len(result.failed)} symbols could not be reconciled after "
+            f"{self.config.verify_attempts} runs: {', '.join(sorted(result.failed))}"[:2000],
         )
 
 
