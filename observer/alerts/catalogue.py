@@ -1644,7 +1644,7 @@ _KINDS = (
         subject="the day, and its venues when a run covered some (`2026-11-20 NXT`)",
         meaning=(
             "Some symbols could not be reconciled because KIS gave no bars or the database "
-            "read failed (error, per run); critical once `[gap_recovery] verify_attempts` (3)"
+            "read failed (an error, once for its day and venues); critical once `[gap_recovery] verify_attempts` (3)"
             " runs have failed, when the daemon gives up on the day."
         ),
         action=(
