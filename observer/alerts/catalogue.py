@@ -1644,8 +1644,9 @@ _KINDS = (
         subject="the day, and its venues when a run covered some (`2026-11-20 NXT`)",
         meaning=(
             "Some symbols could not be reconciled because KIS gave no bars or the database "
-            "read failed (an error, once for its day and venues); critical once `[gap_recovery] verify_attempts` (3)"
-            " runs have failed, when the daemon gives up on the day."
+            "read failed (an error, once for its day and venues); critical once "
+            "`[gap_recovery] verify_attempts` (3) runs have failed, when the daemon gives up "
+            "on the day."
         ),
         action=(
             "Read why in the message; once KIS and the database answer, `observer "
