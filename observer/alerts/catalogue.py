@@ -1192,7 +1192,7 @@ _KINDS = (
         code="job_overlap",
         severities=("warning",),
         raised_by="supervisor",
-        subject="",
+        subject="the job's name",
         meaning=(
             "A job's scheduled run came due while its previous run was still running or "
             "waiting, so this run was skipped; the message names the job."
@@ -1201,7 +1201,10 @@ _KINDS = (
             "Read the job's log to see why it runs so long (`observer ctl status` shows it); "
             "if the skipped run is needed, `observer ctl run NAME` once it has ended."
         ),
-        resolved="never: acknowledge it (observer alerts ack ID)",
+        resolved=(
+            "when the job's next run starts (one resolution ends each skip's alert); a "
+            "restarted supervisor takes it over, and ends it if the job is no longer its own"
+        ),
     ),
     AlertKind(
         code="job_run_skipped",

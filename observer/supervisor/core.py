@@ -39,7 +39,7 @@ from observer.supervisor.control import ControlServer
 from observer.supervisor.control_tcp import TcpControlServer
 from observer.supervisor.crash_loops import CRASH_LOOP_CODE
 from observer.supervisor.holds import Holds
-from observer.supervisor.jobs import Jobs
+from observer.supervisor.jobs import JOB_OVERLAP, Jobs
 from observer.supervisor.leftovers import ChildRecord, end_leftovers
 from observer.supervisor.program import Launch, Program, State
 from observer.supervisor.readings import DatabaseReadings, Reading
@@ -125,6 +125,7 @@ class Supervisor:
             self._tasks,
             self._publish,
             timedelta(seconds=settings.supervisor.catch_up_s),
+            self.alerts,
         )
         # Dependencies on programs of another host's role: met through the bus.
         self._remote = connect(self.programs, lambda: self.producer.acked)
@@ -476,7 +477,14 @@ class Supervisor:
 
     def _take_over(self, notices: list[Notice]) -> None:
         """Take over what its source left open of what it judges; its own alerts stay its own."""
-        judged = {FATAL, REPLACED_CODE, CRASH_LOOP_CODE, METRICS_UNAVAILABLE, *self.sampler.codes}
+        judged = {
+            FATAL,
+            REPLACED_CODE,
+            CRASH_LOOP_CODE,
+            METRICS_UNAVAILABLE,
+            JOB_OVERLAP,
+            *self.sampler.codes,
+        }
         notices = [n for n in notices if n.code in judged]
         fresh = [n.condition for n in notices if not self.alerts.is_open(*n.condition)]
         taken = self.alerts.take_over(notices)
@@ -490,6 +498,9 @@ class Supervisor:
         replaced = {subject for code, subject in fresh if code == REPLACED_CODE}
         loops = {subject for code, subject in fresh if code == CRASH_LOOP_CODE}
         self.replacements.taken_over(replaced, loops, self.programs)  # after a quiet hour
+        for name in sorted({n.subject for n in taken if n.code == JOB_OVERLAP}):
+            if name not in self.programs:  # nothing of it runs here again to end it
+                self.alerts.resolve(JOB_OVERLAP, name, f"{name} is no longer supervised here")
         for name in sorted({n.subject for n in taken if n.code == FATAL}):
             program = self.programs.get(name)
             if program is None:  # its program_fatal would stay open for ever

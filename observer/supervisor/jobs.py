@@ -19,6 +19,7 @@ from typing import Annotated
 import msgspec
 
 from bus.events import Alert, Event
+from observer.alerts.book import AlertBook
 from observer.calendar.phases import KST
 from observer.calendar.timeline import Timeline
 from observer.process.private_files import write_private
@@ -28,7 +29,7 @@ from observer.supervisor.program import Program, State
 from observer.supervisor.schedule import due_runs, missed_run, next_run
 from observer.supervisor.settings import ScheduleEntry
 
-__all__ = ["RUN_SKIPPED", "Jobs", "running_before"]
+__all__ = ["JOB_OVERLAP", "RUN_SKIPPED", "Jobs", "running_before"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ _Time = Annotated[datetime, msgspec.Meta(tz=True)]
 _MISSED = "missed while no supervisor ran"
 _INTERRUPTED = "interrupted by the supervisor's restart"
 RUN_SKIPPED = "job_run_skipped"  # the alert of due runs a supervisor's start gave up
+# A due run skipped because the job's previous run was still under way (subject: the job),
+# resolved when the job's next run starts
+JOB_OVERLAP = "job_overlap"
 # How far back a start looks for runs it gives up (a host off for months: one alert still).
 _SKIPPED_LOOKBACK = timedelta(days=31)
 _BEYOND = "due, or interrupted, over [supervisor] catch_up_s ago while no supervisor ran it"
@@ -102,7 +106,9 @@ class Jobs:
         tasks: ShortTasks,
         publish: Callable[[Event], None],
         catch_up: timedelta,
+        alerts: AlertBook | None = None,
     ) -> None:
+        """``alerts``: the supervisor's book, publishing as ``publish`` does (else its own)."""
         self.programs = programs
         self._catch_up = catch_up
         self.jobs = [p for p in programs.values() if p.kind == "job"]
@@ -110,6 +116,7 @@ class Jobs:
         self._record = record
         self._tasks = tasks
         self._publish = publish
+        self._alerts = alerts or AlertBook(publish)
         self._done: dict[str, datetime] = {}
         self._pending: dict[str, datetime] = {}
         self._read()
@@ -166,7 +173,8 @@ class Jobs:
         if job.active or job.queued is not None:
             log.warning("%s is still running; skipping its %s run", job.name, why)
             message = f"{job.name} still running ({why})"
-            self._publish(Alert(severity="warning", code="job_overlap", message=message))
+            # Each skipped run said; the next run that starts ends them all
+            self._alerts.raise_(JOB_OVERLAP, job.name, "warning", message, again=True)
             self._deal(job, due, settle=False)  # the run under way stays pending
             return
         if due is not None:
@@ -175,7 +183,7 @@ class Jobs:
         before = running_before(job, self.programs)
         if not before:
             log.info("running %s (%s)", job.name, why)
-            job.launch(args)
+            self._launch(job, args, why)
             return
         names = ", ".join(p.name for p in before)
         log.info("%s (%s) waits for %s to end", job.name, why, names)
@@ -198,7 +206,11 @@ class Jobs:
             log.info("%s is held (stopped by a command): skipping its %s run", job.name, why)
             return
         log.info("running %s (%s, after the jobs it follows)", job.name, why)
+        self._launch(job, args, why)
+
+    def _launch(self, job: Program, args: tuple[str, ...], why: str) -> None:
         job.launch(args)
+        self._alerts.resolve(JOB_OVERLAP, job.name, f"{job.name} runs again ({why})")
 
     def drop_queued(self) -> None:
         """Drop every run waiting for the jobs it follows (the supervisor stops).

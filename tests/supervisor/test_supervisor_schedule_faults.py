@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from bus.errors import OutboxFull
-from bus.events import Alert, Event
+from bus.events import Alert, AlertResolved, Event
 from observer.calendar.clock import SimulatedClock, now_utc
 from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
@@ -29,7 +30,7 @@ from observer.runtime import ShortTasks
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Request
 from observer.supervisor.core import Supervisor
-from observer.supervisor.jobs import RUN_SKIPPED, Jobs
+from observer.supervisor.jobs import JOB_OVERLAP, RUN_SKIPPED, Jobs
 from observer.supervisor.program import Launch, Program, State
 from observer.supervisor.settings import ProgramSettings
 from tests.support import WRITER_PROGRAM, SupervisorProcess, wait_until
@@ -456,6 +457,41 @@ def test_runs_missed_beyond_the_catch_up_window_are_alerted_once(tmp_path: Path)
     assert json.loads(record.read_text()) == {"backup": "2026-11-20T21:00:00+09:00"}
     start(kst(5, 1).replace(day=21))  # restarted again: said once
     assert len(published) == 1
+
+
+def test_a_run_due_while_the_last_runs_is_one_overlap_alert_each_ended_by_the_next_run(
+    tmp_path: Path,
+) -> None:
+    """Before, `job_overlap` had no subject and stayed open until acknowledged."""
+    config = tmp_path / "observer.toml"
+    fakes = Fakes(tmp_path)
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\n'
+        + fakes.program("backup", "job", extra='schedule = [{ at = "21:00", days = "daily" }]')
+    )
+    settings = load_settings(config)
+    launch = Launch(tmp_path, dict(os.environ), tmp_path / "log", 1.0)
+    backup = Program("backup", settings.programs["backup"], launch, lambda *_: None)
+    launched: list[tuple[str, ...]] = []
+    backup.launch = lambda args, **_: launched.append(args) or True  # type: ignore[method-assign]
+    timeline = timeline_from(settings.phases, settings.calendar)
+    published: list[Event] = []
+    runs = {"backup": backup}
+    jobs = Jobs(runs, timeline, tmp_path / "s.json", ShortTasks(), published.append, timedelta(1))
+    backup._runner = SimpleNamespace(done=lambda: False)  # type: ignore[assignment]  # running
+    jobs.run(backup, (), "scheduled 21:00")
+    jobs.run(backup, (), "by hand")
+    assert launched == []
+    skipped = [e for e in published if isinstance(e, Alert) and e.severity == "warning"]
+    assert [(e.code, e.subject) for e in skipped] == [(JOB_OVERLAP, "backup")] * 2
+    backup._runner = None  # its run ended
+    jobs.run(backup, (), "by hand")
+    assert launched == [()]
+    [ended] = published[2:]  # one resolution ends both
+    assert isinstance(ended, AlertResolved)
+    assert (ended.code, ended.subject) == (JOB_OVERLAP, "backup")
+    jobs.run(backup, (), "by hand")  # nothing open: nothing to end
+    assert len(published) == 3
 
 
 def test_a_hold_outlasts_a_restart_of_the_supervisor(tmp_path: Path) -> None:
