@@ -18,6 +18,7 @@ from harness.sim.market import KST
 from harness.sim.protocol import NS
 
 __all__ = [
+    "NXT_VIS_FROM",
     "PROGRAMS",
     "PROGRAM_BUY_PCT",
     "PROGRAM_SELL_PCT",
@@ -46,14 +47,22 @@ _NXT_EVENTS = (
     (time(15, 40), "150", ""),
     (time(20, 0), "159", ""),
 )
-_VI_ONE_IN = 10  # symbols with a VI a day
+_VI_ONE_IN = 10  # symbols with a VI a day (on each venue)
 _VI_MINUTES = 2
+# Nextrade's static VIs, from the notice of 2026-09-14 (kis-market-2026-09.md §3): none before
+NXT_VIS_FROM = date(2026, 9, 14)
 PROGRAM_SELL_PCT, PROGRAM_BUY_PCT = 7, 6  # of the day's volume so far
 
 
-def vi_window(symbol: str, day: date) -> tuple[datetime, datetime] | None:
-    """The symbol's VI of the day (start, end), if it has one (10:00 to 14:59 KST)."""
-    mark = zlib.crc32(f"{symbol}{day.isoformat()}".encode())
+def vi_window(symbol: str, day: date, venue: str = "KRX") -> tuple[datetime, datetime] | None:
+    """The symbol's VI of the day on ``venue`` (start, end), if it has one (10:00 to 14:59 KST).
+
+    Nextrade's (``NXT``, a stock it trades that day: the caller's to know) are drawn apart
+    from KRX's: its static VI's trigger is its own price, not KRX's. None before NXT_VIS_FROM.
+    """
+    if venue == "NXT" and day < NXT_VIS_FROM:
+        return None
+    mark = zlib.crc32(f"{'NX' if venue == 'NXT' else ''}{symbol}{day.isoformat()}".encode())
     if mark % _VI_ONE_IN:
         return None
     start = datetime.combine(day, time(10, 0), KST) + timedelta(minutes=mark // _VI_ONE_IN % 300)
@@ -63,7 +72,10 @@ def vi_window(symbol: str, day: date) -> tuple[datetime, datetime] | None:
 def status_records(
     tr_id: str, symbol: str, start: datetime, end: datetime, faults: Faults
 ) -> list[str]:
-    """The symbol's market-operation records in (start, end], in time order."""
+    """The symbol's market-operation records in (start, end], in time order.
+
+    On Nextrade's feed (H0NXMKO0) the symbol is one Nextrade trades: its VIs are its own.
+    """
     day = end.date()
     krx = tr_id == "H0STMKO0"
     exchange = "1" if krx else "2"
@@ -77,7 +89,7 @@ def status_records(
         for ns, flag in ((halted[0], True), (halted[1], False)):
             when = datetime.fromtimestamp(ns / NS, KST)
             events.append((when, _status(symbol, flag, exchange=exchange)))
-    if krx and (vi := vi_window(symbol, day)) is not None:
+    if (vi := vi_window(symbol, day, "KRX" if krx else "NXT")) is not None:
         for when, applies in ((vi[0], "Y"), (vi[1], "N")):
             record = _status(symbol, _halted(halted, when), vi=applies, exchange=exchange)
             events.append((when, record))

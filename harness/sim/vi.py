@@ -1,12 +1,14 @@
 """The simulator's volatility interruptions as they happen (H0STVIC0, H0NXVIC0, H0UNVIC0).
 
-The VIs are `harness.sim.market_status.vi_window`'s (one stock in ten a day, KRX's, a static
-VI off the previous close, lifted two minutes later), the ones the market-status feeds and
-FHPST01390000 (`harness.sim.flows`) report. A record at each start and end, in the 2026-09
-layout (15 fields; the combined feed's 16, its venue "1"). KIS's workbook names the business
-date as the key but its example a symbol (UNCONFIRMED): `SimConfig.vi_tr_key` says which this
-simulator takes (both by default); under the date, every stock's VIs of that day. Nextrade
-has none here.
+The VIs are `harness.sim.market_status.vi_window`'s (one stock in ten a day on each venue, a
+static VI off the previous close, lifted two minutes later), the ones the market-status feeds
+report; KRX's are FHPST01390000's too (`harness.sim.flows`). Nextrade's, since 2026-09-14, of
+the stocks it trades that day, are drawn apart from KRX's (its own trigger price). A record
+at each start and end, in the 2026-09 layout (15 fields; the combined feed's 16, its
+EXCH_CLS_CODE "1" for KRX's, "2" for Nextrade's): H0STVIC0 KRX's, H0NXVIC0 Nextrade's,
+H0UNVIC0 both. KIS's workbook names the business date as the key but its example a symbol
+(UNCONFIRMED): `SimConfig.vi_tr_key` says which this simulator takes (both by default); under
+the date, every stock's VIs of that day.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from harness.sim.market_status import vi_window
 __all__ = ["VI_FEEDS", "DayVis", "ViChange", "vi_key_taken", "vi_numbers"]
 
 VI_FEEDS = frozenset({"H0STVIC0", "H0NXVIC0", "H0UNVIC0"})
+_VENUES = {"H0STVIC0": ("KRX",), "H0NXVIC0": ("NXT",), "H0UNVIC0": ("KRX", "NXT")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,7 @@ class ViChange:
     applies: bool
     start: datetime
     end: datetime
+    venue: str = "KRX"  # whose VI: KRX's or Nextrade's ("NXT")
 
 
 def vi_numbers(market: Market, symbol: str, day: date, start: datetime) -> tuple[int, int, str]:
@@ -55,29 +59,33 @@ class DayVis:
         self._days: dict[date, list[ViChange]] = {}
 
     def changes(self, day: date) -> list[ViChange]:
-        """``day``'s starts and ends, by time then code."""
+        """``day``'s starts and ends on both venues, by time, code, then venue."""
         if day not in self._days:
             found = []
+            traded = self.market.nxt_eligible(day)
             for symbol in self.market.listings:
-                if (window := vi_window(symbol, day)) is not None:
-                    start, end = window
-                    found += [
-                        ViChange(start, symbol, True, *window),
-                        ViChange(end, symbol, False, *window),
-                    ]
-            self._days = {day: sorted(found, key=lambda c: (c.at, c.symbol))}  # today's alone
+                for venue in ("KRX", "NXT") if symbol in traded else ("KRX",):
+                    if (window := vi_window(symbol, day, venue)) is not None:
+                        start, end = window
+                        found += [
+                            ViChange(start, symbol, True, *window, venue),
+                            ViChange(end, symbol, False, *window, venue),
+                        ]
+            # today's alone
+            self._days = {day: sorted(found, key=lambda c: (c.at, c.symbol, c.venue))}
         return self._days[day]
 
     def records(self, tr_id: str, key: str, start: datetime, end: datetime) -> list[str]:
         """The records of ``tr_id`` under ``key`` (a date or a symbol) in (start, end]."""
-        if tr_id == "H0NXVIC0":
-            return []
+        venues = _VENUES[tr_id]
         day = end.date()
         whole = key == f"{day:%Y%m%d}"
         if not whole and key not in self.market.listings:
             return []
         changes = [
-            c for c in self.changes(day) if start < c.at <= end and (whole or c.symbol == key)
+            c
+            for c in self.changes(day)
+            if start < c.at <= end and (whole or c.symbol == key) and c.venue in venues
         ]
         return [self._record(tr_id, day, c) for c in changes]
 
@@ -101,6 +109,6 @@ class DayVis:
             "1",
         ]
         if tr_id == "H0UNVIC0":
-            fields.append("1")  # KRX's
+            fields.append("1" if change.venue == "KRX" else "2")  # EXCH_CLS_CODE
         fields.append("Y" if listing.group == "EF" else "N")
         return "^".join(fields)

@@ -37,10 +37,15 @@ def test_krx_session_events_a_halt_and_a_vi_in_time_order() -> None:
     assert [s.vi for s in statuses[4:6]] == ["Y", "N"]
     assert [s.operation for s in statuses[6:]] == ["121", "129"]
     assert {s.exchange for s in statuses} == {"1"} and {s.symbol for s in statuses} == {symbol}
-    # Within a window: only its events; Nextrade's feed has its own, and no VI here.
+    # Within a window: only its events; Nextrade's feed has its own, its VIs its own too.
     assert len(status_records("H0STMKO0", symbol, at(9, 0), at(9, 15), faults)) == 1
+    assert vi_window(symbol, DAY, "NXT") is None
     nxt = status_records("H0NXMKO0", symbol, at(7, 0), at(21, 0), Faults())
     assert len(nxt) == 6 and all(r.endswith("^2") for r in nxt)
+    other = next(f"{n:06d}" for n in range(1, 10_000) if vi_window(f"{n:06d}", DAY, "NXT"))
+    nxt = status_records("H0NXMKO0", other, at(7, 0), at(21, 0), Faults())
+    events = RealtimeDecoder("acct1").decode(f"0|H0NXMKO0|{len(nxt):03d}|{'^'.join(nxt)}", 0)
+    assert [s.vi for s in events.statuses if s.vi == "Y" or not s.operation] == ["Y", "N"]
 
 
 def test_one_symbol_in_ten_has_a_vi_a_day() -> None:

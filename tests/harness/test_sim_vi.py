@@ -31,21 +31,39 @@ def decoded(tr_id: str, records: list[str]) -> list[ViNotice]:
 
 def test_under_the_date_every_vi_of_the_day_starts_and_ends_in_time_order() -> None:
     vis = DayVis(MARKET)
-    windows = {s: w for s in MARKET.listings if (w := vi_window(s, DAY)) is not None}
-    assert 10 <= len(windows) <= 60  # one stock in ten
+    windows = {
+        (s, code): w
+        for venue, code, names in (
+            ("KRX", "1", MARKET.listings),
+            ("NXT", "2", MARKET.nxt_eligible(DAY)),  # the stocks Nextrade trades, its own VIs
+        )
+        for s in names
+        if (w := vi_window(s, DAY, venue)) is not None
+    }
+    krx = sum(code == "1" for _, code in windows)
+    assert 10 <= krx <= 60 and 1 <= len(windows) - krx < krx  # one stock in ten on each
     notices = decoded("H0UNVIC0", vis.records("H0UNVIC0", "20261120", at(8, 0), at(20, 0)))
     assert len(notices) == 2 * len(windows)
     assert [n.received_ns for n in notices] == sorted(n.received_ns for n in notices)
     for notice in notices:
-        start, end = windows[notice.symbol]
+        assert notice.exchange is not None
+        start, end = windows[notice.symbol, notice.exchange]
         assert notice.started_ns == int(start.timestamp()) * NS
         assert notice.ended_ns == (0 if notice.applies else int(end.timestamp()) * NS)
-        assert (notice.venue, notice.exchange, notice.trade_date) == ("combined", "1", DAY)
-    # A window sends only what falls in it; Nextrade has no VI here.
-    first = min(w[0] for w in windows.values())
+        assert (notice.venue, notice.trade_date) == ("combined", DAY)
+    # A window sends only what falls in it; each venue's feed its own.
+    first = min(w[0] for (_, code), w in windows.items() if code == "1")
     (only,) = decoded("H0STVIC0", vis.records("H0STVIC0", "20261120", at(8, 0), first))
     assert only.applies and only.venue == "KRX" and only.exchange is None
-    assert not vis.records("H0NXVIC0", "20261120", at(8, 0), at(20, 0))
+    nxt = decoded("H0NXVIC0", vis.records("H0NXVIC0", "20261120", at(8, 0), at(20, 0)))
+    assert {n.symbol for n in nxt} == {s for s, code in windows if code == "2"}
+    assert all(n.venue == "NXT" for n in nxt) and len(nxt) == 2 * (len(windows) - krx)
+    # Before 2026-09-14 Nextrade had no static VI
+    old = date(2026, 9, 11)
+    morning, evening = (datetime.combine(old, time(h), KST) for h in (8, 20))
+    assert not vis.records("H0NXVIC0", "20260911", morning, evening)
+    assert vis.records("H0STVIC0", "20260911", morning, evening)  # KRX's, as ever
+    assert all(vi_window(s, old, "NXT") is None for s in MARKET.nxt_eligible(old))
 
 
 def test_under_a_symbol_its_own_vis_alone_the_same_as_the_rest_list() -> None:

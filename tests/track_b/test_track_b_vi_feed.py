@@ -16,10 +16,12 @@ from workers.track_b.vi_feed import VI_FEED_REFUSED
 FEED = 'vi_feed = "combined"\n'
 
 
-def _first_vi(after: str) -> datetime:
-    """The first VI to start after ``after`` (KST) on the test day, of any listing."""
+def _first_vi(after: str, venue: str = "KRX") -> datetime:
+    """The first VI on ``venue`` to start after ``after`` (KST) on the test day, of any listing
+    (Nextrade's: of the stocks it trades)."""
     since = datetime.combine(DAY, datetime.strptime(after, "%H:%M").time(), KST)
-    starts = [w[0] for s in MARKET.listings if (w := vi_window(s, DAY)) and w[0] > since]
+    names = MARKET.listings if venue == "KRX" else MARKET.nxt_eligible(DAY)
+    starts = [w[0] for s in names if (w := vi_window(s, DAY, venue)) and w[0] > since]
     return min(starts)
 
 
@@ -30,10 +32,11 @@ def _hhmm(at: datetime) -> str:
 def test_every_vi_of_the_market_is_stored_from_one_registration_under_the_date(
     tmp_path: Path,
 ) -> None:
-    """Five minutes before a VI at 10x, 60x from three before: the first account registers
-    H0UNVIC0 under 20261120, once; the VI's start and end (a stock nobody watches) arrive
-    on it, and every record sent is stored once, with the venue it names."""
-    first = _first_vi("10:30")
+    """Five minutes before a Nextrade VI at 10x, 60x from three before: the first account
+    registers H0UNVIC0 under 20261120, once; the VI's start and end (a stock nobody watches)
+    arrive on it, and every record sent is stored once, with the venue it names (its
+    EXCH_CLS_CODE: 2, Nextrade's static VIs since 2026-09-14; 1, KRX's)."""
+    first = _first_vi("10:30", "NXT")
     start, faster = first - timedelta(minutes=5), first - timedelta(minutes=3)
     with sim_day(tmp_path, VENUES, _hhmm(start), _hhmm(faster), track_b=FEED) as day:
         url, sim, proc = day.url, day.sim, day.start()
@@ -53,10 +56,11 @@ def test_every_vi_of_the_market_is_stored_from_one_registration_under_the_date(
         )
         assert len(found) == realtime.records_sent["H0UNVIC0"]  # each once
         start_ns = int(first.timestamp()) * 10**9
-        (symbol,) = {s for s, applies, at, *_ in found if applies and at == start_ns}
-        lifted = [r for r in found if r[0] == symbol and not r[1]]
+        (symbol,) = {r[0] for r in found if r[1] and r[2] == start_ns and r[5] == "2"}
+        lifted = [r for r in found if r[0] == symbol and not r[1] and r[5] == "2"]
         assert lifted and lifted[0][3] == start_ns + 120 * 10**9  # two minutes later
-        assert {r[4:8] for r in found} == {("combined", "1", "acct1", "regular")}
+        assert {(r[4], *r[6:8]) for r in found} == {("combined", "acct1", "regular")}
+        assert {r[5] for r in found} <= {"1", "2"}
 
 
 def test_a_refused_vi_feed_is_alerted_and_the_slots_go_on(tmp_path: Path) -> None:
