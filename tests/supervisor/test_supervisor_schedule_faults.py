@@ -26,6 +26,7 @@ from observer.calendar.clock import SimulatedClock, now_utc
 from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
 from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.runtime import ShortTasks
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Request
@@ -423,10 +424,8 @@ def test_the_record_of_due_runs_reads_the_earlier_form_and_a_run_under_way(
     assert json.loads(record.read_text())["under_way"] == "2026-11-20T21:00:00+09:00"
 
 
-def test_runs_missed_beyond_the_catch_up_window_are_alerted_once(tmp_path: Path) -> None:
-    """A host down from Wednesday evening to Saturday 05:00: the backups due Thursday and
-    Friday at 21:00 are over the 6 h window, so not run. They were given up without a word
-    (only an interrupted run was logged); now one warning says so, once."""
+def _daily_backup(tmp_path: Path) -> tuple[Settings, Program]:
+    """A job ``backup`` (a fake's program) due daily at 21:00, and the settings around it."""
     config = tmp_path / "observer.toml"
     fakes = Fakes(tmp_path)
     config.write_text(
@@ -435,7 +434,15 @@ def test_runs_missed_beyond_the_catch_up_window_are_alerted_once(tmp_path: Path)
     )
     settings = load_settings(config)
     launch = Launch(tmp_path, dict(os.environ), tmp_path / "log", 1.0)
-    programs = {n: Program(n, p, launch, lambda *_: None) for n, p in settings.programs.items()}
+    return settings, Program("backup", settings.programs["backup"], launch, lambda *_: None)
+
+
+def test_runs_missed_beyond_the_catch_up_window_are_alerted_once(tmp_path: Path) -> None:
+    """A host down from Wednesday evening to Saturday 05:00: the backups due Thursday and
+    Friday at 21:00 are over the 6 h window, so not run. They were given up without a word
+    (only an interrupted run was logged); now one warning says so, once."""
+    settings, backup = _daily_backup(tmp_path)
+    programs = {"backup": backup}
     programs["backup"].launch = lambda *_, **__: True  # type: ignore[method-assign]
     timeline = timeline_from(settings.phases, settings.calendar)
     record = tmp_path / "schedule.json"
@@ -463,15 +470,7 @@ def test_a_run_due_while_the_last_runs_is_one_overlap_alert_each_ended_by_the_ne
     tmp_path: Path,
 ) -> None:
     """Before, `job_overlap` had no subject and stayed open until acknowledged."""
-    config = tmp_path / "observer.toml"
-    fakes = Fakes(tmp_path)
-    config.write_text(
-        f'[paths]\ndata_dir = "{tmp_path / "data"}"\n'
-        + fakes.program("backup", "job", extra='schedule = [{ at = "21:00", days = "daily" }]')
-    )
-    settings = load_settings(config)
-    launch = Launch(tmp_path, dict(os.environ), tmp_path / "log", 1.0)
-    backup = Program("backup", settings.programs["backup"], launch, lambda *_: None)
+    settings, backup = _daily_backup(tmp_path)
     launched: list[tuple[str, ...]] = []
     backup.launch = lambda args, **_: launched.append(args) or True  # type: ignore[method-assign]
     timeline = timeline_from(settings.phases, settings.calendar)
