@@ -17,7 +17,13 @@ from observer.calendar.timeline import timeline_from
 from observer.calendar.venues import venues_from
 from tests.track_b.test_account_alerts_resolved import Account
 from workers.track_b.collect import Collector, CollectorSettings
-from workers.track_b.gaps import CHAIN_WAIT_NS, GapDetector, SilenceRule, TickGap
+from workers.track_b.gaps import (
+    CHAIN_BACKSTOP_NS,
+    CHAIN_WAIT_NS,
+    GapDetector,
+    SilenceRule,
+    TickGap,
+)
 from workers.track_b.sessions import Trading
 
 MS = 1_000_000
@@ -470,7 +476,7 @@ def test_the_chain_runs_on_across_outages_and_measures_each_in_shares(
             gaps.extend(g for g in [d.on_volume("005930", now, cum, qty)] if g)
         else:
             lost.append((cum, qty, now))
-    gaps += d.overdue(now + CHAIN_WAIT_NS)
+    gaps += d.overdue(now + CHAIN_BACKSTOP_NS)
     assert not d.awaiting
     inside = [(c, q, t) for c, q, t in lost if delivered and delivered[0] < c < delivered[-1]]
     measured = [g for g in gaps if g.missing_volume is not None]
@@ -538,13 +544,23 @@ def test_an_outage_the_chain_cannot_measure_goes_out_as_it_is() -> None:
         d.on_disconnect((at + 100) * MS, "disconnect", ["005930"])
         assert d.on_registered("005930", (at + 1_000) * MS) is None
 
-    # No trade within a minute of the registration: unmeasured, a minute on
+    # No trade within a minute of the registration, as the feed delivered: unmeasured
     quiet = detector()
     outage(quiet, 1_000)
-    assert quiet.overdue(2_000 * MS + CHAIN_WAIT_NS - 1) == []
-    (gap,) = quiet.overdue(2_000 * MS + CHAIN_WAIT_NS)
+    minute_on = 2_000 * MS + CHAIN_WAIT_NS
+    assert quiet.overdue(minute_on) == []  # the clock alone: the feed (or Track B) may be behind
+    quiet.on_tick("000660", minute_on - 1)  # another symbol's trade: the feed's own time
+    assert quiet.overdue(minute_on) == []
+    quiet.on_tick("000660", minute_on)
+    (gap,) = quiet.overdue(minute_on)
     assert (gap.start_ns, gap.end_ns, gap.missing_volume) == (1_100 * MS, 2_000 * MS, None)
     assert quiet.on_volume("005930", 70_000 * MS, 1_100, 10) is None  # no gap twice
+    # A connection delivering nothing at all: out on the clock, ten minutes on
+    silent = detector()
+    outage(silent, 1_000)
+    assert silent.overdue(2_000 * MS + CHAIN_BACKSTOP_NS - 1) == []
+    (gap,) = silent.overdue(2_000 * MS + CHAIN_BACKSTOP_NS)
+    assert gap.missing_volume is None and not silent.awaiting
 
     # A second outage before the first trade: one gap over both, measured by the trade after
     twice = detector()

@@ -20,7 +20,15 @@ from dataclasses import dataclass, replace
 
 from bus.events import GapReason, Venue
 
-__all__ = ["CHAIN_WAIT_NS", "Carried", "GapDetector", "SilenceRule", "TickGap", "throughout"]
+__all__ = [
+    "CHAIN_BACKSTOP_NS",
+    "CHAIN_WAIT_NS",
+    "Carried",
+    "GapDetector",
+    "SilenceRule",
+    "TickGap",
+    "throughout",
+]
 
 # A refused trade's own stamp is trusted within this much before its arrival (a stamp that
 # reads but lies further off came with a bad record: the newest delivered trade is used).
@@ -31,7 +39,11 @@ _MINUTE_NS = 60 * 1_000_000_000
 _PAUSE_STEP_NS = 30 * 1_000_000_000
 # A connection gap waits this long after its registration for the symbol's first trade to
 # measure it by the volume chain; a symbol that trades no sooner gets its gap unmeasured.
+# Judged on the feed's own time (the newest trade stamp its connection delivered), so a feed
+# or a process running behind measures what it delivers late; on the clock only past
+# CHAIN_BACKSTOP_NS, for a connection delivering nothing at all.
 CHAIN_WAIT_NS = 60 * 1_000_000_000
+CHAIN_BACKSTOP_NS = 10 * CHAIN_WAIT_NS
 
 
 def throughout(in_session: Callable[[int], bool], start_ns: int, end_ns: int) -> bool:
@@ -380,14 +392,18 @@ class GapDetector:
     def overdue(self, now_ns: int) -> list[TickGap]:
         """The connection gaps that will not be measured by the chain: they go out as they are.
 
-        Those whose symbol has not traded within `CHAIN_WAIT_NS` of the registration, and
-        those whose chain restarted meanwhile (a refused trade). Their symbols' chains start
-        again at their next trade: their minute bars hold the outage.
+        Those whose symbol has not traded within `CHAIN_WAIT_NS` of the registration as the
+        connection's feed has delivered (its newest trade stamp past it: a feed or a process
+        running behind does not cut the wait short), or within `CHAIN_BACKSTOP_NS` of the
+        clock, and those whose chain restarted meanwhile (a refused trade). Their symbols'
+        chains start again at their next trade: their minute bars hold the outage.
         """
         due = [
             gap
             for symbol, gap in self.awaiting.items()
-            if symbol not in self.chain or now_ns - gap.end_ns >= CHAIN_WAIT_NS
+            if symbol not in self.chain
+            or self.last_frame_ns - gap.end_ns >= CHAIN_WAIT_NS
+            or now_ns - gap.end_ns >= CHAIN_BACKSTOP_NS
         ]
         for gap in due:
             del self.awaiting[gap.symbol]
