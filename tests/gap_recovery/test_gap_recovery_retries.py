@@ -53,6 +53,7 @@ from workers.gap_recovery.outcomes import (
     RecoveryCounters,
     UnrecoverableAlerts,
 )
+from workers.gap_recovery.reads import Sweep
 from workers.gap_recovery.worker import GapRecovery, Pending
 
 S = 1_000_000_000
@@ -255,12 +256,12 @@ def test_an_unrecoverable_gap_is_tried_again_and_its_alert_resolved_when_recover
     alert = next(e for e in rig.sent if isinstance(e, Alert))
     assert alert.severity == "error" and alert.code == UNRECOVERABLE_ALERT
     # The sweep reads it back as unrecoverable: tried again only retake_s after it failed.
-    worker._take([_row_of(gap, "unrecoverable")])
+    worker._take(Sweep([_row_of(gap, "unrecoverable")], {}))
     assert "g" not in worker.jobs
     rig.clock.advance(worker.config.retake_s)
     fresh = _gap("fresh", TEN + 5 * MINUTE)
     worker.admit(fresh)
-    worker._take([_row_of(gap, "unrecoverable")])
+    worker._take(Sweep([_row_of(gap, "unrecoverable")], {}))
     job = worker._next()
     assert job is not None and job.gap.gap_id == "fresh"  # a new gap goes first
     worker.jobs.pop("fresh")
@@ -271,7 +272,7 @@ def test_an_unrecoverable_gap_is_tried_again_and_its_alert_resolved_when_recover
     assert worker.unrecoverable_days() == {DAY: 1}
     # The next retake recovers it: recovered, never "recovering" again, the alert resolved.
     rig.clock.advance(worker.config.retake_s)
-    worker._take([_row_of(gap, "unrecoverable")])
+    worker._take(Sweep([_row_of(gap, "unrecoverable")], {}))
     rig.run(Kis([None]))
     assert rig.states() == ["recovering", "unrecoverable", "recovered"]
     assert rig.alerts() == [("Alert", "2026-11-20", "1"), ("AlertResolved", "2026-11-20", "")]
@@ -286,12 +287,14 @@ def test_the_alert_is_raised_again_only_when_the_count_doubles() -> None:
     # A restart takes the open alert over: not raised again for the same count.
     again = _rig()
     again.worker.alerts.take_over([_left_open(DAY)])
-    again.worker._take([_row_of(_gap(f"g{n}", TEN + n * S), "unrecoverable") for n in range(9)])
+    again.worker._take(
+        Sweep([_row_of(_gap(f"g{n}", TEN + n * S), "unrecoverable") for n in range(9)], {})
+    )
     assert again.alerts() == []
     # ... and resolves it once the day has none left.
     gone = _rig()
     gone.worker.alerts.take_over([_left_open(DAY)])
-    gone.worker._take([])
+    gone.worker._take(Sweep([], {}))
     assert gone.alerts() == [("AlertResolved", "2026-11-20", "")]
 
 
@@ -305,13 +308,13 @@ def test_a_days_alert_is_given_up_when_its_gaps_are_no_longer_tried() -> None:
     rig.worker._alert_unrecoverable()  # the same day: still followed
     assert len(rig.alerts()) == 1
     rig.clock.advance(86_400)
-    rig.worker._take([])  # the next day's sweep: the day is out of the window
+    rig.worker._take(Sweep([], {}))  # the next day's sweep: the day is out of the window
     assert rig.alerts()[1:] == [("AlertResolved", "2026-11-20", "")]
     (given_up,) = [e for e in rig.sent if isinstance(e, AlertResolved)]
     assert given_up.message == (
         "given up: 1 gaps of 2026-11-20 stay unrecoverable and are no longer tried"
     )
-    rig.worker._take([])
+    rig.worker._take(Sweep([], {}))
     assert len(rig.alerts()) == 2  # resolved once
 
 
