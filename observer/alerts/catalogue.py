@@ -1203,7 +1203,7 @@ _KINDS = (
         ),
         resolved=(
             "when the job's next run starts (one resolution ends each skip's alert); a "
-            "restarted supervisor takes it over, and ends it if the job is no longer its own"
+            "restarted supervisor takes it over, and ends it if the job is not one of its programs"
         ),
     ),
     AlertKind(

@@ -499,8 +499,8 @@ class Supervisor:
         loops = {subject for code, subject in fresh if code == CRASH_LOOP_CODE}
         self.replacements.taken_over(replaced, loops, self.programs)  # after a quiet hour
         for name in sorted({n.subject for n in taken if n.code == JOB_OVERLAP}):
-            if name not in self.programs:  # nothing of it runs here again to end it
-                self.alerts.resolve(JOB_OVERLAP, name, f"{name} is no longer supervised here")
+            if name not in self.programs:  # nothing of it runs here to end it
+                self.alerts.resolve(JOB_OVERLAP, name, f"{name} is not supervised here")
         for name in sorted({n.subject for n in taken if n.code == FATAL}):
             program = self.programs.get(name)
             if program is None:  # its program_fatal would stay open for ever

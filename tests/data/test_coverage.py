@@ -217,37 +217,26 @@ def test_a_minute_made_whole_by_the_exchange_s_trades_says_so_and_has_its_bar(
     is ``recovered_trades`` and its best bar is built from the streamed and recovered trades
     together; a minute with a KIS bar recovered is ``recovered`` whatever covers it too."""
     streamed = trade("09:38:05", 70_500, 5)
-    measured = GapDetected(
-        gap_id="g3",
-        symbol="005930",
-        start_ns=at("09:38:05"),
-        end_ns=at("09:38:40"),
-        reason="disconnect",
-        missing_volume=45,
-        cum_before=1_005,
-        cum_after=1_050,
-    )
-    over_bars = GapDetected(  # a chain-measured gap over 09:35, whose bar is stored already
-        gap_id="g4",
-        symbol="005930",
-        start_ns=at("09:35:10"),
-        end_ns=at("09:35:20"),
-        reason="volume_chain",
-        missing_volume=3,
-        cum_before=900,
-        cum_after=903,
-    )
+
+    def chained(gap_id: str, span: tuple[str, str], reason: str, before: int, after: int) -> Event:
+        """005930's gap over ``span``, measured by the chain: ``before`` to ``after`` shares."""
+        return GapDetected(
+            gap_id=gap_id,
+            symbol="005930",
+            start_ns=at(span[0]),
+            end_ns=at(span[1]),
+            reason=reason,  # type: ignore[arg-type]
+            missing_volume=after - before,
+            cum_before=before,
+            cum_after=after,
+        )
+
+    measured = chained("g3", ("09:38:05", "09:38:40"), "disconnect", 1_005, 1_050)
+    # a chain-measured gap over 09:35, whose bar is stored already
+    over_bars = chained("g4", ("09:35:10", "09:35:20"), "volume_chain", 900, 903)
     recovered = [trade(t, p, q) for t, p, q in (("09:38:20", 70_600, 40), ("09:38:30", 70_400, 5))]
-    elsewhere = GapDetected(  # its minute's bar fetched for another gap: no trades, no bars
-        gap_id="g5",
-        symbol="005930",
-        start_ns=at("09:36:10"),
-        end_ns=at("09:36:12"),
-        reason="volume_chain",
-        missing_volume=7,
-        cum_before=950,
-        cum_after=957,
-    )
+    # its minute's bar fetched for another gap: no trades, no bars
+    elsewhere = chained("g5", ("09:36:10", "09:36:12"), "volume_chain", 950, 957)
     publish(store, "track_b_ticks", [(at("09:38:05"), streamed)])
     publish(
         store,

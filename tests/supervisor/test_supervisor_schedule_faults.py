@@ -469,7 +469,8 @@ def test_runs_missed_beyond_the_catch_up_window_are_alerted_once(tmp_path: Path)
 def test_a_run_due_while_the_last_runs_is_one_overlap_alert_each_ended_by_the_next_run(
     tmp_path: Path,
 ) -> None:
-    """Before, `job_overlap` had no subject and stayed open until acknowledged."""
+    """Each run due while the job's last runs is a `job_overlap` warning naming the job; the
+    next run that starts ends them all."""
     settings, backup = _daily_backup(tmp_path)
     launched: list[tuple[str, ...]] = []
     backup.launch = lambda args, **_: launched.append(args) or True  # type: ignore[method-assign]
