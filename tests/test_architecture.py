@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import functools
 import graphlib
+import re
 import sys
 import typing
 from collections.abc import Iterable
@@ -295,16 +296,9 @@ def test_workers_never_import_each_other() -> None:
 
 # KIS's wire: its answers' fields, its endpoints and market codes, its real-time records. A
 # worker asks observer.kis in domain terms (a venue, a day, a symbol) and gets events or typed
-# records back (`observer.kis.bars`, `flows`, `investor`, `etf`, `daily_bars`).
+# records back (`observer.kis.bars`, `flows`, `investor`, `etf`, `daily_bars`); Track B
+# registers feeds by kind, venue and symbol (`observer.kis.feeds`) and reads decoded events.
 KIS_WIRE = ("observer.kis.schemas", "observer.kis.endpoints", "observer.kis.realtime")
-# Track B still names its feeds by TR id (issue 66, part 2: feeds by kind, venue and symbol).
-KIS_WIRE_LEFT = {
-    "workers/track_b/account_feed.py": {"observer.kis.realtime"},
-    "workers/track_b/collect.py": {"observer.kis.realtime"},
-    "workers/track_b/registrations.py": {"observer.kis.realtime"},
-    "workers/track_b/rejections.py": {"observer.kis.realtime"},
-    "workers/track_b/vi_feed.py": {"observer.kis.realtime"},
-}
 
 
 def test_workers_never_read_kis_s_wire() -> None:
@@ -313,7 +307,28 @@ def test_workers_never_read_kis_s_wire() -> None:
         wire = {n for n in names if n in KIS_WIRE}
         if wire:
             found[path.relative_to(ROOT).as_posix()] = wire
-    assert found == KIS_WIRE_LEFT
+    assert not found, f"workers reading KIS's wire: {found}"
+
+
+def test_workers_name_no_tr_id() -> None:
+    """A worker's code names feeds by kind and venue, never by KIS's TR id (docstrings may)."""
+    tr_id = re.compile(r"\bH0[A-Z]{2}[A-Z0-9]{3}0\b")
+    named = set()
+    for path in (ROOT / "workers").rglob("*.py"):
+        tree = parsed(path)
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and id(node) not in docstrings and tr_id.search(text):
+                named.add(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not named, f"TR ids named in workers: {sorted(named)}"
 
 
 def test_only_the_writer_writes_rows() -> None:

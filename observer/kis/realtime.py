@@ -40,6 +40,7 @@ from bus.events import (
 )
 from observer.calendar.venues import SessionOf, no_session, session_by_code
 from observer.errors import KisLayoutUnknown, KisProtocolError
+from observer.kis.feeds import TR_IDS, FeedKind, kind_of, venue_of
 from observer.kis.parse import kst_to_utc_ns, read_decimal, read_int, read_text
 from observer.kis.schemas import REALTIME_LAYOUTS, Layout
 
@@ -56,7 +57,6 @@ __all__ = [
     "STATUS_TRS",
     "TRADE_READERS",
     "TRADE_TRS",
-    "VENUE_OF_TR",
     "VI_TRS",
     "VI_TR_IDS",
     "BookReader",
@@ -134,22 +134,14 @@ _ABSENT = -1  # the index of a field the layout does not have
 # Fields only some layouts have; every other field must be in each layout of its TR.
 _OPTIONAL = frozenset({"MARKET_CLS_CODE", "MID_PRC", "MIDP_TOTAL_RSQN", "MIDP_CLS_CODE"})
 
-# Each venue's trade and book TR (a venue's records carry it; the combined feed's name none).
-TRADE_TRS: dict[Venue, str] = {"KRX": "H0STCNT0", "NXT": "H0NXCNT0", "combined": "H0UNCNT0"}
-BOOK_TRS: dict[Venue, str] = {"KRX": "H0STASP0", "NXT": "H0NXASP0", "combined": "H0UNASP0"}
-# A venue's market-operation records (the combined feed's name no symbol: never registered)
-# and its program trading.
-STATUS_TRS: dict[Venue, str] = {"KRX": "H0STMKO0", "NXT": "H0NXMKO0"}
-PROGRAM_TRS: dict[Venue, str] = {"KRX": "H0STPGM0", "NXT": "H0NXPGM0", "combined": "H0UNPGM0"}
-# Each venue's auctions' expected matches.
-EXPECTED_TRS: dict[Venue, str] = {"KRX": "H0STANC0", "NXT": "H0NXANC0", "combined": "H0UNANC0"}
-# Each venue's volatility interruptions (2026-09): the combined feed's name their venue.
-VI_TRS: dict[Venue, str] = {"KRX": "H0STVIC0", "NXT": "H0NXVIC0", "combined": "H0UNVIC0"}
-VENUE_OF_TR: dict[str, Venue] = {
-    tr_id: venue
-    for trs in (TRADE_TRS, BOOK_TRS, STATUS_TRS, PROGRAM_TRS, EXPECTED_TRS, VI_TRS)
-    for venue, tr_id in trs.items()
-}
+# Each kind's TR per venue, views of `observer.kis.feeds.TR_IDS` (the combined feed's records
+# name no venue; its market-operation records no symbol, so it has no status feed here).
+TRADE_TRS = TR_IDS["trades"]
+BOOK_TRS = TR_IDS["book"]
+STATUS_TRS = TR_IDS["status"]
+PROGRAM_TRS = TR_IDS["program"]
+EXPECTED_TRS = TR_IDS["auction"]
+VI_TRS = TR_IDS["vi"]
 # A field a TR names otherwise than H0STCNT0 / H0STASP0: Nextrade's and the combined trades
 # call 체결구분 CNTG_CLS_CODE; a Nextrade book's own mid-point is its NMID_* (the combined
 # book has one per venue, KMID_* and NMID_*, and so no mid-point of its own: None).
@@ -635,7 +627,7 @@ class RealtimeEvents(NamedTuple):
     a frozen dataclass costs several times more.
     """
 
-    tr_id: str
+    tr_id: str  # KIS's name of the feed, kept as the provenance of what is refused
     ticks: Sequence[TradeTick] = ()
     books: Sequence[OrderBook] = ()
     errors: Sequence[RefusedRecord] = ()
@@ -644,6 +636,16 @@ class RealtimeEvents(NamedTuple):
     expected: Sequence[AuctionExpected] = ()
     vis: Sequence[ViNotice] = ()
     text: str = ""  # as received: what a consumer refusing a record keeps of it
+
+    @property
+    def kind(self) -> FeedKind:
+        """The kind of feed the frame came on (`observer.kis.feeds`)."""
+        return kind_of(self.tr_id)
+
+    @property
+    def venue(self) -> Venue:
+        """The venue of the feed the frame came on ("combined" for the combined feed)."""
+        return venue_of(self.tr_id)
 
 
 class RealtimeDecoder:
@@ -676,7 +678,7 @@ class RealtimeDecoder:
         account, session_of = self.account, self.session_of
         errors: list[RefusedRecord] = []
         if (trades := TRADE_READERS.get(tr_id)) is not None:
-            at, venue = trades[width], VENUE_OF_TR[tr_id]
+            at, venue = trades[width], venue_of(tr_id)
             ticks: list[TradeTick] = []
             for record in records:
                 try:
@@ -685,7 +687,7 @@ class RealtimeDecoder:
                     errors.append(RefusedRecord.of_trade(exc, record, at))
             return RealtimeEvents(tr_id, ticks=ticks, errors=errors, text=text)
         if (books_of := BOOK_READERS.get(tr_id)) is not None:
-            reader, venue = books_of[width], VENUE_OF_TR[tr_id]
+            reader, venue = books_of[width], venue_of(tr_id)
             day = self.trade_date(received_ns)
             books: list[OrderBook] = []
             for record in records:
@@ -711,7 +713,7 @@ class RealtimeDecoder:
         text: str,
     ) -> RealtimeEvents:
         """A market-operation, program-trading, expected-match or VI frame's events."""
-        venue, errors = VENUE_OF_TR[tr_id], list[RefusedRecord]()
+        venue, errors = venue_of(tr_id), list[RefusedRecord]()
         statuses: list[MarketStatus] = []
         programs: list[ProgramTrade] = []
         expected: list[AuctionExpected] = []

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
@@ -27,18 +26,19 @@ from observer.errors import KisError, KisLayoutUnknown, KisProtocolError
 from observer.kis.approval import KeyRenewal
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Secret
+from observer.kis.feeds import Feed, feed_of, tr_id_of
 from observer.kis.frames import HARD_MAX_BYTES, MALFORMED, DroppedFrame, FrameGuard
 from observer.kis.journal import Journal
 from observer.kis.keepalive import PingInterval, answer_pingpong, silence_limit_s
 from observer.kis.parse import SESSION_REFUSALS, ControlMessage, is_data_frame, parse_control
-from observer.kis.realtime import RealtimeDecoder
+from observer.kis.realtime import RealtimeDecoder, RealtimeEvents
 from observer.kis.reconnects import BudgetSpent, ReconnectBudget
 from observer.kis.registrations import (
     IDENTIFY,
     MAX_REGISTRATIONS,
-    Registration,
     Registrations,
     SubscriptionError,
+    message,
 )
 from observer.kis.stream_owner import (
     NOACK,
@@ -50,20 +50,22 @@ from observer.kis.stream_owner import (
 from observer.kis.token_cache import key_digest
 from observer.kis.waits import wait_unless
 
-# The stream's API in one place: its owner's part (`observer.kis.stream_owner`) and the
-# registrations' names.
+# The stream's API in one place: its owner's part (`observer.kis.stream_owner`), the feeds it
+# registers and the frames it hands on.
 __all__ = [
     "IDENTIFY",
     "MAX_REGISTRATIONS",
     "NOACK",
     "PERSISTENT_REFUSALS",
     "BudgetSpent",
+    "Feed",
     "KisStream",
-    "Registration",
+    "RealtimeEvents",
     "StreamListener",
     "StreamSettings",
     "StreamState",
     "SubscriptionError",
+    "message",
 ]
 
 log = logging.getLogger(__name__)
@@ -136,35 +138,36 @@ class KisStream:
         # and when (wall) it last read a data frame (`_behind`).
         self._read_upto_ns = 0
         self._data_wall = 0.0
-        self._sent_ns: dict[Registration, int] = {}  # when each was last sent (clock)
+        self._sent_ns: dict[Feed, int] = {}  # when each was last sent (clock)
 
     def __repr__(self) -> str:
         held = f"wanted={len(self.wanted)} registered={len(self.registered)}"
         return f"<KisStream {self.url} {held} frames={self.frames} reconnects={self.reconnects}>"
 
-    async def subscribe(self, tr_id: str, tr_key: str) -> None:
-        """Want a registration: wanted at once, sent as `_send` says, again at every reconnect.
+    async def subscribe(self, feed: Feed) -> None:
+        """Want ``feed``: wanted at once, sent as `_send` says, again at every reconnect.
 
         Never waits for an approval key (an owner's other accounts must not wait on this one).
 
         Raises
         ------
         SubscriptionError
-            The session already wants ``max_registrations`` pairs.
+            The session already wants ``max_registrations`` feeds.
+        ValueError
+            KIS has no such feed (`observer.kis.feeds.tr_id_of`).
         """
-        registration = Registration(tr_id, tr_key)
-        if self._regs.want(registration):
-            await self._send(registration, register=True)
+        tr_id_of(feed)  # a feed KIS has none of is refused here, not at its sending
+        if self._regs.want(feed):
+            await self._send(feed, register=True)
 
-    async def unsubscribe(self, tr_id: str, tr_key: str) -> None:
-        """Stop wanting a registration at once; its release is sent as `_send` says."""
-        registration = Registration(tr_id, tr_key)
-        if self._regs.unwant(registration):
-            await self._send(registration, register=False)
+    async def unsubscribe(self, feed: Feed) -> None:
+        """Stop wanting ``feed`` at once; its release is sent as `_send` says."""
+        if self._regs.unwant(feed):
+            await self._send(feed, register=False)
 
-    def holds(self, tr_id: str, tr_key: str) -> bool:
-        """Whether the session asked for ``(tr_id, tr_key)`` (`Registrations.holds`)."""
-        return self._regs.holds(Registration(tr_id, tr_key))
+    def holds(self, feed: Feed) -> bool:
+        """Whether the session asked for ``feed`` (`Registrations.holds`)."""
+        return self._regs.holds(feed)
 
     @property
     def dropped(self) -> int:
@@ -357,11 +360,28 @@ class KisStream:
             self.pings.ping()
             await answer_pingpong(socket, text, self.settings.pingpong_answer)
             return
-        registration = Registration(control.tr_id, control.tr_key)
-        self._regs.awaiting.pop(registration, None)  # answered (KIS's "(null)" matches nothing)
+        registration: Feed | None = None
+        with contextlib.suppress(ValueError):  # an answer naming no feed: KIS's "(null)"
+            registration = feed_of(control.tr_id, control.tr_key)
+            self._regs.awaiting.pop(registration, None)  # answered
         if control.msg_cd.startswith("OPSP") and control.msg_cd not in SESSION_REFUSALS:
             self.identified = True  # KIS took our key, even refusing the symbol (OPSP8992)
             self._confirm()
+        if control.msg_cd in SESSION_REFUSALS:  # the key or the session, not the symbol
+            self._renewal.refused(self.presented, control.msg_cd)  # a key refusal: renewed
+            self._listener.on_state("refused", f"{control.msg_cd} {control.msg1}"[:200])
+            await socket.close()
+            return
+        if registration is None:
+            log.warning(
+                "stream %s: %s %s for %s/%s",
+                self.url,
+                control.msg_cd,
+                control.msg1,
+                control.tr_id,
+                control.tr_key,
+            )
+            return
         if control.msg_cd in ("OPSP0000", "OPSP0002"):  # registered (0002: already was)
             if registration not in self.wanted:
                 # Unwanted since it was sent: KIS holds what nobody wants, which would stream
@@ -377,10 +397,6 @@ class KisStream:
         elif control.msg_cd in ("OPSP0001", "OPSP0003"):  # released, or was not there
             self.registered.discard(registration)
             self._regs.confirm_release(registration)
-        elif control.msg_cd in SESSION_REFUSALS:  # the key or the session, not the symbol
-            self._renewal.refused(self.presented, control.msg_cd)  # a key refusal: renewed
-            self._listener.on_state("refused", f"{control.msg_cd} {control.msg1}"[:200])
-            await socket.close()
         else:
             log.warning(
                 "stream %s: %s %s for %s", self.url, control.msg_cd, control.msg1, registration
@@ -417,14 +433,15 @@ class KisStream:
                 if self._behind(registration, deadline[0]):
                     continue  # its answer may be unread in the socket: waits one more deadline
                 wanted = registration in self.wanted
-                no = ControlMessage(registration.tr_id, registration.tr_key, "9", NOACK, reason)
+                tr_id = tr_id_of(registration)
+                no = ControlMessage(tr_id, registration.symbol, "9", NOACK, reason)
                 await self._handle_control(socket, "", no)  # logged, refused if wanted
                 if wanted:  # and released, in case KIS holds it: its data until then is ours
                     self._regs.unreleased.add(registration)
                     self._regs.releasing.add(registration)
                     await self._send(registration, register=False)
 
-    def _behind(self, registration: Registration, due_ns: int) -> bool:
+    def _behind(self, registration: Feed, due_ns: int) -> bool:
         """Whether the reader is still reading what KIS sent before ``registration`` was sent.
 
         KIS answers a registration before the trades it sends after it: while the reader is
@@ -449,7 +466,7 @@ class KisStream:
             if task is not None and task.done() and not task.cancelled():
                 task.result()
 
-    async def _send(self, registration: Registration, *, register: bool) -> None:
+    async def _send(self, registration: Feed, *, register: bool) -> None:
         """Send a registration or its release now, if connected with the key at hand.
 
         Never waits for the key: without one, or while the connection's sender is still at
@@ -487,23 +504,14 @@ class KisStream:
             raise
 
     async def _send_registration(
-        self, socket: ClientConnection, registration: Registration, register: bool, key: Secret
+        self, socket: ClientConnection, registration: Feed, register: bool, key: Secret
     ) -> None:
         """Send a registration or its release with ``key`` on ``socket``."""
         self.presented = key_digest(key.reveal())
-        message = {
-            "header": {
-                "approval_key": key.reveal(),
-                "custtype": "P",
-                "tr_type": "1" if register else "2",
-                "content-type": "utf-8",
-            },
-            "body": {"input": {"tr_id": registration.tr_id, "tr_key": registration.tr_key}},
-        }
         now = self._clock.now_ns()
         self._sent_ns[registration] = now
         due = now + int(self.settings.ack_timeout_s * _NS)
         self._regs.on_sent(registration, register, (due, time.monotonic() + MIN_SILENCE_WALL_S))
         # On a dropped connection the reader reconnects; the registration is still wanted.
         with contextlib.suppress(WebSocketException):
-            await socket.send(json.dumps(message))
+            await socket.send(message(registration, key.reveal(), register=register))

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from observer.kis.feeds import Feed
 from observer.kis.frames import FrameLimits, FrameListener
 from observer.kis.keepalive import PingpongAnswer
 from observer.kis.realtime import RealtimeEvents
-from observer.kis.registrations import MAX_REGISTRATIONS, Registration
+from observer.kis.registrations import MAX_REGISTRATIONS
 
 __all__ = [
     "BACKOFF_S",
@@ -74,10 +75,10 @@ class StreamListener(FrameListener, Protocol):
     def on_state(self, state: StreamState, reason: str) -> None:
         """The connection's state changed, for ``reason``."""
 
-    def on_registered(self, registration: Registration) -> None:
+    def on_registered(self, registration: Feed) -> None:
         """KIS acknowledged a registration (again after every reconnect)."""
 
-    def on_refused(self, registration: Registration, code: str, message: str) -> None:
+    def on_refused(self, registration: Feed, code: str, message: str) -> None:
         """KIS refused a wanted registration (``msg_cd``, ``msg1``; or `NOACK`): unwanted now."""
 
     def on_confirmed(self) -> None:
@@ -87,7 +88,7 @@ class StreamListener(FrameListener, Protocol):
         nothing is wanted and ``identify`` is off.
         """
 
-    def priority(self, registration: Registration) -> tuple[float, str, str]:
+    def priority(self, registration: Feed) -> tuple[float, tuple[str, int, str]]:
         """The order registrations are re-sent in after a reconnect: lowest first.
 
         The most important first, in case the new session takes fewer.

@@ -19,9 +19,10 @@ from observer.config.tree import Settings
 from observer.errors import KisError
 from observer.kis.client import KisClient
 from observer.kis.endpoints import ENDPOINTS
+from observer.kis.feeds import venue_of
 from observer.kis.keepalive import PingpongAnswer, silence_limit_s
 from observer.kis.parse import decode_json
-from observer.kis.realtime import EXPECTED_TRS, STATUS_TRS, VENUE_OF_TR, VI_TRS
+from observer.kis.realtime import EXPECTED_TRS, STATUS_TRS, VI_TRS
 from observer.kis.schemas import REALTIME_LAYOUTS, MinuteBarRow
 from observer.kis.session import master_http, open_account, rate_limits
 from observer.kis.settings import KisSettings
@@ -298,7 +299,7 @@ def _quiet(tr_id: str) -> str:
         )
     if tr_id in VI_TRS.values():
         return "sent when the symbol's VI starts or ends"
-    if VENUE_OF_TR[tr_id] == "KRX":
+    if venue_of(tr_id) == "KRX":
         return "is the market open?"
     return "is Nextrade open, and the symbol on it?"
 

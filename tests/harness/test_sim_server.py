@@ -25,6 +25,7 @@ from observer.errors import KisApiError, MasterFileError
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
+from observer.kis.feeds import Feed
 from observer.kis.master import (
     Downloaded,
     RemoteFile,
@@ -138,7 +139,7 @@ def test_real_time_trades_flow_and_parse(tmp_path: Path) -> None:
         async with simulator(speed=120.0) as (sim, url):
             client, tokens = client_for(sim, url, tmp_path)
             stream = KisStream(url.replace("http", "ws") + "/tryitout", tokens, sim.clock, heard)
-            await stream.subscribe("H0STCNT0", SYMBOL)
+            await stream.subscribe(Feed("trades", "KRX", SYMBOL))
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             async with asyncio.timeout(20):
@@ -423,7 +424,7 @@ def test_a_dropped_session_reconnects_and_trades_keep_flowing(tmp_path: Path) ->
             ws_url = url.replace("http", "ws") + "/tryitout"
             settings = StreamSettings(backoff_s=(0.01,))
             stream = KisStream(ws_url, tokens, sim.clock, heard, settings)
-            await stream.subscribe("H0STCNT0", SYMBOL)
+            await stream.subscribe(Feed("trades", "KRX", SYMBOL))
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             async with asyncio.timeout(20):

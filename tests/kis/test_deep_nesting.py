@@ -20,8 +20,9 @@ from observer.errors import KisProtocolError, KisServerError
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits, classify
 from observer.kis.credentials import Credentials, Secret
+from observer.kis.feeds import Feed
 from observer.kis.parse import parse_control
-from observer.kis.stream import KisStream, Registration
+from observer.kis.stream import KisStream
 from tests.kis.test_kis_parse import TRADE
 from tests.kis.test_kis_stream import FakeSession, Heard, serve
 from tests.support import until
@@ -107,10 +108,10 @@ def test_the_stream_survives_nested_control_frames_and_approval_answers(tmp_path
         tokens = TokenManager(http, creds, clock, tmp_path / "t", "sim", min_issue_interval_s=0)
         async with serve(session) as url:
             stream = KisStream(url, tokens, clock, heard)
-            await stream.subscribe("H0STCNT0", "005930")
+            await stream.subscribe(Feed("trades", "KRX", "005930"))
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
-            await until(lambda: Registration("H0STCNT0", "005930") in stream.registered)
+            await until(lambda: Feed("trades", "KRX", "005930") in stream.registered)
             ws = session.connections[-1]
             await ws.send_str('{"header":{"tr_id":"H0STCNT0"},"body":{"output":' + NESTED_JSON)
             await ws.send_str(f"0|H0STCNT0|001|{TRADE}")

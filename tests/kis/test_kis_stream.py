@@ -28,8 +28,8 @@ from observer.kis.realtime import RealtimeEvents
 from observer.kis.stream import (
     NOACK,
     BudgetSpent,
+    Feed,
     KisStream,
-    Registration,
     StreamSettings,
     StreamState,
     SubscriptionError,
@@ -133,8 +133,8 @@ class Heard:
         self.clock = clock  # stamps each confirmation (0 without one)
         self.frames: list[tuple[RealtimeEvents, int]] = []
         self.states: list[tuple[StreamState, str]] = []
-        self.registered: list[Registration] = []
-        self.refused: list[tuple[Registration, str, str]] = []
+        self.registered: list[Feed] = []
+        self.refused: list[tuple[Feed, str, str]] = []
         self.confirmed: list[int] = []
         self.dropped: list[DroppedFrame] = []
         self.floods: list[str] = []  # each burst's why, then its end's
@@ -146,10 +146,10 @@ class Heard:
     def on_state(self, state: StreamState, reason: str) -> None:
         self.states.append((state, reason))
 
-    def on_registered(self, registration: Registration) -> None:
+    def on_registered(self, registration: Feed) -> None:
         self.registered.append(registration)
 
-    def on_refused(self, registration: Registration, code: str, message: str) -> None:
+    def on_refused(self, registration: Feed, code: str, message: str) -> None:
         self.refused.append((registration, code, message))
 
     def on_confirmed(self) -> None:
@@ -169,8 +169,8 @@ class Heard:
     def flooding(self) -> bool:
         return self.flood_open
 
-    def priority(self, registration: Registration) -> tuple[float, str, str]:
-        return (0.0, registration.tr_id, registration.tr_key)
+    def priority(self, registration: Feed) -> tuple[float, tuple[str, int, str]]:
+        return 0.0, registration.order
 
 
 def test_registrations_frames_pingpong_and_reconnect(tmp_path: Path) -> None:
@@ -181,11 +181,12 @@ def test_registrations_frames_pingpong_and_reconnect(tmp_path: Path) -> None:
         clock = SimulatedClock(0, speed=1000.0)  # backoff seconds pass in milliseconds
         async with serve(session) as url:
             stream = KisStream(url, tokens(tmp_path, clock), clock, heard)
-            await stream.subscribe("H0STCNT0", "005930")  # before connecting: sent on connect
+            # before connecting: sent on connect
+            await stream.subscribe(Feed("trades", "KRX", "005930"))
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
-            await until(lambda: Registration("H0STCNT0", "005930") in stream.registered)
-            await stream.subscribe("H0STASP0", "005930")
+            await until(lambda: Feed("trades", "KRX", "005930") in stream.registered)
+            await stream.subscribe(Feed("book", "KRX", "005930"))
             await until(lambda: len(stream.registered) == 2)
             ws = session.connections[0]
             await ws.send_str(f"0|H0STCNT0|001|{TRADE}")
@@ -215,11 +216,11 @@ def test_the_41_limit_is_enforced_before_kis_refuses(tmp_path: Path) -> None:
         clock = SimulatedClock(0, speed=1000.0)
         stream = KisStream("ws://127.0.0.1:9/x", tokens(tmp_path, clock), clock, Heard())
         for n in range(41):
-            await stream.subscribe("H0STCNT0", f"{n:06d}")
+            await stream.subscribe(Feed("trades", "KRX", f"{n:06d}"))
         with pytest.raises(SubscriptionError, match="41 registrations"):
-            await stream.subscribe("H0STASP0", "000000")  # a book counts as its own
-        await stream.unsubscribe("H0STCNT0", "000000")
-        await stream.subscribe("H0STASP0", "000000")
+            await stream.subscribe(Feed("book", "KRX", "000000"))  # a book counts as its own
+        await stream.unsubscribe(Feed("trades", "KRX", "000000"))
+        await stream.subscribe(Feed("book", "KRX", "000000"))
 
     asyncio.run(scenario())
 
@@ -234,19 +235,19 @@ def test_a_refused_registration_is_dropped_and_reported(tmp_path: Path) -> None:
             stream = KisStream(url, tokens(tmp_path, clock), clock, heard)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
-            await stream.subscribe("H0STCNT0", "005930")
+            await stream.subscribe(Feed("trades", "KRX", "005930"))
             await until(lambda: stream.registered)
-            await stream.subscribe("H0STCNT0", "000660")
+            await stream.subscribe(Feed("trades", "KRX", "000660"))
             await until(lambda: stream.refused)
             stop.set()
             await runner
             return stream
 
     stream = asyncio.run(scenario())
-    assert stream.refused == {Registration("H0STCNT0", "000660"): "OPSP0008"}
-    assert Registration("H0STCNT0", "000660") not in stream.wanted
+    assert stream.refused == {Feed("trades", "KRX", "000660"): "OPSP0008"}
+    assert Feed("trades", "KRX", "000660") not in stream.wanted
     # Its owner is told, with KIS's code and text (Track B releases the slot).
-    assert heard.refused == [(Registration("H0STCNT0", "000660"), "OPSP0008", "MAX SUBSCRIBE OVER")]
+    assert heard.refused == [(Feed("trades", "KRX", "000660"), "OPSP0008", "MAX SUBSCRIBE OVER")]
 
 
 def test_a_silent_session_is_dropped_after_silence_s_of_clock_time_and_a_wall_floor(
@@ -313,7 +314,7 @@ def test_a_registration_released_while_in_flight_is_not_left_on_the_server(
         async with serve(session) as url:
             stream = KisStream(url, keys, clock, Heard())  # type: ignore[arg-type]
             for key in ("000001", "000002", "000003"):
-                await stream.subscribe("H0STCNT0", key)
+                await stream.subscribe(Feed("trades", "KRX", key))
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: len(stream.registered) == 3)
@@ -323,12 +324,13 @@ def test_a_registration_released_while_in_flight_is_not_left_on_the_server(
             calls = keys.calls
             await session.connections[0].close()
             await until(lambda: len(session.connections) == 2 and keys.calls > calls)
-            await stream.unsubscribe("H0STCNT0", "000003")  # not registered yet: nothing sent
+            # not registered yet: nothing sent
+            await stream.unsubscribe(Feed("trades", "KRX", "000003"))
             keys.open.set()
             await until(lambda: len(stream.registered) == 2)
             # Released after being sent but before KIS's answer: the answer releases it.
-            await stream.subscribe("H0STCNT0", "000004")
-            await stream.unsubscribe("H0STCNT0", "000004")
+            await stream.subscribe(Feed("trades", "KRX", "000004"))
+            await stream.unsubscribe(Feed("trades", "KRX", "000004"))
             await until(
                 lambda: (
                     sum(
@@ -338,7 +340,7 @@ def test_a_registration_released_while_in_flight_is_not_left_on_the_server(
                     == 1
                 ),
             )
-            held.update(r.tr_key for r in stream.registered)
+            held.update(r.symbol for r in stream.registered)
             stop.set()
             await runner
 
@@ -359,27 +361,27 @@ def test_registrations_never_wait_for_the_approval_key_the_session_sends_them_wi
     than it holds). Before, each call waited for the key: one account's wait (minutes for a
     reader) held up its owner's every other account."""
     session = FakeSession()
-    cnt, asp = "H0STCNT0", "H0STASP0"
+    cnt, asp = "trades", "book"
 
     async def scenario() -> None:
         clock = SimulatedClock(0, speed=1000.0)
         keys = _GatedKeys()
         async with serve(session) as url:
             stream = KisStream(url, keys, clock, Heard())  # type: ignore[arg-type]
-            await stream.subscribe(cnt, "000001")
+            await stream.subscribe(Feed(cnt, "KRX", "000001"))
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             try:
-                await until(lambda: Registration(cnt, "000001") in stream.registered)
+                await until(lambda: Feed(cnt, "KRX", "000001") in stream.registered)
                 keys.open.clear()
                 calls = keys.calls
                 changes = asyncio.gather(
-                    stream.unsubscribe(cnt, "000001"),
-                    stream.subscribe(cnt, "000002"),
-                    stream.subscribe(asp, "000002"),
+                    stream.unsubscribe(Feed(cnt, "KRX", "000001")),
+                    stream.subscribe(Feed(cnt, "KRX", "000002")),
+                    stream.subscribe(Feed(asp, "KRX", "000002")),
                 )
                 await until(changes.done)  # the key is not there: returned all the same
-                wanted = {Registration(cnt, "000002"), Registration(asp, "000002")}
+                wanted = {Feed(cnt, "KRX", "000002"), Feed(asp, "KRX", "000002")}
                 assert stream.wanted == wanted
                 await until(lambda: keys.calls > calls)  # the session waits for it instead
                 assert len(session.messages) == 1  # and sends nothing without it
@@ -392,11 +394,11 @@ def test_registrations_never_wait_for_the_approval_key_the_session_sends_them_wi
 
     asyncio.run(scenario())
     sent = [(m["header"]["tr_type"], *m["body"]["input"].values()) for m in session.messages]
-    assert sent == [
-        ("1", cnt, "000001"),
-        ("2", cnt, "000001"),  # the release first
-        ("1", asp, "000002"),
-        ("1", cnt, "000002"),
+    assert sent == [  # on the wire, KIS's TR ids
+        ("1", "H0STCNT0", "000001"),
+        ("2", "H0STCNT0", "000001"),  # the release first
+        ("1", "H0STCNT0", "000002"),  # then by the owner's priority: a symbol's trades first
+        ("1", "H0STASP0", "000002"),
     ]
 
 
@@ -406,7 +408,7 @@ def test_a_release_follows_a_registration_still_unanswered(tmp_path: Path) -> No
     session = FakeSession(limit=1)
     heard = Heard()
 
-    async def scenario() -> set[Registration]:
+    async def scenario() -> set[Feed]:
         clock = SimulatedClock(0, speed=1000.0)
         session.answering = asyncio.Event()
         session.answering.set()
@@ -418,11 +420,11 @@ def test_a_release_follows_a_registration_still_unanswered(tmp_path: Path) -> No
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: stream._socket is not None)
             session.answering.clear()  # nothing is answered until all three are sent
-            await stream.subscribe("H0STCNT0", "000001")
-            await stream.unsubscribe("H0STCNT0", "000001")
-            await stream.subscribe("H0STCNT0", "000002")
+            await stream.subscribe(Feed("trades", "KRX", "000001"))
+            await stream.unsubscribe(Feed("trades", "KRX", "000001"))
+            await stream.subscribe(Feed("trades", "KRX", "000002"))
             session.answering.set()
-            await until(lambda: Registration("H0STCNT0", "000002") in stream.registered)
+            await until(lambda: Feed("trades", "KRX", "000002") in stream.registered)
             held = set(stream.registered)
             stop.set()
             await runner
@@ -431,7 +433,7 @@ def test_a_release_follows_a_registration_still_unanswered(tmp_path: Path) -> No
     held = asyncio.run(scenario())
     sent = [(m["header"]["tr_type"], m["body"]["input"]["tr_key"]) for m in session.messages]
     assert sent == [("1", "000001"), ("2", "000001"), ("1", "000002")]
-    assert heard.refused == [] and held == {Registration("H0STCNT0", "000002")}
+    assert heard.refused == [] and held == {Feed("trades", "KRX", "000002")}
 
 
 def test_a_registration_left_unanswered_is_refused_as_noack_and_released(
@@ -444,21 +446,21 @@ def test_a_registration_left_unanswered_is_refused_as_noack_and_released(
     session = FakeSession()
     session.ignored = {"000660"}
     heard = Heard()
-    silent, answered, later = (Registration("H0STCNT0", k) for k in ("000660", "005930", "035720"))
+    silent, answered, later = (Feed("trades", "KRX", k) for k in ("000660", "005930", "035720"))
 
     async def scenario() -> KisStream:
         clock = ManualClock(0)
         heard.clock = clock
         async with serve(session) as url:
             stream = KisStream(url, tokens(tmp_path, clock), clock, heard)  # type: ignore[arg-type]
-            await stream.subscribe(answered.tr_id, answered.tr_key)
-            await stream.subscribe(silent.tr_id, silent.tr_key)
+            await stream.subscribe(answered)
+            await stream.subscribe(silent)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: answered in stream.registered and len(session.messages) == 2)
             assert heard.confirmed == [0]  # KIS acknowledged one: the session is confirmed
             clock.advance(9.9)
-            await stream.subscribe(later.tr_id, later.tr_key)  # due 10 s from now, not then
+            await stream.subscribe(later)  # due 10 s from now, not then
             await until(lambda: later in stream.registered)
             assert heard.refused == [] and silent in stream.wanted  # not before its deadline
             clock.advance(0.2)
@@ -476,7 +478,7 @@ def test_a_registration_left_unanswered_is_refused_as_noack_and_released(
     assert stream.refused == {silent: NOACK} and silent not in stream.wanted
     # Released in case KIS holds it (its acknowledgement may be what was lost).
     released = [m["body"]["input"]["tr_key"] for m in session.messages[3:]]
-    assert released == [silent.tr_key]
+    assert released == [silent.symbol]
     assert stream.frames == 1 and stream.dropped == 1
 
 
@@ -490,7 +492,7 @@ def test_an_answer_behind_a_backlog_is_waited_for_until_the_reader_is_past_its_s
     session = FakeSession()
     session.ignored = {"000660"}
     heard = Heard()
-    silent, answered = (Registration("H0STCNT0", k) for k in ("000660", "005930"))
+    silent, answered = (Feed("trades", "KRX", k) for k in ("000660", "005930"))
     start = int(datetime(2026, 11, 20, 12, 40, tzinfo=KST).timestamp()) * 1_000_000_000
 
     async def scenario() -> None:
@@ -505,8 +507,8 @@ def test_an_answer_behind_a_backlog_is_waited_for_until_the_reader_is_past_its_s
 
         async with serve(session) as url:
             stream = KisStream(url, tokens(tmp_path, clock), clock, heard)  # type: ignore[arg-type]
-            await stream.subscribe(answered.tr_id, answered.tr_key)
-            await stream.subscribe(silent.tr_id, silent.tr_key)
+            await stream.subscribe(answered)
+            await stream.subscribe(silent)
             stop, done = asyncio.Event(), asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: answered in stream.registered and len(session.messages) == 2)
@@ -556,7 +558,7 @@ def test_a_session_at_fault_is_reopened_and_its_symbol_neither_refused_nor_barre
         clock = ManualClock(0)
         async with serve(session) as url:
             stream = KisStream(url, tokens(tmp_path, clock), clock, heard)  # type: ignore[arg-type]
-            await stream.subscribe("H0STCNT0", "005930")
+            await stream.subscribe(Feed("trades", "KRX", "005930"))
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: session.messages)
@@ -570,7 +572,7 @@ def test_a_session_at_fault_is_reopened_and_its_symbol_neither_refused_nor_barre
     stream = asyncio.run(scenario())
     assert state in heard.states
     assert heard.refused == [] and stream.refused == {}
-    assert stream.wanted == {Registration("H0STCNT0", "005930")}
+    assert stream.wanted == {Feed("trades", "KRX", "005930")}
 
 
 def test_a_session_answering_only_with_a_symbols_refusal_is_confirmed(tmp_path: Path) -> None:
@@ -585,7 +587,7 @@ def test_a_session_answering_only_with_a_symbols_refusal_is_confirmed(tmp_path: 
         heard.clock = clock
         async with serve(session) as url:
             stream = KisStream(url, tokens(tmp_path, clock), clock, heard)  # type: ignore[arg-type]
-            await stream.subscribe("H0STCNT0", "99999X")
+            await stream.subscribe(Feed("trades", "KRX", "99999X"))
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: heard.refused)
@@ -597,10 +599,10 @@ def test_a_session_answering_only_with_a_symbols_refusal_is_confirmed(tmp_path: 
     stream = asyncio.run(scenario())
     told = [code for _, code, _ in heard.refused]
     assert told == ["OPSP8992"] and heard.confirmed == [0] and len(session.connections) == 1
-    assert stream.refused == {Registration("H0STCNT0", "99999X"): "OPSP8992"}
+    assert stream.refused == {Feed("trades", "KRX", "99999X"): "OPSP8992"}
 
 
-SAMSUNG = Registration("H0STCNT0", "005930")
+SAMSUNG = Feed("trades", "KRX", "005930")
 _NS = 1_000_000_000
 
 
@@ -633,7 +635,7 @@ def test_an_approval_key_kis_refuses_is_renewed_and_the_session_registers(
             tokens = TokenManager(http, creds, clock, tmp_path / "t", "sim", issuer=False)
             url = sim.url.replace("http", "ws", 1) + "/tryitout"
             stream = KisStream(url, tokens, clock, heard, account="acct1")
-            await stream.subscribe(SAMSUNG.tr_id, SAMSUNG.tr_key)
+            await stream.subscribe(SAMSUNG)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: SAMSUNG in stream.registered or runner.done(), timeout=30)
@@ -679,7 +681,7 @@ def test_an_approval_key_is_renewed_once_per_episode_then_the_budget_decides(
         async with serve(session) as url:
             settings = StreamSettings(backoff_s=(1.0,), reconnects_per_hour=5)
             stream = KisStream(url, tokens, clock, Heard(), settings)
-            await stream.subscribe(SAMSUNG.tr_id, SAMSUNG.tr_key)
+            await stream.subscribe(SAMSUNG)
             runner = asyncio.create_task(stream.run(asyncio.Event()))
             await until(lambda: SAMSUNG in stream.registered or runner.done())
             assert not runner.done() and len(issued) == 2 and stream.reconnects == 1

@@ -26,8 +26,9 @@ from observer.calendar.trading import TradingCalendar
 from observer.calendar.venues import VENUES, venues_from
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials, Secret
+from observer.kis.feeds import Feed
 from observer.kis.schemas import MinuteBarRow
-from observer.kis.stream import KisStream, Registration
+from observer.kis.stream import KisStream
 from tests.kis.test_kis_stream import Heard
 from tests.support import SimThread, sim_client, until
 
@@ -52,7 +53,7 @@ def _minute(tick: TradeTick) -> int:
 def _stream_day(
     tmp_path: Path,
     config: SimConfig,
-    wanted: list[Registration],
+    wanted: list[Feed],
     losses: tuple[TickLoss, ...] = (),
 ) -> tuple[Heard, dict[str, int]]:
     """Register ``wanted`` at 08:44 on a simulator at 60x, 120x from 08:48:30 (losing
@@ -75,7 +76,7 @@ def _stream_day(
                 url, tokens, clock, heard, account="acct1", session_of=venues.session_of_ns
             )
             for registration in wanted:
-                await stream.subscribe(registration.tr_id, registration.tr_key)
+                await stream.subscribe(registration)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             end = int(_kst(9, 2).timestamp()) * _NS
@@ -105,11 +106,11 @@ def test_each_venue_feed_sends_its_own_trades_in_its_sessions(tmp_path: Path) ->
     listed = sorted(MARKET.nxt_eligible(DAY), key=lambda s: -MARKET.close(s, DAY))[0]
     unlisted = sorted(s for s in MARKET.listings if s not in MARKET.nxt_eligible(DAY))[0]
     wanted = [
-        Registration("H0STCNT0", listed),
-        Registration("H0NXCNT0", listed),
-        Registration("H0UNCNT0", listed),
-        Registration("H0NXASP0", listed),
-        Registration("H0NXCNT0", unlisted),
+        Feed("trades", "KRX", listed),
+        Feed("trades", "NXT", listed),
+        Feed("trades", "combined", listed),
+        Feed("book", "NXT", listed),
+        Feed("trades", "NXT", unlisted),
     ]
     # Nextrade's feed alone loses 08:49 (the session stays up); KRX's and the combined don't.
     loss = TickLoss(_ns(8, 49), _ns(8, 50), 1.0, frozenset({listed}), frozenset({"H0NXCNT0"}))
@@ -155,12 +156,13 @@ def test_a_paper_account_registers_krx_feeds_and_no_other(tmp_path: Path) -> Non
     """KIS's paper host offers KRX's trades and book alone: Nextrade's and the combined TRs
     are refused (once each: the stream does not ask again), KRX's flow."""
     symbol = sorted(MARKET.nxt_eligible(DAY), key=lambda s: -MARKET.close(s, DAY))[0]
-    wanted = [Registration(tr, symbol) for tr in ("H0STCNT0", "H0NXCNT0", "H0UNASP0")]
+    wanted = [Feed("trades", "KRX", symbol), Feed("trades", "NXT", symbol)]
+    wanted.append(Feed("book", "combined", symbol))
     heard, _ = _stream_day(tmp_path, SimConfig(paper=True), wanted)
-    assert heard.registered == [Registration("H0STCNT0", symbol)]
-    assert sorted((r.tr_id, code) for r, code, _ in heard.refused) == [
-        ("H0NXCNT0", "OPSP8991"),
-        ("H0UNASP0", "OPSP8991"),
+    assert heard.registered == [Feed("trades", "KRX", symbol)]
+    assert sorted((r.label, code) for r, code, _ in heard.refused) == [
+        ("NXT trades", "OPSP8991"),
+        ("combined book", "OPSP8991"),
     ]
     assert {f.tr_id for f, _ in heard.frames} == {"H0STCNT0"}
     assert _ticks(heard, "H0STCNT0", symbol)

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.sim.config import SimConfig
+from observer.kis.feeds import Feed
 from observer.kis.keepalive import PingInterval, PingpongAnswer, silence_limit_s
 from observer.kis.stream import KisStream, StreamSettings
 from tests.harness.test_sim_server import KEY, MARKET, SECRET, START, SYMBOL, client_for
@@ -45,7 +46,7 @@ async def _session(
     settings = StreamSettings(pingpong_answer=answer, backoff_s=(30.0,))
     url = sim.url.replace("http", "ws") + "/tryitout"
     stream = KisStream(url, tokens, sim.sim.clock, heard, settings)
-    await stream.subscribe("H0STCNT0", SYMBOL)
+    await stream.subscribe(Feed("trades", "KRX", SYMBOL))
     stop = asyncio.Event()
     runner = asyncio.create_task(stream.run(stop))
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from observer.calendar.clock import ManualClock
 from observer.errors import KisLayoutUnknown
+from observer.kis.feeds import Feed
 from observer.kis.realtime import RealtimeDecoder, parse_frame
 from observer.kis.schemas import REALTIME_LAYOUTS
 from observer.kis.stream import KisStream
@@ -172,7 +173,7 @@ def test_the_stream_drops_and_counts_a_short_counted_frame_and_stays_up(tmp_path
         clock = ManualClock(0)
         async with serve(session) as url:
             stream = KisStream(url, tokens(tmp_path, clock), clock, heard)  # type: ignore[arg-type]
-            await stream.subscribe("H0STCNT0", "005930")
+            await stream.subscribe(Feed("trades", "KRX", "005930"))
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: stream.registered)

@@ -19,14 +19,15 @@ from observer.alerts.states import Notice, alert_states
 from observer.calendar.clock import ManualClock
 from observer.db.engine import make_engine
 from observer.db.queries import AlertRecords
+from observer.kis.feeds import Feed
 from observer.kis.frames import FrameGuard, FrameLimits
-from observer.kis.realtime import RealtimeEvents
+from observer.kis.realtime import TRADE_TRS, RealtimeEvents
 from observer.kis.record_checks import OUTSIDE_LIMITS
 from observer.kis.stream import StreamListener, StreamSettings
 from observer.writer.store import Store
 from tests.track_b.test_slot_guard import tick
 from tests.track_b.test_track_b_resume import track_b
-from workers.track_b.collect import TRADE, Collector, CollectorSettings
+from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.refused import DATA_UNDECODED
@@ -36,27 +37,29 @@ from workers.track_b.stale import STREAM_STALE
 _NS = 1_000_000_000
 T0 = 1_763_600_000 * _NS
 
+TRADE = TRADE_TRS["KRX"]  # the frames are KRX's trades
+
 
 class Stream:
     """An account's session as the collector sees it: confirmed, with registrations held."""
 
     def __init__(self, stop: asyncio.Event, listener: StreamListener) -> None:
-        self.registered = {("H0STCNT0", "005930")}
+        self.registered = {Feed("trades", "KRX", "005930")}
         self.wanted: set[Any] = set()
         self.confirmed = True
         self.restarts = 0
         self.stop = stop
         self.framing = FrameGuard("ws://fake", FrameLimits(), listener)
 
-    def holds(self, tr_id: str, tr_key: str) -> bool:
+    def holds(self, feed: Feed) -> bool:
         return True  # what it asked for is checked in tests/test_track_b_rejected.py
 
     async def restart(self) -> None:
         self.restarts += 1
         self.stop.set()  # the stale watch's work is done: it returns
 
-    async def unsubscribe(self, tr_id: str, tr_key: str) -> None:
-        self.registered.discard((tr_id, tr_key))
+    async def unsubscribe(self, feed: Feed) -> None:
+        self.registered.discard(feed)
 
 
 class Account:

@@ -43,9 +43,9 @@ def test_names_are_dealt_in_order_within_each_session_and_barred_ones_passed_ove
     assert held.keys() == set(accounts)
     # Each session within its capacity less what is reserved of it (the VI feed's).
     assert all(len(each) <= max(0, capacity - reserved.get(a, 0)) for a, each in held.items())
-    got = [r.tr_key for each in held.values() for r in each]
+    got = [r.symbol for each in held.values() for r in each]
     assert len(got) == len(set(got))  # a name on one session, once
-    assert {r.tr_id for each in held.values() for r in each} <= {"H0STANC0"}
+    assert {r.label for each in held.values() for r in each} <= {"KRX auction"}
     wanted = [n for n in dict.fromkeys(names) if n not in barred]
     room = sum(max(0, capacity - reserved.get(a, 0)) for a in accounts)
     assert sorted(got) == sorted(wanted[:room])  # the first that fit

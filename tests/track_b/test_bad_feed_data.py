@@ -29,6 +29,7 @@ from bus.producer import Producer
 from harness.sim.price_units import round_tick, tick_size
 from observer.kis.frames import FrameLimits
 from observer.kis.parse import price_snapshot
+from observer.kis.realtime import TRADE_TRS
 from observer.kis.record_checks import Checks
 from observer.kis.schemas import CurrentPriceOutput
 from observer.kis.session import open_account, rate_limits
@@ -39,7 +40,7 @@ from tests.support import SimThread, WriterProcess, db_rows, until
 from tests.track_b.conftest import MARKET, STOCKS, TEN
 from tests.track_b.test_collect import settings_for
 from tests.track_b.test_track_b_faults import quote
-from workers.track_b.collect import TRADE, Collector, CollectorSettings
+from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.layouts import LAYOUT_UNKNOWN
 from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED
@@ -57,6 +58,8 @@ _CHANGED = (  # the kinds of the real trades rewritten
     "outside_limits",
     "outside_session",
 )
+
+TRADE = TRADE_TRS["KRX"]  # the frames are KRX's trades
 
 
 Row = list[str]

@@ -32,21 +32,20 @@ from observer.config.load import load_settings
 from observer.config.tree import Settings
 from observer.config.workers import TrackBSettings
 from observer.errors import KisTransportError
+from observer.kis.feeds import Feed
 from observer.kis.frames import FrameLimits
 from observer.kis.record_checks import Checks
 from observer.kis.session import open_account, rate_limits
-from observer.kis.stream import Registration, StreamSettings
+from observer.kis.stream import StreamSettings
 from tests.kis.test_kis_parse import BOOK, TRADE
 from tests.support import SimThread, until
 from tests.track_b.conftest import MARKET, STOCKS, TEN
 from workers.track_b import stale as stale_module
-from workers.track_b.collect import BOOK as BOOK_ID
 from workers.track_b.collect import (
     REGISTRATIONS_MISMATCH,
     Collector,
     CollectorSettings,
 )
-from workers.track_b.collect import TRADE as TRADE_ID
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.outages import ACCOUNT_DOWN
@@ -539,8 +538,8 @@ def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone
             open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
         ]
         collector = Collector(accounts, clock, published.append, CollectorSettings(books=True))
-        for kind in (TRADE_ID, BOOK_ID):  # what the session asked for (unconnected: wanted)
-            await collector.streams["acct1"].subscribe(kind, "005930")
+        for kind in ("trades", "book"):  # what the session asked for (unconnected: wanted)
+            await collector.streams["acct1"].subscribe(Feed(kind, "KRX", "005930"))
         decoder = collector.streams["acct1"].decoder
         bad = TRADE.replace("^594001000000^", "^1e3^", 1)  # ACML_TR_PBMN is not an integer
         for text in (f"0|H0STCNT0|003|{TRADE}^{bad}^{TRADE}", f"0|H0STASP0|001|{BOOK}"):
@@ -567,7 +566,7 @@ def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone
     book_time = datetime(2026, 11, 20, 12, 39, 29, tzinfo=KST)
     assert books[0].exchange_ns == int(book_time.timestamp()) * 10**9
     (warning,) = caplog.records
-    assert "account acct1: dropped a H0STCNT0 record" in warning.getMessage()
+    assert "account acct1: dropped a KRX trades record" in warning.getMessage()
     assert "ACML_TR_PBMN" in warning.getMessage()
 
 
@@ -585,7 +584,7 @@ def test_a_refused_trade_of_a_streamed_symbol_is_a_gap_over_its_stamp(tmp_path: 
             open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
         ]
         collector = Collector(accounts, clock, published.append, CollectorSettings(books=True))
-        await collector.streams["acct1"].subscribe("H0STCNT0", "005930")
+        await collector.streams["acct1"].subscribe(Feed("trades", "KRX", "005930"))
         decoder = collector.streams["acct1"].decoder
         bad = TRADE.replace("^594001000000^", "^1e3^", 1)  # ACML_TR_PBMN is not an integer
         other = bad.replace("005930", "000660", 1)  # a symbol this account does not stream
@@ -650,14 +649,14 @@ def test_an_account_waiting_for_its_approval_key_holds_up_no_other(
             # acct2's wait lasts 30 wall seconds at least: acct1 registered within 20 means
             # that the decisions did not wait for it.
             await until(
-                lambda: {r.tr_key for r in collector.streams["acct1"].registered} == on["acct1"],
+                lambda: {r.symbol for r in collector.streams["acct1"].registered} == on["acct1"],
                 "acct1's registrations",
                 timeout=20,
             )
             assert applying.done()
             await applying
             waiting = collector.streams["acct2"]
-            assert {r.tr_key for r in waiting.wanted} == on["acct2"] and not waiting.registered
+            assert {r.symbol for r in waiting.wanted} == on["acct2"] and not waiting.registered
             assert collector.state["acct2"][0] != "down"  # waiting for its key yet
             await until(
                 lambda: {t.symbol for t in events if isinstance(t, TradeTick)} == on["acct1"],
@@ -708,8 +707,8 @@ def test_with_books_a_failed_approval_key_fetch_loses_no_registration(
         running = asyncio.ensure_future(collector.run(stop))
         cap = 20  # 41 registrations: 20 symbols with their books
 
-        def pairs(symbols: Any) -> set[Registration]:
-            return {Registration(kind, s) for s in symbols for kind in (TRADE_ID, BOOK_ID)}
+        def pairs(symbols: Any) -> set[Feed]:
+            return {Feed(kind, "KRX", s) for s in symbols for kind in ("trades", "book")}
 
         def settled(book: SlotBook) -> bool:
             return failing["left"] == 0 and stream.registered == pairs(book.held())
@@ -795,35 +794,35 @@ def test_registrations_that_do_not_match_the_slots_are_alerted_and_repaired(
         picks = [SlotCandidate(a, "volume_surge", 20.0), SlotCandidate(b, "volume_surge", 19.0)]
         await collector.apply(book.evaluate(picks, clock.now_ns(), {"acct1"}), book.holdings())
         assert not [e for e in events if isinstance(e, Alert)]
-        stream.wanted.discard(Registration(BOOK_ID, a))  # a book lost
-        await stream.subscribe(BOOK_ID, c)  # a book leaked
+        stream.wanted.discard(Feed("book", "KRX", a))  # a book lost
+        await stream.subscribe(Feed("book", "KRX", c))  # a book leaked
         assert not await collector.reconcile(book.holdings())
         [alert] = [e for e in events if isinstance(e, Alert)]
         assert (alert.code, alert.severity) == (REGISTRATIONS_MISMATCH, "error")
         assert alert.context == {"account": "acct1"}
-        assert f"H0STASP0/{a}" in alert.message and f"H0STASP0/{c}" in alert.message
-        held = {Registration(kind, s) for s in (a, b) for kind in (TRADE_ID, BOOK_ID)}
+        assert f"KRX book {a}" in alert.message and f"KRX book {c}" in alert.message
+        held = {Feed(kind, "KRX", s) for s in (a, b) for kind in ("trades", "book")}
         assert stream.wanted == held
         assert alert.subject == "acct1"
         # Still wrong at the next check: the same alert, not a second
-        stream.wanted.discard(Registration(BOOK_ID, a))
+        stream.wanted.discard(Feed("book", "KRX", a))
         assert not await collector.reconcile(book.holdings())
         assert len([e for e in events if isinstance(e, Alert)]) == 1
         # Refused by KIS: the guard's to release, no mismatch; matching again ends the alert
-        stream.wanted.discard(Registration(TRADE_ID, b))
-        stream.refused[Registration(TRADE_ID, b)] = "OPSP8992"
+        stream.wanted.discard(Feed("trades", "KRX", b))
+        stream.refused[Feed("trades", "KRX", b)] = "OPSP8992"
         assert await collector.reconcile(book.holdings())
         [ended] = [e for e in events if isinstance(e, AlertResolved)]
         assert (ended.code, ended.subject) == (REGISTRATIONS_MISMATCH, "acct1")
         # A session full of leaked registrations: the placement is logged, then repaired.
         for n in range(41 - len(stream.wanted)):
-            await stream.subscribe(TRADE_ID, f"9{n:05d}")
+            await stream.subscribe(Feed("trades", "KRX", f"9{n:05d}"))
         assert len(stream.wanted) == 41
         picks.append(SlotCandidate(c, "volume_surge", 18.0))
         await collector.apply(book.evaluate(picks, clock.now_ns(), {"acct1"}), book.holdings())
         assert c in book.held()
-        expected = {Registration(kind, s) for s in (a, b, c) for kind in (TRADE_ID, BOOK_ID)}
-        assert stream.wanted == expected - {Registration(TRADE_ID, b)}
+        expected = {Feed(kind, "KRX", s) for s in (a, b, c) for kind in ("trades", "book")}
+        assert stream.wanted == expected - {Feed("trades", "KRX", b)}
         assert [e.code for e in events if isinstance(e, Alert)] == [REGISTRATIONS_MISMATCH] * 2
         await account.aclose()
 

@@ -62,7 +62,7 @@ def test_the_alias_passes_on_json_and_shows_the_help(tmp_path: Path) -> None:
         "trigger": "manual",
         "score": 1.0,
         "pinned": True,
-        "feeds": ["H0STCNT0", "H0NXCNT0"],  # KRX's and Nextrade's trades
+        "feeds": ["KRX trades", "NXT trades"],
     }
     shown = {"at_ns": 1, "slots": [row]}
     slots_path(tmp_path).parent.mkdir(mode=0o700)

@@ -20,9 +20,8 @@ from bus.events import (
     Venue,
 )
 from harness.sim.config import SimConfig
-from observer.kis.realtime import TRADE_TRS
+from observer.kis.feeds import Feed
 from observer.kis.session import open_account, rate_limits
-from observer.kis.stream import Registration
 from tests.support import SimThread, until
 from tests.track_b.conftest import MARKET, STOCKS, TEN
 from tests.track_b.test_collect import settings_for
@@ -36,63 +35,85 @@ NXT_NAME, KRX_NAME = "005930", "900110"
 KRX_CLOSING: tuple[Venue, ...] = ("KRX", "combined")  # the feeds in KRX's closing auction
 S = 1_000_000_000
 TRADES: tuple[TradeFeeds, ...] = ("krx", "venues", "combined")
+VENUES: tuple[Venue, ...] = ("KRX", "NXT", "combined")
+
+
+def labels(feeds: tuple[Feed, ...]) -> tuple[str, ...]:
+    """What ``feeds`` carry, in words ("KRX trades"), in order; all of one symbol."""
+    assert len({f.symbol for f in feeds}) <= 1
+    return tuple(f.label for f in feeds)
 
 
 def test_each_policy_gives_a_nextrade_name_its_feeds_and_the_others_krx_alone() -> None:
     nxt = frozenset({NXT_NAME})
     venues = RegistrationPolicy("venues", nxt=nxt)
-    assert venues.feeds(NXT_NAME) == ("H0STCNT0", "H0NXCNT0")
+    assert labels(venues.feeds(NXT_NAME)) == ("KRX trades", "NXT trades")
     assert venues.venues(NXT_NAME) == ("KRX", "NXT")
-    assert venues.feeds(KRX_NAME) == ("H0STCNT0",) and venues.cost(KRX_NAME) == 1
+    assert labels(venues.feeds(KRX_NAME)) == ("KRX trades",) and venues.cost(KRX_NAME) == 1
     books = RegistrationPolicy("venues", books=True, nxt=nxt)
-    assert books.feeds(NXT_NAME) == ("H0STCNT0", "H0NXCNT0", "H0STASP0", "H0NXASP0")
+    assert labels(books.feeds(NXT_NAME)) == ("KRX trades", "NXT trades", "KRX book", "NXT book")
     assert books.cost(NXT_NAME) == 4 and books.widest == 4
     combined = RegistrationPolicy("combined", books=True, nxt=nxt)
-    assert combined.feeds(NXT_NAME) == ("H0UNCNT0", "H0UNASP0")
+    assert labels(combined.feeds(NXT_NAME)) == ("combined trades", "combined book")
     assert combined.venues(NXT_NAME) == ("combined",)
-    assert combined.feeds(KRX_NAME) == ("H0STCNT0", "H0STASP0")
+    assert labels(combined.feeds(KRX_NAME)) == ("KRX trades", "KRX book")
     krx = RegistrationPolicy("krx", nxt=nxt)
-    assert krx.feeds(NXT_NAME) == ("H0STCNT0",) and krx.widest == 1
+    assert labels(krx.feeds(NXT_NAME)) == ("KRX trades",) and krx.widest == 1
 
 
 def test_market_status_and_program_trading_are_a_registration_each_per_venue() -> None:
     nxt = frozenset({NXT_NAME})
     both = {"statuses": True, "programs": True}
     venues = RegistrationPolicy("venues", nxt=nxt, **both)
-    feeds = ("H0STCNT0", "H0NXCNT0", "H0STMKO0", "H0NXMKO0", "H0STPGM0", "H0NXPGM0")
-    assert venues.feeds(NXT_NAME) == feeds
+    feeds = ("KRX trades", "NXT trades", "KRX status", "NXT status", "KRX program", "NXT program")
+    assert labels(venues.feeds(NXT_NAME)) == feeds
     assert venues.cost(NXT_NAME) == 6 == venues.widest
-    assert venues.feeds(KRX_NAME) == ("H0STCNT0", "H0STMKO0", "H0STPGM0")
+    assert labels(venues.feeds(KRX_NAME)) == ("KRX trades", "KRX status", "KRX program")
     # The combined feed's market status names no symbol: KRX's is registered in its place.
     combined = RegistrationPolicy("combined", books=True, nxt=nxt, **both)
-    assert combined.feeds(NXT_NAME) == ("H0UNCNT0", "H0UNASP0", "H0STMKO0", "H0UNPGM0")
+    assert labels(combined.feeds(NXT_NAME)) == (
+        "combined trades",
+        "combined book",
+        "KRX status",
+        "combined program",
+    )
     assert combined.cost(NXT_NAME) == 4 == len(combined.registrations([NXT_NAME]))
     assert "market status, program trading" in combined.describe()
     # Outside KRX's trading a Nextrade name holds Nextrade's alone.
     after = venues.without_krx()
-    assert after.feeds(NXT_NAME) == ("H0NXCNT0", "H0NXMKO0", "H0NXPGM0")
-    assert after.feeds(KRX_NAME) == () and after.cost(KRX_NAME) == 0
+    assert labels(after.feeds(NXT_NAME)) == ("NXT trades", "NXT status", "NXT program")
+    assert labels(after.feeds(KRX_NAME)) == () and after.cost(KRX_NAME) == 0
 
 
 def test_in_an_auction_program_trading_s_registration_holds_expected_matches() -> None:
     nxt = frozenset({NXT_NAME})
     venues = RegistrationPolicy("venues", nxt=nxt, programs=True)
     closing = venues.in_auction(KRX_CLOSING)  # KRX's closing auction: KRX's feeds'
-    assert closing.feeds(NXT_NAME) == ("H0STCNT0", "H0NXCNT0", "H0STANC0", "H0NXPGM0")
+    assert labels(closing.feeds(NXT_NAME)) == (
+        "KRX trades",
+        "NXT trades",
+        "KRX auction",
+        "NXT program",
+    )
     assert closing.cost(NXT_NAME) == venues.cost(NXT_NAME)  # the same registrations, reused
     assert closing.in_auction(KRX_CLOSING, False) == venues
     # Nextrade's after-market opening, KRX's match's minute still streamed: Nextrade's feed's,
     # and on after KRX's feeds are released.
     both = closing.in_auction(KRX_CLOSING, False).in_auction(("NXT",))
-    assert both.feeds(NXT_NAME) == ("H0STCNT0", "H0NXCNT0", "H0STPGM0", "H0NXANC0")
-    assert both.without_krx().feeds(NXT_NAME) == ("H0NXCNT0", "H0NXANC0")
+    assert labels(both.feeds(NXT_NAME)) == (
+        "KRX trades",
+        "NXT trades",
+        "KRX program",
+        "NXT auction",
+    )
+    assert labels(both.without_krx().feeds(NXT_NAME)) == ("NXT trades", "NXT auction")
     assert both.in_auction(("NXT",), False) == venues
     combined = RegistrationPolicy("combined", nxt=nxt, programs=True).in_auction(KRX_CLOSING)
-    assert combined.feeds(NXT_NAME) == ("H0UNCNT0", "H0UNANC0")
-    assert RegistrationPolicy().in_auction(KRX_CLOSING).feeds(KRX_NAME) == ("H0STCNT0",)
+    assert labels(combined.feeds(NXT_NAME)) == ("combined trades", "combined auction")
+    assert labels(RegistrationPolicy().in_auction(KRX_CLOSING).feeds(KRX_NAME)) == ("KRX trades",)
     # Nothing for a paper account, offered neither.
     paper = RegistrationPolicy(paper=True, programs=True).in_auction(KRX_CLOSING)
-    assert paper.feeds(KRX_NAME) == ("H0STCNT0",)
+    assert labels(paper.feeds(KRX_NAME)) == ("KRX trades",)
 
 
 def test_a_paper_account_holds_the_feeds_paper_offers_whatever_the_policy() -> None:
@@ -100,7 +121,7 @@ def test_a_paper_account_holds_the_feeds_paper_offers_whatever_the_policy() -> N
         paper = RegistrationPolicy(
             trades, books=True, nxt=frozenset({NXT_NAME}), paper=True, statuses=True, programs=True
         )
-        assert paper.feeds(NXT_NAME) == ("H0STCNT0", "H0STASP0")
+        assert labels(paper.feeds(NXT_NAME)) == ("KRX trades", "KRX book")
         assert paper.widest == 2 == paper.cost(NXT_NAME)
         assert "paper accounts are offered KRX's feeds alone" in paper.describe()
 
@@ -215,8 +236,8 @@ def test_a_nextrade_name_streams_both_venues_and_a_drop_is_a_gap_on_each(
             assert [d.action for d in decisions] == ["allocate"] * 3 + ["overflow"]
             await collector.apply(decisions, book.holdings())
             assert collector.streams["acct1"].wanted == {
-                *(Registration("H0STCNT0", s) for s in [*both, krx_only[0]]),
-                *(Registration("H0NXCNT0", s) for s in both),
+                *(Feed("trades", "KRX", s) for s in [*both, krx_only[0]]),
+                *(Feed("trades", "NXT", s) for s in both),
             }
             await until(
                 lambda: {(t.symbol, t.venue) for t in of(TradeTick)} == fed,
@@ -286,7 +307,7 @@ def test_paper_accounts_register_krx_feeds_alone_and_are_refused_nothing(tmp_pat
 
         collector = asyncio.run(scenario())
     assert collector.streams["acct1"].wanted == {
-        Registration(tr_id, s) for s in names for tr_id in ("H0STCNT0", "H0STASP0")
+        Feed(kind, "KRX", s) for s in names for kind in ("trades", "book")
     }
     assert collector.refusals == 0
     assert {t.venue for t in events if isinstance(t, TradeTick)} == {"KRX"}
@@ -298,33 +319,36 @@ def test_paper_accounts_register_krx_feeds_alone_and_are_refused_nothing(tmp_pat
 def test_past_krx_s_close_a_nextrade_name_keeps_the_feeds_of_nextrade_s_trades() -> None:
     nxt = frozenset({NXT_NAME})
     after = {t: RegistrationPolicy(t, books=True, nxt=nxt).without_krx() for t in TRADES}
-    assert after["venues"].feeds(NXT_NAME) == ("H0NXCNT0", "H0NXASP0")
-    assert after["combined"].feeds(NXT_NAME) == ("H0UNCNT0", "H0UNASP0")
-    assert after["krx"].feeds(NXT_NAME) == ()
-    assert all(policy.feeds(KRX_NAME) == () for policy in after.values())
+    assert labels(after["venues"].feeds(NXT_NAME)) == ("NXT trades", "NXT book")
+    assert labels(after["combined"].feeds(NXT_NAME)) == ("combined trades", "combined book")
+    assert labels(after["krx"].feeds(NXT_NAME)) == ()
+    assert all(labels(policy.feeds(KRX_NAME)) == () for policy in after.values())
     paper = RegistrationPolicy("venues", nxt=nxt, paper=True).without_krx()
-    assert paper.feeds(NXT_NAME) == ()
+    assert labels(paper.feeds(NXT_NAME)) == ()
 
 
 def test_in_krx_s_after_market_every_name_holds_krx_s_feeds_again() -> None:
     nxt = frozenset({NXT_NAME})
     evening = RegistrationPolicy("venues", nxt=nxt).without_krx().with_krx()
-    assert evening.feeds(NXT_NAME) == ("H0STCNT0", "H0NXCNT0") and evening.cost(NXT_NAME) == 2
-    assert evening.feeds(KRX_NAME) == ("H0STCNT0",)
+    assert (
+        labels(evening.feeds(NXT_NAME)) == ("KRX trades", "NXT trades")
+        and evening.cost(NXT_NAME) == 2
+    )
+    assert labels(evening.feeds(KRX_NAME)) == ("KRX trades",)
     # without Nextrade's after-market followed: KRX's feeds alone, for its names too
     alone = RegistrationPolicy("venues", nxt=nxt).without_krx().with_krx(nextrade=False)
-    assert alone.feeds(NXT_NAME) == ("H0STCNT0",) and alone.cost(NXT_NAME) == 1
+    assert labels(alone.feeds(NXT_NAME)) == ("KRX trades",) and alone.cost(NXT_NAME) == 1
 
 
 feeds = st.sets(
-    st.builds(Registration, st.sampled_from(list(TRADE_TRS.values())), st.sampled_from(SYMBOLS[:6]))
+    st.builds(Feed, st.just("trades"), st.sampled_from(VENUES), st.sampled_from(SYMBOLS[:6]))
 )
 
 
 @settings(max_examples=400, deadline=None)
 @given(current=feeds, target=feeds, spare=st.integers(0, 4))
 def test_a_swap_never_exceeds_the_session_and_adds_before_it_drops_where_room_allows(
-    current: set[Registration], target: set[Registration], spare: int
+    current: set[Feed], target: set[Feed], spare: int
 ) -> None:
     capacity = max(len(current), len(target)) + spare
     plan = swaps(current, target, capacity)
@@ -337,8 +361,8 @@ def test_a_swap_never_exceeds_the_session_and_adds_before_it_drops_where_room_al
         else:
             assert registration in held
             held.remove(registration)
-            if any(r.tr_key == registration.tr_key for r in target - held):
-                dropped_before_added.add(registration.tr_key)
+            if any(r.symbol == registration.symbol for r in target - held):
+                dropped_before_added.add(registration.symbol)
         assert len(held) <= capacity
     assert held == set(target)
     # With room for every addition, each goes before any release: no trade falls between.

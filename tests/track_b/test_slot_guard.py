@@ -109,11 +109,11 @@ def test_refusals_bar_their_symbols_close_a_full_sessions_slot_and_alert_once() 
     where = {d.candidate.symbol: d.account for d in held}
     s0, s1, s2, s3 = SYMBOLS[:4]
 
-    def refused(symbol: str, code: str, account: str = "", tr_id: str = "H0STCNT0") -> None:
-        g.on_refused(Refusal(account or where[symbol], symbol, tr_id, code, "KIS says no", 0))
+    def refused(symbol: str, code: str, account: str = "", feed: str = "KRX trades") -> None:
+        g.on_refused(Refusal(account or where[symbol], symbol, feed, code, "KIS says no", 0))
 
     refused(s0, "OPSP8992")
-    refused(s0, "OPSP8992", tr_id="H0STASP0")  # its book too: one refusal of the symbol
+    refused(s0, "OPSP8992", feed="KRX book")  # its book too: one refusal of the symbol
     refused(s1, "OPSP0007")
     refused(s2, "OPSP0008")
     other = "acct2" if where[s3] == "acct1" else "acct1"
@@ -137,7 +137,7 @@ def test_refusals_bar_their_symbols_close_a_full_sessions_slot_and_alert_once() 
     assert alerts[0][3] == {
         "symbol": s0,
         "account": where[s0],
-        "tr_id": "H0STCNT0",
+        "feed": "KRX trades",
         "code": "OPSP8992",
     }
     # The evaluation releases the barred symbols with their reasons; the next candidates
@@ -154,7 +154,7 @@ def test_refusals_bar_their_symbols_close_a_full_sessions_slot_and_alert_once() 
     # long, with no second alert.
     assert s1 not in g.barred(31 * S)
     book.evaluate([SlotCandidate(s1, "manual", 9.0, pinned=True)], 31 * S, ["acct1", "acct2"])
-    g.on_refused(Refusal(book.held()[s1].account, s1, "H0STCNT0", "OPSP0007", "again", 31 * S))
+    g.on_refused(Refusal(book.held()[s1].account, s1, "KRX trades", "OPSP0007", "again", 31 * S))
     g.review(book, {s1}, 31 * S)
     assert g.barred(31 * S)[s1] == "registration refused: OPSP0007 again (retry in 60 s)"
     assert len(alerts) == 3
@@ -258,7 +258,7 @@ def test_a_halt_seen_behind_a_refusals_bar_bars_the_symbol_when_that_bar_ends() 
     book = SlotBook(["acct1"], 2)
     book.evaluate([SlotCandidate(SYMBOLS[0], "market_cap", 2.3)], 0, ["acct1"])
     g.on_snapshot(snapshot(SYMBOLS[0], 0, 10_000))
-    g.on_refused(Refusal("acct1", SYMBOLS[0], "H0STCNT0", "OPSP0007", "KIS says no", 0))
+    g.on_refused(Refusal("acct1", SYMBOLS[0], "KRX trades", "OPSP0007", "KIS says no", 0))
     g.review(book, set(), 0)
     g.on_snapshot(snapshot(SYMBOLS[0], 10 * S, 10_000, halted=True))
     for now in (10 * S, 29 * S):

@@ -35,6 +35,7 @@ from observer.alerts.states import Notice
 from observer.calendar.clock import ManualClock, SimulatedClock
 from observer.calendar.phases import KST
 from observer.kis import stream as stream_module
+from observer.kis.feeds import Feed
 from observer.kis.frames import (
     HARD_MAX_BYTES,
     MALFORMED,
@@ -390,7 +391,7 @@ def test_a_frame_over_the_limit_or_not_utf8_costs_that_frame_and_one_over_the_ca
         async with serve(session) as url:
             settings = StreamSettings(frame_limits=FrameLimits(max_bytes=64 * 1024))
             stream = KisStream(url, tokens(tmp_path, clock), clock, heard, settings)
-            await stream.subscribe("H0STCNT0", "005930")
+            await stream.subscribe(Feed("trades", "KRX", "005930"))
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: stream.registered)

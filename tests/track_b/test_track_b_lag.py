@@ -11,10 +11,9 @@ from bus.events import AlertResolved, Event, GapDetected
 from observer.alerts.book import AlertBook
 from observer.alerts.states import Notice
 from observer.calendar.clock import ManualClock, SimulatedClock
-from observer.kis.realtime import RealtimeEvents
+from observer.kis.realtime import TRADE_TRS, RealtimeEvents
 from tests.track_b.test_account_alerts_resolved import _collector
 from tests.track_b.test_slot_guard import tick
-from workers.track_b.collect import TRADE
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.lag import FEED_LAGGING, FeedLag
 
@@ -22,6 +21,8 @@ MS = 1_000_000
 S = 1_000 * MS
 T0 = 1_794_967_600 * S  # 2026-11-18 11:06:40 KST: stamped within the trading hours
 LIMIT = 1_700 * MS  # Track B's: 500 + 200 ms and the stamps' second
+
+TRADE = TRADE_TRS["KRX"]  # the frames are KRX's trades
 
 
 def feed(clock: ManualClock | SimulatedClock | None = None) -> tuple[FeedLag, list[Event]]:

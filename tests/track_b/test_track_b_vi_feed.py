@@ -78,7 +78,7 @@ def test_a_refused_vi_feed_is_alerted_and_the_slots_go_on(tmp_path: Path) -> Non
         assert proc.wait(30) == 0
         ((severity, subject, message),) = rows(url, query)
         assert (severity, subject) == ("warning", "acct1")
-        assert "H0UNVIC0 under 20261120" in message and "[track_b] vi_feed" in message
+        assert "combined VI feed under 20261120" in message and "[track_b] vi_feed" in message
         assert not sim.sim.realtime.registered["H0UNVIC0"]
         sim.sim.config.vi_tr_key = "any"  # the next run's registration is taken
         proc = day.start()

@@ -10,7 +10,6 @@ failed check is retried ``retries`` times with backoff; the last attempt's is th
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from observer.cluster.session_reports import StreamReport
 from observer.errors import KisAuthError, KisError, KisTransportError
 from observer.kis.parse import parse_control
 from observer.kis.session import KisAccount
-from observer.kis.stream import IDENTIFY
+from observer.kis.stream import IDENTIFY, message
 from observer.process.retry import retry
 
 __all__ = ["Check", "NotReady", "check_rest", "probe_session", "ready"]
@@ -83,16 +82,7 @@ async def probe_session(account: KisAccount, timeout_s: float) -> tuple[bool, st
         key = await account.tokens.approval_key()
         async with asyncio.timeout(timeout_s):
             async with connect(account.ws_url, ping_interval=None, close_timeout=2.0) as socket:
-                message = {
-                    "header": {
-                        "approval_key": key.reveal(),
-                        "custtype": "P",
-                        "tr_type": "2",
-                        "content-type": "utf-8",
-                    },
-                    "body": {"input": {"tr_id": IDENTIFY.tr_id, "tr_key": IDENTIFY.tr_key}},
-                }
-                await socket.send(json.dumps(message))
+                await socket.send(message(IDENTIFY, key.reveal(), register=False))
                 while True:
                     raw = await socket.recv()
                     text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")

@@ -26,24 +26,21 @@ from bus.events import (
     ViNotice,
 )
 from observer.kis.frames import UNKNOWN_LAYOUT, DroppedFrame
-from observer.kis.realtime import RealtimeEvents
 from observer.kis.record_checks import OUTSIDE_SESSION, UNREGISTERED, Checks, registered_as
-from observer.kis.stream import KisStream, Registration, StreamState
+from observer.kis.stream import Feed, KisStream, RealtimeEvents, StreamState
 from observer.market.grid import OFF_GRID, PriceKind
 from workers.track_b.gaps import GapDetector, TickGap
 from workers.track_b.lag import FeedLag
 from workers.track_b.layouts import UnknownLayouts
 from workers.track_b.refused import RefusedData
-from workers.track_b.registrations import is_trade
 from workers.track_b.rejections import Rejections
 from workers.track_b.session_codes import SessionCodes
 from workers.track_b.stale import StaleWatch
 
-__all__ = ["BOOK", "MALFORMED_RECORD", "TRADE", "AccountFeed"]
+__all__ = ["MALFORMED_RECORD", "AccountFeed"]
 
 log = logging.getLogger(__name__)
 
-TRADE, BOOK = "H0STCNT0", "H0STASP0"
 MALFORMED_RECORD = "malformed_record"  # the kind of a record the decoder refused
 _LOGGED = frozenset(10**n for n in range(7))  # the 1st, 10th, 100th ... off-grid trade: logged
 
@@ -80,17 +77,15 @@ class FeedOwner(Protocol):
 
     @property
     def settings(self) -> FeedSettings: ...
-    def streamed(self, alias: str, tr_id: str) -> set[str]: ...
-    def detector(self, alias: str, tr_id: str) -> GapDetector: ...
+    def streamed(self, alias: str, venue: Venue) -> set[str]: ...
+    def detector(self, alias: str, venue: Venue) -> GapDetector: ...
     def publish_gap(self, gap: TickGap) -> None: ...
     def overdue(self, alias: str) -> None: ...
     def _on_state(self, alias: str, state: StreamState | Literal["down"], reason: str) -> None: ...
-    def _on_registered(self, alias: str, registration: Registration) -> None: ...
-    def _on_refused(
-        self, alias: str, registration: Registration, code: str, message: str
-    ) -> None: ...
+    def _on_registered(self, alias: str, registration: Feed) -> None: ...
+    def _on_refused(self, alias: str, registration: Feed, code: str, message: str) -> None: ...
     def _on_confirmed(self, alias: str) -> None: ...
-    def _priority(self, registration: Registration) -> tuple[float, str, str]: ...
+    def _priority(self, registration: Feed) -> tuple[float, tuple[str, int, str]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,16 +105,15 @@ class AccountFeed:
         c.stale_watch.on_data(alias, received_ns)
         c.rejections.on_data(alias, received_ns)
         c.layouts.on_read(frame.tr_id, received_ns)
-        stream, limits = c.streams[alias], c.limits
-        trades = is_trade(frame.tr_id)
-        detector = c.detector(alias, frame.tr_id) if trades else None
+        stream, limits, feed, venue = c.streams[alias], c.limits, frame.kind, frame.venue
+        detector = c.detector(alias, venue) if feed == "trades" else None
         if frame.errors:  # before the frame's ticks: a gap starts at an earlier one's
             self._dropped(frame, received_ns)
         else:
             c.refused_data.on_data(alias, received_ns)
         newest = 0
         for tick in frame.ticks:
-            asked = stream.holds(frame.tr_id, tick.symbol)
+            asked = stream.holds(Feed(feed, venue, tick.symbol))
             if fault := c.settings.checks.trade(tick, asked, limits.get(tick.symbol)):
                 self._rejected(frame, tick, fault)
                 continue
@@ -139,7 +133,7 @@ class AccountFeed:
             if gap := detector.on_volume(tick.symbol, tick.exchange_ns, tick.cum_volume, tick.qty):
                 c.publish_gap(gap)
         for book in frame.books:
-            if fault := c.settings.checks.book(book, stream.holds(frame.tr_id, book.symbol)):
+            if fault := c.settings.checks.book(book, stream.holds(Feed(feed, venue, book.symbol))):
                 self._rejected(frame, book, fault)
             else:
                 c.publish(book)
@@ -150,7 +144,7 @@ class AccountFeed:
             *frame.vis,
         ]
         for record in others:
-            if not stream.holds(frame.tr_id, registered_as(record)):
+            if not stream.holds(Feed(feed, venue, registered_as(record))):
                 unasked = f"{record.symbol} is not registered on the session"
                 self._rejected(frame, record, (UNREGISTERED, unasked))
                 continue
@@ -187,10 +181,10 @@ class AccountFeed:
         symbol, received_ns = record.symbol, record.received_ns
         stamp = received_ns if isinstance(record, (MarketStatus, ViNotice)) else record.exchange_ns
         c.rejections.reject(alias, fault, frame, symbol, received_ns, stamp)
-        if not isinstance(record, TradeTick) or symbol not in c.streamed(alias, frame.tr_id):
+        if not isinstance(record, TradeTick) or symbol not in c.streamed(alias, frame.venue):
             return
         trusted = 0 if fault[0] == OUTSIDE_SESSION else stamp
-        if gap := c.detector(alias, frame.tr_id).on_refused_trade(symbol, received_ns, trusted):
+        if gap := c.detector(alias, frame.venue).on_refused_trade(symbol, received_ns, trusted):
             c.publish_gap(gap)
 
     def _dropped(self, frame: RealtimeEvents, received_ns: int) -> None:
@@ -201,17 +195,18 @@ class AccountFeed:
         """
         c, alias = self.collector, self.alias
         errors = frame.errors
-        c.refused_data.on_records(alias, frame.tr_id, len(errors), str(errors[0].error))
-        streamed = c.streamed(alias, frame.tr_id) if is_trade(frame.tr_id) else set()
+        feed = f"{frame.venue} {frame.kind}"
+        c.refused_data.on_records(alias, feed, len(errors), str(errors[0].error))
+        streamed = c.streamed(alias, frame.venue) if frame.kind == "trades" else set()
         for refused in errors:  # one bad record each; the frame's others still count
-            log.warning("account %s: dropped a %s record: %s", alias, frame.tr_id, refused.error)
+            log.warning("account %s: dropped a %s record: %s", alias, feed, refused.error)
             fault = MALFORMED_RECORD, str(refused.error)
             c.rejections.reject(  # alerted by `RefusedData`'s episode
                 alias, fault, frame, refused.symbol, received_ns, refused.exchange_ns, alert=False
             )
             if refused.symbol not in streamed:
                 continue
-            detector = c.detector(alias, frame.tr_id)
+            detector = c.detector(alias, frame.venue)
             if gap := detector.on_refused_trade(refused.symbol, received_ns, refused.exchange_ns):
                 c.publish_gap(gap)
 
@@ -238,11 +233,11 @@ class AccountFeed:
         """The session changed state."""
         self.collector._on_state(self.alias, state, reason)
 
-    def on_registered(self, registration: Registration) -> None:
+    def on_registered(self, registration: Feed) -> None:
         """KIS confirmed a registration."""
         self.collector._on_registered(self.alias, registration)
 
-    def on_refused(self, registration: Registration, code: str, message: str) -> None:
+    def on_refused(self, registration: Feed, code: str, message: str) -> None:
         """KIS refused a registration."""
         self.collector._on_refused(self.alias, registration, code, message)
 
@@ -262,6 +257,6 @@ class AccountFeed:
         """Whether the account's flood is alerted (this process or an earlier one)."""
         return self.collector.rejections.flooding(self.alias)
 
-    def priority(self, registration: Registration) -> tuple[float, str, str]:
+    def priority(self, registration: Feed) -> tuple[float, tuple[str, int, str]]:
         """Re-registration order after a reconnect (`Collector`)."""
         return self.collector._priority(registration)

@@ -5,7 +5,7 @@ holds no slot, while KRX's opening auction sets the day's first prices: its expe
 moves with every order, and no later request gives that path back (KIS's REST history of
 it, FHPST01810000, keeps 30 rows). With ``[track_b] opening_auction`` each account's
 session holds, from the auction's start (or the pre-market's end) to its match and
-`CLOSE_GRACE_S`, a registration of KRX's expected matches (H0STANC0) per name: this host's
+`CLOSE_GRACE_S`, a registration of KRX's expected matches (its auction feed) per name: this host's
 pins first, then the largest market caps, barred names passed over, as many as the sessions
 hold. They are no slots (`Collector.hold`): no trigger places them and no gap or
 reconciliation counts them (an auction prints no trade before its match).
@@ -16,7 +16,7 @@ the match, holds its expected matches instead (`closing_auction`,
 `RegistrationPolicy.in_auction`). Nextrade's after-market opens the same way, its orders from
 15:30 matched at one price at 15:40 (its ``opening_auction`` session in ``[venues.nxt]``): a
 held Nextrade name's Nextrade program-trading registration holds Nextrade's expected matches
-(H0NXANC0) then (`nxt_after_market_auction`).
+then (`nxt_after_market_auction`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 
 from bus.events import Venue
 from observer.calendar.venues import CLOSE_GRACE_S, Venues
-from observer.kis.stream import Registration
+from observer.kis.stream import Feed
 from workers.track_b.registrations import RegistrationPolicy
 
 __all__ = [
@@ -106,8 +106,8 @@ def auction_registrations(
     capacity: int,
     barred: Mapping[str, str],
     reserved: Mapping[str, int] | None = None,
-    feeds_of: Callable[[str], tuple[str, ...]] | None = None,
-) -> dict[str, set[Registration]]:
+    feeds_of: Callable[[str], tuple[Feed, ...]] | None = None,
+) -> dict[str, set[Feed]]:
     """Each account's registrations: ``names`` in order (pins, then by market cap) dealt out.
 
     An account at a time takes the next name's feeds (``feeds_of``: `RegistrationPolicy.
@@ -116,7 +116,7 @@ def auction_registrations(
     """
     feeds_of = feeds_of or policy.opening_auction_feeds
     reserved = reserved or {}
-    held: dict[str, set[Registration]] = {alias: set() for alias in accounts}
+    held: dict[str, set[Feed]] = {alias: set() for alias in accounts}
     if not accounts:
         return held
     turn = 0
@@ -128,7 +128,7 @@ def auction_registrations(
             alias = accounts[turn % len(accounts)]
             turn += 1
             if len(held[alias]) + len(feeds) + reserved.get(alias, 0) <= capacity:
-                held[alias].update(Registration(tr_id, symbol) for tr_id in feeds)
+                held[alias].update(feeds)
                 break
         else:
             break  # every session is full

@@ -204,18 +204,16 @@ def list_slots(as_json: JsonOpt = False) -> None:
     if as_json or _target.as_json:
         typer.echo(json.dumps(shown))
         return
-    from workers.track_b.registrations import feed_label  # deferred: the KIS client's modules
-
     for row in shown["slots"]:
         typer.echo(
             f"{row['account']:<12} {row['slot']:>3}  {row['symbol']}  {row['trigger']:<16} "
             f"{row['score']:>7.2f}"
-            + (f"  {', '.join(map(feed_label, row['feeds']))}" if row.get("feeds") else "")
+            + (f"  {', '.join(row['feeds'])}" if row.get("feeds") else "")
             + ("  pinned" if row["pinned"] else "")
             + (f"  ({row['state']})" if row.get("state") else "")
         )
     for row in shown.get("aside", []):  # no slot: an auction's expected matches, the VI feed
-        labels = ", ".join(map(feed_label, row["feeds"]))
+        labels = ", ".join(row["feeds"])
         purpose = row.get("for", "auction")
         typer.echo(f"{row['account']:<12} {'-':>3}  {row['symbol']}  {purpose:<16} {labels}")
     for pin in shown.get("unplaced_pins", []):  # more pins than slots, a refused pin

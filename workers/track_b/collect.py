@@ -39,44 +39,35 @@ from observer.config.workers import TrackBSettings
 from observer.errors import KisError
 from observer.kis.account_health import counter, state_code
 from observer.kis.frames import FrameLimits
-from observer.kis.realtime import TRADE_TRS
 from observer.kis.record_checks import RECORD_KINDS, Checks
 from observer.kis.session import KisAccount
 from observer.kis.stream import (
     PERSISTENT_REFUSALS,
     BudgetSpent,
+    Feed,
     KisStream,
-    Registration,
     StreamSettings,
     StreamState,
     SubscriptionError,
 )
 from observer.market.grid import PriceKind
 from observer.runtime import alongside, sleep_unless
-from workers.track_b.account_feed import BOOK, TRADE, AccountFeed
+from workers.track_b.account_feed import AccountFeed
 from workers.track_b.gaps import Carried, GapDetector, SilenceRule, TickGap
 from workers.track_b.lag import FEED_LAGGING, FeedLag
 from workers.track_b.layouts import LAYOUT_UNKNOWN, UnknownLayouts
 from workers.track_b.outages import ACCOUNT_DOWN, Outages, resolve
 from workers.track_b.refused import DATA_UNDECODED, QUIET_S, RefusedData
-from workers.track_b.registrations import (
-    RegistrationPolicy,
-    TradeFeeds,
-    is_trade,
-    swaps,
-    venue_of,
-)
+from workers.track_b.registrations import RegistrationPolicy, TradeFeeds, swaps
 from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED, Rejections
 from workers.track_b.session_codes import SessionCodes
 from workers.track_b.slots import Holding, SlotAction
 from workers.track_b.stale import STREAM_STALE, StaleWatch
-from workers.track_b.vi_feed import VI_FEED_REFUSED, VI_TR_IDS
+from workers.track_b.vi_feed import VI_FEED_REFUSED
 
 __all__ = [
     "ACCOUNT_CODES",
-    "BOOK",
     "REGISTRATIONS_MISMATCH",
-    "TRADE",
     "Collector",
     "CollectorSettings",
     "Refusal",
@@ -98,10 +89,6 @@ _SETTLE_POLL_S = 0.02
 _PLACING = ("allocate", "replace")  # the decisions that register a symbol
 
 AccountState = StreamState | Literal["idle", "down"]  # see observer.kis.account_health
-
-
-def _by_key(registration: Registration) -> tuple[str, str]:
-    return registration.tr_key, registration.tr_id
 
 
 def _dec(value: float, places: str = "0.0001") -> Decimal:
@@ -144,7 +131,7 @@ class Refusal(NamedTuple):
 
     account: str
     symbol: str
-    tr_id: str
+    feed: str  # what the registration was for, in words: "KRX trades"
     code: str  # KIS's msg_cd, e.g. OPSP8992
     message: str  # KIS's msg1
     at_ns: int
@@ -320,7 +307,7 @@ class Collector:
         # symbol -> its latest market-operation record of KRX, while streamed
         self.statuses: dict[str, MarketStatus] = {}
         # alias -> the registrations held beside the slots (an auction's: `hold`)
-        self.held_aside: dict[str, set[Registration]] = {}
+        self.held_aside: dict[str, set[Feed]] = {}
         self.on_refused = on_refused
         self.refusals = 0
         self.ticks = 0
@@ -354,22 +341,22 @@ class Collector:
 
     def symbols(self, alias: str) -> set[str]:
         """The symbols account ``alias`` streams (any venue's trades)."""
-        return {r.tr_key for r in self.streams[alias].wanted if is_trade(r.tr_id)}
+        return {r.symbol for r in self.streams[alias].wanted if r.kind == "trades"}
 
-    def streamed(self, alias: str, tr_id: str) -> set[str]:
-        """The symbols account ``alias`` streams on the trade feed ``tr_id``."""
-        return {r.tr_key for r in self.streams[alias].wanted if r.tr_id == tr_id}
+    def streamed(self, alias: str, venue: Venue) -> set[str]:
+        """The symbols account ``alias`` streams the trades of on ``venue``'s feed."""
+        wanted = self.streams[alias].wanted
+        return {r.symbol for r in wanted if r.kind == "trades" and r.venue == venue}
 
-    def detector(self, alias: str, tr_id: str) -> GapDetector:
-        """Account ``alias``'s gap detector of the trade feed ``tr_id``'s venue."""
-        return self.detectors[alias][venue_of(tr_id)]
+    def detector(self, alias: str, venue: Venue) -> GapDetector:
+        """Account ``alias``'s gap detector of ``venue``'s trade feed."""
+        return self.detectors[alias][venue]
 
     def _venues_down(self, alias: str, reason: GapReason) -> None:
         """Every feed of the account may miss data from now (`GapDetector.on_disconnect`)."""
         now = self.clock.now_ns()
         for venue, detector in self.detectors[alias].items():
-            trades = {r.tr_key for r in self.streams[alias].wanted if r.tr_id == TRADE_TRS[venue]}
-            detector.on_disconnect(now, reason, trades)
+            detector.on_disconnect(now, reason, self.streamed(alias, venue))
 
     def taken_over(self, notices: Iterable[Notice], *, late: bool = False) -> None:
         """The account alerts an earlier Track B left open, now open in the book (a restart).
@@ -490,9 +477,9 @@ class Collector:
                         self.publish(decision_event(joined, self.session_of(venue, now), venue))
             for step, registration in plan:
                 if step == "add":
-                    await self._subscribe(alias, registration.tr_id, registration.tr_key)
+                    await self._subscribe(alias, registration)
                 else:
-                    await stream.unsubscribe(registration.tr_id, registration.tr_key)
+                    await stream.unsubscribe(registration)
             for h in held:
                 symbol = h.candidate.symbol
                 for venue in old.venues(symbol):
@@ -514,10 +501,7 @@ class Collector:
         """
         expected = {alias: set(self.held_aside.get(alias, ())) for alias in self.streams}
         for h in holdings:
-            expected.setdefault(h.account, set()).update(
-                Registration(tr_id, h.candidate.symbol)
-                for tr_id in self.policy.feeds(h.candidate.symbol)
-            )
+            expected.setdefault(h.account, set()).update(self.policy.feeds(h.candidate.symbol))
         matched = True
         for alias, stream in self.streams.items():
             extra = stream.wanted - expected[alias]
@@ -526,7 +510,7 @@ class Collector:
                 resolve(self.alerts, REGISTRATIONS_MISMATCH, alias, "registrations match slots")
                 continue
             matched = False
-            names = ", ".join(f"{r.tr_id}/{r.tr_key}" for r in sorted(extra | missing, key=str))
+            names = ", ".join(map(str, sorted(extra | missing, key=lambda r: r.order)))
             message = (
                 f"account {alias}: its session's registrations do not match its slots "
                 f"({len(missing)} missing, {len(extra)} not held: {names}); repaired"
@@ -536,14 +520,14 @@ class Collector:
                 REGISTRATIONS_MISMATCH, alias, "error", message[:500], {"account": alias}
             )
             for r in sorted(extra, key=self._priority):
-                await stream.unsubscribe(r.tr_id, r.tr_key)
+                await stream.unsubscribe(r)
             for r in sorted(missing, key=self._priority):
-                if is_trade(r.tr_id):
-                    self.detector(alias, r.tr_id).on_placed(r.tr_key, self.clock.now_ns())
-                await self._subscribe(alias, r.tr_id, r.tr_key)
+                if r.kind == "trades":
+                    self.detector(alias, r.venue).on_placed(r.symbol, self.clock.now_ns())
+                await self._subscribe(alias, r)
         return matched
 
-    async def hold(self, registrations: Mapping[str, Set[Registration]]) -> None:
+    async def hold(self, registrations: Mapping[str, Set[Feed]]) -> None:
         """Hold ``registrations`` per account beside the slots, instead of those held so.
 
         No slot: no decision or trigger counts them (an auction's expected matches, the
@@ -556,15 +540,15 @@ class Collector:
         for alias in self.streams.keys() & (self.held_aside.keys() | registrations.keys()):
             stream, now = self.streams[alias], set(self.held_aside.get(alias, ()))
             wanted = set(registrations.get(alias, ()))
-            for r in sorted(now - wanted, key=_by_key):
-                await stream.unsubscribe(r.tr_id, r.tr_key)
-                if is_trade(r.tr_id) and r.tr_key not in self.scores:
-                    self._forget(alias, r.tr_key, venue_of(r.tr_id), self.clock.now_ns())
-                    self.recent.pop(r.tr_key, None)
-                    self.latest.pop(r.tr_key, None)
+            for r in sorted(now - wanted, key=lambda r: r.order):
+                await stream.unsubscribe(r)
+                if r.kind == "trades" and r.symbol not in self.scores:
+                    self._forget(alias, r.symbol, r.venue, self.clock.now_ns())
+                    self.recent.pop(r.symbol, None)
+                    self.latest.pop(r.symbol, None)
             self.held_aside[alias] = wanted
-            for r in sorted(wanted - now, key=_by_key):
-                await self._subscribe(alias, r.tr_id, r.tr_key)
+            for r in sorted(wanted - now, key=lambda r: r.order):
+                await self._subscribe(alias, r)
         self.held_aside = {alias: held for alias, held in self.held_aside.items() if held}
 
     async def resume(
@@ -608,9 +592,9 @@ class Collector:
                     TickGap(account, symbol, start_ns, end_ns, "process_restart", venue)
                 )
 
-    def _priority(self, registration: Registration) -> tuple[float, str, str]:
+    def _priority(self, registration: Feed) -> tuple[float, tuple[str, int, str]]:
         """Re-registration order after a reconnect: the best-scoring slots first."""
-        return (-self.scores.get(registration.tr_key, 0.0), registration.tr_key, registration.tr_id)
+        return -self.scores.get(registration.symbol, 0.0), registration.order
 
     async def _add(self, alias: str, symbol: str) -> None:
         # Each registration is wanted at once and on its own: none waits for a key, and
@@ -622,19 +606,19 @@ class Collector:
                     symbol, carried.start_ns, carried.chain, carried.reason
                 )
             self.detectors[alias][venue].on_placed(symbol, now)
-        for tr_id in self.policy.feeds(symbol):
-            await self._subscribe(alias, tr_id, symbol)
+        for feed in self.policy.feeds(symbol):
+            await self._subscribe(alias, feed)
 
-    async def _subscribe(self, alias: str, kind: str, symbol: str) -> None:
+    async def _subscribe(self, alias: str, feed: Feed) -> None:
         try:
-            await self.streams[alias].subscribe(kind, symbol)
+            await self.streams[alias].subscribe(feed)
         except SubscriptionError as exc:  # a registration not released: `reconcile` repairs
-            log.error("account %s: %s not registered: %s", alias, symbol, exc)
+            log.error("account %s: %s not registered: %s", alias, feed.symbol, exc)
 
     async def _drop(self, alias: str, symbol: str, *, moving: bool = False) -> None:
         """Release ``symbol`` on ``alias``; ``moving``: to be placed on another account next."""
-        for tr_id in self.policy.feeds(symbol):  # each released on its own, at once (`_add`)
-            await self.streams[alias].unsubscribe(tr_id, symbol)
+        for feed in self.policy.feeds(symbol):  # each released on its own, at once (`_add`)
+            await self.streams[alias].unsubscribe(feed)
         now = self.clock.now_ns()
         for venue in self.policy.venues(symbol):
             detector = self.detectors[alias][venue]
@@ -805,34 +789,34 @@ class Collector:
             detector.on_confirmed()
         self.outages.confirmed(alias)
 
-    def _on_registered(self, alias: str, registration: Registration) -> None:
-        if registration.tr_id in VI_TR_IDS:  # an earlier refusal of it is over
+    def _on_registered(self, alias: str, registration: Feed) -> None:
+        if registration.kind == "vi":  # an earlier refusal of it is over
             self.alerts.resolve(VI_FEED_REFUSED, alias, "KIS took the VI feed")
-        if not is_trade(registration.tr_id):
+        if registration.kind != "trades":
             return
-        detector = self.detector(alias, registration.tr_id)
-        if gap := detector.on_registered(registration.tr_key, self.clock.now_ns()):
+        detector = self.detector(alias, registration.venue)
+        if gap := detector.on_registered(registration.symbol, self.clock.now_ns()):
             self.publish_gap(gap)
 
-    def _on_refused(self, alias: str, registration: Registration, code: str, message: str) -> None:
+    def _on_refused(self, alias: str, registration: Feed, code: str, message: str) -> None:
         self.refusals += 1  # the stream has logged it
         aside = self.held_aside.get(alias, set())
         if registration in aside:  # no slot's: nothing for the guard to release or bar
             aside.discard(registration)
-            if registration.tr_id in VI_TR_IDS:
+            if registration.kind == "vi":
                 self.alerts.raise_(
                     VI_FEED_REFUSED,
                     alias,
                     "warning",
-                    f"account {alias}: KIS refused the VI feed {registration.tr_id} under "
-                    f"{registration.tr_key} ({code} {message}): the market's VIs come from the "
+                    f"account {alias}: KIS refused the {registration.venue} VI feed under "
+                    f"{registration.symbol} ({code} {message}): the market's VIs come from the "
                     "watched names' market status alone today; see [track_b] vi_feed and "
                     "`observer kis check`",
                 )
             return
         self.on_refused(
             Refusal(
-                alias, registration.tr_key, registration.tr_id, code, message, self.clock.now_ns()
+                alias, registration.symbol, registration.label, code, message, self.clock.now_ns()
             )
         )
 

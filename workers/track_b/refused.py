@@ -58,10 +58,10 @@ class RefusedData:
         counts = f"{episode.records} records and {episode.frames} frames refused"
         resolve(self.alerts, DATA_UNDECODED, alias, f"{why} ({counts} in the episode)")
 
-    def on_records(self, alias: str, tr_id: str, count: int, error: str) -> None:
-        """``count`` records of a ``tr_id`` frame refused, the first for ``error``."""
+    def on_records(self, alias: str, feed: str, count: int, error: str) -> None:
+        """``count`` records of a ``feed`` frame ("KRX trades") refused, the first for ``error``."""
         self.records[alias] += count
-        self._refused(alias, f"{count} {tr_id} record{'s' * (count > 1)}", error).records += count
+        self._refused(alias, f"{count} {feed} record{'s' * (count > 1)}", error).records += count
 
     def on_frame(self, alias: str, error: str) -> None:
         """A whole data frame refused (its records unread) for ``error``."""

@@ -1,21 +1,20 @@
 """The registration policy: which real-time feeds a watched symbol holds on an account.
 
-KIS counts 41 registrations per app key, one per TR and symbol (H0STCNT0 and H0NXCNT0 of one
-stock are two), so Track B's capacity is in registrations, not symbols (`SlotBook`). What a
-watched symbol holds follows ``[track_b] trades`` and ``books``:
+KIS counts 41 registrations per app key, one per feed (`observer.kis.feeds.Feed`: KRX's and
+Nextrade's trades of one stock are two), so Track B's capacity is in registrations, not
+symbols (`SlotBook`). What a watched symbol holds follows ``[track_b] trades`` and ``books``:
 
-* ``krx``: KRX's trades (H0STCNT0) alone: one registration, Nextrade's trades not seen;
-* ``venues``: KRX's trades, and Nextrade's (H0NXCNT0) for a name Nextrade trades: two, each
-  trade stored with its venue and checked against its venue's bars;
-* ``combined``: the combined feed (H0UNCNT0) for a name Nextrade trades: one registration
-  whose trades carry no venue ("combined"); KRX's feed for the others.
+* ``krx``: KRX's trades alone: one registration, Nextrade's trades not seen;
+* ``venues``: KRX's trades, and Nextrade's for a name Nextrade trades: two, each trade stored
+  with its venue and checked against its venue's bars;
+* ``combined``: the combined feed's trades for a name Nextrade trades: one registration whose
+  trades carry no venue ("combined"); KRX's feed for the others.
 
 With ``books`` each trade feed has its venue's book beside it; with ``statuses`` its venue's
-market-operation records (halts, VIs, session events: H0STMKO0, H0NXMKO0; KRX's for the
-combined feed, whose own names no symbol); with ``programs`` its venue's program trading
-(H0STPGM0, H0NXPGM0, H0UNPGM0). Each is a registration of its own. Through KRX's opening
-auction, when no slot is held, a name holds KRX's expected matches (H0STANC0) alone
-(`opening_auction_feeds`); through an auction while the name is held (KRX's closing one,
+market-operation records (halts, VIs, session events; KRX's for the combined feed, whose own
+name no symbol); with ``programs`` its venue's program trading. Each is a registration of its
+own. Through KRX's opening auction, when no slot is held, a name holds KRX's expected matches
+alone (`opening_auction_feeds`); through an auction while the name is held (KRX's closing one,
 Nextrade's after-market opening) its program-trading registration of that venue holds them
 instead (`in_auction`). A paper account is offered KRX's trades and books
 alone (KIS refuses the others, OPSP8991): there every symbol holds those. Outside KRX's
@@ -34,30 +33,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bus.events import Venue
-from observer.kis.realtime import (
-    BOOK_TRS,
-    EXPECTED_TRS,
-    PROGRAM_TRS,
-    STATUS_TRS,
-    TRADE_TRS,
-    VENUE_OF_TR,
-    VI_TRS,
-)
-from observer.kis.stream import Registration
+from observer.kis.stream import Feed
 
-__all__ = [
-    "RegistrationPolicy",
-    "Swap",
-    "TradeFeeds",
-    "feed_label",
-    "is_trade",
-    "swaps",
-    "venue_of",
-]
+__all__ = ["RegistrationPolicy", "Swap", "TradeFeeds", "swaps"]
 
 TradeFeeds = Literal["krx", "venues", "combined"]
 
-_TRADE_FEEDS = frozenset(TRADE_TRS.values())
 _VENUES: dict[TradeFeeds, tuple[Venue, ...]] = {
     "krx": ("KRX",),
     "venues": ("KRX", "NXT"),
@@ -114,21 +95,21 @@ class RegistrationPolicy:
         """Whether a Nextrade name holds a feed while KRX does not trade (`without_krx`)."""
         return bool(self.nxt) and not self.paper and bool(_NXT_ALONE[self.trades])
 
-    def feeds(self, symbol: str) -> tuple[str, ...]:
-        """The TRs ``symbol`` is registered on: trades, books, statuses, program trading."""
+    def feeds(self, symbol: str) -> tuple[Feed, ...]:
+        """The feeds ``symbol`` is registered on: trades, books, statuses, program trading."""
         venues = self.venues(symbol)
-        feeds = [TRADE_TRS[v] for v in venues]
+        feeds = [Feed("trades", v, symbol) for v in venues]
         if self.books:
-            feeds += [BOOK_TRS[v] for v in venues]
+            feeds += [Feed("book", v, symbol) for v in venues]
         if self.statuses and not self.paper:
-            feeds += [STATUS_TRS["NXT" if v == "NXT" else "KRX"] for v in venues]
+            feeds += [Feed("status", "NXT" if v == "NXT" else "KRX", symbol) for v in venues]
         if self.programs and not self.paper:
-            feeds += [self._program(v) for v in venues]
+            feeds += [self._program(v, symbol) for v in venues]
         return tuple(feeds)
 
-    def _program(self, venue: Venue) -> str:
-        """The program-trading registration's TR: the expected matches in an auction."""
-        return EXPECTED_TRS[venue] if venue in self.auctions else PROGRAM_TRS[venue]
+    def _program(self, venue: Venue, symbol: str) -> Feed:
+        """The program-trading registration: the expected matches in an auction."""
+        return Feed("auction" if venue in self.auctions else "program", venue, symbol)
 
     def in_auction(self, venues: Collection[Venue], auction: bool = True) -> RegistrationPolicy:
         """The policy through an auction of ``venues``' feeds (``auction``), or after it.
@@ -141,16 +122,16 @@ class RegistrationPolicy:
         changed = self.auctions | set(venues) if auction else self.auctions - set(venues)
         return dataclasses.replace(self, auctions=frozenset(changed))
 
-    def opening_auction_feeds(self, symbol: str) -> tuple[str, ...]:
+    def opening_auction_feeds(self, symbol: str) -> tuple[Feed, ...]:
         """What ``symbol`` holds through KRX's opening auction: KRX's expected matches.
 
         None on paper accounts: KIS offers them no expected matches.
         """
-        return () if self.paper else (EXPECTED_TRS["KRX"],)
+        return () if self.paper else (Feed("auction", "KRX", symbol),)
 
-    def opening_half_hour_feeds(self, symbol: str) -> tuple[str, ...]:
+    def opening_half_hour_feeds(self, symbol: str) -> tuple[Feed, ...]:
         """What ``symbol`` holds through KRX's first half hour: its venues' trades."""
-        return tuple(TRADE_TRS[v] for v in self.venues(symbol))
+        return tuple(Feed("trades", v, symbol) for v in self.venues(symbol))
 
     def cost(self, symbol: str) -> int:
         """The registrations ``symbol`` takes."""
@@ -168,9 +149,9 @@ class RegistrationPolicy:
         width = 1 if self.paper else len(_VENUES[self.trades])
         return width * self._kinds
 
-    def registrations(self, symbols: Collection[str]) -> set[Registration]:
-        """The registrations of ``symbols``, each its feeds."""
-        return {Registration(tr_id, s) for s in symbols for tr_id in self.feeds(s)}
+    def registrations(self, symbols: Collection[str]) -> set[Feed]:
+        """The feeds of ``symbols``."""
+        return {feed for s in symbols for feed in self.feeds(s)}
 
     def describe(self) -> str:
         """What a watched symbol holds, in words (the start-of-day log line)."""
@@ -186,10 +167,10 @@ class RegistrationPolicy:
         return f"{what}{books} for {len(self.nxt)} Nextrade names, KRX's{books} for the rest"
 
 
-Swap = tuple[Literal["add", "drop"], Registration]
+Swap = tuple[Literal["add", "drop"], Feed]
 
 
-def swaps(current: Set[Registration], target: Set[Registration], capacity: int) -> list[Swap]:
+def swaps(current: Set[Feed], target: Set[Feed], capacity: int) -> list[Swap]:
     """The order that takes a session from ``current`` registrations to ``target``'s.
 
     Each registration to add goes before those to drop while the session has room for it
@@ -199,9 +180,9 @@ def swaps(current: Set[Registration], target: Set[Registration], capacity: int) 
     """
     if len(target) > capacity:
         raise ValueError(f"{len(target)} registrations do not fit in {capacity}")
-    adds = sorted(target - current, key=_order)
-    gaining = {r.tr_key for r in adds}
-    drops = sorted(current - target, key=lambda r: (r.tr_key in gaining, *_order(r)))
+    adds = sorted(target - current, key=lambda r: r.order)
+    gaining = {r.symbol for r in adds}
+    drops = sorted(current - target, key=lambda r: (r.symbol in gaining, r.order))
     held, plan = len(current), list[Swap]()
     for registration in adds:
         while held >= capacity:
@@ -211,33 +192,3 @@ def swaps(current: Set[Registration], target: Set[Registration], capacity: int) 
         held += 1
     plan.extend(("drop", r) for r in drops)
     return plan
-
-
-def _order(registration: Registration) -> tuple[str, str]:
-    return registration.tr_key, registration.tr_id
-
-
-def venue_of(tr_id: str) -> Venue:
-    """The venue of a real-time TR's records."""
-    return VENUE_OF_TR[tr_id]
-
-
-_KINDS = (
-    (TRADE_TRS, "trades"),
-    (BOOK_TRS, "book"),
-    (STATUS_TRS, "status"),
-    (PROGRAM_TRS, "program"),
-    (EXPECTED_TRS, "auction"),
-    (VI_TRS, "VIs"),
-)
-_LABELS = {tr_id: f"{venue} {kind}" for trs, kind in _KINDS for venue, tr_id in trs.items()}
-
-
-def feed_label(tr_id: str) -> str:
-    """What a registration of ``tr_id`` is for, in words ("NXT trades", "KRX status")."""
-    return _LABELS.get(tr_id, tr_id)
-
-
-def is_trade(tr_id: str) -> bool:
-    """Whether ``tr_id`` is a trade feed (any venue's)."""
-    return tr_id in _TRADE_FEEDS

@@ -20,7 +20,7 @@ from bus.events import Event, RealtimeRejected
 from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock
 from observer.kis.frames import DroppedFrame
-from observer.kis.realtime import RealtimeEvents
+from observer.kis.stream import RealtimeEvents
 
 __all__ = [
     "ALERTED_SYMBOLS",

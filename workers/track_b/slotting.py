@@ -17,7 +17,6 @@ from observer.process.private_files import write_private
 from workers.track_b.collect import Collector
 from workers.track_b.pins import slots_path
 from workers.track_b.slots import Room, SlotAction, SlotBook, SlotCandidate
-from workers.track_b.vi_feed import VI_TR_IDS
 from workers.track_b.watchers import Watchers
 
 __all__ = ["Slotting", "fill"]
@@ -61,7 +60,8 @@ class Slotting(Watchers):
                 "score": round(h.candidate.score, 2),
                 "pinned": h.candidate.pinned,
                 "since_ns": h.since_ns,
-                "feeds": list(collector.policy.feeds(h.candidate.symbol)),  # its registrations
+                # its registrations, in words ("KRX trades")
+                "feeds": [f.label for f in collector.policy.feeds(h.candidate.symbol)],
                 "state": (self.guard.trading.state(h.candidate.symbol, now) or ("", ""))[1],
             }
             for h in book.holdings()
@@ -99,12 +99,12 @@ class Slotting(Watchers):
             "aside": [  # held beside the slots: an auction's expected matches, the VI feed
                 {
                     "account": alias,
-                    "symbol": r.tr_key,
-                    "feeds": [r.tr_id],
-                    "for": "market VIs" if r.tr_id in VI_TR_IDS else "auction",
+                    "symbol": r.symbol,
+                    "feeds": [r.label],
+                    "for": "market VIs" if r.kind == "vi" else "auction",
                 }
                 for alias, held in sorted(collector.held_aside.items())
-                for r in sorted(held, key=lambda r: (r.tr_key, r.tr_id))
+                for r in sorted(held, key=lambda r: r.order)
             ],
         }
         try:

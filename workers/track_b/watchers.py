@@ -24,7 +24,7 @@ from observer.calendar.timeline import timeline_from
 from observer.config.tree import Settings
 from observer.db.outages import ReadRetries
 from observer.db.readers import reader_engine
-from observer.kis.stream import Registration
+from observer.kis.stream import Feed
 from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.runtime import AsyncWorker
 from workers.track_b.collect import Collector
@@ -70,7 +70,7 @@ class Watchers(AsyncWorker):
         self.guard = SlotGuard(self.config, int(day_end.timestamp()) * _NS, self._alert)
         self.collector: Collector | None = None  # once the day's sessions are set up
         # The market's VIs, held on the first account all day (`workers.track_b.vi_feed`).
-        self.vi_feed: dict[str, set[Registration]] = {}
+        self.vi_feed: dict[str, set[Feed]] = {}
         # What an earlier run of the day left, while the writer had not stored it (or a read
         # of its slots failed): taken over during the streaming (`workers.track_b.handover`).
         self.handover: LateHandover | None = None

@@ -37,7 +37,7 @@ from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS
 from observer.db.queries import universe_references
 from observer.db.slot_queries import AsOf
-from observer.kis.stream import Registration
+from observer.kis.stream import Feed
 from observer.process.heartbeat import Heartbeat
 from observer.runtime import (
     alongside,
@@ -369,7 +369,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         """
         await rekey(collector, self.clock, until.timestamp())
         wanted = self._dealt(engine, book, collector, collector.policy.opening_half_hour_feeds)
-        names = len({r.tr_key for held in wanted.values() for r in held})
+        names = len({r.symbol for held in wanted.values() for r in held})
         log.info(
             "Track B follows KRX's first half hour to %s: %d names' trades",
             f"{until.astimezone(KST):%H:%M}",
@@ -384,8 +384,8 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         engine: TriggerEngine,
         book: SlotBook,
         collector: Collector,
-        feeds_of: Callable[[str], tuple[str, ...]],
-    ) -> dict[str, set[Registration]]:
+        feeds_of: Callable[[str], tuple[Feed, ...]],
+    ) -> dict[str, set[Feed]]:
         """Each account's registrations of ``feeds_of`` the names, dealt out.
 
         In order of who holds one first: this host's pins, then its names by market cap,
