@@ -19,6 +19,7 @@ from bus.events import PriceSnapshot
 from harness.bench.timing import best_seconds
 from observer.calendar.phases import KST
 from observer.config.workers import TrackBSettings
+from observer.kis.settings import StreamSettings
 from workers.track_b import context as sync
 from workers.track_b.slots import SlotBook
 from workers.track_b.triggers import Reference, TriggerEngine
@@ -73,7 +74,7 @@ def bench_slots(count: int, accounts: int, repeats: int) -> dict[str, Any]:
         engines[:] = [engine]
 
     triggers()
-    capacity = settings.registrations_per_account
+    capacity = StreamSettings().max_registrations
 
     def evaluate() -> None:
         candidates = engines[0].candidates(now_ns)
@@ -112,7 +113,7 @@ def bench_slots(count: int, accounts: int, repeats: int) -> dict[str, Any]:
     return {
         "candidates": count,
         "accounts": accounts,
-        "slots": accounts * settings.registrations_per_account,
+        "slots": accounts * capacity,
         "triggers_ms": round(trigger_s * 1000, 2),
         "context_symbols": len(opening) // 4,
         "context_ms": round(context_s * 1000, 2),

@@ -1865,7 +1865,7 @@ _KINDS = (
         action=(
             "`observer ctl status` shows the account; for a key problem check the token job "
             "and `observer ctl run token`; for OPSP8996 stop whatever else uses the app key. "
-            "Track B retries by itself (`[track_b] reconnects_per_hour`)."
+            "Track B retries by itself (`[kis.stream] reconnects_per_hour`)."
         ),
         resolved=(
             "when KIS confirms a session of the account again (or the account is removed from"
@@ -1878,7 +1878,7 @@ _KINDS = (
         raised_by="track_b",
         subject="the account's alias",
         meaning=(
-            "An account's session received more than `[track_b] bad_frames_per_minute` "
+            "An account's session received more than `[kis.stream] bad_frames_per_minute` "
             "unreadable WebSocket frames within a minute (oversized, not UTF-8, refused whole"
             " by the decoder, or of an unknown layout). The session reconnects once, then "
             "drops and counts the bad frames; their data is lost (trades become gaps "
@@ -1886,7 +1886,7 @@ _KINDS = (
         ),
         action=(
             "Look for a proxy or network fault between the host and KIS, or a KIS format "
-            "change (`observer kis check`); frames larger than expected: `[track_b] "
+            "change (`observer kis check`); frames larger than expected: `[kis.stream] "
             "max_frame_bytes`. The raw frames are in the journal (`observer journal list`)."
         ),
         resolved="when a minute passes without a bad frame on that account",
@@ -2079,12 +2079,12 @@ _KINDS = (
         meaning=(
             "KIS answered OPSP0008 (session full) where Track B counted a free registration: "
             "that slot is closed for the day and its symbol released, so the account holds "
-            "fewer symbols. Another session using the app key, or a limit below `[track_b] "
-            "registrations_per_account`, is the usual cause."
+            "fewer symbols. Another session using the app key, or a limit below `[kis.stream] "
+            "max_registrations`, is the usual cause."
         ),
         action=(
             "Stop anything else registering with the account's app key; if KIS's limit is "
-            "really lower, lower `[track_b] registrations_per_account` and restart Track B "
+            "really lower, lower `[kis.stream] max_registrations` and restart Track B "
             "(`observer ctl restart track_b`)."
         ),
         resolved="at the end of Track B's day (or its stop); an earlier day's at the next start",

@@ -1,7 +1,8 @@
 """Reading configuration files: a file's tables over the file it ``extends``.
 
 A file written for an earlier release keeps working: a renamed table is read under its new
-name and a key no longer read is left out, each with a warning. Validation is the settings'
+name, a moved key in its new table, and a key no longer read is left out, each with a
+warning. Validation is the settings'
 (`observer.config.load.load_settings`).
 """
 
@@ -67,6 +68,18 @@ _RETIRED_KEYS = {
     ("supervisor", "open_alerts_lookback_s"): "open alerts are counted whatever their age",
     ("etf", "holdings_max_pages"): "FHKST121600C0 cannot be paged: one answer is read",
 }
+# Keys that moved to another table: (table, key) -> (table path, key).
+_STREAM = ("kis", "stream")
+_MOVED_KEYS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
+    ("track_b", "registrations_per_account"): (_STREAM, "max_registrations"),
+    ("track_b", "reconnects_per_hour"): (_STREAM, "reconnects_per_hour"),
+    ("track_b", "idle_silence_s"): (_STREAM, "idle_silence_s"),
+    ("track_b", "identify_idle"): (_STREAM, "identify_idle"),
+    ("track_b", "pingpong_answer"): (_STREAM, "pingpong_answer"),
+    ("track_b", "silence_factor"): (_STREAM, "silence_factor"),
+    ("track_b", "max_frame_bytes"): (_STREAM, "max_frame_bytes"),
+    ("track_b", "bad_frames_per_minute"): (_STREAM, "bad_frames_per_minute"),
+}
 
 
 def _renamed(raw: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -83,6 +96,21 @@ def _renamed(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         if isinstance(section, dict) and key in section:
             log.warning("%s: [%s] %s is no longer read (%s): remove it", path, table, key, why)
             raw[table] = {k: v for k, v in section.items() if k != key}
+    for (table, key), (path_to, new_key) in _MOVED_KEYS.items():
+        section = raw.get(table)
+        if not (isinstance(section, dict) and key in section):
+            continue
+        where = f"[{'.'.join(path_to)}] {new_key}"
+        target = raw
+        for name in path_to:
+            target = target.setdefault(name, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"{path}: {'.'.join(path_to)} must be a table")
+        if new_key in target:
+            raise ConfigError(f"{path}: [{table}] {key} is the old place of {where}: keep one")
+        log.warning("%s: [%s] %s is now %s", path, table, key, where)
+        target[new_key] = section[key]
+        raw[table] = {k: v for k, v in section.items() if k != key}
     return raw
 
 

@@ -139,7 +139,6 @@ class TrackBSettings(Strict, frozen=True):
         ("15:20", 0.91),
         ("15:30", 1.0),
     )
-    registrations_per_account: Annotated[int, Meta(ge=1, le=41)] = 41
     # What a watched symbol's trades are registered as (workers.track_b.registrations):
     # "krx", KRX's feed alone; "venues", KRX's and, for a name Nextrade trades, Nextrade's
     # (two registrations, each trade with its venue); "combined", the combined feed for such
@@ -236,23 +235,9 @@ class TrackBSettings(Strict, frozen=True):
     refusal_permanent_codes: tuple[str, ...] = ("OPSP8991", "OPSP8992", "OPSP8993")
     refused_error_share: Annotated[float, Meta(gt=0, le=1)] = 0.25  # of slots: alert as error
     limit_lock_s: SecondsOrZero = 30.0  # trades at a price limit this long: limit-locked
-    # Reconnects per account per hour; when spent the account is down (alerted, its slots
-    # fail over) until the oldest of them is an hour old. KIS states no limit (UNCONFIRMED).
-    reconnects_per_hour: Annotated[int, Meta(ge=1, le=3600)] = 60
     # The pre-market pre-connect (seed: 08:03): every account's session opens this long after
     # warmup starts, with no registrations, and is kept until it streams at full operation.
     preconnect_after_s: SecondsOrZero = 780.0
-    # A session with nothing registered hears only KIS's PINGPONG (about every 110 s,
-    # UNCONFIRMED): it is judged silent after this much quiet, not after the data limit.
-    idle_silence_s: Seconds = 300.0
-    # How KIS's PINGPONG is answered: "pong", a WebSocket pong control frame (KIS's samples);
-    # "echo", the text frame sent back (python-kis); "both" (UNCONFIRMED which KIS requires:
-    # an unanswered PINGPONG is reported to end the session ~10 s later).
-    pingpong_answer: Literal["both", "pong", "echo"] = "both"
-    # The silence limits (90 s with data wanted, idle_silence_s without) grow to this many
-    # times the PINGPONG interval measured on the session (wall seconds), never shorter than
-    # configured: KIS's interval is UNCONFIRMED. 0: the configured limits alone.
-    silence_factor: Annotated[float, Meta(ge=0, le=100)] = 2.5
     # A session that still answers (PINGPONG, control messages) but has delivered no data
     # this long, with registrations held in continuous trading, is stuck: it restarts once
     # (planned: no budget) with a warning alert, resolved when data flows again. 0: off.
@@ -261,11 +246,6 @@ class TrackBSettings(Strict, frozen=True):
     # the second), in continuous trading: a warning alert, resolved once the lag is back
     # within half of it. 0: off.
     lag_alert_s: SecondsOrZero = 10.0
-    # A pre-connected session presents its approval key with the release of a registration
-    # it does not hold (KIS answers OPSP0003): KIS then counts the session as the app key's
-    # (OPSP8996 shows at 08:03, not at 09:30) and keeps it alive. UNCONFIRMED that a release
-    # binds the session at KIS; false: the connection alone.
-    identify_idle: bool = True
     # Several collectors hosts: this host's part of the symbols, "k/n" (observer.cluster.shards):
     # the symbols whose CRC-32 mod n is k - 1; "k,j/n" takes several, for a host with more
     # of the accounts. Each host takes other ks of the same n and needs a [supervisor]
@@ -283,11 +263,6 @@ class TrackBSettings(Strict, frozen=True):
     # trade mid-point orders off the grid. KRX's table for KOSPI and KOSDAQ stocks since
     # 2023 by default; empty: every price counted on the grid.
     tick_sizes: tuple[tuple[Annotated[int, Meta(ge=0)], Positive], ...] = KRX_TICK_SIZES
-    # A WebSocket frame over this many bytes is dropped and counted, its session kept (1 MiB:
-    # 999 records of the widest TR are ~400 KB; above 16 MiB the library ends the session);
-    # more bad frames (oversized, unreadable) than bad_frames_per_minute: one reconnect.
-    max_frame_bytes: Annotated[int, Meta(ge=65_536, le=16 * 2**20)] = 2**20
-    bad_frames_per_minute: Annotated[int, Meta(ge=1, le=100_000)] = 10
 
     def __post_init__(self) -> None:
         Shard.parse(self.shard)  # "k/n" or "k,j/n", 1 <= k <= n <= 64

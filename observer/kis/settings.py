@@ -8,9 +8,13 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from observer.kis.frames import FrameLimits
+from observer.kis.keepalive import PingpongAnswer
+from observer.kis.registrations import MAX_REGISTRATIONS
 from observer.setting_types import Seconds, Strict
 
 __all__ = [
+    "BACKOFF_S",
     "NEW_KEY_DAYS",
     "NEW_KEY_PER_SECOND",
     "PAPER_REFUSAL_CODES",
@@ -20,6 +24,7 @@ __all__ = [
     "HaltFrom",
     "JournalSettings",
     "KisSettings",
+    "StreamSettings",
     "env_prefix",
 ]
 
@@ -68,6 +73,56 @@ class JournalSettings(Strict, frozen=True):
     level: Annotated[int, Meta(ge=1, le=19)] = 3
 
 
+# Between failed WebSocket sessions (jittered down to half; the last repeats).
+BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class StreamSettings(Strict, frozen=True):
+    """``[kis.stream]``: every account's WebSocket session, within KIS's limits.
+
+    One definition for the configuration file and the code (`observer.kis.stream.KisStream`);
+    the defaults are KIS's limits and a policy that stays inside them.
+    """
+
+    # KIS's registrations per session, one per feed (`observer.kis.feeds`): Track B's slots
+    # are counted in them. `observer kis check` counts what KIS holds.
+    max_registrations: Annotated[int, Meta(ge=1, le=MAX_REGISTRATIONS)] = MAX_REGISTRATIONS
+    backoff_s: Annotated[tuple[Seconds, ...], Meta(min_length=1)] = BACKOFF_S
+    # Reconnects per account per hour; when spent the account is down (alerted, its slots
+    # fail over) until the oldest of them is an hour old. KIS states no limit (UNCONFIRMED).
+    reconnects_per_hour: Annotated[int, Meta(ge=1, le=3600)] = 60
+    silence_s: Seconds = 90.0  # a session this quiet (clock time) with data wanted is dropped
+    # A session with nothing registered hears only KIS's PINGPONG (about every 110 s,
+    # UNCONFIRMED): it is judged silent after this much quiet, not after the data limit.
+    idle_silence_s: Seconds = 300.0
+    ack_timeout_s: Seconds = 10.0  # a registration unanswered this long is refused (`NOACK`)
+    # A frame over this many bytes is dropped and counted, its session kept (1 MiB: 999
+    # records of the widest feed are ~400 KB; above 16 MiB the library ends the session);
+    # more bad frames (oversized, unreadable) than bad_frames_per_minute: one alert and one
+    # reconnect, with backoff, until a quiet minute (`observer.kis.frames`).
+    max_frame_bytes: Annotated[int, Meta(ge=65_536, le=16 * 2**20)] = FrameLimits().max_bytes
+    bad_frames_per_minute: Annotated[int, Meta(ge=1, le=100_000)] = FrameLimits().bad_per_window
+    # A pre-connected session presents its approval key with the release of a registration
+    # it does not hold (KIS answers OPSP0003): KIS then counts the session as the app key's
+    # (OPSP8996 shows at 08:03, not at 09:30) and keeps it alive. UNCONFIRMED that a release
+    # binds the session at KIS; false: the connection alone.
+    identify_idle: bool = True
+    # How KIS's PINGPONG is answered (`observer.kis.keepalive`): "pong", a WebSocket pong
+    # control frame (KIS's samples); "echo", the text frame sent back (python-kis); "both"
+    # (UNCONFIRMED which KIS requires: an unanswered PINGPONG is reported to end the session
+    # ~10 s later).
+    pingpong_answer: PingpongAnswer = "both"
+    # The silence limits grow to this many times the PINGPONG interval measured on the
+    # session (wall seconds), never shorter than configured: KIS's interval is UNCONFIRMED.
+    # 0: the configured limits alone.
+    silence_factor: Annotated[float, Meta(ge=0, le=100)] = 2.5
+
+    @property
+    def frame_limits(self) -> FrameLimits:
+        """The frame limit and the burst of bad frames that reconnects."""
+        return FrameLimits(self.max_frame_bytes, self.bad_frames_per_minute)
+
+
 class KisSettings(Strict, frozen=True):
     """Where the KIS accounts live and how each process shares their budgets."""
 
@@ -100,6 +155,7 @@ class KisSettings(Strict, frozen=True):
     # Which FHKST01010100 field says a symbol is halted (UNCONFIRMED which KIS fills).
     halt_from: HaltFrom = "both"
     journal: JournalSettings = JournalSettings()
+    stream: StreamSettings = StreamSettings()  # every account's WebSocket session
 
     def __post_init__(self) -> None:
         # An account without a budget of its own gets its kind's: a paper account asked at

@@ -213,10 +213,11 @@ class KisStream:
                     self.pings.connected()
                     self.presented = None
                     self._listener.on_state("connected", self.url)
-                    if not self.wanted and not self.settings.identify:
+                    if not self.wanted and not self.settings.identify_idle:
                         self._confirm()  # nothing to confirm: up, as before any answer
                     self._watch = asyncio.ensure_future(self._watch_answers(socket))
-                    if self.settings.identify and not self.wanted:  # pre-connected: say whose it is
+                    # pre-connected: say whose it is
+                    if self.settings.identify_idle and not self.wanted:
                         self._regs.unreleased.add(IDENTIFY)
                     # Everything wanted, re-sent once the key is had: the session waits for
                     # it here (its failure is the session's, below), before it reads.
@@ -267,7 +268,7 @@ class KisStream:
 
     def _silence_limit(self) -> float:
         """Clock seconds of quiet that end the connection (the idle limit if nothing is wanted)."""
-        return self.settings.silence_s if self.wanted else self.settings.idle_s
+        return self.settings.silence_s if self.wanted else self.settings.idle_silence_s
 
     def silence_limit_s(self) -> float:
         """The silence limit as it stands: the configured one, or longer (`silence_limit_s`)."""

@@ -1,6 +1,6 @@
 """What the owner of a `observer.kis.stream.KisStream` gives it and hears from it.
 
-`StreamSettings` configures one session (limits, reconnect policy, frame limits);
+`StreamSettings` (``[kis.stream]``, `observer.kis.settings`) configures every session;
 `StreamListener` is the one object that hears everything the session reports, from the
 stream's own task, never concurrently. `StreamState`, `NOACK` and `PERSISTENT_REFUSALS` name
 what the listener is told.
@@ -8,14 +8,12 @@ what the listener is told.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from observer.kis.feeds import Feed
-from observer.kis.frames import FrameLimits, FrameListener
-from observer.kis.keepalive import PingpongAnswer
+from observer.kis.frames import FrameListener
 from observer.kis.realtime import RealtimeEvents
-from observer.kis.registrations import MAX_REGISTRATIONS
+from observer.kis.settings import BACKOFF_S, StreamSettings
 
 __all__ = [
     "BACKOFF_S",
@@ -26,44 +24,13 @@ __all__ = [
     "StreamState",
 ]
 
-BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 NOACK = "NOACK"  # the refusal of a registration KIS left unanswered (``ack_timeout_s``)
 # Session refusals a reconnect does not cure (OPSP8996: another session holds the app key).
 # Retried all the same (it may let go), but its owner alerts soon (Track B: once unhealthy),
 # not ~45 min later when the budget is spent (`on_state`'s ``refused`` reason starts with it).
 PERSISTENT_REFUSALS = frozenset({"OPSP8996"})
 
-_FRAME_LIMITS = FrameLimits()
-
 StreamState = Literal["connecting", "connected", "disconnected", "refused", "stopped"]
-
-
-@dataclass(frozen=True, slots=True)
-class StreamSettings:
-    """One session's limits; the defaults are KIS's limits and a policy that stays inside them."""
-
-    max_registrations: int = MAX_REGISTRATIONS
-    backoff_s: tuple[float, ...] = BACKOFF_S  # between failed sessions, jittered down to half
-    reconnects_per_hour: int = 60  # beyond: `BudgetSpent`
-    silence_s: float = 90.0  # a connection this quiet (clock time) is dropped
-    idle_silence_s: float | None = None  # the same while nothing is wanted; None: silence_s
-    ack_timeout_s: float = 10.0  # a registration unanswered this long is refused (`NOACK`)
-    frame_limits: FrameLimits = _FRAME_LIMITS  # the frame limit, the burst that reconnects
-    # Whether a session opened with nothing wanted presents its approval key at once, by
-    # releasing a registration it does not hold (KIS answers OPSP0003), so that KIS counts
-    # it as the app key's session (OPSP8996 shows now) and keeps it alive.
-    identify: bool = False
-    # How KIS's PINGPONG is answered (`observer.kis.keepalive`): which answer KIS requires is
-    # unconfirmed, so both a pong control frame and the text echo by default.
-    pingpong_answer: PingpongAnswer = "both"
-    # The silence limits grow to this many times the measured PINGPONG interval (wall
-    # seconds), never below their configured values; 0: the configured limits alone.
-    silence_factor: float = 2.5
-
-    @property
-    def idle_s(self) -> float:
-        """The silence limit while nothing is wanted."""
-        return self.silence_s if self.idle_silence_s is None else self.idle_silence_s
 
 
 class StreamListener(FrameListener, Protocol):

@@ -169,5 +169,5 @@ def counting_finding(counted: Counted, report: Report, limit: int = MAX_REGISTRA
         ITEM,
         MISMATCH,
         f"{FULL} after {counted.held} registrations: the session holds fewer than {limit}; "
-        f"set [track_b] registrations_per_account = {counted.held}",
+        f"set [kis.stream] max_registrations = {counted.held}",
     )

@@ -73,8 +73,9 @@ class Configured:
     def of(cls, settings: Settings) -> Configured:
         """The switches of ``settings`` (Track B's PINGPONG, gap recovery's bar label, ...)."""
         return cls(
-            pingpong_answer=settings.track_b.pingpong_answer,
-            silence_factor=settings.track_b.silence_factor,
+            pingpong_answer=settings.kis.stream.pingpong_answer,
+            silence_s=settings.kis.stream.silence_s,
+            silence_factor=settings.kis.stream.silence_factor,
             bar_label=settings.gap_recovery.bar_label,
             master_head=settings.master_file.head,
             investor_etc_cls_code=settings.flows.investor_etc_cls_code,
@@ -307,7 +308,7 @@ def _quiet(tr_id: str) -> str:
 def _pingpong_finding(seen: SessionSeen, report: Report, configured: Configured) -> None:
     """The PINGPONG interval against the silence limit it sets; whether the answer kept it.
 
-    An early close after a PINGPONG names `[track_b] pingpong_answer`.
+    An early close after a PINGPONG names `[kis.stream] pingpong_answer`.
     """
     pings = seen.pingpongs_ns
     answer = configured.pingpong_answer
@@ -317,7 +318,7 @@ def _pingpong_finding(seen: SessionSeen, report: Report, configured: Configured)
             "PINGPONG",
             MISMATCH,
             f"KIS ended the session {seen.closed_after_s:.0f} s in, {seen.close_reason}{after};"
-            " see [track_b] pingpong_answer",
+            " see [kis.stream] pingpong_answer",
         )
         return
     if not pings:

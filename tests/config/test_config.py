@@ -191,6 +191,30 @@ def test_a_renamed_table_is_read_under_its_old_name(
         load_settings(both)
 
 
+def test_a_moved_key_is_read_in_its_new_table(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Track B's WebSocket settings moved to ``[kis.stream]``: an older file keeps working."""
+    old = tmp_path / "old.toml"
+    old.write_text(
+        '[kis]\nenvironment = "sim"\n'
+        '[track_b]\nregistrations_per_account = 30\npingpong_answer = "echo"\nshard = "1/1"\n'
+    )
+    settings = load_settings(old)
+    assert (settings.kis.stream.max_registrations, settings.kis.stream.pingpong_answer) == (
+        30,
+        "echo",
+    )
+    assert settings.kis.stream.reconnects_per_hour == 60  # the rest at their defaults
+    assert "[track_b] registrations_per_account is now [kis.stream] max_registrations" in (
+        caplog.text
+    )
+    both = tmp_path / "both.toml"
+    both.write_text("[kis.stream]\nsilence_factor = 3.0\n[track_b]\nsilence_factor = 2.0\n")
+    with pytest.raises(ConfigError, match="keep one"):
+        load_settings(both)
+
+
 def test_a_key_no_longer_read_is_named_and_left_out(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -136,7 +136,7 @@ def lossy_morning(
     procs: list[subprocess.Popen[bytes]] = []
     try:
         publish_morning(writer, tmp_path / "outbox", nxt)
-        settings = "[track_b]\nregistrations_per_account = 3\n" + track_b
+        settings = "[kis.stream]\nmax_registrations = 3\n[track_b]\n" + track_b
         # 20x: a registration's round trip of 0.1 wall seconds is 2 simulated seconds
         settings += "[gap_recovery]\nverify_edge_s = 6.0\n" + gap_recovery
         config = sim_accounts_config(tmp_path, sim, writer, settings)

@@ -270,7 +270,7 @@ def test_a_silent_session_is_dropped_after_silence_s_of_clock_time_and_a_wall_fl
     async def scenario() -> None:
         clock = SimulatedClock(0, speed=1000.0)
         async with serve(session) as url:
-            settings = StreamSettings(silence_s=60.0)
+            settings = StreamSettings(silence_s=60.0, idle_silence_s=60.0)
             stream = KisStream(url, tokens(tmp_path, clock), clock, Timed(), settings)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
@@ -415,7 +415,8 @@ def test_a_release_follows_a_registration_still_unanswered(tmp_path: Path) -> No
         keys = tokens(tmp_path, clock)
         await keys.approval_key()  # at hand, as the token job leaves it every morning
         async with serve(session) as url:
-            stream = KisStream(url, keys, clock, heard)
+            # no release of its own: the one asserted is the slot's
+            stream = KisStream(url, keys, clock, heard, StreamSettings(identify_idle=False))
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: stream._socket is not None)

@@ -271,7 +271,7 @@ def test_trades_by_time_that_are_not_the_streams_name_the_setting(
     [
         ("symbol", 41, "all 42 registrations over 21 symbols held: KIS does not count each TR"),
         ("feed", 30, "OPSP0008 after 30 registrations: the session holds fewer than 41; set "
-         "[track_b] registrations_per_account = 30"),
+         "[kis.stream] max_registrations = 30"),
     ],
 )  # fmt: skip
 def test_a_registration_count_other_than_track_b_s_is_named(

@@ -398,7 +398,8 @@ def test_a_morning_under_the_supervisor_preconnect_check_renewal_and_streaming(
     settings = (
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path / "tokens"}"\n'
         'token_issuer = "job"\n[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\n'
-        'alias = "acct2"\n[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 3600\n'
+        'alias = "acct2"\n[kis.stream]\nmax_registrations = 3\n'
+        "[track_b]\nsilence_tolerance_s = 3600\n"
         "[readiness]\nretry_initial_s = 1.0\nretry_max_s = 2.0\n"
     )
     sup = SupervisorProcess(

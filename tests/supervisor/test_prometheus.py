@@ -765,7 +765,7 @@ def streaming(tmp_path: Path) -> Iterator[tuple[SupervisorProcess, SimThread, in
         "data_age_s = 0.5\n"
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path / "tokens"}"\n'
         '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
-        "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 3600\n"
+        "[kis.stream]\nmax_registrations = 3\n[track_b]\nsilence_tolerance_s = 3600\n"
     )
     sup = SupervisorProcess(
         tmp_path,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
+from msgspec.structs import replace
 
 from bus.events import Alert, AlertResolved, Event
 from observer.calendar.clock import ManualClock

@@ -84,7 +84,7 @@ def test_a_spent_budget_reopens_when_its_oldest_reconnect_is_an_hour_old(tmp_pat
 
     async def scenario(sim: SimThread) -> None:
         account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
-        two = CollectorSettings(stream=StreamSettings(reconnects_per_hour=2))
+        two = CollectorSettings(stream=StreamSettings(reconnects_per_hour=2, identify_idle=False))
         collector = Collector([account], clock, publish, two)
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
@@ -201,8 +201,8 @@ def test_an_account_whose_sessions_fail_for_an_hour_is_down_failed_over_and_back
     settings = (
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path / "tokens"}"\n'
         '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
-        "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 3600\n"
-        "reconnects_per_hour = 2\n"
+        "[kis.stream]\nmax_registrations = 3\nreconnects_per_hour = 2\n"
+        "[track_b]\nsilence_tolerance_s = 3600\n"
     )
     sup = SupervisorProcess(
         tmp_path, WRITER_PROGRAM + TRACK_B, clock=sim.sim.clock.spec, settings=settings

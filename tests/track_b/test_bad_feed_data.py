@@ -27,7 +27,6 @@ import msgspec
 from bus.events import AlertResolved, Event, GapDetected
 from bus.producer import Producer
 from harness.sim.price_units import round_tick, tick_size
-from observer.kis.frames import FrameLimits
 from observer.kis.parse import price_snapshot
 from observer.kis.realtime import TRADE_TRS
 from observer.kis.record_checks import Checks
@@ -157,7 +156,7 @@ def test_a_hostile_feed_stores_nothing_false_and_a_bad_frame_costs_that_frame(
                 silence=SilenceRule(5.0, 900.0),
                 refused_quiet_s=3600,
                 checks=Checks(),
-                stream=StreamSettings(frame_limits=FrameLimits(bad_per_window=10, window_s=60)),
+                stream=StreamSettings(bad_frames_per_minute=10),
             ),
             limits=limits,
         )

@@ -107,14 +107,17 @@ def test_the_collector_is_configured_by_track_b_settings() -> None:
         velocity_window_s=20.0,
         stale_after_s=90.0,
         lag_alert_s=8.0,
+        exchange_hours=("08:00", "19:00"),
+    )
+    stream = StreamSettings(
+        max_registrations=30,
         reconnects_per_hour=30,
         idle_silence_s=200.0,
         identify_idle=False,
         max_frame_bytes=2**17,
         bad_frames_per_minute=5,
-        exchange_hours=("08:00", "19:00"),
     )
-    assert CollectorSettings.of(config) == CollectorSettings(
+    assert CollectorSettings.of(config, stream) == CollectorSettings(
         trades="venues",  # KRX's and Nextrade's trades: the default
         books=True,
         silence=SilenceRule(0.7, 0.3, 5.0, 30.0, resolution_s=1.0),  # stamps to the second
@@ -123,14 +126,11 @@ def test_the_collector_is_configured_by_track_b_settings() -> None:
         velocity_window_s=20.0,
         stale_after_s=90.0,
         lag_alert_s=8.0,
+        capacity=30,
         checks=Checks.of(config),
-        stream=StreamSettings(
-            reconnects_per_hour=30,
-            idle_silence_s=200.0,
-            identify=False,
-            frame_limits=FrameLimits(max_bytes=2**17, bad_per_window=5),
-        ),
+        stream=stream,
     )
+    assert stream.frame_limits == FrameLimits(max_bytes=2**17, bad_per_window=5)
     assert Checks.of(config).open_s == 8 * 3600  # the exchange hours reach the checks
 
 

@@ -113,7 +113,7 @@ def start_track_b(
     tmp_path: Path, writer: WriterProcess, sim: SimThread, slots: int = 3
 ) -> subprocess.Popen[bytes]:
     """`observer track-b run` on the simulator's clock: ``slots`` on each of two accounts."""
-    track_b = f"[track_b]\nregistrations_per_account = {slots}\nsilence_tolerance_s = 600\n"
+    track_b = f"[kis.stream]\nmax_registrations = {slots}\n[track_b]\nsilence_tolerance_s = 600\n"
     config = sim_accounts_config(tmp_path, sim, writer, track_b)
     return start_on_sim_clock(
         ["track-b", "run", "--config", str(config)], sim, tmp_path / "track_b.log"

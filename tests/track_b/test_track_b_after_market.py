@@ -61,7 +61,7 @@ def publish_universe(writer: WriterProcess, outbox: Path) -> None:
 
 
 TRACK_B = (
-    "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\n"
+    "[kis.stream]\nmax_registrations = 3\n[track_b]\nsilence_tolerance_s = 600\n"
     'trades = "venues"\nnxt_after_market = true\n'
 )
 
@@ -108,7 +108,7 @@ def sim_day(
     sim = SimThread(MARKET, begins, config or SimConfig(), speed=10, changes=changes)
     day = SimDay(url, writer, sim, [], tmp_path / "track_b.log")
     try:
-        settings = TRACK_B.replace("per_account = 3", f"per_account = {registrations}") + track_b
+        settings = TRACK_B.replace("registrations = 3", f"registrations = {registrations}") + track_b
         config = sim_accounts_config(tmp_path, sim, writer, settings + venues)
         day.args = ["track-b", "run", "--config", str(config)]
         publish_universe(writer, tmp_path / "outbox")

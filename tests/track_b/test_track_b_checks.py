@@ -389,7 +389,7 @@ def test_a_frame_over_the_limit_or_not_utf8_costs_that_frame_and_one_over_the_ca
     async def scenario() -> KisStream:
         clock = SimulatedClock(0, speed=1000.0)  # the backoff passes in milliseconds
         async with serve(session) as url:
-            settings = StreamSettings(frame_limits=FrameLimits(max_bytes=64 * 1024))
+            settings = StreamSettings(max_frame_bytes=64 * 1024)
             stream = KisStream(url, tokens(tmp_path, clock), clock, heard, settings)
             await stream.subscribe(Feed("trades", "KRX", "005930"))
             stop = asyncio.Event()

@@ -256,7 +256,8 @@ def run_track_b(
     tmp_path: Path, sim: SimThread, writer: WriterProcess, extra: str
 ) -> subprocess.Popen[bytes]:
     track_b = (
-        "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\nmin_hold_s = 0\n"
+        "[kis.stream]\nmax_registrations = 3\n"
+        "[track_b]\nsilence_tolerance_s = 600\nmin_hold_s = 0\n"
         # Started at 09:29: the first half hour's last seconds would take the faults meant
         # for the slots' first registrations (`test_track_b_opening_auction` has them).
         "opening_half_hour = false\n"

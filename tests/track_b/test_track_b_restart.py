@@ -219,7 +219,7 @@ def streaming(
             f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
             '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
             '[[kis.accounts]]\nalias = "acct2"\nrest_per_second = 60\n'
-            f"[track_b]\nregistrations_per_account = {registrations}\n"
+            f"[kis.stream]\nmax_registrations = {registrations}\n[track_b]\n"
             "silence_tolerance_s = 600\n"
             f"{track_b}"
         )

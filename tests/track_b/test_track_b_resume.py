@@ -134,8 +134,7 @@ def track_b(tmp_path: Path, now_ns: int, slots: int = 41) -> tuple[TrackB, Sent,
         {
             "database": {"url": url},
             "paths": {"data_dir": str(tmp_path)},
-            "kis": {"accounts": [{"alias": "acct1"}]},
-            "track_b": {"registrations_per_account": slots},
+            "kis": {"accounts": [{"alias": "acct1"}], "stream": {"max_registrations": slots}},
         },
         Settings,
     )

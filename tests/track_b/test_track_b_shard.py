@@ -80,7 +80,8 @@ def test_a_host_of_shard_1_of_2_never_takes_a_symbol_of_shard_2(tmp_path: Path) 
             sim,
             writer,
             '[supervisor]\nhost = "c1"\n'
-            '[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\nshard = "1/2"\n',
+            "[kis.stream]\nmax_registrations = 3\n"
+            '[track_b]\nsilence_tolerance_s = 600\nshard = "1/2"\n',
         )
         # A pin of shard 2's already in the file (written before the shard was set): ignored.
         write_pins(data, {THEIRS[0]})

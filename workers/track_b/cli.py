@@ -168,7 +168,7 @@ def _say_beyond_slots(pinned: int) -> None:
         statuses=config.market_status,
         programs=config.program_trading,
     ).widest
-    accounts, per = len(settings.kis.accounts), config.registrations_per_account
+    accounts, per = len(settings.kis.accounts), settings.kis.stream.max_registrations
     sure = accounts * per // widest
     if pinned > sure:
         typer.echo(

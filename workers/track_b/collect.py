@@ -38,7 +38,6 @@ from observer.calendar.venues import VENUES, SessionOf, no_session
 from observer.config.workers import TrackBSettings
 from observer.errors import KisError
 from observer.kis.account_health import counter, state_code
-from observer.kis.frames import FrameLimits
 from observer.kis.record_checks import RECORD_KINDS, Checks
 from observer.kis.session import KisAccount
 from observer.kis.stream import (
@@ -173,11 +172,11 @@ class CollectorSettings:
     stream: StreamSettings = _STREAM  # each account's session
 
     @classmethod
-    def of(cls, config: TrackBSettings) -> CollectorSettings:
-        """The collector ``[track_b]`` configures."""
+    def of(cls, config: TrackBSettings, stream: StreamSettings) -> CollectorSettings:
+        """The collector ``[track_b]`` and ``[kis.stream]`` configure."""
         return cls(
             trades=config.trades,
-            capacity=config.registrations_per_account,
+            capacity=stream.max_registrations,
             books=config.books,
             statuses=config.market_status,
             programs=config.program_trading,
@@ -195,14 +194,7 @@ class CollectorSettings:
             lag_alert_s=config.lag_alert_s,
             volume_chain=config.volume_chain,
             checks=Checks.of(config),
-            stream=StreamSettings(
-                reconnects_per_hour=config.reconnects_per_hour,
-                idle_silence_s=config.idle_silence_s,
-                identify=config.identify_idle,
-                pingpong_answer=config.pingpong_answer,
-                silence_factor=config.silence_factor,
-                frame_limits=FrameLimits(config.max_frame_bytes, config.bad_frames_per_minute),
-            ),
+            stream=stream,
         )
 
 

@@ -144,7 +144,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             accounts,
             self.clock,
             self.producer.send,
-            CollectorSettings.of(self.config),
+            CollectorSettings.of(self.config, self.settings.kis.stream),
             in_session=trading.krx,
             on_refused=self.guard.on_refused,
             limits=self.guard.trading.limits,  # the day's, from Track A's snapshots
@@ -157,7 +157,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         self.collector = collector
         self._take_over(taken, collector)
         log.info("Track B registers, for each symbol it watches, %s", collector.policy.describe())
-        capacity = self.config.registrations_per_account
+        capacity = self.settings.kis.stream.max_registrations
         # The market's VIs on one registration of the first account, all day (`vi_feed`).
         self.vi_feed = vi_registrations(self.config, self.settings.kis.paper, aliases, day)
         if not self.vi_feed:  # off: nothing would try it again, or resolve its refusal
@@ -399,7 +399,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             collector.policy,
             [p for p in pins if engine.shard.owns(p)] + by_cap,
             [a.alias for a in self.settings.kis.accounts],
-            self.config.registrations_per_account,
+            self.settings.kis.stream.max_registrations,
             self.guard.barred(self.clock.now_ns()),
             book.reserved,
             feeds_of,
