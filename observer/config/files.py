@@ -1,9 +1,8 @@
 """Reading configuration files: a file's tables over the file it ``extends``.
 
 A file written for an earlier release keeps working: a renamed table is read under its new
-name, a moved key in its new table, and a key no longer read is left out, each with a
-warning. Validation is the settings'
-(`observer.config.load.load_settings`).
+name, a moved key in its new table, and a key no longer read is left out, each with a warning.
+Validation is the settings' (`observer.config.load.load_settings`).
 """
 
 from __future__ import annotations

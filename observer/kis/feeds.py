@@ -16,10 +16,10 @@ vi            H0STVIC0    H0NXVIC0    H0UNVIC0
 ============  ==========  ==========  ==========
 
 ``status`` is a venue's market-operation records (halts, VIs, session events): the combined
-feed's name no symbol, so none is registered. ``auction`` is an auction's expected matches.
-``vi`` is the whole market's volatility interruptions, keyed by the business date
-(``YYYYMMDD``) rather than a symbol (`market_vis`). A feed's records on the combined feed name
-no venue of their own ("combined").
+feed's records name no symbol, so that one is never registered. ``auction`` is an auction's
+expected matches. ``vi`` is the whole market's volatility interruptions, keyed by the
+business date (``YYYYMMDD``) rather than a symbol (`market_vis`). A feed's records on the
+combined feed name no venue of their own ("combined").
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from observer.kis.frames import FrameLimits
 from observer.kis.keepalive import PingpongAnswer
 from observer.kis.registrations import MAX_REGISTRATIONS
 from observer.setting_types import Seconds, Strict
@@ -100,8 +99,8 @@ class StreamSettings(Strict, frozen=True):
     # records of the widest feed are ~400 KB; above 16 MiB the library ends the session);
     # more bad frames (oversized, unreadable) than bad_frames_per_minute: one alert and one
     # reconnect, with backoff, until a quiet minute (`observer.kis.frames`).
-    max_frame_bytes: Annotated[int, Meta(ge=65_536, le=16 * 2**20)] = FrameLimits().max_bytes
-    bad_frames_per_minute: Annotated[int, Meta(ge=1, le=100_000)] = FrameLimits().bad_per_window
+    max_frame_bytes: Annotated[int, Meta(ge=65_536, le=16 * 2**20)] = 2**20
+    bad_frames_per_minute: Annotated[int, Meta(ge=1, le=100_000)] = 10
     # A pre-connected session presents its approval key with the release of a registration
     # it does not hold (KIS answers OPSP0003): KIS then counts the session as the app key's
     # (OPSP8996 shows at 08:03, not at 09:30) and keeps it alive. UNCONFIRMED that a release
@@ -116,11 +115,6 @@ class StreamSettings(Strict, frozen=True):
     # session (wall seconds), never shorter than configured: KIS's interval is UNCONFIRMED.
     # 0: the configured limits alone.
     silence_factor: Annotated[float, Meta(ge=0, le=100)] = 2.5
-
-    @property
-    def frame_limits(self) -> FrameLimits:
-        """The frame limit and the burst of bad frames that reconnects."""
-        return FrameLimits(self.max_frame_bytes, self.bad_frames_per_minute)
 
 
 class KisSettings(Strict, frozen=True):

@@ -27,7 +27,7 @@ from observer.kis.approval import KeyRenewal
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Secret
 from observer.kis.feeds import Feed, feed_of, tr_id_of
-from observer.kis.frames import HARD_MAX_BYTES, MALFORMED, DroppedFrame, FrameGuard
+from observer.kis.frames import HARD_MAX_BYTES, MALFORMED, DroppedFrame, FrameGuard, FrameLimits
 from observer.kis.journal import Journal
 from observer.kis.keepalive import PingInterval, answer_pingpong, silence_limit_s
 from observer.kis.parse import SESSION_REFUSALS, ControlMessage, is_data_frame, parse_control
@@ -81,6 +81,8 @@ _BUSY_WALL_S = 1.0
 # deadlines in all before `NOACK`.
 _MAX_BEHIND_DEADLINES = 30
 _SETTINGS = StreamSettings()
+# KIS's answers that register or release (OPSP0002: already registered; 0003: not there).
+_ANSWERED = frozenset({"OPSP0000", "OPSP0001", "OPSP0002", "OPSP0003"})
 
 
 class KisStream:
@@ -131,7 +133,8 @@ class KisStream:
         self._restarting = False  # the current connection is being closed on purpose
         self.frames = 0
         # the frames it drops
-        self.framing = FrameGuard(url, settings.frame_limits, listener, clock.now_ns())
+        limits = FrameLimits(settings.max_frame_bytes, settings.bad_frames_per_minute)
+        self.framing = FrameGuard(url, limits, listener, clock.now_ns())
         self.reconnects = 0
         self.pings = PingInterval()  # KIS's keep-alive pace, measured across connections
         # How far the reader has read on this connection: the newest trade's exchange stamp,
@@ -373,15 +376,10 @@ class KisStream:
             self._listener.on_state("refused", f"{control.msg_cd} {control.msg1}"[:200])
             await socket.close()
             return
-        if registration is None:
-            log.warning(
-                "stream %s: %s %s for %s/%s",
-                self.url,
-                control.msg_cd,
-                control.msg1,
-                control.tr_id,
-                control.tr_key,
-            )
+        if registration is None:  # nothing of ours to mark; a refusal is still said
+            if control.msg_cd not in _ANSWERED:
+                pair = f"{control.tr_id}/{control.tr_key}"
+                log.warning("stream %s: %s %s for %s", self.url, control.msg_cd, control.msg1, pair)
             return
         if control.msg_cd in ("OPSP0000", "OPSP0002"):  # registered (0002: already was)
             if registration not in self.wanted:

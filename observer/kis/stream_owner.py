@@ -13,10 +13,9 @@ from typing import Literal, Protocol
 from observer.kis.feeds import Feed
 from observer.kis.frames import FrameListener
 from observer.kis.realtime import RealtimeEvents
-from observer.kis.settings import BACKOFF_S, StreamSettings
+from observer.kis.settings import StreamSettings
 
 __all__ = [
-    "BACKOFF_S",
     "NOACK",
     "PERSISTENT_REFUSALS",
     "StreamListener",
@@ -52,7 +51,7 @@ class StreamListener(FrameListener, Protocol):
         """KIS confirmed the connection, once per connection.
 
         By an answer that is not a session refusal, or by data; at once on connecting if
-        nothing is wanted and ``identify`` is off.
+        nothing is wanted and ``identify_idle`` is off.
         """
 
     def priority(self, registration: Feed) -> tuple[float, tuple[str, int, str]]:

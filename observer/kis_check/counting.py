@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -20,10 +19,11 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from observer.errors import KisError
 from observer.kis.credentials import Secret
+from observer.kis.feeds import feed_of
 from observer.kis.keepalive import PingpongAnswer, answer_pingpong
 from observer.kis.parse import ControlMessage, is_data_frame, parse_control
 from observer.kis.realtime import BOOK_TRS, TRADE_TRS
-from observer.kis.registrations import MAX_REGISTRATIONS
+from observer.kis.registrations import MAX_REGISTRATIONS, message
 from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Report
 
 __all__ = ["ITEM", "PROBE_SYMBOLS", "Counted", "count_registrations", "counting_finding"]
@@ -58,9 +58,7 @@ class Counted:
 
 def _message(key: Secret, tr_type: str, tr_id: str, symbol: str) -> str:
     """A registration ("1") or release ("2"), as `observer.kis.stream` sends them."""
-    header = {"approval_key": key.reveal(), "custtype": "P", "tr_type": tr_type}
-    header["content-type"] = "utf-8"
-    return json.dumps({"header": header, "body": {"input": {"tr_id": tr_id, "tr_key": symbol}}})
+    return message(feed_of(tr_id, symbol), key.reveal(), register=tr_type == "1")
 
 
 async def _answer(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from observer.calendar.clock import Clock
 from observer.errors import KisError
 from observer.kis.credentials import Secret
+from observer.kis.feeds import feed_of
 from observer.kis.keepalive import PingpongAnswer, answer_pingpong
 from observer.kis.parse import ControlMessage, is_data_frame, parse_control
 from observer.kis.realtime import (
@@ -40,6 +40,7 @@ from observer.kis.realtime import (
     VI_TRS,
     RealtimeDecoder,
 )
+from observer.kis.registrations import message
 from observer.kis_check.chain import Chain
 from observer.kis_check.layouts import record_width
 from observer.kis_check.minute_label import LiveTrade
@@ -84,17 +85,7 @@ class SessionSeen:
 
 def _subscription(key: Secret, tr_id: str, symbol: str) -> str:
     """A registration message, as `observer.kis.stream` sends it."""
-    return json.dumps(
-        {
-            "header": {
-                "approval_key": key.reveal(),
-                "custtype": "P",
-                "tr_type": "1",
-                "content-type": "utf-8",
-            },
-            "body": {"input": {"tr_id": tr_id, "tr_key": symbol}},
-        }
-    )
+    return message(feed_of(tr_id, symbol), key.reveal(), register=True)
 
 
 async def watch_session(

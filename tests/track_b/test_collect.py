@@ -33,7 +33,6 @@ from observer.config.tree import Settings
 from observer.config.workers import TrackBSettings
 from observer.errors import KisTransportError
 from observer.kis.feeds import Feed
-from observer.kis.frames import FrameLimits
 from observer.kis.record_checks import Checks
 from observer.kis.session import open_account, rate_limits
 from observer.kis.stream import StreamSettings
@@ -126,11 +125,9 @@ def test_the_collector_is_configured_by_track_b_settings() -> None:
         velocity_window_s=20.0,
         stale_after_s=90.0,
         lag_alert_s=8.0,
-        capacity=30,
         checks=Checks.of(config),
         stream=stream,
     )
-    assert stream.frame_limits == FrameLimits(max_bytes=2**17, bad_per_window=5)
     assert Checks.of(config).open_s == 8 * 3600  # the exchange hours reach the checks
 
 

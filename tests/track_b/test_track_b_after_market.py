@@ -108,7 +108,9 @@ def sim_day(
     sim = SimThread(MARKET, begins, config or SimConfig(), speed=10, changes=changes)
     day = SimDay(url, writer, sim, [], tmp_path / "track_b.log")
     try:
-        settings = TRACK_B.replace("registrations = 3", f"registrations = {registrations}") + track_b
+        settings = (
+            TRACK_B.replace("registrations = 3", f"registrations = {registrations}") + track_b
+        )
         config = sim_accounts_config(tmp_path, sim, writer, settings + venues)
         day.args = ["track-b", "run", "--config", str(config)]
         publish_universe(writer, tmp_path / "outbox")

@@ -164,7 +164,7 @@ def test_each_refusal_code_reaches_the_slot_manager_and_a_counted_one_clears(
         "OPSP8992": "SUBSCRIBE ERROR : invalid tr_key",
         "OPSP0009": "SUBSCRIBE ERROR : mci send failed",
     }
-    assert {(r.symbol, r.account, r.feed, r.code, r.message) for r in refusals} == {
+    assert {(r.symbol, r.account, r.feed_label, r.code, r.message) for r in refusals} == {
         (s, where[s], "KRX trades", c, texts[c]) for s, c in codes.items()
     }
     stats = httpx.get(f"{sim.url}/_sim/stats", timeout=10).json()

@@ -186,7 +186,7 @@ def test_a_barred_large_cap_gives_its_slot_to_the_next_largest(
     def refuse(n: int) -> None:
         if n == 1:  # 10:00:05: invalid tr_key, not retried today
             why = "SUBSCRIBE ERROR : invalid tr_key"
-            refusal = Refusal("acct1", symbols[0], "H0STCNT0", "OPSP8992", why, at("10:00:05"))
+            refusal = Refusal("acct1", symbols[0], "KRX trades", "OPSP8992", why, at("10:00:05"))
             tb.guard.on_refused(refusal)
 
     rounds = follow(tb, engine, book, streams, [], at("10:02"), monkeypatch, each_round=refuse)
@@ -213,7 +213,7 @@ def test_a_halted_symbol_stays_out_when_its_refusals_bar_ends(
     def refuse(n: int) -> None:
         if n == 1:
             why = "SUBSCRIBE INTERNAL ERROR"
-            refusal = Refusal("acct1", symbols[0], "H0STCNT0", "OPSP0007", why, at("10:00:05"))
+            refusal = Refusal("acct1", symbols[0], "KRX trades", "OPSP0007", why, at("10:00:05"))
             tb.guard.on_refused(refusal)
 
     rounds = follow(

@@ -105,15 +105,15 @@ class AccountFeed:
         c.stale_watch.on_data(alias, received_ns)
         c.rejections.on_data(alias, received_ns)
         c.layouts.on_read(frame.tr_id, received_ns)
-        stream, limits, feed, venue = c.streams[alias], c.limits, frame.kind, frame.venue
-        detector = c.detector(alias, venue) if feed == "trades" else None
+        stream, limits, feed_kind, venue = c.streams[alias], c.limits, frame.kind, frame.venue
+        detector = c.detector(alias, venue) if feed_kind == "trades" else None
         if frame.errors:  # before the frame's ticks: a gap starts at an earlier one's
             self._dropped(frame, received_ns)
         else:
             c.refused_data.on_data(alias, received_ns)
         newest = 0
         for tick in frame.ticks:
-            asked = stream.holds(Feed(feed, venue, tick.symbol))
+            asked = stream.holds(Feed(feed_kind, venue, tick.symbol))
             if fault := c.settings.checks.trade(tick, asked, limits.get(tick.symbol)):
                 self._rejected(frame, tick, fault)
                 continue
@@ -133,7 +133,9 @@ class AccountFeed:
             if gap := detector.on_volume(tick.symbol, tick.exchange_ns, tick.cum_volume, tick.qty):
                 c.publish_gap(gap)
         for book in frame.books:
-            if fault := c.settings.checks.book(book, stream.holds(Feed(feed, venue, book.symbol))):
+            if fault := c.settings.checks.book(
+                book, stream.holds(Feed(feed_kind, venue, book.symbol))
+            ):
                 self._rejected(frame, book, fault)
             else:
                 c.publish(book)
@@ -144,7 +146,7 @@ class AccountFeed:
             *frame.vis,
         ]
         for record in others:
-            if not stream.holds(Feed(feed, venue, registered_as(record))):
+            if not stream.holds(Feed(feed_kind, venue, registered_as(record))):
                 unasked = f"{record.symbol} is not registered on the session"
                 self._rejected(frame, record, (UNREGISTERED, unasked))
                 continue
@@ -195,11 +197,11 @@ class AccountFeed:
         """
         c, alias = self.collector, self.alias
         errors = frame.errors
-        feed = f"{frame.venue} {frame.kind}"
-        c.refused_data.on_records(alias, feed, len(errors), str(errors[0].error))
+        label = f"{frame.venue} {frame.kind}"
+        c.refused_data.on_records(alias, label, len(errors), str(errors[0].error))
         streamed = c.streamed(alias, frame.venue) if frame.kind == "trades" else set()
         for refused in errors:  # one bad record each; the frame's others still count
-            log.warning("account %s: dropped a %s record: %s", alias, feed, refused.error)
+            log.warning("account %s: dropped a %s record: %s", alias, label, refused.error)
             fault = MALFORMED_RECORD, str(refused.error)
             c.rejections.reject(  # alerted by `RefusedData`'s episode
                 alias, fault, frame, refused.symbol, received_ns, refused.exchange_ns, alert=False

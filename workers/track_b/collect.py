@@ -130,7 +130,7 @@ class Refusal(NamedTuple):
 
     account: str
     symbol: str
-    feed: str  # what the registration was for, in words: "KRX trades"
+    feed_label: str  # what the registration was for, in words: "KRX trades"
     code: str  # KIS's msg_cd, e.g. OPSP8992
     message: str  # KIS's msg1
     at_ns: int
@@ -155,7 +155,6 @@ class CollectorSettings:
     """What configures the collector: ``[track_b]``'s (`of`), or the defaults (tests)."""
 
     trades: TradeFeeds = "krx"  # what a symbol's trades are registered as (its venues)
-    capacity: int = 41  # registrations per account's session (a swap stays within them)
     books: bool = False  # each trade feed's order book beside it
     statuses: bool = False  # ... its venue's market-operation records
     programs: bool = False  # ... its venue's program trading
@@ -176,7 +175,6 @@ class CollectorSettings:
         """The collector ``[track_b]`` and ``[kis.stream]`` configure."""
         return cls(
             trades=config.trades,
-            capacity=stream.max_registrations,
             books=config.books,
             statuses=config.market_status,
             programs=config.program_trading,
@@ -242,7 +240,7 @@ class Collector:
             statuses=settings.statuses,
             programs=settings.programs,
         )
-        self.capacity = settings.capacity
+        self.capacity = settings.stream.max_registrations  # a session's (a swap stays within)
 
         def trading(venue: Venue) -> Callable[[int], bool]:
             if continuous is None:
@@ -459,7 +457,11 @@ class Collector:
             symbols = [h.candidate.symbol for h in held]
             stream = self.streams[alias]
             current = old.registrations(symbols)
-            plan = swaps(current, policy.registrations(symbols), max(len(current), self.capacity))
+            # within the session less what it holds beside the slots (the VI feed's: the
+            # slot book keeps the holdings within that, `SlotBook.reserved`)
+            target = policy.registrations(symbols)
+            room = self.capacity - len(self.held_aside.get(alias, ()))
+            plan = swaps(current, target, max(len(current), len(target), room))
             for h in held:
                 symbol = h.candidate.symbol
                 for venue in policy.venues(symbol):

@@ -132,7 +132,12 @@ class SlotGuard:
                 continue
             seen.add(r.symbol)
             kind = refusal_kind(r.code, self.bars.permanent)
-            context = {"symbol": r.symbol, "account": r.account, "feed": r.feed, "code": r.code}
+            context = {
+                "symbol": r.symbol,
+                "account": r.account,
+                "feed": r.feed_label,
+                "code": r.code,
+            }
             if kind == "limit":
                 reason = f"registration refused: {r.code} {r.message} (slot closed)"
                 decisions += book.close(r.account, holding.slot, reason[:200])
