@@ -1,7 +1,7 @@
 """Reading configuration files: a file's tables over the file it ``extends``.
 
-A file written for an earlier release keeps working: a renamed table is read under its new
-name, a moved key in its new table, and a key no longer read is left out, each with a warning.
+Old names are read with a warning each: a renamed table under its new name, a moved key in its
+new table (`_MOVED_KEYS`); a key no longer read is left out (`_RETIRED_KEYS`).
 Validation is the settings' (`observer.config.load.load_settings`).
 """
 
