@@ -214,6 +214,28 @@ def test_silences_are_judged_between_trade_stamps_not_arrivals() -> None:
     assert gap == TickGap("acct1", "005930", stamp + 2_000 * MS, stamp + 7_000 * MS, "silence")
 
 
+def test_a_symbol_leaving_its_slot_in_a_silence_the_feed_ran_past_is_a_silence_gap() -> None:
+    """The demo's 005935 (session 26): its last trade at 10:19:55, other symbols' trades on,
+    the slot replaced at 10:20:34, the feed on time. No later trade judged the silence; the
+    release must, or only the reconciliation finds the short minute."""
+    d = detector()
+    d.on_registered("005935", 1_000 * MS)
+    d.on_tick("005935", 2_100 * MS, 2_000 * MS)
+    d.on_tick("000660", 2_700 * MS, 2_600 * MS)  # the feed goes on, 0.6 s past: within 0.7
+    assert d.forget("005935", 3_000 * MS) is None
+    d.on_registered("005935", 3_000 * MS)
+    d.on_tick("005935", 3_100 * MS, 3_000 * MS)
+    d.on_tick("000660", 4_100 * MS, 4_000 * MS)  # 1 s past the symbol's newest: silent
+    assert d.forget("005935", 4_500 * MS) == TickGap(
+        "acct1", "005935", 3_000 * MS, 4_500 * MS, "silence"
+    )
+    # Outside the sessions a silence counts in, a pause is no loss.
+    d.on_registered("035720", SESSION[1] - 2_000 * MS)
+    d.on_tick("035720", SESSION[1] - 1_000 * MS, SESSION[1] - 1_000 * MS)
+    d.on_tick("000660", SESSION[1] + 5_000 * MS, SESSION[1] + 5_000 * MS)
+    assert d.forget("035720", SESSION[1] + 6_000 * MS) is None
+
+
 def test_a_symbol_leaving_its_slot_while_the_feed_runs_behind_is_a_delivery_lag_gap() -> None:
     d = detector()
     d.on_registered("005930", 1_500 * MS)

@@ -416,13 +416,17 @@ class GapDetector:
         A connection gap still open closes now: its data was missing from the drop until
         the symbol left, even though it will not be registered again. Otherwise, with the
         account's feed ``behind_ns`` behind (measured by the caller, `FeedLag.behind`; 0: on
-        time), what the feed had not delivered yet is a delivery-lag gap. A connection gap
-        still waiting for the symbol's first trade goes out unmeasured.
+        time), what the feed had not delivered yet is a delivery-lag gap; on time, a symbol
+        silent past its limit while the feed went on (`on_tick`'s rule, against the feed's
+        newest trade) is a silence gap to the release. A connection gap still waiting for the
+        symbol's first trade goes out unmeasured.
         """
         if (outage := self.awaiting.pop(symbol, None)) is not None:
             self.forget(symbol, now_ns)
             return outage
-        last = self.last_tick.pop(symbol, None)
+        last = self.last_tick.get(symbol)
+        limit = self._limit(symbol, last) if last is not None else float("inf")
+        self.last_tick.pop(symbol, None)
         self.first_tick.pop(symbol, None)
         self.recent.pop(symbol, None)
         self.chain.pop(symbol, None)
@@ -432,7 +436,14 @@ class GapDetector:
             start, reason = opened
             return self._gap(symbol, start, max(now_ns, start), reason)
         if not behind_ns:
-            return None
+            # On time, but silent: the feed delivered other trades past the symbol's newest by
+            # more than its silence limit, and none of it since. The next trade would have
+            # judged that silence (`on_tick`); the release ends it unjudged, so it goes out.
+            if last is None or self.last_frame_ns - last <= limit:
+                return None
+            if not throughout(self.silence_in, last, self.last_frame_ns):
+                return None
+            return self._gap(symbol, last, max(now_ns, self.last_frame_ns), "silence")
         # From the symbol's own newest trade, but no earlier than twice the lag before the
         # release: a feed that far behind may deliver one symbol's trades out of step with
         # another's by as much (a catch-up sends each symbol's backlog in turn).
