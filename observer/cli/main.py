@@ -13,6 +13,7 @@ import msgspec
 import typer
 
 from observer.calendar.clock import clock_from_env, clock_from_spec
+from observer.cli.config import config_app
 from observer.cli.data import data_app, export, report
 from observer.cli.journal import journal_app
 from observer.cli.keys import keys_app
@@ -49,6 +50,7 @@ app = typer.Typer(
 db_app = typer.Typer(no_args_is_help=True, help="The database: schema (alembic), backups.")
 app.add_typer(db_app, name="db")
 app.add_typer(ctl_app, name="ctl")
+app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 app.command("export")(export)
 app.command("report")(report)

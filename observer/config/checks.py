@@ -67,6 +67,7 @@ _OWN_COMMANDS = frozenset(
     {
         "audit",
         "capture",
+        "config",
         "ctl",
         "data",
         "db",
