@@ -103,3 +103,44 @@ def test_a_bad_file_or_bad_options_exit_2_in_one_line(tmp_path: Path) -> None:
     )
     both = observer("--defaults", "--changed")
     assert both.returncode == 2 and "--defaults shows no file" in both.stderr
+
+
+REFERENCE = Path(__file__).parents[2] / "docs" / "configuration.toml"
+# What every installation sets for itself, shown in the shipped file though at its default.
+OWN_KEYS = {
+    ("paths", "data_dir"),
+    ("database", "url"),
+    ("kis", "environment"),
+    ("kis", "accounts"),
+}
+
+
+def leaves(table: dict[str, object], path: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """The key paths of a TOML document's values (an array of tables is one value)."""
+    found: set[tuple[str, ...]] = set()
+    for key, value in table.items():
+        if isinstance(value, dict):
+            found |= leaves(value, (*path, key))
+        else:
+            found.add((*path, key))
+    return found
+
+
+def test_the_reference_documents_every_setting_at_its_default() -> None:
+    """docs/configuration.toml: each key, with the code's default (the programs apart)."""
+    assert load_settings(REFERENCE) == Settings()
+    documented = leaves(tomllib.loads(REFERENCE.read_text()))
+    defaults = settings_document(Settings())
+    del defaults["programs"]  # defined in the shipped file
+    # a value left unset by default (None) has no TOML form: commented in the reference
+    assert leaves(defaults) - documented == set()
+
+
+def test_the_shipped_file_sets_only_what_it_changes() -> None:
+    """config/observer.toml: each key differs from its default, or every installation sets it."""
+    raw = tomllib.loads(SHIPPED.read_text())
+    del raw["programs"]  # each program's definition, whole
+    changed = leaves(
+        changes(settings_document(load_settings(SHIPPED)), settings_document(Settings()))
+    )
+    assert leaves(raw) - changed == OWN_KEYS
