@@ -293,9 +293,17 @@ def demo_config(options: DemoOptions, sim_url: str) -> str:
         f'[programs.master_file]\nschedule = [{{ at = "{MASTER_CHECK_AT}", days = "daily" }}]\n'
         f"[etf]\nbackfill_sessions = {ETF_BACKFILL_SESSIONS}\n"
         # Each watched symbol's market status and program trading beside its trades (what
-        # KIS keeps no history of), a registration each: three a venue; and the whole
-        # market's VIs on one registration (the simulator takes the business date as key).
-        '[track_b]\nmarket_status = true\nprogram_trading = true\nvi_feed = "combined"\n'
+        # KIS keeps no history of), a registration each: three a venue, the expected matches
+        # in place of program trading in KRX's closing and Nextrade's after-market auctions;
+        # and the whole market's VIs on one registration (the simulator takes the business
+        # date as key).
+        '[track_b]\nvi_feed = "combined"\n'
+        "[track_b.feeds]\n"
+        'nxt_pre_market = ["trades", "status", "program"]\n'
+        'regular = ["trades", "status", "program"]\n'
+        'krx_closing_auction = ["trades", "status", "auction"]\n'
+        'nxt_after_market = ["trades", "status", "auction"]\n'
+        'krx_after_market = ["trades", "status", "program"]\n'
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n'
         # Budgets 20 times KIS's: a pace slowed by refusals climbs back 20 times sooner.
         f"pace_recover_s = {PACE_RECOVER_S}\n"

@@ -2043,8 +2043,8 @@ _KINDS = (
             "hand-over) found no free slot: Track B is missing symbols that triggered."
         ),
         action=(
-            "Add registrations: more `[[kis.accounts]]`, or fewer per symbol (`[track_b] "
-            "books`, `market_status`, `program_trading`, `trades`); or tune "
+            "Add registrations: more `[[kis.accounts]]`, or fewer per symbol (the rows of "
+            "`[track_b.feeds]`, `nextrade`); or tune "
             "`replacement_threshold`, `min_hold_s` and the triggers in `[track_b]`."
         ),
         resolved=(

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from observer.config.workers import OLD_SWITCHES, feeds_of_switches
 from observer.errors import ConfigError
 
 __all__ = ["config_files", "read_toml"]
@@ -32,14 +33,48 @@ def read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     raw = _renamed(raw, path)
     base = raw.pop("extends", None)
-    if base is None:
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: extends must be the path of a configuration file")
+        parent = (path.parent / base).resolve()
+        if parent in seen or parent == path.resolve():
+            raise ConfigError(f"{path}: extends {parent}, which extends it again")
+        raw = _merged(read_toml(parent, (*seen, path.resolve())), raw)
+    return raw if seen else _switches(raw, path)
+
+
+def _switches(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Track B's old switches as the ``[track_b.feeds]`` rows they meant (a warning).
+
+    Read once the files are merged: a switch a base file set and one its extension set
+    together make the rows. Beside a ``[track_b.feeds]`` table: an error, never a guess.
+    """
+    track_b = raw.get("track_b")
+    if not isinstance(track_b, dict):
         return raw
-    if not isinstance(base, str):
-        raise ConfigError(f"{path}: extends must be the path of a configuration file")
-    parent = (path.parent / base).resolve()
-    if parent in seen or parent == path.resolve():
-        raise ConfigError(f"{path}: extends {parent}, which extends it again")
-    return _merged(read_toml(parent, (*seen, path.resolve())), raw)
+    old = {key: track_b[key] for key in OLD_SWITCHES if key in track_b}
+    if not old:
+        return raw
+    named = ", ".join(old)
+    if "feeds" in track_b:
+        raise ConfigError(
+            f"{path}: [track_b] {named} and [track_b.feeds] both: the rows replace the "
+            "switches, keep the rows"
+        )
+    try:
+        rows = feeds_of_switches(old)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    shown = "\n".join(f"{row} = {value!r}" for row, value in rows.items()).replace("'", '"')
+    log.warning(
+        "%s: [track_b] %s are now the rows of [track_b.feeds]; these do the same:\n"
+        "[track_b.feeds]\n%s",
+        path,
+        named,
+        shown,
+    )
+    kept = {key: value for key, value in track_b.items() if key not in old}
+    return {**raw, "track_b": {**kept, "feeds": rows}}
 
 
 def config_files(path: Path) -> list[Path]:

@@ -25,9 +25,11 @@ from observer.setting_types import (
 )
 
 __all__ = [
+    "OLD_SWITCHES",
     "BackupSettings",
     "EnrichSettings",
     "EtfSettings",
+    "FeedTable",
     "FlowsSettings",
     "GapRecoverySettings",
     "InvestorSettings",
@@ -39,6 +41,7 @@ __all__ = [
     "TrackBSettings",
     "TriggerSettings",
     "UniverseSettings",
+    "feeds_of_switches",
 ]
 
 
@@ -116,6 +119,143 @@ def _volatility_spike() -> TriggerSettings:
     return TriggerSettings(threshold=2.0, full_at=3.0, ttl_s=300.0, weight=6.0)
 
 
+NameKind = Literal["trades", "book", "status", "program", "auction"]
+Kinds = tuple[NameKind, ...]
+_TRADES: Kinds = ("trades",)
+# The rows whose part of the day holds an auction: "auction" means its expected matches there.
+_AUCTION_ROWS = ("krx_opening_auction", "krx_closing_auction", "nxt_after_market")
+
+
+class FeedTable(Strict, frozen=True):
+    """What a watched name holds in each part of the day: ``[track_b.feeds]``.
+
+    Each row is the kinds of feed a watched name holds then, on each venue it is registered
+    on, in the order they are registered; ``[]``: that part is not followed. Kinds:
+    ``trades``, ``book`` (its order book), ``status`` (halts, VIs, session events),
+    ``program`` (program trading), ``auction`` (in a row with an auction: the expected
+    matches until 10 s before the match, then program trading, whose trades print at it).
+    ``nextrade``: where a name Nextrade trades holds Nextrade's feeds, its own ("NXT": each
+    trade with its venue), the combined feed in place of KRX's and Nextrade's ("combined":
+    one registration, trades without a venue), or nowhere ("off": KRX's alone). Paper
+    accounts are offered trades and books alone. Checked when loaded (`__post_init__`): no
+    row holds what its part of the day cannot give.
+    """
+
+    nextrade: Literal["NXT", "combined", "off"] = "NXT"
+    # Nextrade's pre-market (08:00-08:50): its names on Nextrade's feeds alone, placed by
+    # triggers on Track A's Nextrade cycles, pins and market caps; released at its end.
+    nxt_pre_market: Kinds = _TRADES
+    # KRX's opening auction (08:20-09:00; from the pre-market's end when that is followed):
+    # no slot is held; the names, pins first then by market cap, hold these on KRX's feeds.
+    krx_opening_auction: Kinds = ("auction",)
+    # KRX's first half hour (09:00 to full operation at 09:30): still no slot; the same
+    # names hold these (both venues'); the triggers wait for the context sync.
+    krx_opening_half_hour: Kinds = _TRADES
+    # From the context sync (09:30) on: the slots, placed by the triggers.
+    regular: Kinds = _TRADES
+    # KRX's closing auction (15:20 to its 15:30 match and its minute, 15:31:30) on KRX's and
+    # the combined feed; []: KRX's feeds end when Track A's closing phase begins (15:00).
+    krx_closing_auction: Kinds = _TRADES
+    # Nextrade's names on Nextrade's feed from its after-market's opening auction (15:30,
+    # matched at 15:40) to its close (20:00), the slots evaluated on Nextrade's cycles.
+    nxt_after_market: Kinds = _TRADES
+    # KRX's after-market (16:00-20:00 since 2026-09-14): every name again on KRX's feeds,
+    # placed on KRX's snapshots (Nextrade's names keep Nextrade's feeds beside them).
+    krx_after_market: Kinds = _TRADES
+
+    def __post_init__(self) -> None:
+        rows = {name: getattr(self, name) for name in self.__struct_fields__[1:]}
+        for name, kinds in rows.items():
+            where = f"track_b.feeds.{name} {list(kinds)}"
+            if len(set(kinds)) < len(kinds):
+                raise ValueError(f"{where}: a kind twice")
+            if "auction" in kinds and name not in _AUCTION_ROWS:
+                raise ValueError(f"{where}: no auction then, so no expected matches")
+            if name == "krx_opening_auction":
+                if {"trades", "program"} & set(kinds):
+                    raise ValueError(f"{where}: nothing trades before the opening match")
+            elif kinds and kinds[0] != "trades":
+                raise ValueError(f"{where}: a name is watched by its trades: trades first")
+            if {"auction", "program"} <= set(kinds) and name != "krx_opening_auction":
+                raise ValueError(f"{where}: its auction becomes program trading at the match")
+        if not self.regular:
+            raise ValueError("track_b.feeds.regular []: Track B's day needs its trades")
+        # Begun on names already held: within the registrations they hold (41 a session).
+        for name in ("krx_closing_auction", "nxt_after_market"):
+            if len(rows[name]) > len(self.regular):
+                raise ValueError(
+                    f"track_b.feeds.{name} {list(rows[name])}: more kinds than regular's "
+                    f"{list(self.regular)}, on names that hold those"
+                )
+        nextrade = ("nxt_pre_market", "nxt_after_market")
+        if self.nextrade == "off" and (held := [n for n in nextrade if rows[n]]):
+            raise ValueError(
+                f"track_b.feeds: {', '.join(held)} on Nextrade's feeds, but nextrade = 'off' "
+                "registers none"
+            )
+        if self.nextrade == "combined" and "auction" in self.nxt_after_market:
+            raise ValueError(
+                "track_b.feeds.nxt_after_market: Nextrade's expected matches are on its own "
+                "feed, not the combined one (nextrade = 'combined')"
+            )
+
+
+# Track B's switches before [track_b.feeds], and their defaults then.
+OLD_SWITCHES: dict[str, object] = {
+    "trades": "venues",
+    "books": False,
+    "market_status": False,
+    "program_trading": False,
+    "nxt_pre_market": True,
+    "opening_auction": True,
+    "opening_half_hour": True,
+    "closing_auction": True,
+    "nxt_after_market_auction": True,
+    "krx_to_close": True,
+    "nxt_after_market": True,
+    "krx_after_market": True,
+}
+
+
+def feeds_of_switches(old: dict[str, object]) -> dict[str, object]:
+    """The ``[track_b.feeds]`` rows that do what the switches ``old`` did (the rest default).
+
+    What a watched name held beside its trades (``books``, ``market_status``,
+    ``program_trading``) it held in every followed part but KRX's opening auction and first
+    half hour; ``closing_auction`` and ``nxt_after_market_auction`` put expected matches in
+    place of program trading in those auctions (with ``program_trading``; Nextrade's on its
+    own feed alone).
+    """
+    on = {**OLD_SWITCHES, **old}
+    nextrade = {"krx": "off", "venues": "NXT", "combined": "combined"}.get(str(on["trades"]))
+    if nextrade is None:
+        raise ValueError(f"track_b.trades {on['trades']!r}: expected krx, venues or combined")
+    extra = [k for k, switch in _BESIDE.items() if on[switch]]
+    regular = ["trades", *extra]
+
+    def auction(flag: bool) -> list[str]:
+        return [("auction" if k == "program" and flag else k) for k in regular]
+
+    nxt = nextrade != "off"
+    return {
+        "nextrade": nextrade,
+        "nxt_pre_market": regular if nxt and on["nxt_pre_market"] else [],
+        "krx_opening_auction": ["auction"] if on["opening_auction"] else [],
+        "krx_opening_half_hour": ["trades"] if on["opening_half_hour"] else [],
+        "regular": regular,
+        "krx_closing_auction": auction(bool(on["closing_auction"])) if on["krx_to_close"] else [],
+        "nxt_after_market": (
+            auction(bool(on["nxt_after_market_auction"]) and nextrade == "NXT")
+            if nxt and on["nxt_after_market"]
+            else []
+        ),
+        "krx_after_market": regular if on["krx_after_market"] else [],
+    }
+
+
+_BESIDE = {"book": "books", "status": "market_status", "program": "program_trading"}
+
+
 class TrackBSettings(Strict, frozen=True):
     """Track B's symbol selection (triggers, priority score) and its real-time slots."""
 
@@ -139,46 +279,8 @@ class TrackBSettings(Strict, frozen=True):
         ("15:20", 0.91),
         ("15:30", 1.0),
     )
-    # What a watched symbol's trades are registered as (workers.track_b.registrations):
-    # "krx", KRX's feed alone; "venues", KRX's and, for a name Nextrade trades, Nextrade's
-    # (two registrations, each trade with its venue); "combined", the combined feed for such
-    # a name (one registration, trades without a venue). Paper accounts: KRX's alone.
-    trades: Literal["krx", "venues", "combined"] = "venues"
-    # KRX's feeds stream through KRX's closing auction to its 15:30 match (and its minute),
-    # not to 15:00 (the track_a_closing phase): the close's busiest half hour and its print.
-    krx_to_close: bool = True
-    # Nextrade's pre-market (its pre_market session in [venues]): Nextrade's names hold
-    # Nextrade's feed (or the combined one) alone, chosen by triggers from Track A's
-    # Nextrade cycles, pins and market caps; every slot is released at its end.
-    nxt_pre_market: bool = True
-    # KRX's opening auction (its opening_auction session in [venues], from Nextrade's
-    # pre-market's end when that is followed) to its match and CLOSE_GRACE_S: no slot is held
-    # then, and every registration holds a name's expected matches (H0STANC0): pins first,
-    # then by market cap. Paper accounts are offered none.
-    opening_auction: bool = True
-    # KRX's first half hour (09:00 to full operation, 09:30): no slot is held until the
-    # context sync, so the same names (pins first, then by market cap) hold their trade feeds
-    # (KRX's, and Nextrade's for its names) through it: their trades are stored on both
-    # venues; the triggers still wait for the context sync (the seed's noise exclusion).
-    opening_half_hour: bool = True
-    # With program_trading: through KRX's closing auction (its closing_auction session, to
-    # 10 s before the match) a held name's program-trading registration holds its expected
-    # matches instead; no program trade prints before the match.
-    closing_auction: bool = True
-    # With program_trading and trades = "venues": through Nextrade's after-market opening
-    # auction (its opening_auction session after noon in [venues.nxt], to 10 s before its
-    # 15:40 match) a held Nextrade name's Nextrade program trading holds Nextrade's expected
-    # matches (H0NXANC0) instead. Whether KIS sends them then is unconfirmed: nothing is lost
-    # if it does not, no program trade printing before the match.
-    nxt_after_market_auction: bool = True
-    # When KRX's feeds are released (15:31:30, or 15:00), a held Nextrade name keeps
-    # Nextrade's feed (or the combined one) through Nextrade's after-market, to its close in
-    # [venues]; the slots are evaluated on as in the pre-market, over Nextrade's names.
-    nxt_after_market: bool = True
-    # KRX's after-market (its after_market session in [venues.krx], 16:00-20:00 since
-    # 2026-09-14): the slots are evaluated over every name again on KRX's snapshots, a held
-    # name holding KRX's feeds (and Nextrade's for its names), to its close (20:00:30).
-    krx_after_market: bool = True
+    # What a watched name holds in each part of the day: the table [track_b.feeds].
+    feeds: FeedTable = FeedTable()
     # Each trade's cumulative volume (ACML_VOL) against the previous trade's and its own
     # quantity, per symbol and feed from its registration: more is a volume_chain gap at
     # once, measured in shares. False: silent losses are left to the day's reconciliation.
@@ -195,12 +297,6 @@ class TrackBSettings(Strict, frozen=True):
         ("15:30", 0.35),
         ("20:00", 0.5),
     )
-    books: bool = False  # each trade feed's book beside it: twice the registrations
-    # ... its venue's market-operation records (halts, VIs, session events; a halt bars the
-    # symbol at once), and its venue's program trading: a registration each. Paper accounts
-    # are offered neither.
-    market_status: bool = False
-    program_trading: bool = False
     # The whole market's volatility interruptions as they start and end, on one registration
     # of the first account under the business date: "krx" (H0STVIC0) or "combined"
     # (H0UNVIC0, both venues', each naming its own). KIS's workbook (its 2026-09 export alone)

@@ -139,7 +139,7 @@ def _on_the_demos(host: HostSupervisor, url: str, database: str = "") -> None:
     # pre-market is not this test's: at 480x its streams crowd the quiet spell of 08:35-08:55.
     day = host.root / "day.toml"
     day.write_text(
-        f'extends = "{host.config.name}"\n[track_b]\nnxt_pre_market = false\n'
+        f'extends = "{host.config.name}"\n[track_b.feeds]\nnxt_pre_market = []\n'
         f'[database]\nurl = "{url}"\n{database}'
     )
     host.config = day

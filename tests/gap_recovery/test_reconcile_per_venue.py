@@ -14,7 +14,7 @@ from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.config.load import load_settings
 from observer.config.tree import Settings
-from observer.config.workers import TrackBSettings
+from observer.config.workers import FeedTable, Kinds, TrackBSettings
 from observer.writer.store import Store
 from tests.support import ROOT
 from workers.gap_recovery.verify import DayResult, Verifier, day_stream_ends
@@ -28,13 +28,13 @@ def _at(hhmm: str) -> datetime:
 
 
 def _settings(after_market: bool, to_close: bool = True, krx_evening: bool = False) -> Settings:
-    track_b = msgspec.structs.replace(
-        TrackBSettings(),
-        nxt_after_market=after_market,
-        krx_to_close=to_close,
-        krx_after_market=krx_evening,
+    trades: Kinds = ("trades",)
+    feeds = FeedTable(
+        nxt_after_market=trades if after_market else (),
+        krx_closing_auction=trades if to_close else (),
+        krx_after_market=trades if krx_evening else (),
     )
-    return Settings(track_b=track_b)
+    return Settings(track_b=TrackBSettings(feeds=feeds))
 
 
 def _verifier(
@@ -82,7 +82,11 @@ def test_each_venue_s_stream_end(store: Store) -> None:
     ]
     shipped_old = Verifier(
         msgspec.structs.replace(
-            shipped, track_b=msgspec.structs.replace(shipped.track_b, krx_after_market=False)
+            shipped,
+            track_b=msgspec.structs.replace(
+                shipped.track_b,
+                feeds=msgspec.structs.replace(shipped.track_b.feeds, krx_after_market=()),
+            ),
         ),
         clock,
         lambda event: None,

@@ -44,7 +44,7 @@ from harness.sim.realtime import trade_ns
 from harness.sim.server import SimConfig
 from observer.calendar.clock import ManualClock
 from observer.config.tree import Settings
-from observer.config.workers import GapRecoverySettings, TrackBSettings
+from observer.config.workers import FeedTable, GapRecoverySettings, TrackBSettings
 from observer.db.outages import ReadRetries
 from observer.db.reconciliation_queries import reconciled_minutes
 from observer.kis.schemas import MinuteBarRow
@@ -291,7 +291,9 @@ def ticks_of(symbol: str, minute: datetime, keep: Callable[[int], bool]) -> list
 FIFTEEN = datetime(2026, 11, 20, 15, 0, tzinfo=KST)
 # The stored days here stream to 15:00 (no KRX closing auction): their streams end there.
 # The stored day's streams end at 15:00: not to KRX's close, nor through its after-market
-TO_15 = Settings(track_b=TrackBSettings(krx_to_close=False, krx_after_market=False))
+TO_15 = Settings(
+    track_b=TrackBSettings(feeds=FeedTable(krx_closing_auction=(), krx_after_market=()))
+)
 
 
 def store_afternoon(writer: WriterProcess, tmp_path: Path) -> tuple[str, str]:
@@ -323,7 +325,7 @@ def recovery_config(tmp_path: Path, writer: WriterProcess, sim: SimThread) -> Pa
         '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
         "[gap_recovery]\nverify_delay_s = 10.0\n"
         # the stored day's streams end at 15:00
-        "[track_b]\nkrx_to_close = false\nkrx_after_market = false\n"
+        "[track_b.feeds]\nkrx_closing_auction = []\nkrx_after_market = []\n"
     )
     return config
 

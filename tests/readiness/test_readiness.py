@@ -29,7 +29,7 @@ from observer.supervisor.schedule import due_runs
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
 from workers.readiness.check import Check, NotReady, ready
 from workers.readiness.cli import FAILED, PASSED
-from workers.track_b.registrations import RegistrationPolicy
+from workers.track_b.registrations import TRADE_FEEDS, RegistrationPolicy
 from workers.track_b.sessions import pre_market, preconnect_at
 
 MARKET = Market(29, TradingCalendar(), stocks=40, etfs=2)
@@ -45,7 +45,8 @@ def test_the_shipped_schedule_preconnects_before_0810_and_checks_at_0810_on_sess
     settings = load_settings(ROOT / "config" / "observer.toml")
     timeline = timeline_from(settings.phases, settings.calendar)
     venues = venues_from(settings.venues, timeline)
-    policy = RegistrationPolicy(settings.track_b.trades, nxt=frozenset({"005930"}))
+    trades = TRADE_FEEDS[settings.track_b.feeds.nextrade]
+    policy = RegistrationPolicy(trades, nxt=frozenset({"005930"}))
     job = settings.programs["readiness"]
     since = datetime(2026, 11, 20, 0, 0, tzinfo=KST)  # a Friday session, then the weekend
     runs = due_runs(timeline, job.schedule, since, datetime(2026, 11, 24, 0, 0, tzinfo=KST))

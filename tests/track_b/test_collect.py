@@ -30,7 +30,7 @@ from observer.calendar.clock import Clock, ManualClock
 from observer.calendar.phases import KST
 from observer.config.load import load_settings
 from observer.config.tree import Settings
-from observer.config.workers import TrackBSettings
+from observer.config.workers import FeedTable, TrackBSettings
 from observer.errors import KisTransportError
 from observer.kis.feeds import Feed
 from observer.kis.record_checks import Checks
@@ -96,7 +96,7 @@ async def streaming_three(
 def test_the_collector_is_configured_by_track_b_settings() -> None:
     """Each ``[track_b]`` key reaches the collector, or its sessions, where it belongs."""
     config = TrackBSettings(
-        books=True,
+        feeds=FeedTable(nextrade="combined", regular=("trades", "book")),
         silence_expected_s=0.7,
         silence_tolerance_s=0.3,
         silence_cadence_factor=5.0,
@@ -117,8 +117,8 @@ def test_the_collector_is_configured_by_track_b_settings() -> None:
         bad_frames_per_minute=5,
     )
     assert CollectorSettings.of(config, stream) == CollectorSettings(
-        trades="venues",  # KRX's and Nextrade's trades: the default
-        books=True,
+        trades="combined",  # the combined feed for Nextrade's names
+        kinds=("trades", "book"),  # the regular row
         silence=SilenceRule(0.7, 0.3, 5.0, 30.0, resolution_s=1.0),  # stamps to the second
         silence_sessions=frozenset({"regular", "after_market"}),
         unhealthy_after_s=45.0,
@@ -534,7 +534,9 @@ def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone
         accounts = [
             open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
         ]
-        collector = Collector(accounts, clock, published.append, CollectorSettings(books=True))
+        collector = Collector(
+            accounts, clock, published.append, CollectorSettings(kinds=("trades", "book"))
+        )
         for kind in ("trades", "book"):  # what the session asked for (unconnected: wanted)
             await collector.streams["acct1"].subscribe(Feed(kind, "KRX", "005930"))
         decoder = collector.streams["acct1"].decoder
@@ -580,7 +582,9 @@ def test_a_refused_trade_of_a_streamed_symbol_is_a_gap_over_its_stamp(tmp_path: 
         accounts = [
             open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
         ]
-        collector = Collector(accounts, clock, published.append, CollectorSettings(books=True))
+        collector = Collector(
+            accounts, clock, published.append, CollectorSettings(kinds=("trades", "book"))
+        )
         await collector.streams["acct1"].subscribe(Feed("trades", "KRX", "005930"))
         decoder = collector.streams["acct1"].decoder
         bad = TRADE.replace("^594001000000^", "^1e3^", 1)  # ACML_TR_PBMN is not an integer
@@ -697,7 +701,7 @@ def test_with_books_a_failed_approval_key_fetch_loses_no_registration(
         # No key at hand: every message waits for one (and the failure is met there).
         monkeypatch.setattr(account.tokens, "approval_key_now", lambda: None, raising=False)
         # Healthy throughout (30 clock seconds are one wall second here): no failover.
-        with_books = CollectorSettings(books=True, unhealthy_after_s=3600)
+        with_books = CollectorSettings(kinds=("trades", "book"), unhealthy_after_s=3600)
         collector = Collector([account], clock, events.append, with_books)
         stream = collector.streams["acct1"]
         stop = asyncio.Event()
@@ -784,7 +788,9 @@ def test_registrations_that_do_not_match_the_slots_are_alerted_and_repaired(
 
     async def scenario() -> None:
         account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
-        collector = Collector([account], clock, events.append, CollectorSettings(books=True))
+        collector = Collector(
+            [account], clock, events.append, CollectorSettings(kinds=("trades", "book"))
+        )
         stream = collector.streams["acct1"]
         book = SlotBook(["acct1"], 20)
         a, b, c = STOCKS[:3]

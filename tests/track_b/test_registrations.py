@@ -20,6 +20,7 @@ from bus.events import (
     Venue,
 )
 from harness.sim.config import SimConfig
+from observer.config.workers import Kinds
 from observer.kis.feeds import Feed
 from observer.kis.session import open_account, rate_limits
 from tests.support import SimThread, until
@@ -36,6 +37,7 @@ KRX_CLOSING: tuple[Venue, ...] = ("KRX", "combined")  # the feeds in KRX's closi
 S = 1_000_000_000
 TRADES: tuple[TradeFeeds, ...] = ("krx", "venues", "combined")
 VENUES: tuple[Venue, ...] = ("KRX", "NXT", "combined")
+TRADES_ROW: Kinds = ("trades",)
 
 
 def labels(feeds: tuple[Feed, ...]) -> tuple[str, ...]:
@@ -50,10 +52,10 @@ def test_each_policy_gives_a_nextrade_name_its_feeds_and_the_others_krx_alone() 
     assert labels(venues.feeds(NXT_NAME)) == ("KRX trades", "NXT trades")
     assert venues.venues(NXT_NAME) == ("KRX", "NXT")
     assert labels(venues.feeds(KRX_NAME)) == ("KRX trades",) and venues.cost(KRX_NAME) == 1
-    books = RegistrationPolicy("venues", books=True, nxt=nxt)
+    books = RegistrationPolicy("venues", ("trades", "book"), nxt=nxt)
     assert labels(books.feeds(NXT_NAME)) == ("KRX trades", "NXT trades", "KRX book", "NXT book")
     assert books.cost(NXT_NAME) == 4 and books.widest == 4
-    combined = RegistrationPolicy("combined", books=True, nxt=nxt)
+    combined = RegistrationPolicy("combined", ("trades", "book"), nxt=nxt)
     assert labels(combined.feeds(NXT_NAME)) == ("combined trades", "combined book")
     assert combined.venues(NXT_NAME) == ("combined",)
     assert labels(combined.feeds(KRX_NAME)) == ("KRX trades", "KRX book")
@@ -63,14 +65,14 @@ def test_each_policy_gives_a_nextrade_name_its_feeds_and_the_others_krx_alone() 
 
 def test_market_status_and_program_trading_are_a_registration_each_per_venue() -> None:
     nxt = frozenset({NXT_NAME})
-    both = {"statuses": True, "programs": True}
-    venues = RegistrationPolicy("venues", nxt=nxt, **both)
+    row: Kinds = ("trades", "status", "program")
+    venues = RegistrationPolicy("venues", row, nxt=nxt)
     feeds = ("KRX trades", "NXT trades", "KRX status", "NXT status", "KRX program", "NXT program")
     assert labels(venues.feeds(NXT_NAME)) == feeds
     assert venues.cost(NXT_NAME) == 6 == venues.widest
     assert labels(venues.feeds(KRX_NAME)) == ("KRX trades", "KRX status", "KRX program")
     # The combined feed's market status names no symbol: KRX's is registered in its place.
-    combined = RegistrationPolicy("combined", books=True, nxt=nxt, **both)
+    combined = RegistrationPolicy("combined", ("trades", "book", "status", "program"), nxt=nxt)
     assert labels(combined.feeds(NXT_NAME)) == (
         "combined trades",
         "combined book",
@@ -78,17 +80,17 @@ def test_market_status_and_program_trading_are_a_registration_each_per_venue() -
         "combined program",
     )
     assert combined.cost(NXT_NAME) == 4 == len(combined.registrations([NXT_NAME]))
-    assert "market status, program trading" in combined.describe()
-    # Outside KRX's trading a Nextrade name holds Nextrade's alone.
-    after = venues.without_krx()
-    assert labels(after.feeds(NXT_NAME)) == ("NXT trades", "NXT status", "NXT program")
+    assert "book, market status, program trading on the combined feed" in combined.describe()
+    # Outside KRX's trading a Nextrade name holds Nextrade's alone, its row.
+    after = venues.without_krx(("trades", "program"))
+    assert labels(after.feeds(NXT_NAME)) == ("NXT trades", "NXT program")
     assert labels(after.feeds(KRX_NAME)) == () and after.cost(KRX_NAME) == 0
 
 
-def test_in_an_auction_program_trading_s_registration_holds_expected_matches() -> None:
+def test_in_an_auction_its_row_s_auction_kind_holds_expected_matches_then_program_trading() -> None:
     nxt = frozenset({NXT_NAME})
-    venues = RegistrationPolicy("venues", nxt=nxt, programs=True)
-    closing = venues.in_auction(KRX_CLOSING)  # KRX's closing auction: KRX's feeds'
+    venues = RegistrationPolicy("venues", ("trades", "program"), nxt=nxt)
+    closing = venues.during(KRX_CLOSING, ("trades", "auction"))  # KRX's closing auction
     assert labels(closing.feeds(NXT_NAME)) == (
         "KRX trades",
         "NXT trades",
@@ -96,34 +98,57 @@ def test_in_an_auction_program_trading_s_registration_holds_expected_matches() -
         "NXT program",
     )
     assert closing.cost(NXT_NAME) == venues.cost(NXT_NAME)  # the same registrations, reused
-    assert closing.in_auction(KRX_CLOSING, False) == venues
-    # Nextrade's after-market opening, KRX's match's minute still streamed: Nextrade's feed's,
+    matched = closing.in_auction(KRX_CLOSING, False)  # 10 s before the match: program again
+    assert labels(matched.feeds(NXT_NAME)) == labels(venues.feeds(NXT_NAME))
+    # Nextrade's after-market opening, KRX's match's minute still streamed: Nextrade's row,
     # and on after KRX's feeds are released.
-    both = closing.in_auction(KRX_CLOSING, False).in_auction(("NXT",))
+    both = matched.during(("NXT",), ("trades", "auction"))
     assert labels(both.feeds(NXT_NAME)) == (
         "KRX trades",
         "NXT trades",
         "KRX program",
         "NXT auction",
     )
-    assert labels(both.without_krx().feeds(NXT_NAME)) == ("NXT trades", "NXT auction")
-    assert both.in_auction(("NXT",), False) == venues
-    combined = RegistrationPolicy("combined", nxt=nxt, programs=True).in_auction(KRX_CLOSING)
+    after = both.without_krx(("trades", "auction"))
+    assert labels(after.feeds(NXT_NAME)) == ("NXT trades", "NXT auction")
+    assert labels(after.in_auction(("NXT",), False).feeds(NXT_NAME)) == (
+        "NXT trades",
+        "NXT program",
+    )
+    combined = RegistrationPolicy("combined", ("trades", "program"), nxt=nxt)
+    combined = combined.during(KRX_CLOSING, ("trades", "auction"))
     assert labels(combined.feeds(NXT_NAME)) == ("combined trades", "combined auction")
-    assert labels(RegistrationPolicy().in_auction(KRX_CLOSING).feeds(KRX_NAME)) == ("KRX trades",)
+    plain = RegistrationPolicy().during(KRX_CLOSING, TRADES_ROW)
+    assert labels(plain.feeds(KRX_NAME)) == ("KRX trades",)
+    # A row with fewer kinds: the auction's names hold less (never more: checked at load).
+    fewer = RegistrationPolicy("venues", ("trades", "book"), nxt=nxt).during(
+        KRX_CLOSING, TRADES_ROW
+    )
+    assert labels(fewer.feeds(NXT_NAME)) == ("KRX trades", "NXT trades", "NXT book")
     # Nothing for a paper account, offered neither.
-    paper = RegistrationPolicy(paper=True, programs=True).in_auction(KRX_CLOSING)
+    paper = RegistrationPolicy(paper=True).during(KRX_CLOSING, ("trades", "auction"))
     assert labels(paper.feeds(KRX_NAME)) == ("KRX trades",)
 
 
+def test_through_krx_s_opening_names_hold_the_opening_rows() -> None:
+    nxt = frozenset({NXT_NAME})
+    policy = RegistrationPolicy("venues", ("trades", "program"), nxt=nxt)
+    auction = policy.opening_feeds(NXT_NAME, ("auction", "book"), auction=True)
+    assert labels(auction) == ("KRX auction", "KRX book")  # KRX's alone: its auction
+    assert labels(policy.opening_auction_feeds(KRX_NAME)) == ("KRX auction",)
+    half_hour = policy.opening_feeds(NXT_NAME, ("trades", "book"), auction=False)
+    assert labels(half_hour) == ("KRX trades", "NXT trades", "KRX book", "NXT book")
+    paper = RegistrationPolicy(paper=True)
+    assert paper.opening_auction_feeds(KRX_NAME) == ()  # KIS offers paper accounts none
+
+
 def test_a_paper_account_holds_the_feeds_paper_offers_whatever_the_policy() -> None:
+    row: Kinds = ("trades", "book", "status", "program")
     for trades in TRADES:
-        paper = RegistrationPolicy(
-            trades, books=True, nxt=frozenset({NXT_NAME}), paper=True, statuses=True, programs=True
-        )
+        paper = RegistrationPolicy(trades, row, nxt=frozenset({NXT_NAME}), paper=True)
         assert labels(paper.feeds(NXT_NAME)) == ("KRX trades", "KRX book")
         assert paper.widest == 2 == paper.cost(NXT_NAME)
-        assert "paper accounts are offered KRX's feeds alone" in paper.describe()
+        assert "paper accounts are offered KRX's trades and books" in paper.describe()
 
 
 @settings(max_examples=300, deadline=None)
@@ -279,7 +304,9 @@ def test_paper_accounts_register_krx_feeds_alone_and_are_refused_nothing(tmp_pat
         async def scenario() -> Collector:
             limits = rate_limits(settings.kis, "track_a")
             account = open_account(settings.kis, "acct1", clock, limits)
-            policy = CollectorSettings(trades="venues", books=True, silence=SilenceRule(5.0, 900.0))
+            policy = CollectorSettings(
+                trades="venues", kinds=("trades", "book"), silence=SilenceRule(5.0, 900.0)
+            )
             collector = Collector([account], clock, events.append, policy, nxt=eligible, paper=True)
             stop = asyncio.Event()
             running = asyncio.ensure_future(collector.run(stop))
@@ -318,25 +345,30 @@ def test_paper_accounts_register_krx_feeds_alone_and_are_refused_nothing(tmp_pat
 
 def test_past_krx_s_close_a_nextrade_name_keeps_the_feeds_of_nextrade_s_trades() -> None:
     nxt = frozenset({NXT_NAME})
-    after = {t: RegistrationPolicy(t, books=True, nxt=nxt).without_krx() for t in TRADES}
+    row: Kinds = ("trades", "book")
+    after = {t: RegistrationPolicy(t, nxt=nxt).without_krx(row) for t in TRADES}
     assert labels(after["venues"].feeds(NXT_NAME)) == ("NXT trades", "NXT book")
     assert labels(after["combined"].feeds(NXT_NAME)) == ("combined trades", "combined book")
     assert labels(after["krx"].feeds(NXT_NAME)) == ()
     assert all(labels(policy.feeds(KRX_NAME)) == () for policy in after.values())
-    paper = RegistrationPolicy("venues", nxt=nxt, paper=True).without_krx()
+    paper = RegistrationPolicy("venues", nxt=nxt, paper=True).without_krx(row)
     assert labels(paper.feeds(NXT_NAME)) == ()
 
 
 def test_in_krx_s_after_market_every_name_holds_krx_s_feeds_again() -> None:
     nxt = frozenset({NXT_NAME})
-    evening = RegistrationPolicy("venues", nxt=nxt).without_krx().with_krx()
-    assert (
-        labels(evening.feeds(NXT_NAME)) == ("KRX trades", "NXT trades")
-        and evening.cost(NXT_NAME) == 2
+    after = RegistrationPolicy("venues", nxt=nxt).without_krx(("trades", "auction"))
+    evening = after.with_krx(("trades", "book"), ("trades", "auction"))
+    assert labels(evening.feeds(NXT_NAME)) == (
+        "KRX trades",
+        "NXT trades",
+        "KRX book",
+        "NXT program",
     )
-    assert labels(evening.feeds(KRX_NAME)) == ("KRX trades",)
+    assert evening.cost(NXT_NAME) == 4
+    assert labels(evening.feeds(KRX_NAME)) == ("KRX trades", "KRX book")
     # without Nextrade's after-market followed: KRX's feeds alone, for its names too
-    alone = RegistrationPolicy("venues", nxt=nxt).without_krx().with_krx(nextrade=False)
+    alone = after.with_krx(TRADES_ROW)
     assert labels(alone.feeds(NXT_NAME)) == ("KRX trades",) and alone.cost(NXT_NAME) == 1
 
 
@@ -389,7 +421,9 @@ def test_market_status_and_program_trading_stream_beside_the_trades_and_a_halt_i
     async def scenario() -> None:
         account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
         options = CollectorSettings(
-            trades="venues", statuses=True, programs=True, silence=SilenceRule(5.0, 900.0)
+            trades="venues",
+            kinds=("trades", "status", "program"),
+            silence=SilenceRule(5.0, 900.0),
         )
         collector = Collector([account], clock, events.append, options, nxt=eligible)
         stop = asyncio.Event()

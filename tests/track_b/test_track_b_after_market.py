@@ -60,10 +60,7 @@ def publish_universe(writer: WriterProcess, outbox: Path) -> None:
         assert producer.wait_acked(30)
 
 
-TRACK_B = (
-    "[kis.stream]\nmax_registrations = 3\n[track_b]\nsilence_tolerance_s = 600\n"
-    'trades = "venues"\nnxt_after_market = true\n'
-)
+TRACK_B = "[kis.stream]\nmax_registrations = 3\n[track_b]\nsilence_tolerance_s = 600\n"
 
 
 @dataclass

@@ -260,7 +260,7 @@ def run_track_b(
         "[track_b]\nsilence_tolerance_s = 600\nmin_hold_s = 0\n"
         # Started at 09:29: the first half hour's last seconds would take the faults meant
         # for the slots' first registrations (`test_track_b_opening_auction` has them).
-        "opening_half_hour = false\n"
+        "feeds.krx_opening_half_hour = []\n"
         # The context sync's candidates stay live all test long.
         "volume_surge = { threshold = 3.0, full_at = 5.0, ttl_s = 7200.0, weight = 10.0 }\n"
     )
@@ -480,7 +480,7 @@ def test_with_market_status_a_halt_releases_its_symbol_before_track_a_looks_agai
     """KRX's market status says the halt at once: no Track A snapshot after it is needed."""
     sim, writer = day
     url = writer.url
-    proc = run_track_b(tmp_path, sim, writer, "market_status = true\n")
+    proc = run_track_b(tmp_path, sim, writer, 'feeds.regular = ["trades", "status"]\n')
     try:
         placed = wait_until(
             lambda: [e for e in slot_events(url) if e[2] == "allocate"], 60, "an allocation"

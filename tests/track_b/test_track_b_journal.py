@@ -49,7 +49,10 @@ def test_a_killed_track_b_journaled_every_stored_frame_and_the_replay_gives_them
     tmp_path: Path,
 ) -> None:
     # Each symbol's book beside its trades (six registrations an account).
-    with streaming(tmp_path, PROGRAMS, "books = true\n", registrations=6) as (_, sup):
+    with streaming(tmp_path, PROGRAMS, 'feeds.regular = ["trades", "book"]\n', registrations=6) as (
+        _,
+        sup,
+    ):
         url = sup.url
         wait_until(
             lambda: db_rows(url, "select count(*) from order_books")[0][0] > 100,

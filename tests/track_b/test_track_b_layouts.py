@@ -70,7 +70,9 @@ def _collect(
             return producer.send(event)
 
         account = open_account(settings.kis, alias, clock, rate_limits(settings.kis, "track_a"))
-        collector = Collector([account], clock, publish, CollectorSettings(books=True))
+        collector = Collector(
+            [account], clock, publish, CollectorSettings(kinds=("trades", "book"))
+        )
         collectors.append(collector)
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))

@@ -68,7 +68,11 @@ def test_through_the_closing_auction_program_trading_s_registration_holds_expect
     Nextrade's program trading stays. Every expected match sent is stored, dated in the
     closing auction, and the 15:30 match's program trading is stored."""
     # Nextrade's own auction from 15:30 apart (the next test's)
-    settings = "program_trading = true\nnxt_after_market_auction = false\n"
+    settings = (
+        'feeds.regular = ["trades", "program"]\n'
+        'feeds.krx_closing_auction = ["trades", "auction"]\n'
+        'feeds.nxt_after_market = ["trades", "program"]\n'
+    )
     with sim_day(tmp_path, VENUES, "15:18", "15:20", registrations=8, track_b=settings) as day:
         url, sim, proc = day.url, day.sim, day.start()
         realtime = sim.sim.realtime
@@ -105,7 +109,11 @@ def test_through_nextrade_s_after_market_auction_its_program_trading_holds_its_e
     Nextrade program trading becomes Nextrade's expected matches (H0NXANC0), and back at
     15:39:50 before its 15:40 match; every expected match sent is stored, dated in
     Nextrade's opening auction, and the after-market's program trading after it."""
-    settings = "program_trading = true\n"
+    settings = (
+        'feeds.regular = ["trades", "program"]\n'
+        'feeds.krx_closing_auction = ["trades", "auction"]\n'
+        'feeds.nxt_after_market = ["trades", "auction"]\n'
+    )
     with sim_day(tmp_path, LONGER, "15:28", "15:30", registrations=8, track_b=settings) as day:
         url, sim, proc = day.url, day.sim, day.start()
         realtime = sim.sim.realtime
@@ -187,7 +195,11 @@ def test_with_the_first_half_hour_off_nothing_is_registered_before_the_context_s
 ) -> None:
     """The seed's half hour: nothing streams from the opening auction's end to 09:29:50."""
     with sim_day(
-        tmp_path, VENUES, start="08:58", faster="09:00", track_b="opening_half_hour = false\n"
+        tmp_path,
+        VENUES,
+        start="08:58",
+        faster="09:00",
+        track_b="feeds.krx_opening_half_hour = []\n",
     ) as day:
         sim, proc = day.sim, day.start()
         clock = sim.sim.clock

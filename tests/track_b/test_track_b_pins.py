@@ -64,7 +64,9 @@ def test_the_pin_command_says_how_many_pins_wait_beyond_the_slots(tmp_path: Path
     config.write_text(
         f'[paths]\ndata_dir = "{tmp_path / "data"}"\n'
         '[kis]\nenvironment = "sim"\n[[kis.accounts]]\nalias = "acct1"\n'
-        '[track_b]\ntrades = "krx"\nbooks = true\n'  # 41 registrations: 20 with their books
+        # KRX's trades and book: 41 registrations hold 20 names
+        '[track_b.feeds]\nnextrade = "off"\nnxt_pre_market = []\nnxt_after_market = []\n'
+        'regular = ["trades", "book"]\n'
     )
     (tmp_path / "data" / "run").mkdir(parents=True)  # a supervisor has run with it
     runner, pin = CliRunner(), ["slots", "--config", str(config), "pin"]

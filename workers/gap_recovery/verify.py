@@ -269,10 +269,10 @@ class Verifier:
     def stream_end(self, day: date, venue: Venue | None = None) -> datetime:
         """When Track B's streams of ``day`` end (``venue``'s; None: the last of them).
 
-        As Track B ends them (`stream_ends`): KRX's at its close with ``[track_b]
-        krx_to_close``, else at the ``track_a_closing`` phase's start, or with
-        ``krx_after_market`` at its after-market's close; Nextrade's feed and the combined
-        one with ``nxt_after_market`` at Nextrade's close.
+        As Track B ends them (`stream_ends`), by the rows of ``[track_b.feeds]``: KRX's at
+        its close with a ``krx_closing_auction`` row, else at the ``track_a_closing`` phase's
+        start, or with a ``krx_after_market`` row at its after-market's close; Nextrade's
+        feed and the combined one with an ``nxt_after_market`` row at Nextrade's close.
         """
         ends = _stream_ends(self.settings, self.timeline, self.venues, day)
         return ends.krx if venue == "KRX" else ends.last
@@ -283,8 +283,8 @@ class Verifier:
     def stream_ends(self, day: date) -> StreamOrder:
         """When ``day``'s streams end, in order, each with the venues ending then (None: all).
 
-        KRX's at its close (15:31:30; with ``krx_after_market`` at its after-market's,
-        20:00:30); with ``nxt_after_market`` Nextrade's feed and the combined one at
+        KRX's at its close (15:31:30; with a ``krx_after_market`` row at its after-market's,
+        20:00:30); with an ``nxt_after_market`` row Nextrade's feed and the combined one at
         Nextrade's close: a day whose KRX feeds end at 15:31:30 is reconciled then.
         """
         return _in_order(_stream_ends(self.settings, self.timeline, self.venues, day))
@@ -665,9 +665,9 @@ def _stream_ends(settings: Settings, timeline: Timeline, venues: Venues, day: da
         venues,
         day,
         closing[Phase.TRACK_A_CLOSING],
-        krx_to_close=config.krx_to_close,
-        nxt_after_market=config.nxt_after_market,
-        krx_after_market=config.krx_after_market,
+        krx_to_close=bool(config.feeds.krx_closing_auction),
+        nxt_after_market=bool(config.feeds.nxt_after_market),
+        krx_after_market=bool(config.feeds.krx_after_market),
     )
 
 

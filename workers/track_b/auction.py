@@ -3,20 +3,20 @@
 Between Nextrade's pre-market (its slots released at 08:50) and KRX's day (09:30) Track B
 holds no slot, while KRX's opening auction sets the day's first prices: its expected match
 moves with every order, and no later request gives that path back (KIS's REST history of
-it, FHPST01810000, keeps 30 rows). With ``[track_b] opening_auction`` each account's
-session holds, from the auction's start (or the pre-market's end) to its match and
-`CLOSE_GRACE_S`, a registration of KRX's expected matches (its auction feed) per name: this host's
-pins first, then the largest market caps, barred names passed over, as many as the sessions
-hold. They are no slots (`Collector.hold`): no trigger places them and no gap or
-reconciliation counts them (an auction prints no trade before its match).
+it, FHPST01810000, keeps 30 rows). With a ``[track_b.feeds] krx_opening_auction`` row (by
+default KRX's expected matches, its auction feed) each account's session holds, from the
+auction's start (or the pre-market's end) to its match and `CLOSE_GRACE_S`, the row's
+registrations per name: this host's pins first, then the largest market caps, barred
+names passed over, as many as the sessions hold. They are no slots (`Collector.hold`): no
+trigger places them and no gap or reconciliation counts them (an auction prints no trade
+before its match).
 
 Through KRX's closing auction (15:20 to `CLOSING_LEAD_S` before its 15:30 match) the sessions
-are full with the day's slots: there a held name's program-trading registration, idle until
-the match, holds its expected matches instead (`closing_auction`,
-`RegistrationPolicy.in_auction`). Nextrade's after-market opens the same way, its orders from
-15:30 matched at one price at 15:40 (its ``opening_auction`` session in ``[venues.nxt]``): a
-held Nextrade name's Nextrade program-trading registration holds Nextrade's expected matches
-then (`nxt_after_market_auction`).
+are full with the day's slots: there KRX's feeds hold the ``krx_closing_auction`` row, whose
+``auction`` kind (in place of program trading, idle until the match) holds the expected
+matches (`RegistrationPolicy.during`, `in_auction`). Nextrade's after-market opens the same
+way, its orders from 15:30 matched at one price at 15:40 (its ``opening_auction`` session in
+``[venues.nxt]``): Nextrade's feeds hold the ``nxt_after_market`` row from then.
 """
 
 from __future__ import annotations

@@ -157,16 +157,13 @@ def _say_beyond_slots(pinned: int) -> None:
     A Nextrade name takes the most registrations the policy gives a symbol; the others fewer.
     """
     # Imported here: the policy reads the KIS stack, which the worker loads once ready.
-    from workers.track_b.registrations import RegistrationPolicy
+    from workers.track_b.registrations import TRADE_FEEDS, RegistrationPolicy
 
     settings = _target.settings()
     config = settings.track_b
+    feeds = config.feeds
     widest = RegistrationPolicy(
-        config.trades,
-        config.books,
-        paper=settings.kis.paper,
-        statuses=config.market_status,
-        programs=config.program_trading,
+        TRADE_FEEDS[feeds.nextrade], feeds.regular, paper=settings.kis.paper
     ).widest
     accounts, per = len(settings.kis.accounts), settings.kis.stream.max_registrations
     sure = accounts * per // widest

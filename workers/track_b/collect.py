@@ -35,7 +35,7 @@ from observer.alerts.book import AlertBook
 from observer.alerts.states import Notice
 from observer.calendar.clock import Clock
 from observer.calendar.venues import VENUES, SessionOf, no_session
-from observer.config.workers import TrackBSettings
+from observer.config.workers import Kinds, TrackBSettings
 from observer.errors import KisError
 from observer.kis.account_health import counter, state_code
 from observer.kis.record_checks import RECORD_KINDS, Checks
@@ -57,7 +57,13 @@ from workers.track_b.lag import FEED_LAGGING, FeedLag
 from workers.track_b.layouts import LAYOUT_UNKNOWN, UnknownLayouts
 from workers.track_b.outages import ACCOUNT_DOWN, Outages, resolve
 from workers.track_b.refused import DATA_UNDECODED, QUIET_S, RefusedData
-from workers.track_b.registrations import RegistrationPolicy, TradeFeeds, swaps
+from workers.track_b.registrations import (
+    TRADE_FEEDS,
+    TRADES,
+    RegistrationPolicy,
+    TradeFeeds,
+    swaps,
+)
 from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED, Rejections
 from workers.track_b.session_codes import SessionCodes
 from workers.track_b.slots import Holding, SlotAction
@@ -155,9 +161,7 @@ class CollectorSettings:
     """What configures the collector: ``[track_b]``'s (`of`), or the defaults (tests)."""
 
     trades: TradeFeeds = "krx"  # what a symbol's trades are registered as (its venues)
-    books: bool = False  # each trade feed's order book beside it
-    statuses: bool = False  # ... its venue's market-operation records
-    programs: bool = False  # ... its venue's program trading
+    kinds: Kinds = TRADES  # the feeds a held symbol holds on each (`[track_b.feeds] regular`)
     silence: SilenceRule = _FIXED_SILENCE  # when a pause between a symbol's ticks is a gap
     # ... and in which of its venue's sessions (given the venues' hours: `session_of`)
     silence_sessions: frozenset[TradingSession] = frozenset({"regular"})
@@ -174,10 +178,8 @@ class CollectorSettings:
     def of(cls, config: TrackBSettings, stream: StreamSettings) -> CollectorSettings:
         """The collector ``[track_b]`` and ``[kis.stream]`` configure."""
         return cls(
-            trades=config.trades,
-            books=config.books,
-            statuses=config.market_status,
-            programs=config.program_trading,
+            trades=TRADE_FEEDS[config.feeds.nextrade],
+            kinds=config.feeds.regular,
             silence=SilenceRule(
                 config.silence_expected_s,
                 config.silence_tolerance_s,
@@ -232,14 +234,7 @@ class Collector:
     ) -> None:
         self.clock = clock
         self.settings = settings
-        self.policy = RegistrationPolicy(
-            settings.trades,
-            settings.books,
-            frozenset(nxt),
-            paper,
-            statuses=settings.statuses,
-            programs=settings.programs,
-        )
+        self.policy = RegistrationPolicy(settings.trades, settings.kinds, frozenset(nxt), paper)
         self.capacity = settings.stream.max_registrations  # a session's (a swap stays within)
 
         def trading(venue: Venue) -> Callable[[int], bool]:

@@ -2,24 +2,25 @@
 
 KIS counts 41 registrations per app key, one per feed (`observer.kis.feeds.Feed`: KRX's and
 Nextrade's trades of one stock are two), so Track B's capacity is in registrations, not
-symbols (`SlotBook`). What a watched symbol holds follows ``[track_b] trades`` and ``books``:
+symbols (`SlotBook`). What a watched symbol holds is a row of ``[track_b.feeds]``
+(`observer.config.workers.FeedTable`): the kinds of the part of the day in force, on each
+venue its trades are registered on (``trades``):
 
-* ``krx``: KRX's trades alone: one registration, Nextrade's trades not seen;
-* ``venues``: KRX's trades, and Nextrade's for a name Nextrade trades: two, each trade stored
-  with its venue and checked against its venue's bars;
-* ``combined``: the combined feed's trades for a name Nextrade trades: one registration whose
-  trades carry no venue ("combined"); KRX's feed for the others.
+* ``krx``: KRX's feeds alone, Nextrade's trades not seen;
+* ``venues``: KRX's, and Nextrade's for a name Nextrade trades, each trade stored with its
+  venue and checked against its venue's bars;
+* ``combined``: the combined feed for a name Nextrade trades (trades without a venue,
+  "combined"); KRX's for the others.
 
-With ``books`` each trade feed has its venue's book beside it; with ``statuses`` its venue's
-market-operation records (halts, VIs, session events; KRX's for the combined feed, whose own
-name no symbol); with ``programs`` its venue's program trading. Each is a registration of its
-own. Through KRX's opening auction, when no slot is held, a name holds KRX's expected matches
-alone (`opening_auction_feeds`); through an auction while the name is held (KRX's closing one,
-Nextrade's after-market opening) its program-trading registration of that venue holds them
-instead (`in_auction`). A paper account is offered KRX's trades and books
-alone (KIS refuses the others, OPSP8991): there every symbol holds those. Outside KRX's
-trading (``krx_trading`` false: Nextrade's pre- and after-market) a Nextrade name holds
-Nextrade's feed (or the combined one) alone, and any other symbol holds nothing.
+A venue may hold another row than the others for a while (`during`: KRX's closing auction
+on KRX's and the combined feed, Nextrade's after-market on its own). ``status`` is the
+venue's market-operation records (KRX's for the combined feed, whose own name no symbol);
+``auction``, in a venue in an auction (`in_auction`), its expected matches, and its program
+trading once the auction is over. Through KRX's opening auction and first half hour, when no
+slot is held, names hold the rows of those parts (`opening_feeds`). A paper account is
+offered trades and books alone (KIS refuses the others, OPSP8991). Outside KRX's trading
+(``krx_trading`` false: Nextrade's pre- and after-market) a Nextrade name holds Nextrade's
+feed (or the combined one) alone, and any other symbol holds nothing.
 
 `swaps` orders a change of registrations (a session boundary): each new one before the old
 ones are released, as far as the session's limit allows, so no trade falls between them.
@@ -28,14 +29,15 @@ ones are released, as far as the session's limit allows, so no trade falls betwe
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Set
+from collections.abc import Callable, Collection, Set
 from dataclasses import dataclass
 from typing import Literal
 
 from bus.events import Venue
+from observer.config.workers import Kinds, NameKind
 from observer.kis.stream import Feed
 
-__all__ = ["RegistrationPolicy", "Swap", "TradeFeeds", "swaps"]
+__all__ = ["TRADES", "TRADE_FEEDS", "RegistrationPolicy", "Swap", "TradeFeeds", "swaps"]
 
 TradeFeeds = Literal["krx", "venues", "combined"]
 
@@ -50,26 +52,29 @@ _NXT_ALONE: dict[TradeFeeds, tuple[Venue, ...]] = {
     "venues": ("NXT",),
     "combined": ("combined",),
 }
+# `[track_b.feeds] nextrade`: where a Nextrade name's trades are registered
+TRADE_FEEDS: dict[str, TradeFeeds] = {"NXT": "venues", "combined": "combined", "off": "krx"}
+_PAPER_KINDS = frozenset({"trades", "book"})  # what KIS offers a paper account
+TRADES: Kinds = ("trades",)
 
 
 @dataclass(frozen=True, slots=True)
 class RegistrationPolicy:
     """What each watched symbol holds on each account (see the module).
 
-    ``nxt``: the symbols Nextrade trades today (eligible and not halted by it), from the
-    day's universe; ``paper``: whether the accounts are paper accounts; ``krx_trading``:
-    false while KRX does not trade for Track B (Nextrade's pre- and after-market).
+    ``kinds``: the row in force on every venue but those ``apart`` (venue, row); ``nxt``:
+    the symbols Nextrade trades today (eligible and not halted by it), from the day's
+    universe; ``paper``: whether the accounts are paper accounts; ``krx_trading``: false
+    while KRX does not trade for Track B (Nextrade's pre- and after-market); ``auctions``:
+    the venues in an auction, where ``auction`` is the expected matches.
     """
 
     trades: TradeFeeds = "krx"
-    books: bool = False
+    kinds: Kinds = TRADES
     nxt: frozenset[str] = frozenset()
     paper: bool = False
     krx_trading: bool = True
-    statuses: bool = False
-    programs: bool = False
-    # The venues in an auction (KRX's closing one, Nextrade's after-market opening): a name's
-    # program-trading registration there holds its expected matches instead (`in_auction`)
+    apart: tuple[tuple[Venue, Kinds], ...] = ()
     auctions: frozenset[Venue] = frozenset()
 
     def venues(self, symbol: str) -> tuple[Venue, ...]:
@@ -80,14 +85,29 @@ class RegistrationPolicy:
             return ("KRX",)
         return _VENUES[self.trades]
 
-    def without_krx(self) -> RegistrationPolicy:
-        """The policy while KRX does not trade (Nextrade's pre- and after-market)."""
-        return dataclasses.replace(self, krx_trading=False)
+    def without_krx(self, kinds: Kinds) -> RegistrationPolicy:
+        """While KRX does not trade (Nextrade's pre- and after-market): Nextrade's ``kinds``."""
+        return dataclasses.replace(self, krx_trading=False, kinds=kinds, apart=())
 
-    def with_krx(self, nextrade: bool = True) -> RegistrationPolicy:
-        """The policy while KRX trades again (its after-market); Nextrade's feeds or not."""
+    def with_krx(self, kinds: Kinds, nextrade: Kinds = ()) -> RegistrationPolicy:
+        """While KRX trades again (its after-market): ``kinds``, Nextrade's feeds ``nextrade``.
+
+        Without ``nextrade`` a Nextrade name holds KRX's feeds alone.
+        """
         return dataclasses.replace(
-            self, krx_trading=True, nxt=self.nxt if nextrade else frozenset()
+            self,
+            krx_trading=True,
+            kinds=kinds,
+            nxt=self.nxt if nextrade else frozenset(),
+            apart=(("NXT", nextrade),) if nextrade and self.trades == "venues" else (),
+            auctions=frozenset(),
+        )
+
+    def during(self, venues: Collection[Venue], kinds: Kinds) -> RegistrationPolicy:
+        """``venues``' feeds hold ``kinds`` (a part of the day of their own), in an auction."""
+        apart = dict(self.apart) | dict.fromkeys(venues, kinds)
+        return dataclasses.replace(
+            self, apart=tuple(apart.items()), auctions=self.auctions | set(venues)
         )
 
     @property
@@ -95,59 +115,71 @@ class RegistrationPolicy:
         """Whether a Nextrade name holds a feed while KRX does not trade (`without_krx`)."""
         return bool(self.nxt) and not self.paper and bool(_NXT_ALONE[self.trades])
 
-    def feeds(self, symbol: str) -> tuple[Feed, ...]:
-        """The feeds ``symbol`` is registered on: trades, books, statuses, program trading."""
-        venues = self.venues(symbol)
-        feeds = [Feed("trades", v, symbol) for v in venues]
-        if self.books:
-            feeds += [Feed("book", v, symbol) for v in venues]
-        if self.statuses and not self.paper:
-            feeds += [Feed("status", "NXT" if v == "NXT" else "KRX", symbol) for v in venues]
-        if self.programs and not self.paper:
-            feeds += [self._program(v, symbol) for v in venues]
-        return tuple(feeds)
+    def kinds_on(self, venue: Venue) -> Kinds:
+        """The row ``venue``'s feeds hold now, as offered (paper accounts: trades and books)."""
+        return _offered(dict(self.apart).get(venue, self.kinds), self.paper)
 
-    def _program(self, venue: Venue, symbol: str) -> Feed:
-        """The program-trading registration: the expected matches in an auction."""
-        return Feed("auction" if venue in self.auctions else "program", venue, symbol)
+    def feeds(self, symbol: str) -> tuple[Feed, ...]:
+        """The feeds ``symbol`` is registered on: each kind of its row, on each of its venues."""
+        return self._feeds(symbol, self.venues(symbol), self.kinds_on)
+
+    def _feeds(
+        self, symbol: str, venues: tuple[Venue, ...], kinds_on: Callable[[Venue], Kinds]
+    ) -> tuple[Feed, ...]:
+        rows = [kinds_on(v) for v in venues]
+        depth = max((len(row) for row in rows), default=0)
+        return tuple(  # each kind on every venue before the next kind (trades first)
+            self._feed(row[i], venue, symbol)
+            for i in range(depth)
+            for venue, row in zip(venues, rows, strict=True)
+            if i < len(row)
+        )
+
+    def _feed(self, kind: NameKind, venue: Venue, symbol: str) -> Feed:
+        if kind == "status":  # the combined feed has none of its own: KRX's
+            return Feed("status", "NXT" if venue == "NXT" else "KRX", symbol)
+        if kind == "auction" and venue not in self.auctions:
+            return Feed("program", venue, symbol)  # the auction is over: its program trades
+        return Feed(kind, venue, symbol)
 
     def in_auction(self, venues: Collection[Venue], auction: bool = True) -> RegistrationPolicy:
         """The policy through an auction of ``venues``' feeds (``auction``), or after it.
 
         No program trade prints before the auction's match, while its expected price moves
-        with every order: the registration follows the one until just before the match.
-        KRX's closing auction is KRX's feed's and the combined one's; Nextrade's after-market
-        opening, Nextrade's feed's.
+        with every order: an ``auction`` kind follows the one until just before the match,
+        then the other. KRX's closing auction is KRX's feed's and the combined one's;
+        Nextrade's after-market opening, Nextrade's feed's.
         """
         changed = self.auctions | set(venues) if auction else self.auctions - set(venues)
         return dataclasses.replace(self, auctions=frozenset(changed))
 
+    def opening_feeds(self, symbol: str, kinds: Kinds, auction: bool) -> tuple[Feed, ...]:
+        """``kinds`` (as offered) through KRX's opening auction or first half hour.
+
+        ``auction``: the opening auction, on KRX's feed, in it; else the half hour, on the
+        symbol's venues.
+        """
+        offered = _offered(kinds, self.paper)
+        policy = dataclasses.replace(self, auctions=frozenset({"KRX"})) if auction else self
+        venues = ("KRX",) if auction else self.venues(symbol)
+        return policy._feeds(symbol, venues, lambda venue: offered)
+
     def opening_auction_feeds(self, symbol: str) -> tuple[Feed, ...]:
-        """What ``symbol`` holds through KRX's opening auction: KRX's expected matches.
+        """What ``symbol`` holds through KRX's opening auction by default: its expected matches.
 
         None on paper accounts: KIS offers them no expected matches.
         """
-        return () if self.paper else (Feed("auction", "KRX", symbol),)
-
-    def opening_half_hour_feeds(self, symbol: str) -> tuple[Feed, ...]:
-        """What ``symbol`` holds through KRX's first half hour: its venues' trades."""
-        return tuple(Feed("trades", v, symbol) for v in self.venues(symbol))
+        return self.opening_feeds(symbol, ("auction",), auction=True)
 
     def cost(self, symbol: str) -> int:
         """The registrations ``symbol`` takes."""
-        return len(self.venues(symbol)) * self._kinds
-
-    @property
-    def _kinds(self) -> int:
-        """The registrations each of a symbol's venues takes."""
-        extra = 0 if self.paper else int(self.statuses) + int(self.programs)
-        return 1 + int(self.books) + extra
+        return len(self.feeds(symbol))
 
     @property
     def widest(self) -> int:
         """The most registrations one symbol can take (while KRX trades)."""
         width = 1 if self.paper else len(_VENUES[self.trades])
-        return width * self._kinds
+        return width * len(self.kinds_on("KRX"))
 
     def registrations(self, symbols: Collection[str]) -> set[Feed]:
         """The feeds of ``symbols``."""
@@ -155,16 +187,27 @@ class RegistrationPolicy:
 
     def describe(self) -> str:
         """What a watched symbol holds, in words (the start-of-day log line)."""
-        books = " and its book" if self.books else ""
-        if not self.paper:
-            books += ", market status" if self.statuses else ""
-            books += ", program trading" if self.programs else ""
+        kinds = self.kinds_on("KRX")
+        held = ", ".join(_WORDS[k] for k in kinds)
         if self.paper:
-            return f"KRX's trades{books} (paper accounts are offered KRX's feeds alone)"
+            return f"{held} on KRX's feeds (paper accounts are offered KRX's trades and books)"
         if self.trades == "krx":
-            return f"KRX's trades{books} (Nextrade's are not registered)"
-        what = "KRX's and Nextrade's trades" if self.trades == "venues" else "combined trades"
-        return f"{what}{books} for {len(self.nxt)} Nextrade names, KRX's{books} for the rest"
+            return f"{held} on KRX's feeds (Nextrade's are not registered)"
+        both = "KRX's and Nextrade's feeds" if self.trades == "venues" else "the combined feed"
+        return f"{held} on {both} for {len(self.nxt)} Nextrade names, on KRX's for the rest"
+
+
+_WORDS: dict[NameKind, str] = {
+    "trades": "trades",
+    "book": "book",
+    "status": "market status",
+    "program": "program trading",
+    "auction": "expected matches",
+}
+
+
+def _offered(kinds: Kinds, paper: bool) -> Kinds:
+    return tuple(k for k in kinds if k in _PAPER_KINDS) if paper else kinds
 
 
 Swap = tuple[Literal["add", "drop"], Feed]

@@ -89,11 +89,11 @@ def pre_market(
 ) -> tuple[datetime, datetime] | None:
     """Nextrade's pre-market of ``day`` (start, end) if Track B streams it, else None.
 
-    It does with ``nxt_pre_market``, a policy that gives Nextrade's names a feed while KRX
-    does not trade (not ``trades = "krx"``, not paper accounts) and a ``pre_market`` session
+    It does with a ``[track_b.feeds] nxt_pre_market`` row, a policy that gives Nextrade's
+    names a feed while KRX does not trade (not paper accounts) and a ``pre_market`` session
     of Nextrade's that day (the CSAT day has none).
     """
-    if not config.nxt_pre_market or not policy.streams_nextrade_alone:
+    if not config.feeds.nxt_pre_market or not policy.streams_nextrade_alone:
         return None
     spans = venues.spans("NXT", day)
     return next(((s, e) for s, e, span in spans if span.session == "pre_market"), None)

@@ -6,14 +6,15 @@ left (`workers.track_b.takeover`), the context sync (`workers.track_b.syncing`),
 triggers, pins and market caps of this host's shard (`SlotBook`, `workers.track_b.slotting`),
 the guard barring what must leave a slot. The day has up to four stretches (`Stretch`):
 Nextrade's pre-market (08:00-08:50, Nextrade's names on its feed alone, on triggers from
-Track A's Nextrade cycles), KRX's day (09:30 to KRX's close, 15:31:30 with ``krx_to_close``,
-else 15:00, on KRX's cycles), Nextrade's after-market (from there to its close, as the
-pre-market) and, with ``krx_after_market``, KRX's after-market (16:00 to 20:00:30 since
-2026-09-14, every name again on Track A's KRX cycles, Nextrade's names on both venues'
-feeds), which takes the rest of Nextrade's. Each stretch's end releases what it no longer
-streams; the last resolves the session's alerts. Between the first two, KRX's opening auction
-holds the idle sessions' expected matches; through its closing auction the held names'
-program-trading registrations hold them (`workers.track_b.auction`).
+Track A's Nextrade cycles), KRX's day (09:30 to KRX's close, 15:31:30 with a
+``krx_closing_auction`` row, else 15:00, on KRX's cycles), Nextrade's after-market (from
+there to its close, as the pre-market) and, with a ``krx_after_market`` row, KRX's
+after-market (16:00 to 20:00:30 since 2026-09-14, every name again on Track A's KRX cycles,
+Nextrade's names on both venues' feeds), which takes the rest of Nextrade's. Each stretch's
+end releases what it no longer streams; the last resolves the session's alerts. Between the
+first two, KRX's opening auction holds the idle sessions (its row, by default the expected
+matches); what a name holds in each part is its row of ``[track_b.feeds]``
+(`workers.track_b.registrations`, `workers.track_b.auction`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from observer.calendar.clock import now_utc
 from observer.calendar.phases import KST, Phase
 from observer.calendar.venues import Venues, stream_ends, venues_from
 from observer.cluster.transport import feed_subscriber
+from observer.config.workers import Kinds
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS
 from observer.db.queries import universe_references
@@ -171,6 +173,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         pre = pre_market(self.config, venues, collector.policy, day)
         try:
             full = starts[Phase.FULL_OPERATION]
+            feeds = self.config.feeds  # what a watched name holds, part by part
             await self.sleep_until(preconnect_at(starts, self.config.preconnect_after_s, pre))
             if self.stop.is_set():
                 return
@@ -189,10 +192,10 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                 if self.stop.is_set():
                     await collector.settle()
                     return
-                half_hour = self.config.opening_half_hour
+                half_hour = bool(feeds.krx_opening_half_hour)
                 auction = (
                     opening_auction(venues, day, pre, trades_at_match=half_hour)
-                    if self.config.opening_auction
+                    if feeds.krx_opening_auction
                     else None
                 )
                 if auction is not None and now_utc(self.clock) < auction[1]:
@@ -232,9 +235,9 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                         venues,
                         day,
                         starts[Phase.TRACK_A_CLOSING],
-                        krx_to_close=self.config.krx_to_close,
-                        nxt_after_market=self.config.nxt_after_market,
-                        krx_after_market=self.config.krx_after_market,
+                        krx_to_close=bool(feeds.krx_closing_auction),
+                        nxt_after_market=bool(feeds.nxt_after_market),
+                        krx_after_market=bool(feeds.krx_after_market),
                     )
                     closing_at, ends_at = ends.close, ends.last
                     await rekey(collector, self.clock, ends_at.timestamp())
@@ -242,7 +245,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                     if closing_at < now_utc(self.clock) < (ends.evening or ends_at):
                         # A start in Nextrade's after-market before KRX's: what is taken
                         # back holds Nextrade's feeds alone (KRX's ended at the close).
-                        collector.policy = collector.policy.without_krx()
+                        collector.policy = collector.policy.without_krx(feeds.nxt_after_market)
                     # The slots taken back stand as candidates beside the opening's meanwhile.
                     restored = (
                         []
@@ -302,7 +305,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         is released at the end (Nextrade pauses for KRX's opening auction).
         """
         base = collector.policy
-        collector.policy = base.without_krx()
+        collector.policy = base.without_krx(self.config.feeds.nxt_pre_market)
         await rekey(collector, self.clock, stretch.until.timestamp())
         await collector.hold(self.vi_feed)
         log.info(
@@ -337,12 +340,19 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         moment with neither). A failure or a stop releases them all the same.
         """
         await rekey(collector, self.clock, until.timestamp())
-        wanted = self._dealt(engine, book, collector, collector.policy.opening_auction_feeds)
-        names = sum(len(held) for held in wanted.values())
+        kinds = self.config.feeds.krx_opening_auction
+        wanted = self._dealt(
+            engine,
+            book,
+            collector,
+            lambda symbol: collector.policy.opening_feeds(symbol, kinds, auction=True),
+        )
+        names = len({r.symbol for held in wanted.values() for r in held})
         log.info(
-            "Track B follows KRX's opening auction to %s: %d names' expected matches",
+            "Track B follows KRX's opening auction to %s: %d names' %s",
             f"{until.astimezone(KST):%H:%M:%S}",
             names,
+            ", ".join(kinds),
         )
         self.counters["opening_auction_names"] = names
         try:
@@ -359,21 +369,29 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
     async def _opening_half_hour(
         self, engine: TriggerEngine, book: SlotBook, collector: Collector, until: datetime
     ) -> None:
-        """From KRX's opening (or now) to ``until`` (full operation): the names' trades.
+        """From KRX's opening (or now) to ``until`` (full operation): the names' row.
 
         No slot is held before the context sync: the names the opening auction held (this
-        host's pins, then the largest market caps, barred ones passed over) hold their
-        venues' trade feeds instead (`RegistrationPolicy.opening_half_hour_feeds`), beside
+        host's pins, then the largest market caps, barred ones passed over) hold the
+        ``krx_opening_half_hour`` row on their venues instead (by default their trades;
+        `RegistrationPolicy.opening_feeds`), beside
         the slots like the auction's: their trades are stored, and a disconnection's or a
         silence's gap on them is recovered. The caller releases them at ``until``.
         """
         await rekey(collector, self.clock, until.timestamp())
-        wanted = self._dealt(engine, book, collector, collector.policy.opening_half_hour_feeds)
+        kinds = self.config.feeds.krx_opening_half_hour
+        wanted = self._dealt(
+            engine,
+            book,
+            collector,
+            lambda symbol: collector.policy.opening_feeds(symbol, kinds, auction=False),
+        )
         names = len({r.symbol for held in wanted.values() for r in held})
         log.info(
-            "Track B follows KRX's first half hour to %s: %d names' trades",
+            "Track B follows KRX's first half hour to %s: %d names' %s",
             f"{until.astimezone(KST):%H:%M}",
             names,
+            ", ".join(kinds),
         )
         self.counters["opening_half_hour_names"] = names
         await collector.hold(merged(self.vi_feed, wanted))
@@ -408,26 +426,30 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
     def _closing_auction(
         self, venues: Venues, day: date, krx_until: datetime, collector: Collector
     ) -> tuple[PolicySwitch, ...]:
-        """KRX's closing auction's switches of the policy, if Track B follows it (`auction`)."""
+        """KRX's closing auction's switches of the policy, if its row is not regular's.
+
+        Followed at all (KRX's feeds to its match) with a ``krx_closing_auction`` row.
+        """
         auction = closing_auction(venues, day, krx_until)
-        if auction is None or not self.config.closing_auction or not collector.policy.programs:
+        kinds = self.config.feeds.krx_closing_auction
+        if auction is None or kinds == collector.policy.kinds:
             return ()
-        return _auction_switches(auction, KRX_CLOSING_FEEDS, "KRX's closing")
+        return _auction_switches(auction, KRX_CLOSING_FEEDS, kinds, "KRX's closing")
 
     def _nxt_auction(
         self, venues: Venues, day: date, collector: Collector
     ) -> tuple[PolicySwitch, ...]:
-        """Nextrade's after-market opening auction's switches, if Track B follows it.
+        """Nextrade's after-market's switches from its opening auction, if Track B follows it.
 
-        With its after-market followed and Nextrade's program trading registered apart
-        (``trades = "venues"``).
+        Nextrade's feeds (``nextrade = "NXT"``; the combined one follows KRX's) take the
+        ``nxt_after_market`` row from the auction's start, if it is not regular's.
         """
-        policy, config = collector.policy, self.config
+        policy = collector.policy
         auction = nxt_after_market_auction(venues, day)
-        follows = config.nxt_after_market_auction and config.nxt_after_market
-        if auction is None or not follows or not policy.programs or policy.trades != "venues":
+        kinds = self.config.feeds.nxt_after_market
+        if auction is None or not kinds or kinds == policy.kinds or policy.trades != "venues":
             return ()
-        return _auction_switches(auction, ("NXT",), "Nextrade's after-market")
+        return _auction_switches(auction, ("NXT",), kinds, "Nextrade's after-market")
 
     async def _end(
         self,
@@ -485,7 +507,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         trade between (`Collector.switch`); then the slots are evaluated over Nextrade's
         names as in the pre-market. False if the policy streams nothing without KRX.
         """
-        policy = collector.policy.without_krx()
+        policy = collector.policy.without_krx(self.config.feeds.nxt_after_market)
         done = (book.release(s, why) for s in book.held() if not policy.venues(s))
         await collector.apply([d for d in done if d])
         if not policy.streams_nextrade_alone:
@@ -521,7 +543,8 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         await self.sleep_until(opens.timestamp())
         if self.stop.is_set():
             return
-        policy = collector.policy.with_krx(self.config.nxt_after_market)
+        feeds = self.config.feeds
+        policy = collector.policy.with_krx(feeds.krx_after_market, feeds.nxt_after_market)
         why = f"KRX's after-market opens at {opens.astimezone(KST):%H:%M}"
         fitted = (book.release(s, f"{why}: no room") for s in book.beyond(policy.cost))
         await collector.apply([d for d in fitted if d], book.holdings())
@@ -709,17 +732,25 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
 
 
 def _auction_switches(
-    auction: tuple[datetime, datetime], feeds: tuple[Venue, ...], whose: str
+    auction: tuple[datetime, datetime], feeds: tuple[Venue, ...], kinds: Kinds, whose: str
 ) -> tuple[PolicySwitch, ...]:
-    """An auction's two switches: ``feeds``' program trading to expected matches, and back."""
+    """An auction's switches: ``feeds`` hold ``kinds`` from its start.
+
+    Its expected matches (an ``auction`` kind) become program trading at its end, before
+    the match.
+    """
     start, end = auction
     to = f"{end.astimezone(KST):%H:%M:%S}"
+    during = PolicySwitch(
+        start,
+        lambda policy: policy.during(feeds, kinds),
+        f"{whose} auction: {', '.join(kinds)}"
+        + (f", expected matches to {to}" if "auction" in kinds else ""),
+    )
+    if "auction" not in kinds:
+        return (during,)
     return (
-        PolicySwitch(
-            start,
-            lambda policy: policy.in_auction(feeds),
-            f"{whose} auction: expected matches to {to}",
-        ),
+        during,
         PolicySwitch(
             end,
             lambda policy: policy.in_auction(feeds, False),
