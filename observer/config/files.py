@@ -1,7 +1,8 @@
 """Reading configuration files: a file's tables over the file it ``extends``.
 
 Old names are read with a warning each: a renamed table under its new name, a moved key in its
-new table (`_MOVED_KEYS`); a key no longer read is left out (`_RETIRED_KEYS`).
+new table (`_MOVED_KEYS`), Track B's switches as the ``[track_b.feeds]`` rows they meant
+(`_switches`, once the files are merged); a key no longer read is left out (`_RETIRED_KEYS`).
 Validation is the settings' (`observer.config.load.load_settings`).
 """
 
