@@ -25,6 +25,7 @@ from observer.setting_types import (
 )
 
 __all__ = [
+    "FEED_ROWS",
     "OLD_SWITCHES",
     "BackupSettings",
     "EnrichSettings",
@@ -122,6 +123,16 @@ def _volatility_spike() -> TriggerSettings:
 NameKind = Literal["trades", "book", "status", "program", "auction"]
 Kinds = tuple[NameKind, ...]
 _TRADES: Kinds = ("trades",)
+# The parts of the day a [track_b.feeds] row names, in the day's order.
+FEED_ROWS = (
+    "nxt_pre_market",
+    "krx_opening_auction",
+    "krx_opening_half_hour",
+    "regular",
+    "krx_closing_auction",
+    "nxt_after_market",
+    "krx_after_market",
+)
 # The rows whose part of the day holds an auction: "auction" means its expected matches there.
 _AUCTION_ROWS = ("krx_opening_auction", "krx_closing_auction", "nxt_after_market")
 
@@ -164,7 +175,7 @@ class FeedTable(Strict, frozen=True):
     krx_after_market: Kinds = _TRADES
 
     def __post_init__(self) -> None:
-        rows = {name: getattr(self, name) for name in self.__struct_fields__[1:]}
+        rows: dict[str, Kinds] = {name: getattr(self, name) for name in FEED_ROWS}
         for name, kinds in rows.items():
             where = f"track_b.feeds.{name} {list(kinds)}"
             if len(set(kinds)) < len(kinds):
@@ -217,6 +228,10 @@ OLD_SWITCHES: dict[str, object] = {
 }
 
 
+# What a name held beside its trades, by the switch that said so.
+_BESIDE = {"book": "books", "status": "market_status", "program": "program_trading"}
+
+
 def feeds_of_switches(old: dict[str, object]) -> dict[str, object]:
     """The ``[track_b.feeds]`` rows that do what the switches ``old`` did (the rest default).
 
@@ -226,6 +241,8 @@ def feeds_of_switches(old: dict[str, object]) -> dict[str, object]:
     place of program trading in those auctions (with ``program_trading``; Nextrade's on its
     own feed alone).
     """
+    if bad := [key for key, value in old.items() if key != "trades" and type(value) is not bool]:
+        raise ValueError(f"track_b.{bad[0]} {old[bad[0]]!r}: expected true or false")
     on = {**OLD_SWITCHES, **old}
     nextrade = {"krx": "off", "venues": "NXT", "combined": "combined"}.get(str(on["trades"]))
     if nextrade is None:
@@ -251,9 +268,6 @@ def feeds_of_switches(old: dict[str, object]) -> dict[str, object]:
         ),
         "krx_after_market": regular if on["krx_after_market"] else [],
     }
-
-
-_BESIDE = {"book": "books", "status": "market_status", "program": "program_trading"}
 
 
 class TrackBSettings(Strict, frozen=True):

@@ -146,3 +146,5 @@ def test_a_file_of_switches_reads_as_their_rows_with_a_warning(
         load(tmp_path, '[track_b]\nbooks = true\n[track_b.feeds]\nregular = ["trades"]\n')
     with pytest.raises(ConfigError, match=r"track_b\.trades 'both': expected krx, venues or"):
         load(tmp_path, '[track_b]\ntrades = "both"\n')
+    with pytest.raises(ConfigError, match=r"track_b\.books 'yes': expected true or false"):
+        load(tmp_path, '[track_b]\nbooks = "yes"\n')
