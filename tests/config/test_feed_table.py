@@ -124,7 +124,7 @@ def test_every_combination_of_the_old_switches_is_rows_that_load(old: dict[str, 
 def test_a_file_of_switches_reads_as_their_rows_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The demo's switches of before, split over a base file and its extension."""
+    """The demo's switches, split over a base file and its extension."""
     (tmp_path / "base.toml").write_text("[track_b]\nmarket_status = true\nevaluate_s = 7.0\n")
     (tmp_path / "mine.toml").write_text(
         'extends = "base.toml"\n[track_b]\nprogram_trading = true\n'

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 
@@ -341,12 +341,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         """
         await rekey(collector, self.clock, until.timestamp())
         kinds = self.config.feeds.krx_opening_auction
-        wanted = self._dealt(
-            engine,
-            book,
-            collector,
-            lambda symbol: collector.policy.opening_feeds(symbol, kinds, auction=True),
-        )
+        wanted = self._dealt(engine, book, collector, kinds, auction=True)
         names = len({r.symbol for held in wanted.values() for r in held})
         log.info(
             "Track B follows KRX's opening auction to %s: %d names' %s",
@@ -380,12 +375,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         """
         await rekey(collector, self.clock, until.timestamp())
         kinds = self.config.feeds.krx_opening_half_hour
-        wanted = self._dealt(
-            engine,
-            book,
-            collector,
-            lambda symbol: collector.policy.opening_feeds(symbol, kinds, auction=False),
-        )
+        wanted = self._dealt(engine, book, collector, kinds, auction=False)
         names = len({r.symbol for held in wanted.values() for r in held})
         log.info(
             "Track B follows KRX's first half hour to %s: %d names' %s",
@@ -402,9 +392,13 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         engine: TriggerEngine,
         book: SlotBook,
         collector: Collector,
-        feeds_of: Callable[[str], tuple[Feed, ...]],
+        kinds: Kinds,
+        auction: bool,
     ) -> dict[str, set[Feed]]:
-        """Each account's registrations of ``feeds_of`` the names, dealt out.
+        """Each account's registrations of the names' ``kinds``, dealt out.
+
+        Through KRX's opening ``auction`` on KRX's feed, else (its first half hour) on each
+        name's venues (`RegistrationPolicy.opening_feeds`).
 
         In order of who holds one first: this host's pins, then its names by market cap,
         barred ones passed over, within each session beside the VI feed
@@ -420,7 +414,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             self.settings.kis.stream.max_registrations,
             self.guard.barred(self.clock.now_ns()),
             book.reserved,
-            feeds_of,
+            lambda symbol: collector.policy.opening_feeds(symbol, kinds, auction=auction),
         )
 
     def _closing_auction(
