@@ -19,7 +19,7 @@ from observer.config.load import load_settings
 from observer.kis.pacing import PACING_S
 from observer.kis.settings import KisSettings
 from tests.support import wait_until
-from tests.track_a.conftest import DAY, LATE, NINE, NS, STOCKS, TIMELINE, Session
+from tests.track_a.conftest import DAY, LATE, NEXTRADE, NINE, NS, STOCKS, TIMELINE, Session
 from workers.track_a.cli import app
 from workers.track_a.schedule import cycles_of
 
@@ -209,7 +209,8 @@ def test_a_cycle_kis_refused_as_over_its_rate_completes_and_warns(tmp_path: Path
     session = Session(tmp_path, NINE - timedelta(seconds=LEAD_S * 50), 50, accounts=1, rate=100)
     try:
         session.sim.sim.faults.rate_limited = 20  # the next 20 calls: EGW00201
-        session.publish_universe(STOCKS[:30])
+        # KRX's names alone: a Nextrade cycle beside KRX's would take some of the 20
+        session.publish_universe([s for s in STOCKS if s not in NEXTRADE][:30])
         session.start()
         alerts = "select message from alerts where code = 'track_a_rate_limited'"
         message = wait_until(lambda: session.rows(alerts), 60, "the refusals' warning")[0][0]

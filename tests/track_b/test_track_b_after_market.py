@@ -60,7 +60,12 @@ def publish_universe(writer: WriterProcess, outbox: Path) -> None:
         assert producer.wait_acked(30)
 
 
-TRACK_B = "[kis.stream]\nmax_registrations = 3\n[track_b]\nsilence_tolerance_s = 600\n"
+# A quiet name's session outlasts the simulator's PINGPONG (110 s; the client's silence limit
+# is 90 s until it has measured two): these days test the venues' boundaries, and a quiet
+# session recycled in them would leave a disconnect gap no boundary made.
+TRACK_B = (
+    "[kis.stream]\nmax_registrations = 3\nsilence_s = 600\n[track_b]\nsilence_tolerance_s = 600\n"
+)
 
 
 @dataclass

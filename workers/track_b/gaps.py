@@ -6,7 +6,7 @@ account, symbol and start, so publishing it again (after a restart) names the sa
 dropped-record gap's has a ``dropped:`` prefix, since it may start on the stamp a silence gap
 starts from; a volume-chain gap's (``chain:``) ends with its cumulative volume before it, since
 trades are stamped to the second and two may start on one. A connection gap starts at the
-later of the last frame and the symbol's latest registration, so a second drop before any new
+later of the symbol's newest trade and its latest registration, so a second drop before any new
 data is a new gap. A connection gap's symbol keeps its volume chain across the outage: the gap
 goes out at the symbol's first trade after it, measured in shares like a volume-chain gap, so
 gap recovery can fill it with the exchange's own trades.
@@ -311,14 +311,19 @@ class GapDetector:
     def on_disconnect(self, now_ns: int, reason: GapReason, symbols: Iterable[str]) -> None:
         """The connection ended: every registered symbol's data may be missing from now.
 
-        A symbol still waiting for its first trade after an earlier outage has its gap opened
+        Each symbol's gap starts at its own newest trade, or its registration if it has not
+        traded since: a feed need not deliver its symbols in time order (the simulator pushes
+        symbol by symbol), so another symbol's newer trade does not prove this one quiet. A
+        symbol still waiting for its first trade after an earlier outage has its gap opened
         again from where that one started: the chain measures the two outages as one.
         """
         self.outage = self.outage or reason
         for symbol in symbols:
             if (earlier := self.awaiting.pop(symbol, None)) is not None:
                 self.open[symbol] = (earlier.start_ns, earlier.reason)
-            start = max(self.last_frame_ns, self.registered_ns.get(symbol, 0)) or now_ns
+            _, chained_ns = self.chain.get(symbol, (0, 0))
+            own = max(self.last_tick.get(symbol, 0), chained_ns, self.registered_ns.get(symbol, 0))
+            start = own or self.last_frame_ns or now_ns
             self.open.setdefault(symbol, (start, reason))
 
     def on_confirmed(self) -> None:
