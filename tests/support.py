@@ -448,7 +448,8 @@ class AppThread:
         self.thread.start()
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        # Its open WebSocket handlers end with the server; on a loaded machine that took >10 s.
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()

@@ -33,7 +33,6 @@ from observer.db.models import (
     MasterFileState,
     PriceSnapshotRow,
     ProgramTradeDailyRow,
-    SlotDecisionRow,
     TrackACycleRow,
     TradeTickRow,
     UniverseMemberRow,
@@ -66,7 +65,6 @@ __all__ = [
     "universe_published",
     "universe_references",
     "universe_stored",
-    "watched_since",
 ]
 
 
@@ -303,27 +301,6 @@ def open_gaps(
         .order_by(Gap.detected_ns)
     )
     return conn.execute(query).all()
-
-
-def watched_since(conn: Connection, since_ns: int) -> dict[str, int]:
-    """How many times Track B's triggers placed each symbol in a slot since ``since_ns``.
-
-    Allocations and replacements, each decision once: a decision is a row per venue it
-    registers the symbol on (KRX's and Nextrade's feeds side by side), and Nextrade's sessions
-    of its own decide on its feed alone, so a symbol's figure is its busiest venue's.
-    """
-    query = (
-        select(SlotDecisionRow.symbol, func.count())
-        .where(
-            SlotDecisionRow.produced_ns >= since_ns,
-            SlotDecisionRow.action.in_(("allocate", "replace")),
-        )
-        .group_by(SlotDecisionRow.symbol, SlotDecisionRow.venue)
-    )
-    placed: dict[str, int] = {}
-    for symbol, count in conn.execute(query):
-        placed[symbol] = max(placed.get(symbol, 0), count)
-    return placed
 
 
 def settled_gaps(conn: Connection, lo_ns: int, hi_ns: int, host: str = "") -> list[tuple[str, str]]:

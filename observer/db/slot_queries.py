@@ -21,7 +21,16 @@ from bus.events import SlotTrigger
 from observer.calendar.phases import KST
 from observer.db.models import Gap, SlotDecisionRow, TradeTickRow
 
-__all__ = ["MINUTE_NS", "AsOf", "HeldSlot", "Span", "held_slots", "held_spans", "watched_minutes"]
+__all__ = [
+    "MINUTE_NS",
+    "AsOf",
+    "HeldSlot",
+    "Span",
+    "held_slots",
+    "held_spans",
+    "watched_minutes",
+    "watched_since",
+]
 
 MINUTE_NS = 60 * 1_000_000_000
 Span = tuple[int, int]  # [from, to) in UTC ns
@@ -224,6 +233,36 @@ def held_spans(events: Iterable[tuple[str, str, str, int]], end_ns: int) -> dict
     for symbol, since in held.items():
         spans.setdefault(symbol, []).append((since, max(since, end_ns)))
     return spans
+
+
+def watched_since(conn: Connection, since_ns: int, now_ns: int) -> dict[str, int]:
+    """How long Track B's slots held each symbol from ``since_ns`` to ``now_ns`` (seconds).
+
+    A holding open at ``now_ns`` counts to it. A decision is a row per venue it registers the
+    symbol on (KRX's and Nextrade's feeds side by side), and Nextrade's sessions of its own
+    decide on its feed alone, so a symbol's figure is its busiest venue's. Time held, not
+    placements: a name held all day is placed once, one the triggers churn many times.
+    """
+    query = (
+        select(
+            SlotDecisionRow.venue,
+            SlotDecisionRow.action,
+            SlotDecisionRow.symbol,
+            SlotDecisionRow.replaced_symbol,
+            SlotDecisionRow.produced_ns,
+        )
+        .where(SlotDecisionRow.produced_ns >= since_ns, SlotDecisionRow.produced_ns <= now_ns)
+        .order_by(SlotDecisionRow.produced_ns, SlotDecisionRow.seq)
+    )
+    by_venue: dict[str, list[tuple[str, str, str, int]]] = {}
+    for venue, *event in conn.execute(query):
+        by_venue.setdefault(venue, []).append(tuple(event))  # type: ignore[arg-type]
+    held: dict[str, int] = {}
+    for events in by_venue.values():
+        for symbol, spans in held_spans(events, now_ns).items():
+            seconds = sum(end - start for start, end in spans) // 1_000_000_000
+            held[symbol] = max(held.get(symbol, 0), seconds)
+    return held
 
 
 def watched_minutes(spans: Iterable[Span], edge_ns: int, until_ns: int) -> list[int]:

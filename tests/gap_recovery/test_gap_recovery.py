@@ -26,7 +26,7 @@ from observer.calendar.phases import KST
 from observer.config.tree import Settings
 from observer.config.workers import GapRecoverySettings
 from observer.db.migrate import upgrade
-from observer.db.queries import watched_since
+from observer.db.slot_queries import watched_since
 from observer.errors import KisProtocolError
 from observer.kis.bars import bar_of, fetch_bars
 from observer.kis.schemas import MinuteBarRow
@@ -198,19 +198,20 @@ def test_ready_gaps_go_by_priority_and_unready_ones_wait(tmp_path: Path) -> None
     worker.running |= {"b:1", "c:1"}
     worker.admit(Pending("d:1", "000006", TEN_NS, TEN_NS + 10 * S, "silence", TEN_NS))
     worker.admit(Pending("d:2", "000007", TEN_NS, TEN_NS + 40 * S, "silence", TEN_NS))
-    worker.watched = {"000006": 1, "000007": 3}  # times Track B placed each in a slot today
+    worker.watched = {"000006": 60, "000007": 600}  # seconds Track B's slots held each today
     watched = worker._next()
     assert watched is not None and watched.gap.gap_id == "d:2"
     worker.watched = {}
     assert (shorter := worker._next()) is not None and shorter.gap.gap_id == "d:1"
 
 
-def test_a_symbol_is_as_watched_as_its_placements_today_on_its_busiest_venue(
+def test_a_symbol_is_as_watched_as_its_time_held_today_on_its_busiest_venue(
     store: Store,
 ) -> None:
-    """`watched_since`: allocations and replacements since midnight, each decision once."""
+    """`watched_since`: seconds held since midnight, a holding still open counted to now; a
+    name churned in and out three times is less watched than one held throughout."""
 
-    def decided(action: str, symbol: str, venue: Venue) -> SlotDecision:
+    def decided(action: str, symbol: str, venue: Venue, replaced: str = "") -> SlotDecision:
         return SlotDecision(
             account="acct1",
             action=action,  # type: ignore[arg-type]
@@ -219,28 +220,33 @@ def test_a_symbol_is_as_watched_as_its_placements_today_on_its_busiest_venue(
             trigger="volume_surge",
             score=Decimal(1),
             reason="test",
+            replaced_symbol=replaced,
             venue=venue,
         )
 
     both: list[Venue] = ["KRX", "NXT"]  # a decision's row per venue it registers it on
     timed = [(TEN_NS - 86_400 * S, decided("allocate", "005930", "KRX"))]  # yesterday's
-    for action, symbol, venues in [
-        ("allocate", "005930", both),
-        ("replace", "005930", both),
-        ("release", "005930", both),  # leaving is no placement
-        ("allocate", "000660", ["NXT"]),  # Nextrade's pre-market, its feed alone
-        ("expire", "000660", ["NXT"]),
-        ("allocate", "000660", ["NXT"]),
-        ("allocate", "000660", both),
+    for minute, action, symbol, venues, replaced in [
+        (0, "allocate", "005930", both, ""),  # held 10:00 to now (10:30)
+        (0, "allocate", "000660", ["NXT"], ""),  # churned: 3 x 2 minutes on Nextrade
+        (2, "expire", "000660", ["NXT"], ""),
+        (5, "allocate", "000660", ["NXT"], ""),
+        (7, "release", "000660", ["NXT"], ""),
+        (10, "allocate", "000660", ["NXT"], ""),
+        (12, "replace", "035720", ["NXT"], "000660"),  # 035720 takes its slot: 18 minutes
+        (20, "allocate", "005930", ["KRX"], ""),  # already held: its holding goes on
     ]:
-        timed += [(TEN_NS, decided(action, symbol, venue)) for venue in venues]
+        at = TEN_NS + minute * 60 * S
+        timed += [(at, decided(action, symbol, venue, replaced)) for venue in venues]
     first = store.marks.get("track_b", 0) + 1
     envelopes = [Envelope("track_b", first + i, ns, e) for i, (ns, e) in enumerate(timed)]
     store.apply([decode_parts(encode_frame(envelopes))])
     midnight = int(datetime(2026, 11, 20, tzinfo=KST).timestamp()) * S
+    now = TEN_NS + 30 * 60 * S
     with store.engine.connect() as conn:
-        assert watched_since(conn, midnight) == {"005930": 2, "000660": 3}
-        assert watched_since(conn, TEN_NS + S) == {}
+        held = watched_since(conn, midnight, now)
+        assert held == {"005930": 1_800, "000660": 360, "035720": 1_080}
+        assert watched_since(conn, now + S, now + 2 * S) == {}
 
 
 # ------------------------------------------------------------------ the daemon

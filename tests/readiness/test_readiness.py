@@ -166,6 +166,7 @@ def test_a_healthy_morning_every_account_ready_at_the_first_check(tmp_path: Path
         day.close()
 
 
+@pytest.mark.timeout(300)  # 21 s alone; its waits allow 240 s on a loaded machine
 def test_rest_down_three_retries_then_one_critical_alert_resolved_when_a_later_check_passes(
     tmp_path: Path,
 ) -> None:

@@ -128,7 +128,7 @@ def test_a_program_that_hangs_after_ready_is_unhealthy_then_parked_fatal(tmp_pat
         lambda: sup.rows(
             "select message from alerts where code = 'program_fatal'", until_schema=True
         ),
-        30,
+        90,  # through the writer, on a loaded machine
         "alert",
     )
     assert any("hangs is FATAL" in row[0] for row in alerts)

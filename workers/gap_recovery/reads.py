@@ -26,8 +26,8 @@ from observer.db.queries import (
     recovered_minutes,
     recovered_trades,
     settled_gaps,
-    watched_since,
 )
+from observer.db.slot_queries import watched_since
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.outcomes import (
     NOT_OFFERED_ALERT,
@@ -60,8 +60,8 @@ class Sweep:
     """What a sweep reads."""
 
     gaps: Sequence[GapRow]  # `open_gaps`
-    # Today's times Track B's triggers placed each symbol in a slot (`watched_since`): among
-    # gaps that cost alike, the most watched symbol's go first
+    # The seconds Track B's slots held each symbol today (`watched_since`): among gaps that
+    # cost alike, the most watched symbol's go first
     watched: dict[str, int]
 
 
@@ -110,14 +110,15 @@ class GapReads:
 
     def open(self) -> Sweep:
         """The pending and retaken gaps, and today's watched symbols (`Sweep`)."""
-        midnight = _midnight_ns(day_of(self.clock.now_ns()))
+        now = self.clock.now_ns()
+        midnight = _midnight_ns(day_of(now))
         with self.engine.connect() as conn:
             gaps = open_gaps(
                 conn,
                 self.settings.supervisor.host,
                 unrecoverable_since_ns=self.first_day_ns(),
             )
-            return Sweep(gaps, watched_since(conn, midnight))
+            return Sweep(gaps, watched_since(conn, midnight, now))
 
     def first_day_ns(self) -> int:
         """The first instant of the oldest day whose unrecoverable gaps are followed."""

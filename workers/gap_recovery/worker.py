@@ -158,7 +158,7 @@ class GapRecovery(AsyncWorker):
             self.config.backoff_initial_s, self.config.sweep_s, self.tally.read_failed
         )
         self._next_sweep_ns = 0
-        self.watched: dict[str, int] = {}  # the last sweep's (`Sweep.watched`)
+        self.watched: dict[str, int] = {}  # seconds held today, the last sweep's (`Sweep.watched`)
         self._stored_unrecoverable: dict[str, date] = {}  # the last sweep's: gap id -> day
         retake = f"; tried again every {self.config.retake_s:g} s"
         self.unrecoverable = UnrecoverableAlerts(
@@ -363,8 +363,8 @@ class GapRecovery(AsyncWorker):
 
         Retakes last. Cheapest first: after an outage every symbol's gap is ready at once,
         and a short one costs a call while a long one may cost ten (its bars' calls,
-        `_calls`). Among gaps of one cost, the symbol Track B's triggers placed in a slot most
-        often today goes first: the one its users watch most. A gap reaching a minute of the
+        `_calls`). Among gaps of one cost, the symbol Track B's slots held longest today goes
+        first: the one its users watch most. A gap reaching a minute of the
         same symbol and venue that a running recovery asks for waits for it: its bars (or
         trades) then serve both, one call instead of two.
         """

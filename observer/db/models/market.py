@@ -487,7 +487,7 @@ class SlotDecisionRow(Audited, Base):
     venue: Mapped[str] = mapped_column(String(8), server_default="KRX")
     trading_session: Mapped[str | None] = mapped_column(String(24))
 
-    # Gap recovery's sweep reads the day's placements (`watched_since`) every 30 s
+    # Gap recovery's sweep reads the day's holdings (`watched_since`) every 30 s
     __table_args__ = (Index(None, "produced_ns"),)
 
 
