@@ -20,7 +20,7 @@ from harness.bench.timing import best_seconds
 from observer.calendar.phases import KST
 from observer.config.workers import TrackBSettings
 from observer.kis.settings import StreamSettings
-from workers.track_b import context as sync
+from workers.track_b import opening_rank as sync
 from workers.track_b.slots import SlotBook
 from workers.track_b.triggers import Reference, TriggerEngine
 

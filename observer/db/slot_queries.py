@@ -2,8 +2,7 @@
 
 A Track B that dies holding slots leaves them held in the database (``slot_events``); its
 successor reads them here, with the data each one's run delivered (the ticks and gaps that
-start its ``process_restart`` gap), and takes them over (`workers.track_b.startup`,
-`workers.track_b.handover`).
+start its ``process_restart`` gap), and takes them over (`workers.track_b.earlier_run`).
 """
 
 from __future__ import annotations
@@ -85,7 +84,7 @@ def held_slots(
 
     ``runs``: the starts of earlier runs, oldest first and before ``as_of``, that streamed
     before they had taken over what the run before them left, and ended first
-    (`workers.track_b.handover`). Each holding's ticks and gaps are then its own run's (a
+    (`workers.track_b.earlier_run`). Each holding's ticks and gaps are then its own run's (a
     later run's ticks on the same account are no data of its), and a holding whose symbol
     a later run placed again is returned too, with ``until_ns``: its run's data ends
     somewhere before, and the slot is the later run's.

@@ -52,11 +52,11 @@ from tests.track_b.test_track_b_resume import (
     the_day_to_one,
     track_b,
 )
-from workers.track_b import startup, syncing
+from workers.track_b import context_sync
+from workers.track_b.context_sync import LateSync
 from workers.track_b.read_back import GRACE_S, ReadBack
 from workers.track_b.sessions import Stretch
 from workers.track_b.slots import Room, SlotBook
-from workers.track_b.startup import LateSync
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 
 LOST = SYMBOLS[160]  # surging in 12:50-13:00; its 13:00 snapshot never comes by the feed
@@ -193,7 +193,7 @@ def test_the_nine_thirty_reads_the_database_fails_leave_the_sessions_open(
     """At 09:29:50 the sessions are open: a context sync or a read of the slots an earlier
     run held that the database fails does not end the day (the slots fill by market cap);
     it ended Track B, and its restarts met the same database. The sync's is alerted; the
-    slots' is tried again while the streams go on (`LateHandover`), and alerted at the
+    slots' is tried again while the streams go on (`LateTakeOver`), and alerted at the
     session's end if it never went through."""
     tb, sent, _ = track_b(tmp_path, at("09:29:50"))
     tb._engine.dispose()
@@ -206,8 +206,8 @@ def test_the_nine_thirty_reads_the_database_fails_leave_the_sessions_open(
         as_of = AsOf(7, at("09:25"))
         resumed = tb._resume(NINE.date(), engine, book, streams, as_of, [])  # type: ignore[arg-type]
         assert asyncio.run(resumed) == []
-        assert tb.handover is not None  # tried again during the streaming
-        assert (tb.handover.as_of, tb.handover.alerts) == (as_of, False)
+        assert tb.late_takeover is not None  # tried again during the streaming
+        assert (tb.late_takeover.as_of, tb.late_takeover.alerts) == (as_of, False)
         assert tb.pending.read() == [as_of]  # for a successor, should this run end first
     finally:
         tb._engine.dispose()
@@ -263,14 +263,16 @@ def test_a_context_sync_the_database_failed_goes_through_late_and_places_the_ope
     answers = threading.Event()  # the database answers again (at 09:31)
     reads: list[str] = []
 
+    read = context_sync.day_so_far
+
     def day_so_far(db: Any, full: Any, now_ns: int) -> list[PriceSnapshot]:
         reads.append(hhmmss(now_ns))
         assert answers.wait(30), "the test never let the database answer"
         if len(reads) == 1:  # begun in the outage: it fails once the pool's timeout is up
             raise OperationalError("SELECT ...", {}, Exception("no reader connection"))
-        return startup.day_so_far(db, full, now_ns)
+        return read(db, full, now_ns)
 
-    monkeypatch.setattr(syncing, "day_so_far", day_so_far)
+    monkeypatch.setattr(context_sync, "day_so_far", day_so_far)
     clock.advance(10)  # 09:30: full operation
     book = SlotBook(["acct1"], 3)
     streams = Streams(["acct1"], lambda symbol, now: 0.0)

@@ -29,11 +29,11 @@ from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
 from observer.db.slot_queries import AsOf
+from workers.track_b.earlier_run import lasting
 from workers.track_b.registrations import RegistrationPolicy
 from workers.track_b.session_codes import SessionCodes
 from workers.track_b.sessions import Stretch
 from workers.track_b.slots import Holding, Room, SlotAction, SlotBook, SlotCandidate
-from workers.track_b.startup import lasting
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 from workers.track_b.worker import TrackB
 

@@ -349,7 +349,7 @@ class Collector:
         Their next confirmation or data resolves them as if raised here; a down account
         raises no second alert, nor a stuck session restarted here. An account no longer
         configured is resolved at once: nothing would judge it again. ``late``: after the
-        sessions started (`workers.track_b.handover`): an account up now is resolved at once.
+        sessions started (`workers.track_b.earlier_run`): an account up now is resolved at once.
         """
         notices = list(notices)
         left: dict[str, set[str]] = {code: set() for code in ACCOUNT_CODES}

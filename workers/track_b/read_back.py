@@ -20,8 +20,8 @@ from bus.events import PriceSnapshot, Venue
 from observer.calendar.clock import Clock, wall_seconds_between
 from observer.calendar.phases import KST
 from observer.db.queries import snapshots_of_cycles
+from workers.track_b.context_sync import as_snapshot
 from workers.track_b.guard import SlotGuard
-from workers.track_b.startup import as_snapshot
 from workers.track_b.triggers import TriggerEngine
 
 __all__ = ["GRACE_S", "GRACE_WALL_S", "ReadBack", "cycle_of"]

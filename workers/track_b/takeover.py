@@ -4,7 +4,7 @@ At the start, once the writer has stored the earlier run's events, its open aler
 over into the process's `AlertBook` (`TakeOver._take_over`) and its slots taken back with a
 ``process_restart`` gap each (`TakeOver._resume`). A writer behind or a database that fails
 the read leaves it for later: the streams go on and it happens beside the evaluations
-(`TakeOver._hand_over_late`, `workers.track_b.handover`); one that never did is said at 15:00.
+(`TakeOver._take_over_late`, `workers.track_b.earlier_run`); one that never did is said at 15:00.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from observer.db.outages import DATABASE_ERRORS
 from observer.db.slot_queries import AsOf, held_slots
 from workers.track_b import SOURCE
 from workers.track_b.collect import ACCOUNT_CODES, Collector
-from workers.track_b.handover import Earlier, LateHandover, release_late
+from workers.track_b.earlier_run import Earlier, LateTakeOver, lasting, release_late, take_back
 from workers.track_b.layouts import LAYOUT_UNKNOWN
 from workers.track_b.session_alerts import OVERFLOW, SESSION_CODES
 from workers.track_b.session_codes import SESSION_DISAGREES
 from workers.track_b.slots import SlotBook, SlotCandidate
-from workers.track_b.startup import lasting, take_back
 from workers.track_b.triggers import TriggerEngine
 from workers.track_b.vi_feed import VI_FEED_REFUSED
 from workers.track_b.watchers import Watchers
@@ -63,7 +62,7 @@ class TakeOver(Watchers):
     async def _open_alerts(self, as_of: AsOf) -> list[Notice] | None:
         """The alerts the earlier runs left open; None if the database fails the read.
 
-        Track B streams then, and takes them over once they read (`LateHandover`): a start
+        Track B streams then, and takes them over once they read (`LateTakeOver`): a start
         during a database outage waited for it, 600 s and then again after each restart.
         """
         try:
@@ -82,7 +81,7 @@ class TakeOver(Watchers):
     ) -> None:
         """What an earlier run left open is this run's to resolve (`Collector.taken_over`).
 
-        ``late``: after the sessions started (`workers.track_b.handover`).
+        ``late``: after the sessions started (`workers.track_b.earlier_run`).
         """
         taken = self.alerts.take_over(open_alerts)
         collector.taken_over(taken, late=late)
@@ -101,31 +100,31 @@ class TakeOver(Watchers):
 
         A crashed process released nothing: its slots are in the database as held. Each goes
         back into the slot book as it was (the report keeps counting it as watched) with a
-        ``process_restart`` gap (`workers.track_b.startup.take_back`), lasting at least its
+        ``process_restart`` gap (`workers.track_b.earlier_run.take_back`), lasting at least its
         trigger's TTL from now: the candidates it stands as until then are returned.
 
         Before this run places a slot: a take-over left for later (the writer had not stored
         the earlier run's events at the start) happens here if the writer has caught up
         since. Otherwise, as when the database fails the read, the streams go on and the
-        earlier slots are released later (`LateHandover`).
+        earlier slots are released later (`LateTakeOver`).
         """
-        handover = self.handover
-        if handover is not None and not handover.due():
+        late = self.late_takeover
+        if late is not None and not late.due():
             return []  # the writer is still behind
-        if handover is None:
-            handover = LateHandover(self.producer, day, as_of, runs, alerts=False)
+        if late is None:
+            late = LateTakeOver(self.producer, day, as_of, runs, alerts=False)
         try:
-            earlier = await asyncio.to_thread(self._earlier, handover)
+            earlier = await asyncio.to_thread(self._earlier, late)
         except DATABASE_ERRORS as exc:  # the streams go on: said, not fatal
             log.warning(
                 "cannot read the slots an earlier run of the day held (%s): tried again "
                 "while the streams go on",
                 error_reason(exc),
             )
-            handover.backoff.failed()
-            self._streams_before_taking_over(handover)
+            late.backoff.failed()
+            self._streams_before_taking_over(late)
             return []
-        self._taken_over(handover, collector, earlier)
+        self._taken_over(late, collector, earlier)
         held = earlier.held
         if not held:
             return []
@@ -148,40 +147,40 @@ class TakeOver(Watchers):
         log.info("took back %d slots held before the restart", len(held))
         return standing
 
-    def _streams_before_taking_over(self, handover: LateHandover) -> None:
-        """Stream without what an earlier run left; take it over later (`LateHandover`).
+    def _streams_before_taking_over(self, late: LateTakeOver) -> None:
+        """Stream without what an earlier run left; take it over later (`LateTakeOver`).
 
         This run's start is kept until then, for a successor if this run ends first.
         """
-        if self.handover is None and not self.pending.write([*handover.runs, handover.as_of]):
+        if self.late_takeover is None and not self.pending.write([*late.runs, late.as_of]):
             self._count("takeovers_unwritten")
-        self.handover = handover
+        self.late_takeover = late
 
-    def _taken_over(self, handover: LateHandover, collector: Collector, earlier: Earlier) -> None:
+    def _taken_over(self, late: LateTakeOver, collector: Collector, earlier: Earlier) -> None:
         """What an earlier run left is this run's now: its alerts; the runs named go once stored."""
-        self.handover = None
-        if handover.alerts:  # the sessions are open: an account up now was confirmed before
+        self.late_takeover = None
+        if late.alerts:  # the sessions are open: an account up now was confirmed before
             self._take_over(earlier.alerts, collector, late=True)
         self.pending.taken_over()  # the runs it names: emptied once this is stored
 
-    def _earlier(self, handover: LateHandover) -> Earlier:
+    def _earlier(self, late: LateTakeOver) -> Earlier:
         """What an earlier run of the day left, as of this one's start (blocking)."""
-        alerts = self._left_open(handover.as_of.seq) if handover.alerts else []
+        alerts = self._left_open(late.as_of.seq) if late.alerts else []
         with self._engine.connect() as conn:  # this host's
             source = own_source(self.settings.supervisor, SOURCE)
-            held = held_slots(conn, source, handover.day, handover.as_of, handover.runs)
+            held = held_slots(conn, source, late.day, late.as_of, late.runs)
         return Earlier(alerts, held)
 
-    def _hand_over_late(self, book: SlotBook, collector: Collector) -> None:
-        """Take over what an earlier run left once the writer stored it (`LateHandover`).
+    def _take_over_late(self, book: SlotBook, collector: Collector) -> None:
+        """Take over what an earlier run left once the writer stored it (`LateTakeOver`).
 
         Its read runs beside the evaluations, as the late context sync's does.
         """
-        handover = self.handover
-        if handover is None:
+        late = self.late_takeover
+        if late is None:
             return
-        if handover.due():
-            handover.start(lambda: self._earlier(handover))
+        if late.due():
+            late.start(lambda: self._earlier(late))
             return
 
         def failed(why: str, pause: float) -> None:
@@ -192,9 +191,9 @@ class TakeOver(Watchers):
                 pause,
             )
 
-        if (earlier := handover.taken(failed)) is None:
+        if (earlier := late.taken(failed)) is None:
             return
-        self._taken_over(handover, collector, earlier)
+        self._taken_over(late, collector, earlier)
         if earlier.held:
             released = release_late(earlier.held, book, collector)
             self._alert(
@@ -207,7 +206,7 @@ class TakeOver(Watchers):
 
     def _never_taken_over(self) -> None:
         """15:00: a take-over that never happened is said (left to the next run if stopped)."""
-        if self.handover is not None and self.stop.is_set():
+        if self.late_takeover is not None and self.stop.is_set():
             log.warning(
                 "Track B stops before it took over what an earlier run of the day left: the "
                 "next run of the day takes it over%s",
@@ -216,7 +215,7 @@ class TakeOver(Watchers):
                 else " (the runs could not be kept: its gaps may start late, and the day's "
                 "reconciliation checks their minutes)",
             )
-        elif self.handover is not None:
+        elif self.late_takeover is not None:
             self._alert(
                 "error",
                 RESUME_FAILED,
@@ -224,4 +223,4 @@ class TakeOver(Watchers):
                 "stored it, or the database failed the read): if it held slots, they are not "
                 "released and their gaps not opened",
             )
-        self.handover = None
+        self.late_takeover = None

@@ -3,7 +3,7 @@
 `Watchers` holds the worker's settings, database reader and watchers (the slot guard, the
 overflow watch, the session notices; each raises and resolves in the process's
 `AlertBook`), the take-over's state, the pins file and the heartbeat's counters. The worker's
-parts (`workers.track_b.takeover`, `workers.track_b.syncing`, `workers.track_b.slotting`)
+parts (`workers.track_b.takeover`, `workers.track_b.context_sync`, `workers.track_b.slotting`)
 build on it.
 """
 
@@ -28,8 +28,8 @@ from observer.kis.stream import Feed
 from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.runtime import AsyncWorker
 from workers.track_b.collect import Collector
+from workers.track_b.earlier_run import LateTakeOver, PendingRuns
 from workers.track_b.guard import SlotGuard
-from workers.track_b.handover import LateHandover, PendingRuns
 from workers.track_b.pins import PinFile
 from workers.track_b.session_alerts import OverflowWatch, SessionNotices
 
@@ -72,8 +72,8 @@ class Watchers(AsyncWorker):
         # The market's VIs, held on the first account all day (`workers.track_b.vi_feed`).
         self.vi_feed: dict[str, set[Feed]] = {}
         # What an earlier run of the day left, while the writer had not stored it (or a read
-        # of its slots failed): taken over during the streaming (`workers.track_b.handover`).
-        self.handover: LateHandover | None = None
+        # of its slots failed): taken over during the streaming (`workers.track_b.earlier_run`).
+        self.late_takeover: LateTakeOver | None = None
         # runs that ended before their take-over
         self.pending = PendingRuns(self.data_dir, day, self.producer.send)
         self.pin_file = PinFile(self.data_dir, self.producer.send)

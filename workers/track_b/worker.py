@@ -1,7 +1,7 @@
 """The ``track_b`` worker: the day's sessions, with slots re-evaluated while streaming.
 
 `TrackB` wires its parts: the universe's references, the take-over of what an earlier run
-left (`workers.track_b.takeover`), the context sync (`workers.track_b.syncing`), the sessions
+left (`workers.track_b.takeover`), the context sync (`workers.track_b.context_sync`), the sessions
 (`workers.track_b.sessions`, `Collector`), then an evaluation every ``evaluate_s`` from
 triggers, pins and market caps of this host's shard (`SlotBook`, `workers.track_b.slotting`),
 the guard barring what must leave a slot. The day has up to four stretches (`Stretch`):
@@ -56,7 +56,8 @@ from workers.track_b.auction import (
     opening_auction,
 )
 from workers.track_b.collect import Collector, CollectorSettings
-from workers.track_b.handover import LateHandover
+from workers.track_b.context_sync import ContextSyncing, LateSync
+from workers.track_b.earlier_run import LateTakeOver
 from workers.track_b.kept_references import KeptReferences
 from workers.track_b.pins import unplaced
 from workers.track_b.read_back import ReadBack
@@ -72,8 +73,6 @@ from workers.track_b.sessions import (
 )
 from workers.track_b.slots import SlotBook, SlotCandidate
 from workers.track_b.slotting import Slotting, fill
-from workers.track_b.startup import LateSync
-from workers.track_b.syncing import ContextSyncing
 from workers.track_b.takeover import TakeOver
 from workers.track_b.triggers import Reference, TriggerEngine
 from workers.track_b.vi_feed import VI_FEED_REFUSED, merged, vi_registrations
@@ -85,7 +84,7 @@ log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 _SNAPSHOTS = ["price_snapshot."]  # the feed's topics Track B follows
 # How long a start waits for the writer to store what an earlier run left before it streams
-# without it (`workers.track_b.handover`): a writer that serves stores it within a second.
+# without it (`workers.track_b.earlier_run`): a writer that serves stores it within a second.
 _CATCH_UP_S = 10.0
 _POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
 
@@ -120,7 +119,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                     "the writer has not stored what an earlier run of the day left: Track B "
                     "streams, and takes over its slots and open alerts once they are stored"
                 )
-            self._streams_before_taking_over(LateHandover(self.producer, day, as_of, runs, True))
+            self._streams_before_taking_over(LateTakeOver(self.producer, day, as_of, runs, True))
             taken = []
         interval_s = self.settings.track_a.interval_min * 60.0  # a snapshot trigger waits so long
         engine = TriggerEngine(self.config, references, starts[Phase.TRACK_A_ONLY], interval_s)
@@ -269,8 +268,8 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                     finally:
                         if late is not None:
                             late.abandon()  # its read, if the stream ends during one
-                        if self.handover is not None:
-                            self.handover.abandon()
+                        if self.late_takeover is not None:
+                            self.late_takeover.abandon()
                     nxt_until = min(ends.nxt, ends.evening or ends.nxt)
                     after = Stretch("NXT", nxt_engine, nxt_until, nxt_every, nxt_auction)
                     evening = (
@@ -644,7 +643,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                 await self._read_back(read_back, engine, now)
             if late is not None:
                 late = self._sync_late(late, engine, context, now)
-            self._hand_over_late(book, collector)
+            self._take_over_late(book, collector)
             if self.pending.settling and not self.pending.settle(
                 collector.restarting(), self.producer
             ):

@@ -3,7 +3,7 @@
 A Track B started while the writer was out or behind (it had not stored the earlier run's
 last events) exited after a minute, was started again, and streamed nothing until the
 writer caught up. It now streams, and takes the earlier run's slots and alerts over once
-they are stored (`workers.track_b.handover`): the pieces here, the whole under the
+they are stored (`workers.track_b.earlier_run`): the pieces here, the whole under the
 supervisor in `tests/track_b/test_track_b_restart.py`.
 """
 
@@ -53,13 +53,19 @@ from tests.track_b.test_track_b_resume import (
     track_b,
 )
 from workers.track_b.collect import Collector
-from workers.track_b.handover import LateHandover, PendingRuns, release_late
+from workers.track_b.earlier_run import (
+    LateTakeOver,
+    PendingRuns,
+    gap_starts,
+    release_late,
+    take_back,
+)
 from workers.track_b.kept_references import KeptReferences
 from workers.track_b.outages import ACCOUNT_DOWN, Outages
+from workers.track_b.read_beside import ReadBeside
 from workers.track_b.sessions import Stretch
 from workers.track_b.slots import Holding, SlotAction, SlotBook, SlotCandidate
 from workers.track_b.stale import STREAM_STALE as STALE
-from workers.track_b.startup import ReadBeside, gap_starts, take_back
 from workers.track_b.triggers import TriggerEngine
 
 S = 1_000_000_000
@@ -267,8 +273,8 @@ def test_a_successor_streams_first_and_takes_over_once_the_writer_stored_the_ear
     store(url, m.AlertRow, [alert])
     # The successor's first tick, stored by the time of the read: not the earlier run's data.
     store(url, m.TradeTickRow, [_tick(40, caps[0], at("10:22:30"))])
-    handover = LateHandover(producer, DAY, AsOf(6, at("10:22:05")), [], alerts=True)  # type: ignore[arg-type]
-    tb.handover = handover
+    handover = LateTakeOver(producer, DAY, AsOf(6, at("10:22:05")), [], alerts=True)  # type: ignore[arg-type]
+    tb.late_takeover = handover
     streams = TakingOver()
     engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
     book = SlotBook(["acct1"], 5)
@@ -290,7 +296,7 @@ def test_a_successor_streams_first_and_takes_over_once_the_writer_stored_the_ear
     stretch = Stretch("KRX", engine, until, tb.config.evaluate_s)
     asyncio.run(tb._follow(Feed(clock, ()), stretch, book, streams, []))  # type: ignore[arg-type]
     assert reads == [at("10:23:05")]  # the first round after the writer caught up
-    assert tb.handover is None
+    assert tb.late_takeover is None
     assert streams.took == [([(ACCOUNT_DOWN, "acct1")], True)]
     start = at("10:21:30")  # the account's newest tick of the earlier run
     assert streams.gaps == [("acct1", c, start, at("10:22:05")) for c in caps]
@@ -412,7 +418,7 @@ def test_a_take_over_left_for_later_is_the_starts_own_if_the_writer_caught_up_in
     earlier, own = {**alert, "seq": 2, "code": ACCOUNT_DOWN}, {**alert, "seq": 7, "code": STALE}
     store(url, m.AlertRow, [earlier, own])  # the earlier run's, and this run's own
     as_of = AsOf(5, at("10:22:05"))
-    handover = LateHandover(producer, DAY, as_of, [], alerts=True)  # type: ignore[arg-type]
+    handover = LateTakeOver(producer, DAY, as_of, [], alerts=True)  # type: ignore[arg-type]
     tb._streams_before_taking_over(handover)
     assert tb.pending.read() == [as_of]
     engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
@@ -422,10 +428,10 @@ def test_a_take_over_left_for_later_is_the_starts_own_if_the_writer_caught_up_in
     def resume() -> list[SlotCandidate]:
         return asyncio.run(tb._resume(DAY, engine, book, streams, as_of, []))  # type: ignore[arg-type]
 
-    assert resume() == [] and tb.handover is handover and not streams.resumed  # behind
+    assert resume() == [] and tb.late_takeover is handover and not streams.resumed  # behind
     producer.acked = 5
     resume()
-    assert tb.handover is None and tb.pending.settling  # forgotten once stored
+    assert tb.late_takeover is None and tb.pending.settling  # forgotten once stored
     assert [h.candidate.symbol for h in streams.resumed] == [SYMBOLS[7]]  # today's only
     assert not streams.abandoned and set(book.held()) == {SYMBOLS[7]}
     assert streams.took == [([(ACCOUNT_DOWN, "acct1")], True)]  # not its own
@@ -437,7 +443,7 @@ def test_a_stopped_run_leaves_its_take_over_to_the_next_without_an_error(tmp_pat
     for stopped in (False, True):
         tb, sent, _ = track_b(tmp_path / str(stopped), at("14:59"), slots=5)
         as_of = AsOf(3, at("10:00"))
-        tb._streams_before_taking_over(LateHandover(Behind(), DAY, as_of, [], True))  # type: ignore[arg-type]
+        tb._streams_before_taking_over(LateTakeOver(Behind(), DAY, as_of, [], True))  # type: ignore[arg-type]
         if stopped:
             tb.stop.set()
         streams = Streams(["acct1"], lambda s, n: 0.0)
@@ -446,7 +452,7 @@ def test_a_stopped_run_leaves_its_take_over_to_the_next_without_an_error(tmp_pat
         asyncio.run(ending)
         codes = [e.code for e in sent if isinstance(e, Alert)]
         assert codes == ([] if stopped else ["track_b_resume_failed"])
-        assert tb.handover is None and tb.pending.read() == [as_of]
+        assert tb.late_takeover is None and tb.pending.read() == [as_of]
 
 
 @pytest.mark.parametrize("torn", [b"", b'{"day":"2026-11-20","runs":[[4,17', b"\x00" * 64])

@@ -1,4 +1,4 @@
-"""Context sync (09:29:50): the opening half hour from Track A, before Track B's first slot.
+"""The opening half hour ranked, for the context sync (09:29:50) before Track B's first slot.
 
 From Track A's snapshots of 09:00-09:30 each symbol's opening is summarised (`openings`:
 open, high, low, last price, and the last snapshot's cumulative volume, never summed), the

@@ -1,4 +1,4 @@
-"""Context sync: the opening half hour summarised and ranked as the seed composes it."""
+"""The opening half hour summarised and ranked as the seed composes it (the context sync's)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from bus.events import PriceSnapshot
-from workers.track_b.context import Opening, baseline, openings, ranked
+from workers.track_b.opening_rank import Opening, baseline, openings, ranked
 
 T0 = 1_795_000_000_000_000_000
 TEN_MIN = 600 * 10**9
