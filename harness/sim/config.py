@@ -58,6 +58,12 @@ class SimConfig:
     pingpong_accepts: Literal["any", "pong", "echo"] = "any"
     pingpong_timeout_s: float = 10.0
     push_interval_s: float = 0.05  # wall seconds between real-time pushes
+    # The order of a push's records across a session's registrations (UNCONFIRMED at KIS):
+    # "time", as they were stamped, each symbol's own in turn where stamps tie (a consolidated
+    # feed, believed); "symbol", each registration's records in turn, every one of a symbol
+    # before the next symbol's: after a catch-up, another symbol's newer trade arrives before
+    # this one's older ones (a client must not take it as proof that this one was quiet).
+    push_order: Literal["time", "symbol"] = "time"
     master_validators: bool = True  # ETag / Last-Modified on master files (UNCONFIRMED at KIS)
     master_head: bool = True  # HEAD answered; False: 405, as a host serving GET only would
     # Rows with codes the .h files do not list, as real files hold (etp_prod_cls_code 8 on a

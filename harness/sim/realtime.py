@@ -308,6 +308,7 @@ class Realtime:
             upto = max(sent_until, now - self.faults.delay_ns(now))  # `Faults.feed_delay`
             # (frame, its registration or None, records)
             frames: list[tuple[str, tuple[str, str] | None, int]] = []
+            runs: list[tuple[tuple[str, str], list[str]]] = []  # each registration's records
             for tr_id, symbol in sorted(held):
                 await asyncio.sleep(0)  # REST answers wait for one symbol, not for them all
                 if (tr_id, symbol) not in held:  # released meanwhile
@@ -319,6 +320,11 @@ class Realtime:
                     state.pop((tr_id, symbol), None)
                 records = self._records(tr_id, symbol, after, upto, state) if after < upto else []
                 covered[tr_id, symbol] = max(after, upto)
+                if records:
+                    runs.append(((tr_id, symbol), records))
+            if self.config.push_order == "time":
+                runs = in_time_order(runs)
+            for (tr_id, symbol), records in runs:
                 for start in range(0, len(records), 10):  # several records per frame
                     chunk = records[start : start + 10]
                     frame = f"0|{tr_id}|{len(chunk):03d}|{'^'.join(self._garbled(tr_id, chunk))}"
@@ -817,3 +823,38 @@ def _control(tr_id: str, tr_key: str, rt_cd: str, msg_cd: str, msg1: str) -> dic
 
 _second = attrgetter("second")
 _first = itemgetter(0)
+
+
+def in_time_order(
+    runs: list[tuple[tuple[str, str], list[str]]],
+) -> list[tuple[tuple[str, str], list[str]]]:
+    """A push's records (each registration's, in order) merged in the order they were stamped.
+
+    A record's stamp is its second field (HHMMSS) on the trade, book, program-trading and
+    expected-match feeds; market-status and VI records carry none there and go first. Stamps
+    that tie keep the registrations' order, and each registration's records keep theirs
+    whatever their stamps (a record is placed by the latest stamp of its registration so
+    far: a trade never overtakes its predecessor, whose cumulative volume it continues).
+    Consecutive records of one registration stay together (a frame holds one TR's records).
+    """
+    keyed = []
+    for n, (pair, records) in enumerate(runs):
+        latest = ""
+        for i, record in enumerate(records):
+            latest = max(latest, _stamp(pair[0], record))
+            keyed.append((latest, n, i, pair, record))
+    keyed.sort(key=itemgetter(0, 1, 2))
+    merged: list[tuple[tuple[str, str], list[str]]] = []
+    for _, _, _, pair, record in keyed:
+        if merged and merged[-1][0] == pair:
+            merged[-1][1].append(record)
+        else:
+            merged.append((pair, [record]))
+    return merged
+
+
+def _stamp(tr_id: str, record: str) -> str:
+    """The record's HHMMSS stamp, "" for a feed whose records carry none second."""
+    if tr_id in STATUSES or tr_id in VI_FEEDS:
+        return ""
+    return record.split("^", 2)[1]

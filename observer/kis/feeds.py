@@ -98,18 +98,22 @@ def tr_id_of(feed: Feed) -> str:
 
 def feed_of(tr_id: str, tr_key: str) -> Feed:
     """The feed a registration of ``(tr_id, tr_key)`` is. ValueError for a TR not a feed here."""
-    try:
-        kind, venue = _OF_TR[tr_id]
-    except KeyError:
-        raise ValueError(f"{tr_id} is not a real-time feed the observer knows") from None
+    kind, venue = _kind_and_venue(tr_id)
     return Feed(kind, venue, tr_key)
 
 
 def kind_of(tr_id: str) -> FeedKind:
-    """The kind of feed ``tr_id`` carries (KeyError for a TR not a feed here)."""
-    return _OF_TR[tr_id][0]
+    """The kind of feed ``tr_id`` carries. ValueError for a TR not a feed here."""
+    return _kind_and_venue(tr_id)[0]
 
 
 def venue_of(tr_id: str) -> Venue:
-    """The venue whose records ``tr_id`` carries (KeyError for a TR not a feed here)."""
-    return _OF_TR[tr_id][1]
+    """The venue whose records ``tr_id`` carries. ValueError for a TR not a feed here."""
+    return _kind_and_venue(tr_id)[1]
+
+
+def _kind_and_venue(tr_id: str) -> tuple[FeedKind, Venue]:
+    try:
+        return _OF_TR[tr_id]
+    except KeyError:
+        raise ValueError(f"{tr_id} is not a real-time feed the observer knows") from None

@@ -5,8 +5,8 @@ A frame over `FrameLimits.max_bytes`, not UTF-8, or refused whole by the decoder
 each of its symbols. A *rate* of them (`BadFrameRate`) starts an episode, in which the stream
 reconnects once, with its backoff and within its budget; the listener holds the episode (in its
 process's alert book, so a restart takes it over). A frame of a layout the client does
-not know (`KisLayoutUnknown`) is kind `UNKNOWN_LAYOUT`, logged once per TR and width: a layout
-KIS changed refuses every frame, one episode and one reconnect, as any format change. Above
+not know (`KisLayoutUnknown`) is dropped as `UNKNOWN_LAYOUT`, logged once per TR and width: a
+layout KIS changed refuses every frame, one episode and one reconnect, as any format change. Above
 `HARD_MAX_BYTES` the WebSocket library ends the connection itself (close code 1009).
 """
 
@@ -65,9 +65,12 @@ class FrameLimits(NamedTuple):
 
 
 class DroppedFrame(NamedTuple):
-    """A frame the session dropped: its kind, why, and its text (its start, `KEPT_CHARS`)."""
+    """A frame the session dropped: its cause, why, and its text (its start, `KEPT_CHARS`).
 
-    kind: str  # OVERSIZED, MALFORMED or UNKNOWN_LAYOUT
+    ``cause``, not ``kind``: a feed's kind (`observer.kis.feeds.FeedKind`) is another thing.
+    """
+
+    cause: str  # OVERSIZED, MALFORMED or UNKNOWN_LAYOUT
     error: str
     text: str
     length: int  # of the whole frame, in bytes
@@ -76,9 +79,9 @@ class DroppedFrame(NamedTuple):
     width: str = ""  # ... and its record width (`KisLayoutUnknown.width_text`)
 
     @classmethod
-    def of(cls, kind: str, error: str, message: bytes, received_ns: int) -> DroppedFrame:
+    def of(cls, cause: str, error: str, message: bytes, received_ns: int) -> DroppedFrame:
         """The frame ``message`` dropped for ``error``: its start as text, its length."""
-        return cls(kind, error, _start(message), len(message), received_ns)
+        return cls(cause, error, _start(message), len(message), received_ns)
 
     @classmethod
     def unknown(cls, exc: KisLayoutUnknown, message: bytes, received_ns: int) -> DroppedFrame:
@@ -184,7 +187,7 @@ class FrameGuard:
         A frame of an unknown layout is logged once per TR and width (they come by thousands).
         """
         self.dropped += 1
-        if dropped.kind == UNKNOWN_LAYOUT:
+        if dropped.cause == UNKNOWN_LAYOUT:
             if (dropped.tr_id, dropped.width) not in self.layouts_seen:
                 self.layouts_seen.add((dropped.tr_id, dropped.width))
                 log.error("stream %s: dropped a frame: %s", self.url, dropped.error)

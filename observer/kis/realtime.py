@@ -23,7 +23,7 @@ program-trading records, expected matches and VIs (`STATUS_TRS`, `PROGRAM_TRS`,
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from decimal import Decimal
@@ -201,14 +201,14 @@ class BookReader:
 
 # Slotted instances, not class attributes: an instance's slot is read faster (CPython 3.11).
 # TR -> record width -> the indices of that layout.
-TRADE_READERS: dict[str, dict[int, TradeFields]] = {
+TRADE_READERS: Mapping[str, Mapping[int, TradeFields]] = {
     tr_id: {
         width: TradeFields(**_indices(TradeFields, layout.fields, _NAMED.get(tr_id, {})))
         for width, layout in REALTIME_LAYOUTS[tr_id].items()
     }
     for tr_id in TRADE_TRS.values()
 }
-BOOK_READERS: dict[str, dict[int, BookReader]] = {
+BOOK_READERS: Mapping[str, Mapping[int, BookReader]] = {
     tr_id: {
         width: BookReader.of(layout.fields, _NAMED.get(tr_id))
         for width, layout in REALTIME_LAYOUTS[tr_id].items()
@@ -396,7 +396,7 @@ def decode_order_book(
 
 
 # A few records a symbol a minute: read by name, each layout's positions by width.
-_POSITIONS: dict[str, dict[int, dict[str, int]]] = {
+_POSITIONS: Mapping[str, Mapping[int, Mapping[str, int]]] = {
     tr_id: {
         width: {name: i for i, name in enumerate(layout.fields)}
         for width, layout in REALTIME_LAYOUTS[tr_id].items()
@@ -417,7 +417,7 @@ VI_TR_IDS = frozenset(VI_TRS.values())
 def decode_market_status(
     record: Sequence[str],
     received_ns: int,
-    where: dict[str, int],
+    where: Mapping[str, int],
     account: str = "",
     session_of: SessionOf = no_session,
     venue: Venue = "KRX",
@@ -457,7 +457,7 @@ def decode_program_trade(
     record: Sequence[str],
     trade_date: str,
     received_ns: int,
-    where: dict[str, int],
+    where: Mapping[str, int],
     account: str = "",
     session_of: SessionOf = no_session,
     venue: Venue = "KRX",
@@ -491,7 +491,7 @@ def decode_auction_expected(
     record: Sequence[str],
     trade_date: str,
     received_ns: int,
-    where: dict[str, int],
+    where: Mapping[str, int],
     account: str = "",
     session_of: SessionOf = no_session,
     venue: Venue = "KRX",
@@ -527,7 +527,7 @@ def decode_auction_expected(
 def decode_vi_notice(
     record: Sequence[str],
     received_ns: int,
-    where: dict[str, int],
+    where: Mapping[str, int],
     account: str = "",
     session_of: SessionOf = no_session,
     venue: Venue = "KRX",
@@ -707,7 +707,7 @@ class RealtimeDecoder:
     def _others(
         self,
         tr_id: str,
-        where: dict[str, int],
+        where: Mapping[str, int],
         records: list[list[str]],
         received_ns: int,
         text: str,

@@ -7,6 +7,7 @@ for each TR, by its record width, and is the only place the widths live.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, NamedTuple
 
 import msgspec
@@ -151,7 +152,7 @@ def _by_width(*layouts: Layout) -> dict[int, Layout]:
 
 # TR -> record width -> its layout. A record's layout is chosen by its width alone (a frame's
 # fields / its record count); a width not here is refused whole, never sliced.
-REALTIME_LAYOUTS: dict[str, dict[int, Layout]] = {
+REALTIME_LAYOUTS: Mapping[str, Mapping[int, Layout]] = {
     "H0STCNT0": _by_width(
         Layout("2026-05", H0STCNT0_FIELDS), Layout("2026-09", H0STCNT0_FIELDS_2026_09)
     ),

@@ -219,7 +219,7 @@ class AccountFeed:
         account.
         """
         c, alias = self.collector, self.alias
-        if dropped.kind == UNKNOWN_LAYOUT:
+        if dropped.cause == UNKNOWN_LAYOUT:
             c.layouts.refused(alias, dropped)
         else:
             c.refused_data.on_frame(alias, dropped.error)

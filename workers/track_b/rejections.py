@@ -95,7 +95,7 @@ class Rejections:
         """A frame the stream dropped: counted and kept (alerted by its kind's watcher)."""
         self._count(
             alias,
-            frame.kind,
+            frame.cause,
             frame.error,
             frame.tr_id,
             "",
