@@ -298,8 +298,8 @@ def _night(
 ) -> tuple[ArchiveOutcome, int]:
     """The archive job's run after ``day`` and the writer's pruning; rows pruned."""
     sent: list[Event] = []
-    outcome = archive_day(engine, settings, root, day, sent.append)
-    keep_retention(engine, settings, root, day, sent.append, outcome)
+    outcome = archive_day(engine, settings.retention, root, day, sent.append)
+    keep_retention(engine, settings.retention, root, day, sent.append, outcome)
     if outcome.failed or outcome.problems:
         raise RuntimeError(f"the archive job failed: {outcome.failed + outcome.problems}")
     _apply(store, seqs, "archive", iter(sent))

@@ -238,7 +238,7 @@ def test_a_day_archived_as_one_file_goes_on_as_one_file(store: Store, tmp_path: 
     apply(store, [synthetic_tick(9000, day_ns(DAY, 9000))], "late")  # a row since
     sent: list[Event] = []
     outcome = job.archive_day(
-        store.engine, store_settings(store, tmp_path), tmp_path, DAY, sent.append
+        store.engine, store_settings(store, tmp_path).retention, tmp_path, DAY, sent.append
     )
     assert [(w.path, w.rows) for w in outcome.written if w.table == "trade_ticks"] == [
         (legacy, 301)
@@ -419,7 +419,7 @@ def test_archiving_a_day_the_writer_starts_pruning_keeps_the_whole_file(
     monkeypatch.setattr(job, "write_day", pruned_meanwhile)
     sent: list[Event] = []
     outcome = job.archive_day(
-        store.engine, store_settings(store, tmp_path), tmp_path, DAY, sent.append
+        store.engine, store_settings(store, tmp_path).retention, tmp_path, DAY, sent.append
     )
     monkeypatch.undo()
     apply(store, sent, "archive")
@@ -458,7 +458,7 @@ def test_an_archive_file_is_never_replaced_by_one_with_fewer_rows(
     # The job calls it a problem (archive_damaged), never a failure to retry: nothing sent.
     sent: list[Event] = []
     settings = store_settings(store, tmp_path)
-    outcome = job.archive_day(store.engine, settings, tmp_path, NEXT, sent.append)
+    outcome = job.archive_day(store.engine, settings.retention, tmp_path, NEXT, sent.append)
     assert [p.split(": ")[0] for p in outcome.problems] == [f"trade_ticks of {NEXT}"]
     assert "never shrinks" in outcome.problems[0] and not outcome.failed
     assert not [e for e in sent if getattr(e, "table", "") == "trade_ticks"]
@@ -481,7 +481,7 @@ def test_a_late_row_of_a_day_whose_pruning_was_cut_short_is_archived_apart(
     outcome = job.ArchiveOutcome()
     settings = store_settings(store, tmp_path)
     job.keep_retention(
-        store.engine, settings, tmp_path, DAY + timedelta(days=31), sent.append, outcome
+        store.engine, settings.retention, tmp_path, DAY + timedelta(days=31), sent.append, outcome
     )
     assert not outcome.problems and [(w.path, w.rows) for w in outcome.written] == [
         (part_path("trade_ticks", DAY, late=1), 2)

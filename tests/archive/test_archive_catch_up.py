@@ -49,6 +49,7 @@ from workers.archive.job import (
     LOOK_BACK_DAYS,
     ArchiveOutcome,
     archive_day,
+    keep_journal,
     keep_retention,
     verify_archives,
 )
@@ -80,8 +81,8 @@ def nightly(store: Store, settings: Settings, today: date) -> tuple[ArchiveOutco
     sent: list[Event] = []
     send = committing(store, sent)
     root = Path(settings.retention.dir)
-    outcome = archive_day(store.engine, settings, root, today, send)
-    keep_retention(store.engine, settings, root, today, send, outcome)
+    outcome = archive_day(store.engine, settings.retention, root, today, send)
+    keep_retention(store.engine, settings.retention, root, today, send, outcome)
     return outcome, sent
 
 
@@ -178,7 +179,8 @@ def test_the_look_back_is_bounded_and_a_pruned_table_stays_within_its_retention(
     apply(store, market_events(old, 20) + market_events(DAY, 20))
     root, today = Path(settings.retention.dir), DAY + timedelta(days=1)
     sent: list[Event] = []
-    keep_retention(store.engine, settings, root, today, committing(store, sent), ArchiveOutcome())
+    kept = settings.retention
+    keep_retention(store.engine, kept, root, today, committing(store, sent), ArchiveOutcome())
     # The old day: ticks and books past their retention (archived, then pruning asked);
     # snapshots and bars beyond the look-back (an outage longer: `archive run --look-back`).
     assert archived(sent) == sorted(
@@ -186,7 +188,7 @@ def test_the_look_back_is_bounded_and_a_pruned_table_stays_within_its_retention(
     )
     sent.clear()
     send = committing(store, sent)
-    keep_retention(store.engine, settings, root, today, send, ArchiveOutcome(), look_back=60)
+    keep_retention(store.engine, kept, root, today, send, ArchiveOutcome(), look_back=60)
     assert archived(sent) == [("minute_bars", old), ("price_snapshots", old)]
 
 
@@ -339,3 +341,22 @@ def test_the_job_keeps_archive_failed_open_while_a_day_is_not_written(
         )
     finally:
         assert writer.terminate() == 0
+
+
+def test_the_nightly_run_removes_the_journal_s_days_past_their_keep_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """`keep_journal`: the days older than ``keep_days`` before the run's day go, noted."""
+    today = date(2026, 11, 20)
+    for back in range(5):
+        folder = tmp_path / f"date={(today - timedelta(days=back)).isoformat()}"
+        folder.mkdir()
+        (folder / "track_b.0.journal.zst").write_bytes(b"")
+    outcome = ArchiveOutcome()
+    keep_journal(tmp_path, 2, today, outcome)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [f"date={(today - timedelta(days=b)).isoformat()}" for b in (2, 1, 0)]
+    assert outcome.notes == ["the journal's days 2026-11-16 to 2026-11-17 removed (kept 2)"]
+    assert not outcome.failed
+    keep_journal(tmp_path, 2, today, outcome)  # nothing more to remove: nothing said
+    assert len(outcome.notes) == 1

@@ -163,8 +163,8 @@ def test_a_table_day_that_cannot_be_archived_fails_alone(tmp_path: Path) -> None
     settings = load_settings(config)
     block(root, old[1])
     sent: list[Event] = []
-    outcome = archive_day(engine, settings, root, today, sent.append)
-    keep_retention(engine, settings, root, today, sent.append, outcome)
+    outcome = archive_day(engine, settings.retention, root, today, sent.append)
+    keep_retention(engine, settings.retention, root, today, sent.append, outcome)
     engine.dispose()
     ((failed),) = outcome.failed
     assert failed.startswith(f"trade_ticks of {old[1]}: cannot write")

@@ -235,7 +235,7 @@ def test_what_was_committed_is_what_a_read_returns(
         committed += late
         if steps["archived"] and steps["pruned"] != "none" and steps["late_archived"]:
             sent: list[Event] = []  # the late rows' own file, as the archive job writes it
-            archive_day(store.engine, store_settings(store, root), root, DAY, sent.append)
+            archive_day(store.engine, store_settings(store, root).retention, root, DAY, sent.append)
             apply(store, sent, "archive")
         with Catalog(url, root) as catalog:
             read = catalog.ticks(None, DAY, NEXT + timedelta(days=1))

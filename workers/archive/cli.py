@@ -179,7 +179,9 @@ def _with_job(
     """Run the work under the job's producer; alert the outcome; exit 1 if it failed.
 
     With ``retention``, the ``look_back`` days before ``day`` are brought up to date too, so
-    a run without failures leaves no recent day unwritten: it resolves ``archive_failed``.
+    a run without failures leaves no recent day unwritten: it resolves ``archive_failed``;
+    the old days are pruned, and the raw journal's days older than ``[kis.journal]
+    keep_days`` removed.
     """
     # deferred: the database layer (SQLAlchemy, about 0.2 s) loads after READY
     from sqlalchemy.exc import SQLAlchemyError
@@ -188,7 +190,8 @@ def _with_job(
     from observer.db.archive import archive_root
     from observer.db.readers import reader_engine
     from observer.errors import ArchiveError, StoreError
-    from workers.archive.job import archive_day, keep_retention
+    from observer.kis.journal import journal_root
+    from workers.archive.job import archive_day, keep_journal, keep_retention
 
     clock = clock_from_env()
     root = archive_root(settings.retention, settings.paths)
@@ -196,11 +199,14 @@ def _with_job(
     failure = ""
     with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
         try:
-            outcome = archive_day(engine, settings, root, day, producer.send, notifier.beat)
+            kept = settings.retention
+            outcome = archive_day(engine, kept, root, day, producer.send, notifier.beat)
             if retention:
                 keep_retention(
-                    engine, settings, root, day, producer.send, outcome, notifier.beat, look_back
+                    engine, kept, root, day, producer.send, outcome, notifier.beat, look_back
                 )
+                journal = settings.kis.journal
+                keep_journal(journal_root(journal, settings.paths), journal.keep_days, day, outcome)
         except (
             ArchiveError,
             StoreError,

@@ -19,7 +19,7 @@ import msgspec
 from sqlalchemy import Connection, Engine
 
 from bus.events import Event, PruneRequested
-from observer.config.tree import Settings
+from observer.config.workers import RetentionSettings
 from observer.db.archive import (
     ArchiveWouldShrink,
     Written,
@@ -42,7 +42,7 @@ from observer.db.retention_queries import (
     pruned_rows,
 )
 from observer.errors import ArchiveError
-from observer.kis.journal import journal_root, prune_journal
+from observer.kis.journal import prune_journal
 
 __all__ = [
     "LOOK_BACK_DAYS",
@@ -135,7 +135,12 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def archive_day(
-    engine: Engine, settings: Settings, root: Path, day: date, send: Send, beat: Beat = _idle
+    engine: Engine,
+    retention: RetentionSettings,
+    root: Path,
+    day: date,
+    send: Send,
+    beat: Beat = _idle,
 ) -> ArchiveOutcome:
     """Write every archived table's file of ``day`` and send its record.
 
@@ -149,10 +154,12 @@ def archive_day(
         try:
             with one_snapshot(engine) as conn:  # the check and the read see the same rows
                 pruned = pruned_rows(conn, spec.name, day)[0] > 0
-                written = None if pruned else _write(conn, settings, root, spec, day, beat)
+                written = None if pruned else _write(conn, retention, root, spec, day, beat)
             if pruned:
                 outcome.notes.append(f"{spec.name} of {day}: pruned, its archive is kept")
-                _archived(engine, settings, root, spec, day, None, send, outcome, beat, verify_file)
+                _archived(
+                    engine, retention, root, spec, day, None, send, outcome, beat, verify_file
+                )
                 continue
         except ArchiveWouldShrink as exc:
             outcome.problems.append(f"{spec.name} of {day}: {exc}")
@@ -167,15 +174,20 @@ def archive_day(
 
 
 def _write(
-    conn: Connection, settings: Settings, root: Path, spec: ArchivedTable, day: date, beat: Beat
+    conn: Connection,
+    retention: RetentionSettings,
+    root: Path,
+    spec: ArchivedTable,
+    day: date,
+    beat: Beat,
 ) -> Written | None:
     """``spec``'s file of ``day``, from the rows ``conn`` sees (None: no rows)."""
-    return write_day(conn, spec, day, root, settings.retention.read_rows, beat)
+    return write_day(conn, spec, day, root, retention.read_rows, beat)
 
 
 def keep_retention(
     engine: Engine,
-    settings: Settings,
+    retention: RetentionSettings,
     root: Path,
     today: date,
     send: Send,
@@ -198,12 +210,10 @@ def keep_retention(
 
     A day whose file cannot be written is a failure of that table and day (never pruned),
     tried again by the next run while it is a recent day; the next days and tables go on.
-
-    Last, the raw journal's days older than ``[kis.journal] keep_days`` are removed.
     """
-    _bring_up_to_date(engine, settings, root, today, send, outcome, beat, look_back)
+    _bring_up_to_date(engine, retention, root, today, send, outcome, beat, look_back)
     for spec in ARCHIVED_TABLES.values():
-        days = settings.retention.days(spec.name)
+        days = retention.days(spec.name)
         if days == 0:
             continue
         with engine.connect() as conn:
@@ -211,7 +221,7 @@ def keep_retention(
         for day, count in sorted(holding.items()):
             try:
                 record = _archived(
-                    engine, settings, root, spec, day, count, send, outcome, beat, verify_file
+                    engine, retention, root, spec, day, count, send, outcome, beat, verify_file
                 )
             except ArchiveError as exc:
                 outcome.failed.append(f"{spec.name} of {day}: {exc}")
@@ -222,25 +232,26 @@ def keep_retention(
                 )
                 send(request)
                 outcome.requested.append(request)
-    _prune_journal(settings, today, outcome)
 
 
-def _prune_journal(settings: Settings, today: date, outcome: ArchiveOutcome) -> None:
-    """Remove the raw journal's days older than ``[kis.journal] keep_days``."""
-    journal = settings.kis.journal
+def keep_journal(journal: Path, keep_days: int, today: date, outcome: ArchiveOutcome) -> None:
+    """Remove the raw journal's (at ``journal``) days older than ``keep_days`` before ``today``.
+
+    A failure is one of ``outcome``'s (the archive's own work stands).
+    """
     try:
-        removed = prune_journal(journal_root(journal, settings.paths), journal.keep_days, today)
+        removed = prune_journal(journal, keep_days, today)
     except OSError as exc:
         outcome.failed.append(f"the journal's old days: {exc.strerror or exc}")
         return
     if removed:
         days = f"{removed[0]}" if len(removed) == 1 else f"{removed[0]} to {removed[-1]}"
-        outcome.notes.append(f"the journal's days {days} removed (kept {journal.keep_days})")
+        outcome.notes.append(f"the journal's days {days} removed (kept {keep_days})")
 
 
 def _bring_up_to_date(
     engine: Engine,
-    settings: Settings,
+    retention: RetentionSettings,
     root: Path,
     today: date,
     send: Send,
@@ -254,7 +265,7 @@ def _bring_up_to_date(
     then, per day holding rows, its newest record and a glance at its file.
     """
     for spec in ARCHIVED_TABLES.values():
-        kept = settings.retention.days(spec.name)
+        kept = retention.days(spec.name)
         recent = min(look_back, kept) if kept else look_back
         if recent <= 0:
             continue
@@ -262,14 +273,14 @@ def _bring_up_to_date(
             holding = days_with_rows(conn, spec, today, since=today - timedelta(days=recent))
         for day, count in sorted(holding.items()):
             try:
-                _archived(engine, settings, root, spec, day, count, send, outcome, beat)
+                _archived(engine, retention, root, spec, day, count, send, outcome, beat)
             except ArchiveError as exc:  # tried again by the next run
                 outcome.failed.append(f"{spec.name} of {day}: {exc}")
 
 
 def _archived(
     engine: Engine,
-    settings: Settings,
+    retention: RetentionSettings,
     root: Path,
     spec: ArchivedTable,
     day: date,
@@ -299,7 +310,7 @@ def _archived(
                 return files[-1] if files else None
             if pruned:  # a new file would hold only what is left: the late rows alone, if so
                 late = problem or _late_rows(
-                    conn, settings, root, spec, day, files, pruned, count, beat
+                    conn, retention, root, spec, day, files, pruned, count, beat
                 )
                 if isinstance(late, str):
                     outcome.problems.append(
@@ -313,7 +324,7 @@ def _archived(
                     f"written to {late.path}"
                 )
             else:
-                written = _write(conn, settings, root, spec, day, beat)
+                written = _write(conn, retention, root, spec, day, beat)
                 why = problem or f"{archived} rows archived, {count} known"
                 note = f"{spec.name} of {day}: written ({why})"
     except ArchiveWouldShrink as exc:
@@ -348,7 +359,7 @@ def _files_problem(root: Path, files: list[ArchiveRecord], check: Check, beat: B
 
 def _late_rows(
     conn: Connection,
-    settings: Settings,
+    retention: RetentionSettings,
     root: Path,
     spec: ArchivedTable,
     day: date,
@@ -375,9 +386,7 @@ def _late_rows(
         )
     main = main_path(spec.name, day, (f.path for f in files))
     where = late_path(main, sum(1 for f in files if f.path != main) + 1)
-    written = write_day(
-        conn, spec, day, root, settings.retention.read_rows, beat, path=where, where=late
-    )
+    written = write_day(conn, spec, day, root, retention.read_rows, beat, path=where, where=late)
     if written is None:  # the same snapshot counted them: cannot happen
         return f"the {late_count} rows committed after its files could not be read"
     return written
