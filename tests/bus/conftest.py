@@ -57,11 +57,5 @@ def router(tmp_path: Path) -> Iterator[Router]:
 
 def make(tmp_path: Path, **kwargs: object) -> Producer:
     """A producer ``p`` to the router of ``tmp_path``, quick to send its batches."""
-    return Producer(
-        "p",
-        f"ipc://{tmp_path / 'ingest.sock'}",
-        tmp_path / "ob",
-        linger_s=0.001,
-        batch_events=10,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    options: dict[str, object] = {"linger_s": 0.001, "batch_events": 10, **kwargs}
+    return Producer("p", f"ipc://{tmp_path / 'ingest.sock'}", tmp_path / "ob", **options)  # type: ignore[arg-type]
