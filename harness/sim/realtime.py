@@ -854,7 +854,7 @@ def in_time_order(
 
 
 def _stamp(tr_id: str, record: str) -> str:
-    """The record's HHMMSS stamp, "" for a feed whose records carry none second."""
+    """The record's HHMMSS stamp; "" on a feed whose records hold none in their second field."""
     if tr_id in STATUSES or tr_id in VI_FEEDS:
         return ""
     return record.split("^", 2)[1]

@@ -254,8 +254,8 @@ def watched_since(conn: Connection, since_ns: int, now_ns: int) -> dict[str, int
         .order_by(SlotDecisionRow.produced_ns, SlotDecisionRow.seq)
     )
     by_venue: dict[str, list[tuple[str, str, str, int]]] = {}
-    for venue, *event in conn.execute(query):
-        by_venue.setdefault(venue, []).append(tuple(event))  # type: ignore[arg-type]
+    for venue, action, symbol, replaced, at in conn.execute(query):
+        by_venue.setdefault(venue, []).append((action, symbol, replaced, at))
     held: dict[str, int] = {}
     for events in by_venue.values():
         for symbol, spans in held_spans(events, now_ns).items():

@@ -312,8 +312,9 @@ class GapDetector:
         """The connection ended: every registered symbol's data may be missing from now.
 
         Each symbol's gap starts at its own newest trade, or its registration if it has not
-        traded since: a feed need not deliver its symbols in time order (the simulator pushes
-        symbol by symbol), so another symbol's newer trade does not prove this one quiet. A
+        traded since: a feed need not deliver its symbols in time order (KIS's is believed to;
+        `SimConfig.push_order` tries both), so another symbol's newer trade does not prove
+        this one quiet. A
         symbol still waiting for its first trade after an earlier outage has its gap opened
         again from where that one started: the chain measures the two outages as one.
         """
