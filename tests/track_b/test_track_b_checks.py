@@ -333,7 +333,7 @@ def test_a_frame_over_the_limit_or_not_utf8_is_dropped_with_its_start_and_length
         OVERSIZED, "10,000 bytes, over the limit of 100", "9" * 4096, 10_000, 5
     )
     bad = frame_text(b"0|\xff|x", limits, 5)
-    assert isinstance(bad, DroppedFrame) and bad.kind == MALFORMED and bad.text == "0|\ufffd|x"
+    assert isinstance(bad, DroppedFrame) and bad.cause == MALFORMED and bad.text == "0|\ufffd|x"
     assert bad.error == "not UTF-8 text (invalid start byte at byte 2)"
 
 
@@ -410,7 +410,7 @@ def test_a_frame_over_the_limit_or_not_utf8_costs_that_frame_and_one_over_the_ca
 
     stream = asyncio.run(scenario())
     dropped = heard.dropped
-    assert [(d.kind, d.length) for d in dropped] == [
+    assert [(d.cause, d.length) for d in dropped] == [
         (OVERSIZED, 100_015),
         (MALFORMED, 10),
         (MALFORMED, 16),
