@@ -137,6 +137,7 @@ class KisStream:
         self.framing = FrameGuard(url, limits, listener, clock.now_ns())
         self.reconnects = 0
         self.pings = PingInterval()  # KIS's keep-alive pace, measured across connections
+        self.silences = 0  # connections ended by silence since the last data frame
         # How far the reader has read on this connection: the newest trade's exchange stamp,
         # and when (wall) it last read a data frame (`_behind`).
         self._read_upto_ns = 0
@@ -270,8 +271,21 @@ class KisStream:
                     task.exception()  # seen: a failure the connection's end made moot
 
     def _silence_limit(self) -> float:
-        """Clock seconds of quiet that end the connection (the idle limit if nothing is wanted)."""
-        return self.settings.silence_s if self.wanted else self.settings.idle_silence_s
+        """Clock seconds of quiet that end the connection (the idle limit if nothing is wanted).
+
+        Each connection a silence ended, with no data frame since, doubles the limit up to
+        the idle limit; a data frame restores ``silence_s``. The reconnect found KIS
+        answering, so a session quiet again is likelier a quiet market (illiquid names in
+        Nextrade's pre-market) than a stalled feed; and were KIS's PINGPONGs rarer than the
+        limit (UNCONFIRMED: about 110 s was seen, against 90 s), a session recycled before
+        its second one could never measure them (`silence_factor`) and would be recycled
+        for as long as nothing traded, a disconnect gap per name each time.
+        """
+        settings = self.settings
+        if not self.wanted:
+            return settings.idle_silence_s
+        ceiling = max(settings.silence_s, settings.idle_silence_s)
+        return min(settings.silence_s * 2.0**self.silences, ceiling)
 
     def silence_limit_s(self) -> float:
         """The silence limit as it stands: the configured one, or longer (`silence_limit_s`)."""
@@ -317,6 +331,7 @@ class KisStream:
                 message = await wait_unless(stop, socket.recv(decode=False), self._silence_timer())
             except TimeoutError:
                 silent = f"silent for {self.silence_limit_s():.0f}s"
+                self.silences += 1  # the next connection waits longer (`_silence_limit`)
                 self._listener.on_state("disconnected", silent)
                 return got_data
             except ConnectionClosed as exc:
@@ -336,6 +351,7 @@ class KisStream:
                 elif is_data_frame(text):
                     self.frames += 1
                     got_data = True
+                    self.silences = 0
                     events = self.decoder.decode(text, received)
                     if events.ticks:
                         self._read_upto_ns = max(self._read_upto_ns, events.ticks[-1].exchange_ns)

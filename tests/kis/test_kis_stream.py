@@ -282,6 +282,44 @@ def test_a_silent_session_is_dropped_after_silence_s_of_clock_time_and_a_wall_fl
     assert "silent for 60s" in reasons
 
 
+def test_a_session_silent_again_after_a_reconnect_waits_longer_each_time_up_to_the_idle_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registration answered and nothing ever traded: dropped at 60 s, then 120 s, then
+    the idle limit (200 s). Were KIS's PINGPONGs rarer than the limit, a fixed limit would
+    recycle a quiet market's session for as long as nothing traded."""
+    session = FakeSession()
+    reasons: list[str] = []
+    monkeypatch.setattr(stream_module, "MIN_SILENCE_WALL_S", 0.1)
+
+    class Silences(Heard):
+        def on_state(self, state: StreamState, reason: str) -> None:
+            if reason.startswith("silent"):
+                reasons.append(reason)
+
+    async def scenario() -> KisStream:
+        clock = SimulatedClock(0, speed=1000.0)
+        async with serve(session) as url:
+            settings = StreamSettings(silence_s=60.0, idle_silence_s=200.0, backoff_s=(0.1,))
+            stream = KisStream(url, tokens(tmp_path, clock), clock, Silences(), settings)
+            await stream.subscribe(Feed("trades", "KRX", "005930"))
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            await until(lambda: len(reasons) >= 4)
+            stop.set()
+            await runner
+            return stream
+
+    stream = asyncio.run(scenario())
+    assert reasons[:4] == [
+        "silent for 60s",
+        "silent for 120s",
+        "silent for 200s",
+        "silent for 200s",
+    ]
+    assert stream.silences >= 4
+
+
 class _GatedKeys:
     """Approval keys that can be held back: the stream waits on the key for each message."""
 
