@@ -386,8 +386,8 @@ def test_refused_registrations_free_their_slots_retry_when_transient_and_alert(
         seq, account, slot = released[full][0], released[full][1], released[full][4]
         assert not [e for e in events if e[0] > seq and (e[1], e[4]) == (account, slot)]
         assert placed_after(url, seq, symbol=full)
-        # One alert per refused symbol, none for the retry (the registration alerts: a loaded
-        # machine may add an account's feed-lag warning, which names no symbol).
+        # One alert per refused symbol, none for the retry (the registration alerts: once, on a
+        # loaded machine, another alert whose context names no symbol came beside them).
         alerts = rows(
             url,
             "select severity, code, context from alerts "
