@@ -6,7 +6,9 @@ import compileall
 import fcntl
 import logging
 import os
+import resource
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
@@ -83,8 +85,11 @@ def pytest_configure(config: pytest.Config) -> None:
     Where PYTHONDONTWRITEBYTECODE is set (as on the CI machine), no process writes its
     bytecode, so each of the many the tests start compiled every module it imported again.
     """
+    global _CPU_LOG
     if hasattr(config, "workerinput"):  # an xdist worker: the controller compiled already
         return
+    if config.getoption("dist", "no") != "no":  # xdist's controller: it runs no test
+        _CPU_LOG = None
     for package in COMPILED:
         compileall.compile_dir(TESTS.parent / package, quiet=1)
     _rewrite_tests(config)
@@ -181,6 +186,39 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# ``OBSERVER_TEST_CPU=<file>``: each test's wall and CPU seconds appended to <file>, a TSV line
+# per test (test, wall, this process's CPU, its reaped children's): where the suite's CPU goes.
+# This process's figure holds its threads' (a simulator in a `SimThread`); a child counts once
+# reaped, nearly always within the test that started it. Setup and teardown are included.
+_CPU_LOG: str | None = os.environ.get("OBSERVER_TEST_CPU")
+_cpu_at_start: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+def _cpu_now() -> tuple[float, float, float]:
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return (
+        time.monotonic(),
+        own.ru_utime + own.ru_stime,
+        children.ru_utime + children.ru_stime,
+    )
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    global _cpu_at_start
+    if _CPU_LOG:
+        _cpu_at_start = _cpu_now()
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    if _CPU_LOG:
+        spent = [b - a for a, b in zip(_cpu_at_start, _cpu_now(), strict=True)]
+        with open(_CPU_LOG, "a") as log:
+            log.write("\t".join([nodeid, *(f"{x:.2f}" for x in spent)]) + "\n")
 
 
 @pytest.fixture(autouse=True)

@@ -48,7 +48,7 @@ from observer.kis.stream_owner import (
     StreamState,
 )
 from observer.kis.token_cache import key_digest
-from observer.kis.waits import wait_unless
+from observer.kis.waits import QuietGuard, wait_unless
 
 # The stream's API in one place: its owner's part (`observer.kis.stream_owner`), the feeds it
 # registers and the frames it hands on.
@@ -262,6 +262,7 @@ class KisStream:
         self._read_upto_ns, self._data_wall = 0, 0.0
         self._sent_ns.clear()
         self._close_reason = ""  # why the stream itself closed the connection
+        self._failure: KisError | None = None  # why the sender closed it
         self._flooded = False  # a burst of bad frames closed it
         self.identified = self.confirmed = False
         for task in (self._watch, self._sender):
@@ -292,7 +293,7 @@ class KisStream:
         interval = self.pings.interval_s
         return silence_limit_s(self._silence_limit(), self.settings.silence_factor, interval)
 
-    async def _silence_timer(self) -> None:
+    def _quiet_limits(self) -> tuple[float, float]:
         """The silence limit in clock time, and never less than `MIN_SILENCE_WALL_S` wall.
 
         The server keeps the session alive in its own (clock) time, but an event loop that
@@ -302,12 +303,10 @@ class KisStream:
         ``silence_factor`` times it: a server that pings more rarely than the configured limit
         does not have its quiet sessions recycled between two pings.
         """
-        started = time.monotonic()
-        await self._clock.sleep(self._silence_limit())
         wall = silence_limit_s(
             MIN_SILENCE_WALL_S, self.settings.silence_factor, self.pings.interval_s
         )
-        await asyncio.sleep(max(0.0, wall - (time.monotonic() - started)))
+        return self._silence_limit(), wall
 
     @property
     def budget(self) -> int:
@@ -324,11 +323,17 @@ class KisStream:
 
     async def _read(self, socket: ClientConnection, stop: asyncio.Event) -> bool:
         """Read until the connection ends; True: it carried data, and no burst ended it."""
+        async with QuietGuard(self._clock, stop, self._quiet_limits) as guard:
+            return await self._read_until(socket, stop, guard)
+
+    async def _read_until(
+        self, socket: ClientConnection, stop: asyncio.Event, guard: QuietGuard
+    ) -> bool:
         got_data = False
         while not stop.is_set():
             self._raise_failure()
             try:  # bytes, text frames too: text that is not UTF-8 costs the frame alone
-                message = await wait_unless(stop, socket.recv(decode=False), self._silence_timer())
+                message = await guard.next(lambda: socket.recv(decode=False))
             except TimeoutError:
                 silent = f"silent for {self.silence_limit_s():.0f}s"
                 self.silences += 1  # the next connection waits longer (`_silence_limit`)
@@ -477,6 +482,8 @@ class KisStream:
 
     def _raise_failure(self) -> None:
         """A helper of the connection (answer watch, sender) failed: its error is the session's."""
+        if self._failure is not None:
+            raise self._failure
         for task in (self._watch, self._sender):
             if task is not None and task.done() and not task.cancelled():
                 task.result()
@@ -514,8 +521,11 @@ class KisStream:
                     # What changed while an earlier one was being sent is not sent.
                     if socket is self._socket and self._regs.owes(registration, register):
                         await self._send_registration(socket, registration, register, key)
-        except KisError:
-            await socket.close()  # wakes the reader, which raises this (reported by `run`)
+        except KisError as exc:
+            # Said before the close wakes the reader, which raises it (reported by `run`):
+            # the reader may run before this task has ended.
+            self._failure = exc
+            await socket.close()
             raise
 
     async def _send_registration(

@@ -74,10 +74,19 @@ def _shape(upsert: Upsert) -> tuple[Any, ...]:
 
 
 def _upsert_statement(dialect: str, upsert: Upsert) -> Any:
-    statement: Any = _insert(dialect)(upsert.table)
+    return _upsert_of(dialect, upsert.table, upsert.keys, upsert.update)
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert_of(dialect: str, table: Table, keys: tuple[str, ...], update: tuple[str, ...]) -> Any:
+    """The upsert of one shape, built once; its values come at execution.
+
+    Building it (``excluded`` proxies every column) was a fifth of the writer's CPU on a
+    streaming day.
+    """
+    statement: Any = _insert(dialect)(table)
     return statement.on_conflict_do_update(
-        index_elements=list(upsert.keys),
-        set_={key: statement.excluded[key] for key in upsert.update},
+        index_elements=list(keys), set_={key: statement.excluded[key] for key in update}
     )
 
 

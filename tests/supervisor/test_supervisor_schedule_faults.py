@@ -193,16 +193,17 @@ def test_stop_holds_a_job_and_run_waits_for_the_jobs_it_follows(tmp_path: Path) 
         + fakes.program("c", "job", extra=f'after = ["a"]\nschedule = {at.format("09:01")}')
         + fakes.program("j", "job", extra=f"schedule = {at.format('09:01')}")
     )
-    # 09:00 a second after the start, 09:01 seven seconds later, while a runs (until the
-    # test releases it).
+    # 09:00 33 s after the start, 09:01 3 s later, while a runs (until the test releases it).
+    # j must be stopped before 09:01: on a loaded machine the supervisor's start alone took
+    # more than the 7 s this window once was.
     sup = SupervisorProcess(
-        tmp_path, programs, clock=sim_clock(kst(8, 59, 50), 10.0), settings=NO_WRITER
+        tmp_path, programs, clock=sim_clock(kst(8, 49), 20.0), settings=NO_WRITER
     )
     sup.start(healthy=False)
     assert sup.ctl("stop", "j").ok
     wait_until(
         lambda: all("waiting for a" in sup.program(n)["detail"] for n in ("b", "c")),
-        30,
+        90,
         "b and c due at 09:01, waiting for a",
     )
     # The 09:01 pass launched nothing held: j stays stopped.
