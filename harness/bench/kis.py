@@ -1,7 +1,8 @@
 """``observer bench kis``: the frame parser and the REST client's pacing, against baselines.
 
 Parsing (records/s of `parse_frame` and of a stream's decoding into `TradeTick` events, against a
-bare ``str.split`` of the same frames), pacing (the client's achieved rate against the
+bare ``str.split`` of the same frames), the stream's read of a message already received (CPU
+against a bare await, `_read_cpu`), pacing (the client's achieved rate against the
 simulator's per-app-key limit, and the EGW00201 answers it drew) and the client's CPU per call
 against a bare aiohttp GET (`run_kis_bench`).
 """
@@ -22,6 +23,7 @@ import httpx
 
 from harness.bench.simulator import simulator_process
 from harness.sim.market import Market
+from observer.calendar.clock import SystemClock
 from observer.calendar.trading import TradingCalendar
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
@@ -29,6 +31,7 @@ from observer.kis.credentials import Credentials, Secret
 from observer.kis.endpoints import ENDPOINTS
 from observer.kis.realtime import RealtimeDecoder, parse_frame
 from observer.kis.rest_get import AiohttpGet
+from observer.kis.waits import QuietGuard
 
 __all__ = ["KisBenchReport", "run_kis_bench"]
 
@@ -53,6 +56,8 @@ class KisBenchReport:
     rate_limited: int = 0
     client_cpu_us: float = 0.0  # per call, best round
     bare_cpu_us: float = 0.0  # per bare aiohttp GET, best round
+    read_us: float = 0.0  # CPU per message through the stream's `QuietGuard`, best round
+    read_bare_us: float = 0.0  # CPU per message of a bare await of the same queue
 
     def summary(self) -> dict[str, Any]:
         """One JSON-able object."""
@@ -72,6 +77,8 @@ class KisBenchReport:
             "client_cpu_ratio": round(self.bare_cpu_us / self.client_cpu_us, 3)
             if self.client_cpu_us
             else 0.0,
+            "read_us_per_message": round(self.read_us, 2),
+            "read_bare_us_per_message": round(self.read_bare_us, 2),
         }
 
     def lines(self) -> list[str]:
@@ -89,6 +96,9 @@ class KisBenchReport:
             f"  bare aiohttp GET        {s['bare_get_cpu_us_per_call']:>10} µs CPU a call",
             f"  KisClient.current_price {s['client_cpu_us_per_call']:>10} µs CPU a call  "
             f"ratio {s['client_cpu_ratio']}",
+            f"  bare await of a message {s['read_bare_us_per_message']:>10} µs CPU",
+            f"  the stream's read       {s['read_us_per_message']:>10} µs CPU a message "
+            "(QuietGuard: the stop and the silence limit watched)",
         ]
 
 
@@ -120,6 +130,32 @@ def _to_ticks(frames: list[str]) -> None:
     decode = RealtimeDecoder("bench").decode
     for frame in frames:
         decode(frame, 0)
+
+
+async def _read_cpu(messages: int, rounds: int = 3) -> tuple[float, float]:
+    """CPU us per message already received: the stream's guarded read, and a bare await.
+
+    A busy feed's frames are in the socket before the reader asks: what the read costs
+    then is all the guard's (`QuietGuard`), against awaiting the same queue bare.
+    """
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    guard = QuietGuard(SystemClock(), asyncio.Event(), lambda: (90.0, 5.0))
+    guarded = bare = float("inf")
+    async with guard:
+        for _ in range(rounds):
+            for n in range(messages):
+                queue.put_nowait(n)
+            started = time.process_time()
+            for _ in range(messages):
+                await guard.next(queue.get)
+            guarded = min(guarded, time.process_time() - started)
+            for n in range(messages):
+                queue.put_nowait(n)
+            started = time.process_time()
+            for _ in range(messages):
+                await queue.get()
+            bare = min(bare, time.process_time() - started)
+    return guarded / messages * 1e6, bare / messages * 1e6
 
 
 @asynccontextmanager
@@ -219,4 +255,5 @@ def run_kis_bench(
     report.records_per_s_ticks = _best_rate(_to_ticks, data, records)
     report.rest_per_s, report.rate_limited = asyncio.run(_rest(limit, server_limit, requests))
     report.client_cpu_us, report.bare_cpu_us = asyncio.run(_client_cpu(client_calls))
+    report.read_us, report.read_bare_us = asyncio.run(_read_cpu(frames))
     return report

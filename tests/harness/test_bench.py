@@ -83,6 +83,7 @@ def test_bench_kis_reports_its_keys() -> None:
     assert result["client_cpu_ratio"] == pytest.approx(
         result["bare_get_cpu_us_per_call"] / result["client_cpu_us_per_call"], rel=0.01
     )
+    assert result["read_us_per_message"] > 0 and result["read_bare_us_per_message"] > 0
 
 
 # The shipped programs the supervisor bench times below, as config/observer.toml declares them:
