@@ -203,17 +203,19 @@ def test_a_rest_outage_alert_is_resolved_when_symbols_answer_again(tmp_path: Pat
         session.close()
 
 
+@pytest.mark.timeout(360)
 def test_a_cycle_kis_refused_as_over_its_rate_completes_and_warns(tmp_path: Path) -> None:
-    # 09:00 comes 20 wall seconds after the clock starts (50x): the worker is up by then, and
-    # the cycle's 12 wall seconds hold its 50 calls and the retries' pauses on a loaded machine.
-    session = Session(tmp_path, NINE - timedelta(seconds=LEAD_S * 50), 50, accounts=1, rate=100)
+    # 09:00 comes 60 wall seconds after the clock starts (20x): the worker is up by then, and
+    # the cycle's 30 wall seconds hold its 50 calls and the retries' pauses on a loaded machine
+    # (beside an exclusive test, at 50x, the worker ran 12 calls of 09:10's cycle in its 12 s).
+    session = Session(tmp_path, NINE - timedelta(seconds=60 * 20), 20, accounts=1, rate=100)
     try:
         session.sim.sim.faults.rate_limited = 20  # the next 20 calls: EGW00201
         # KRX's names alone: a Nextrade cycle beside KRX's would take some of the 20
         session.publish_universe([s for s in STOCKS if s not in NEXTRADE][:30])
         session.start()
         alerts = "select message from alerts where code = 'track_a_rate_limited'"
-        message = wait_until(lambda: session.rows(alerts), 60, "the refusals' warning")[0][0]
+        message = wait_until(lambda: session.rows(alerts), 150, "the refusals' warning")[0][0]
         assert (
             "KIS refused 20 of 50 calls" in message and "acct1 20 (rest_per_second 100)" in message
         )
@@ -221,7 +223,7 @@ def test_a_cycle_kis_refused_as_over_its_rate_completes_and_warns(tmp_path: Path
         assert cycle == (30, 0, 50)  # every refused call retried: the cycle is whole
         # The next cycle is refused nothing: the warning ends (its subject: the venue)
         ended = "select subject, message from alert_resolutions where code = 'track_a_rate_limited'"
-        [(venue, why)] = wait_until(lambda: session.rows(ended), 60, "the warning's end")
+        [(venue, why)] = wait_until(lambda: session.rows(ended), 150, "the warning's end")
         assert venue == "KRX" and "KIS refused 0 of 30 calls" in why
     finally:
         session.close()

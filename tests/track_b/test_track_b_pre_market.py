@@ -70,12 +70,15 @@ def test_nextrade_names_stream_its_pre_market_alone_and_are_released_at_its_end(
         assert not rows(url, "select reason from gaps")
 
 
+@pytest.mark.timeout(420)
 def test_a_track_b_killed_in_the_pre_market_takes_nextrade_s_feeds_back(tmp_path: Path) -> None:
-    """Killed (SIGKILL) in Nextrade's pre-market (to 08:20 here) holding its two names'
+    """Killed (SIGKILL) in Nextrade's pre-market (to 08:30 here) holding its two names'
     Nextrade feeds: the next run takes them back on Nextrade's feed alone (a process_restart
     gap each, on Nextrade's venue), streams them and releases them at the pre-market's end."""
-    longer = SHORT_PRE_MARKET.replace('end = "08:03"', 'end = "08:20"')
-    with sim_day(tmp_path, longer, start="07:58", faster="07:59") as day:
+    # At 10x throughout (192 wall seconds): beside an exclusive test a run's start took a
+    # wall minute, and at 60x the 20 minutes of pre-market were over before it streamed.
+    longer = SHORT_PRE_MARKET.replace('end = "08:03"', 'end = "08:30"')
+    with sim_day(tmp_path, longer, start="07:58", faster="08:35") as day:
         url, sim, proc = day.url, day.sim, day.start()
         streamed = (
             "select distinct symbol from trade_ticks where venue = 'NXT' "
@@ -85,20 +88,20 @@ def test_a_track_b_killed_in_the_pre_market_takes_nextrade_s_feeds_back(tmp_path
         proc.kill()
         proc.wait(30)
         killed = sim.sim.clock.now_ns()
-        assert killed < kst_ns("08:10:00")  # the next run has the pre-market to stream
+        assert killed < kst_ns("08:18:00")  # the next run has the pre-market to stream
         proc = day.start()
         released = (
             "select symbol, venue, reason, produced_ns from slot_events "
             f"where action = 'release' and produced_ns > {killed}"
         )
-        after = rows_once(url, released, 2, "the pre-market's feeds released")
+        after = rows_once(url, released, 2, "the pre-market's feeds released", 300)
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
         assert sorted((s, v, why) for s, v, why, _ in after) == [
-            (s, "NXT", "Nextrade's pre-market ends at 08:20") for s in sorted(NXT)
+            (s, "NXT", "Nextrade's pre-market ends at 08:30") for s in sorted(NXT)
         ]
-        assert all(at >= kst_ns("08:20:00") for *_, at in after)
+        assert all(at >= kst_ns("08:30:00") for *_, at in after)
         gaps = rows(
             url,
             "select symbol, venue, start_ns, end_ns from gaps where reason = 'process_restart'",

@@ -271,6 +271,7 @@ def _held_before(url: str, seq: int) -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(360)  # its waits alone allow 180 s, and a loaded machine's start takes more
 def test_a_track_b_killed_mid_session_leaves_a_recovered_gap_per_held_slot(
     tmp_path: Path,
 ) -> None:
