@@ -69,12 +69,13 @@ class QuietGuard:
         self._heard, self._heard_ns, self._heard_wall = 0, 0, 0.0  # the latest message
         self._timing: float = 0.0  # the clock limit the watchdog is counting
         self._tasks: list[asyncio.Future[Any]] = []
+        self._failure: BaseException | None = None  # the watchdog's, raised to the reader
 
     async def __aenter__(self) -> QuietGuard:
         self._mark()
         stopped = asyncio.ensure_future(self._stop.wait())
         stopped.add_done_callback(self._stopped)
-        self._tasks = [stopped, asyncio.ensure_future(self._watch())]
+        self._tasks = [stopped, self._watchdog()]
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -85,13 +86,14 @@ class QuietGuard:
         """``receive()``'s result, awaited in this task; None once stopped.
 
         ``receive`` must let a cancellation through and lose nothing to it (websockets'
-        ``recv`` does). Raises TimeoutError once the quiet limit has passed.
+        ``recv`` does). Raises TimeoutError once the quiet limit has passed, and the
+        watchdog's own error should it fail (``limits`` raising).
         """
         clock_s = self._limits()[0]
         if clock_s < self._timing:  # shorter since the watchdog started counting: again
             self._timing = clock_s
             self._tasks[1].cancel()
-            self._tasks[1] = asyncio.ensure_future(self._watch())
+            self._tasks[1] = self._watchdog()
         if self._why is None:
             self._reader = asyncio.current_task()
             try:
@@ -104,6 +106,8 @@ class QuietGuard:
                 return message
             finally:
                 self._reader, self._cut = None, False
+        if self._failure is not None:
+            raise self._failure
         if self._why is _Stopped:
             return None
         raise TimeoutError
@@ -122,6 +126,17 @@ class QuietGuard:
             if self._reader is not None:
                 self._cut = True
                 self._reader.cancel()
+
+    def _watchdog(self) -> asyncio.Future[None]:
+        """The watchdog task; should it fail, its error ends the reads (raised by `next`)."""
+        task = asyncio.ensure_future(self._watch())
+        task.add_done_callback(self._watch_ended)
+        return task
+
+    def _watch_ended(self, task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self._failure = error
+            self._interrupt(type(error))
 
     async def _watch(self) -> None:
         while True:

@@ -122,3 +122,27 @@ def test_a_stop_beside_an_outside_cancellation_still_cancels() -> None:
                 await reading
 
     asyncio.run(main())
+
+
+def test_a_failing_watchdog_ends_the_reads_with_its_error() -> None:
+    async def main() -> None:
+        clock, stop, queue = ManualClock(START_NS), asyncio.Event(), asyncio.Queue[int]()
+        broken = [False]
+
+        def limits() -> tuple[float, float]:
+            if broken[0]:
+                raise RuntimeError("a limit that cannot be computed")
+            return 90.0, 0.0
+
+        async with QuietGuard(clock, stop, limits) as guard:
+            await asyncio.sleep(0)  # the watchdog counts from the start
+            queue.put_nowait(1)
+            assert await guard.next(queue.get) == 1
+            reading = asyncio.ensure_future(guard.next(queue.get))
+            await asyncio.sleep(0)
+            broken[0] = True
+            clock.advance(91)  # the watchdog wakes, heard a message, asks the limits again
+            with pytest.raises(RuntimeError, match="cannot be computed"):
+                await asyncio.wait_for(reading, 5)
+
+    asyncio.run(main())
