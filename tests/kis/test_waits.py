@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -12,10 +13,10 @@ from observer.kis.waits import QuietGuard
 START_NS = 1_795_000_000_000_000_000
 
 
-async def _yield_until(condition: object) -> None:
+async def _yield_until(condition: Callable[[], bool]) -> None:
     """Let the loop run until ``condition()`` holds (bounded: a failing test ends)."""
     for _ in range(1000):
-        if condition():  # type: ignore[operator]
+        if condition():
             return
         await asyncio.sleep(0)
     raise AssertionError("never")
