@@ -25,6 +25,7 @@ from observer.db.scratch import scratch_postgres
 from observer.process import logs
 from observer.supervisor.core import Supervisor
 from observer.writer.store import Store
+from tests import support
 from tests.migrated import upgrade_from_template
 from tests.support import ProducerProcess, Receiver, SupervisorProcess, WriterProcess
 
@@ -157,13 +158,30 @@ def _may_raise_priority() -> bool:
 _PRIORITISED = _may_raise_priority()
 
 
+# A test at the lower priority may get a tenth of the cores while an exclusive day runs: its
+# hang guards (pytest-timeout's limit, `wait_until`'s deadlines) are this many times longer.
+_LOW_PRIORITY_SLACK = 3.0
+
+
+def _stretch_limit(item: pytest.Item) -> None:
+    """pytest-timeout's limit for a test at the lower priority, stretched (before that plugin
+    reads it: this hook runs first)."""
+    marker = item.get_closest_marker("timeout")
+    limit = (
+        float(marker.args[0]) if marker and marker.args else float(item.config.getini("timeout"))
+    )
+    item.add_marker(pytest.mark.timeout(limit * _LOW_PRIORITY_SLACK), append=False)
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     """An ``exclusive`` test gets the CPU first, or runs alone (see above)."""
     exclusive = item.get_closest_marker("exclusive") is not None
     if _PRIORITISED:  # this thread's processes and threads inherit it
         os.setpriority(os.PRIO_PROCESS, 0, _BASE_NICE + (0 if exclusive else 10))
+        support.DEADLINE_SLACK = 1.0 if exclusive else _LOW_PRIORITY_SLACK
         if not exclusive:
+            _stretch_limit(item)
             yield
             return
         with _LOCKS.with_suffix(".exclusive").open("a") as alone:

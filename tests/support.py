@@ -41,16 +41,22 @@ from tests.migrated import seed
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# A wait's deadline guards against a hang and times nothing: it is at least this long, since
-# a test runs at a low CPU priority beside an ``exclusive`` one (tests/conftest.py) and may be
-# slowed many times over meanwhile.
+# A wait's deadline guards against a hang and times nothing: it is at least this long, and
+# `DEADLINE_SLACK` times what the test asked, since a test runs at a low CPU priority beside an
+# ``exclusive`` one (tests/conftest.py sets the slack) and may be slowed many times over
+# meanwhile: on 2 cores in CI a supervisor's start once took over 60 s.
 DEADLINE_FLOOR_S = 30.0
+DEADLINE_SLACK = 1.0
+
+
+def _deadline_s(timeout: float) -> float:
+    return max(timeout * DEADLINE_SLACK, DEADLINE_FLOOR_S)
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds
-    (`DEADLINE_FLOOR_S` at least)."""
-    timeout = max(timeout, DEADLINE_FLOOR_S)
+    (stretched by `_deadline_s`)."""
+    timeout = _deadline_s(timeout)
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -63,8 +69,8 @@ def wait_until(condition: Callable[[], Any], timeout: float = 30.0, what: str = 
 
 async def until(condition: Callable[[], Any], what: str = "", timeout: float = 30.0) -> Any:
     """`wait_until` on a running event loop: poll ``condition`` until it returns something
-    truthy, and return it; fail after ``timeout`` seconds (`DEADLINE_FLOOR_S` at least)."""
-    timeout = max(timeout, DEADLINE_FLOOR_S)
+    truthy, and return it; fail after ``timeout`` seconds (stretched by `_deadline_s`)."""
+    timeout = _deadline_s(timeout)
     deadline = time.monotonic() + timeout
     while not (value := condition()):
         if time.monotonic() > deadline:

@@ -822,13 +822,25 @@ def test_a_real_supervisor_serves_every_metric_the_rules_and_dashboard_name(
 
     held = wait_until(slots_agree, 30, "slot utilization as Track B reports it")
     assert sum(held.values()) == 3  # three symbols on two sessions of three slots
-    # Each account streams, so it is up, with as many registrations as slots.
-    served = _scrape(port)
+
+    # Each account streams, so it is up, with as many registrations as slots: once its
+    # health rules have seen a recent tick (data_age_s), which a loaded machine may delay.
+    def accounts_up() -> dict[str, list[Any]] | None:
+        served = _scrape(port)
+        return (
+            served
+            if all(
+                _value(served, "observer_account_up", account=alias) == 1.0
+                and _value(served, "observer_account_registrations", account=alias) == held[alias]
+                for alias in ("acct1", "acct2")
+            )
+            else None
+        )
+
+    served = wait_until(accounts_up, 30, "both accounts up with their registrations")
     for alias in ("acct1", "acct2"):
-        assert _value(served, "observer_account_up", account=alias) == 1.0
         assert _value(served, "observer_account_stream_state", account=alias, state="connected")
         assert _value(served, "observer_account_slots", account=alias) == held[alias]
-        assert _value(served, "observer_account_registrations", account=alias) == held[alias]
     # The token expiry is the token job's cache, on the observer's clock.
     clock = sim.sim.clock
     validity = wait_until(lambda: cached_validity(tmp_path / "tokens", "acct1", "sim"), 30)
