@@ -80,10 +80,14 @@ def _in_order(spans: tuple[SpanSettings, ...], where: str) -> None:
 
 
 class VenueDay(Strict, frozen=True):
-    """A day a venue keeps other hours (Nextrade's CSAT day): its sessions that day."""
+    """A day a venue keeps other hours (Nextrade's CSAT day).
+
+    Its sessions that day, and the markets beside them (`VenueHoursSettings.beside`).
+    """
 
     day: date
     sessions: tuple[SpanSettings, ...]
+    beside: tuple[SpanSettings, ...] = ()
 
 
 class VenueEra(Strict, frozen=True):
@@ -98,14 +102,20 @@ class VenueHoursSettings(Strict, frozen=True):
 
     ``sessions`` are today's; ``before`` the hours of earlier eras, each for the days before
     its ``until`` (for replays and backfills of older days), ascending; ``days`` a day's own.
+    ``beside``: markets that run beside the sessions, in hours of their own (Nextrade's
+    종가매매, trades at KRX's closing price, beside its after-market's auction and first
+    minutes): no minute is theirs, but a record KIS labels with one within its hours
+    (MARKET_CLS_CODE "5") names its market, not a disagreement with the table.
     """
 
     sessions: tuple[SpanSettings, ...]
     days: tuple[VenueDay, ...] = ()
     before: tuple[VenueEra, ...] = ()
+    beside: tuple[SpanSettings, ...] = ()
 
     def __post_init__(self) -> None:
         _in_order(self.sessions, "sessions")
+        _in_order(self.beside, "beside")
         ends = [era.until for era in self.before]
         if ends != sorted(set(ends)):
             raise ValueError(f"venues.before: eras ascending by until, each once, not {ends}")
@@ -117,6 +127,7 @@ class VenueHoursSettings(Strict, frozen=True):
                 raise ValueError(f"venues.days: {day.day} is listed twice")
             seen.add(day.day)
             _in_order(day.sessions, f"days {day.day}")
+            _in_order(day.beside, f"days {day.day} beside")
 
 
 def _span(
@@ -157,6 +168,9 @@ NXT_HOURS = VenueHoursSettings(
         _span("opening_auction", "15:30", "15:40", match_at_end=True),
         _span("after_market", "15:40", "20:00"),
     ),
+    # 종가매매: orders from 15:00, matched at KRX's closing price 15:30-16:00 (an hour later on
+    # the CSAT day, when KRX closes at 16:30)
+    beside=(_span("off_hours_close", "15:30", "16:00"),),
     days=(
         VenueDay(
             day=date(2026, 11, 19),  # the CSAT day: no pre-market
@@ -165,6 +179,7 @@ NXT_HOURS = VenueHoursSettings(
                 _span("opening_auction", "16:30", "16:40", match_at_end=True),
                 _span("after_market", "16:40", "20:00"),
             ),
+            beside=(_span("off_hours_close", "16:30", "17:00"),),
         ),
         VenueDay(
             day=date(2027, 1, 4),  # the year's first session: no pre-market, main from 10:00:30
@@ -173,6 +188,7 @@ NXT_HOURS = VenueHoursSettings(
                 _span("opening_auction", "15:30", "15:40", match_at_end=True),
                 _span("after_market", "15:40", "20:00"),
             ),
+            beside=(_span("off_hours_close", "15:30", "16:00"),),
         ),
     ),
 )

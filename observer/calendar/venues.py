@@ -12,7 +12,9 @@ KRX's late days (``[calendar] late_days``) shift its hours as they shift the pha
 Nextrade's special days (the CSAT day: no pre-market, 10:00-16:20, 16:30-20:00; the year's
 first session: no pre-market, main from 10:00:30) are days of their own in its table. KIS's
 combined feed names no venue: its session is the one of a venue trading continuously, else
-KRX's where KRX has one, else Nextrade's (`Venues.session_at`).
+KRX's where KRX has one, else Nextrade's (`Venues.session_at`). Beside the sessions, a market
+of its own hours may run (Nextrade's 종가매매, 15:30-16:00, at KRX's closing price): no minute
+is its, but a record labelled with it in its hours agrees with the table (`Venues.beside_of_ns`).
 
 An auction's single-price match prints at its end instant (a KRX trade stamped 15:30:00 is
 the closing auction's), so that instant belongs to the auction (`Span.match_at_end`). The
@@ -38,6 +40,7 @@ __all__ = [
     "CONTINUOUS",
     "SESSIONS",
     "VENUES",
+    "BesideOf",
     "SessionOf",
     "Span",
     "StreamEnds",
@@ -58,6 +61,8 @@ VENUES: tuple[Venue, ...] = get_args(Venue)
 _NS = 1_000_000_000
 # Which of a venue's sessions a UTC-ns instant falls in (`Venues.session_of_ns`).
 SessionOf = Callable[[Venue, int], TradingSession]
+# The markets running beside a venue's sessions at a UTC-ns instant (`Venues.beside_of_ns`).
+BesideOf = Callable[[Venue, int], frozenset[TradingSession]]
 
 
 # KIS's MARKET_CLS_CODE (the 2026-09 layouts' last field: 1 프리, 2 정규, 3 애프터, 5 종가): the
@@ -73,17 +78,20 @@ _BY_CODE: dict[str, tuple[TradingSession, ...]] = {
 }
 
 
-def session_by_code(code: str | None, clock: TradingSession) -> tuple[TradingSession, bool]:
+def session_by_code(
+    code: str | None, clock: TradingSession, beside: frozenset[TradingSession] = frozenset()
+) -> tuple[TradingSession, bool]:
     """A record's session: KIS's ``code`` where it names one, else the ``clock``'s.
 
     The clock refines a code that spans several (an auction's records are "2") and decides
     where the code is absent or unknown. Second: whether the two agree (always where the
-    code says nothing): a disagreement is the record's word against the table's.
+    code says nothing): a disagreement is the record's word against the table's. A code
+    naming a market running ``beside`` the clock's session then (Nextrade's 종가매매) agrees.
     """
     spans = _BY_CODE.get(code or "")
     if spans is None or clock in spans:
         return clock, True
-    return spans[0], False
+    return spans[0], spans[0] in beside
 
 
 def no_session(venue: Venue, ns: int) -> TradingSession:
@@ -117,6 +125,14 @@ class VenueHours:
     shift: Callable[[date, time], timedelta] = lambda day, at: timedelta(0)
     # (until, spans): the sessions of the days before ``until``, earlier eras first
     eras: tuple[tuple[date, tuple[Span, ...]], ...] = ()
+    # the markets beside the sessions (`VenueHoursSettings.beside`), and a day's own
+    beside: tuple[Span, ...] = ()
+    beside_days: Mapping[date, tuple[Span, ...]] = field(default_factory=dict)
+
+    def beside_on(self, day: date) -> list[tuple[datetime, datetime, Span]]:
+        """``day``'s markets beside its sessions as KST instants (start, end, span)."""
+        spans = self.beside_days.get(day, self.beside)  # a day of its own: its own
+        return [(_at(day, s.start), _at(day, s.end), s) for s in spans]
 
     def on(self, day: date) -> list[tuple[datetime, datetime, Span]]:
         """``day``'s sessions as KST instants (start, end, span), in order.
@@ -191,6 +207,19 @@ class Venues:
             if ns % _NS == 0:  # a whole second, as KIS stamps: every instant of it agrees
                 self._seconds[key] = found
         return found
+
+    def beside_of_ns(self, venue: Venue, ns: int) -> frozenset[TradingSession]:
+        """The markets running beside ``venue``'s sessions at ``ns`` (UTC; combined: either's)."""
+        if venue == "combined":
+            return self.beside_of_ns("KRX", ns) | self.beside_of_ns("NXT", ns)
+        local = datetime.fromtimestamp(ns / _NS, UTC).astimezone(KST)
+        if not self.calendar.is_session(local.date()):
+            return frozenset()
+        return frozenset(
+            span.session
+            for start, end, span in self.hours[venue].beside_on(local.date())
+            if start <= local < end
+        )
 
     def continuous(self, venue: Venue, ns: int) -> bool:
         """Whether ``venue`` trades continuously at ``ns`` (UTC; the combined feed: either)."""
@@ -298,7 +327,10 @@ def _hours(
 ) -> VenueHours:
     days = {d.day: _spans(d.sessions) for d in settings.days}
     eras = tuple((era.until, _spans(era.sessions)) for era in settings.before)
-    return VenueHours(venue, _spans(settings.sessions), days, shift, eras)
+    beside_days = {d.day: _spans(d.beside) for d in settings.days}
+    return VenueHours(
+        venue, _spans(settings.sessions), days, shift, eras, _spans(settings.beside), beside_days
+    )
 
 
 def venues_from(settings: VenueSettings, timeline: Timeline) -> Venues:

@@ -187,6 +187,18 @@ def test_the_shipped_configuration_is_the_default() -> None:
             "Invalid enum value 'night'",
         ),
         (
+            {
+                "nxt": {
+                    "sessions": [],
+                    "beside": [
+                        {"session": "off_hours_close", "start": "15:30", "end": "16:00"},
+                        {"session": "after_market", "start": "15:50", "end": "17:00"},
+                    ],
+                }
+            },
+            "venues.beside: after_market from 15:50 starts before off_hours_close ends",
+        ),
+        (
             {"nxt": {"sessions": [{"session": "regular", "start": "9:00", "end": "15:20"}]}},
             "Expected `str` matching regex",
         ),
@@ -223,11 +235,15 @@ def test_track_b_s_streams_follow_krx_s_after_market_on_the_days_it_has_one() ->
     assert csat == ("16:31:30", "20:00:30", "20:00:30", "20:00:30", "17:00:00")
 
 
-@given(st.sampled_from(["1", "2", "3", "5", "4", "", None]), st.sampled_from(["", *SESSIONS]))
+@given(
+    st.sampled_from(["1", "2", "3", "5", "4", "", None]),
+    st.sampled_from(["", *SESSIONS]),
+    st.frozensets(st.sampled_from(SESSIONS)),
+)
 def test_a_code_decides_where_it_names_a_session_and_the_clock_refines_it(
-    code: str | None, clock: str
+    code: str | None, clock: str, beside: frozenset[str]
 ) -> None:
-    session, agrees = session_by_code(code, clock)  # type: ignore[arg-type]
+    session, agrees = session_by_code(code, clock, beside)  # type: ignore[arg-type]
     named = {
         "1": {"pre_market"},
         "2": {"regular", "opening_auction", "closing_auction"},
@@ -236,5 +252,21 @@ def test_a_code_decides_where_it_names_a_session_and_the_clock_refines_it(
     }.get(code or "")
     if named is None or clock in named:  # no word, or the same word: the clock's, agreed
         assert (session, agrees) == (clock, True)
-    else:  # the record's word, counted as a disagreement
-        assert session in named and not agrees and session != clock
+    else:  # the record's word: a disagreement unless it names a market running beside
+        assert session in named and session != clock and agrees == (session in beside)
+
+
+def test_nextrade_s_closing_price_market_runs_beside_its_sessions() -> None:
+    def beside(venue: str, day: date, hhmmss: str) -> frozenset[str]:
+        return VENUES.beside_of_ns(venue, int(at(day, hhmmss).timestamp()) * 10**9)  # type: ignore[arg-type]
+
+    closing = frozenset({"off_hours_close"})
+    assert beside("NXT", DAY, "15:30:00") == beside("NXT", DAY, "15:59:59") == closing
+    assert beside("combined", DAY, "15:45:00") == closing
+    assert not beside("NXT", DAY, "16:00:00") and not beside("NXT", DAY, "15:29:59")
+    assert not beside("KRX", DAY, "15:45:00")  # KRX's 시간외 종가 is a session of its own
+    assert beside("NXT", date(2026, 11, 19), "16:30:00") == closing  # the CSAT day's hour
+    assert not beside("NXT", date(2026, 11, 19), "15:45:00")
+    assert not beside("NXT", date(2026, 11, 21), "15:45:00")  # a Saturday
+    # beside the sessions: no minute is its, the after-market's auction and minutes stand
+    assert VENUES.session_at("NXT", at(DAY, "15:45")) == "after_market"

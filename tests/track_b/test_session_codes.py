@@ -51,3 +51,21 @@ def test_disagreements_are_counted_per_venue_and_alerted_once_a_day() -> None:
         (SESSION_DISAGREES, "KRX 2026-11-23", "warning"),
     ]
     assert "MARKET_CLS_CODE 2" in alerts[0].message and "after_market" in alerts[0].message
+
+
+def test_nextrade_closing_price_trades_agree_in_their_hours_alone() -> None:
+    # 종가매매 runs beside Nextrade's after-market auction and first minutes (15:30-16:00; on
+    # the CSAT day an hour later): its records' "5" there is its market, not a disagreement.
+    sent: list[Event] = []
+    codes = SessionCodes(AlertBook(sent.append), VENUES.session_of_ns, VENUES.beside_of_ns)
+    for at in ("15:30:00", "15:35:10", "15:45:00", "15:59:59"):
+        codes.on_trade(_tick(at, "5", "NXT"))
+    codes.on_trade(_tick("16:45:00", "5", "NXT", day=19))  # the CSAT day's, at 16:30-17:00
+    codes.on_trade(_tick("15:45:00", "5", "combined"))  # the combined feed carries them too
+    assert not codes.disagreements and not sent
+    codes.on_trade(_tick("16:00:00", "5", "NXT"))  # its market has closed
+    codes.on_trade(_tick("15:45:00", "5", "NXT", day=19))  # the CSAT day: not yet open
+    # Without the markets beside the sessions, every one disagrees (the belief before).
+    plain = SessionCodes(AlertBook(sent.append), VENUES.session_of_ns)
+    plain.on_trade(_tick("15:45:00", "5", "NXT"))
+    assert codes.disagreements == {"NXT": 2} and plain.disagreements == {"NXT": 1}

@@ -3,7 +3,8 @@
 A record of the 2026-09 layouts names its session (MARKET_CLS_CODE), and the decoder takes
 that word over the clock's (`observer.calendar.venues.session_by_code`). Where the two
 disagree, either the table's hours are wrong (a changed session, a special day it does not
-know) or KIS labels a session otherwise than believed: each disagreement is counted per venue
+know) or KIS labels a session otherwise than believed; a record of a market running beside
+the sessions in its hours (Nextrade's 종가매매) agrees. Each disagreement is counted per venue
 (the heartbeat's ``session_disagreements``), the 1st, 10th, 100th ... logged, and the first of
 a venue's day raises ``track_b_session_disagrees`` (a warning, open until acknowledged) with
 its example, so that the table is looked at once, not 10,000 times.
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from bus.events import TradeTick, Venue
 from observer.alerts.book import AlertBook
 from observer.calendar.phases import KST
-from observer.calendar.venues import SessionOf, session_by_code
+from observer.calendar.venues import BesideOf, SessionOf, session_by_code
 
 __all__ = ["SESSION_DISAGREES", "SessionCodes"]
 
@@ -33,11 +34,15 @@ class SessionCodes:
     """Each stored trade's MARKET_CLS_CODE against ``session_of`` (the table's clock).
 
     None: no venues' hours to judge by (a collector given none), nothing judged.
+    ``beside_of``: the markets beside the sessions (None: none).
     """
 
-    def __init__(self, alerts: AlertBook, session_of: SessionOf | None) -> None:
+    def __init__(
+        self, alerts: AlertBook, session_of: SessionOf | None, beside_of: BesideOf | None = None
+    ) -> None:
         self.alerts = alerts
         self.session_of = session_of
+        self.beside_of = beside_of
         self.disagreements: Counter[Venue] = Counter()
 
     def on_trade(self, tick: TradeTick) -> None:
@@ -45,7 +50,8 @@ class SessionCodes:
         if self.session_of is None:
             return
         clock = self.session_of(tick.venue, tick.exchange_ns)
-        if session_by_code(tick.market_session, clock)[1]:
+        beside = self.beside_of(tick.venue, tick.exchange_ns) if self.beside_of else frozenset()
+        if session_by_code(tick.market_session, clock, beside)[1]:
             return
         venue = tick.venue
         self.disagreements[venue] += 1
