@@ -129,8 +129,14 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     # Nextrade's names stream its pre-market, and keep Nextrade's feed after 15:00, through
     # its after-market
     sessions = b.get("ticks_by_session", {})
-    # ... and KRX's names its after-market, 16:00-20:00
-    for session in ("NXT pre_market", "NXT after_market", "KRX after_market"):
+    # ... and KRX's names its after-market, 16:00-20:00; Nextrade's 종가매매 (15:30-16:00, at
+    # KRX's close) is stored as its records' code names it
+    for session in (
+        "NXT pre_market",
+        "NXT after_market",
+        "KRX after_market",
+        "NXT off_hours_close",
+    ):
         expect(sessions.get(session, 0) > 0, f"no {session} ticks: {sessions}")
     # Each trade's MARKET_CLS_CODE names the session the venues' hours say
     expect(b.get("session_disagreements", -1) == 0, f"session codes disagree: {b}")

@@ -124,6 +124,10 @@ class SimConfig:
     # export reads (1 pre, 2 regular, 3 after); another ("2", "") the other ways, which the
     # client stores as the code says and counts against its hours (`session_by_code`).
     krx_after_market_code: str = "3"
+    # The MARKET_CLS_CODE of Nextrade's 종가매매 records (trades at KRX's close, 15:30-16:00,
+    # `Market.nxt_closing_day`) on its feed and the combined one: "5" as believed
+    # (UNCONFIRMED); another ("3", "2") the other ways, stored as the code says.
+    nxt_closing_price_code: str = "5"
     # KRX's trade records' ACML_VOL: "exact" each the last one's plus its quantity, as
     # believed (UNCONFIRMED); "beyond" counting a trade of 100 shares the feed never sends
     # before every tenth trade from the sixth of a regular-session minute (the other way: a

@@ -26,8 +26,10 @@ from harness.sim.nextrade import (
     KRX_AFTER_MARKET_FROM,
     KRX_AFTER_SPAN,
     DayTrades,
+    draw_closing_price_day,
     draw_krx_after_day,
     draw_nxt_day,
+    merged,
 )
 from harness.sim.paths import BARS_PER_DAY, Paths, draw_paths
 from harness.sim.price_units import (
@@ -137,6 +139,9 @@ class Market:
         `krx_after_day`); False: no KRX trade after 15:30 on any day (the belief before it).
         A server also asks `SimConfig.krx_after_market`: it serves the after-market when
         both say so.
+    nxt_closing_price:
+        Whether Nextrade's 종가매매 trades (15:30-16:00, at KRX's close: `nxt_closing_day`);
+        False: none (the belief before).
     """
 
     def __init__(
@@ -148,11 +153,13 @@ class Market:
         etfs: int = 1000,
         mid_points: float = MID_POINT_SHARE,
         krx_after_market: bool = True,
+        nxt_closing_price: bool = True,
     ) -> None:
         self.seed = seed
         self.calendar = calendar
         self.mid_points = mid_points
         self.krx_after_market = krx_after_market
+        self.nxt_closing_price = nxt_closing_price
         rng = np.random.default_rng(_seed(seed, "listings"))
         self.listings = draw_listings(rng, stocks=stocks, etfs=etfs)
         self._overseas_from = rng.bit_generator.state  # where `overseas` goes on drawing
@@ -380,16 +387,33 @@ class Market:
         """Nextrade's trades of ``symbol`` on ``day``, 08:00-20:00 KST (`harness.sim.nextrade`).
 
         Drawn whether or not Nextrade lists it (the caller asks that); some 5,000 trades of
-        a day, kept for the Nextrade names' quotes, bars and feeds.
+        a day, kept for the Nextrade names' quotes, bars and feeds. Its 종가매매 trades
+        (`nxt_closing_day`) among them.
         """
         path = self._path(symbol, day)
         rng = np.random.default_rng(_seed(self.seed, "nxt", symbol, day.isoformat()))
         share = self.mid_points if day >= MID_POINTS_FROM else 0.0
-        return draw_nxt_day(
+        drawn = draw_nxt_day(
             rng,
             *(path.trades, path.volume, path.low, path.high, path.prev_close, path.day_close),
             mid_point_share=share,
         )
+        closing = self.nxt_closing_day(symbol, day)
+        return drawn if closing is None else merged(drawn, closing)
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Market lives as long as the server
+    def nxt_closing_day(self, symbol: str, day: date) -> DayTrades | None:
+        """Nextrade's 종가매매 trades of ``symbol`` on ``day``, 15:30-16:00 at KRX's close.
+
+        None with ``nxt_closing_price`` off. From a generator of its own: the rest of
+        Nextrade's day stays as it was (`harness.sim.nextrade.draw_closing_price_day`).
+        """
+        if not self.nxt_closing_price:
+            return None
+        path = self._path(symbol, day)
+        rng = np.random.default_rng(_seed(self.seed, "nxt_closing", symbol, day.isoformat()))
+        day_size = int(path.volume.sum()) // max(1, int(path.trades.sum()))
+        return draw_closing_price_day(rng, float(path.trades.mean()), day_size, path.day_close)
 
     def nxt_ticks(self, symbol: str, day: date, minute: int) -> tuple[Tick, ...]:
         """Nextrade's trades of ``symbol`` in ``minute`` (minutes since 00:00 KST) of ``day``."""

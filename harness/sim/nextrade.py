@@ -20,6 +20,12 @@ close), the mid-point share too (`draw_krx_after_day`). Its trades reach KRX's f
 combined one with the session code "3" (`krx_after_trades`, `venue_trades`). Before that
 date KRX had no trade after its 15:30 match (a 16:00-18:00 single-price session instead,
 which the simulator does not print).
+
+Nextrade's 종가매매 (`CLOSING_PRICE_SPAN`, 15:30-16:00) matches orders at KRX's closing price,
+a market beside the after-market's auction and first minutes: a minute trades
+`OFF_HOURS_SHARE` of the name's mean KRX minute, every trade at the day's close, never folded
+into the auction's match (`draw_closing_price_day`, `merged`). Its records' session code is
+`SimConfig.nxt_closing_price_code` ("5"; UNCONFIRMED at KIS).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AFTER_AUCTION",
+    "CLOSING_PRICE_SPAN",
     "KRX_AFTER_MARKET_FROM",
     "KRX_AFTER_SPAN",
     "MAIN_SHARE",
@@ -47,10 +54,12 @@ __all__ = [
     "DayTrades",
     "NxtDay",
     "NxtSpan",
+    "draw_closing_price_day",
     "draw_krx_after_day",
     "draw_nxt_day",
     "krx_after_trades",
     "krx_regular_trades",
+    "merged",
     "span_at",
     "venue_trades",
 ]
@@ -88,6 +97,8 @@ NXT_SPANS: tuple[NxtSpan, ...] = (
 # KRX's after-market: its first day, and its session (continuous, the 2026-09 layouts' "3").
 KRX_AFTER_MARKET_FROM = date(2026, 9, 14)
 KRX_AFTER_SPAN = NxtSpan(16 * 3600, 20 * 3600, "3")
+# Nextrade's 종가매매: matched at KRX's closing price 15:30-16:00, beside the after-market.
+CLOSING_PRICE_SPAN = NxtSpan(15 * 3600 + 30 * 60, 16 * 3600, "5")
 
 
 def span_at(second_of_day: float) -> NxtSpan | None:
@@ -172,6 +183,7 @@ def _grid(spans: tuple[NxtSpan, ...]) -> _Grid:
 
 _NXT_GRID = _grid(NXT_SPANS)
 _KRX_AFTER_GRID = _grid((KRX_AFTER_SPAN,))
+_CLOSING_PRICE_GRID = _grid((CLOSING_PRICE_SPAN,))
 
 
 def draw_nxt_day(
@@ -239,6 +251,34 @@ def draw_krx_after_day(
     off_hours = mean_trades * OFF_HOURS_SHARE
     none = np.zeros(minutes, np.int64)
     return _draw(rng, grid, main, none, floor, ceiling, size, off_hours, mid_point_share)
+
+
+def draw_closing_price_day(
+    rng: np.random.Generator, mean_trades: float, day_size: int, day_close: int
+) -> DayTrades:
+    """Nextrade's 종가매매 trades of a day (`CLOSING_PRICE_SPAN`), every one at ``day_close``.
+
+    A minute trades a Poisson `OFF_HOURS_SHARE` of ``mean_trades`` (the name's mean KRX
+    minute), each trade 1 to twice ``day_size`` (the day's mean) shares.
+    """
+    grid = _CLOSING_PRICE_GRID
+    minutes = len(grid.minute)
+    close = np.full(minutes, day_close, np.int64)
+    size = np.full(minutes, max(1, day_size), np.int64)
+    none = np.zeros(minutes, np.int64)
+    off_hours = mean_trades * OFF_HOURS_SHARE
+    return _draw(rng, grid, np.zeros(minutes, bool), none, close, close, size, off_hours, 0.0)
+
+
+def merged(day: DayTrades, beside: DayTrades) -> DayTrades:
+    """The trades of ``day`` and ``beside`` in one time order (``day``'s first at a tie)."""
+    at_s = np.concatenate((day.at_s, beside.at_s))
+    order = np.argsort(at_s, kind="stable")
+    return DayTrades(
+        at_s[order],
+        np.concatenate((day.price, beside.price))[order],
+        np.concatenate((day.qty, beside.qty))[order],
+    )
 
 
 def _draw(

@@ -37,6 +37,7 @@ from harness.sim.gateway import Gateway
 from harness.sim.market import BARS_PER_DAY, KST, Market, Tick, quote_at, tick_size
 from harness.sim.market_status import PROGRAMS, STATUSES, program_record, status_records
 from harness.sim.nextrade import (
+    CLOSING_PRICE_SPAN,
     KRX_AFTER_SPAN,
     DayTrades,
     krx_after_trades,
@@ -59,6 +60,8 @@ _PAPER_TRS = frozenset({"H0STCNT0", "H0STASP0"})
 # Besides: each venue's market-operation records and program trading
 # (`harness.sim.market_status`).
 _OFFERED = _TRADES | _BOOKS | STATUSES | PROGRAMS | EXPECTED | VI_FEEDS
+# The minutes of the day (KST) Nextrade's 종가매매 trades in, [first, end).
+_CLOSING_MINUTES = (CLOSING_PRICE_SPAN.start_s // 60, CLOSING_PRICE_SPAN.end_s // 60)
 
 
 class Realtime:
@@ -579,6 +582,7 @@ class Realtime:
             trades = venue_trades(
                 self.market, self.faults, symbol, day, minute, combined, after_market
             )
+            closing = self._closing_trades(symbol, day, minute)
             for nth, (second, price, qty) in enumerate(trades):
                 if not after < second <= upto:
                     continue
@@ -595,9 +599,20 @@ class Realtime:
                     record = program_record(symbol, hhmmss, price, running.volume)
                 else:
                     continue
-                code = span_at(minute * 60 + second)
-                records.append(record + self._tail(tr_id, price, code.market_code if code else "2"))
+                if (second, price, qty) in closing:
+                    code = self.config.nxt_closing_price_code
+                else:
+                    span = span_at(minute * 60 + second)
+                    code = span.market_code if span else "2"
+                records.append(record + self._tail(tr_id, price, code))
         return records
+
+    def _closing_trades(self, symbol: str, day: date, minute: int) -> set[tuple[float, int, int]]:
+        """Nextrade's 종가매매 trades of ``minute`` (`Market.nxt_closing_day`), to code apart."""
+        if not _CLOSING_MINUTES[0] <= minute < _CLOSING_MINUTES[1]:
+            return set()
+        closing = self.market.nxt_closing_day(symbol, day)
+        return set() if closing is None else set(closing.minute(minute))
 
     def _running_before(self, symbol: str, start: datetime, combined: bool) -> _Running:
         """Nextrade's day before ``start`` (with KRX's, for the combined feed).

@@ -41,6 +41,7 @@ VENUES = (
     '  { session = "regular", start = "09:00:30", end = "15:20" },\n'
     '  { session = "opening_auction", start = "15:30", end = "15:40", match_at_end = true },\n'
     '  { session = "after_market", start = "15:40", end = "15:44" },\n]\n'
+    'beside = [{ session = "off_hours_close", start = "15:30", end = "16:00" }]\n'
 )
 # ... and to ten minutes for a restart within it (a start takes a few wall seconds).
 LONGER = VENUES.replace('end = "15:44"', 'end = "15:50"')
@@ -161,13 +162,21 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
             url,
             "select symbol, trading_session, min(exchange_ns) from trade_ticks where venue = "
             f"'NXT' and exchange_ns >= {kst_ns('15:30:00')} and exchange_ns < "
-            f"{kst_ns('15:44:00')} group by symbol, trading_session",
+            f"{kst_ns('15:44:00')} and market_session != '5' group by symbol, trading_session",
         )
         # Nothing trades in its opening auction: its orders are matched at 15:40:00, and the
         # after-market trades on from there.
         assert {(s, "after_market") for s in NXT} <= {
             (symbol, session) for symbol, session, _ in after
         }
+        # ... but 종가매매 beside it, at KRX's close from 15:30, labelled by its code "5"
+        closing = rows(
+            url,
+            "select distinct trading_session from trade_ticks where venue = 'NXT' "
+            f"and market_session = '5' and exchange_ns < {kst_ns('15:40:00')}",
+        )
+        assert closing == [("off_hours_close",)]
+        assert not rows(url, "select code from alerts where code = 'track_b_session_disagrees'")
         for _, session, first in after:
             assert first >= kst_ns("15:40:00")
             assert session == "after_market" or first == kst_ns("15:40:00")

@@ -30,6 +30,7 @@ VENUES = (
     '  { session = "regular", start = "09:00:30", end = "15:20" },\n'
     '  { session = "opening_auction", start = "15:30", end = "15:40", match_at_end = true },\n'
     '  { session = "after_market", start = "15:40", end = "16:04" },\n]\n'
+    'beside = [{ session = "off_hours_close", start = "15:30", end = "16:00" }]\n'
 )
 
 
