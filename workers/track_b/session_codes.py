@@ -50,9 +50,13 @@ class SessionCodes:
         if self.session_of is None:
             return
         clock = self.session_of(tick.venue, tick.exchange_ns)
-        beside = self.beside_of(tick.venue, tick.exchange_ns) if self.beside_of else frozenset()
-        if session_by_code(tick.market_session, clock, beside)[1]:
+        if session_by_code(tick.market_session, clock)[1]:
             return
+        # the markets beside the sessions asked only now: the hot path is an agreeing code
+        if self.beside_of is not None:
+            beside = self.beside_of(tick.venue, tick.exchange_ns)
+            if session_by_code(tick.market_session, clock, beside)[1]:
+                return
         venue = tick.venue
         self.disagreements[venue] += 1
         at = datetime.fromtimestamp(tick.exchange_ns / _NS, UTC).astimezone(KST)
