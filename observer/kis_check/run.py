@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
 
 from observer.calendar.clock import Clock
+from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
+from observer.calendar.timeline import timeline_from
+from observer.calendar.venues import Venues, venues_from
 from observer.config.tree import Settings
 from observer.errors import KisError
 from observer.kis.client import KisClient
@@ -42,6 +45,7 @@ from observer.kis_check.session import (
     SessionSeen,
     watch_session,
 )
+from observer.kis_check.session_codes import session_code_finding
 from observer.kis_check.time_trades import time_trades_finding
 from observer.kis_check.token import check_token
 
@@ -68,6 +72,12 @@ class Configured:
     vi_feed: Literal["off", "krx", "combined"] = "off"
     volume_chain: bool = True
     trades: bool = True  # [gap_recovery] trades
+    # [venues]: each trade's MARKET_CLS_CODE is held against their hours
+    venues: Venues = field(
+        default_factory=lambda: venues_from(
+            VenueSettings(), timeline_from(PhaseSettings(), CalendarSettings())
+        )
+    )
 
     @classmethod
     def of(cls, settings: Settings) -> Configured:
@@ -82,6 +92,7 @@ class Configured:
             vi_feed=settings.track_b.vi_feed,
             volume_chain=settings.track_b.volume_chain,
             trades=settings.gap_recovery.trades,
+            venues=venues_from(settings.venues, timeline_from(settings.phases, settings.calendar)),
         )
 
 
@@ -140,6 +151,7 @@ async def run_check(
         )
         _session_findings(seen, subscribed, report, configured)
         chain_finding(seen.chains, report, configured.volume_chain)
+        session_code_finding(seen.coded, configured.venues, report)
         await time_trades_finding(
             account.client, targets.symbol, seen.chains, report, configured.trades
         )

@@ -44,6 +44,7 @@ from observer.kis.registrations import message
 from observer.kis_check.chain import Chain
 from observer.kis_check.layouts import record_width
 from observer.kis_check.minute_label import LiveTrade
+from observer.kis_check.session_codes import Coded
 
 __all__ = ["PAPER_SUBSCRIBED", "SIDE_FEEDS", "SUBSCRIBED", "SessionSeen", "watch_session"]
 
@@ -81,6 +82,7 @@ class SessionSeen:
     encrypted: int = 0
     trades: list[LiveTrade] = field(default_factory=list)  # KRX's
     chains: dict[str, Chain] = field(default_factory=dict)  # trade TR -> its ACML_VOL chain
+    coded: list[Coded] = field(default_factory=list)  # each trade's MARKET_CLS_CODE, if sent
 
 
 def _subscription(key: Secret, tr_id: str, symbol: str) -> str:
@@ -173,6 +175,8 @@ def _data(seen: SessionSeen, decoder: RealtimeDecoder, text: str, received_ns: i
         chain = seen.chains.setdefault(tr_id, Chain())
         for tick in events.ticks:
             chain.on_trade(tick)
+            if tick.market_session is not None:
+                seen.coded.append((tick.venue, tick.exchange_ns, tick.market_session))
     if events.vis:
         seen.vi_symbols.setdefault(tr_id, set()).update(vi.symbol for vi in events.vis)
 

@@ -137,6 +137,8 @@ def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettin
     # Each trade's cumulative volume the last one's plus its quantity, on every trade feed
     chain = next(f for f in default.findings if f.item == "ACML_VOL chain")
     assert chain.outcome == OK and "H0STCNT0: " in chain.finding and " 0 breaks" in chain.finding
+    # ... and its session code the one the venues' hours say (10:00: regular, "2")
+    assert found["MARKET_CLS_CODE"] == OK
     # ... and KIS's trades by time for that span are those trades, a row each, on every venue
     trades = next(f for f in default.findings if f.item == TRADES_ITEM)
     assert trades.outcome == OK and trades.finding.count("a row per trade, as streamed") == 3

@@ -1,4 +1,5 @@
-"""The check's pure readings: a frame's record width, a minute bar's label."""
+"""The check's pure readings: a frame's record width, a minute bar's label, the trades'
+session codes against the venues' hours."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from hypothesis import strategies as st
 from observer.calendar.phases import KST
 from observer.kis_check.layouts import generation, record_width
 from observer.kis_check.minute_label import LiveTrade, read_label
+from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Report
+from observer.kis_check.run import Configured
+from observer.kis_check.session_codes import ITEM, session_code_finding
 
 NINE = int(datetime(2026, 11, 20, 9, 0, tzinfo=KST).timestamp()) * 1_000_000_000
 MINUTE = 60 * 1_000_000_000
@@ -66,3 +70,47 @@ def test_bars_that_agree_with_neither_label_are_told() -> None:
 def test_too_short_a_session_is_not_measured() -> None:
     reading = read_label(_trades([5, 6], 3), {_label(0): 5, _label(1): 6})
     assert reading.label is None and reading.minutes == 0
+
+
+def _at(hhmmss: str) -> int:
+    at = datetime.strptime(f"2026-11-20 {hhmmss}", "%Y-%m-%d %H:%M:%S").replace(tzinfo=KST)
+    return int(at.timestamp()) * 1_000_000_000
+
+
+def _codes(*heard: tuple[str, str, str]) -> Report:
+    report = Report(account="a", environment="sim", symbol="005930", seconds=1)
+    coded = [(venue, _at(hhmmss), code) for venue, hhmmss, code in heard]
+    session_code_finding(coded, Configured().venues, report)
+    (finding,) = report.findings
+    assert finding.item == ITEM
+    return report
+
+
+def test_codes_as_the_hours_say_and_the_closing_price_market_beside_them_agree() -> None:
+    found = _codes(
+        ("KRX", "10:00:00", "2"),
+        ("KRX", "17:00:00", "3"),
+        ("NXT", "15:45:00", "5"),  # 종가매매, beside the after-market
+        ("NXT", "15:45:01", "3"),
+    ).findings[0]
+    assert found.outcome == OK
+    assert "H0NXCNT0: '3' after_market x1, '5' off_hours_close x1" in found.finding
+
+
+def test_a_code_naming_another_session_is_a_mismatch_naming_the_first() -> None:
+    found = _codes(
+        ("KRX", "10:00:00", "2"),
+        ("KRX", "17:00:00", "2"),  # KRX's after-market coded regular
+        ("NXT", "16:30:00", "5"),  # after 종가매매's half hour
+    ).findings[0]
+    assert found.outcome == MISMATCH
+    assert found.finding.startswith("2 of 3 trades' codes name another session")
+    assert "first: H0STCNT0 at 17:00:00 coded '2' where [venues] says after_market" in (
+        found.finding
+    )
+
+
+def test_no_code_heard_is_not_measured() -> None:
+    report = Report(account="a", environment="sim", symbol="005930", seconds=1)
+    session_code_finding([], Configured().venues, report)
+    assert [f.outcome for f in report.findings] == [NOT_MEASURED]
