@@ -824,7 +824,7 @@ def test_a_real_supervisor_serves_every_metric_the_rules_and_dashboard_name(
     assert sum(held.values()) == 3  # three symbols on two sessions of three slots
 
     # Each account streams, so it is up, with as many registrations as slots: once its
-    # health rules have seen a recent tick (data_age_s), which a loaded machine may delay.
+    # health rules pass, which a loaded machine may delay past the slots' agreement.
     def accounts_up() -> dict[str, list[Any]] | None:
         served = _scrape(port)
         return (
