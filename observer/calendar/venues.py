@@ -40,7 +40,7 @@ __all__ = [
     "CONTINUOUS",
     "SESSIONS",
     "VENUES",
-    "BesideOf",
+    "CodeJudge",
     "SessionOf",
     "Span",
     "StreamEnds",
@@ -61,8 +61,8 @@ VENUES: tuple[Venue, ...] = get_args(Venue)
 _NS = 1_000_000_000
 # Which of a venue's sessions a UTC-ns instant falls in (`Venues.session_of_ns`).
 SessionOf = Callable[[Venue, int], TradingSession]
-# The markets running beside a venue's sessions at a UTC-ns instant (`Venues.beside_of_ns`).
-BesideOf = Callable[[Venue, int], frozenset[TradingSession]]
+# A record's MARKET_CLS_CODE judged at its venue and UTC-ns stamp (`Venues.judge_code`).
+CodeJudge = Callable[[Venue, int, str | None], tuple[TradingSession, TradingSession, bool]]
 
 
 # KIS's MARKET_CLS_CODE (the 2026-09 layouts' last field: 1 프리, 2 정규, 3 애프터, 5 종가): the
@@ -220,6 +220,20 @@ class Venues:
             for start, end, span in self.hours[venue].beside_on(local.date())
             if start <= local < end
         )
+
+    def judge_code(
+        self, venue: Venue, ns: int, code: str | None
+    ) -> tuple[TradingSession, TradingSession, bool]:
+        """A record's ``code`` against the hours: (the clock's session, the record's, agreed).
+
+        The record's is `session_by_code`'s; the markets beside the sessions are asked only
+        for a code the clock's session does not take (the hot path: a code that agrees).
+        """
+        clock = self.session_of_ns(venue, ns)
+        session, agrees = session_by_code(code, clock)
+        if not agrees:
+            session, agrees = session_by_code(code, clock, self.beside_of_ns(venue, ns))
+        return clock, session, agrees
 
     def continuous(self, venue: Venue, ns: int) -> bool:
         """Whether ``venue`` trades continuously at ``ns`` (UTC; the combined feed: either)."""

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from bus.events import TradingSession, Venue
 from observer.calendar.phases import KST
-from observer.calendar.venues import Venues, session_by_code
+from observer.calendar.venues import Venues
 from observer.kis.realtime import TRADE_TRS
 from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Report
 
@@ -40,10 +40,7 @@ def session_code_finding(coded: Sequence[Coded], venues: Venues, report: Report)
     first: str = ""
     disagreeing = 0
     for venue, ns, code in coded:
-        clock = venues.session_of_ns(venue, ns)
-        session, agrees = session_by_code(code, clock)
-        if not agrees:
-            session, agrees = session_by_code(code, clock, venues.beside_of_ns(venue, ns))
+        clock, session, agrees = venues.judge_code(venue, ns, code)
         heard.setdefault(venue, Counter())[code, session] += 1
         if not agrees:
             disagreeing += 1

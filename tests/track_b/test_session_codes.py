@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+import msgspec
+
 from bus.events import Alert, Event, TradeTick, Venue
 from observer.alerts.book import AlertBook
 from observer.calendar.phases import KST
@@ -35,7 +37,7 @@ def _tick(hhmmss: str, code: str, venue: Venue = "KRX", day: int = 20) -> TradeT
 
 def test_disagreements_are_counted_per_venue_and_alerted_once_a_day() -> None:
     sent: list[Event] = []
-    codes = SessionCodes(AlertBook(sent.append), VENUES.session_of_ns)
+    codes = SessionCodes(AlertBook(sent.append), VENUES.judge_code)
     for tick in (_tick("19:00:00", "3"), _tick("10:00:00", "2"), _tick("08:10:00", "1", "NXT")):
         codes.on_trade(tick)  # each as the hours say
     assert not codes.disagreements and not sent
@@ -57,7 +59,7 @@ def test_nextrade_closing_price_trades_agree_in_their_hours_alone() -> None:
     # 종가매매 runs beside Nextrade's after-market auction and first minutes (15:30-16:00; on
     # the CSAT day an hour later): its records' "5" there is its market, not a disagreement.
     sent: list[Event] = []
-    codes = SessionCodes(AlertBook(sent.append), VENUES.session_of_ns, VENUES.beside_of_ns)
+    codes = SessionCodes(AlertBook(sent.append), VENUES.judge_code)
     for at in ("15:30:00", "15:35:10", "15:45:00", "15:59:59"):
         codes.on_trade(_tick(at, "5", "NXT"))
     codes.on_trade(_tick("16:45:00", "5", "NXT", day=19))  # the CSAT day's, at 16:30-17:00
@@ -66,6 +68,9 @@ def test_nextrade_closing_price_trades_agree_in_their_hours_alone() -> None:
     codes.on_trade(_tick("16:00:00", "5", "NXT"))  # its market has closed
     codes.on_trade(_tick("15:45:00", "5", "NXT", day=19))  # the CSAT day: not yet open
     # Without the markets beside the sessions, every one disagrees (the belief before).
-    plain = SessionCodes(AlertBook(sent.append), VENUES.session_of_ns)
+    hours = VenueSettings()
+    alone = msgspec.structs.replace(hours, nxt=msgspec.structs.replace(hours.nxt, beside=()))
+    timeline = timeline_from(PhaseSettings(), CalendarSettings())
+    plain = SessionCodes(AlertBook(sent.append), venues_from(alone, timeline).judge_code)
     plain.on_trade(_tick("15:45:00", "5", "NXT"))
     assert codes.disagreements == {"NXT": 2} and plain.disagreements == {"NXT": 1}

@@ -34,7 +34,7 @@ from bus.events import (
 from observer.alerts.book import AlertBook
 from observer.alerts.states import Notice
 from observer.calendar.clock import Clock
-from observer.calendar.venues import VENUES, BesideOf, SessionOf, no_session
+from observer.calendar.venues import VENUES, CodeJudge, SessionOf, no_session
 from observer.config.workers import Kinds, TrackBSettings
 from observer.errors import KisError
 from observer.kis.account_health import counter, state_code
@@ -211,8 +211,8 @@ class Collector:
     Nextrade's; ``in_session`` for every venue if not given);
     ``on_refused`` hears each registration KIS refused; ``limits`` maps a symbol to the
     day's (lower, upper) price limits (the slot guard's); ``session_of`` gives each record
-    its session on its venue and ``beside_of`` the markets beside it
-    (`observer.calendar.venues`);
+    its session on its venue and ``judge_code`` judges its MARKET_CLS_CODE against the
+    hours (`observer.calendar.venues`; None: not judged);
     ``nxt``: the symbols Nextrade trades today and ``paper``: paper accounts, for what each
     symbol holds (`RegistrationPolicy`).
     """
@@ -229,7 +229,7 @@ class Collector:
         limits: Mapping[str, tuple[int, int]] | None = None,
         alerts: AlertBook | None = None,
         session_of: SessionOf | None = None,
-        beside_of: BesideOf | None = None,
+        judge_code: CodeJudge | None = None,
         nxt: Collection[str] = (),
         paper: bool = False,
         continuous: Callable[[Venue, int], bool] | None = None,
@@ -278,7 +278,7 @@ class Collector:
         self.layouts = UnknownLayouts(clock, self.alerts, settings.refused_quiet_s)
         self.limits: Mapping[str, tuple[int, int]] = {} if limits is None else limits
         self.stale_watch = StaleWatch(clock, self.alerts, printing, settings.stale_after_s)
-        self.session_codes = SessionCodes(self.alerts, session_of, beside_of)
+        self.session_codes = SessionCodes(self.alerts, judge_code)
         self.publish = publish
         self.window_ns = int(settings.velocity_window_s * _NS)
         self.streams: dict[str, KisStream] = {}

@@ -1,7 +1,7 @@
 """The sessions KIS's records name against the market table's clock: counted, alerted once a day.
 
 A record of the 2026-09 layouts names its session (MARKET_CLS_CODE), and the decoder takes
-that word over the clock's (`observer.calendar.venues.session_by_code`). Where the two
+that word over the clock's (`observer.calendar.venues.Venues.judge_code`). Where the two
 disagree, either the table's hours are wrong (a changed session, a special day it does not
 know) or KIS labels a session otherwise than believed; a record of a market running beside
 the sessions in its hours (Nextrade's 종가매매) agrees. Each disagreement is counted per venue
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from bus.events import TradeTick, Venue
 from observer.alerts.book import AlertBook
 from observer.calendar.phases import KST
-from observer.calendar.venues import BesideOf, SessionOf, session_by_code
+from observer.calendar.venues import CodeJudge
 
 __all__ = ["SESSION_DISAGREES", "SessionCodes"]
 
@@ -31,32 +31,23 @@ _NS = 1_000_000_000
 
 
 class SessionCodes:
-    """Each stored trade's MARKET_CLS_CODE against ``session_of`` (the table's clock).
+    """Each stored trade's MARKET_CLS_CODE against the table's hours (``judge``).
 
     None: no venues' hours to judge by (a collector given none), nothing judged.
-    ``beside_of``: the markets beside the sessions (None: none).
     """
 
-    def __init__(
-        self, alerts: AlertBook, session_of: SessionOf | None, beside_of: BesideOf | None = None
-    ) -> None:
+    def __init__(self, alerts: AlertBook, judge: CodeJudge | None) -> None:
         self.alerts = alerts
-        self.session_of = session_of
-        self.beside_of = beside_of
+        self.judge = judge
         self.disagreements: Counter[Venue] = Counter()
 
     def on_trade(self, tick: TradeTick) -> None:
         """Count ``tick`` if its code names another session than the clock's at its stamp."""
-        if self.session_of is None:
+        if self.judge is None:
             return
-        clock = self.session_of(tick.venue, tick.exchange_ns)
-        if session_by_code(tick.market_session, clock)[1]:
+        clock, _, agrees = self.judge(tick.venue, tick.exchange_ns, tick.market_session)
+        if agrees:
             return
-        # the markets beside the sessions asked only now: the hot path is an agreeing code
-        if self.beside_of is not None:
-            beside = self.beside_of(tick.venue, tick.exchange_ns)
-            if session_by_code(tick.market_session, clock, beside)[1]:
-                return
         venue = tick.venue
         self.disagreements[venue] += 1
         at = datetime.fromtimestamp(tick.exchange_ns / _NS, UTC).astimezone(KST)

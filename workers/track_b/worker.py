@@ -151,7 +151,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             limits=self.guard.trading.limits,  # the day's, from Track A's snapshots
             alerts=self.alerts,
             session_of=venues.session_of_ns,
-            beside_of=venues.beside_of_ns,
+            judge_code=venues.judge_code,
             nxt={symbol for symbol, r in references.items() if r.nxt},
             paper=self.settings.kis.paper,
             continuous=trading.feed,
