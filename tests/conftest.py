@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import IO
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -35,45 +36,18 @@ settings.register_profile(
 )
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-# xdist hands the files out by their number of tests, most first, which leaves the longest to
-# the end, alone on one core. The files of a long total go first instead, longest first (each
-# file's wall time alone, on this machine); the rest follow by their number of tests.
-RUN_FIRST = (
-    "harness/test_demo.py",
-    "enrich/test_enrich.py",
-    "track_a/test_track_a_restarts.py",
-    "track_a/test_track_a_worker.py",
-    "track_b/test_track_b_restart.py",
-    "harness/test_bench.py",
-    "cluster/test_multihost_day.py",
-    "cluster/test_multihost.py",
-    "gap_recovery/test_gap_recovery_outage.py",
-    "supervisor/test_supervisor_schedule_faults.py",
-    "cli/test_operator_input.py",
-    "readiness/test_readiness.py",
-    "writer/test_writer_start_outage.py",
-    "supervisor/test_control_tcp.py",
-    "cli/test_cli_errors.py",
-    "universe/test_universe.py",
-    "bus/test_delivery.py",
-    "bus/test_codec.py",
-    "gap_recovery/test_reconciliation.py",
-    "supervisor/test_supervisor_replacements.py",
-    "supervisor/test_supervisor_tree.py",
-    "etf/test_etf_arguments.py",
-    "track_b/test_account_down.py",
-    "track_b/test_track_b_faults.py",
-    "archive/test_archive_writer.py",
-    "supervisor/test_ctl_no_answer.py",
-    "supervisor/test_supervisor_holds.py",
-    "backup/test_backup_recovery.py",
-    "backup/test_backup.py",
-    "notifier/test_notifier.py",
-    "cluster/test_rosters.py",
-    "universe/test_universe_shrink.py",
-    "cluster/test_multihost_collectors.py",
-)
 TESTS = Path(__file__).resolve().parent
+
+# xdist hands the files out in the order given, a file to a worker at a time. The longest go
+# first (tests/file_seconds.tsv: each file's wall seconds in a whole run, the sum of its
+# tests' in an `OBSERVER_TEST_CPU` log, files of 15 s or more; a long file left to the end
+# ran alone on one core for minutes), then the rest by their number of tests, most first.
+FILE_SECONDS = {
+    TESTS / name: float(seconds)
+    for name, seconds in (
+        line.split("\t") for line in (TESTS / "file_seconds.tsv").read_text().splitlines()
+    )
+}
 
 
 # The packages whose modules the tests' processes import.
@@ -128,19 +102,20 @@ def _rewrite_tests(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The order in which xdist hands out the files (``--no-loadscope-reorder``)."""
     tests_in = Counter(item.path for item in items)
-    first = {TESTS / name: n for n, name in enumerate(RUN_FIRST)}
-    items.sort(key=lambda item: (first.get(item.path, len(first)), -tests_in[item.path]))
+    items.sort(key=lambda item: (-FILE_SECONDS.get(item.path, 0.0), -tests_in[item.path]))
 
 
-# The tests marked ``exclusive`` run a simulated trading day at many times real speed and
-# assert what it achieved in wall time (every tick stored, every cycle complete), so each needs
-# the CPU it asks for, whatever the other workers run. Where this process may raise its
-# priority again (root, as in CI), exclusive tests run one at a time, and every other test
-# runs at a lower CPU priority (its processes inherit it), so an exclusive test gets the cores
-# it asks for while the others go on with what is left: on a machine half as fast as usual,
-# two exclusive days at once each missed its own deadlines. Elsewhere an exclusive test holds
-# a lock the others share (so it runs alone), behind a gate that lets no new test start while
-# it waits; the cores then idle while the longest running test ends.
+# The tests marked ``timed`` run a simulated trading day at many times real speed and assert
+# what it achieved in wall time (every tick stored, every cycle complete), so each needs the
+# CPU it asks for, whatever the other workers run. Where this process may raise its priority
+# again (root, as in CI), timed tests run at the usual priority and every other test at a
+# lower one (its processes inherit it), so a timed test gets the cores it asks for while the
+# others go on with what is left. Two timed tests run at once (a slot each: in one run five at
+# once, beside the demo's day, missed their deadlines), and of the ``exclusive`` ones (a
+# demo's day, the two-host day: most of a core each) one at a time. Elsewhere a timed test
+# runs alone: it holds a lock the others share, behind a gate that lets no new test take it
+# while it waits, so it is not passed over. Either way a test lets its hold go early once its
+# timed part is over (`support.timing_over`).
 _BASE_NICE = os.getpriority(os.PRIO_PROCESS, 0)
 _LOCKS = Path(tempfile.gettempdir()) / f"observer-tests-{os.getuid()}"
 
@@ -158,8 +133,8 @@ def _may_raise_priority() -> bool:
 _PRIORITISED = _may_raise_priority()
 
 
-# A test at the lower priority may get a tenth of the cores while an exclusive day runs: its
-# hang guards (pytest-timeout's limit, `wait_until`'s deadlines) are this many times longer.
+# A test at the lower priority may get a tenth of the cores while a timed day runs: its hang
+# guards (pytest-timeout's limit, `wait_until`'s deadlines) are this many times longer.
 _LOW_PRIORITY_SLACK = 3.0
 
 
@@ -175,21 +150,31 @@ def _stretch_limit(item: pytest.Item) -> None:
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
-    """An ``exclusive`` test gets the CPU first, or runs alone (see above)."""
+    """A ``timed`` test gets the CPU first, or runs alone (see above), until it calls
+    `support.timing_over`."""
     exclusive = item.get_closest_marker("exclusive") is not None
-    if _PRIORITISED:  # this thread's processes and threads inherit it
-        os.setpriority(os.PRIO_PROCESS, 0, _BASE_NICE + (0 if exclusive else 10))
-        support.DEADLINE_SLACK = 1.0 if exclusive else _LOW_PRIORITY_SLACK
-        if not exclusive:
-            _stretch_limit(item)
+    timed = exclusive or item.get_closest_marker("timed") is not None
+    if _PRIORITISED:
+        # Every test's hang guard is stretched: a timed test's too, for what it checks after
+        # `timing_over` at the lower priority.
+        _stretch_limit(item)
+        _lower_priority()
+        if not timed:
             yield
             return
         with _LOCKS.with_suffix(".exclusive").open("a") as alone:
-            fcntl.flock(alone, fcntl.LOCK_EX)  # before pytest-timeout's clock starts
+            if exclusive:  # before the slot: the slots go on serving timed tests meanwhile
+                fcntl.flock(alone, fcntl.LOCK_EX)  # before pytest-timeout's clock starts
+            slot = _timed_slot(exclusive)
+            os.setpriority(os.PRIO_PROCESS, 0, _BASE_NICE)  # its processes inherit it
+            support.DEADLINE_SLACK = 1.0
+            support._timing_over = lambda: _let_go(alone, slot)
             try:
                 yield
             finally:
-                fcntl.flock(alone, fcntl.LOCK_UN)
+                support._timing_over = None
+                _let_go(alone, slot)
+                slot.close()
         return
     with (
         _LOCKS.with_suffix(".gate").open("a") as gate,
@@ -197,17 +182,56 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     ):
         fcntl.flock(gate, fcntl.LOCK_EX)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            fcntl.flock(lock, fcntl.LOCK_EX if timed else fcntl.LOCK_SH)
         finally:
             fcntl.flock(gate, fcntl.LOCK_UN)
+        if timed:
+            support._timing_over = lambda: fcntl.flock(lock, fcntl.LOCK_UN)
         try:
             yield
         finally:
+            support._timing_over = None
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _lower_priority() -> None:
+    """This test process (and what it starts from now on) at the lower priority."""
+    os.setpriority(os.PRIO_PROCESS, 0, _BASE_NICE + 10)
+    support.DEADLINE_SLACK = _LOW_PRIORITY_SLACK
+
+
+def _timed_slot(exclusive: bool) -> IO[str]:
+    """One of the two slots of timed tests, held (a lock on an open file). An exclusive test
+    waits for the first; the others take the second or, if it is taken, the first, or else
+    wait for the second (so none waits behind an exclusive test's long day; no polling)."""
+    first, second = (_LOCKS.with_suffix(f".slot{n}").open("a") for n in range(2))
+    if exclusive:
+        second.close()
+        fcntl.flock(first, fcntl.LOCK_EX)
+        return first
+    for slot, other in ((second, first), (first, second)):
+        try:
+            fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue
+        other.close()
+        return slot
+    first.close()
+    fcntl.flock(second, fcntl.LOCK_EX)
+    return second
+
+
+def _let_go(alone: IO[str], slot: IO[str]) -> None:
+    """A timed test done with its timed part: the next may start. The processes it started
+    keep their priority; those it starts from now on get the lower one."""
+    _lower_priority()
+    fcntl.flock(slot, fcntl.LOCK_UN)
+    fcntl.flock(alone, fcntl.LOCK_UN)
+
+
 # ``OBSERVER_TEST_CPU=<file>``: each test's wall and CPU seconds appended to <file>, a TSV line
-# per test (test, wall, this process's CPU, its reaped children's): where the suite's CPU goes.
+# per test (test, wall, this process's CPU, its reaped children's, its start as a Unix time):
+# where the suite's CPU goes, and when.
 # This process's figure holds its threads' (a simulator in a `SimThread`); a child counts once
 # reaped, nearly always within the test that started it. Setup and teardown are included.
 _CPU_LOG: str | None = os.environ.get("OBSERVER_TEST_CPU")
@@ -236,7 +260,9 @@ def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str])
     if _CPU_LOG:
         spent = [b - a for a, b in zip(_cpu_at_start, _cpu_now(), strict=True)]
         with open(_CPU_LOG, "a") as log:
-            log.write("\t".join([nodeid, *(f"{x:.2f}" for x in spent)]) + "\n")
+            started = time.time() - spent[0]
+            fields = [nodeid, *(f"{x:.2f}" for x in spent), f"{started:.2f}"]
+            log.write("\t".join(fields) + "\n")
 
 
 @pytest.fixture(autouse=True)

@@ -42,11 +42,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 # A wait's deadline guards against a hang and times nothing: it is at least this long, and
-# `DEADLINE_SLACK` times what the test asked, since a test runs at a low CPU priority beside an
-# ``exclusive`` one (tests/conftest.py sets the slack) and may be slowed many times over
+# `DEADLINE_SLACK` times what the test asked, since a test runs at a low CPU priority beside a
+# ``timed`` one (tests/conftest.py sets the slack) and may be slowed many times over
 # meanwhile: on 2 cores in CI a supervisor's start once took over 60 s.
 DEADLINE_FLOOR_S = 30.0
 DEADLINE_SLACK = 1.0
+
+
+# A ``timed`` or ``exclusive`` test's hold on the cores, set by tests/conftest.py while it runs.
+_timing_over: Callable[[], None] | None = None
+
+
+def timing_over() -> None:
+    """The calling ``timed`` or ``exclusive`` test's part timed against a simulated clock is
+    over: it lets the cores go (the next such test may start) and goes on at the lower
+    priority, its waits stretched as any other test's. Nothing in any other test, or twice."""
+    global _timing_over
+    release, _timing_over = _timing_over, None
+    if release is not None:
+        release()
 
 
 def _deadline_s(timeout: float) -> float:

@@ -51,7 +51,15 @@ from tests.cluster.test_multihost import (
     stop_hosts,
 )
 from tests.db.test_readers_link import FORWARDER, SERVER_SOCKET, start_in, stop_process
-from tests.support import ROOT, assert_exactly_once, audit, audit_command, db_rows, wait_until
+from tests.support import (
+    ROOT,
+    assert_exactly_once,
+    audit,
+    audit_command,
+    db_rows,
+    timing_over,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -258,6 +266,7 @@ def test_a_trading_morning_on_two_hosts_survives_the_store_hosts_link_cut(
             sim.wait(30)
             stop_process(forwarder)
     wall_s = time.monotonic() - started
+    timing_over()  # the day is over: what follows reads what it stored
     logs = store.log.read_text()[-2000:] + collectors.log.read_text()[-2000:]
     assert stopped == [0, 0], logs
     # Every collectors' source was admitted (a refused one would wait in its outbox).

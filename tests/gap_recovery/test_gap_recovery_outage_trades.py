@@ -18,7 +18,7 @@ import pytest
 
 from harness.sim.tape import prints_before
 from tests.gap_recovery.test_reconciliation import S, lossy_morning, stop
-from tests.support import db_rows, start_on_sim_clock, wait_until
+from tests.support import db_rows, start_on_sim_clock, timing_over, wait_until
 from tests.track_b.test_track_b import DAY, MARKET, NINE, UNIVERSE
 
 CUT_NS = int((NINE + timedelta(minutes=31)).timestamp()) * S
@@ -35,7 +35,7 @@ def _kst_second(ns: int) -> int:
     return (ns // S + 9 * 3600) % 86_400
 
 
-@pytest.mark.exclusive  # the cut must fall while Track B streams, 6 wall seconds after the start
+@pytest.mark.timed  # the cut must fall while Track B streams, 6 wall seconds after the start
 @pytest.mark.parametrize(
     ("trades", "venues"), [("venues", {"KRX", "NXT"}), ("combined", {"KRX", "combined"})]
 )
@@ -62,6 +62,7 @@ def test_a_session_cut_for_40_s_is_filled_with_the_trades_the_exchange_printed(
         wait_until(lambda: sim.sim.clock.now_ns() > until, 60, "09:35")
         stop(morning.procs[0])
         assert morning.procs[0].returncode == 0, (tmp_path / "b.log").read_text()[-2000:]
+        timing_over()  # what follows is not timed against the simulated clock
         assert db_rows(url, OUTAGE_GAPS), "no outage gap"
         recovery = start_on_sim_clock(
             ["gap-recovery", "run", "--config", str(morning.config)], sim, tmp_path / "g.log"

@@ -96,6 +96,7 @@ def _kis(environment: str = "real", **account: object) -> KisSettings:
     )
 
 
+@pytest.mark.timed  # the client at 20 a second must reach it: at the lower priority it did not
 def test_a_real_key_paced_at_its_budget_is_never_refused_and_one_at_twenty_is(
     tmp_path: Path,
 ) -> None:

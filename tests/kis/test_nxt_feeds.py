@@ -96,7 +96,7 @@ def _ticks(heard: Heard, tr_id: str, symbol: str) -> list[TradeTick]:
     return [t for f, _ in heard.frames if f.tr_id == tr_id for t in f.ticks if t.symbol == symbol]
 
 
-@pytest.mark.exclusive
+@pytest.mark.timed
 def test_each_venue_feed_sends_its_own_trades_in_its_sessions(tmp_path: Path) -> None:
     """Nextrade's feed: its trades alone, stamped in its sessions (pre-market to 08:50, its
     main session from 09:00:30), each the simulator drew; the combined feed: KRX's and

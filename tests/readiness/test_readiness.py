@@ -381,7 +381,7 @@ schedule = [{ at = "08:10", days = "sessions" }]
 """
 
 
-@pytest.mark.exclusive
+@pytest.mark.timed
 def test_a_morning_under_the_supervisor_preconnect_check_renewal_and_streaming(
     tmp_path: Path,
 ) -> None:

@@ -232,7 +232,7 @@ def _hang(sup: SupervisorProcess, names: list[str]) -> dict[str, dict[str, Any]]
 
 
 @pytest.mark.slow
-@pytest.mark.exclusive  # a heartbeat late on a busy machine is one more hang replaced
+@pytest.mark.timed  # a heartbeat late on a busy machine is one more hang replaced
 def test_each_daemon_frozen_is_replaced_alerted_once_and_counted(tmp_path: Path) -> None:
     sim = SimThread(MARKET, DAY, SimConfig(token_min_interval_s=0))
     settings = (

@@ -80,7 +80,7 @@ def test_a_killed_worker_resumes_its_cycle_without_a_duplicate(tmp_path: Path) -
         session.close()
 
 
-@pytest.mark.exclusive
+@pytest.mark.timed
 def test_a_restart_while_the_writer_is_down_asks_no_symbol_twice(tmp_path: Path) -> None:
     """Killed mid-cycle with the writer down, restarted, the writer back only after the cycle:
     the cycle is not resumed blind, so no symbol of it is asked and stored twice (the restart

@@ -26,7 +26,7 @@ from workers.track_a.schedule import cycles_of
 LEAD_S = 20  # wall seconds from the clock's start to 09:00: the worker starts within them
 
 
-@pytest.mark.exclusive
+@pytest.mark.timed
 def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) -> None:
     # 09:00-15:40 at 400x: 60 s; each 10-minute cycle is 1.5 s for 30 symbols at 110/s (0.27 s
     # of calls). At 800x (0.75 s a cycle) a test worker starved for 0.6 s on a loaded 2-core
@@ -96,7 +96,7 @@ def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) ->
         session.close()
 
 
-@pytest.mark.exclusive
+@pytest.mark.timed
 def test_cycles_that_cannot_finish_are_cut_off_and_the_next_starts_on_time(
     tmp_path: Path,
 ) -> None:
@@ -207,7 +207,7 @@ def test_a_rest_outage_alert_is_resolved_when_symbols_answer_again(tmp_path: Pat
 def test_a_cycle_kis_refused_as_over_its_rate_completes_and_warns(tmp_path: Path) -> None:
     # 09:00 comes 60 wall seconds after the clock starts (20x): the worker is up by then, and
     # the cycle's 30 wall seconds hold its 50 calls and the retries' pauses on a loaded machine
-    # (beside an exclusive test, at 50x, the worker ran 12 calls of 09:10's cycle in its 12 s).
+    # (beside a timed test, at 50x, the worker ran 12 calls of 09:10's cycle in its 12 s).
     session = Session(tmp_path, NINE - timedelta(seconds=60 * 20), 20, accounts=1, rate=100)
     try:
         session.sim.sim.faults.rate_limited = 20  # the next 20 calls: EGW00201

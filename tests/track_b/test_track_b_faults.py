@@ -493,7 +493,7 @@ def test_with_market_status_a_halt_releases_its_symbol_before_track_a_looks_agai
         halted = placed[0][3]
         publish_quotes(writer, tmp_path / "outbox", sim, halted)  # the day's limits, trading
         start = sim.sim.clock.now_ns() + 10 * NS  # KIS says a halt as it starts
-        # An hour (3 wall minutes): beside an exclusive test this one's processes get a tenth
+        # An hour (3 wall minutes): beside a timed test this one's processes get a tenth
         # of the CPU (4 s alone took 67 s in a full run), and a halt over before the
         # simulator pushed its status is never said.
         inject(sim, {"halt": {halted: [kst(start), kst(start + 3600 * NS)]}})

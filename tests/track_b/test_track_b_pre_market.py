@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import timing_over
 from tests.track_b.test_track_b import rows, rows_once
 from tests.track_b.test_track_b_after_market import NXT, kst_ns, sim_day
 
@@ -22,7 +23,7 @@ SHORT_PRE_MARKET = (
 )
 
 
-@pytest.mark.exclusive
+@pytest.mark.timed
 def test_nextrade_names_stream_its_pre_market_alone_and_are_released_at_its_end(
     tmp_path: Path,
 ) -> None:
@@ -70,15 +71,16 @@ def test_nextrade_names_stream_its_pre_market_alone_and_are_released_at_its_end(
         assert not rows(url, "select reason from gaps")
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timed
 def test_a_track_b_killed_in_the_pre_market_takes_nextrade_s_feeds_back(tmp_path: Path) -> None:
     """Killed (SIGKILL) in Nextrade's pre-market (to 08:30 here) holding its two names'
     Nextrade feeds: the next run takes them back on Nextrade's feed alone (a process_restart
     gap each, on Nextrade's venue), streams them and releases them at the pre-market's end."""
-    # At 10x throughout (192 wall seconds): beside an exclusive test a run's start took a
-    # wall minute, and at 60x the 20 minutes of pre-market were over before it streamed.
+    # 07:58-08:06 at 10x (48 wall seconds: the kill near 08:01:30, the next run streaming
+    # again within seconds), then 60x. Timed: at the lower priority beside a timed test a run's
+    # start took a wall minute, and the test ran at 10x throughout (192 wall seconds).
     longer = SHORT_PRE_MARKET.replace('end = "08:03"', 'end = "08:30"')
-    with sim_day(tmp_path, longer, start="07:58", faster="08:35") as day:
+    with sim_day(tmp_path, longer, start="07:58", faster="08:06") as day:
         url, sim, proc = day.url, day.sim, day.start()
         streamed = (
             "select distinct symbol from trade_ticks where venue = 'NXT' "
@@ -88,7 +90,7 @@ def test_a_track_b_killed_in_the_pre_market_takes_nextrade_s_feeds_back(tmp_path
         proc.kill()
         proc.wait(30)
         killed = sim.sim.clock.now_ns()
-        assert killed < kst_ns("08:18:00")  # the next run has the pre-market to stream
+        assert killed < kst_ns("08:05:00")  # the next run has the slow minutes to stream
         proc = day.start()
         released = (
             "select symbol, venue, reason, produced_ns from slot_events "
@@ -98,6 +100,7 @@ def test_a_track_b_killed_in_the_pre_market_takes_nextrade_s_feeds_back(tmp_path
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+        timing_over()  # what follows reads what it stored
         assert sorted((s, v, why) for s, v, why, _ in after) == [
             (s, "NXT", "Nextrade's pre-market ends at 08:30") for s in sorted(NXT)
         ]
