@@ -110,8 +110,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # CPU it asks for, whatever the other workers run. Where this process may raise its priority
 # again (root, as in CI), timed tests run at the usual priority and every other test at a
 # lower one (its processes inherit it), so a timed test gets the cores it asks for while the
-# others go on with what is left. Two timed tests run at once (a slot each: in one run five at
-# once, beside the demo's day, missed their deadlines), and of the ``exclusive`` ones (a
+# others go on with what is left. Two timed tests run at once (a slot each: in one run, four
+# at once, the demo's day among them, and one fell short), and of the ``exclusive`` ones (a
 # demo's day, the two-host day: most of a core each) one at a time. Elsewhere a timed test
 # runs alone: it holds a lock the others share, behind a gate that lets no new test take it
 # while it waits, so it is not passed over. Either way a test lets its hold go early once its
