@@ -204,21 +204,19 @@ def _timed_slot(exclusive: bool) -> IO[str]:
     """One of the two slots of timed tests, held (a lock on an open file). An exclusive test
     waits for the first; the others take the second or, if it is taken, the first, or else
     wait for the second (so none waits behind an exclusive test's long day; no polling)."""
-    first, second = (_LOCKS.with_suffix(f".slot{n}").open("a") for n in range(2))
-    if exclusive:
-        second.close()
-        fcntl.flock(first, fcntl.LOCK_EX)
-        return first
-    for slot, other in ((second, first), (first, second)):
-        try:
-            fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue
-        other.close()
-        return slot
-    first.close()
-    fcntl.flock(second, fcntl.LOCK_EX)
-    return second
+    first, second = (_LOCKS.with_suffix(f".slot{n}") for n in range(2))
+    if not exclusive:
+        for path in (second, first):
+            slot = path.open("a")
+            try:
+                fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                slot.close()
+                continue
+            return slot
+    slot = (first if exclusive else second).open("a")
+    fcntl.flock(slot, fcntl.LOCK_EX)
+    return slot
 
 
 def _let_go(alone: IO[str], slot: IO[str]) -> None:
