@@ -168,7 +168,7 @@ def verify(config: Config = None, day: Day = None) -> None:
 def replay(
     day: Annotated[str, typer.Option("--date", help="the day, YYYY-MM-DD (KST)")],
     db: Annotated[str, typer.Option("--db", help="a scratch database URL (never the live one)")],
-    tr: Annotated[str | None, typer.Option("--tr", help="only this TR's frames")] = None,
+    tr: Annotated[str | None, typer.Option("--tr", help="only this TR's frames or answers")] = None,
     process: Annotated[str | None, typer.Option(help="only this process's files")] = None,
     capture: Annotated[
         Path | None, typer.Option(help="keep the bus frames here (for observer replay)")
@@ -178,9 +178,11 @@ def replay(
     ] = False,
     config: Config = None,
 ) -> None:
-    """Parse a day's WebSocket frames again with today's parser and store them in ``--db``.
+    """Parse a day's journal again with today's parser and store what it gives in ``--db``.
 
-    A frame refused at the time (a layout then unknown) is read with today's layouts. Track
+    Its WebSocket frames, and the flows and investor jobs' REST answers (what each job
+    published of them, `observer.kis.answer_replay`). A frame refused at the time (a layout
+    then unknown) is read with today's layouts. Track
     B's checks run as they ran live (``[track_b]``'s, the registrations KIS answered, the
     limits the live database's snapshots gave by then): what they refused is counted, not
     stored, unless ``--unchecked``. The events are stored under

@@ -71,7 +71,11 @@ __all__ = [
     "Page",
     "RateLimits",
     "classify",
+    "investor_estimate_rows",
+    "investor_flow_rows",
     "nxt_status",
+    "program_daily_rows",
+    "vi_status_rows",
 ]
 
 log = logging.getLogger(__name__)
@@ -544,7 +548,7 @@ class KisClient:
         KIS's staff post them through the session; the answer is today's alone (no date).
         """
         page = await self.get(ENDPOINTS["investor_estimate"], {"MKSC_SHRN_ISCD": symbol})
-        return _rows(page.answer.output2, InvestorEstimateRow, "investor_estimate")
+        return investor_estimate_rows(page.answer)
 
     async def investor_flows(
         self, symbol: str, day: str, venue: Venue = "KRX", etc_cls_code: str = ""
@@ -564,7 +568,7 @@ class KisClient:
                 "FID_ETC_CLS_CODE": etc_cls_code,
             },
         )
-        return _rows(page.answer.output2, InvestorFlowRow, "investor_flows")
+        return investor_flow_rows(page.answer)
 
     async def program_trades_daily(
         self, symbol: str, day: str, venue: Venue = "KRX"
@@ -575,7 +579,7 @@ class KisClient:
             ENDPOINTS["program_trades_daily"],
             {"FID_COND_MRKT_DIV_CODE": market, "FID_INPUT_ISCD": symbol, "FID_INPUT_DATE_1": day},
         )
-        return _rows(page.answer.output, ProgramDailyRow, "program_trades_daily")
+        return program_daily_rows(page.answer)
 
     async def vi_status(self, symbol: str, day: str) -> list[ViStatusRow]:
         """FHPST01390000: a stock's volatility interruptions of ``day`` (YYYYMMDD).
@@ -595,7 +599,7 @@ class KisClient:
                 "FID_TRGT_EXLS_CLS_CODE": "",
             },
         )
-        return _rows(page.answer.output, ViStatusRow, "vi_status")
+        return vi_status_rows(page.answer)
 
     async def nxt_status(self, symbol: str) -> NxtStatus:
         """CTPF1002R for one domestic stock: whether Nextrade trades it, and has halted it."""
@@ -667,6 +671,30 @@ def nxt_status(symbol: str, output: StockInfoOutput) -> NxtStatus:
         if value not in ("Y", "N"):
             raise KisProtocolError(f"stock_info {symbol}: {field} is {value!r}, not Y or N")
     return NxtStatus(symbol, output.cptt_trad_tr_psbl_yn == "Y", output.nxt_tr_stop_yn == "Y")
+
+
+# The rows of the answers the flows and investor jobs read, as their typed calls and the
+# journal's replay (`observer.kis.answer_replay`) read them; `KisProtocolError` if they do not.
+
+
+def investor_estimate_rows(answer: Answer) -> list[InvestorEstimateRow]:
+    """HHPTJ04160200's rows (``output2``)."""
+    return _rows(answer.output2, InvestorEstimateRow, "investor_estimate")
+
+
+def investor_flow_rows(answer: Answer) -> list[InvestorFlowRow]:
+    """FHPTJ04160001's rows (``output2``)."""
+    return _rows(answer.output2, InvestorFlowRow, "investor_flows")
+
+
+def program_daily_rows(answer: Answer) -> list[ProgramDailyRow]:
+    """FHPPG04650201's rows (``output``)."""
+    return _rows(answer.output, ProgramDailyRow, "program_trades_daily")
+
+
+def vi_status_rows(answer: Answer) -> list[ViStatusRow]:
+    """FHPST01390000's rows (``output``)."""
+    return _rows(answer.output, ViStatusRow, "vi_status")
 
 
 def _typed(raw: msgspec.Raw, kind: type[_T], name: str) -> _T:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 
 from bus.events import InvestorEstimate
+from observer.calendar.phases import KST
 from observer.errors import KisProtocolError
 from observer.kis.parse import read_int
 from observer.kis.schemas import InvestorEstimateRow
@@ -18,9 +19,17 @@ from observer.kis.schemas import InvestorEstimateRow
 __all__ = [
     "INVESTOR_POSTINGS",
     "INVESTOR_POSTING_TOLERANCE",
+    "Figures",
+    "early_postings",
     "estimates_of",
+    "figures_of",
     "investor_posting_due",
 ]
+
+_NS = 1_000_000_000
+# A posting's three figures (foreigners, institutions, their total), as stored: KIS revises
+# a posting's figures after it is made, and each revision is stored beside the first.
+Figures = tuple[int, int, int]
 
 # HHPTJ04160200's postings (bsop_hour_gb) and their times, KST: foreigners' at 09:30,
 # institutions' at 10:00, both at 11:20, 13:20 and 14:30 ("사정에 따라 변동될 수 있음").
@@ -45,6 +54,24 @@ def investor_posting_due(posting: int, now: datetime) -> bool:
     if at is None:
         return False
     return now >= datetime.combine(now.date(), at, now.tzinfo) - INVESTOR_POSTING_TOLERANCE
+
+
+def early_postings(estimates: Sequence[InvestorEstimate]) -> list[int]:
+    """The postings of one answer not due when it was fetched (`investor_posting_due`).
+
+    An answer holding one is KIS's last session's figures, or another day's: none of it is
+    today's (the answer carries no date).
+    """
+    return [
+        e.posting
+        for e in estimates
+        if not investor_posting_due(e.posting, datetime.fromtimestamp(e.fetched_ns / _NS, KST))
+    ]
+
+
+def figures_of(estimate: InvestorEstimate) -> Figures:
+    """An estimate's figures, as `observer.db.queries.investor_postings_stored` lists them."""
+    return estimate.foreign_qty, estimate.institution_qty, estimate.total_qty
 
 
 def estimates_of(

@@ -49,6 +49,7 @@ __all__ = [
     "day_files",
     "journal_days",
     "journal_root",
+    "kst_day",
     "list_file",
     "prune_journal",
     "read_file",

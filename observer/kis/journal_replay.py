@@ -1,5 +1,8 @@
 """A day of the raw journal parsed again with today's parser, as a capture of bus frames.
 
+Its WebSocket data frames give Track B's records; the flows and investor jobs' REST answers
+give their events as the jobs published them (`observer.kis.answer_replay`).
+
 ``observer journal replay`` writes the capture and commits it into a scratch database
 through the writer's own code (`observer.writer.replay.replay_into_db`); the capture can
 also go onto a live bus (``observer replay F --as-producer``). The events of a process's
@@ -37,6 +40,7 @@ from bus.events import (
 )
 from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisLayoutUnknown, KisProtocolError
+from observer.kis.answer_replay import REPLAYED_ANSWERS, AnswerReplay
 from observer.kis.journal import JOURNAL_SUFFIX, JournalRecord, day_files, read_file
 from observer.kis.parse import parse_control
 from observer.kis.realtime import RealtimeDecoder
@@ -60,20 +64,22 @@ class JournalReplay:
     capture: Path
     files: int = 0
     frames: int = 0  # WebSocket data frames read (of the TR asked for)
+    answers: int = 0  # REST answers read (of `REPLAYED_ANSWERS`, of the TR asked for)
     events: int = 0  # events in the capture
     refused_frames: int = 0  # frames today's parser refuses whole
+    refused_answers: int = 0  # answers KIS gave that today's parser refuses
     refused_records: int = 0  # records refused within frames it reads
     rejected: Counter[str] = field(default_factory=Counter)  # by Track B's checks, by kind
     by_tr: Counter[str] = field(default_factory=Counter)  # events per TR
-    first_refusal: str = ""  # the first frame refused whole, and why
+    first_refusal: str = ""  # the first frame or answer refused whole, and why
 
     def summary(self) -> str:
         """One line for a person."""
         trs = ", ".join(f"{tr} {n:,}" for tr, n in sorted(self.by_tr.items())) or "none"
         line = (
-            f"{self.files} journal files, {self.frames:,} data frames, {self.events:,} events"
-            f" ({trs}); refused: {self.refused_frames:,} frames whole,"
-            f" {self.refused_records:,} records"
+            f"{self.files} journal files, {self.frames:,} data frames, {self.answers:,} REST"
+            f" answers, {self.events:,} events ({trs}); refused: {self.refused_frames:,} frames"
+            f" whole, {self.refused_records:,} records, {self.refused_answers:,} answers"
         )
         if self.rejected:
             kinds = ", ".join(f"{kind} {n:,}" for kind, n in sorted(self.rejected.items()))
@@ -97,10 +103,10 @@ def capture_journal(
     checks: Checks | None = None,
     limits: Limits | None = None,
 ) -> JournalReplay:
-    """Parse ``day``'s WebSocket data frames again into a new capture at ``out``.
+    """Parse ``day``'s WebSocket data frames and REST answers again into a capture at ``out``.
 
-    ``tr`` keeps one TR's frames, ``process`` one process's files; ``session_of`` gives each
-    record its session, as the live process's did. ``checks``: what Track B refused is
+    ``tr`` keeps one TR's frames or answers, ``process`` one process's files; ``session_of``
+    gives each record its session, as the live process's did. ``checks``: what Track B refused is
     refused again (see the module), counted in `JournalReplay.rejected`; None: every record.
 
     Raises
@@ -205,10 +211,14 @@ def _events(
     screen: _Screen | None,
 ) -> Iterator[tuple[int, Event]]:
     decoders: dict[str, RealtimeDecoder] = {}
+    answers = AnswerReplay()
     for path in files:
         for record in read_file(path):
             if screen is not None and _is_answer(record):
                 screen.answer(record)
+            if _rest_wanted(record, tr):
+                yield from _answer_events(record, answers, result)
+                continue
             if not _wanted(record, tr):
                 continue
             result.frames += 1
@@ -237,6 +247,32 @@ def _events(
             result.by_tr[frame.tr_id] += len(events)
             for event in events:
                 yield record.received_ns, event
+
+
+def _answer_events(
+    record: JournalRecord, answers: AnswerReplay, result: JournalReplay
+) -> Iterator[tuple[int, Event]]:
+    """What a REST answer's job published of it, counted."""
+    result.answers += 1
+    try:
+        events = answers.events(record)
+    except KisProtocolError as exc:
+        result.refused_answers += 1
+        result.first_refusal = result.first_refusal or f"{record.tr}: {exc}"
+        return
+    result.events += len(events)
+    result.by_tr[record.tr] += len(events)
+    for event in events:
+        yield record.received_ns, event
+
+
+def _rest_wanted(record: JournalRecord, tr: str | None) -> bool:
+    """A REST answer whose job's events are replayed (of ``tr``, if given)."""
+    return (
+        record.channel == "rest"
+        and record.tr in REPLAYED_ANSWERS
+        and (tr is None or record.tr == tr)
+    )
 
 
 def _is_answer(record: JournalRecord) -> bool:

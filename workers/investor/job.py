@@ -31,7 +31,7 @@ from observer.db.queries import investor_postings_stored, universe_references
 from observer.db.readers import read_once
 from observer.kis.client import KisClient
 from observer.kis.fanout import fan_out
-from observer.kis.investor import INVESTOR_POSTINGS, estimates_of, investor_posting_due
+from observer.kis.investor import INVESTOR_POSTINGS, early_postings, estimates_of, figures_of
 from observer.kis.journal import Journal
 from observer.kis.session import open_account, rate_limits
 
@@ -149,14 +149,13 @@ def run_postings(
     run.members = len(symbols)
     answers = asyncio.run(_ask(settings, clock, symbols, run, journal, send, progress))
     for symbol, estimates in answers.items():
-        early = [e.posting for e in estimates if not investor_posting_due(e.posting, now)]
-        if early:  # KIS's last session's figures, or another day's: none of them is today's
+        if early := early_postings(estimates):  # judged at the answer's receipt
             run.not_today[symbol] = early
             continue
         for estimate in estimates:
             run.held[estimate.posting] = run.held.get(estimate.posting, 0) + 1
             key = (symbol, estimate.posting)
-            figures = (estimate.foreign_qty, estimate.institution_qty, estimate.total_qty)
+            figures = figures_of(estimate)
             known = stored.get(key, [])
             if figures in known:
                 continue
