@@ -17,6 +17,8 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from observer.kis.journal_replay import Limits, TrackARun
+
 from observer.cli.support import counted, fail, settings_or_exit
 from observer.config.tree import Settings
 from observer.kis.journal import (
@@ -64,30 +66,40 @@ def _days(root: Path, day: date | None) -> list[date]:
     return [day]
 
 
-def _limits(url: str, day: date) -> dict[str, list[tuple[int, tuple[int, int]]]]:
-    """The day's price limits by Track A's snapshots, from the live database (read only).
+def _live_run(settings: Settings, day: date, checked: bool) -> tuple[Limits, TrackARun | None]:
+    """What the live run knew that its journal does not hold, from its database (read only).
 
-    Exit 2 if it cannot be read: the checks would not be the live run's.
+    The day's price limits by Track A's snapshots (Track B's checks), Track A's cycles and
+    the universe's markets (where Track A's answers go).
+
+    Exit 2 if it cannot be read while ``checked``: the checks would not be the live run's.
+    Unchecked, the replay goes on without them (Track A's answers are counted unplaced).
     """
     # deferred: the database, for the replay alone
     from sqlalchemy.exc import SQLAlchemyError
 
     from observer.db.engine import make_engine
-    from observer.db.queries import snapshot_limits
+    from observer.db.queries import cycle_windows, snapshot_limits, universe_of
+    from observer.errors import StoreError
+    from observer.kis.journal_replay import TrackARun
 
-    engine = make_engine(url, read_only=True)
     try:
-        with engine.connect() as conn:
-            return snapshot_limits(conn, day)
-    except SQLAlchemyError as exc:
-        fail(
-            PROGRAM,
-            f"cannot read the day's price limits from the database ({type(exc).__name__}): "
-            "--unchecked replays without Track B's checks",
-            2,
-        )
-    finally:
-        engine.dispose()
+        engine = make_engine(settings.database.url, read_only=True)
+        try:
+            with engine.connect() as conn:
+                markets = {symbol: market for symbol, market, _ in universe_of(conn, day)}
+                run = TrackARun(cycle_windows(conn, day), markets, settings.kis.halt_from)
+                return (snapshot_limits(conn, day) if checked else {}), run
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, StoreError) as exc:
+        # the product's own errors say what is wrong; a driver's may hold the URL
+        detail = str(exc) if isinstance(exc, StoreError) else type(exc).__name__
+        why = f"cannot read the live database ({detail})"
+        if checked:
+            fail(PROGRAM, f"{why}: --unchecked replays without Track B's checks", 2)
+        _stderr().print(f"{PROGRAM}: {why}: Track A's answers are not placed in their cycles")
+        return {}, None
 
 
 def _stderr() -> Console:
@@ -180,9 +192,10 @@ def replay(
 ) -> None:
     """Parse a day's journal again with today's parser and store what it gives in ``--db``.
 
-    Its WebSocket frames, and the flows and investor jobs' REST answers (what each job
-    published of them, `observer.kis.answer_replay`). A frame refused at the time (a layout
-    then unknown) is read with today's layouts. Track
+    Its WebSocket frames, and Track A's and the flows and investor jobs' REST answers (what
+    each published of them, `observer.kis.answer_replay`; Track A's in the cycles the live
+    database holds). A frame refused at the time (a layout then unknown) is read with
+    today's layouts. Track
     B's checks run as they ran live (``[track_b]``'s, the registrations KIS answered, the
     limits the live database's snapshots gave by then): what they refused is counted, not
     stored, unless ``--unchecked``. The events are stored under
@@ -206,10 +219,8 @@ def replay(
     root = _root(settings)
     _days(root, wanted)
     venues = venues_from(settings.venues, timeline_from(settings.phases, settings.calendar))
-    checks, limits = None, None
-    if not unchecked:
-        checks = Checks.of(settings.track_b)
-        limits = _limits(settings.database.url, wanted)
+    checks = None if unchecked else Checks.of(settings.track_b)
+    limits, track_a = _live_run(settings, wanted, checked=not unchecked)
     with tempfile.TemporaryDirectory(prefix="observer-journal-") as scratch:
         out = capture or Path(scratch) / "journal.cap"
         try:
@@ -222,6 +233,7 @@ def replay(
                 process=process,
                 checks=checks,
                 limits=limits,
+                track_a=track_a,
             )
         except FileExistsError:
             fail(PROGRAM, f"--capture {out} exists", 2)

@@ -48,6 +48,7 @@ __all__ = [
     "committed_offsets",
     "cycle_summarised",
     "cycle_symbols",
+    "cycle_windows",
     "cycles_of",
     "flows_stored",
     "investor_postings_stored",
@@ -480,6 +481,26 @@ def open_alert_records(conn: Connection, *, deliveries: bool = True) -> AlertRec
         sent.update(((source, seq), tuple(rest)) for source, seq, *rest in rows)
     found = sorted(sent.values(), key=lambda row: row[-1])  # oldest first, as each query
     return AlertRecords(alerts=alerts, resolutions=[], acks=[], deliveries=found)
+
+
+def cycle_windows(conn: Connection, day: date) -> dict[str, list[tuple[int, int, str]]]:
+    """Each venue's Track A cycles of ``day``: ``(scheduled_ns, finished_ns, cycle_id)``.
+
+    In order; a cycle summarised more than once (a restart resumed it) spans from its
+    schedule to its last finish. Where the journal's replay places Track A's answers
+    (`observer.kis.answer_replay`).
+    """
+    c = TrackACycleRow
+    rows = conn.execute(
+        select(c.venue, c.cycle_id, func.min(c.scheduled_ns), func.max(c.finished_ns))
+        .where(c.trade_date == day)
+        .group_by(c.venue, c.cycle_id)
+        .order_by(func.min(c.scheduled_ns))
+    )
+    windows: dict[str, list[tuple[int, int, str]]] = {}
+    for venue, cycle_id, scheduled, finished in rows:
+        windows.setdefault(venue, []).append((scheduled, finished, cycle_id))
+    return windows
 
 
 def snapshot_limits(conn: Connection, day: date) -> dict[str, list[tuple[int, tuple[int, int]]]]:

@@ -1,35 +1,44 @@
-"""The flows and investor jobs' REST answers in the raw journal, read again into their events.
+"""The jobs' REST answers in the raw journal, read again into the events the jobs published.
 
 KIS gives back neither a day's intraday investor estimates (HHPTJ04160200 answers today's
-alone) nor its flows and VIs once they have scrolled out of its lists, so a parser fix
-re-derives them from the journal. Each answer is read as its job read it (the typed calls'
-rows of `observer.kis.client`, the events of `observer.kis.investor` and `observer.kis.flows`)
-and gives what the job published of it:
+alone) nor a moment's prices, nor its flows and VIs once they have scrolled out of its lists,
+so a parser fix re-derives them from the journal. Each answer of a process's journal is read
+as that process read it (the typed calls' rows of `observer.kis.client`, the conversions of
+`observer.kis.parse`, `observer.kis.investor` and `observer.kis.flows`) and gives what it
+published of it:
 
-- an investor answer holding a posting not due at its receipt gives nothing
-  (`early_postings`); of the others, a posting's figures the first time they are seen and
-  each time they change (the job compares with the figures stored that day, which are the
-  ones it published before);
+- Track A's price (FHKST01010100) its snapshot, in the cycle of its venue whose window
+  (scheduled to finished, as the live run stored it) holds the answer's receipt, with the
+  market the day's universe gives its symbol (`TrackARun`); an answer in no stored cycle (its
+  run was killed and the cycle never summarised) is counted as unplaced, not guessed at;
+- an investor answer holding a posting not due at its receipt nothing (`early_postings`); of
+  the others, a posting's figures the first time they are seen and each time they change (the
+  job compares with the figures stored that day, which are the ones it published before);
 - a flows answer its day's row (investor flows, program trading; the venue and the day are
   the request's) or none yet, and a VI answer the day's VIs.
 
-An answer KIS refused (`classify`: an error code, a failed status) gave its job nothing and
-gives nothing here. Every event's ``fetched_ns`` is the answer's receipt, as the journal
-stamped it; the job stamped it a moment later (the one difference, microseconds). The other
-REST answers (Track A's prices, gap recovery's bars, the ETF jobs') are not read again here:
-their events carry their run's context (a cycle, a gap), which the answer does not hold.
+An answer KIS refused (`classify`: an error code, a failed status) gave its process nothing
+and gives nothing here. An event's ``fetched_ns`` (a snapshot's ``observed_ns``, and the
+session read at it) is the answer's receipt, as the journal stamped it; the process stamped
+it a moment later (the one difference, microseconds). Gap recovery's bars and the ETF jobs'
+answers are not read again here: their events carry their run's context (a gap, a backfill),
+which neither the answer nor the stored rows hold whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from urllib.parse import parse_qsl, urlsplit
 
 from bus.events import Event, InvestorEstimate, Venue
+from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisProtocolError
 from observer.kis.client import (
     classify,
+    current_price_output,
     investor_estimate_rows,
     investor_flow_rows,
     program_daily_rows,
@@ -39,12 +48,38 @@ from observer.kis.endpoints import ENDPOINTS, MARKET_CODES
 from observer.kis.flows import investor_flow, program_trade_daily, volatility_interruptions
 from observer.kis.investor import Figures, early_postings, estimates_of, figures_of
 from observer.kis.journal import JournalRecord, kst_day
+from observer.kis.parse import price_snapshot
 from observer.kis.schemas import Answer
+from observer.kis.settings import HaltFrom
 
-__all__ = ["REPLAYED_ANSWERS", "AnswerReplay"]
+__all__ = ["AnswerReplay", "TrackARun", "Unplaced"]
 
 _VENUES: dict[str, Venue] = {code: venue for venue, code in MARKET_CODES.items()}
-_Read = Callable[[Answer, dict[str, str], int], list[Event]]
+
+
+class Unplaced(Exception):
+    """An answer its process read in a context the replay does not know (see the module)."""
+
+
+@dataclass(frozen=True)
+class TrackARun:
+    """What Track A's answers do not hold, as the live run's database has it.
+
+    ``cycles``: each venue's cycles of the day, ``(scheduled_ns, finished_ns, cycle_id)`` in
+    order; ``markets``: each universe member's market; ``halt_from``: ``[kis] halt_from``.
+    """
+
+    cycles: Mapping[str, Sequence[tuple[int, int, str]]] = field(default_factory=dict)
+    markets: Mapping[str, str] = field(default_factory=dict)
+    halt_from: HaltFrom = "both"
+
+    def cycle_at(self, venue: str, received_ns: int) -> str:
+        """The cycle of ``venue`` whose window holds ``received_ns``; `Unplaced` if none."""
+        cycles = self.cycles.get(venue, ())
+        at = bisect.bisect_right(cycles, received_ns, key=lambda c: c[0])
+        if at and received_ns <= cycles[at - 1][1]:
+            return cycles[at - 1][2]
+        raise Unplaced(f"no {venue} cycle of Track A's stored holds its receipt")
 
 
 def _day(query: dict[str, str]) -> date:
@@ -52,75 +87,109 @@ def _day(query: dict[str, str]) -> date:
     return datetime.strptime(query["FID_INPUT_DATE_1"], "%Y%m%d").date()
 
 
-def _flows(answer: Answer, query: dict[str, str], received_ns: int) -> list[Event]:
-    symbol, venue = query["FID_INPUT_ISCD"], _VENUES[query["FID_COND_MRKT_DIV_CODE"]]
-    event = investor_flow(symbol, _day(query), venue, investor_flow_rows(answer), received_ns)
+def _venue(query: dict[str, str]) -> Venue:
+    return _VENUES[query["FID_COND_MRKT_DIV_CODE"]]
+
+
+def _flows(replay: AnswerReplay, answer: Answer, query: dict[str, str], at: int) -> list[Event]:
+    rows = investor_flow_rows(answer)
+    event = investor_flow(query["FID_INPUT_ISCD"], _day(query), _venue(query), rows, at)
     return [] if event is None else [event]
 
 
-def _program(answer: Answer, query: dict[str, str], received_ns: int) -> list[Event]:
-    symbol, venue = query["FID_INPUT_ISCD"], _VENUES[query["FID_COND_MRKT_DIV_CODE"]]
+def _program(replay: AnswerReplay, answer: Answer, query: dict[str, str], at: int) -> list[Event]:
     rows = program_daily_rows(answer)
-    event = program_trade_daily(symbol, _day(query), venue, rows, received_ns)
+    event = program_trade_daily(query["FID_INPUT_ISCD"], _day(query), _venue(query), rows, at)
     return [] if event is None else [event]
 
 
-def _vis(answer: Answer, query: dict[str, str], received_ns: int) -> list[Event]:
+def _vis(replay: AnswerReplay, answer: Answer, query: dict[str, str], at: int) -> list[Event]:
     rows = vi_status_rows(answer)
-    return list(volatility_interruptions(query["FID_INPUT_ISCD"], _day(query), rows, received_ns))
+    return list(volatility_interruptions(query["FID_INPUT_ISCD"], _day(query), rows, at))
 
 
-def _estimates(answer: Answer, query: dict[str, str], received_ns: int) -> list[Event]:
-    symbol = query["MKSC_SHRN_ISCD"]
+def _estimates(replay: AnswerReplay, answer: Answer, query: dict[str, str], at: int) -> list[Event]:
     rows = investor_estimate_rows(answer)
-    estimates = estimates_of(symbol, kst_day(received_ns), rows, received_ns)
-    return [] if early_postings(estimates) else list(estimates)
+    estimates = estimates_of(query["MKSC_SHRN_ISCD"], kst_day(at), rows, at)
+    return [] if early_postings(estimates) else [e for e in estimates if replay.new(e)]
 
 
-# TR -> how its answer reads; the TRs whose answers a replay gives back.
-_READERS: dict[str, _Read] = {
-    ENDPOINTS["investor_flows"].tr_id: _flows,
-    ENDPOINTS["program_trades_daily"].tr_id: _program,
-    ENDPOINTS["vi_status"].tr_id: _vis,
-    ENDPOINTS["investor_estimate"].tr_id: _estimates,
+def _snapshot(replay: AnswerReplay, answer: Answer, query: dict[str, str], at: int) -> list[Event]:
+    run, symbol, venue = replay.track_a, query["FID_INPUT_ISCD"], _venue(query)
+    if run is None:
+        raise Unplaced("Track A's cycles were not read from the live database")
+    cycle_id = run.cycle_at(venue, at)
+    market = run.markets.get(symbol)
+    if market is None:
+        raise Unplaced(f"{symbol} is no member of the day's stored universe")
+    return [
+        price_snapshot(
+            current_price_output(answer),
+            symbol,
+            market,
+            cycle_id,
+            at,
+            halt_from=run.halt_from,
+            venue=venue,
+            trading_session=replay.session_of(venue, at),
+        )
+    ]
+
+
+_Read = Callable[["AnswerReplay", Answer, dict[str, str], int], list[Event]]
+# process -> TR -> how its answer reads: the answers a replay gives back.
+_READERS: dict[str, dict[str, _Read]] = {
+    "flows": {
+        ENDPOINTS["investor_flows"].tr_id: _flows,
+        ENDPOINTS["program_trades_daily"].tr_id: _program,
+        ENDPOINTS["vi_status"].tr_id: _vis,
+    },
+    "investor": {ENDPOINTS["investor_estimate"].tr_id: _estimates},
+    "track_a": {ENDPOINTS["current_price"].tr_id: _snapshot},
 }
-REPLAYED_ANSWERS = frozenset(_READERS)
 
 
 class AnswerReplay:
     """One process's REST answers of a day, in the order it received them (see the module)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        process: str,
+        track_a: TrackARun | None = None,
+        session_of: SessionOf = no_session,
+    ) -> None:
+        self.readers = _READERS.get(process, {})
+        self.track_a = track_a
+        self.session_of = session_of
         # (symbol, posting) -> the figures published of it so far
         self._figures: dict[tuple[str, int], list[Figures]] = {}
 
     def events(self, record: JournalRecord) -> list[Event]:
-        """What ``record``'s job published of it ([] for an answer of another TR).
+        """What ``record``'s process published of it ([] for an answer of another TR).
 
         Raises
         ------
         KisProtocolError
-            The answer (or its request) does not read with today's parser, as its job would
-            have failed the item; an answer KIS refused is not an error here.
+            The answer (or its request) does not read with today's parser, as its process
+            would have failed the item; an answer KIS refused is not an error here.
+        Unplaced
+            Its process read it in a context the replay was not given or does not find.
         """
-        read = _READERS.get(record.tr)
+        read = self.readers.get(record.tr)
         if read is None:
             return []
         answer, error = classify(record.status, record.body, record.tr)
         if error is not None or answer is None:
-            return []  # refused: its job published nothing of it
+            return []  # refused: its process published nothing of it
+        query = dict(parse_qsl(urlsplit(record.request).query, keep_blank_values=True))
         try:
-            query = dict(parse_qsl(urlsplit(record.request).query, keep_blank_values=True))
-            events = read(answer, query, record.received_ns)
+            return read(self, answer, query, record.received_ns)
         except (KeyError, ValueError) as exc:
             raise KisProtocolError(f"{record.tr} request {record.request!r}: {exc!r}") from None
-        return [e for e in events if self._new(e)]
 
-    def _new(self, event: Event) -> bool:
+    def new(self, estimate: InvestorEstimate) -> bool:
         """False for an estimate whose figures were published before (the job's rule)."""
-        if not isinstance(event, InvestorEstimate):
-            return True
-        key, figures = (event.symbol, event.posting), figures_of(event)
+        key, figures = (estimate.symbol, estimate.posting), figures_of(estimate)
         known = self._figures.setdefault(key, [])
         if figures in known:
             return False

@@ -71,6 +71,7 @@ __all__ = [
     "Page",
     "RateLimits",
     "classify",
+    "current_price_output",
     "investor_estimate_rows",
     "investor_flow_rows",
     "nxt_status",
@@ -380,7 +381,7 @@ class KisClient:
             ENDPOINTS["current_price"],
             {"FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue], "FID_INPUT_ISCD": symbol},
         )
-        return _typed(page.answer.output, CurrentPriceOutput, "current_price")
+        return current_price_output(page.answer)
 
     async def minute_bars_today(
         self, symbol: str, until: str = "153000", since: str = "090000", venue: Venue = "KRX"
@@ -673,8 +674,14 @@ def nxt_status(symbol: str, output: StockInfoOutput) -> NxtStatus:
     return NxtStatus(symbol, output.cptt_trad_tr_psbl_yn == "Y", output.nxt_tr_stop_yn == "Y")
 
 
-# The rows of the answers the flows and investor jobs read, as their typed calls and the
-# journal's replay (`observer.kis.answer_replay`) read them; `KisProtocolError` if they do not.
+# The outputs of the answers Track A and the flows and investor jobs read, as their typed calls
+# and the journal's replay (`observer.kis.answer_replay`) read them; `KisProtocolError` if they
+# do not.
+
+
+def current_price_output(answer: Answer) -> CurrentPriceOutput:
+    """FHKST01010100's ``output``."""
+    return _typed(answer.output, CurrentPriceOutput, "current_price")
 
 
 def investor_estimate_rows(answer: Answer) -> list[InvestorEstimateRow]:

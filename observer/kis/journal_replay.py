@@ -1,7 +1,7 @@
 """A day of the raw journal parsed again with today's parser, as a capture of bus frames.
 
-Its WebSocket data frames give Track B's records; the flows and investor jobs' REST answers
-give their events as the jobs published them (`observer.kis.answer_replay`).
+Its WebSocket data frames give Track B's records; Track A's and the flows and investor jobs'
+REST answers give their events as those processes published them (`observer.kis.answer_replay`).
 
 ``observer journal replay`` writes the capture and commits it into a scratch database
 through the writer's own code (`observer.writer.replay.replay_into_db`); the capture can
@@ -40,14 +40,14 @@ from bus.events import (
 )
 from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisLayoutUnknown, KisProtocolError
-from observer.kis.answer_replay import REPLAYED_ANSWERS, AnswerReplay
+from observer.kis.answer_replay import AnswerReplay, TrackARun, Unplaced
 from observer.kis.journal import JOURNAL_SUFFIX, JournalRecord, day_files, read_file
 from observer.kis.parse import parse_control
 from observer.kis.realtime import RealtimeDecoder
 from observer.kis.record_checks import UNREGISTERED, Checks, registered_as
 from observer.kis.registrations import RELEASE_GRACE_S
 
-__all__ = ["JournalReplay", "Limits", "capture_journal", "journal_source"]
+__all__ = ["JournalReplay", "Limits", "TrackARun", "capture_journal", "journal_source"]
 
 _FRAME_EVENTS = 1_000  # envelopes per bus frame of the capture
 _NS = 1_000_000_000
@@ -64,10 +64,12 @@ class JournalReplay:
     capture: Path
     files: int = 0
     frames: int = 0  # WebSocket data frames read (of the TR asked for)
-    answers: int = 0  # REST answers read (of `REPLAYED_ANSWERS`, of the TR asked for)
+    answers: int = 0  # REST answers read (those `AnswerReplay` reads, of the TR asked for)
     events: int = 0  # events in the capture
     refused_frames: int = 0  # frames today's parser refuses whole
     refused_answers: int = 0  # answers KIS gave that today's parser refuses
+    unplaced: int = 0  # answers read in a context the replay does not know (`Unplaced`)
+    first_unplaced: str = ""  # the first of them, and why
     refused_records: int = 0  # records refused within frames it reads
     rejected: Counter[str] = field(default_factory=Counter)  # by Track B's checks, by kind
     by_tr: Counter[str] = field(default_factory=Counter)  # events per TR
@@ -81,6 +83,8 @@ class JournalReplay:
             f" answers, {self.events:,} events ({trs}); refused: {self.refused_frames:,} frames"
             f" whole, {self.refused_records:,} records, {self.refused_answers:,} answers"
         )
+        if self.unplaced:
+            line += f"; {self.unplaced:,} answers not placed ({self.first_unplaced})"
         if self.rejected:
             kinds = ", ".join(f"{kind} {n:,}" for kind, n in sorted(self.rejected.items()))
             line += f"; rejected by Track B's checks: {kinds}"
@@ -102,12 +106,15 @@ def capture_journal(
     process: str | None = None,
     checks: Checks | None = None,
     limits: Limits | None = None,
+    track_a: TrackARun | None = None,
 ) -> JournalReplay:
     """Parse ``day``'s WebSocket data frames and REST answers again into a capture at ``out``.
 
     ``tr`` keeps one TR's frames or answers, ``process`` one process's files; ``session_of``
     gives each record its session, as the live process's did. ``checks``: what Track B refused is
     refused again (see the module), counted in `JournalReplay.rejected`; None: every record.
+    ``track_a``: the live run's cycles and universe, where Track A's answers go; None: they
+    are counted as unplaced.
 
     Raises
     ------
@@ -124,7 +131,8 @@ def capture_journal(
             source = journal_source(name, day, tr)
             pending: list[Envelope] = []
             screen = None if checks is None else _Screen(checks, limits or {}, result.rejected)
-            events = _events(files, result, session_of, tr, screen)
+            answers = AnswerReplay(name, track_a, session_of)
+            events = _events(files, result, session_of, tr, screen, answers)
             for seq, (received_ns, event) in enumerate(events, 1):
                 pending.append(Envelope(source, seq, received_ns, event))
                 if len(pending) >= _FRAME_EVENTS:
@@ -209,14 +217,14 @@ def _events(
     session_of: SessionOf,
     tr: str | None,
     screen: _Screen | None,
+    answers: AnswerReplay,
 ) -> Iterator[tuple[int, Event]]:
     decoders: dict[str, RealtimeDecoder] = {}
-    answers = AnswerReplay()
     for path in files:
         for record in read_file(path):
             if screen is not None and _is_answer(record):
                 screen.answer(record)
-            if _rest_wanted(record, tr):
+            if _rest_wanted(record, answers, tr):
                 yield from _answer_events(record, answers, result)
                 continue
             if not _wanted(record, tr):
@@ -260,17 +268,21 @@ def _answer_events(
         result.refused_answers += 1
         result.first_refusal = result.first_refusal or f"{record.tr}: {exc}"
         return
+    except Unplaced as exc:
+        result.unplaced += 1
+        result.first_unplaced = result.first_unplaced or f"{record.tr}: {exc}"
+        return
     result.events += len(events)
     result.by_tr[record.tr] += len(events)
     for event in events:
         yield record.received_ns, event
 
 
-def _rest_wanted(record: JournalRecord, tr: str | None) -> bool:
-    """A REST answer whose job's events are replayed (of ``tr``, if given)."""
+def _rest_wanted(record: JournalRecord, answers: AnswerReplay, tr: str | None) -> bool:
+    """A REST answer whose process's events are replayed (of ``tr``, if given)."""
     return (
         record.channel == "rest"
-        and record.tr in REPLAYED_ANSWERS
+        and record.tr in answers.readers
         and (tr is None or record.tr == tr)
     )
 

@@ -1,4 +1,5 @@
-"""The flows and investor jobs' REST answers in the journal, replayed into the rows they stored.
+"""Track A's and the flows and investor jobs' REST answers in the journal, replayed into the
+rows they stored.
 
 A live run against the simulator journals every answer; the day replayed from the journal into
 a scratch database holds the same rows, but for ``fetched_ns`` (the answer's receipt, which
@@ -12,13 +13,17 @@ from datetime import datetime, time
 from pathlib import Path
 
 import msgspec
+from typer.testing import CliRunner
 
-from bus.events import Event, InvestorEstimate, InvestorFlow, ProgramTradeDaily
+from bus.capture import CaptureReader
+from bus.codec import decode_frame
+from bus.events import Event, InvestorEstimate, InvestorFlow, PriceSnapshot, ProgramTradeDaily
 from bus.events import VolatilityInterruption as Vi
 from bus.producer import Producer
 from observer.calendar.phases import KST
+from observer.cli.main import app
 from observer.kis.journal import Journal, rest_request
-from observer.kis.journal_replay import capture_journal
+from observer.kis.journal_replay import TrackARun, capture_journal
 from observer.writer.replay import replay_into_db
 from tests.flows.test_flows_job import day_at
 from tests.investor.test_investor_job import _day_at
@@ -140,3 +145,69 @@ def test_an_answer_not_of_today_gives_nothing_and_one_that_does_not_read_is_coun
     assert (parsed.answers, parsed.events, parsed.refused_answers) == (3, 0, 1)
     assert parsed.first_refusal.startswith("HHPTJ04160200") and "posting 9" in parsed.first_refusal
     assert "3 REST answers" in parsed.summary() and "1 answers" in parsed.summary()
+
+
+def test_track_a_s_answers_go_to_the_cycle_holding_their_receipt_or_are_counted_unplaced(
+    tmp_path: Path,
+) -> None:
+    """Four prices of Track A's journal: two in the 09:00 cycle's window, one after it ended
+    (its run killed, the cycle never summarised), one of a symbol outside the universe; and
+    without the live run's cycles none is placed."""
+    nine = int(datetime.combine(DAY, time(9), KST).timestamp()) * _NS
+    journal = Journal(tmp_path / "journal", "track_a")
+
+    def price(symbol: str, at_s: int) -> None:
+        body = msgspec.json.encode({"rt_cd": "0", "output": {"stck_prpr": "70000"}})
+        request = rest_request("/uapi/domestic-stock/v1/quotations/inquire-price", {
+            "FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol})  # fmt: skip
+        journal.answer("acct1", "FHKST01010100", request, 200, body, nine + at_s * _NS)
+
+    for symbol, at_s in (("005930", 1), ("000660", 2), ("005930", 700), ("999999", 3)):
+        price(symbol, at_s)
+    journal.close()
+    run = TrackARun(
+        {"KRX": [(nine, nine + 90 * _NS, "20261120-0900")]},
+        {"005930": "KOSPI", "000660": "KOSPI"},
+    )
+    out = tmp_path / "placed.cap"
+    parsed = capture_journal(tmp_path / "journal", DAY, out, track_a=run)
+    assert (parsed.answers, parsed.events, parsed.unplaced) == (4, 2, 2)
+    assert "no KRX cycle" in parsed.first_unplaced and "2 answers not placed" in parsed.summary()
+    with CaptureReader(out) as reader:
+        events = [env.event for raw in reader for env in decode_frame(raw)]
+    snapshots = [e for e in events if isinstance(e, PriceSnapshot)]
+    assert len(snapshots) == len(events)
+    assert [(s.cycle_id, s.symbol, s.market, s.observed_ns) for s in snapshots] == [
+        ("20261120-0900", "005930", "KOSPI", nine + _NS),
+        ("20261120-0900", "000660", "KOSPI", nine + 2 * _NS),
+    ]
+    blind = capture_journal(tmp_path / "journal", DAY, tmp_path / "blind.cap")
+    assert (blind.events, blind.unplaced) == (0, 4)
+    assert "not read from the live database" in blind.first_unplaced
+
+
+def test_a_replay_without_the_live_database_stops_checked_and_says_what_it_cannot_place(
+    tmp_path: Path,
+) -> None:
+    """The live database unreadable: Track B's checks cannot run as they ran (exit 2, naming
+    --unchecked); unchecked, the day replays and Track A's answers are counted unplaced."""
+    data = tmp_path / "data"
+    config = tmp_path / "observer.toml"
+    missing = tmp_path / "gone" / "observer.db"
+    config.write_text(f'[paths]\ndata_dir = "{data}"\n[database]\nurl = "sqlite:///{missing}"\n')
+    journal = Journal(data / "journal", "track_a")
+    at = int(datetime.combine(DAY, time(9, 0, 1), KST).timestamp()) * _NS
+    request = rest_request("/uapi/domestic-stock/v1/quotations/inquire-price", {
+        "FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"})  # fmt: skip
+    body = msgspec.json.encode({"rt_cd": "0", "output": {"stck_prpr": "70000"}})
+    journal.answer("acct1", "FHKST01010100", request, 200, body, at)
+    journal.close()
+    scratch = f"sqlite:///{tmp_path / 'replayed.db'}"
+    replay = ["journal", "replay", "--date", DAY.isoformat(), "--db", scratch]
+    checked = CliRunner().invoke(app, [*replay, "--config", str(config)])
+    assert checked.exit_code == 2 and "cannot read the live database" in checked.output
+    assert "--unchecked" in checked.output
+    unchecked = CliRunner().invoke(app, [*replay, "--unchecked", "--config", str(config)])
+    assert unchecked.exit_code == 0, unchecked.output
+    assert "1 REST answers, 0 events" in unchecked.output
+    assert "1 answers not placed" in unchecked.output and "0 events stored" in unchecked.output

@@ -14,11 +14,12 @@ from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from observer.alerts.stored import open_alerts
+from observer.cli.main import app as observer_app
 from observer.cluster.hosts import own_source
 from observer.config.load import load_settings
 from observer.kis.pacing import PACING_S
 from observer.kis.settings import KisSettings
-from tests.support import wait_until
+from tests.support import db_rows, timing_over, wait_until
 from tests.track_a.conftest import DAY, LATE, NEXTRADE, NINE, NS, STOCKS, TIMELINE, Session
 from workers.track_a.cli import app
 from workers.track_a.schedule import cycles_of
@@ -46,6 +47,7 @@ def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) ->
         assert session.proc is not None
         session.proc.send_signal(signal.SIGTERM)
         assert session.proc.wait(30) == 0
+        timing_over()
         cycles = session.rows(
             "select cycle_id, universe_size, succeeded, failed, unfinished, overran, calls, "
             "rate_per_s, limit_per_s from track_a_cycles order by scheduled_ns"
@@ -92,8 +94,29 @@ def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) ->
         lines = [json.loads(line) for line in result.output.splitlines()]
         assert len(lines) == 40 and lines[-1]["cycle_id"] == "20261120-1530"
         assert all(line["snapshots"] == 30 and not line["overran"] for line in lines)
+        _replayed_as_stored(session, tmp_path)
     finally:
         session.close()
+
+
+def _replayed_as_stored(session: Session, tmp_path: Path) -> None:
+    """The day's answers replayed from Track A's journal: every snapshot as stored, in its
+    cycle, but ``observed_ns`` (the journal's stamp of the receipt, a moment earlier)."""
+    scratch = f"sqlite:///{tmp_path / 'replayed.db'}"
+    replay = ["journal", "replay", "--date", "2026-11-20", "--db", scratch, "--process", "track_a"]
+    result = CliRunner().invoke(observer_app, [*replay, "--config", str(session.config)])
+    assert result.exit_code == 0, result.output
+    assert "1,200 events (FHKST01010100 1,200)" in result.output and "not placed" not in (
+        result.output
+    )
+    columns = (
+        "cycle_id, symbol, market, venue, trading_session, price, change, change_rate, open, "
+        "high, low, volume, traded_value, upper_limit, lower_limit, base_price, market_cap, halted"
+    )
+    sql = f"select {columns}, observed_ns from price_snapshots order by cycle_id, symbol"
+    live, again = session.rows(sql), db_rows(scratch, sql)
+    assert len(live) == 1200 and [r[:-1] for r in again] == [r[:-1] for r in live]
+    assert all(0 <= b[-1] - a[-1] < 60 * NS for a, b in zip(again, live, strict=True))
 
 
 @pytest.mark.timed
