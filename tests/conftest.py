@@ -38,10 +38,16 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 TESTS = Path(__file__).resolve().parent
 
-# xdist hands the files out in the order given, a file to a worker at a time. The longest go
-# first (tests/file_seconds.tsv: each file's wall seconds in a whole run, the sum of its
-# tests' in an `OBSERVER_TEST_CPU` log, files of 15 s or more; a long file left to the end
-# ran alone on one core for minutes), then the rest by their number of tests, most first.
+# xdist hands the files out in the order given, two to each worker at its start and one at a
+# time after that. The longest go first (tests/file_seconds.tsv: each file's wall seconds in a
+# whole run, the sum of its tests' in an `OBSERVER_TEST_CPU` log, files of 15 s or more; a
+# long file left to the end ran alone on one core for minutes), then the rest by their number
+# of tests, most first; but a file holding a `timed` test takes every third place at most:
+# those files are among the longest, and when they were all first, four of six workers waited
+# for the two timed slots while the cores were half idle for the run's first 150 s. Among
+# them, the files of `exclusive` tests (one at a time) take every other place, so that the
+# first two go to the same worker at the start, one after the other, not to two workers one
+# of which would wait.
 FILE_SECONDS = {
     TESTS / name: float(seconds)
     for name, seconds in (
@@ -102,7 +108,16 @@ def _rewrite_tests(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The order in which xdist hands out the files (``--no-loadscope-reorder``)."""
     tests_in = Counter(item.path for item in items)
-    items.sort(key=lambda item: (-FILE_SECONDS.get(item.path, 0.0), -tests_in[item.path]))
+    timed = {item.path for item in items if _timed(item)}
+    alone = {item.path for item in items if item.get_closest_marker("exclusive")}
+
+    def longest(paths: set[Path]) -> list[Path]:
+        return sorted(paths, key=lambda p: (-FILE_SECONDS.get(p, 0.0), -tests_in[p], str(p)))
+
+    held = _alternate(longest(alone), longest(timed - alone))
+    order = _alternate(held, longest(set(tests_in) - timed), every=3)
+    place = {path: n for n, path in enumerate(order)}
+    items.sort(key=lambda item: place[item.path])  # stable: a file's tests keep their order
 
 
 # The tests marked ``timed`` run a simulated trading day at many times real speed and assert
@@ -148,12 +163,26 @@ def _stretch_limit(item: pytest.Item) -> None:
     item.add_marker(pytest.mark.timeout(limit * _LOW_PRIORITY_SLACK), append=False)
 
 
+def _alternate(first: list[Path], then: list[Path], every: int = 2) -> list[Path]:
+    """``first`` and ``then`` in their orders, one of ``first`` in each ``every`` places while
+    both last."""
+    order: list[Path] = []
+    while first or then:
+        order.append((first if first and (not then or len(order) % every == 0) else then).pop(0))
+    return order
+
+
+def _timed(item: pytest.Item) -> bool:
+    """Whether ``item`` is ``timed`` (an ``exclusive`` test is too)."""
+    return any(item.get_closest_marker(name) is not None for name in ("timed", "exclusive"))
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     """A ``timed`` test gets the CPU first, or runs alone (see above), until it calls
     `support.timing_over`."""
     exclusive = item.get_closest_marker("exclusive") is not None
-    timed = exclusive or item.get_closest_marker("timed") is not None
+    timed = _timed(item)
     if _PRIORITISED:
         # Every test's hang guard is stretched: a timed test's too, for what it checks after
         # `timing_over` at the lower priority.

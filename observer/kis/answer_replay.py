@@ -79,7 +79,7 @@ class TrackARun:
         at = bisect.bisect_right(cycles, received_ns, key=lambda c: c[0])
         if at and received_ns <= cycles[at - 1][1]:
             return cycles[at - 1][2]
-        raise Unplaced(f"no {venue} cycle of Track A's stored holds its receipt")
+        raise Unplaced(f"no stored {venue} cycle of Track A's holds its receipt")
 
 
 def _day(query: dict[str, str]) -> date:

@@ -22,6 +22,7 @@ from bus.events import VolatilityInterruption as Vi
 from bus.producer import Producer
 from observer.calendar.phases import KST
 from observer.cli.main import app
+from observer.kis.endpoints import ENDPOINTS
 from observer.kis.journal import Journal, rest_request
 from observer.kis.journal_replay import TrackARun, capture_journal
 from observer.writer.replay import replay_into_db
@@ -33,6 +34,7 @@ from workers.flows.job import run_flows
 from workers.investor.job import run_postings
 
 _NS = 1_000_000_000
+PRICE = ENDPOINTS["current_price"].path
 # Each table's columns but the audit's and fetched_ns, and the order its rows compare in.
 COLUMNS = {
     "investor_estimates": "symbol, trade_date, posting, foreign_qty, institution_qty, total_qty",
@@ -131,12 +133,10 @@ def test_an_answer_not_of_today_gives_nothing_and_one_that_does_not_read_is_coun
 
     def answer(symbol: str, rows: list[dict[str, str]] | str, later_s: int) -> None:
         body = msgspec.json.encode({"rt_cd": "0", "msg_cd": "MCA00000", "output2": rows})
-        request = rest_request("/uapi/domestic-stock/v1/quotations/investor-trend-estimate", {
-            "MKSC_SHRN_ISCD": symbol})  # fmt: skip
+        request = rest_request(ENDPOINTS["investor_estimate"].path, {"MKSC_SHRN_ISCD": symbol})
         journal.answer("acct1", "HHPTJ04160200", request, 200, body, at + later_s * _NS)
 
-    posting = {"bsop_hour_gb": "1", "frgn_fake_ntby_qty": "100", "orgn_fake_ntby_qty": "0",
-               "sum_fake_ntby_qty": "100"}  # fmt: skip
+    posting = {"bsop_hour_gb": "1", "frgn_fake_ntby_qty": "100", "sum_fake_ntby_qty": "100"}
     answer("005930", [posting], 0)  # 09:30's, at 09:05: not today's
     answer("000660", [{**posting, "bsop_hour_gb": "9"}], 1)  # no such posting
     answer("035420", [], 2)  # none yet: nothing, no refusal
@@ -158,8 +158,7 @@ def test_track_a_s_answers_go_to_the_cycle_holding_their_receipt_or_are_counted_
 
     def price(symbol: str, at_s: int) -> None:
         body = msgspec.json.encode({"rt_cd": "0", "output": {"stck_prpr": "70000"}})
-        request = rest_request("/uapi/domestic-stock/v1/quotations/inquire-price", {
-            "FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol})  # fmt: skip
+        request = rest_request(PRICE, {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol})
         journal.answer("acct1", "FHKST01010100", request, 200, body, nine + at_s * _NS)
 
     for symbol, at_s in (("005930", 1), ("000660", 2), ("005930", 700), ("999999", 3)):
@@ -172,7 +171,8 @@ def test_track_a_s_answers_go_to_the_cycle_holding_their_receipt_or_are_counted_
     out = tmp_path / "placed.cap"
     parsed = capture_journal(tmp_path / "journal", DAY, out, track_a=run)
     assert (parsed.answers, parsed.events, parsed.unplaced) == (4, 2, 2)
-    assert "no KRX cycle" in parsed.first_unplaced and "2 answers not placed" in parsed.summary()
+    assert "no stored KRX cycle" in parsed.first_unplaced
+    assert "2 answers not placed" in parsed.summary()
     with CaptureReader(out) as reader:
         events = [env.event for raw in reader for env in decode_frame(raw)]
     snapshots = [e for e in events if isinstance(e, PriceSnapshot)]
@@ -197,8 +197,7 @@ def test_a_replay_without_the_live_database_stops_checked_and_says_what_it_canno
     config.write_text(f'[paths]\ndata_dir = "{data}"\n[database]\nurl = "sqlite:///{missing}"\n')
     journal = Journal(data / "journal", "track_a")
     at = int(datetime.combine(DAY, time(9, 0, 1), KST).timestamp()) * _NS
-    request = rest_request("/uapi/domestic-stock/v1/quotations/inquire-price", {
-        "FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"})  # fmt: skip
+    request = rest_request(PRICE, {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"})
     body = msgspec.json.encode({"rt_cd": "0", "output": {"stck_prpr": "70000"}})
     journal.answer("acct1", "FHKST01010100", request, 200, body, at)
     journal.close()
