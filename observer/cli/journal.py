@@ -195,12 +195,11 @@ def replay(
     Its WebSocket frames, and Track A's and the flows and investor jobs' REST answers (what
     each published of them, `observer.kis.answer_replay`; Track A's in the cycles the live
     database holds). A frame refused at the time (a layout then unknown) is read with
-    today's layouts. Track
-    B's checks run as they ran live (``[track_b]``'s, the registrations KIS answered, the
-    limits the live database's snapshots gave by then): what they refused is counted, not
-    stored, unless ``--unchecked``. The events are stored under
+    today's layouts. Track B's checks run as they ran live (``[track_b]``'s, the
+    registrations KIS answered, the limits the live database's snapshots gave by then): what
+    they refused is counted, not stored, unless ``--unchecked``. The events are stored under
     ``journal.<process>.<YYYYMMDD>``: replaying again stores nothing twice. Exit 1 if an
-    event was not stored, 2 for a bad option or the live database.
+    event was not stored, 2 for a bad option or the live database (when checked).
     """
     # deferred: the bus, the writer's store and the calendar, for this command only
     from observer.calendar.timeline import timeline_from
