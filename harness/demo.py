@@ -74,11 +74,10 @@ log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 
 MARKER = ".observer-demo"
-# The default speeds fit 04:55-20:30 in about five minutes (178x in the busy hours). At 178x
-# on a 2-core machine every one of Track A's 96 cycles was complete, the longest 316 s of its
-# 600, the busiest second 335 calls of the 500 allowed, the programs' CPU 325 s in 324 s of
-# wall (0.42 s for `sum(range(3e7))`). Earlier code, at 119x on a machine 1.7 times slower,
-# cut six KRX cycles off (145 to 205 calls a second where 200 were needed).
+# The default speeds fit 04:55-20:30 in about five minutes (178x in the busy hours): a
+# 10-minute Track A cycle then has 3.4 wall seconds, and on a 2-core machine its longest
+# took 332 s of its 600 (the busiest second 335 calls of the 500 allowed). A machine much
+# slower than that cuts cycles off (1,017 names need about 200 calls a second).
 TARGET_WALL_S = 300.0
 # Before the session the clock runs this many times faster: the jobs then (master files,
 # the universe: about 3,350 requests) took 76 wall seconds on that machine, 40 on the other,

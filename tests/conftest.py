@@ -43,8 +43,8 @@ TESTS = Path(__file__).resolve().parent
 # whole run, the sum of its tests' in an `OBSERVER_TEST_CPU` log, files of 15 s or more; a
 # long file left to the end ran alone on one core for minutes), then the rest by their number
 # of tests, most first; but a file holding a `timed` test takes every third place at most:
-# those files are among the longest, and when they were all first, four of six workers waited
-# for the two timed slots while the cores were half idle for the run's first 150 s. Among
+# those files are among the longest, and only two timed tests run at once, so workers given
+# nothing but timed files at the start would wait on the slots with the cores idle. Among
 # them, the files of `exclusive` tests (one at a time) take every other place, so that the
 # first two go to the same worker at the start, one after the other, not to two workers one
 # of which would wait.

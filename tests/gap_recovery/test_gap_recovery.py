@@ -381,9 +381,9 @@ def test_a_long_gap_gets_its_bars_after_the_short_ones_by_default(rig: Rig) -> N
         p.send(long_gap)
         p.send(short)
         assert p.wait_acked(30)
-    # Started once both are stored, it finds both waiting. (Started before, it may take the
-    # long one alone, as it comes; and its four lanes recover the two at once, so which ends
-    # first says nothing of the order: once, on a loaded machine, the long one by 6 ms.)
+    # Started once both are stored, it finds both waiting and takes the shortest first. Its
+    # four lanes recover the two at once, so the order they start in is the one judged, not
+    # the order they end in.
     rig.start()
     assert _final_states(url, 2) == {"recovered": 2}
     stored = {(s, m): tuple(rest) for s, m, *rest in _stored_bars(url)}
