@@ -25,6 +25,8 @@ from harness.sim.listings import Listing, Overseas, draw_listings, draw_overseas
 from harness.sim.nextrade import (
     KRX_AFTER_MARKET_FROM,
     KRX_AFTER_SPAN,
+    NXT_AFTER_FROM_S,
+    NXT_ETFS_FROM,
     DayTrades,
     draw_closing_price_day,
     draw_krx_after_day,
@@ -58,6 +60,9 @@ __all__ = [
 ]
 
 NXT_SHARE = 0.28  # of the KOSPI and KOSDAQ stocks, as Nextrade's 700 of some 2,500
+# Of the ETFs, those Nextrade trades from `NXT_ETFS_FROM`: the largest first (the press of
+# 2026-02 expected the liquid index and theme ETFs first; how many is not known here).
+NXT_ETF_SHARE = 0.1
 # Of a day's trades, those at a mid-point between two ticks (both venues, from 2025-03-04).
 MID_POINT_SHARE = 0.02
 
@@ -142,6 +147,9 @@ class Market:
     nxt_closing_price:
         Whether Nextrade's 종가매매 trades (15:30-16:00, at KRX's close: `nxt_closing_day`);
         False: none (the belief before).
+    nxt_etfs:
+        Whether Nextrade trades ETFs from `NXT_ETFS_FROM` (`nxt_eligible`); False: stocks
+        alone on every day (the belief before).
     """
 
     def __init__(
@@ -154,12 +162,14 @@ class Market:
         mid_points: float = MID_POINT_SHARE,
         krx_after_market: bool = True,
         nxt_closing_price: bool = True,
+        nxt_etfs: bool = True,
     ) -> None:
         self.seed = seed
         self.calendar = calendar
         self.mid_points = mid_points
         self.krx_after_market = krx_after_market
         self.nxt_closing_price = nxt_closing_price
+        self.nxt_etfs = nxt_etfs
         rng = np.random.default_rng(_seed(seed, "listings"))
         self.listings = draw_listings(rng, stocks=stocks, etfs=etfs)
         self._overseas_from = rng.bit_generator.state  # where `overseas` goes on drawing
@@ -177,25 +187,33 @@ class Market:
         return draw_overseas(rng)
 
     def nxt_eligible(self, day: date) -> frozenset[str]:
-        """The stocks Nextrade trades on ``day``: its quarter's selection.
+        """The names Nextrade trades on ``day``: its quarter's selection.
 
         Nextrade selects each quarter, effective from its first day: the index members and
         the largest other names, about 700 of some 2,500 KOSPI and KOSDAQ stocks in 2026
         (`NXT_SHARE` of them here, the largest by listed value at the previous quarter's last
-        close, administrative issues out). Its ad-hoc changes are the faults' (`Faults.nxt`).
+        close, administrative issues out). From `NXT_ETFS_FROM` (with ``nxt_etfs``) the
+        largest `NXT_ETF_SHARE` of the ETFs too, ranked at the last close before they
+        joined or before the quarter, the later. Its ad-hoc changes are the faults'
+        (`Faults.nxt`).
         """
         quarter = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-        return self._nxt_selection(max(self.calendar.previous_session(quarter), _ANCHOR))
+        stocks = self._nxt_selection(max(self.calendar.previous_session(quarter), _ANCHOR), "ST")
+        if not self.nxt_etfs or day < NXT_ETFS_FROM:
+            return stocks
+        since = max(quarter, NXT_ETFS_FROM)
+        return stocks | self._nxt_selection(self.calendar.previous_session(since), "EF")
 
     @functools.lru_cache(maxsize=16)  # noqa: B019 - one Market lives as long as the server
-    def _nxt_selection(self, ranked_on: date) -> frozenset[str]:
-        stocks = [
+    def _nxt_selection(self, ranked_on: date, group: str) -> frozenset[str]:
+        names = [
             x
             for x in self.listings.values()
-            if x.group == "ST" and x.market in ("KOSPI", "KOSDAQ") and not x.administrative
+            if x.group == group and x.market in ("KOSPI", "KOSDAQ") and not x.administrative
         ]
-        stocks.sort(key=lambda x: (-self.close(x.symbol, ranked_on) * x.listed_shares, x.symbol))
-        return frozenset(x.symbol for x in stocks[: round(len(stocks) * NXT_SHARE)])
+        names.sort(key=lambda x: (-self.close(x.symbol, ranked_on) * x.listed_shares, x.symbol))
+        share = NXT_SHARE if group == "ST" else NXT_ETF_SHARE
+        return frozenset(x.symbol for x in names[: round(len(names) * share)])
 
     # ------------------------------------------------------------------ prices
 
@@ -388,7 +406,8 @@ class Market:
 
         Drawn whether or not Nextrade lists it (the caller asks that); some 5,000 trades of
         a day, kept for the Nextrade names' quotes, bars and feeds. Its 종가매매 trades
-        (`nxt_closing_day`) among them.
+        (`nxt_closing_day`) among them. An ETF's end before the after-market's orders (15:30):
+        Nextrade's after-market takes no ETF (kis-market-2026-09.md §3), nor its 종가매매 here.
         """
         path = self._path(symbol, day)
         rng = np.random.default_rng(_seed(self.seed, "nxt", symbol, day.isoformat()))
@@ -398,6 +417,8 @@ class Market:
             *(path.trades, path.volume, path.low, path.high, path.prev_close, path.day_close),
             mid_point_share=share,
         )
+        if self.listings[symbol].group != "ST":
+            return drawn.before(NXT_AFTER_FROM_S)
         closing = self.nxt_closing_day(symbol, day)
         return drawn if closing is None else merged(drawn, closing)
 
@@ -405,10 +426,10 @@ class Market:
     def nxt_closing_day(self, symbol: str, day: date) -> DayTrades | None:
         """Nextrade's 종가매매 trades of ``symbol`` on ``day``, 15:30-16:00 at KRX's close.
 
-        None with ``nxt_closing_price`` off. From a generator of its own: the rest of
-        Nextrade's day stays as it was (`harness.sim.nextrade.draw_closing_price_day`).
+        None with ``nxt_closing_price`` off or for an ETF. From a generator of its own: the
+        rest of Nextrade's day stays as it was (`harness.sim.nextrade.draw_closing_price_day`).
         """
-        if not self.nxt_closing_price:
+        if not self.nxt_closing_price or self.listings[symbol].group != "ST":
             return None
         path = self._path(symbol, day)
         rng = np.random.default_rng(_seed(self.seed, "nxt_closing", symbol, day.isoformat()))

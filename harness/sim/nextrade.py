@@ -49,6 +49,8 @@ __all__ = [
     "KRX_AFTER_MARKET_FROM",
     "KRX_AFTER_SPAN",
     "MAIN_SHARE",
+    "NXT_AFTER_FROM_S",
+    "NXT_ETFS_FROM",
     "NXT_SPANS",
     "OFF_HOURS_SHARE",
     "DayTrades",
@@ -94,6 +96,12 @@ NXT_SPANS: tuple[NxtSpan, ...] = (
 )
 
 
+# Nextrade's after-market, orders from here (its opening auction's): stocks alone, not ETFs.
+NXT_AFTER_FROM_S = NXT_SPANS[-1].start_s
+# Nextrade's first day of ETFs: "from November 2026" (reported, kis-market-2026-09.md §3; the
+# day is UNCONFIRMED), here that month's first session.
+NXT_ETFS_FROM = date(2026, 11, 2)
+
 # KRX's after-market: its first day, and its session (continuous, the 2026-09 layouts' "3").
 KRX_AFTER_MARKET_FROM = date(2026, 9, 14)
 KRX_AFTER_SPAN = NxtSpan(16 * 3600, 20 * 3600, "3")
@@ -134,6 +142,11 @@ class DayTrades:
         if at == len(self.at_s) or self.at_s[at] != AFTER_AUCTION[1]:
             return None
         return int(self.price[at]), int(self.qty[at])
+
+    def before(self, second_of_day: float) -> DayTrades:
+        """The trades before ``second_of_day`` (KST)."""
+        end = int(np.searchsorted(self.at_s, second_of_day))
+        return DayTrades(self.at_s[:end], self.price[:end], self.qty[:end])
 
     def until(self, second_of_day: float) -> int:
         """How many trades were done by ``second_of_day`` (KST), inclusive."""

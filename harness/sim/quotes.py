@@ -765,13 +765,14 @@ class Quotes:
         return web.json_response(envelope(*OK, output=output))
 
     def stock_info(self, query: Any) -> web.Response:
-        """CTPF1002R (주식기본조회): a stock's Nextrade flags; anything else answers "no data".
+        """CTPF1002R (주식기본조회): a stock's or an ETF's Nextrade flags; else "no data".
 
-        The quarter's selection (`Market.nxt_eligible`) with the ad-hoc changes since.
+        The quarter's selection (`Market.nxt_eligible`, ETFs in it from `NXT_ETFS_FROM`)
+        with the ad-hoc changes since.
         """
         symbol = query.get("PDNO", "")
         listing = self.market.listings.get(symbol)
-        if listing is None or listing.group != "ST" or query.get("PRDT_TYPE_CD") != "300":
+        if listing is None or query.get("PRDT_TYPE_CD") != "300":
             raise KeyError(symbol)
         selected = self.market.nxt_eligible(self._now().date())
         eligible, halted = self.gateway.faults.nxt.standing(symbol, selected, listing.suspended)

@@ -1,5 +1,5 @@
-"""A stock's Nextrade standing (CTPF1002R): the client reads both flags or refuses the answer,
-the simulator answers as KIS's list does, and a paper account is never asked."""
+"""A stock's or an ETF's Nextrade standing (CTPF1002R): the client reads both flags or refuses
+the answer, the simulator answers as KIS's list does, and a paper account is never asked."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.sim.config import SimConfig
-from harness.sim.market import NXT_SHARE, Market
+from harness.sim.market import NXT_ETF_SHARE, NXT_SHARE, Market
+from harness.sim.nextrade import NXT_ETFS_FROM
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
 from observer.errors import KisApiError, KisPaperRefused, KisProtocolError, KisRateLimited
@@ -21,7 +22,7 @@ from observer.kis.client import KisClient, NxtStatus, nxt_status
 from observer.kis.schemas import StockInfoOutput
 from tests.support import SimThread, sim_client
 
-MARKET = Market(48, TradingCalendar(), stocks=40, etfs=2)
+MARKET = Market(48, TradingCalendar(), stocks=40, etfs=20)
 TEN = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
 
 
@@ -56,27 +57,33 @@ def test_the_simulator_answers_nextrade_s_list_and_the_client_reads_it(
     sim: SimThread, tmp_path: Path
 ) -> None:
     """The quarter's selection (the largest by listed value at its eve, administrative
-    issues out) is Nextrade's; a suspended one among them is halted there; an ETF or an
-    unknown code is "no data"."""
-    eve = MARKET.calendar.previous_session(date(2026, 10, 1))
-    stocks = sorted(
-        (x for x in MARKET.listings.values() if x.group == "ST" and x.market != "KONEX"),
-        key=lambda x: (-MARKET.close(x.symbol, eve) * x.listed_shares, x.symbol),
+    issues out) is Nextrade's, with the largest ETFs from their first day (ranked at its
+    eve); a suspended one among them is halted there; an unknown code is "no data"."""
+
+    def largest(group: str, eve: date, share: float) -> tuple[list[str], set[str]]:
+        names = sorted(
+            (x for x in MARKET.listings.values() if x.group == group and x.market != "KONEX"),
+            key=lambda x: (-MARKET.close(x.symbol, eve) * x.listed_shares, x.symbol),
+        )
+        candidates = [x for x in names if not x.administrative]
+        return [x.symbol for x in names], {
+            x.symbol for x in candidates[: round(len(candidates) * share)]
+        }
+
+    stocks, eligible = largest("ST", MARKET.calendar.previous_session(date(2026, 10, 1)), NXT_SHARE)
+    etfs, etfs_eligible = largest(
+        "EF", MARKET.calendar.previous_session(NXT_ETFS_FROM), NXT_ETF_SHARE
     )
-    candidates = [x for x in stocks if not x.administrative]
-    eligible = {x.symbol for x in candidates[: round(len(candidates) * NXT_SHARE)]}
-    assert MARKET.nxt_eligible(TEN.date()) == eligible and 0 < len(eligible) < len(stocks)
-    etf = next(s for s, x in MARKET.listings.items() if x.group == "EF")
-    symbols = [x.symbol for x in stocks]
-    *answers, for_etf, for_nothing = _ask(
-        sim_client(sim, tmp_path, "nx1"), [*symbols, etf, "999999"]
-    )
+    assert 0 < len(eligible) < len(stocks) and 0 < len(etfs_eligible) < len(etfs)
+    eligible |= etfs_eligible
+    assert MARKET.nxt_eligible(TEN.date()) == eligible
+    symbols = [*stocks, *etfs]
+    *answers, for_nothing = _ask(sim_client(sim, tmp_path, "nx1"), [*symbols, "999999"])
     assert answers == [
         NxtStatus(s, s in eligible, s in eligible and MARKET.listings[s].suspended) for s in symbols
     ]
-    for refused in (for_etf, for_nothing):
-        assert isinstance(refused, KisApiError) and refused.msg_cd == "KIOK0560"
-    assert sim.sim.gateway.calls["CTPF1002R"] >= len(symbols) + 2
+    assert isinstance(for_nothing, KisApiError) and for_nothing.msg_cd == "KIOK0560"
+    assert sim.sim.gateway.calls["CTPF1002R"] >= len(symbols) + 1
 
 
 def test_a_paper_account_is_refused_before_anything_is_sent(sim: SimThread, tmp_path: Path) -> None:
