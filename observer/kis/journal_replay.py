@@ -30,20 +30,16 @@ from bus.capture import CaptureHeader, CaptureWriter
 from bus.codec import encode_frame
 from bus.envelope import Envelope
 from bus.events import (
-    AuctionExpected,
     Event,
-    MarketStatus,
     OrderBook,
-    ProgramTrade,
     TradeTick,
-    ViNotice,
 )
 from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisLayoutUnknown, KisProtocolError
 from observer.kis.answer_replay import AnswerReplay, TrackARun, Unplaced
 from observer.kis.journal import JOURNAL_SUFFIX, JournalRecord, day_files, read_file
 from observer.kis.parse import parse_control
-from observer.kis.realtime import RealtimeDecoder
+from observer.kis.realtime import KeyedRecord, RealtimeDecoder
 from observer.kis.record_checks import UNREGISTERED, Checks, registered_as
 from observer.kis.registrations import RELEASE_GRACE_S
 
@@ -191,7 +187,7 @@ class _Screen:
                 fault = self.checks.trade(event, asked, self._limits(event.symbol, received_ns))
             else:
                 fault = self.checks.book(event, asked)
-        elif isinstance(event, MarketStatus | ProgramTrade | AuctionExpected | ViNotice):
+        elif isinstance(event, KeyedRecord):
             asked = self._holds(account, tr_id, registered_as(event), received_ns)
             fault = None if asked else (UNREGISTERED, "")
         else:
@@ -243,10 +239,7 @@ def _events(
             events: list[Event] = [
                 *frame.ticks,
                 *frame.books,
-                *frame.statuses,
-                *frame.programs,
-                *frame.expected,
-                *frame.vis,
+                *frame.records,
             ]
             if screen is not None:
                 received, account = record.received_ns, record.account

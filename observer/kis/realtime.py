@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from bus.events import (
     AuctionExpected,
@@ -53,6 +53,7 @@ __all__ = [
     "EXPECTED_TRS",
     "H0STASP0",
     "H0STCNT0",
+    "KEYED_DECODERS",
     "PROGRAM_TRS",
     "STATUS_TRS",
     "TRADE_READERS",
@@ -60,6 +61,8 @@ __all__ = [
     "VI_TRS",
     "VI_TR_IDS",
     "BookReader",
+    "KeyedDecoder",
+    "KeyedRecord",
     "OrderBookFields",
     "RealtimeDecoder",
     "RealtimeEvents",
@@ -395,27 +398,13 @@ def decode_order_book(
     )
 
 
-# A few records a symbol a minute: read by name, each layout's positions by width.
-_POSITIONS: Mapping[str, Mapping[int, Mapping[str, int]]] = {
-    tr_id: {
-        width: {name: i for i, name in enumerate(layout.fields)}
-        for width, layout in REALTIME_LAYOUTS[tr_id].items()
-    }
-    for tr_id in (
-        *STATUS_TRS.values(),
-        *PROGRAM_TRS.values(),
-        *EXPECTED_TRS.values(),
-        *VI_TRS.values(),
-    )
-}
 _REASON_LENGTH = 200  # TR_SUSP_REAS_CNTT: VARCHAR(200)
-_STATUS_TR_IDS = frozenset(STATUS_TRS.values())
-_EXPECTED_TR_IDS = frozenset(EXPECTED_TRS.values())
 VI_TR_IDS = frozenset(VI_TRS.values())
 
 
 def decode_market_status(
     record: Sequence[str],
+    trade_date: str,
     received_ns: int,
     where: Mapping[str, int],
     account: str = "",
@@ -424,7 +413,8 @@ def decode_market_status(
 ) -> MarketStatus:
     """One market-operation record, its fields at ``where`` (the layout's positions).
 
-    KIS's ``(null)`` for an empty halt reason reads as "".
+    KIS's ``(null)`` for an empty halt reason reads as "". Stamped at its receipt (its
+    record has no time): ``trade_date`` is not read.
     """
 
     def code(name: str) -> str:
@@ -526,13 +516,14 @@ def decode_auction_expected(
 
 def decode_vi_notice(
     record: Sequence[str],
+    trade_date: str,
     received_ns: int,
     where: Mapping[str, int],
     account: str = "",
     session_of: SessionOf = no_session,
     venue: Venue = "KRX",
 ) -> ViNotice:
-    """One VI record, its fields at ``where``: dated by its own BSOP_DATE.
+    """One VI record, its fields at ``where``: dated by its own BSOP_DATE, not ``trade_date``.
 
     An hour sent empty or all zeros (a VI not lifted yet) reads as 0.
     """
@@ -584,6 +575,48 @@ def _exchange_date(text: str) -> date:
         raise KisProtocolError(f"BSOP_DATE: not a date: {text!r}") from exc
 
 
+# Records keyed by what their registration holds (a symbol; a VI feed's, a business date),
+# a few a symbol a minute, read by name.
+KeyedRecord = MarketStatus | ProgramTrade | AuctionExpected | ViNotice
+
+
+class KeyedDecoder(Protocol):
+    """Reads one keyed record of a layout whose positions by name are ``where``."""
+
+    def __call__(
+        self,
+        record: Sequence[str],
+        trade_date: str,
+        received_ns: int,
+        where: Mapping[str, int],
+        account: str,
+        session_of: SessionOf,
+        venue: Venue,
+    ) -> KeyedRecord:
+        """The record's event; `KisProtocolError` for a field its column cannot hold."""
+        ...
+
+
+# Each keyed kind's decoder: a kind's TRs (one per venue, `observer.kis.feeds.TR_IDS`) share it.
+_KEYED_BY_KIND: dict[FeedKind, KeyedDecoder] = {
+    "status": decode_market_status,
+    "program": decode_program_trade,
+    "auction": decode_auction_expected,
+    "vi": decode_vi_notice,
+}
+KEYED_DECODERS: Mapping[str, KeyedDecoder] = {
+    tr_id: decoder for kind, decoder in _KEYED_BY_KIND.items() for tr_id in TR_IDS[kind].values()
+}
+# Their layouts' positions by name, by TR and record width.
+_POSITIONS: Mapping[str, Mapping[int, Mapping[str, int]]] = {
+    tr_id: {
+        width: {name: i for i, name in enumerate(layout.fields)}
+        for width, layout in REALTIME_LAYOUTS[tr_id].items()
+    }
+    for tr_id in KEYED_DECODERS
+}
+
+
 # --------------------------------------------------------------------------- the decoder
 
 
@@ -624,18 +657,37 @@ class RealtimeEvents(NamedTuple):
 
     A result rather than an error callback: the decoder keeps no consumer state, and a
     consumer sees all a frame brought in one value. A named tuple: made for every frame, and
-    a frozen dataclass costs several times more.
+    a frozen dataclass costs several times more. One frame is of one feed, so it holds
+    trades, books or keyed records (``records``: market status, program trading, expected
+    matches, VIs), one of them.
     """
 
     tr_id: str  # KIS's name of the feed, kept as the provenance of what is refused
     ticks: Sequence[TradeTick] = ()
     books: Sequence[OrderBook] = ()
     errors: Sequence[RefusedRecord] = ()
-    statuses: Sequence[MarketStatus] = ()
-    programs: Sequence[ProgramTrade] = ()
-    expected: Sequence[AuctionExpected] = ()
-    vis: Sequence[ViNotice] = ()
+    records: Sequence[KeyedRecord] = ()
     text: str = ""  # as received: what a consumer refusing a record keeps of it
+
+    @property
+    def statuses(self) -> list[MarketStatus]:
+        """The market-operation records among ``records``."""
+        return [r for r in self.records if isinstance(r, MarketStatus)]
+
+    @property
+    def programs(self) -> list[ProgramTrade]:
+        """The program-trading records among ``records``."""
+        return [r for r in self.records if isinstance(r, ProgramTrade)]
+
+    @property
+    def expected(self) -> list[AuctionExpected]:
+        """The expected matches among ``records``."""
+        return [r for r in self.records if isinstance(r, AuctionExpected)]
+
+    @property
+    def vis(self) -> list[ViNotice]:
+        """The VIs among ``records``."""
+        return [r for r in self.records if isinstance(r, ViNotice)]
 
     @property
     def kind(self) -> FeedKind:
@@ -700,62 +752,19 @@ class RealtimeDecoder:
                 except KisProtocolError as exc:
                     errors.append(RefusedRecord.of_book(exc, record, reader.at))
             return RealtimeEvents(tr_id, books=books, errors=errors, text=text)
-        if (positions := _POSITIONS.get(tr_id)) is not None:
-            return self._others(tr_id, positions[width], records, received_ns, text)
+        if (decoder := KEYED_DECODERS.get(tr_id)) is not None:
+            where = _POSITIONS[tr_id][width]
+            venue, day = venue_of(tr_id), self.trade_date(received_ns)
+            keyed: list[KeyedRecord] = []
+            for record in records:
+                try:
+                    keyed.append(
+                        decoder(record, day, received_ns, where, account, session_of, venue)
+                    )
+                except KisProtocolError as exc:
+                    errors.append(RefusedRecord(exc, _symbol_of(record[where["MKSC_SHRN_ISCD"]])))
+            return RealtimeEvents(tr_id, errors=errors, records=keyed, text=text)
         raise KisProtocolError(f"{tr_id}: no decoder")  # a TR added to REALTIME_LAYOUTS only
-
-    def _others(
-        self,
-        tr_id: str,
-        where: Mapping[str, int],
-        records: list[list[str]],
-        received_ns: int,
-        text: str,
-    ) -> RealtimeEvents:
-        """A market-operation, program-trading, expected-match or VI frame's events."""
-        venue, errors = venue_of(tr_id), list[RefusedRecord]()
-        statuses: list[MarketStatus] = []
-        programs: list[ProgramTrade] = []
-        expected: list[AuctionExpected] = []
-        vis: list[ViNotice] = []
-        day = self.trade_date(received_ns)
-        for record in records:
-            try:
-                if tr_id in VI_TR_IDS:
-                    vis.append(
-                        decode_vi_notice(
-                            record, received_ns, where, self.account, self.session_of, venue
-                        )
-                    )
-                elif tr_id in _STATUS_TR_IDS:
-                    statuses.append(
-                        decode_market_status(
-                            record, received_ns, where, self.account, self.session_of, venue
-                        )
-                    )
-                elif tr_id in _EXPECTED_TR_IDS:
-                    expected.append(
-                        decode_auction_expected(
-                            record, day, received_ns, where, self.account, self.session_of, venue
-                        )
-                    )
-                else:
-                    programs.append(
-                        decode_program_trade(
-                            record, day, received_ns, where, self.account, self.session_of, venue
-                        )
-                    )
-            except KisProtocolError as exc:
-                errors.append(RefusedRecord(exc, _symbol_of(record[where["MKSC_SHRN_ISCD"]])))
-        return RealtimeEvents(
-            tr_id,
-            errors=errors,
-            text=text,
-            statuses=statuses,
-            programs=programs,
-            expected=expected,
-            vis=vis,
-        )
 
     def trade_date(self, received_ns: int) -> str:
         """The KST calendar day (``YYYYMMDD``) of ``received_ns``, which dates order books.

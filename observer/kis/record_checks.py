@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bus.events import AuctionExpected, MarketStatus, OrderBook, ProgramTrade, TradeTick, ViNotice
+from bus.events import OrderBook, TradeTick, ViNotice
 from observer.calendar.timeline import hhmm
 from observer.config.workers import TrackBSettings
+from observer.kis.realtime import KeyedRecord
 from observer.market.grid import KRX_TICK_SIZES, PriceKind, price_kind
 
 __all__ = [
@@ -133,7 +134,7 @@ class Checks:
         return None
 
 
-def registered_as(record: MarketStatus | ProgramTrade | AuctionExpected | ViNotice) -> str:
+def registered_as(record: KeyedRecord) -> str:
     """The key ``record``'s registration holds: its symbol; a VI's, its business date.
 
     The VI feeds are registered for the whole market under the date (`[track_b] vi_feed`).

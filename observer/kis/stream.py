@@ -31,7 +31,7 @@ from observer.kis.frames import HARD_MAX_BYTES, MALFORMED, DroppedFrame, FrameGu
 from observer.kis.journal import Journal
 from observer.kis.keepalive import PingInterval, answer_pingpong, silence_limit_s
 from observer.kis.parse import SESSION_REFUSALS, ControlMessage, is_data_frame, parse_control
-from observer.kis.realtime import RealtimeDecoder, RealtimeEvents
+from observer.kis.realtime import KeyedRecord, RealtimeDecoder, RealtimeEvents
 from observer.kis.reconnects import BudgetSpent, ReconnectBudget
 from observer.kis.registrations import (
     IDENTIFY,
@@ -59,6 +59,7 @@ __all__ = [
     "PERSISTENT_REFUSALS",
     "BudgetSpent",
     "Feed",
+    "KeyedRecord",
     "KisStream",
     "RealtimeEvents",
     "StreamListener",

@@ -16,18 +16,16 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from bus.events import (
-    AuctionExpected,
     Event,
     MarketStatus,
     OrderBook,
-    ProgramTrade,
     TradeTick,
     Venue,
     ViNotice,
 )
 from observer.kis.frames import UNKNOWN_LAYOUT, DroppedFrame
 from observer.kis.record_checks import OUTSIDE_SESSION, UNREGISTERED, Checks, registered_as
-from observer.kis.stream import Feed, KisStream, RealtimeEvents, StreamState
+from observer.kis.stream import Feed, KeyedRecord, KisStream, RealtimeEvents, StreamState
 from observer.market.grid import OFF_GRID, PriceKind
 from workers.track_b.gaps import GapDetector, TickGap
 from workers.track_b.lag import FeedLag
@@ -139,13 +137,7 @@ class AccountFeed:
                 self._rejected(frame, book, fault)
             else:
                 c.publish(book)
-        others: list[MarketStatus | ProgramTrade | AuctionExpected | ViNotice] = [
-            *frame.statuses,
-            *frame.programs,
-            *frame.expected,
-            *frame.vis,
-        ]
-        for record in others:
+        for record in frame.records:
             if not stream.holds(Feed(feed_kind, venue, registered_as(record))):
                 unasked = f"{record.symbol} is not registered on the session"
                 self._rejected(frame, record, (UNREGISTERED, unasked))
@@ -172,7 +164,7 @@ class AccountFeed:
     def _rejected(
         self,
         frame: RealtimeEvents,
-        record: TradeTick | OrderBook | MarketStatus | ProgramTrade | AuctionExpected | ViNotice,
+        record: TradeTick | OrderBook | KeyedRecord,
         fault: tuple[str, str],
     ) -> None:
         """A record a check refused: kept, counted, alerted; a streamed symbol's trade, a gap.
