@@ -36,6 +36,7 @@ from harness.sim.config import SimConfig, TickLoss
 from harness.sim.gateway import Gateway
 from harness.sim.market import BARS_PER_DAY, KST, Market, Tick, quote_at, tick_size
 from harness.sim.market_status import PROGRAMS, STATUSES, program_record, status_records
+from harness.sim.members import MEMBER_FEEDS, member_record
 from harness.sim.nextrade import (
     CLOSING_PRICE_SPAN,
     KRX_AFTER_SPAN,
@@ -58,8 +59,8 @@ _TRADES = frozenset({"H0STCNT0", "H0NXCNT0", "H0UNCNT0"})
 _BOOKS = frozenset({"H0STASP0", "H0NXASP0", "H0UNASP0"})
 _PAPER_TRS = frozenset({"H0STCNT0", "H0STASP0"})
 # Besides: each venue's market-operation records and program trading
-# (`harness.sim.market_status`).
-_OFFERED = _TRADES | _BOOKS | STATUSES | PROGRAMS | EXPECTED | VI_FEEDS
+# (`harness.sim.market_status`), and its members' trading (`harness.sim.members`).
+_OFFERED = _TRADES | _BOOKS | STATUSES | PROGRAMS | EXPECTED | VI_FEEDS | MEMBER_FEEDS
 # The minutes of the day (KST) Nextrade's 종가매매 trades in, [first, end).
 _CLOSING_MINUTES = (CLOSING_PRICE_SPAN.start_s // 60, CLOSING_PRICE_SPAN.end_s // 60)
 
@@ -397,13 +398,13 @@ class Realtime:
             tail = self._tail(tr_id, 0)
             nxt = self._nxt_day(symbol, day) if tr_id == "H0NXANC0" else None
             return [r + tail for r in expected_records(tr_id, symbol, path, start, end, nxt)]
-        if tr_id not in ("H0STCNT0", "H0STASP0", "H0STPGM0"):
+        if tr_id not in ("H0STCNT0", "H0STASP0", "H0STPGM0", "H0STMBC0"):
             return self._venue_records(tr_id, symbol, start, end, state)
         losses = [
             loss for loss in self.faults.tick_loss if loss.end_ns > after_ns and tr_id in loss.feeds
         ]
         records = self._krx_records(tr_id, symbol, start, end, state, losses)
-        if tr_id != "H0STPGM0" and self.config.krx_after_market:
+        if tr_id in ("H0STCNT0", "H0STASP0") and self.config.krx_after_market:
             records += self._after_records(tr_id, symbol, start, end, state, losses)
         return records
 
@@ -492,10 +493,12 @@ class Realtime:
                     record = _trade_record(symbol, hhmmss, day, price, tick.qty, running)
                 elif tr_id == "H0STASP0":
                     record = _book_record(symbol, hhmmss, price, running)
-                elif nth == len(ticks) - 1:  # program trading: at a minute's last trade
-                    record = program_record(symbol, hhmmss, price, running.volume)
-                else:
+                elif nth != len(ticks) - 1:  # program trading, members: a minute's last trade
                     continue
+                elif tr_id in MEMBER_FEEDS:
+                    record = member_record(symbol, running.volume, tick.qty)
+                else:
+                    record = program_record(symbol, hhmmss, price, running.volume)
                 records.append(record + self._tail(tr_id, price))
         return records
 
@@ -565,7 +568,7 @@ class Realtime:
         here it is registered, and silent).
         """
         day = end.date()
-        combined = tr_id in ("H0UNCNT0", "H0UNASP0", "H0UNPGM0")
+        combined = tr_id in ("H0UNCNT0", "H0UNASP0", "H0UNPGM0", "H0UNMBC0")
         after_market = self.config.krx_after_market
         midnight = datetime(day.year, day.month, day.day, tzinfo=KST)
         running = state.get((tr_id, symbol))
@@ -595,10 +598,12 @@ class Realtime:
                     record = _trade_record(symbol, hhmmss, day, price, qty, running)
                 elif tr_id in _BOOKS:
                     record = _book_record(symbol, hhmmss, price, running)
-                elif nth == len(trades) - 1:  # program trading: at a minute's last trade
-                    record = program_record(symbol, hhmmss, price, running.volume)
-                else:
+                elif nth != len(trades) - 1:  # program trading, members: a minute's last trade
                     continue
+                elif tr_id in MEMBER_FEEDS:
+                    record = member_record(symbol, running.volume, qty)
+                else:
+                    record = program_record(symbol, hhmmss, price, running.volume)
                 if (second, price, qty) in closing:
                     code = self.config.nxt_closing_price_code
                 else:
@@ -647,8 +652,8 @@ class Realtime:
 
         A book record is H0STASP0's 59 fields, for Nextrade's and the combined book too.
         """
-        if tr_id in PROGRAMS:
-            return ""  # one layout in both exports
+        if tr_id in PROGRAMS or tr_id in MEMBER_FEEDS:
+            return ""  # one layout in every export
         fields: list[str] = []
         newer = self.config.realtime_layout == "2026-09"
         if tr_id in EXPECTED:  # Nextrade's and the combined VI_STND_PRC; 2026-09's dummy

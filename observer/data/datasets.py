@@ -337,6 +337,14 @@ AUCTION_EXPECTED = replace(
     views=("exchange_ns",),
     order=("symbol", "exchange_ns", "source", "seq"),
 )
+# Track B's members' trading: a row per ranked member of each record, dated by its receipt.
+MEMBER_TRADES = replace(
+    _of_model("member_trades", "member_trades", "instants"),
+    time_column="received_ns",
+    views=("received_ns",),
+    key=("source", "seq", "idx"),
+    order=("symbol", "received_ns", "source", "seq", "idx"),
+)
 # Track B's VI feed: the whole market's VIs as they start and end, dated by their receipt.
 VI_NOTICES = replace(
     _of_model("vi_notices", "vi_notices", "instants"),
@@ -359,6 +367,7 @@ DATASETS: dict[str, Dataset] = {
         ETF_DAILY,
         MARKET_STATUS,
         PROGRAM_TRADES,
+        MEMBER_TRADES,
         AUCTION_EXPECTED,
         VI_NOTICES,
         INVESTOR_FLOWS,

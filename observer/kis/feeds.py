@@ -13,12 +13,15 @@ status        H0STMKO0    H0NXMKO0    (none)
 program       H0STPGM0    H0NXPGM0    H0UNPGM0
 auction       H0STANC0    H0NXANC0    H0UNANC0
 vi            H0STVIC0    H0NXVIC0    H0UNVIC0
+members       H0STMBC0    H0NXMBC0    H0UNMBC0
 ============  ==========  ==========  ==========
 
 ``status`` is a venue's market-operation records (halts, VIs, session events): the combined
 feed's records name no symbol, so that one is never registered. ``auction`` is an auction's
 expected matches. ``vi`` is the whole market's volatility interruptions, keyed by the
-business date (``YYYYMMDD``) rather than a symbol (`market_vis`). A feed's records on the
+business date (``YYYYMMDD``) rather than a symbol (`market_vis`). ``members`` is the five
+exchange members (brokers) each side's volume ranks first today, and the foreign members'
+totals. A feed's records on the
 combined feed name no venue of their own ("combined").
 """
 
@@ -40,9 +43,17 @@ __all__ = [
     "venue_of",
 ]
 
-FeedKind = Literal["trades", "book", "status", "program", "auction", "vi"]
+FeedKind = Literal["trades", "book", "status", "program", "auction", "vi", "members"]
 # In the order a symbol's feeds are asked for when a session cannot take them all at once.
-FEED_KINDS: tuple[FeedKind, ...] = ("trades", "book", "status", "program", "auction", "vi")
+FEED_KINDS: tuple[FeedKind, ...] = (
+    "trades",
+    "book",
+    "status",
+    "program",
+    "auction",
+    "vi",
+    "members",
+)
 
 TR_IDS: dict[FeedKind, dict[Venue, str]] = {
     "trades": {"KRX": "H0STCNT0", "NXT": "H0NXCNT0", "combined": "H0UNCNT0"},
@@ -51,6 +62,7 @@ TR_IDS: dict[FeedKind, dict[Venue, str]] = {
     "program": {"KRX": "H0STPGM0", "NXT": "H0NXPGM0", "combined": "H0UNPGM0"},
     "auction": {"KRX": "H0STANC0", "NXT": "H0NXANC0", "combined": "H0UNANC0"},
     "vi": {"KRX": "H0STVIC0", "NXT": "H0NXVIC0", "combined": "H0UNVIC0"},
+    "members": {"KRX": "H0STMBC0", "NXT": "H0NXMBC0", "combined": "H0UNMBC0"},
 }
 _OF_TR: dict[str, tuple[FeedKind, Venue]] = {
     tr_id: (kind, venue) for kind, trs in TR_IDS.items() for venue, tr_id in trs.items()

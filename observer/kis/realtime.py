@@ -1,8 +1,8 @@
 """Typed decoding of KIS real-time data frames: wire text in, typed events out.
 
 Trades (`TradeTick`), books (`OrderBook`), market-operation records (`MarketStatus`),
-program trading (`ProgramTrade`), auctions' expected matches (`AuctionExpected`) and
-volatility interruptions (`ViNotice`).
+program trading (`ProgramTrade`), auctions' expected matches (`AuctionExpected`),
+volatility interruptions (`ViNotice`) and members' trading (`MemberTrade`).
 
 A data frame is ``<enc>|<tr_id>|<count>|<payload>``: ``count`` records of ``^``-separated
 fields (shared/reference/kis-api.md §5.5-5.7). Trades and books come from three TRs each, one
@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from bus.events import (
     AuctionExpected,
     MarketStatus,
+    MemberRank,
+    MemberTrade,
     OrderBook,
     ProgramTrade,
     TradeTick,
@@ -71,6 +73,7 @@ __all__ = [
     "TradeFields",
     "decode_auction_expected",
     "decode_market_status",
+    "decode_member_trade",
     "decode_order_book",
     "decode_program_trade",
     "decode_trade",
@@ -399,6 +402,16 @@ def decode_order_book(
 
 
 _REASON_LENGTH = 200  # TR_SUSP_REAS_CNTT: VARCHAR(200)
+_MEMBER_LENGTH = 8  # a member's number: VARCHAR(8)
+_NAME_LENGTH = 64  # a member's name: VARCHAR(64)
+# Each side's fields of its five members, by rank (H0STMBC0's prefixes): number, name,
+# English name, quantity, change, share, foreign.
+_MEMBER_SIDES = (
+    ("sell", ("SELN_MBCR_NO", "SELN2_MBCR_NAME", "SELN2_MBCR_ENG_NAME", "TOTAL_SELN_QTY",
+              "SELN_QTY_ICDC", "SELN_MBCR_RLIM", "SELN_MBCR_GLOB_YN_")),
+    ("buy", ("SHNU_MBCR_NO", "BYOV_MBCR_NAME", "BYOV_MBCR_ENG_NAME", "TOTAL_SHNU_QTY",
+             "SHNU_QTY_ICDC", "SHNU_MBCR_RLIM", "SHNU_MBCR_GLOB_YN_")),
+)  # fmt: skip
 VI_TR_IDS = frozenset(VI_TRS.values())
 
 
@@ -565,6 +578,64 @@ def decode_vi_notice(
     )
 
 
+def decode_member_trade(
+    record: Sequence[str],
+    trade_date: str,
+    received_ns: int,
+    where: Mapping[str, int],
+    account: str = "",
+    session_of: SessionOf = no_session,
+    venue: Venue = "KRX",
+) -> MemberTrade:
+    """One members' trading record (H0STMBC0 and its venues'), stamped at its receipt.
+
+    The record has no time (so ``trade_date`` is not read). A rank whose member number is
+    sent empty (fewer than five members have traded) is left out. Trimmed from KIS's layout
+    (78 fields): ``005930^키움증권^...^203412^...^N^...^00050^...^12.41^...^-69968^...``.
+    """
+
+    def number(name: str) -> int:
+        return read_int(record[where[name]], name)
+
+    def rate(name: str) -> Decimal:
+        return read_decimal(record[where[name]], name)
+
+    ranks: list[MemberRank] = []
+    for side, (no, name, name_en, qty, change, share, foreign) in _MEMBER_SIDES:
+        for rank in range(1, 6):
+            member = record[where[f"{no}{rank}"]].strip()
+            if not member:
+                continue
+            ranks.append(
+                MemberRank(
+                    side=side,  # type: ignore[arg-type]  # "sell" or "buy", as listed
+                    rank=rank,
+                    member=read_text(member, f"{no}{rank}", _MEMBER_LENGTH),
+                    name=read_text(record[where[f"{name}{rank}"]], name, _NAME_LENGTH),
+                    name_en=read_text(record[where[f"{name_en}{rank}"]], name_en, _NAME_LENGTH),
+                    qty=number(f"{qty}{rank}"),
+                    qty_change=number(f"{change}{rank}"),
+                    share_pct=rate(f"{share}{rank}"),
+                    foreign_member=record[where[f"{foreign}{rank}"]] == "Y",
+                )
+            )
+    return MemberTrade(
+        symbol=read_text(record[where["MKSC_SHRN_ISCD"]], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
+        received_ns=received_ns,
+        ranks=tuple(ranks),
+        foreign_sell_qty=number("GLOB_TOTAL_SELN_QTY"),
+        foreign_buy_qty=number("GLOB_TOTAL_SHNU_QTY"),
+        foreign_sell_change=number("GLOB_TOTAL_SELN_QTY_ICDC"),
+        foreign_buy_change=number("GLOB_TOTAL_SHNU_QTY_ICDC"),
+        foreign_net_qty=number("GLOB_NTBY_QTY"),
+        foreign_sell_share_pct=rate("GLOB_SELN_RLIM"),
+        foreign_buy_share_pct=rate("GLOB_SHNU_RLIM"),
+        account=account,
+        venue=venue,
+        trading_session=session_of(venue, received_ns),
+    )
+
+
 def _exchange_date(text: str) -> date:
     """A ``YYYYMMDD`` date as sent; `KisProtocolError` naming BSOP_DATE if it is none."""
     if not (len(text) == 8 and text.isascii() and text.isdigit()):
@@ -577,7 +648,7 @@ def _exchange_date(text: str) -> date:
 
 # Records keyed by what their registration holds (a symbol; a VI feed's, a business date),
 # a few a symbol a minute, read by name.
-KeyedRecord = MarketStatus | ProgramTrade | AuctionExpected | ViNotice
+KeyedRecord = MarketStatus | ProgramTrade | AuctionExpected | ViNotice | MemberTrade
 
 
 class KeyedDecoder(Protocol):
@@ -603,6 +674,7 @@ _KEYED_BY_KIND: dict[FeedKind, KeyedDecoder] = {
     "program": decode_program_trade,
     "auction": decode_auction_expected,
     "vi": decode_vi_notice,
+    "members": decode_member_trade,
 }
 KEYED_DECODERS: Mapping[str, KeyedDecoder] = {
     tr_id: decoder for kind, decoder in _KEYED_BY_KIND.items() for tr_id in TR_IDS[kind].values()
@@ -659,7 +731,7 @@ class RealtimeEvents(NamedTuple):
     consumer sees all a frame brought in one value. A named tuple: made for every frame, and
     a frozen dataclass costs several times more. One frame is of one feed, so it holds
     trades, books or keyed records (``records``: market status, program trading, expected
-    matches, VIs), one of them.
+    matches, VIs, members' trading), one of them.
     """
 
     tr_id: str  # KIS's name of the feed, kept as the provenance of what is refused
@@ -688,6 +760,11 @@ class RealtimeEvents(NamedTuple):
     def vis(self) -> list[ViNotice]:
         """The VIs among ``records``."""
         return [r for r in self.records if isinstance(r, ViNotice)]
+
+    @property
+    def members(self) -> list[MemberTrade]:
+        """The members' trading records among ``records``."""
+        return [r for r in self.records if isinstance(r, MemberTrade)]
 
     @property
     def kind(self) -> FeedKind:

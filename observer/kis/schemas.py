@@ -22,6 +22,7 @@ __all__ = [
     "H0STASP0_FIELDS_2026_09",
     "H0STCNT0_FIELDS",
     "H0STCNT0_FIELDS_2026_09",
+    "H0STMBC0_FIELDS",
     "H0STMKO0_FIELDS",
     "H0STPGM0_FIELDS",
     "H0STVIC0_FIELDS",
@@ -113,6 +114,26 @@ H0STPGM0_FIELDS: tuple[str, ...] = (
     "SHNU_TR_PBMN", "NTBY_CNQN", "NTBY_TR_PBMN", "SELN_RSQN", "SHNU_RSQN", "WHOL_NTBY_QTY",
 )  # fmt: skip
 
+
+def _five(*prefixes: str) -> tuple[str, ...]:
+    """Each prefix's five ranks, ``{prefix}1`` to ``{prefix}5``, prefix by prefix."""
+    return tuple(f"{prefix}{rank}" for prefix in prefixes for rank in range(1, 6))
+
+
+# 국내주식 실시간회원사 (KRX, NXT, 통합; KIS's samples member_krx, member_nxt, member_total):
+# the same 78 fields. The five members (brokers) each side's volume ranks first today, by
+# rank (SELN* the sellers, SHNU*/BYOV* the buyers), then the foreign members' totals. No
+# time: a record is stamped at its receipt.
+H0STMBC0_FIELDS: tuple[str, ...] = (
+    "MKSC_SHRN_ISCD",
+    *_five("SELN2_MBCR_NAME", "BYOV_MBCR_NAME", "TOTAL_SELN_QTY", "TOTAL_SHNU_QTY"),
+    *_five("SELN_MBCR_GLOB_YN_", "SHNU_MBCR_GLOB_YN_", "SELN_MBCR_NO", "SHNU_MBCR_NO"),
+    *_five("SELN_MBCR_RLIM", "SHNU_MBCR_RLIM", "SELN_QTY_ICDC", "SHNU_QTY_ICDC"),
+    "GLOB_TOTAL_SELN_QTY", "GLOB_TOTAL_SHNU_QTY", "GLOB_TOTAL_SELN_QTY_ICDC",
+    "GLOB_TOTAL_SHNU_QTY_ICDC", "GLOB_NTBY_QTY", "GLOB_SELN_RLIM", "GLOB_SHNU_RLIM",
+    *_five("SELN2_MBCR_ENG_NAME", "BYOV_MBCR_ENG_NAME"),
+)  # fmt: skip
+
 # 국내주식 실시간예상체결 (KRX, NXT, 통합): H0STCNT0's first 45 names (체결구분 named
 # CNTG_CLS_CODE); Nextrade's and the combined feed's add VI_STND_PRC (labelled "VI 상태값"
 # there), and the 2026-09-20 export appends an unused ``dummy`` to each.
@@ -192,6 +213,10 @@ REALTIME_LAYOUTS: Mapping[str, Mapping[int, Layout]] = {
     },
     **{tr_id: _by_width(Layout("2026-09", H0STVIC0_FIELDS)) for tr_id in ("H0STVIC0", "H0NXVIC0")},
     "H0UNVIC0": _by_width(Layout("2026-09", H0UNVIC0_FIELDS)),
+    **{
+        tr_id: _by_width(Layout("2025-07", H0STMBC0_FIELDS))
+        for tr_id in ("H0STMBC0", "H0NXMBC0", "H0UNMBC0")
+    },
 }
 
 

@@ -105,6 +105,10 @@ def test_field_orders_are_the_documented_ones() -> None:
         "H0STVIC0": {15: "2026-09"},
         "H0NXVIC0": {15: "2026-09"},
         "H0UNVIC0": {16: "2026-09"},
+        # KIS's samples of 2025-07 (member_krx, member_nxt, member_total): one list of 78.
+        "H0STMBC0": {78: "2025-07"},
+        "H0NXMBC0": {78: "2025-07"},
+        "H0UNMBC0": {78: "2025-07"},
     }
     krx, newer = TRADE_READERS["H0STCNT0"], BOOK_READERS["H0STASP0"][63].at
     assert (krx[46].MARKET_CLS_CODE, krx[47].MARKET_CLS_CODE) == (-1, 46)

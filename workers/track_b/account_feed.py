@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from bus.events import (
+    AuctionExpected,
     Event,
     MarketStatus,
     OrderBook,
+    ProgramTrade,
     TradeTick,
     Venue,
-    ViNotice,
 )
 from observer.kis.frames import UNKNOWN_LAYOUT, DroppedFrame
 from observer.kis.record_checks import OUTSIDE_SESSION, UNREGISTERED, Checks, registered_as
@@ -173,7 +174,9 @@ class AccountFeed:
         """
         c, alias = self.collector, self.alias
         symbol, received_ns = record.symbol, record.received_ns
-        stamp = received_ns if isinstance(record, (MarketStatus, ViNotice)) else record.exchange_ns
+        stamp = received_ns  # a record with no time of its own
+        if isinstance(record, TradeTick | OrderBook | ProgramTrade | AuctionExpected):
+            stamp = record.exchange_ns
         c.rejections.reject(alias, fault, frame, symbol, received_ns, stamp)
         if not isinstance(record, TradeTick) or symbol not in c.streamed(alias, frame.venue):
             return

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Collection, Set
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from bus.events import Venue
 from observer.config.workers import Kinds, NameKind
@@ -203,7 +203,10 @@ _WORDS: dict[NameKind, str] = {
     "status": "market status",
     "program": "program trading",
     "auction": "expected matches",
+    "members": "members' trading",
 }
+if set(_WORDS) != set(get_args(NameKind)):  # a kind added to the rows needs its words
+    raise RuntimeError(f"no words for {set(get_args(NameKind)) - set(_WORDS)}")
 
 
 def _offered(kinds: Kinds, paper: bool) -> Kinds:

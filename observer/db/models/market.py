@@ -245,6 +245,40 @@ class ProgramTradeRow(Audited, Base):
     __table_args__ = (Index(None, "symbol", "exchange_ns"),)
 
 
+class MemberTradeRow(AuditedMany, Base):
+    """Track B's members' trading records (H0STMBC0, H0NXMBC0, H0UNMBC0): one row a rank.
+
+    Each record's ranked members (the sellers', then the buyers', ``idx`` in that order), each
+    row holding the record's foreign-member totals too; a record with no member ranked yet
+    leaves no row.
+    """
+
+    __tablename__ = "member_trades"
+    symbol: Mapped[str] = mapped_column(String(16))
+    received_ns: Mapped[int]
+    side: Mapped[str] = mapped_column(String(8))  # "sell" | "buy"
+    rank: Mapped[int]
+    member: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(64))
+    qty: Mapped[int]
+    qty_change: Mapped[int]
+    share_pct: Mapped[Decimal]
+    foreign_member: Mapped[bool]
+    foreign_sell_qty: Mapped[int]
+    foreign_buy_qty: Mapped[int]
+    foreign_sell_change: Mapped[int]
+    foreign_buy_change: Mapped[int]
+    foreign_net_qty: Mapped[int]
+    foreign_sell_share_pct: Mapped[Decimal]
+    foreign_buy_share_pct: Mapped[Decimal]
+    account: Mapped[str] = mapped_column(String(64))
+    venue: Mapped[str] = mapped_column(String(8))
+    trading_session: Mapped[str | None] = mapped_column(String(24))
+
+    __table_args__ = (Index(None, "symbol", "received_ns"),)
+
+
 class AuctionExpectedRow(Audited, Base):
     """Track B's auction expected matches (H0STANC0, H0NXANC0, H0UNANC0), as sent."""
 

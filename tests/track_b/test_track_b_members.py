@@ -1,0 +1,87 @@
+"""Members' trading (H0STMBC0, H0NXMBC0) as a feed kind: a ``[track_b.feeds]`` row holding
+``members`` registers it beside the trades on each venue, and every record the simulator
+sends is stored, a row per ranked member, and read back through `observer.data`."""
+
+from __future__ import annotations
+
+import signal
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+
+from harness.sim.members import MEMBERS, member_record
+from observer.data import Catalog
+from observer.kis.realtime import RealtimeDecoder
+from tests.support import wait_until
+from tests.track_b.test_track_b import rows
+from tests.track_b.test_track_b_after_market import DAY, NXT, UNIVERSE, VENUES, sim_day
+
+FEEDS = 'feeds.regular = ["trades", "members"]\n'
+
+
+def test_a_row_with_members_streams_them_and_each_record_is_stored_rank_by_rank(
+    tmp_path: Path,
+) -> None:
+    """10:30-10:31 at 10x, then 60x: the universe's four names hold trades and members on
+    KRX (the two Nextrade names on Nextrade's too: 12 registrations, 6 on each of the two
+    accounts); each members' record sent is stored as its ten ranked members, the foreign
+    totals on each row, with its venue and session."""
+    with sim_day(tmp_path, VENUES, "10:30", "10:31", registrations=6, track_b=FEEDS) as day:
+        url, sim, proc = day.url, day.sim, day.start()
+        realtime = sim.sim.realtime
+        records = "select count(distinct source || ':' || seq) from member_trades"
+
+        def stored() -> bool:
+            assert proc.poll() is None, day.log.read_text()[-2000:]
+            return realtime.records_sent["H0NXMBC0"] >= 10 and rows(url, records)[0][0] >= 10
+
+        wait_until(stored, 120, "Nextrade's members' records sent and stored")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert realtime.registered["H0STMBC0"] == len(UNIVERSE)
+        assert realtime.registered["H0NXMBC0"] == len(NXT)
+        sent = realtime.records_sent
+        by_venue = dict(
+            rows(
+                url,
+                "select venue, count(distinct source || ':' || seq) from member_trades "
+                "group by venue",
+            )
+        )
+        assert by_venue == {"KRX": sent["H0STMBC0"], "NXT": sent["H0NXMBC0"]}
+        ranks = rows(
+            url,
+            "select source, seq, group_concat(side || rank, ','), min(trading_session), "
+            "min(foreign_net_qty = foreign_buy_qty - foreign_sell_qty) from member_trades "
+            "group by source, seq",
+        )
+        every = ",".join(f"{side}{rank}" for side in ("sell", "buy") for rank in range(1, 6))
+        assert {tuple(sorted(r[2].split(","))) for r in ranks} == {tuple(sorted(every.split(",")))}
+        assert {r[3] for r in ranks} == {"regular"} and all(r[4] for r in ranks)
+        names = {name for _, name, _, _ in MEMBERS}
+        assert {r[0] for r in rows(url, "select distinct name from member_trades")} <= names
+        with Catalog(url, tmp_path / "archive") as catalog:
+            read = catalog.member_trades(UNIVERSE, DAY)
+        assert read.num_rows == rows(url, "select count(*) from member_trades")[0][0]
+        assert read.schema.field("received_time").type == pa.timestamp("ns", tz="Asia/Seoul")
+        assert read.schema.field("share_pct").type == pa.float64()
+
+
+def test_the_simulator_s_record_reads_back_as_it_was_drawn() -> None:
+    """The decoder reads the simulator's 78 fields: ranks by side, the foreign totals (all
+    four foreign members', ranked or not) and each share of the volume."""
+    record = member_record("005930", 1_000_000, 400)
+    (trade,) = RealtimeDecoder("acct1").decode(f"0|H0STMBC0|001|{record}", 0).members
+    assert [(r.side, r.rank) for r in trade.ranks] == [
+        (side, rank) for side in ("sell", "buy") for rank in range(1, 6)
+    ]
+    sellers = [r for r in trade.ranks if r.side == "sell"]
+    assert [r.qty for r in sellers] == sorted((r.qty for r in sellers), reverse=True)
+    assert all(r.share_pct == Decimal(f"{100 * r.qty / 1_000_000:.2f}") for r in trade.ranks)
+    assert trade.foreign_net_qty == trade.foreign_buy_qty - trade.foreign_sell_qty
+    foreign_ranked = sum(r.qty for r in sellers if r.foreign_member)
+    assert trade.foreign_sell_qty >= foreign_ranked
+    assert {r.name for r in trade.ranks} <= {name for _, name, _, _ in MEMBERS}
+    assert trade.venue == "KRX" and trade.symbol == "005930"
