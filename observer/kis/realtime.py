@@ -590,7 +590,7 @@ def decode_member_trade(
     """One members' trading record (H0STMBC0 and its venues'), stamped at its receipt.
 
     The record has no time (so ``trade_date`` is not read). A rank whose member number is
-    sent empty (fewer than five members have traded) is left out. Trimmed from KIS's layout
+    sent empty or zeros (fewer than five members have traded) is left out. Trimmed from KIS's layout
     (78 fields): ``005930^키움증권^...^203412^...^N^...^00050^...^12.41^...^-69968^...``.
     """
 
@@ -604,7 +604,7 @@ def decode_member_trade(
     for side, (no, name, name_en, qty, change, share, foreign) in _MEMBER_SIDES:
         for rank in range(1, 6):
             member = record[where[f"{no}{rank}"]].strip()
-            if not member:
+            if not member.strip("0"):  # no member ranked there (sent empty, or zeros)
                 continue
             ranks.append(
                 MemberRank(

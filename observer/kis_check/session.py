@@ -1,10 +1,10 @@
 """One WebSocket session, subscribed to a symbol's trades and books, watched as it is.
 
 A real account's session registers each venue's trade and book TR (KRX's, Nextrade's and the
-combined feed's: `SUBSCRIBED`) and its market-operation, program-trading, expected-match and
-VI TRs (`SIDE_FEEDS`), and may register a TR under another key too (``keyed``: a VI TR under
-the business date); a paper account's KRX's trades and book alone (`PAPER_SUBSCRIBED`), the
-only ones KIS's paper host offers.
+combined feed's: `SUBSCRIBED`) and its market-operation, program-trading, expected-match,
+VI and members' TRs (`SIDE_FEEDS`), and may register a TR under another key too (``keyed``:
+a VI TR under the business date); a paper account's KRX's trades and book alone
+(`PAPER_SUBSCRIBED`), the only ones KIS's paper host offers.
 
 Frames are read raw: the record width is counted before the client's decoder cuts or refuses
 a record, and each record is then decoded by that decoder (`RealtimeDecoder`), so that the
@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from observer.calendar.clock import Clock
 from observer.errors import KisError
 from observer.kis.credentials import Secret
-from observer.kis.feeds import feed_of
+from observer.kis.feeds import TR_IDS, feed_of
 from observer.kis.keepalive import PingpongAnswer, answer_pingpong
 from observer.kis.parse import ControlMessage, is_data_frame, parse_control
 from observer.kis.realtime import (
@@ -51,12 +51,14 @@ __all__ = ["PAPER_SUBSCRIBED", "SIDE_FEEDS", "SUBSCRIBED", "SessionSeen", "watch
 # A symbol's trades and book on each venue (six registrations of the 41).
 SUBSCRIBED = (*TRADE_TRS.values(), *BOOK_TRS.values())
 # Beside them on a real account, what KIS keeps no history of: each venue's market operation
-# (the combined one's names no symbol), program trading and auctions' expected matches.
+# (the combined one's names no symbol), program trading, auctions' expected matches, VIs and
+# members' trading (whose width KIS's samples alone give).
 SIDE_FEEDS = (
     *STATUS_TRS.values(),
     *PROGRAM_TRS.values(),
     *EXPECTED_TRS.values(),
     *VI_TRS.values(),
+    *TR_IDS["members"].values(),
 )
 PAPER_SUBSCRIBED = (TRADE_TRS["KRX"], BOOK_TRS["KRX"])
 _NS = 1_000_000_000

@@ -5,14 +5,12 @@ sends is stored, a row per ranked member, and read back through `observer.data`.
 from __future__ import annotations
 
 import signal
-from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
 
-from harness.sim.members import MEMBERS, member_record
+from harness.sim.members import MEMBERS
 from observer.data import Catalog
-from observer.kis.realtime import RealtimeDecoder
 from tests.support import wait_until
 from tests.track_b.test_track_b import rows
 from tests.track_b.test_track_b_after_market import DAY, NXT, UNIVERSE, VENUES, sim_day
@@ -67,21 +65,3 @@ def test_a_row_with_members_streams_them_and_each_record_is_stored_rank_by_rank(
         assert read.num_rows == rows(url, "select count(*) from member_trades")[0][0]
         assert read.schema.field("received_time").type == pa.timestamp("ns", tz="Asia/Seoul")
         assert read.schema.field("share_pct").type == pa.float64()
-
-
-def test_the_simulator_s_record_reads_back_as_it_was_drawn() -> None:
-    """The decoder reads the simulator's 78 fields: ranks by side, the foreign totals (all
-    four foreign members', ranked or not) and each share of the volume."""
-    record = member_record("005930", 1_000_000, 400)
-    (trade,) = RealtimeDecoder("acct1").decode(f"0|H0STMBC0|001|{record}", 0).members
-    assert [(r.side, r.rank) for r in trade.ranks] == [
-        (side, rank) for side in ("sell", "buy") for rank in range(1, 6)
-    ]
-    sellers = [r for r in trade.ranks if r.side == "sell"]
-    assert [r.qty for r in sellers] == sorted((r.qty for r in sellers), reverse=True)
-    assert all(r.share_pct == Decimal(f"{100 * r.qty / 1_000_000:.2f}") for r in trade.ranks)
-    assert trade.foreign_net_qty == trade.foreign_buy_qty - trade.foreign_sell_qty
-    foreign_ranked = sum(r.qty for r in sellers if r.foreign_member)
-    assert trade.foreign_sell_qty >= foreign_ranked
-    assert {r.name for r in trade.ranks} <= {name for _, name, _, _ in MEMBERS}
-    assert trade.venue == "KRX" and trade.symbol == "005930"

@@ -1,0 +1,92 @@
+"""Members' trading records (H0STMBC0, H0NXMBC0, H0UNMBC0): read by name, ranks by side, an
+empty rank left out, a hostile field refusing its record alone, every value storable."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+from hypothesis import given
+from sqlalchemy import String
+
+from bus.events import MemberTrade
+from harness.sim.members import MEMBERS, member_record
+from observer.db import models as m
+from observer.kis.realtime import RealtimeDecoder
+from observer.kis.schemas import H0STMBC0_FIELDS
+from tests.kis.test_parsers_storable import INT64_MAX, INT64_MIN, mutated
+from tests.samples import T0
+
+RECORD = member_record("005930", 1_000_000, 400)
+AT = {name: i for i, name in enumerate(H0STMBC0_FIELDS)}
+
+
+def _decoded(*records: str, tr_id: str = "H0STMBC0") -> tuple[list[MemberTrade], int]:
+    frame = RealtimeDecoder("acct1").decode(f"0|{tr_id}|{len(records):03d}|{'^'.join(records)}", T0)
+    return frame.members, len(frame.errors)
+
+
+def test_the_simulator_s_record_reads_back_as_it_was_drawn() -> None:
+    """78 fields: ranks by side, largest first, each share of the volume; the foreign totals
+    (all four foreign members', ranked or not)."""
+    assert len(RECORD.split("^")) == len(H0STMBC0_FIELDS) == 78
+    (trade,), refused = _decoded(RECORD)
+    assert not refused and (trade.symbol, trade.venue, trade.received_ns) == ("005930", "KRX", T0)
+    assert [(r.side, r.rank) for r in trade.ranks] == [
+        (side, rank) for side in ("sell", "buy") for rank in range(1, 6)
+    ]
+    sellers = [r for r in trade.ranks if r.side == "sell"]
+    assert [r.qty for r in sellers] == sorted((r.qty for r in sellers), reverse=True)
+    assert all(r.share_pct == Decimal(f"{100 * r.qty / 1_000_000:.2f}") for r in trade.ranks)
+    assert trade.foreign_net_qty == trade.foreign_buy_qty - trade.foreign_sell_qty
+    assert trade.foreign_sell_qty >= sum(r.qty for r in sellers if r.foreign_member)
+    assert {(r.member, r.name, r.name_en) for r in trade.ranks} <= {x[:3] for x in MEMBERS}
+    (nxt,), _ = _decoded(RECORD, tr_id="H0NXMBC0")
+    assert nxt.venue == "NXT" and nxt.ranks == trade.ranks
+
+
+def test_a_rank_sent_empty_or_as_zeros_is_left_out() -> None:
+    fields = RECORD.split("^")
+    fields[AT["SELN_MBCR_NO5"]] = ""
+    fields[AT["SELN_MBCR_NO4"]] = "00000"
+    fields[AT["TOTAL_SELN_QTY5"]] = ""  # an empty rank's figures are not read
+    (trade,), refused = _decoded("^".join(fields))
+    assert not refused
+    assert [r.rank for r in trade.ranks if r.side == "sell"] == [1, 2, 3]
+    assert [r.rank for r in trade.ranks if r.side == "buy"] == [1, 2, 3, 4, 5]
+
+
+def test_a_hostile_field_refuses_its_record_alone() -> None:
+    fields = RECORD.split("^")
+    fields[AT["TOTAL_SHNU_QTY2"]] = "1e3"
+    trades, refused = _decoded(RECORD, "^".join(fields), RECORD)
+    assert len(trades) == 2 and refused == 1
+
+
+def _assert_storable(trade: MemberTrade) -> None:
+    """Every value fits its column of ``member_trades``: BIGINT, NUMERIC(24,8), VARCHAR(n)."""
+    table = m.MemberTradeRow.__table__
+    rows = [msgspec.structs.asdict(rank) for rank in trade.ranks]
+    header = {k: v for k, v in msgspec.structs.asdict(trade).items() if k != "ranks"}
+    for name, value in [pair for row in (header, *rows) for pair in row.items()]:
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            assert INT64_MIN <= value <= INT64_MAX, (name, value)
+        elif isinstance(value, Decimal):
+            assert value.is_finite() and abs(value) < 10**16, (name, value)
+            assert value == value.quantize(Decimal("1E-8")), (name, value)
+        elif isinstance(value, str):
+            column = table.c[name].type
+            assert isinstance(column, String) and column.length is not None
+            assert len(value) <= column.length and "\x00" not in value, (name, value)
+
+
+@given(mutated(RECORD.split("^")))
+def test_a_decoded_record_is_storable_or_refused(record: list[str]) -> None:
+    """Hostile fields among good records: an event whose values fit, or one refusal."""
+    hostile = "^".join(value.replace("^", "").replace("|", "") for value in record)
+    trades, refused = _decoded(RECORD, hostile)
+    assert len(trades) + refused == 2 and len(trades) >= 1
+    for trade in trades:
+        _assert_storable(trade)
