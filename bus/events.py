@@ -24,6 +24,8 @@ __all__ = [
     "AlertResolved",
     "AuctionExpected",
     "Bar",
+    "BrokerRank",
+    "BrokerTrade",
     "DayArchived",
     "EnrichmentRun",
     "EtfDaily",
@@ -45,8 +47,6 @@ __all__ = [
     "MarketStatus",
     "MasterFileChecked",
     "MasterFileReview",
-    "MemberRank",
-    "MemberTrade",
     "MinuteBars",
     "MinuteCheck",
     "MinuteStatus",
@@ -253,31 +253,31 @@ class ProgramTrade(_Event, tag="program_trade", frozen=True, kw_only=True):
     trading_session: TradingSession = ""
 
 
-class MemberRank(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One exchange member (broker) among the five a side's volume ranks first today."""
+class BrokerRank(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One broker (an exchange member) among the five a side's volume ranks first today."""
 
     side: Literal["sell", "buy"]
     rank: int  # 1 the largest
-    member: str  # SELN_MBCR_NOn / SHNU_MBCR_NOn: the exchange's member number
+    broker: str  # SELN_MBCR_NOn / SHNU_MBCR_NOn: its exchange member number
     name: str  # SELN2_MBCR_NAMEn / BYOV_MBCR_NAMEn
     name_en: str  # SELN2_MBCR_ENG_NAMEn / BYOV_MBCR_ENG_NAMEn
     qty: int  # TOTAL_SELN_QTYn / TOTAL_SHNU_QTYn: the day's so far
-    qty_change: int  # SELN_QTY_ICDCn / SHNU_QTY_ICDCn: since the member's last record
+    qty_change: int  # SELN_QTY_ICDCn / SHNU_QTY_ICDCn: since the broker's last record
     share_pct: Decimal  # SELN_MBCR_RLIMn / SHNU_MBCR_RLIMn: of the day's volume
-    foreign_member: bool  # SELN_MBCR_GLOB_YN_n / SHNU_MBCR_GLOB_YN_n: a foreign member
+    foreign_broker: bool  # SELN_MBCR_GLOB_YN_n / SHNU_MBCR_GLOB_YN_n: a foreign broker
 
 
-class MemberTrade(_Event, tag="member_trade", frozen=True, kw_only=True):
-    """Track B: a watched symbol's members' trading so far today (H0STMBC0, H0NXMBC0, H0UNMBC0).
+class BrokerTrade(_Event, tag="broker_trade", frozen=True, kw_only=True):
+    """Track B: a watched symbol's brokers' trading so far today (H0STMBC0, H0NXMBC0, H0UNMBC0).
 
-    The five members each side's volume ranks first (``ranks``: the sellers' then the
-    buyers', by rank; a rank KIS sends empty is left out) and the foreign members' totals.
+    The five brokers each side's volume ranks first (``ranks``: the sellers' then the
+    buyers', by rank; a rank KIS sends empty is left out) and the foreign brokers' totals.
     The record has no time of its own: ``received_ns`` stamps it.
     """
 
     symbol: str
     received_ns: int
-    ranks: tuple[MemberRank, ...]
+    ranks: tuple[BrokerRank, ...]
     foreign_sell_qty: int  # GLOB_TOTAL_SELN_QTY
     foreign_buy_qty: int  # GLOB_TOTAL_SHNU_QTY
     foreign_sell_change: int  # GLOB_TOTAL_SELN_QTY_ICDC
@@ -1168,7 +1168,7 @@ Event = (
     | SeqsLost
     | MarketStatus
     | ProgramTrade
-    | MemberTrade
+    | BrokerTrade
     | InvestorEstimate
     | AuctionExpected
     | InvestorFlow

@@ -12,6 +12,8 @@ from bus.events import (
     AlertResolved,
     AuctionExpected,
     Bar,
+    BrokerRank,
+    BrokerTrade,
     DayArchived,
     EnrichmentRun,
     EtfDaily,
@@ -30,8 +32,6 @@ from bus.events import (
     MarketStatus,
     MasterFileChecked,
     MasterFileReview,
-    MemberRank,
-    MemberTrade,
     MinuteBars,
     MinuteCheck,
     OrderBook,
@@ -217,16 +217,16 @@ SAMPLES: list[Event] = [
         net_qty=-224_036, net_value=-17_227_936_700, ask_residual=65_033, bid_residual=15_475,
         net_residual=-49_558, account="acct1", venue="KRX", trading_session="regular",
     ),
-    MemberTrade(
+    BrokerTrade(
         symbol="000660", received_ns=T0 + 8,
         ranks=(
-            MemberRank(
-                side="sell", rank=1, member="00050", name="키움증권", name_en="KIWOOM",
-                qty=203_412, qty_change=120, share_pct=Decimal("12.41"), foreign_member=False,
+            BrokerRank(
+                side="sell", rank=1, broker="00050", name="키움증권", name_en="KIWOOM",
+                qty=203_412, qty_change=120, share_pct=Decimal("12.41"), foreign_broker=False,
             ),
-            MemberRank(
-                side="buy", rank=1, member="00036", name="모건스탠리", name_en="MORGAN STANLEY",
-                qty=175_031, qty_change=0, share_pct=Decimal("10.68"), foreign_member=True,
+            BrokerRank(
+                side="buy", rank=1, broker="00036", name="모건스탠리", name_en="MORGAN STANLEY",
+                qty=175_031, qty_change=0, share_pct=Decimal("10.68"), foreign_broker=True,
             ),
         ),
         foreign_sell_qty=244_999, foreign_buy_qty=175_031, foreign_sell_change=300,
@@ -278,7 +278,7 @@ EXPECTED_ROWS = {
     "market_status": 1,
     "investor_estimates": 1,
     "program_trades": 1,
-    "member_trades": 2,
+    "broker_trades": 2,
     "auction_expected": 1,
     "investor_flows": 1,
     "program_trades_daily": 1,

@@ -32,11 +32,11 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from harness.sim.auction import EXPECTED, expected_records
+from harness.sim.brokers import BROKER_FEEDS, broker_record
 from harness.sim.config import SimConfig, TickLoss
 from harness.sim.gateway import Gateway
 from harness.sim.market import BARS_PER_DAY, KST, Market, Tick, quote_at, tick_size
 from harness.sim.market_status import PROGRAMS, STATUSES, program_record, status_records
-from harness.sim.members import MEMBER_FEEDS, member_record
 from harness.sim.nextrade import (
     CLOSING_PRICE_SPAN,
     KRX_AFTER_SPAN,
@@ -59,8 +59,8 @@ _TRADES = frozenset({"H0STCNT0", "H0NXCNT0", "H0UNCNT0"})
 _BOOKS = frozenset({"H0STASP0", "H0NXASP0", "H0UNASP0"})
 _PAPER_TRS = frozenset({"H0STCNT0", "H0STASP0"})
 # Besides: each venue's market-operation records and program trading
-# (`harness.sim.market_status`), and its members' trading (`harness.sim.members`).
-_OFFERED = _TRADES | _BOOKS | STATUSES | PROGRAMS | EXPECTED | VI_FEEDS | MEMBER_FEEDS
+# (`harness.sim.market_status`), and its brokers' trading (`harness.sim.brokers`).
+_OFFERED = _TRADES | _BOOKS | STATUSES | PROGRAMS | EXPECTED | VI_FEEDS | BROKER_FEEDS
 # The minutes of the day (KST) Nextrade's 종가매매 trades in, [first, end).
 _CLOSING_MINUTES = (CLOSING_PRICE_SPAN.start_s // 60, CLOSING_PRICE_SPAN.end_s // 60)
 
@@ -493,10 +493,10 @@ class Realtime:
                     record = _trade_record(symbol, hhmmss, day, price, tick.qty, running)
                 elif tr_id == "H0STASP0":
                     record = _book_record(symbol, hhmmss, price, running)
-                elif nth != len(ticks) - 1:  # program trading, members: a minute's last trade
+                elif nth != len(ticks) - 1:  # program trading, brokers: a minute's last trade
                     continue
-                elif tr_id in MEMBER_FEEDS:
-                    record = member_record(symbol, running.volume, tick.qty)
+                elif tr_id in BROKER_FEEDS:
+                    record = broker_record(symbol, running.volume, tick.qty)
                 else:
                     record = program_record(symbol, hhmmss, price, running.volume)
                 records.append(record + self._tail(tr_id, price))
@@ -598,10 +598,10 @@ class Realtime:
                     record = _trade_record(symbol, hhmmss, day, price, qty, running)
                 elif tr_id in _BOOKS:
                     record = _book_record(symbol, hhmmss, price, running)
-                elif nth != len(trades) - 1:  # program trading, members: a minute's last trade
+                elif nth != len(trades) - 1:  # program trading, brokers: a minute's last trade
                     continue
-                elif tr_id in MEMBER_FEEDS:
-                    record = member_record(symbol, running.volume, qty)
+                elif tr_id in BROKER_FEEDS:
+                    record = broker_record(symbol, running.volume, qty)
                 else:
                     record = program_record(symbol, hhmmss, price, running.volume)
                 if (second, price, qty) in closing:
@@ -652,7 +652,7 @@ class Realtime:
 
         A book record is H0STASP0's 59 fields, for Nextrade's and the combined book too.
         """
-        if tr_id in PROGRAMS or tr_id in MEMBER_FEEDS:
+        if tr_id in PROGRAMS or tr_id in BROKER_FEEDS:
             return ""  # one layout in every export
         fields: list[str] = []
         newer = self.config.realtime_layout == "2026-09"

@@ -1,7 +1,7 @@
 """``observer data DATASET`` and ``observer export``.
 
 The datasets: ticks, books, bars, snapshots, gaps, coverage, market-status, program-trades,
-member-trades, auction-expected, vi-notices.
+broker-trades, auction-expected, vi-notices.
 Each reads through `observer.data` (the database and the day archives as one). ``data``
 writes a table, CSV, JSON lines or Parquet, to the terminal or ``--out`` (times in KST);
 ``export`` writes a Parquet file per dataset, symbol and day (`observer.data.export`).
@@ -105,7 +105,7 @@ _BRIEF = {
         "vi",
     ),
     "program_trades": ("symbol", "venue", "exchange_time", "sell_qty", "buy_qty", "net_qty"),
-    "member_trades": (
+    "broker_trades": (
         "symbol",
         "venue",
         "received_time",
@@ -113,7 +113,7 @@ _BRIEF = {
         "rank",
         "name",
         "qty",
-        "foreign_member",
+        "foreign_broker",
         "foreign_net_qty",
     ),
     "auction_expected": (
@@ -168,7 +168,7 @@ for _name, _help in (
     ("gaps", "The gaps overlapping the range, each in its current state."),
     ("market-status", "Track B's market-operation records: halts, VIs, session events."),
     ("program-trades", "Track B's program trading (each record the day's so far)."),
-    ("member-trades", "Track B's members' trading: each side's top five brokers, foreign totals."),
+    ("broker-trades", "Track B's brokers' trading: each side's top five brokers, foreign totals."),
     ("auction-expected", "Track B's expected matches of KRX's opening and closing auctions."),
     ("vi-notices", "Track B's VI feed: the market's VIs as they start and end."),
 ):

@@ -120,7 +120,7 @@ def _volatility_spike() -> TriggerSettings:
     return TriggerSettings(threshold=2.0, full_at=3.0, ttl_s=300.0, weight=6.0)
 
 
-NameKind = Literal["trades", "book", "status", "program", "auction", "members"]
+NameKind = Literal["trades", "book", "status", "program", "auction", "brokers"]
 Kinds = tuple[NameKind, ...]
 _TRADES: Kinds = ("trades",)
 # The parts of the day a [track_b.feeds] row names, in the day's order.
@@ -145,8 +145,8 @@ class FeedTable(Strict, frozen=True):
     ``trades``, ``book`` (its order book), ``status`` (halts, VIs, session events),
     ``program`` (program trading), ``auction`` (in a row with an auction: the expected
     matches until 10 s before the match, then program trading, whose trades print at it),
-    ``members`` (the five members, brokers, each side's volume ranks first, and the foreign
-    members' totals).
+    ``brokers`` (the five brokers each side's volume ranks first, and the foreign brokers'
+    totals).
     ``nextrade``: where a name Nextrade trades holds Nextrade's feeds, its own ("NXT": each
     trade with its venue), the combined feed in place of KRX's and Nextrade's ("combined":
     one registration, trades without a venue), or nowhere ("off": KRX's alone). Paper

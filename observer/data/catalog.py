@@ -208,11 +208,11 @@ class Catalog:
         """Track B's program trading: each record the day's so far."""
         return self.read("program_trades", span_of(symbols, start, end, venue))
 
-    def member_trades(
+    def broker_trades(
         self, symbols: Symbols, start: When, end: When | None = None, venue: str | None = None
     ) -> pa.Table:
-        """Track B's members' trading: a row per ranked member of each record, as received."""
-        return self.read("member_trades", span_of(symbols, start, end, venue))
+        """Track B's brokers' trading: a row per ranked broker of each record, as received."""
+        return self.read("broker_trades", span_of(symbols, start, end, venue))
 
     def auction_expected(
         self, symbols: Symbols, start: When, end: When | None = None, venue: str | None = None

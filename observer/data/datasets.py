@@ -337,9 +337,9 @@ AUCTION_EXPECTED = replace(
     views=("exchange_ns",),
     order=("symbol", "exchange_ns", "source", "seq"),
 )
-# Track B's members' trading: a row per ranked member of each record, dated by its receipt.
-MEMBER_TRADES = replace(
-    _of_model("member_trades", "member_trades", "instants"),
+# Track B's brokers' trading: a row per ranked broker of each record, dated by its receipt.
+BROKER_TRADES = replace(
+    _of_model("broker_trades", "broker_trades", "instants"),
     time_column="received_ns",
     views=("received_ns",),
     key=("source", "seq", "idx"),
@@ -367,7 +367,7 @@ DATASETS: dict[str, Dataset] = {
         ETF_DAILY,
         MARKET_STATUS,
         PROGRAM_TRADES,
-        MEMBER_TRADES,
+        BROKER_TRADES,
         AUCTION_EXPECTED,
         VI_NOTICES,
         INVESTOR_FLOWS,

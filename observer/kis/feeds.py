@@ -13,16 +13,16 @@ status        H0STMKO0    H0NXMKO0    (none)
 program       H0STPGM0    H0NXPGM0    H0UNPGM0
 auction       H0STANC0    H0NXANC0    H0UNANC0
 vi            H0STVIC0    H0NXVIC0    H0UNVIC0
-members       H0STMBC0    H0NXMBC0    H0UNMBC0
+brokers       H0STMBC0    H0NXMBC0    H0UNMBC0
 ============  ==========  ==========  ==========
 
 ``status`` is a venue's market-operation records (halts, VIs, session events): the combined
 feed's records name no symbol, so that one is never registered. ``auction`` is an auction's
 expected matches. ``vi`` is the whole market's volatility interruptions, keyed by the
-business date (``YYYYMMDD``) rather than a symbol (`market_vis`). ``members`` is the five
-exchange members (brokers) each side's volume ranks first today, and the foreign members'
-totals. A feed's records on the
-combined feed name no venue of their own ("combined").
+business date (``YYYYMMDD``) rather than a symbol (`market_vis`). ``brokers`` is the five
+brokers (KIS's 회원사, exchange members) each side's volume ranks first today, and the foreign
+brokers' totals. A feed's records on the combined feed name no venue of their own
+("combined").
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ __all__ = [
     "venue_of",
 ]
 
-FeedKind = Literal["trades", "book", "status", "program", "auction", "vi", "members"]
+FeedKind = Literal["trades", "book", "status", "program", "auction", "vi", "brokers"]
 # In the order a symbol's feeds are asked for when a session cannot take them all at once.
 FEED_KINDS: tuple[FeedKind, ...] = (
     "trades",
@@ -52,7 +52,7 @@ FEED_KINDS: tuple[FeedKind, ...] = (
     "program",
     "auction",
     "vi",
-    "members",
+    "brokers",
 )
 
 TR_IDS: dict[FeedKind, dict[Venue, str]] = {
@@ -62,7 +62,7 @@ TR_IDS: dict[FeedKind, dict[Venue, str]] = {
     "program": {"KRX": "H0STPGM0", "NXT": "H0NXPGM0", "combined": "H0UNPGM0"},
     "auction": {"KRX": "H0STANC0", "NXT": "H0NXANC0", "combined": "H0UNANC0"},
     "vi": {"KRX": "H0STVIC0", "NXT": "H0NXVIC0", "combined": "H0UNVIC0"},
-    "members": {"KRX": "H0STMBC0", "NXT": "H0NXMBC0", "combined": "H0UNMBC0"},
+    "brokers": {"KRX": "H0STMBC0", "NXT": "H0NXMBC0", "combined": "H0UNMBC0"},
 }
 _OF_TR: dict[str, tuple[FeedKind, Venue]] = {
     tr_id: (kind, venue) for kind, trs in TR_IDS.items() for venue, tr_id in trs.items()

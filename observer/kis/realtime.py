@@ -2,7 +2,7 @@
 
 Trades (`TradeTick`), books (`OrderBook`), market-operation records (`MarketStatus`),
 program trading (`ProgramTrade`), auctions' expected matches (`AuctionExpected`),
-volatility interruptions (`ViNotice`) and members' trading (`MemberTrade`).
+volatility interruptions (`ViNotice`) and brokers' trading (`BrokerTrade`).
 
 A data frame is ``<enc>|<tr_id>|<count>|<payload>``: ``count`` records of ``^``-separated
 fields (shared/reference/kis-api.md §5.5-5.7). Trades and books come from three TRs each, one
@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from bus.events import (
     AuctionExpected,
+    BrokerRank,
+    BrokerTrade,
     MarketStatus,
-    MemberRank,
-    MemberTrade,
     OrderBook,
     ProgramTrade,
     TradeTick,
@@ -72,8 +72,8 @@ __all__ = [
     "RefusedRecord",
     "TradeFields",
     "decode_auction_expected",
+    "decode_broker_trade",
     "decode_market_status",
-    "decode_member_trade",
     "decode_order_book",
     "decode_program_trade",
     "decode_trade",
@@ -402,11 +402,11 @@ def decode_order_book(
 
 
 _REASON_LENGTH = 200  # TR_SUSP_REAS_CNTT: VARCHAR(200)
-_MEMBER_LENGTH = 8  # a member's number: VARCHAR(8)
-_NAME_LENGTH = 64  # a member's name: VARCHAR(64)
-# Each side's fields of its five members, by rank (H0STMBC0's prefixes): number, name,
+_BROKER_LENGTH = 8  # a broker's member number: VARCHAR(8)
+_NAME_LENGTH = 64  # a broker's name: VARCHAR(64)
+# Each side's fields of its five brokers, by rank (H0STMBC0's prefixes): number, name,
 # English name, quantity, change, share, foreign.
-_MEMBER_SIDES = (
+_BROKER_SIDES = (
     ("sell", ("SELN_MBCR_NO", "SELN2_MBCR_NAME", "SELN2_MBCR_ENG_NAME", "TOTAL_SELN_QTY",
               "SELN_QTY_ICDC", "SELN_MBCR_RLIM", "SELN_MBCR_GLOB_YN_")),
     ("buy", ("SHNU_MBCR_NO", "BYOV_MBCR_NAME", "BYOV_MBCR_ENG_NAME", "TOTAL_SHNU_QTY",
@@ -578,7 +578,7 @@ def decode_vi_notice(
     )
 
 
-def decode_member_trade(
+def decode_broker_trade(
     record: Sequence[str],
     trade_date: str,
     received_ns: int,
@@ -586,11 +586,11 @@ def decode_member_trade(
     account: str = "",
     session_of: SessionOf = no_session,
     venue: Venue = "KRX",
-) -> MemberTrade:
-    """One members' trading record (H0STMBC0 and its venues'), stamped at its receipt.
+) -> BrokerTrade:
+    """One brokers' trading record (H0STMBC0 and its venues'), stamped at its receipt.
 
     The record has no time (so ``trade_date`` is not read). A rank whose member number is
-    sent empty or zeros (fewer than five members have traded) is left out. Trimmed from KIS's layout
+    sent empty or zeros (fewer than five brokers have traded) is left out. Trimmed from KIS's layout
     (78 fields): ``005930^키움증권^...^203412^...^N^...^00050^...^12.41^...^-69968^...``.
     """
 
@@ -600,26 +600,26 @@ def decode_member_trade(
     def rate(name: str) -> Decimal:
         return read_decimal(record[where[name]], name)
 
-    ranks: list[MemberRank] = []
-    for side, (no, name, name_en, qty, change, share, foreign) in _MEMBER_SIDES:
+    ranks: list[BrokerRank] = []
+    for side, (no, name, name_en, qty, change, share, foreign) in _BROKER_SIDES:
         for rank in range(1, 6):
-            member = record[where[f"{no}{rank}"]].strip()
-            if not member.strip("0"):  # no member ranked there (sent empty, or zeros)
+            broker = record[where[f"{no}{rank}"]].strip()
+            if not broker.strip("0"):  # no broker ranked there (sent empty, or zeros)
                 continue
             ranks.append(
-                MemberRank(
+                BrokerRank(
                     side=side,  # type: ignore[arg-type]  # "sell" or "buy", as listed
                     rank=rank,
-                    member=read_text(member, f"{no}{rank}", _MEMBER_LENGTH),
+                    broker=read_text(broker, f"{no}{rank}", _BROKER_LENGTH),
                     name=read_text(record[where[f"{name}{rank}"]], name, _NAME_LENGTH),
                     name_en=read_text(record[where[f"{name_en}{rank}"]], name_en, _NAME_LENGTH),
                     qty=number(f"{qty}{rank}"),
                     qty_change=number(f"{change}{rank}"),
                     share_pct=rate(f"{share}{rank}"),
-                    foreign_member=record[where[f"{foreign}{rank}"]] == "Y",
+                    foreign_broker=record[where[f"{foreign}{rank}"]] == "Y",
                 )
             )
-    return MemberTrade(
+    return BrokerTrade(
         symbol=read_text(record[where["MKSC_SHRN_ISCD"]], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
         received_ns=received_ns,
         ranks=tuple(ranks),
@@ -648,7 +648,7 @@ def _exchange_date(text: str) -> date:
 
 # Records keyed by what their registration holds (a symbol; a VI feed's, a business date),
 # a few a symbol a minute, read by name.
-KeyedRecord = MarketStatus | ProgramTrade | AuctionExpected | ViNotice | MemberTrade
+KeyedRecord = MarketStatus | ProgramTrade | AuctionExpected | ViNotice | BrokerTrade
 
 
 class KeyedDecoder(Protocol):
@@ -674,7 +674,7 @@ _KEYED_BY_KIND: dict[FeedKind, KeyedDecoder] = {
     "program": decode_program_trade,
     "auction": decode_auction_expected,
     "vi": decode_vi_notice,
-    "members": decode_member_trade,
+    "brokers": decode_broker_trade,
 }
 KEYED_DECODERS: Mapping[str, KeyedDecoder] = {
     tr_id: decoder for kind, decoder in _KEYED_BY_KIND.items() for tr_id in TR_IDS[kind].values()
@@ -731,7 +731,7 @@ class RealtimeEvents(NamedTuple):
     consumer sees all a frame brought in one value. A named tuple: made for every frame, and
     a frozen dataclass costs several times more. One frame is of one feed, so it holds
     trades, books or keyed records (``records``: market status, program trading, expected
-    matches, VIs, members' trading), one of them.
+    matches, VIs, brokers' trading), one of them.
     """
 
     tr_id: str  # KIS's name of the feed, kept as the provenance of what is refused
@@ -762,9 +762,9 @@ class RealtimeEvents(NamedTuple):
         return [r for r in self.records if isinstance(r, ViNotice)]
 
     @property
-    def members(self) -> list[MemberTrade]:
-        """The members' trading records among ``records``."""
-        return [r for r in self.records if isinstance(r, MemberTrade)]
+    def brokers(self) -> list[BrokerTrade]:
+        """The brokers' trading records among ``records``."""
+        return [r for r in self.records if isinstance(r, BrokerTrade)]
 
     @property
     def kind(self) -> FeedKind:

@@ -121,8 +121,8 @@ def _five(*prefixes: str) -> tuple[str, ...]:
 
 
 # 국내주식 실시간회원사 (KRX, NXT, 통합; KIS's samples member_krx, member_nxt, member_total):
-# the same 78 fields. The five members (brokers) each side's volume ranks first today, by
-# rank (SELN* the sellers, SHNU*/BYOV* the buyers), then the foreign members' totals. No
+# the same 78 fields. The five brokers (exchange members) each side's volume ranks first today, by
+# rank (SELN* the sellers, SHNU*/BYOV* the buyers), then the foreign brokers' totals. No
 # time: a record is stamped at its receipt.
 H0STMBC0_FIELDS: tuple[str, ...] = (
     "MKSC_SHRN_ISCD",

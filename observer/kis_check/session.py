@@ -2,7 +2,7 @@
 
 A real account's session registers each venue's trade and book TR (KRX's, Nextrade's and the
 combined feed's: `SUBSCRIBED`) and its market-operation, program-trading, expected-match,
-VI and members' TRs (`SIDE_FEEDS`), and may register a TR under another key too (``keyed``:
+VI and brokers' TRs (`SIDE_FEEDS`), and may register a TR under another key too (``keyed``:
 a VI TR under the business date); a paper account's KRX's trades and book alone
 (`PAPER_SUBSCRIBED`), the only ones KIS's paper host offers.
 
@@ -52,13 +52,13 @@ __all__ = ["PAPER_SUBSCRIBED", "SIDE_FEEDS", "SUBSCRIBED", "SessionSeen", "watch
 SUBSCRIBED = (*TRADE_TRS.values(), *BOOK_TRS.values())
 # Beside them on a real account, what KIS keeps no history of: each venue's market operation
 # (the combined one's names no symbol), program trading, auctions' expected matches, VIs and
-# members' trading (whose width KIS's samples alone give).
+# brokers' trading (whose width KIS's samples alone give).
 SIDE_FEEDS = (
     *STATUS_TRS.values(),
     *PROGRAM_TRS.values(),
     *EXPECTED_TRS.values(),
     *VI_TRS.values(),
-    *TR_IDS["members"].values(),
+    *TR_IDS["brokers"].values(),
 )
 PAPER_SUBSCRIBED = (TRADE_TRS["KRX"], BOOK_TRS["KRX"])
 _NS = 1_000_000_000

@@ -21,6 +21,7 @@ from bus.events import (
     AlertDelivery,
     AlertResolved,
     AuctionExpected,
+    BrokerTrade,
     DayArchived,
     EnrichmentRun,
     EtfDaily,
@@ -38,7 +39,6 @@ from bus.events import (
     MarketStatus,
     MasterFileChecked,
     MasterFileReview,
-    MemberTrade,
     MinuteBars,
     OrderBook,
     PhaseChanged,
@@ -161,15 +161,15 @@ def _minute_bars(env: Envelope, batch: Batch) -> None:
         batch.insert(m.BarRow, base | msgspec.structs.asdict(bar) | {"idx": idx})
 
 
-def _member_trade(env: Envelope, batch: Batch) -> None:
-    """A members' trading record: a row per ranked member, each with the record's totals."""
+def _broker_trade(env: Envelope, batch: Batch) -> None:
+    """A brokers' trading record: a row per ranked broker, each with the record's totals."""
     event = env.event
-    assert isinstance(event, MemberTrade)
+    assert isinstance(event, BrokerTrade)
     record = _audit(env) | {
-        name: getattr(event, name) for name in MemberTrade.__struct_fields__ if name != "ranks"
+        name: getattr(event, name) for name in BrokerTrade.__struct_fields__ if name != "ranks"
     }
     for idx, rank in enumerate(event.ranks):
-        batch.insert(m.MemberTradeRow, record | msgspec.structs.asdict(rank) | {"idx": idx})
+        batch.insert(m.BrokerTradeRow, record | msgspec.structs.asdict(rank) | {"idx": idx})
 
 
 def _reconciliation(env: Envelope, batch: Batch) -> None:
@@ -438,7 +438,7 @@ HANDLERS: dict[type[Event], Handler] = {
     MarketStatus: _Direct(m.MarketStatusRow, MarketStatus),
     InvestorEstimate: _Direct(m.InvestorEstimateRow, InvestorEstimate),
     ProgramTrade: _Direct(m.ProgramTradeRow, ProgramTrade),
-    MemberTrade: _member_trade,
+    BrokerTrade: _broker_trade,
     AuctionExpected: _Direct(m.AuctionExpectedRow, AuctionExpected),
     InvestorFlow: _Direct(m.InvestorFlowRow, InvestorFlow),
     ProgramTradeDaily: _Direct(m.ProgramTradeDailyRow, ProgramTradeDaily),

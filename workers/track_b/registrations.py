@@ -203,7 +203,7 @@ _WORDS: dict[NameKind, str] = {
     "status": "market status",
     "program": "program trading",
     "auction": "expected matches",
-    "members": "members' trading",
+    "brokers": "brokers' trading",
 }
 if set(_WORDS) != set(get_args(NameKind)):  # a kind added to the rows needs its words
     raise RuntimeError(f"no words for {set(get_args(NameKind)) - set(_WORDS)}")

@@ -245,26 +245,26 @@ class ProgramTradeRow(Audited, Base):
     __table_args__ = (Index(None, "symbol", "exchange_ns"),)
 
 
-class MemberTradeRow(AuditedMany, Base):
-    """Track B's members' trading records (H0STMBC0, H0NXMBC0, H0UNMBC0): one row a rank.
+class BrokerTradeRow(AuditedMany, Base):
+    """Track B's brokers' trading records (H0STMBC0, H0NXMBC0, H0UNMBC0): one row a rank.
 
-    Each record's ranked members (the sellers', then the buyers', ``idx`` in that order), each
-    row holding the record's foreign-member totals too; a record with no member ranked yet
+    Each record's ranked brokers (the sellers', then the buyers', ``idx`` in that order), each
+    row holding the record's foreign brokers' totals too; a record with no broker ranked yet
     leaves no row.
     """
 
-    __tablename__ = "member_trades"
+    __tablename__ = "broker_trades"
     symbol: Mapped[str] = mapped_column(String(16))
     received_ns: Mapped[int]
     side: Mapped[str] = mapped_column(String(8))  # "sell" | "buy"
     rank: Mapped[int]
-    member: Mapped[str] = mapped_column(String(8))
+    broker: Mapped[str] = mapped_column(String(8))
     name: Mapped[str] = mapped_column(String(64))
     name_en: Mapped[str] = mapped_column(String(64))
     qty: Mapped[int]
     qty_change: Mapped[int]
     share_pct: Mapped[Decimal]
-    foreign_member: Mapped[bool]
+    foreign_broker: Mapped[bool]
     foreign_sell_qty: Mapped[int]
     foreign_buy_qty: Mapped[int]
     foreign_sell_change: Mapped[int]

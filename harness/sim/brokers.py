@@ -1,11 +1,11 @@
-"""The simulator's members' trading records (H0STMBC0, H0NXMBC0, H0UNMBC0; 78 fields).
+"""The simulator's brokers' trading records (H0STMBC0, H0NXMBC0, H0UNMBC0; 78 fields).
 
 One record at each minute's last trade of the venue's feed, as program trading's: the day's
-volume so far split among `MEMBERS` (ten synthetic brokers, the last four foreign) by
+volume so far split among `BROKERS` (ten synthetic brokers, the last four foreign) by
 weights each symbol draws once, a set for each side. A side's five largest are ranked, each
-with its share of the volume and its change by the minute's last trade; the foreign members'
-totals are all four's, ranked or not. What KIS sends for a rank no member fills is
-UNCONFIRMED: here every rank is filled (ten members trade every name).
+with its share of the volume and its change by the minute's last trade; the foreign brokers'
+totals are all four's, ranked or not. What KIS sends for a rank no broker fills is
+UNCONFIRMED: here every rank is filled (ten brokers trade every name).
 """
 
 from __future__ import annotations
@@ -14,25 +14,25 @@ import zlib
 
 import numpy as np
 
-__all__ = ["MEMBERS", "MEMBER_FEEDS", "member_record"]
+__all__ = ["BROKERS", "BROKER_FEEDS", "broker_record"]
 
-MEMBER_FEEDS = frozenset({"H0STMBC0", "H0NXMBC0", "H0UNMBC0"})
+BROKER_FEEDS = frozenset({"H0STMBC0", "H0NXMBC0", "H0UNMBC0"})
 # (number, name, English name, foreign): synthetic, no real broker's figures.
-MEMBERS = tuple(
-    (f"{900 + n:05d}", f"회원사{n:02d}", f"MEMBER {n:02d}", n > 6) for n in range(1, 11)
+BROKERS = tuple(
+    (f"{900 + n:05d}", f"회원사{n:02d}", f"BROKER {n:02d}", n > 6) for n in range(1, 11)
 )
-_FOREIGN = np.array([foreign for *_, foreign in MEMBERS])
+_FOREIGN = np.array([foreign for *_, foreign in BROKERS])
 
 
 def _weights(symbol: str, side: str) -> np.ndarray:
-    """The members' shares of ``side`` of ``symbol``'s volume (summing to 1), fixed a name."""
+    """The brokers' shares of ``side`` of ``symbol``'s volume (summing to 1), fixed a name."""
     rng = np.random.default_rng(zlib.crc32(f"{symbol}:{side}".encode()))
-    drawn = rng.dirichlet(np.ones(len(MEMBERS)))
+    drawn = rng.dirichlet(np.ones(len(BROKERS)))
     return np.asarray(drawn, dtype=np.float64)
 
 
-def member_record(symbol: str, volume: int, traded: int) -> str:
-    """``symbol``'s members' record once ``volume`` shares traded, the last ``traded`` of them."""
+def broker_record(symbol: str, volume: int, traded: int) -> str:
+    """``symbol``'s brokers' record once ``volume`` shares traded, the last ``traded`` of them."""
     sides = []
     foreign = []
     for side in ("sell", "buy"):
@@ -47,16 +47,16 @@ def member_record(symbol: str, volume: int, traded: int) -> str:
         return f"{100 * qty / volume:.2f}" if volume else "0.00"
 
     (sell_top, sell_qty, sell_change), (buy_top, buy_qty, buy_change) = sides
-    names = [MEMBERS[i][1] for i in sell_top] + [MEMBERS[i][1] for i in buy_top]
+    names = [BROKERS[i][1] for i in sell_top] + [BROKERS[i][1] for i in buy_top]
     fields: list[str] = [symbol, *names]
     fields += [str(sell_qty[i]) for i in sell_top] + [str(buy_qty[i]) for i in buy_top]
-    fields += ["Y" if MEMBERS[i][3] else "N" for i in (*sell_top, *buy_top)]
-    fields += [MEMBERS[i][0] for i in (*sell_top, *buy_top)]
+    fields += ["Y" if BROKERS[i][3] else "N" for i in (*sell_top, *buy_top)]
+    fields += [BROKERS[i][0] for i in (*sell_top, *buy_top)]
     fields += [share(int(sell_qty[i])) for i in sell_top]
     fields += [share(int(buy_qty[i])) for i in buy_top]
     fields += [str(sell_change[i]) for i in sell_top] + [str(buy_change[i]) for i in buy_top]
     (sold, sold_change), (bought, bought_change) = foreign
     fields += [str(sold), str(bought), str(sold_change), str(bought_change), str(bought - sold)]
     fields += [share(sold), share(bought)]
-    fields += [MEMBERS[i][2] for i in (*sell_top, *buy_top)]
+    fields += [BROKERS[i][2] for i in (*sell_top, *buy_top)]
     return "^".join(fields)

@@ -1,4 +1,4 @@
-"""Members' trading records (H0STMBC0, H0NXMBC0, H0UNMBC0): read by name, ranks by side, an
+"""Brokers' trading records (H0STMBC0, H0NXMBC0, H0UNMBC0): read by name, ranks by side, an
 empty rank left out, a hostile field refusing its record alone, every value storable."""
 
 from __future__ import annotations
@@ -9,26 +9,26 @@ import msgspec
 from hypothesis import given
 from sqlalchemy import String
 
-from bus.events import MemberTrade
-from harness.sim.members import MEMBERS, member_record
+from bus.events import BrokerTrade
+from harness.sim.brokers import BROKERS, broker_record
 from observer.db import models as m
 from observer.kis.realtime import RealtimeDecoder
 from observer.kis.schemas import H0STMBC0_FIELDS
 from tests.kis.test_parsers_storable import INT64_MAX, INT64_MIN, mutated
 from tests.samples import T0
 
-RECORD = member_record("005930", 1_000_000, 400)
+RECORD = broker_record("005930", 1_000_000, 400)
 AT = {name: i for i, name in enumerate(H0STMBC0_FIELDS)}
 
 
-def _decoded(*records: str, tr_id: str = "H0STMBC0") -> tuple[list[MemberTrade], int]:
+def _decoded(*records: str, tr_id: str = "H0STMBC0") -> tuple[list[BrokerTrade], int]:
     frame = RealtimeDecoder("acct1").decode(f"0|{tr_id}|{len(records):03d}|{'^'.join(records)}", T0)
-    return frame.members, len(frame.errors)
+    return frame.brokers, len(frame.errors)
 
 
 def test_the_simulator_s_record_reads_back_as_it_was_drawn() -> None:
     """78 fields: ranks by side, largest first, each share of the volume; the foreign totals
-    (all four foreign members', ranked or not)."""
+    (all four foreign brokers', ranked or not)."""
     assert len(RECORD.split("^")) == len(H0STMBC0_FIELDS) == 78
     (trade,), refused = _decoded(RECORD)
     assert not refused and (trade.symbol, trade.venue, trade.received_ns) == ("005930", "KRX", T0)
@@ -39,8 +39,8 @@ def test_the_simulator_s_record_reads_back_as_it_was_drawn() -> None:
     assert [r.qty for r in sellers] == sorted((r.qty for r in sellers), reverse=True)
     assert all(r.share_pct == Decimal(f"{100 * r.qty / 1_000_000:.2f}") for r in trade.ranks)
     assert trade.foreign_net_qty == trade.foreign_buy_qty - trade.foreign_sell_qty
-    assert trade.foreign_sell_qty >= sum(r.qty for r in sellers if r.foreign_member)
-    assert {(r.member, r.name, r.name_en) for r in trade.ranks} <= {x[:3] for x in MEMBERS}
+    assert trade.foreign_sell_qty >= sum(r.qty for r in sellers if r.foreign_broker)
+    assert {(r.broker, r.name, r.name_en) for r in trade.ranks} <= {x[:3] for x in BROKERS}
     (nxt,), _ = _decoded(RECORD, tr_id="H0NXMBC0")
     assert nxt.venue == "NXT" and nxt.ranks == trade.ranks
 
@@ -63,9 +63,9 @@ def test_a_hostile_field_refuses_its_record_alone() -> None:
     assert len(trades) == 2 and refused == 1
 
 
-def _assert_storable(trade: MemberTrade) -> None:
-    """Every value fits its column of ``member_trades``: BIGINT, NUMERIC(24,8), VARCHAR(n)."""
-    table = m.MemberTradeRow.__table__
+def _assert_storable(trade: BrokerTrade) -> None:
+    """Every value fits its column of ``broker_trades``: BIGINT, NUMERIC(24,8), VARCHAR(n)."""
+    table = m.BrokerTradeRow.__table__
     rows = [msgspec.structs.asdict(rank) for rank in trade.ranks]
     header = {k: v for k, v in msgspec.structs.asdict(trade).items() if k != "ranks"}
     for name, value in [pair for row in (header, *rows) for pair in row.items()]:
