@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, TypeVar
 
 from bus.events import (
     AuctionExpected,
@@ -406,7 +406,7 @@ _BROKER_LENGTH = 8  # a broker's member number: VARCHAR(8)
 _NAME_LENGTH = 64  # a broker's name: VARCHAR(64)
 # Each side's fields of its five brokers, by rank (H0STMBC0's prefixes): number, name,
 # English name, quantity, change, share, foreign.
-_BROKER_SIDES = (
+_BROKER_SIDES: tuple[tuple[Literal["sell", "buy"], tuple[str, ...]], ...] = (
     ("sell", ("SELN_MBCR_NO", "SELN2_MBCR_NAME", "SELN2_MBCR_ENG_NAME", "TOTAL_SELN_QTY",
               "SELN_QTY_ICDC", "SELN_MBCR_RLIM", "SELN_MBCR_GLOB_YN_")),
     ("buy", ("SHNU_MBCR_NO", "BYOV_MBCR_NAME", "BYOV_MBCR_ENG_NAME", "TOTAL_SHNU_QTY",
@@ -590,8 +590,10 @@ def decode_broker_trade(
     """One brokers' trading record (H0STMBC0 and its venues'), stamped at its receipt.
 
     The record has no time (so ``trade_date`` is not read). A rank whose member number is
-    sent empty or zeros (fewer than five brokers have traded) is left out. Trimmed from KIS's layout
-    (78 fields): ``005930^키움증권^...^203412^...^N^...^00050^...^12.41^...^-69968^...``.
+    sent empty or zeros (fewer than five brokers have traded) is left out. Its 78 fields
+    (`observer.kis.schemas.H0STMBC0_FIELDS`; KIS's samples name them and give no record):
+    the symbol, the five sellers' and buyers' names, quantities, foreign flags, numbers,
+    shares and changes, the foreign brokers' seven totals, then the ten English names.
     """
 
     def number(name: str) -> int:
@@ -608,7 +610,7 @@ def decode_broker_trade(
                 continue
             ranks.append(
                 BrokerRank(
-                    side=side,  # type: ignore[arg-type]  # "sell" or "buy", as listed
+                    side=side,
                     rank=rank,
                     broker=read_text(broker, f"{no}{rank}", _BROKER_LENGTH),
                     name=read_text(record[where[f"{name}{rank}"]], name, _NAME_LENGTH),
@@ -649,6 +651,9 @@ def _exchange_date(text: str) -> date:
 # Records keyed by what their registration holds (a symbol; a VI feed's, a business date),
 # a few a symbol a minute, read by name.
 KeyedRecord = MarketStatus | ProgramTrade | AuctionExpected | ViNotice | BrokerTrade
+
+
+_Keyed = TypeVar("_Keyed", bound=KeyedRecord)
 
 
 class KeyedDecoder(Protocol):
@@ -741,30 +746,33 @@ class RealtimeEvents(NamedTuple):
     records: Sequence[KeyedRecord] = ()
     text: str = ""  # as received: what a consumer refusing a record keeps of it
 
+    def _of(self, kind: type[_Keyed]) -> list[_Keyed]:
+        return [r for r in self.records if isinstance(r, kind)]
+
     @property
     def statuses(self) -> list[MarketStatus]:
         """The market-operation records among ``records``."""
-        return [r for r in self.records if isinstance(r, MarketStatus)]
+        return self._of(MarketStatus)
 
     @property
     def programs(self) -> list[ProgramTrade]:
         """The program-trading records among ``records``."""
-        return [r for r in self.records if isinstance(r, ProgramTrade)]
+        return self._of(ProgramTrade)
 
     @property
     def expected(self) -> list[AuctionExpected]:
         """The expected matches among ``records``."""
-        return [r for r in self.records if isinstance(r, AuctionExpected)]
+        return self._of(AuctionExpected)
 
     @property
     def vis(self) -> list[ViNotice]:
         """The VIs among ``records``."""
-        return [r for r in self.records if isinstance(r, ViNotice)]
+        return self._of(ViNotice)
 
     @property
     def brokers(self) -> list[BrokerTrade]:
         """The brokers' trading records among ``records``."""
-        return [r for r in self.records if isinstance(r, BrokerTrade)]
+        return self._of(BrokerTrade)
 
     @property
     def kind(self) -> FeedKind:
