@@ -198,8 +198,14 @@ class Market:
         (`Faults.nxt`).
         """
         quarter = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+        etfs = self.nxt_etfs and day >= NXT_ETFS_FROM
+        return self._nxt_list(quarter, etfs)
+
+    @functools.lru_cache(maxsize=16)  # noqa: B019 - one Market lives as long as the server
+    def _nxt_list(self, quarter: date, etfs: bool) -> frozenset[str]:
+        """The quarter's list, with its ETFs or not: made once (asked for every record)."""
         stocks = self._nxt_selection(max(self.calendar.previous_session(quarter), _ANCHOR), "ST")
-        if not self.nxt_etfs or day < NXT_ETFS_FROM:
+        if not etfs:
             return stocks
         since = max(quarter, NXT_ETFS_FROM)
         return stocks | self._nxt_selection(self.calendar.previous_session(since), "EF")
