@@ -162,7 +162,7 @@ async def run_check(
         counting_finding(counted, report)
         if not account.client.paper:
             await _nextrade_bars(account.client, targets.symbol, clock, report)
-        bars = await _bars_now(account.client, targets.symbol, clock, report)
+        bars = await _bars_to(account.client, targets.symbol, clock, report, seen)
         _label_finding(seen, bars, report, configured.bar_label)
     finally:
         await account.aclose()
@@ -393,9 +393,18 @@ async def _nextrade_bars(client: KisClient, symbol: str, clock: Clock, report: R
     report.add(item, OK, "; ".join(found))
 
 
-async def _bars_now(client: KisClient, symbol: str, clock: Clock, report: Report) -> dict[str, int]:
-    """Today's newest minute bars (``stck_cntg_hour`` -> volume), asked after the session."""
-    hour = datetime.fromtimestamp(clock.now_ns() / _NS, _KST).strftime("%H%M%S")
+async def _bars_to(
+    client: KisClient, symbol: str, clock: Clock, report: Report, seen: SessionSeen
+) -> dict[str, int]:
+    """Today's minute bars (``stck_cntg_hour`` -> volume) to the session's last live trade.
+
+    One page (30 bars) back from the minute after that trade, not from now: the calls after
+    the session take a while, and a page from now would miss its first minutes.
+    """
+    upto_ns = clock.now_ns()
+    if seen.trades:
+        upto_ns = min(upto_ns, max(t.exchange_ns for t in seen.trades) + 60 * _NS)
+    hour = datetime.fromtimestamp(upto_ns / _NS, _KST).strftime("%H%M%S")
     params = {
         "FID_COND_MRKT_DIV_CODE": "J",
         "FID_INPUT_ISCD": symbol,
