@@ -74,8 +74,13 @@ MODEL_OF: dict[type[Event], type[m.Base]] = {
 
 def assert_storable(event: Event) -> None:
     """Every value fits its column: BIGINT, NUMERIC(24,8), VARCHAR(n) without NUL."""
-    table = MODEL_OF[type(event)].__table__
-    for name, value in msgspec.structs.asdict(event).items():
+    assert_fits(MODEL_OF[type(event)], msgspec.structs.asdict(event))
+
+
+def assert_fits(model: type[m.Base], row: dict[str, object]) -> None:
+    """Every value of ``row`` (a tuple's items each) fits its column of ``model``'s table."""
+    table = model.__table__
+    for name, value in row.items():
         values = value if isinstance(value, tuple) else (value,)
         for item in values:
             if isinstance(item, bool):
