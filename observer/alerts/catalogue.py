@@ -2053,6 +2053,23 @@ _KINDS = (
         ),
     ),
     AlertKind(
+        code="track_b_pin_standing_unknown",
+        severities=("warning",),
+        raised_by="track_b",
+        subject="the pinned symbol",
+        meaning=(
+            "A pin outside the day's universe (an ETF, a stock below the price floor) has no "
+            "Nextrade standing from the universe job, and KIS's answer to Track B's own ask "
+            "(CTPF1002R) failed: the pin holds KRX's feeds alone, its Nextrade trades (if "
+            "Nextrade trades it) not recorded. Asked again every minute."
+        ),
+        action=(
+            "Check the first account's REST access (`observer kis check`, the token job's "
+            "alerts); the pin holds KRX's feeds meanwhile."
+        ),
+        resolved="when KIS answers the pin's standing, or the pin is lifted",
+    ),
+    AlertKind(
         code="track_b_pins_unreadable",
         severities=("warning",),
         raised_by="track_b",

@@ -64,9 +64,11 @@ class RegistrationPolicy:
 
     ``kinds``: the row in force on every venue but those ``apart`` (venue, row); ``nxt``:
     the symbols Nextrade trades today (eligible and not halted by it), from the day's
-    universe; ``paper``: whether the accounts are paper accounts; ``krx_trading``: false
-    while KRX does not trade for Track B (Nextrade's pre- and after-market); ``auctions``:
-    the venues in an auction, where ``auction`` is the expected matches.
+    universe and the pins outside it (`workers.track_b.pin_standing`); ``paper``: whether
+    the accounts are paper accounts; ``krx_trading``: false while KRX does not trade for
+    Track B (Nextrade's pre- and after-market); ``auctions``: the venues in an auction, where
+    ``auction`` is the expected matches; ``follows_nxt``: false once Nextrade's feeds are no
+    longer registered (`with_krx` without them), when no name joins ``nxt`` (`with_nxt`).
     """
 
     trades: TradeFeeds = "krx"
@@ -76,6 +78,7 @@ class RegistrationPolicy:
     krx_trading: bool = True
     apart: tuple[tuple[Venue, Kinds], ...] = ()
     auctions: frozenset[Venue] = frozenset()
+    follows_nxt: bool = True
 
     def venues(self, symbol: str) -> tuple[Venue, ...]:
         """The venues whose trades of ``symbol`` are registered, KRX's (or combined) first."""
@@ -101,7 +104,17 @@ class RegistrationPolicy:
             nxt=self.nxt if nextrade else frozenset(),
             apart=(("NXT", nextrade),) if nextrade and self.trades == "venues" else (),
             auctions=frozenset(),
+            follows_nxt=bool(nextrade),
         )
+
+    def with_nxt(self, symbols: Collection[str]) -> RegistrationPolicy:
+        """``symbols`` (pins outside the universe) among the names Nextrade trades.
+
+        This policy itself where that changes nothing, or Nextrade is not followed now.
+        """
+        if not self.follows_nxt or self.nxt.issuperset(symbols):
+            return self
+        return dataclasses.replace(self, nxt=self.nxt | frozenset(symbols))
 
     def during(self, venues: Collection[Venue], kinds: Kinds) -> RegistrationPolicy:
         """``venues``' feeds hold ``kinds`` (a part of the day of their own), in an auction."""

@@ -1,6 +1,6 @@
 """Track B's sessions: when they open, on which keys, and when their data counts.
 
-Each configured account gets a client with a token budget only (`open_accounts`). The
+Each configured account gets a client paced at a call a second (`open_accounts`). The
 sessions open ``preconnect_after_s`` into warmup (`preconnect_at`) with nothing registered;
 before the first registration each account's approval key is made to last the session
 (`rekey`): a pre-connected session restarts on a renewed key. With Nextrade's pre-market
@@ -58,8 +58,10 @@ def open_accounts(
     send: Callable[[Event], object],
     journal: Journal | None = None,
 ) -> list[KisAccount]:
-    """Every configured account's client: Track B makes no REST calls but the token's.
+    """Every configured account's client, paced at one REST call a second.
 
+    Track B's calls are the token's and the first account's asks of pins' Nextrade standing
+    (`workers.track_b.pin_standing`): a few a day, beside the process shares of ``[kis]``.
     Their streams' frames go to ``journal``.
     """
     aliases = [a.alias for a in settings.kis.accounts]

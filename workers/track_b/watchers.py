@@ -30,6 +30,7 @@ from observer.runtime import AsyncWorker
 from workers.track_b.collect import Collector
 from workers.track_b.earlier_run import LateTakeOver, PendingRuns
 from workers.track_b.guard import SlotGuard
+from workers.track_b.pin_standing import PinStandings
 from workers.track_b.pins import PinFile
 from workers.track_b.session_alerts import OverflowWatch, SessionNotices
 
@@ -77,6 +78,9 @@ class Watchers(AsyncWorker):
         # runs that ended before their take-over
         self.pending = PendingRuns(self.data_dir, day, self.producer.send)
         self.pin_file = PinFile(self.data_dir, self.producer.send)
+        # Nextrade's standing of pins outside the universe: none asked until the day's
+        # accounts are open (`TrackB._day`).
+        self.pin_standings = PinStandings(None, clock, self.alerts, ())
 
     def _beat_counters(self) -> dict[str, float]:
         """The heartbeat's counters: the day's, and each account's stream as of now.

@@ -59,6 +59,7 @@ from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.context_sync import ContextSyncing, LateSync
 from workers.track_b.earlier_run import LateTakeOver
 from workers.track_b.kept_references import KeptReferences
+from workers.track_b.pin_standing import PinStandings
 from workers.track_b.pins import unplaced
 from workers.track_b.read_back import ReadBack
 from workers.track_b.session_alerts import DEGRADED
@@ -157,6 +158,10 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             continuous=trading.feed,
         )
         self.collector = collector
+        first = accounts[0].client
+        self.pin_standings = PinStandings(
+            first if first.offers_nxt_status else None, self.clock, self.alerts, references
+        )
         self._take_over(taken, collector)
         log.info("Track B registers, for each symbol it watches, %s", collector.policy.describe())
         capacity = self.settings.kis.stream.max_registrations
@@ -321,7 +326,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         why = f"Nextrade's pre-market ends at {stretch.until.astimezone(KST):%H:%M}"
         ending = (book.release(s, why) for s in book.held())
         await collector.apply([d for d in ending if d], book.holdings())
-        collector.policy = base
+        collector.policy = base.with_nxt(collector.policy.nxt)  # and the pins it learnt
         self._show(book, collector, {})
 
     async def _opening_auction(
@@ -656,11 +661,9 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                 if (status := collector.statuses.get(symbol)) is not None:
                     self.guard.on_status(status)  # a halt before Track A's next snapshot
             # A pin lifted is released by the evaluation, and only if nothing else claims it.
-            engine.pins = {
-                p
-                for p in self.pin_file.read()
-                if engine.shard.owns(p) and (stretch.venue == "KRX" or p in engine.references)
-            }
+            pins = {p for p in self.pin_file.read() if engine.shard.owns(p)}
+            await self._pins_on_nextrade(pins, book, collector)
+            engine.pins = {p for p in pins if collector.policy.venues(p)}
             closed = self.guard.review(book, engine.pins, now)
             barred = self.guard.barred(now)
             placed = fill(by_cap, barred, book.free())
@@ -684,6 +687,22 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             self._show(book, collector, waiting)
             due = switches[0].at.timestamp() - now / _NS if switches else stretch.evaluate_s
             await self._nap(max(0.0, min(stretch.evaluate_s, due)))
+
+    async def _pins_on_nextrade(self, pins: set[str], book: SlotBook, collector: Collector) -> None:
+        """The pins outside the universe that Nextrade trades join its names (`PinStandings`).
+
+        Held ones gain Nextrade's feeds with no trade lost (`Collector.switch`), the
+        lowest-ranked holdings released first where an account's would no longer fit.
+        """
+        nextrade = await self.pin_standings.nextrade(pins)
+        policy = collector.policy.with_nxt(nextrade)
+        if policy is collector.policy:
+            return
+        why = f"Nextrade trades the pins {', '.join(sorted(nextrade - collector.policy.nxt))}"
+        fitted = (book.release(s, f"{why}: no room") for s in book.beyond(policy.cost))
+        await collector.apply([d for d in fitted if d], book.holdings())
+        await collector.switch(policy, book.holdings(), why)
+        log.info("%s: they hold its feeds as its members do", why)
 
     async def _nap(self, seconds: float) -> None:
         """Wait for the next evaluation: ``seconds`` of clock time, less if woken or stopped."""

@@ -1,0 +1,155 @@
+"""A pin outside the universe: Track B asks its Nextrade standing of the simulator (CTPF1002R)
+once a day, a few at an evaluation, never for a member or on a paper account; a failed ask is
+alerted per pin, tried again a minute later, and resolved when KIS answers or the pin is lifted;
+the registration policy then gives the pin Nextrade's feeds while they are followed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bus.events import Alert, AlertResolved, Event
+from harness.sim.config import SimConfig
+from harness.sim.market import Market
+from observer.alerts.book import AlertBook
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
+from observer.kis.auth import TokenManager
+from observer.kis.client import KisClient, RateLimits
+from observer.kis.credentials import Credentials, Secret
+from observer.kis.stream import Feed
+from tests.support import SimThread
+from workers.track_b.pin_standing import ASK_AT_ONCE, PIN_STANDING_UNKNOWN, RETRY_S, PinStandings
+from workers.track_b.registrations import RegistrationPolicy
+
+MARKET = Market(48, TradingCalendar(), stocks=40, etfs=30)
+TEN = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
+ELIGIBLE = MARKET.nxt_eligible(TEN.date())
+ETFS = sorted(s for s, x in MARKET.listings.items() if x.group == "EF" and not x.suspended)
+NXT_ETF = next(s for s in ETFS if s in ELIGIBLE)
+KRX_ETFS = [s for s in ETFS if s not in ELIGIBLE]
+STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and s in ELIGIBLE)
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimThread]:
+    with SimThread(MARKET, TEN, SimConfig(token_min_interval_s=0)) as thread:
+        yield thread
+
+
+def _client(sim: SimThread, folder: Path) -> KisClient:
+    """A real account's client of the simulator that tries each request once."""
+    http = httpx.AsyncClient(base_url=sim.url)
+    creds = Credentials("acct1", Secret("PSacct1TestAppKey".ljust(36, "0")), Secret("a" * 180))
+    tokens = TokenManager(http, creds, sim.sim.clock, folder, "sim", min_issue_interval_s=0)
+    pace = RateLimits({"acct1": 200}).for_account("acct1")
+    return KisClient(http, creds, tokens, sim.sim.clock, pace, max_attempts=1)
+
+
+class _Alerts:
+    def __init__(self) -> None:
+        self.sent: list[Event] = []
+        self.book = AlertBook(self.sent.append, "track_b")
+
+    def raised(self) -> list[str]:
+        return [e.subject for e in self.sent if isinstance(e, Alert)]
+
+    def resolved(self) -> list[str]:
+        return [e.subject for e in self.sent if isinstance(e, AlertResolved)]
+
+
+def test_pins_outside_the_universe_are_asked_once_and_nextrade_s_are_given_its_feeds(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    """Of an eligible ETF, ineligible ones and a member: the ETFs are asked (at most
+    `ASK_AT_ONCE` an evaluation), once; the member never; Nextrade's ETF alone comes back,
+    and joins the policy's Nextrade names while they are followed."""
+    member = STOCKS[0]
+    pins = {member, NXT_ETF, *KRX_ETFS[:ASK_AT_ONCE]}
+    alerts = _Alerts()
+    clock = ManualClock(0)
+
+    async def run() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+        client = _client(sim, tmp_path)
+        standings = PinStandings(client, clock, alerts.book, {member})
+        try:
+            first = await standings.nextrade(pins)
+            second = await standings.nextrade(pins)
+            third = await standings.nextrade(pins)
+        finally:
+            await client._http.aclose()  # type: ignore[attr-defined]
+        return first, second, third
+
+    before = sim.sim.calls["CTPF1002R"]
+    first, second, third = asyncio.run(run())
+    asked = ASK_AT_ONCE + 1  # the ETFs, outside the universe
+    assert sim.sim.calls["CTPF1002R"] - before == asked  # each once, over two evaluations
+    assert NXT_ETF in first or NXT_ETF in second
+    assert second == third == {NXT_ETF}
+    assert alerts.sent == []
+
+    policy = RegistrationPolicy("venues", ("trades",), frozenset({member}))
+    joined = policy.with_nxt(third)
+    assert joined.feeds(NXT_ETF) == (Feed("trades", "KRX", NXT_ETF), Feed("trades", "NXT", NXT_ETF))
+    assert joined.with_nxt(third) is joined  # nothing new: the same policy, no switch
+    evening = policy.with_krx(("trades",))  # KRX's after-market without Nextrade's feeds
+    assert evening.with_nxt(third) is evening and evening.feeds(NXT_ETF) == (
+        Feed("trades", "KRX", NXT_ETF),
+    )
+    pre_market = policy.without_krx(("trades",)).with_nxt(third)
+    assert pre_market.feeds(NXT_ETF) == (Feed("trades", "NXT", NXT_ETF),)
+    assert pre_market.venues(KRX_ETFS[0]) == ()  # not Nextrade's: nothing while KRX is shut
+
+
+def test_a_paper_account_asks_nothing_and_its_pins_hold_krx_s_feeds(
+    sim: SimThread,
+) -> None:
+    """No client (paper accounts: the TR is real-only): nothing asked, nothing alerted."""
+    alerts = _Alerts()
+    standings = PinStandings(None, ManualClock(0), alerts.book, ())
+    before = sim.sim.calls["CTPF1002R"]
+    assert asyncio.run(standings.nextrade({NXT_ETF})) == frozenset()
+    assert sim.sim.calls["CTPF1002R"] == before and alerts.sent == []
+
+
+def test_a_failed_ask_is_alerted_tried_again_a_minute_later_and_resolved(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    """A 5xx answer: one warning per pin, the pin not Nextrade's meanwhile, not asked again
+    before `RETRY_S`; then KIS answers and the warning is resolved. A pin lifted while its
+    ask fails has its warning resolved too."""
+    other = KRX_ETFS[0]
+    alerts = _Alerts()
+    clock = ManualClock(0)
+
+    async def run() -> list[frozenset[str]]:
+        client = _client(sim, tmp_path)
+        standings = PinStandings(client, clock, alerts.book, ())
+        try:
+            await client.nxt_status(other)  # the token issued before the faults
+            sim.sim.faults.http_5xx = 2
+            seen = [await standings.nextrade({NXT_ETF, other})]
+            assert sim.sim.faults.http_5xx == 0
+            clock.advance(RETRY_S / 2)
+            seen.append(await standings.nextrade({NXT_ETF, other}))  # not due: not asked
+            clock.advance(RETRY_S / 2)
+            seen.append(await standings.nextrade({NXT_ETF}))  # due; the other lifted
+            return seen
+        finally:
+            await client._http.aclose()  # type: ignore[attr-defined]
+
+    before = sim.sim.calls["CTPF1002R"]
+    seen = asyncio.run(run())
+    assert seen == [frozenset(), frozenset(), frozenset({NXT_ETF})]
+    assert sorted(alerts.raised()) == sorted([NXT_ETF, other])
+    assert sorted(alerts.resolved()) == sorted([NXT_ETF, other])
+    assert {e.code for e in alerts.sent} == {PIN_STANDING_UNKNOWN}
+    assert not alerts.book.subjects(PIN_STANDING_UNKNOWN)
+    # the token's ask and the retry answered; the two failed asks are not counted as answered
+    assert sim.sim.calls["CTPF1002R"] - before == 2

@@ -1,0 +1,99 @@
+"""The Nextrade standing of pins outside the day's universe, asked of KIS by Track B.
+
+The universe job asks each member's standing in the morning (CTPF1002R, `workers.universe`);
+a pin outside the universe (an ETF, which Nextrade trades from November 2026; a stock below the
+universe's price floor) has none, and a name whose standing is not known holds KRX's feeds
+alone. Track B asks it for each such pin it reads, once a day, on its first account: at most
+`ASK_AT_ONCE` a evaluation, so that a long list pinned at once does not hold the slots still.
+KIS keeps no history of the standing: the pin's Nextrade registration (a slot event on that
+venue) is its record.
+
+A paper account cannot ask (the TR is real-only): its pins hold KRX's feeds, as its members
+do. An ask that fails is tried again `RETRY_S` of clock time later, with one warning
+``track_b_pin_standing_unknown`` per pin, resolved when KIS answers or the pin is lifted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection
+
+import httpx
+
+from observer.alerts.book import AlertBook
+from observer.calendar.clock import Clock
+from observer.errors import KisError
+from observer.kis.client import KisClient
+
+__all__ = ["ASK_AT_ONCE", "PIN_STANDING_UNKNOWN", "RETRY_S", "PinStandings"]
+
+log = logging.getLogger(__name__)
+
+PIN_STANDING_UNKNOWN = "track_b_pin_standing_unknown"
+ASK_AT_ONCE = 5  # pins asked in one evaluation; the rest at the next
+RETRY_S = 60.0  # clock seconds before a failed ask is tried again
+_ASK_TIMEOUT_S = 10.0  # wall seconds one ask may hold an evaluation
+
+_NS = 1_000_000_000
+
+
+class PinStandings:
+    """Which pins outside ``members`` Nextrade trades today, as KIS answered Track B.
+
+    ``client``: the account that asks; None where none may (paper accounts): every pin
+    outside the universe then holds KRX's feeds, and nothing is asked or alerted.
+    """
+
+    def __init__(
+        self, client: KisClient | None, clock: Clock, alerts: AlertBook, members: Collection[str]
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.alerts = alerts
+        self.members = frozenset(members)
+        self.answered: dict[str, bool] = {}  # pin -> Nextrade trades it today
+        self._failed_ns: dict[str, int] = {}  # pin -> when its last ask failed (clock ns)
+
+    async def nextrade(self, pins: Collection[str]) -> frozenset[str]:
+        """The ``pins`` outside the universe that Nextrade trades today, asking those due."""
+        outside = sorted(set(pins) - self.members)
+        for lifted in self.alerts.subjects(PIN_STANDING_UNKNOWN) - set(outside):
+            self._failed_ns.pop(lifted, None)  # an earlier run's too: the book took them over
+            self.alerts.resolve(PIN_STANDING_UNKNOWN, lifted, f"{lifted} is no longer pinned")
+        if self.client is not None:
+            now = self.clock.now_ns()
+            retry_ns = int(RETRY_S * _NS)
+            failed = self._failed_ns
+            due = [
+                p
+                for p in outside
+                if p not in self.answered and (p not in failed or now - failed[p] >= retry_ns)
+            ]
+            for pin in due[:ASK_AT_ONCE]:
+                await self._ask(self.client, pin)
+        return frozenset(p for p in outside if self.answered.get(p))
+
+    async def _ask(self, client: KisClient, pin: str) -> None:
+        try:
+            status = await asyncio.wait_for(client.nxt_status(pin), _ASK_TIMEOUT_S)
+        except (KisError, httpx.HTTPError, TimeoutError) as exc:
+            self._failed_ns[pin] = self.clock.now_ns()
+            message = (
+                f"Nextrade's standing of the pin {pin} is not known ({type(exc).__name__}: "
+                f"{exc}); it holds KRX's feeds alone, asked again in {RETRY_S:.0f} s"
+            )
+            if self.alerts.raise_(PIN_STANDING_UNKNOWN, pin, "warning", message):
+                log.warning("%s", message)
+            return
+        trades = status.eligible and not status.halted
+        self.answered[pin] = trades
+        log.info(
+            "the pin %s is outside the universe: Nextrade %s it today (CTPF1002R: %s%s)",
+            pin,
+            "trades" if trades else "does not trade",
+            "eligible" if status.eligible else "not eligible",
+            ", halted" if status.halted else "",
+        )
+        self._failed_ns.pop(pin, None)
+        self.alerts.resolve(PIN_STANDING_UNKNOWN, pin, f"KIS answered {pin}'s standing")
