@@ -4,17 +4,22 @@ One record at each minute's last trade of the venue's feed, as program trading's
 volume so far split among `BROKERS` (ten synthetic brokers, the last four foreign) by
 weights each symbol draws once, a set for each side. A side's five largest are ranked, each
 with its share of the volume and its change by the minute's last trade; the foreign brokers'
-totals are all four's, ranked or not. What KIS sends for a rank no broker fills is
-UNCONFIRMED: here every rank is filled (ten brokers trade every name).
+totals are all four's, ranked or not. A broker ranks once it has traded the side; what KIS
+sends for a rank no broker fills is UNCONFIRMED (`SimConfig.broker_unfilled`: empty, zeros, or
+the untraded brokers ranked with nothing).
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 
-__all__ = ["BROKERS", "BROKER_FEEDS", "broker_record"]
+__all__ = ["BROKERS", "BROKER_FEEDS", "Unfilled", "broker_record"]
+
+Unfilled = Literal["empty", "zeros", "filled"]  # a rank no broker fills (`SimConfig`)
 
 BROKER_FEEDS = frozenset({"H0STMBC0", "H0NXMBC0", "H0UNMBC0"})
 # (number, name, English name, foreign): synthetic, no real broker's figures.
@@ -31,8 +36,11 @@ def _weights(symbol: str, side: str) -> np.ndarray:
     return np.asarray(drawn, dtype=np.float64)
 
 
-def broker_record(symbol: str, volume: int, traded: int) -> str:
-    """``symbol``'s brokers' record once ``volume`` shares traded, the last ``traded`` of them."""
+def broker_record(symbol: str, volume: int, traded: int, unfilled: Unfilled = "empty") -> str:
+    """``symbol``'s brokers' record once ``volume`` shares traded, the last ``traded`` of them.
+
+    A rank whose broker has traded nothing of its side is sent as ``unfilled`` says.
+    """
     sides = []
     foreign = []
     for side in ("sell", "buy"):
@@ -46,17 +54,29 @@ def broker_record(symbol: str, volume: int, traded: int) -> str:
     def share(qty: int) -> str:
         return f"{100 * qty / volume:.2f}" if volume else "0.00"
 
+    def ranked(
+        top: np.ndarray, qty: np.ndarray, value: Callable[[int], str], zero: str
+    ) -> list[str]:
+        """One field of each rank: ``value`` of its broker, or the unfilled rank's."""
+        blank = "" if unfilled == "empty" else zero
+        return [value(i) if qty[i] or unfilled == "filled" else blank for i in top]
+
     (sell_top, sell_qty, sell_change), (buy_top, buy_qty, buy_change) = sides
-    names = [BROKERS[i][1] for i in sell_top] + [BROKERS[i][1] for i in buy_top]
-    fields: list[str] = [symbol, *names]
-    fields += [str(sell_qty[i]) for i in sell_top] + [str(buy_qty[i]) for i in buy_top]
-    fields += ["Y" if BROKERS[i][3] else "N" for i in (*sell_top, *buy_top)]
-    fields += [BROKERS[i][0] for i in (*sell_top, *buy_top)]
-    fields += [share(int(sell_qty[i])) for i in sell_top]
-    fields += [share(int(buy_qty[i])) for i in buy_top]
-    fields += [str(sell_change[i]) for i in sell_top] + [str(buy_change[i]) for i in buy_top]
+
+    def both(value: Callable[[int], str], zero: str) -> list[str]:
+        return ranked(sell_top, sell_qty, value, zero) + ranked(buy_top, buy_qty, value, zero)
+
+    def by_side(sell: Callable[[int], str], buy: Callable[[int], str], zero: str) -> list[str]:
+        return ranked(sell_top, sell_qty, sell, zero) + ranked(buy_top, buy_qty, buy, zero)
+
+    fields: list[str] = [symbol, *both(lambda i: BROKERS[i][1], "")]
+    fields += by_side(lambda i: str(sell_qty[i]), lambda i: str(buy_qty[i]), "0")
+    fields += both(lambda i: "Y" if BROKERS[i][3] else "N", "")
+    fields += both(lambda i: BROKERS[i][0], "0")
+    fields += by_side(lambda i: share(int(sell_qty[i])), lambda i: share(int(buy_qty[i])), "0")
+    fields += by_side(lambda i: str(sell_change[i]), lambda i: str(buy_change[i]), "0")
     (sold, sold_change), (bought, bought_change) = foreign
     fields += [str(sold), str(bought), str(sold_change), str(bought_change), str(bought - sold)]
     fields += [share(sold), share(bought)]
-    fields += [BROKERS[i][2] for i in (*sell_top, *buy_top)]
+    fields += both(lambda i: BROKERS[i][2], "")
     return "^".join(fields)

@@ -128,6 +128,11 @@ class SimConfig:
     # `Market.nxt_closing_day`) on its feed and the combined one: "5" as believed
     # (UNCONFIRMED); another ("3", "2") the other ways, stored as the code says.
     nxt_closing_price_code: str = "5"
+    # What the brokers' records (H0STMBC0 and its venues') send for a rank no broker fills (a
+    # broker not traded yet: a quiet name's first minutes), UNCONFIRMED at KIS: "empty", every
+    # field of the rank empty, as believed; "zeros", its numbers "0" and names empty; "filled",
+    # the untraded brokers ranked with 0 shares.
+    broker_unfilled: Literal["empty", "zeros", "filled"] = "empty"
     # KRX's trade records' ACML_VOL: "exact" each the last one's plus its quantity, as
     # believed (UNCONFIRMED); "beyond" counting a trade of 100 shares the feed never sends
     # before every tenth trade from the sixth of a regular-session minute (the other way: a

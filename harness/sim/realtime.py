@@ -496,7 +496,9 @@ class Realtime:
                 elif nth != len(ticks) - 1:  # program trading, brokers: a minute's last trade
                     continue
                 elif tr_id in BROKER_FEEDS:
-                    record = broker_record(symbol, running.volume, tick.qty)
+                    record = broker_record(
+                        symbol, running.volume, tick.qty, self.config.broker_unfilled
+                    )
                 else:
                     record = program_record(symbol, hhmmss, price, running.volume)
                 records.append(record + self._tail(tr_id, price))
@@ -601,7 +603,7 @@ class Realtime:
                 elif nth != len(trades) - 1:  # program trading, brokers: a minute's last trade
                     continue
                 elif tr_id in BROKER_FEEDS:
-                    record = broker_record(symbol, running.volume, qty)
+                    record = broker_record(symbol, running.volume, qty, self.config.broker_unfilled)
                 else:
                     record = program_record(symbol, hhmmss, price, running.volume)
                 if (second, price, qty) in closing:

@@ -8,6 +8,7 @@ the registration count's too, are released before it closes).
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -207,8 +208,21 @@ def _session_findings(
                 tr_id, MISMATCH, f"{refused} of {records} record(s) refused: {errors}", layout
             )
         else:
-            report.add(tr_id, OK, f"{records} record(s) decoded", layout)
+            ranks = _ranks_words(seen.ranks.get(tr_id))
+            report.add(tr_id, OK, f"{records} record(s) decoded{ranks}", layout)
     _pingpong_finding(seen, report, configured)
+
+
+def _ranks_words(ranks: Counter[str] | None) -> str:
+    """How a brokers' TR sent its ranks, for its row (`unfilled_ranks`).
+
+    What KIS sends for a rank no broker fills is UNCONFIRMED: empty or zeros are left out, a
+    broker with 0 shares is stored.
+    """
+    if not ranks:
+        return ""
+    ways = ("filled", "empty", "zeros", "untraded")
+    return "; ranks: " + ", ".join(f"{ranks[way]} {way}" for way in ways if ranks[way])
 
 
 async def _etc_code_finding(

@@ -41,12 +41,20 @@ from observer.kis.realtime import (
     RealtimeDecoder,
 )
 from observer.kis.registrations import message
+from observer.kis.schemas import H0STMBC0_FIELDS
 from observer.kis_check.chain import Chain
 from observer.kis_check.layouts import record_width
 from observer.kis_check.minute_label import LiveTrade
 from observer.kis_check.session_codes import Coded
 
-__all__ = ["PAPER_SUBSCRIBED", "SIDE_FEEDS", "SUBSCRIBED", "SessionSeen", "watch_session"]
+__all__ = [
+    "PAPER_SUBSCRIBED",
+    "SIDE_FEEDS",
+    "SUBSCRIBED",
+    "SessionSeen",
+    "unfilled_ranks",
+    "watch_session",
+]
 
 # A symbol's trades and book on each venue (six registrations of the 41).
 SUBSCRIBED = (*TRADE_TRS.values(), *BOOK_TRS.values())
@@ -61,6 +69,13 @@ SIDE_FEEDS = (
     *TR_IDS["brokers"].values(),
 )
 PAPER_SUBSCRIBED = (TRADE_TRS["KRX"], BOOK_TRS["KRX"])
+_BROKER_TRS = frozenset(TR_IDS["brokers"].values())
+# Each brokers' rank's number and quantity fields (`unfilled_ranks`).
+_RANKS = tuple(
+    (H0STMBC0_FIELDS.index(f"{no}{rank}"), H0STMBC0_FIELDS.index(f"{qty}{rank}"))
+    for no, qty in (("SELN_MBCR_NO", "TOTAL_SELN_QTY"), ("SHNU_MBCR_NO", "TOTAL_SHNU_QTY"))
+    for rank in range(1, 6)
+)
 _NS = 1_000_000_000
 _KEPT_ERRORS = 3  # refused records named in the report, per TR
 
@@ -85,6 +100,9 @@ class SessionSeen:
     trades: list[LiveTrade] = field(default_factory=list)  # KRX's
     chains: dict[str, Chain] = field(default_factory=dict)  # trade TR -> its ACML_VOL chain
     coded: list[Coded] = field(default_factory=list)  # each trade's MARKET_CLS_CODE, if sent
+    # brokers' TR -> how its ranks came: "empty", "zeros" (no broker), "untraded" (a broker
+    # ranked with 0 shares) or "filled" (`unfilled_ranks`)
+    ranks: dict[str, Counter[str]] = field(default_factory=dict)
 
 
 def _subscription(key: Secret, tr_id: str, symbol: str) -> str:
@@ -162,6 +180,8 @@ def _data(seen: SessionSeen, decoder: RealtimeDecoder, text: str, received_ns: i
     tr_id, width = measured
     count = int(text.split("|", 3)[2])
     seen.widths.setdefault(tr_id, Counter())[width] += count
+    if tr_id in _BROKER_TRS and width == len(H0STMBC0_FIELDS):
+        seen.ranks.setdefault(tr_id, Counter()).update(unfilled_ranks(text, count))
     try:
         events = decoder.decode(text, received_ns)
     except KisError as exc:
@@ -181,6 +201,28 @@ def _data(seen: SessionSeen, decoder: RealtimeDecoder, text: str, received_ns: i
                 seen.coded.append((tick.venue, tick.exchange_ns, tick.market_session))
     if events.vis:
         seen.vi_symbols.setdefault(tr_id, set()).update(vi.symbol for vi in events.vis)
+
+
+def unfilled_ranks(text: str, count: int) -> Counter[str]:
+    """How a brokers' frame of ``count`` records sent each rank, counted (UNCONFIRMED at KIS).
+
+    "empty" (no broker number), "zeros" (a number of zeros): no broker ranked there, which
+    the decoder leaves out; "untraded": a broker ranked with no shares, stored as such;
+    "filled" the rest.
+    """
+    fields = text.split("|", 3)[3].split("^")
+    width = len(H0STMBC0_FIELDS)
+    seen: Counter[str] = Counter()
+    for start in range(0, count * width, width):
+        for no, qty in _RANKS:
+            number, shares = fields[start + no].strip(), fields[start + qty].strip()
+            if not number:
+                seen["empty"] += 1
+            elif not number.strip("0"):
+                seen["zeros"] += 1
+            else:
+                seen["untraded" if not shares.strip("0") else "filled"] += 1
+    return seen
 
 
 def _answered(control: ControlMessage, keyed: Sequence[tuple[str, str]]) -> str:

@@ -7,9 +7,10 @@ from decimal import Decimal
 
 import msgspec
 from hypothesis import given
+from hypothesis import strategies as st
 
 from bus.events import BrokerTrade
-from harness.sim.brokers import BROKERS, broker_record
+from harness.sim.brokers import BROKERS, Unfilled, broker_record
 from observer.db import models as m
 from observer.kis.realtime import RealtimeDecoder
 from observer.kis.schemas import H0STMBC0_FIELDS
@@ -53,6 +54,26 @@ def test_a_rank_sent_empty_or_as_zeros_is_left_out() -> None:
     assert not refused
     assert [r.rank for r in trade.ranks if r.side == "sell"] == [1, 2, 3]
     assert [r.rank for r in trade.ranks if r.side == "buy"] == [1, 2, 3, 4, 5]
+
+
+@given(st.integers(0, 60), st.sampled_from(["empty", "zeros", "filled"]))
+def test_each_way_of_sending_an_unfilled_rank_reads_as_the_brokers_who_traded(
+    volume: int, unfilled: Unfilled
+) -> None:
+    """A quiet name's record (some brokers not traded yet), in each way the simulator can send
+    a rank no broker fills: "empty" and "zeros" leave the rank out; "filled" ranks the
+    untraded brokers with 0 shares. A rank read is always a traded broker's or a 0."""
+    (trade,), refused = _decoded(broker_record("005930", volume, volume, unfilled))
+    (every,), _ = _decoded(broker_record("005930", volume, volume, "filled"))
+    assert not refused
+    assert len(every.ranks) == 10  # five a side, traded or not
+    traded = tuple(r for r in every.ranks if r.qty > 0)
+    assert trade.ranks == (every.ranks if unfilled == "filled" else traded)
+    for side in ("sell", "buy"):
+        ranks = [r.rank for r in trade.ranks if r.side == side]
+        assert ranks == list(range(1, len(ranks) + 1))
+    if volume == 0:
+        assert not traded
 
 
 def test_a_hostile_field_refuses_its_record_alone() -> None:

@@ -20,6 +20,7 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
+from harness.sim.brokers import Unfilled, broker_record
 from harness.sim.config import SimConfig
 from harness.sim.market import Market
 from observer.calendar.phases import KST
@@ -32,7 +33,7 @@ from observer.kis_check.counting import ITEM
 from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.kis_check.rest import Targets
 from observer.kis_check.run import Configured, run_check
-from observer.kis_check.session import SIDE_FEEDS, SUBSCRIBED
+from observer.kis_check.session import SIDE_FEEDS, SUBSCRIBED, unfilled_ranks
 from observer.kis_check.time_trades import ITEM as TRADES_ITEM
 from tests.support import SimThread
 
@@ -128,6 +129,10 @@ def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettin
     postings = next(f for f in default.findings if f.item.startswith("HHPTJ04160200"))
     assert postings.outcome == OK and postings.finding.endswith("each due, today's")
     quiet = {f.item: f.finding for f in default.findings if f.item in SIDE_FEEDS}
+    # 005930 at 10:00: ten brokers have traded each side, every rank filled
+    assert found["H0STMBC0"] == NOT_MEASURED or re.search(
+        r"; ranks: \d+0 filled$", quiet["H0STMBC0"]
+    )
     assert "auctions alone" in quiet["H0STANC0"] or found["H0STANC0"] == OK
     # The VI TRs under the business date too (the simulator takes both keys): taken, and
     # the market's VIs heard if one started or ended within the session.
@@ -160,6 +165,18 @@ def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettin
     )
     text = default.to_json().decode()
     assert not [s for s in secrets(kis) if s in text]
+
+
+@pytest.mark.parametrize("unfilled", ["empty", "zeros", "filled"])
+def test_how_a_brokers_rank_no_broker_fills_came_is_counted(unfilled: Unfilled) -> None:
+    """Each way the simulator can send it (`SimConfig.broker_unfilled`), told apart: a quiet
+    name's two records, of 30 and 0 shares traded."""
+    records = [broker_record("005930", volume, volume, unfilled) for volume in (30, 0)]
+    ranks = unfilled_ranks(f"0|H0STMBC0|002|{'^'.join(records)}", 2)
+    # 30 shares: each side's largest broker (a tenth at least) has traded; nobody of 0
+    assert sum(ranks.values()) == 20 and 2 <= ranks["filled"] <= 10
+    way = {"empty": "empty", "zeros": "zeros", "filled": "untraded"}[unfilled]
+    assert ranks == {"filled": ranks["filled"], way: 20 - ranks["filled"]}
 
 
 def test_a_cached_token_is_used_and_no_issuance_spent(
