@@ -216,13 +216,22 @@ def _by_gaps(minute: int, gaps: Iterable[tuple[str, int, int, str]]) -> str:
 
 
 def _grid(venues: Venues, venue: str, day: date) -> dict[int, str]:
-    """Each minute of ``venue``'s sessions on ``day``, with its session."""
+    """Each minute (its opening instant) of ``venue``'s sessions on ``day``, with its session.
+
+    A minute's session is its first instant's: an auction's match prints at its end, the
+    first instant of a minute (KRX's 09:00 and 15:30, Nextrade's 15:40), so the minute is the
+    auction's, as its trades, its bar and its reconciliation are (`Venues.session_of_ns`),
+    and it is in the grid though no session follows (KRX's 15:30). A minute a session opens
+    within (Nextrade's 09:00, its main session from 09:00:30) is that session's.
+    """
     grid: dict[int, str] = {}
     for start, end, span in venues.spans(cast(Venue, venue), day):
         first = int(start.timestamp()) * 10**9
-        last = int(end.timestamp()) * 10**9
+        first -= first % MINUTE_NS  # the minute the session opens in
+        last = int(end.timestamp()) * 10**9 + (MINUTE_NS if span.match_at_end else 0)
         for minute in range(first, last, MINUTE_NS):
-            grid[minute] = span.session
+            at = venues.session_of_ns(cast(Venue, venue), minute)
+            grid.setdefault(minute, at or span.session)
     return grid
 
 

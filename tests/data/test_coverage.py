@@ -26,6 +26,9 @@ from bus.events import (
 from harness.loadgen import synthetic_tick
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
+from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
+from observer.calendar.timeline import timeline_from
+from observer.calendar.venues import venues_from
 from observer.data import Catalog
 from observer.data.bars import BEST_BARS_SCHEMA
 from observer.data.coverage import COVERAGE_SCHEMA
@@ -150,6 +153,34 @@ def test_each_minute_says_where_it_stands_before_the_reconciliation(day: Catalog
     assert minutes["09:38"][0] == "quiet"
     assert minutes["09:39"][0] == "not_watched"  # released at 09:40:00: not whole
     assert day.coverage("000660", DAY)["status"].unique().to_pylist() == ["not_watched"]
+
+
+def test_a_minute_s_session_is_its_first_instant_s_as_its_trades_bar_and_check_say(
+    day: Catalog,
+) -> None:
+    """An auction's match prints at the first instant of a minute: KRX's 09:00 and 15:30,
+    Nextrade's 15:40 are the auctions' (as `Venues.session_of_ns` labels a trade, a
+    recovered bar and a reconciled minute), and KRX's 15:30, which no session follows, is
+    in the grid; a minute a session opens within (Nextrade's 09:00, from 09:00:30) is that
+    session's; every minute once, at its opening instant."""
+    venues = venues_from(VenueSettings(), timeline_from(PhaseSettings(), CalendarSettings()))
+    for venue, edges in (
+        ("KRX", {"09:00": "opening_auction", "09:01": "regular", "15:19": "regular",
+                 "15:20": "closing_auction", "15:30": "closing_auction",
+                 "15:40": "off_hours_close", "16:00": "after_market", "19:59": "after_market"}),
+        ("NXT", {"08:49": "pre_market", "08:50": "", "09:00": "regular", "09:01": "regular",
+                 "15:40": "opening_auction", "15:41": "after_market"}),
+    ):  # fmt: skip
+        table = day.coverage("005930", DAY, venue=venue)
+        sessions = {
+            f"{row['minute_time']:%H:%M}": row["trading_session"] for row in table.to_pylist()
+        }
+        assert {hhmm: sessions.get(hhmm, "") for hhmm in edges} == edges
+        assert len(sessions) == table.num_rows  # one row a minute
+        assert all(row["minute_ns"] % (60 * _NS) == 0 for row in table.to_pylist())
+        for hhmm, session in sessions.items():
+            assert session == (venues.session_of_ns(venue, at(f"{hhmm}:00")) or session) != ""
+    assert "20:00" not in sessions
 
 
 def test_the_reconciliation_decides_once_it_has_run(day: Catalog, store: Store) -> None:
