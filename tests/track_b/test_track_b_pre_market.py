@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from observer.config.workers import GapRecoverySettings
+from observer.db.slot_queries import watched_minutes
 from tests.support import timing_over
 from tests.track_b.test_track_b import rows, rows_once
 from tests.track_b.test_track_b_after_market import NXT, kst_ns, sim_day
@@ -29,8 +31,9 @@ def test_nextrade_names_stream_its_pre_market_alone_and_are_released_at_its_end(
 ) -> None:
     """07:58 at 10x, 60x from 07:59: the sessions open a minute before Nextrade's open; at
     08:00 both Nextrade names of the universe take a slot each (one registration: KRX's two
-    others hold nothing before KRX trades), released at 08:03; every Nextrade trade the
-    simulator sent them is stored once as pre_market; KRX's feed is never registered."""
+    others hold nothing before KRX trades), released at 08:03 and the grace (its last
+    minute, 08:02, watched whole); every Nextrade trade the simulator sent them is stored
+    once as pre_market; KRX's feed is never registered."""
     with sim_day(tmp_path, SHORT_PRE_MARKET, start="07:58", faster="07:59") as day:
         url, sim, proc = day.url, day.sim, day.start()
         released = rows_once(
@@ -53,9 +56,18 @@ def test_nextrade_names_stream_its_pre_market_alone_and_are_released_at_its_end(
         ]
         assert all(kst_ns("08:00:00") <= at < kst_ns("08:00:30") for *_, at in placed)
         assert sorted((s, v, why) for s, v, _, why, _ in released) == [
-            (s, "NXT", "Nextrade's pre-market ends at 08:03") for s in sorted(NXT)
+            (s, "NXT", "Nextrade's pre-market ends at 08:03:30") for s in sorted(NXT)
         ]
-        assert all(at >= kst_ns("08:03:00") for *_, at in released)
+        assert all(at >= kst_ns("08:03:30") for *_, at in released)
+        # Each name's every minute watched, the pre-market's last (08:02) too: the minutes
+        # the reconciliation holds against Nextrade's bars.
+        spans = {s: [at] for s, _, _, at in placed}
+        for s, *_, at in released:
+            spans[s].append(at)
+        edge = int(GapRecoverySettings().verify_edge_s * 1e9)
+        for first, last in spans.values():
+            watched = watched_minutes([(first, last)], edge, last)
+            assert watched == [kst_ns("08:01:00"), kst_ns("08:02:00")]
         sent = sim.sim.realtime.records_sent
         stored = dict(rows(url, "select venue, count(*) from trade_ticks group by venue"))
         assert sent["H0NXCNT0"] > 0
@@ -102,9 +114,9 @@ def test_a_track_b_killed_in_the_pre_market_takes_nextrade_s_feeds_back(tmp_path
         assert proc.wait(30) == 0
         timing_over()  # what follows reads what it stored
         assert sorted((s, v, why) for s, v, why, _ in after) == [
-            (s, "NXT", "Nextrade's pre-market ends at 08:30") for s in sorted(NXT)
+            (s, "NXT", "Nextrade's pre-market ends at 08:30:30") for s in sorted(NXT)
         ]
-        assert all(at >= kst_ns("08:30:00") for *_, at in after)
+        assert all(at >= kst_ns("08:30:30") for *_, at in after)
         gaps = rows(
             url,
             "select symbol, venue, start_ns, end_ns from gaps where reason = 'process_restart'",

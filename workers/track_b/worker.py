@@ -315,7 +315,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         await collector.hold(self.vi_feed)
         log.info(
             "Track B follows Nextrade's pre-market to %s: %d names on Nextrade's feed alone",
-            f"{stretch.until.astimezone(KST):%H:%M}",
+            f"{stretch.until.astimezone(KST):%H:%M:%S}",
             len(stretch.engine.references),
         )
         with contextlib.closing(
@@ -323,7 +323,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         ) as feed:
             restored = await self._resume(day, stretch.engine, book, collector, as_of, runs)
             await self._follow(feed, stretch, book, collector, restored)
-        why = f"Nextrade's pre-market ends at {stretch.until.astimezone(KST):%H:%M}"
+        why = f"Nextrade's pre-market ends at {stretch.until.astimezone(KST):%H:%M:%S}"
         ending = (book.release(s, why) for s in book.held())
         await collector.apply([d for d in ending if d], book.holdings())
         collector.policy = base.with_nxt(collector.policy.nxt)  # and the pins it learnt
