@@ -1,11 +1,13 @@
 """The simulator's final flows: investor groups, program trading and VIs by stock.
 
 FHPTJ04160001 (investor groups) and FHPPG04650201 (program trading):
-a day's row, per venue, once its day is final: KRX's (J) from 15:40, Nextrade's (NX) from
-its 20:00 close; before that the answer lists the sessions before it alone, as KIS's lists
-the days it has. Two rows at most: the day asked and the session before. Nextrade's volume
-is a fixed share of KRX's (`NXT_SHARE_PCT`); the investor groups split it by a share the
-symbol, day and venue pick (individuals the rest), program trading is the share
+a day's row, per venue, once its day is final: KRX's (J) from its after-market's 20:00 close
+on a day the stock has one (from 2026-09-14, `SimConfig.krx_after_market`), its volume
+counted in, else from 15:40; Nextrade's (NX) from its 20:00 close; before that the answer
+lists the sessions before it alone, as KIS's lists the days it has. Two rows at most: the
+day asked and the session before. Nextrade's volume is a fixed share of KRX's regular day
+(`NXT_SHARE_PCT`); the investor groups split it by a share the symbol, day and venue pick
+(individuals the rest), program trading is the share
 `harness.sim.market_status` sends tick by tick at the day's end. Values: the investor
 groups' in millions of KRW, program trading's in KRW, at the day's close. FHPST01390000
 (VIs by stock): the VI `harness.sim.market_status.vi_window` gives the stock that day, once
@@ -19,41 +21,58 @@ from datetime import date, datetime, time, timedelta
 
 from harness.sim.market import KST, Market
 from harness.sim.market_status import PROGRAM_BUY_PCT, PROGRAM_SELL_PCT, vi_window
+from harness.sim.nextrade import DayTrades
 from harness.sim.vi import vi_numbers
 
 __all__ = ["NXT_SHARE_PCT", "investor_rows", "program_rows", "vi_rows"]
 
 NXT_SHARE_PCT = 30
-_FINAL = {"J": time(15, 40), "NX": time(20, 0)}
+_CLOSED = time(15, 40)  # KRX's day without an after-market: final after 시간외 종가's start
+_EVENING_CLOSED = time(20, 0)  # KRX's after-market's close, and Nextrade's
 _MILLION = 1_000_000
 
 
-def _days(market: Market, asked: date, now: datetime, code: str) -> list[date]:
+def _evening(
+    market: Market, symbol: str, day: date, code: str, after_market: bool
+) -> DayTrades | None:
+    """KRX's after-market trades of ``symbol``'s ``day`` where its day runs to 20:00."""
+    return market.krx_after_day(symbol, day) if code == "J" and after_market else None
+
+
+def _days(
+    market: Market, symbol: str, asked: date, now: datetime, code: str, after_market: bool
+) -> list[date]:
     """The sessions the answer lists: ``asked`` if final by ``now``, then the one before."""
     calendar = market.calendar
     day = asked if calendar.is_session(asked) else calendar.previous_session(asked)
-    final = day < now.date() or (day == now.date() and now.time() >= _FINAL[code])
     if day > now.date():
         return []
+    evening = code == "NX" or _evening(market, symbol, day, code, after_market) is not None
+    final = day < now.date() or now.time() >= (_EVENING_CLOSED if evening else _CLOSED)
     first = day if final else calendar.previous_session(day)
     return [first, calendar.previous_session(first)]
 
 
-def _volume_close(market: Market, symbol: str, day: date, code: str) -> tuple[int, int]:
+def _volume_close(
+    market: Market, symbol: str, day: date, code: str, after_market: bool
+) -> tuple[int, int]:
     bar = market.daily_bar(symbol, day)
-    volume = bar.volume if code == "J" else bar.volume * NXT_SHARE_PCT // 100
-    return volume, bar.close
+    if code == "NX":
+        return bar.volume * NXT_SHARE_PCT // 100, bar.close
+    evening = _evening(market, symbol, day, code, after_market)
+    later = evening.totals(len(evening.qty))[0] if evening is not None and len(evening.qty) else 0
+    return bar.volume + later, bar.close
 
 
 def investor_rows(
-    market: Market, symbol: str, code: str, asked: date, now: datetime
+    market: Market, symbol: str, code: str, asked: date, now: datetime, after_market: bool = True
 ) -> list[dict[str, str]]:
     """FHPTJ04160001's ``output2``: net buying by group, shares and KRW millions."""
     if symbol not in market.listings:
         raise KeyError(symbol)  # "no data", as for an unknown code
     rows = []
-    for day in _days(market, asked, now, code):
-        volume, close = _volume_close(market, symbol, day, code)
+    for day in _days(market, symbol, asked, now, code, after_market):
+        volume, close = _volume_close(market, symbol, day, code, after_market)
         mark = zlib.crc32(f"{symbol}{day}{code}".encode())
         foreign = volume * (mark % 21 - 10) // 100
         institution = volume * (mark // 21 % 21 - 10) // 100
@@ -71,14 +90,14 @@ def investor_rows(
 
 
 def program_rows(
-    market: Market, symbol: str, code: str, asked: date, now: datetime
+    market: Market, symbol: str, code: str, asked: date, now: datetime, after_market: bool = True
 ) -> list[dict[str, str]]:
     """FHPPG04650201's ``output``: the day's program selling, buying and net, and in KRW."""
     if symbol not in market.listings:
         raise KeyError(symbol)
     rows = []
-    for day in _days(market, asked, now, code):
-        volume, close = _volume_close(market, symbol, day, code)
+    for day in _days(market, symbol, asked, now, code, after_market):
+        volume, close = _volume_close(market, symbol, day, code, after_market)
         sold, bought = volume * PROGRAM_SELL_PCT // 100, volume * PROGRAM_BUY_PCT // 100
         rows.append(
             {

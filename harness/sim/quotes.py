@@ -163,7 +163,7 @@ class Quotes:
         """FHPTJ04160001: final net buying by investor group (`harness.sim.flows`)."""
         code, symbol = query.get("FID_COND_MRKT_DIV_CODE", "J"), query.get("FID_INPUT_ISCD", "")
         asked = _date(query.get("FID_INPUT_DATE_1", "") or self._now().strftime("%Y%m%d"))
-        rows = investor_rows(self.market, symbol, code, asked, self._now())
+        rows = investor_rows(self.market, symbol, code, asked, self._now(), self._after_market())
         answered = self.gateway.config.investor_etc_cls_code
         if answered not in ("any", query.get("FID_ETC_CLS_CODE", "")):
             rows = []  # what KIS answers to the other value is UNCONFIRMED: nothing here
@@ -173,7 +173,7 @@ class Quotes:
         """FHPPG04650201: a day's program trading (`harness.sim.flows`)."""
         code, symbol = query.get("FID_COND_MRKT_DIV_CODE", "J"), query.get("FID_INPUT_ISCD", "")
         asked = _date(query.get("FID_INPUT_DATE_1", "") or self._now().strftime("%Y%m%d"))
-        rows = program_rows(self.market, symbol, code, asked, self._now())
+        rows = program_rows(self.market, symbol, code, asked, self._now(), self._after_market())
         return web.json_response(envelope(*OK, output=rows))
 
     def vi_status(self, query: Any) -> web.Response:

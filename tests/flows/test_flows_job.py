@@ -124,47 +124,42 @@ def day_at(tmp_path: Path, clock: datetime) -> Iterator[tuple[SimThread, WriterP
 def test_krx_s_flows_after_its_close_nextrade_s_after_its_own_each_stored_once(
     tmp_path: Path,
 ) -> None:
-    """KRX's day configured final at 15:40 (the simulator's KRX has no after-market): KRX's
-    at 16:15, Nextrade's the next morning."""
+    """KRX's day runs to its after-market's 20:00 close (the simulator's, as KIS's since
+    2026-09-14): configured final at 15:40 (the belief before), a run at 16:15 finds no KRX
+    row of the day (pending, nothing stored early); at 20:15 KRX's are final, the
+    after-market's volume in them, and the day's VIs; Nextrade's (configured final from
+    21:00) the next morning."""
     with day_at(tmp_path, datetime.combine(DAY, time(16, 15), KST)) as (sim, writer, settings):
+        early: list[Event] = []
+        run = run_flows(_krx_final_at(settings, "15:40", "18:05"), sim.sim.clock, early.append)
+        assert run.venues == ("KRX",) and not run.failed
+        assert sorted(run.pending) == sorted(
+            (k, s, "KRX") for s in UNIVERSE for k in ("investor", "program")
+        )
+        assert not [e for e in early if isinstance(e, InvestorFlow | ProgramTradeDaily)]
         sent: list[Event] = []
-        run = run_flows(_krx_final_at(settings, "15:40", "18:05"), sim.sim.clock, sent.append)
+        with SimThread(MARKET, datetime.combine(DAY, time(20, 15), KST), speed=1) as evening:
+            config = load_settings(_config(tmp_path, evening.url, writer.url))
+            run = run_flows(_with_nxt_from(config, "21:00"), evening.sim.clock, sent.append)
         assert run.venues == ("KRX",) and not run.failed and not run.pending
         flows = [e for e in sent if isinstance(e, InvestorFlow)]
         programs = [e for e in sent if isinstance(e, ProgramTradeDaily)]
         assert {(e.symbol, e.venue) for e in flows} == {(s, "KRX") for s in UNIVERSE}
         assert {(e.symbol, e.venue) for e in programs} == {(s, "KRX") for s in UNIVERSE}
         bar = MARKET.daily_bar(UNIVERSE[0], DAY)
+        after = MARKET.krx_after_day(UNIVERSE[0], DAY)
+        assert after is not None and len(after.qty)
+        volume = bar.volume + int(after.qty.sum())
         first = next(e for e in programs if e.symbol == UNIVERSE[0])
-        assert (first.sell_qty, first.buy_qty) == (bar.volume * 7 // 100, bar.volume * 6 // 100)
+        assert (first.sell_qty, first.buy_qty) == (volume * 7 // 100, volume * 6 // 100)
         assert first.net_qty == first.buy_qty - first.sell_qty and first.net_value < 0
         flow = next(e for e in flows if e.symbol == UNIVERSE[0])
-        assert flow.volume == bar.volume
+        assert flow.volume == volume
         groups = flow.individual_qty + flow.foreign_qty + flow.institution_qty
         assert groups + flow.other_corp_qty == 0  # the simulator's: individuals the rest
         assert not [e for e in sent if isinstance(e, Alert)]
-        with Producer("flows", writer.ingest, tmp_path / "outbox-flows") as producer:
-            for event in sent:
-                producer.send(event)
-            assert producer.wait_acked(30)
-        stored = "select count(*) from investor_flows"
-        wait_until(lambda: db_rows(writer.url, stored) == [(len(UNIVERSE),)], 30, "stored")
-        # Asked again the next session's morning (a past day: both venues): KRX's stored
-        # are not asked again, Nextrade's four names are, on NX.
-        morning = datetime.combine(DAY + timedelta(days=3), time(8), KST)
-        with SimThread(MARKET, morning, speed=1) as next_day:
-            settings = load_settings(_config(tmp_path, next_day.url, writer.url))
-            again: list[Event] = []
-            later = run_flows(settings, next_day.sim.clock, again.append, day=DAY)
-        assert later.venues == ("KRX", "NXT") and later.already_stored == 2 * len(UNIVERSE)
-        nxt = [e for e in again if isinstance(e, InvestorFlow)]
-        assert {(e.symbol, e.venue) for e in nxt} == {(s, "NXT") for s in NXT}
-        nx_bar = MARKET.daily_bar(NXT[0], DAY)
-        assert next(e for e in nxt if e.symbol == NXT[0]).volume == (
-            nx_bar.volume * NXT_SHARE_PCT // 100
-        )
         # The day's VIs, asked of every member once KRX's day is over: the simulator's.
-        vis = [e for e in again if isinstance(e, VolatilityInterruption)]
+        vis = [e for e in sent if isinstance(e, VolatilityInterruption)]
         with_vi = {s: w for s in UNIVERSE if (w := vi_window(s, DAY)) is not None}
         assert with_vi and {e.symbol for e in vis} == set(with_vi)
         for vi in vis:
@@ -174,16 +169,38 @@ def test_krx_s_flows_after_its_close_nextrade_s_after_its_own_each_stored_once(
                 int(end.timestamp()) * 10**9,
             )
             assert vi.kind == "1" and vi.count == 1 and vi.trade_date == DAY
+        with Producer("flows", writer.ingest, tmp_path / "outbox-flows") as producer:
+            for event in sent:
+                producer.send(event)
+            assert producer.wait_acked(30)
+        stored = "select count(*) from investor_flows"
+        wait_until(lambda: db_rows(writer.url, stored) == [(len(UNIVERSE),)], 30, "stored")
+        # Asked again the next session's morning (a past day: both venues): KRX's stored
+        # are not asked again, Nextrade's four names are, on NX; the VIs stored are not.
+        morning = datetime.combine(DAY + timedelta(days=3), time(8), KST)
+        with SimThread(MARKET, morning, speed=1) as next_day:
+            settings = load_settings(_config(tmp_path, next_day.url, writer.url))
+            again: list[Event] = []
+            last = run_flows(settings, next_day.sim.clock, again.append, day=DAY)
+        assert last.venues == ("KRX", "NXT")
+        assert last.already_stored == 2 * len(UNIVERSE) + len(with_vi)
+        assert not [e for e in again if isinstance(e, VolatilityInterruption)]
+        nxt = [e for e in again if isinstance(e, InvestorFlow)]
+        assert {(e.symbol, e.venue) for e in nxt} == {(s, "NXT") for s in NXT}
+        nx_bar = MARKET.daily_bar(NXT[0], DAY)
+        assert next(e for e in nxt if e.symbol == NXT[0]).volume == (
+            nx_bar.volume * NXT_SHARE_PCT // 100
+        )
 
 
 def test_what_fails_or_is_not_posted_is_alerted_until_a_run_finds_it(tmp_path: Path) -> None:
-    """16:15, Nextrade's day taken as final from 16:00: its rows are not posted (pending),
-    and one symbol answers no data: past max_failed_pct, an error; a run at 20:10 finds
-    everything and resolves it."""
+    """16:15, both venues' days taken as final from 16:00 (neither is: each runs to 20:00):
+    their rows are not posted (pending), and one symbol answers no data: past max_failed_pct,
+    an error; a run at 20:10 finds everything and resolves it."""
     with day_at(tmp_path, datetime.combine(DAY, time(16, 15), KST)) as (sim, writer, settings):
         sent: list[Event] = []
         book = AlertBook(sent.append, "flows")
-        early = _with_nxt_from(_krx_final_at(settings, "15:40", "18:05"), "16:00")
+        early = _with_nxt_from(_krx_final_at(settings, "16:00", "18:05"), "16:00")
         sim.sim.faults.no_data_symbols.add(UNIVERSE[5])
         run = run_flows(early, sim.sim.clock, sent.append, alerts=book)
         assert set(run.failed) == {
@@ -191,12 +208,16 @@ def test_what_fails_or_is_not_posted_is_alerted_until_a_run_finds_it(tmp_path: P
             ("program", UNIVERSE[5], "KRX"),
         }
         assert sorted(run.pending) == sorted(
-            (k, s, "NXT") for s in NXT for k in ("investor", "program")
+            (k, s, v)
+            for v, names in (("KRX", UNIVERSE), ("NXT", NXT))
+            for s in names
+            if s != UNIVERSE[5]
+            for k in ("investor", "program")
         )
-        assert run.failed_over  # 10 of 68 missing
+        assert run.failed_over  # 68 of 68 missing
         (alert,) = [e for e in sent if isinstance(e, Alert)]
         assert (alert.code, alert.subject, alert.severity) == (INCOMPLETE, str(DAY), "error")
-        assert "2 failed and 8 pending of 68" in alert.message
+        assert "2 failed and 66 pending of 68" in alert.message
         evening = datetime.combine(DAY, time(20, 10), KST)
         with SimThread(MARKET, evening, speed=1) as later:
             settings = load_settings(_config(tmp_path, later.url, writer.url))
