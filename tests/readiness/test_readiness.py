@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import urllib.request
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -92,12 +92,13 @@ def test_a_failing_check_is_tried_three_more_times_with_backoff_on_the_clock() -
 
 
 class Day:
-    """A writer, the simulator at 08:10 (60x) and the token job's cache, for the job."""
+    """A writer, the simulator at ``start`` (08:10; 60x) and the token job's cache, for the job."""
 
-    def __init__(self, tmp_path: Path, recheck_s: float = 120.0) -> None:
+    def __init__(self, tmp_path: Path, recheck_s: float = 120.0, start: str = "08:10") -> None:
         self.url = f"sqlite:///{tmp_path / 'observer.db'}"
         self.writer = WriterProcess(tmp_path, self.url).start()
-        self.sim = SimThread(MARKET, datetime(2026, 11, 20, 8, 10, tzinfo=KST), SimConfig(), 60.0)
+        at = datetime.combine(date(2026, 11, 20), time.fromisoformat(start), KST)
+        self.sim = SimThread(MARKET, at, SimConfig(), 60.0)
         self.tokens = tmp_path / "tokens"
         self.config = tmp_path / "observer.toml"
         self.config.write_text(
@@ -167,10 +168,14 @@ def test_a_healthy_morning_every_account_ready_at_the_first_check(tmp_path: Path
 
 
 @pytest.mark.timeout(300)  # 21 s alone; its waits allow 240 s on a loaded machine
+@pytest.mark.parametrize("start", ["08:10", "09:25"])
 def test_rest_down_three_retries_then_one_critical_alert_resolved_when_a_later_check_passes(
-    tmp_path: Path,
+    tmp_path: Path, start: str
 ) -> None:
-    day = Day(tmp_path)
+    """At the morning's check, and at a start after full operation (a restart after a crash,
+    `observer demo --start 09:25`): failed accounts are checked again until the day's idle
+    phase, and the pass that follows resolves their alerts."""
+    day = Day(tmp_path, start=start)
     try:
         # Down until the first round (4 checks of 5 failed calls each) has failed and been
         # alerted; the recheck after it passes.
