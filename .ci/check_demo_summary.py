@@ -149,6 +149,8 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     g = summary.get("gaps", {})
     expect(g.get("detected", 0) > 0 and g.get("recovered", 0) > 0, f"gaps: {g}")
     expect("unrecoverable" in g, "gaps.unrecoverable is missing")
+    # Every gap has its bars (KIS's minute bars reach back a whole day): none left a marker
+    expect(not g.get("by_state", {}).get("marker_only"), f"gaps left a marker alone: {g}")
     # The 10:30 feed delay: slots released while KIS still owed them trades.
     lagged = g.get("by_reason", {}).get("delivery_lag", 0)
     expect(lagged > 0, f"no delivery-lag gap in the 10:30 feed delay: {g.get('by_reason')}")
