@@ -164,13 +164,25 @@ def test_a_minute_s_session_is_its_first_instant_s_as_its_trades_bar_and_check_s
     in the grid; a minute a session opens within (Nextrade's 09:00, from 09:00:30) is that
     session's; every minute once, at its opening instant."""
     venues = venues_from(VenueSettings(), timeline_from(PhaseSettings(), CalendarSettings()))
-    for venue, edges in (
-        ("KRX", {"09:00": "opening_auction", "09:01": "regular", "15:19": "regular",
-                 "15:20": "closing_auction", "15:30": "closing_auction",
-                 "15:40": "off_hours_close", "16:00": "after_market", "19:59": "after_market"}),
-        ("NXT", {"08:49": "pre_market", "08:50": "", "09:00": "regular", "09:01": "regular",
-                 "15:40": "opening_auction", "15:41": "after_market"}),
-    ):  # fmt: skip
+    krx = {
+        "09:00": "opening_auction",
+        "09:01": "regular",
+        "15:19": "regular",
+        "15:20": "closing_auction",
+        "15:30": "closing_auction",
+        "15:40": "off_hours_close",
+        "16:00": "after_market",
+        "19:59": "after_market",
+    }
+    nxt = {
+        "08:49": "pre_market",
+        "08:50": "",
+        "09:00": "regular",
+        "09:01": "regular",
+        "15:40": "opening_auction",
+        "15:41": "after_market",
+    }
+    for venue, edges in (("KRX", krx), ("NXT", nxt)):
         table = day.coverage("005930", DAY, venue=venue)
         sessions = {
             f"{row['minute_time']:%H:%M}": row["trading_session"] for row in table.to_pylist()
