@@ -2,7 +2,8 @@
 
 Nextrade trades the names of its list (`Market.nxt_eligible`, less the faults' changes)
 08:00-08:50 (pre-market), 09:00:30-15:20 (main) and 15:30-20:00 (after-market) KST, an
-ordinary day's hours (the CSAT day's later ones are not simulated). The after-market takes
+ordinary day's hours as the venues' table gives them (`observer.calendar.settings`: the
+spans here are read from it; the CSAT day's later hours are not simulated). The after-market takes
 orders from 15:30 and opens with their single-price match at 15:40 (`AFTER_AUCTION`): what
 would have traded in between prints at 15:40:00 as one trade, at the last of those prices.
 Its trades are drawn beside KRX's, never taken from them, so that KRX's feed, bars and
@@ -31,13 +32,20 @@ into the auction's match (`draw_closing_price_day`, `merged`). Its records' sess
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness.sim.paths import BARS_PER_DAY
 from harness.sim.price_units import mid_points, price_limits, round_ticks, tick_size
+from observer.calendar.settings import (
+    KRX_AFTER_MARKET_FROM,
+    KRX_HOURS,
+    NXT_HOURS,
+    SpanSettings,
+    VenueHoursSettings,
+)
 
 if TYPE_CHECKING:
     from harness.sim.config import Faults
@@ -70,8 +78,6 @@ MAIN_SHARE = 0.4  # of KRX's trades in the same minute
 OFF_HOURS_SHARE = 0.05  # of the name's mean KRX trades a minute
 _BAND_UNITS = 3  # off KRX's regular hours, prices within this many price units of the reference
 _KRX_OPEN_MINUTE = 9 * 60
-# The after-market's opening auction, seconds of the KST day [start, end): its match at end.
-AFTER_AUCTION = (15 * 3600 + 30 * 60, 15 * 3600 + 40 * 60)
 _KST = timezone(timedelta(hours=9))
 _NS = 1_000_000_000
 
@@ -89,24 +95,47 @@ class NxtSpan:
     market_code: str
 
 
+def _of_day(clock: str) -> int:
+    """Seconds of the KST day at a table's ``HH:MM[:SS]``."""
+    at = time.fromisoformat(clock)
+    return at.hour * 3600 + at.minute * 60 + at.second
+
+
+def _ordinary(hours: VenueHoursSettings, session: str) -> SpanSettings:
+    """The ordinary day's span of ``session`` in the venues' table (its only one)."""
+    (span,) = (s for s in hours.sessions if s.session == session)
+    return span
+
+
+def _seconds(span: SpanSettings) -> tuple[int, int]:
+    return _of_day(span.start), _of_day(span.end)
+
+
+_PRE, _MAIN, _AUCTION, _AFTER = (
+    _seconds(_ordinary(NXT_HOURS, session))
+    for session in ("pre_market", "regular", "opening_auction", "after_market")
+)
+# The 2026-09 codes of Nextrade's sessions; its after-market's one from its opening auction.
 NXT_SPANS: tuple[NxtSpan, ...] = (
-    NxtSpan(8 * 3600, 8 * 3600 + 50 * 60, "1"),
-    NxtSpan(9 * 3600 + 30, 15 * 3600 + 20 * 60, "2"),
-    NxtSpan(15 * 3600 + 30 * 60, 20 * 3600, "3"),
+    NxtSpan(*_PRE, "1"),
+    NxtSpan(*_MAIN, "2"),
+    NxtSpan(_AUCTION[0], _AFTER[1], "3"),
 )
 
 
+# The after-market's opening auction, seconds of the KST day [start, end): its match at end.
+AFTER_AUCTION = _AUCTION
 # Nextrade's after-market, orders from here (its opening auction's): stocks alone, not ETFs.
 NXT_AFTER_FROM_S = NXT_SPANS[-1].start_s
 # Nextrade's first day of ETFs: "from November 2026" (reported, kis-market-2026-09.md §3; the
 # day is UNCONFIRMED), here that month's first session.
 NXT_ETFS_FROM = date(2026, 11, 2)
 
-# KRX's after-market: its first day, and its session (continuous, the 2026-09 layouts' "3").
-KRX_AFTER_MARKET_FROM = date(2026, 9, 14)
-KRX_AFTER_SPAN = NxtSpan(16 * 3600, 20 * 3600, "3")
+# KRX's after-market (from `KRX_AFTER_MARKET_FROM`): continuous, the 2026-09 layouts' "3".
+KRX_AFTER_SPAN = NxtSpan(*_seconds(_ordinary(KRX_HOURS, "after_market")), "3")
 # Nextrade's 종가매매: matched at KRX's closing price 15:30-16:00, beside the after-market.
-CLOSING_PRICE_SPAN = NxtSpan(15 * 3600 + 30 * 60, 16 * 3600, "5")
+(_CLOSING_PRICE,) = NXT_HOURS.beside
+CLOSING_PRICE_SPAN = NxtSpan(*_seconds(_CLOSING_PRICE), "5")
 
 
 def span_at(second_of_day: float) -> NxtSpan | None:

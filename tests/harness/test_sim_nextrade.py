@@ -1,15 +1,30 @@
 """The simulator's Nextrade day: its trades drawn at once for a day, within its sessions and
-bounds, and the same trades whichever way they are read (a minute's feed, a quote's prefix)."""
+bounds (the venues' table's), and the same trades whichever way they are read (a minute's
+feed, a quote's prefix)."""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.sim.nextrade import AFTER_AUCTION, MAIN_SHARE, NXT_SPANS, draw_nxt_day, span_at
+from harness.sim.nextrade import (
+    AFTER_AUCTION,
+    CLOSING_PRICE_SPAN,
+    KRX_AFTER_SPAN,
+    MAIN_SHARE,
+    NXT_SPANS,
+    draw_nxt_day,
+    span_at,
+)
 from harness.sim.paths import BARS_PER_DAY
 from harness.sim.price_units import tick_size
+from observer.calendar.phases import KST
+from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
+from observer.calendar.timeline import timeline_from
+from observer.calendar.venues import venues_from
 
 KRX_OPEN_S = 9 * 3600
 
@@ -73,3 +88,25 @@ def test_the_main_session_trades_about_its_share_of_krx_s() -> None:
     main = np.sum((day.at_s >= NXT_SPANS[1].start_s) & (day.at_s < NXT_SPANS[1].end_s))
     expected = MAIN_SHARE * 50 * (NXT_SPANS[1].end_s - NXT_SPANS[1].start_s) / 60
     assert abs(main - expected) < 0.05 * expected
+
+
+_CODES = {"pre_market": "1", "regular": "2", "opening_auction": "3", "after_market": "3"}
+_VENUES = venues_from(VenueSettings(), timeline_from(PhaseSettings(), CalendarSettings()))
+
+
+def test_the_simulator_s_sessions_are_the_venues_table_s() -> None:
+    """On an ordinary day (a Friday of the 2026-09 regime), at every half minute and the
+    second before it (the table's hours fall on half minutes), the simulator's Nextrade
+    session (its records' MARKET_CLS_CODE), KRX's after-market and Nextrade's 종가매매 are
+    those the venues' table gives the clock: the simulator reads the table."""
+    midnight = datetime(2026, 11, 20, tzinfo=KST)
+    for second in sorted({s + d for s in range(30, 86_400, 30) for d in (-1, 0)}):
+        instant = midnight + timedelta(seconds=second)
+        span = span_at(second)
+        code = _CODES.get(_VENUES.session_at("NXT", instant), "")
+        assert (span.market_code if span else "") == code, instant
+        in_after = KRX_AFTER_SPAN.start_s <= second < KRX_AFTER_SPAN.end_s
+        assert in_after == (_VENUES.session_at("KRX", instant) == "after_market"), instant
+        closing = CLOSING_PRICE_SPAN.start_s <= second < CLOSING_PRICE_SPAN.end_s
+        beside = _VENUES.beside_of_ns("NXT", int(instant.timestamp()) * 1_000_000_000)
+        assert closing == ("off_hours_close" in beside), instant
