@@ -25,7 +25,7 @@ import zstandard
 from harness.bench.timing import best_seconds
 from observer.kis.journal import KST, Journal, verify_file
 
-__all__ = ["JournalBenchReport", "run_journal_bench"]
+__all__ = ["JournalBenchReport", "run_journal_bench", "trade_frame"]
 
 _NS = 1_000_000_000
 _START = datetime(2026, 11, 27, 9, 0, tzinfo=KST)
@@ -80,9 +80,14 @@ class JournalBenchReport:
 
 def _frame(rng: random.Random, at: datetime) -> str:
     """One H0STCNT0 data frame of one record, in the 46-field layout."""
-    price = rng.randrange(50_000, 90_000, 100)
+    symbol = f"{rng.randrange(0, 2500):06d}"
+    return trade_frame(rng, symbol, at, rng.randrange(50_000, 90_000, 100), rng.randrange(1, 5000))
+
+
+def trade_frame(rng: random.Random, symbol: str, at: datetime, price: int, qty: int) -> str:
+    """One H0STCNT0 data frame of one trade, in the 46-field layout; ``rng`` fills the rest."""
     fields = [
-        f"{rng.randrange(0, 2500):06d}",
+        symbol,
         at.strftime("%H%M%S"),
         str(price),
         "2",
@@ -94,7 +99,7 @@ def _frame(rng: random.Random, at: datetime) -> str:
         str(price - 1500),
         str(price + 100),
         str(price),
-        str(rng.randrange(1, 5000)),
+        str(qty),
         str(rng.randrange(1_000_000, 9_000_000)),
         str(rng.randrange(10**11, 10**12)),
         *(str(rng.randrange(0, 100_000)) for _ in range(6)),  # the figures that move

@@ -11,7 +11,10 @@ PostgreSQL, each day's partitions made before it, as the writer makes them days 
 each day: the database's bytes, the day's archive bytes, the load and the night's times, and,
 best of ``rounds``, the median symbol's day read (`Catalog.ticks`: from the database while
 the day is kept, then from the archive) and that symbol over every day so far (both
-together). The journal's bytes a day are not made here (`observer bench journal` reads one).
+together). The raw journal too: each trade as Track B's would journal its frame (an H0STCNT0
+frame of one record, `harness.bench.journal.trade_frame`, through `Journal` itself), its day's
+bytes, and its days older than ``keep_days`` removed each night (`keep_journal`, as the
+archive job does; the shipped `[kis.journal] keep_days` is 30).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,9 +35,10 @@ import sqlalchemy as sa
 
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
-from bus.events import Event, PriceSnapshot
+from bus.events import Event, PriceSnapshot, TradeTick
 from harness.bench.bus import POSTGRES_ADMIN_URL
 from harness.bench.data import day_counts
+from harness.bench.journal import trade_frame
 from harness.loadgen import synthetic_tick
 from observer.config.tree import Settings
 from observer.config.workers import RetentionSettings
@@ -43,9 +47,10 @@ from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.retention_queries import day_bounds
 from observer.db.scratch import scratch_postgres
+from observer.kis.journal import KST, Journal
 from observer.writer.retention import Pruner
 from observer.writer.store import Store
-from workers.archive.job import ArchiveOutcome, archive_day, keep_retention
+from workers.archive.job import ArchiveOutcome, archive_day, keep_journal, keep_retention
 
 __all__ = ["FIRST_DAY", "HEADER", "MonthBenchReport", "MonthDay", "run_month_bench"]
 
@@ -64,6 +69,8 @@ class MonthDay:
     night_s: float  # archive, retention and the writer's pruning
     db_bytes: int
     archive_bytes: int  # the day's files
+    journal_bytes: int  # the day's raw journal
+    journal_kept: int  # the journal's bytes on disk after the night
     pruned_rows: int  # deleted that night (an older day's)
     day_ms: float  # the median symbol's day
     month_ms: float  # the median symbol, every day so far
@@ -74,14 +81,15 @@ class MonthDay:
         return (
             f"  {self.day}  {self.load_s:6.1f}  {self.night_s:7.1f}  "
             f"{self.db_bytes / 1e6:12.1f}  {self.archive_bytes / 1e6:10.1f}  "
+            f"{self.journal_bytes / 1e6:10.1f}  {self.journal_kept / 1e6:10.1f}  "
             f"{self.pruned_rows:9,}  {self.day_ms:7.1f}  {self.month_ms:8.1f}  "
             f"{self.month_rows:10,}"
         )
 
 
 HEADER = (
-    "  day         load s  night s   database MB  archive MB     pruned   day ms  month ms  "
-    "month rows"
+    "  day         load s  night s   database MB  archive MB  journal MB     kept MB     "
+    "pruned   day ms  month ms  month rows"
 )
 
 
@@ -108,6 +116,8 @@ class MonthBenchReport:
             "snapshots_per_day": self.snapshots,
             "keep_days": self.keep_days,
             "archive_bytes_per_day": round(sum(d.archive_bytes for d in days) / len(days)),
+            "journal_bytes_per_day": round(sum(d.journal_bytes for d in days) / len(days)),
+            "journal_kept_bytes": [d.journal_kept for d in days],
             "db_bytes": [d.db_bytes for d in days],
             "load_s_per_day": round(sum(d.load_s for d in days) / len(days), 2),
             "night_s_per_day": round(sum(d.night_s for d in days) / len(days), 2),
@@ -129,8 +139,10 @@ class MonthBenchReport:
         ]
         first, last = self.days[0], self.days[-1]
         archived = sum(d.archive_bytes for d in self.days) / len(self.days)
+        journaled = sum(d.journal_bytes for d in self.days) / len(self.days)
         out.append(
-            f"  per day: archive {archived / 1e6:.1f} MB; the database "
+            f"  per day: archive {archived / 1e6:.1f} MB, journal {journaled / 1e6:.1f} MB "
+            f"({last.journal_kept / 1e6:.1f} MB kept after the last); the database "
             f"{first.db_bytes / 1e6:.1f} MB after the first day, "
             f"{last.db_bytes / 1e6:.1f} MB after the last; the symbol's day "
             f"{first.day_ms:.1f} -> {last.day_ms:.1f} ms, its month {last.month_ms:.1f} ms "
@@ -163,7 +175,7 @@ def run_month_bench(
     names = [f"{200_000 + n:06d}" for n in range(universe)]
     with tempfile.TemporaryDirectory(prefix="observer-bench-month-") as tmp:
         folder = Path(tmp)
-        root = folder / "archive"
+        root, journal = folder / "archive", folder / "journal"
         retention = RetentionSettings(dir=str(root), trade_ticks=keep_days, order_books=keep_days)
         settings = msgspec.structs.replace(Settings(), retention=retention)
         with _database(db, folder) as url:
@@ -180,7 +192,10 @@ def run_month_bench(
                     started = time.monotonic()
                     _load_day(store, seqs, day, counts, names, snapshots)
                     loaded = time.monotonic()
+                    journaled = _journal_day(journal, day, counts)
+                    written = time.monotonic()
                     outcome, pruned = _night(engine, settings, root, store, seqs, pruner, day)
+                    keep_journal(journal, keep_days, day, outcome)
                     night = time.monotonic()
                     with Catalog(url, root) as catalog:
                         day_ms, _ = _best(catalog, symbol, day, day, rounds)
@@ -189,9 +204,11 @@ def run_month_bench(
                         figures := MonthDay(
                             day=day,
                             load_s=loaded - started,
-                            night_s=night - loaded,
+                            night_s=night - written,
                             db_bytes=_db_bytes(engine, url),
                             archive_bytes=sum(w.bytes for w in outcome.written),
+                            journal_bytes=journaled,
+                            journal_kept=_bytes_under(journal),
                             pruned_rows=pruned,
                             day_ms=day_ms,
                             month_ms=month_ms,
@@ -227,6 +244,18 @@ def _weekdays(first: date, count: int) -> Iterator[date]:
         day += timedelta(days=1)
 
 
+def _ticks(day: date, counts: dict[str, int]) -> Iterator[TradeTick]:
+    """The day's ticks, interleaved in time over 08:00-20:00 (the same at every call)."""
+    order = [symbol for symbol, n in counts.items() for _ in range(n)]
+    random.Random(day.toordinal()).shuffle(order)
+    opened = day_bounds(day)[0] + _OPEN_NS
+    step = (_CLOSE_NS - _OPEN_NS) // len(order)
+    return (
+        msgspec.structs.replace(synthetic_tick(n, opened + n * step), symbol=order[n])
+        for n in range(len(order))
+    )
+
+
 def _load_day(
     store: Store,
     seqs: dict[str, int],
@@ -235,16 +264,9 @@ def _load_day(
     names: list[str],
     snapshots: int,
 ) -> None:
-    """Commit the day's ticks (interleaved in time over 08:00-20:00) and its snapshots."""
-    order = [symbol for symbol, n in counts.items() for _ in range(n)]
-    random.Random(day.toordinal()).shuffle(order)
+    """Commit the day's ticks and its snapshots (a cycle every ten minutes from 08:00)."""
+    _apply(store, seqs, "track_b", _ticks(day, counts))
     opened = day_bounds(day)[0] + _OPEN_NS
-    step = (_CLOSE_NS - _OPEN_NS) // len(order)
-    ticks = (
-        msgspec.structs.replace(synthetic_tick(n, opened + n * step), symbol=order[n])
-        for n in range(len(order))
-    )
-    _apply(store, seqs, "track_b", ticks)
     cycles = max(1, snapshots // len(names))
     shots = (
         _snapshot(names[n % len(names)], opened + (n // len(names)) * _CYCLE_NS)
@@ -285,6 +307,23 @@ def _apply(store: Store, seqs: dict[str, int], source: str, events: Iterator[Eve
             frame = []
     if frame:
         store.apply([decode_parts(encode_frame(frame))])
+
+
+def _journal_day(root: Path, day: date, counts: dict[str, int]) -> int:
+    """The day's trades journaled as Track B's frames (one record each); the file's bytes."""
+    rng = random.Random(day.toordinal())
+    journal = Journal(root, "track_b")
+    for tick in _ticks(day, counts):
+        at = datetime.fromtimestamp(tick.exchange_ns / 1e9, KST)
+        frame = trade_frame(rng, tick.symbol, at, tick.price, tick.qty)
+        journal.frame("acct1", frame, tick.exchange_ns)
+    path = journal.path
+    journal.close()
+    return 0 if path is None else path.stat().st_size
+
+
+def _bytes_under(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def _night(

@@ -238,8 +238,9 @@ def test_bench_etf_series_serves_a_year_batched_and_per_day_alike() -> None:
 
 def test_bench_month_stores_archives_prunes_and_reads_every_day() -> None:
     """Four days kept one day in the database: from the third night each night prunes the
-    day before's ticks; the symbol's month reads back whole across the database and the
-    archive, every day's rows once."""
+    day before's ticks, and the journal's day before yesterday (its bytes on disk flat from
+    the second); the symbol's month reads back whole across the database and the archive,
+    every day's rows once."""
     result = run(
         "month",
         *("--days", "4", "--ticks", "6000", "--symbols", "10", "--busiest", "2000"),
@@ -252,4 +253,7 @@ def test_bench_month_stores_archives_prunes_and_reads_every_day() -> None:
     assert isinstance(pruned, list) and pruned[:2] == [0, 0]
     assert pruned[2] == pruned[3] > 5000  # a whole day's ticks, the day before yesterday's
     assert result["archive_bytes_per_day"] > 0  # type: ignore[operator]
+    journaled, kept = result["journal_bytes_per_day"], result["journal_kept_bytes"]
+    assert isinstance(journaled, int) and isinstance(kept, list) and journaled > 6000 * 20
+    assert kept[0] < kept[1] and max(kept[2:]) < 2.5 * journaled < 2 * kept[1]
     assert len(result["db_bytes"]) == len(result["month_ms"]) == 4  # type: ignore[arg-type]
