@@ -121,35 +121,54 @@ def test_a_paper_account_asks_nothing_and_its_pins_hold_krx_s_feeds(
 def test_a_failed_ask_is_alerted_tried_again_a_minute_later_and_resolved(
     sim: SimThread, tmp_path: Path
 ) -> None:
-    """A 5xx answer: one warning per pin, the pin not Nextrade's meanwhile, not asked again
-    before `RETRY_S`; then KIS answers and the warning is resolved. A pin lifted while its
+    """A 5xx answer: one warning for the pin, the pin not Nextrade's meanwhile, and no other
+    pin asked in that evaluation (KIS failing); the next asks the others; the failed pin not
+    again before `RETRY_S`, then answered and its warning resolved. A pin lifted while its
     ask fails has its warning resolved too."""
-    other = KRX_ETFS[0]
+    first, second = sorted([NXT_ETF, KRX_ETFS[0]])
+    lifted = KRX_ETFS[1]
     alerts = _Alerts()
     clock = ManualClock(0)
+    asked: list[int] = []
 
     async def run() -> list[frozenset[str]]:
         client = _client(sim, tmp_path)
         standings = PinStandings(client, clock, alerts.book, ())
+
+        async def evaluate(pins: set[str]) -> frozenset[str]:
+            before = sim.sim.calls["CTPF1002R"]
+            found = await standings.nextrade(pins)
+            asked.append(sim.sim.calls["CTPF1002R"] - before)
+            return found
+
         try:
-            await client.nxt_status(other)  # the token issued before the faults
-            sim.sim.faults.http_5xx = 2
-            seen = [await standings.nextrade({NXT_ETF, other})]
-            assert sim.sim.faults.http_5xx == 0
+            await client.nxt_status(lifted)  # the token issued before the faults
+            sim.sim.faults.http_5xx = 1
+            seen = [await evaluate({first, second})]  # the first fails: the second waits
+            seen.append(await evaluate({first, second}))  # the second answers
             clock.advance(RETRY_S / 2)
-            seen.append(await standings.nextrade({NXT_ETF, other}))  # not due: not asked
+            seen.append(await evaluate({first, second}))  # the first not due yet
             clock.advance(RETRY_S / 2)
-            seen.append(await standings.nextrade({NXT_ETF}))  # due; the other lifted
+            seen.append(await evaluate({first, second}))  # due: answered, resolved
+            sim.sim.faults.http_5xx = 1
+            seen.append(await evaluate({first, second, lifted}))  # fails, alerted
+            seen.append(await evaluate({first, second}))  # lifted: resolved
             return seen
         finally:
             await client._http.aclose()  # type: ignore[attr-defined]
 
-    before = sim.sim.calls["CTPF1002R"]
     seen = asyncio.run(run())
-    assert seen == [frozenset(), frozenset(), frozenset({NXT_ETF})]
-    assert sorted(alerts.raised()) == sorted([NXT_ETF, other])
-    assert sorted(alerts.resolved()) == sorted([NXT_ETF, other])
+    nextrade = frozenset({NXT_ETF})
+    assert seen == [
+        frozenset(),
+        nextrade & {second},
+        nextrade & {second},
+        nextrade,
+        nextrade,
+        nextrade,
+    ]
+    assert asked == [0, 1, 0, 1, 0, 0]  # answered asks (a failed one is not counted)
+    assert alerts.raised() == [first, lifted]
+    assert alerts.resolved() == [first, lifted]
     assert {e.code for e in alerts.sent} == {PIN_STANDING_UNKNOWN}
     assert not alerts.book.subjects(PIN_STANDING_UNKNOWN)
-    # the token's ask and the retry answered; the two failed asks are not counted as answered
-    assert sim.sim.calls["CTPF1002R"] - before == 2

@@ -4,7 +4,8 @@ The universe job asks each member's standing in the morning (CTPF1002R, `workers
 a pin outside the universe (an ETF, which Nextrade trades from November 2026; a stock below the
 universe's price floor) has none, and a name whose standing is not known holds KRX's feeds
 alone. Track B asks it for each such pin it reads, once a day, on its first account: at most
-`ASK_AT_ONCE` a evaluation, so that a long list pinned at once does not hold the slots still.
+`ASK_AT_ONCE` a evaluation, and none after one fails, so that neither a long list pinned at
+once nor a KIS that does not answer holds the slots still for long.
 KIS keeps no history of the standing: the pin's Nextrade registration (a slot event on that
 venue) is its record.
 
@@ -71,10 +72,12 @@ class PinStandings:
                 if p not in self.answered and (p not in failed or now - failed[p] >= retry_ns)
             ]
             for pin in due[:ASK_AT_ONCE]:
-                await self._ask(self.client, pin)
+                if not await self._ask(self.client, pin):
+                    break  # KIS failing: the rest wait for the next evaluation, not on it
         return frozenset(p for p in outside if self.answered.get(p))
 
-    async def _ask(self, client: KisClient, pin: str) -> None:
+    async def _ask(self, client: KisClient, pin: str) -> bool:
+        """Ask ``pin``'s standing; False if the ask failed (alerted, tried again later)."""
         try:
             status = await asyncio.wait_for(client.nxt_status(pin), _ASK_TIMEOUT_S)
         except (KisError, httpx.HTTPError, TimeoutError) as exc:
@@ -85,7 +88,7 @@ class PinStandings:
             )
             if self.alerts.raise_(PIN_STANDING_UNKNOWN, pin, "warning", message):
                 log.warning("%s", message)
-            return
+            return False
         trades = status.eligible and not status.halted
         self.answered[pin] = trades
         log.info(
@@ -97,3 +100,4 @@ class PinStandings:
         )
         self._failed_ns.pop(pin, None)
         self.alerts.resolve(PIN_STANDING_UNKNOWN, pin, f"KIS answered {pin}'s standing")
+        return True
