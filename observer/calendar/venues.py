@@ -183,11 +183,15 @@ class Venues:
         The combined feed names no venue: a trade prints where a venue trades continuously,
         so its session is the continuous one of either (Nextrade's pre-market at 08:45, not
         KRX's opening auction, in which nothing prints before the match); where neither
-        trades continuously, KRX's (its auctions' matches), else Nextrade's.
+        trades continuously, the venue whose auction matches at ``instant`` (Nextrade's
+        after-market's at 15:40:00, beside KRX's 시간외 종가 opening), else KRX's, else
+        Nextrade's.
         """
         if venue == "combined":
             krx, nxt = self.session_at("KRX", instant), self.session_at("NXT", instant)
             if krx not in CONTINUOUS and nxt in CONTINUOUS:
+                return nxt
+            if nxt and not self._matches("KRX", instant) and self._matches("NXT", instant):
                 return nxt
             return krx or nxt
         local = instant.astimezone(KST)
@@ -195,6 +199,13 @@ class Venues:
             if start <= local < end or (span.match_at_end and local == end):
                 return span.session
         return ""
+
+    def _matches(self, venue: Venue, instant: datetime) -> bool:
+        """Whether an auction of ``venue``'s prints its match at ``instant`` (its end)."""
+        local = instant.astimezone(KST)
+        return any(
+            span.match_at_end and local == end for _, end, span in self.spans(venue, local.date())
+        )
 
     def session_of_ns(self, venue: Venue, ns: int) -> TradingSession:
         """`session_at` of a UTC-ns instant, remembered per second (a stream's hot path)."""

@@ -71,6 +71,9 @@ def at(day: date, text: str) -> datetime:
         ("combined", "16:30", "after_market"),
         ("combined", "09:00", "opening_auction"),  # KRX's opening match, Nextrade paused
         ("combined", "15:30", "closing_auction"),  # KRX's closing match
+        # Nextrade's after-market's match, as KRX's 시간외 종가 opens: the match's, Nextrade's
+        ("combined", "15:40", "opening_auction"),
+        ("combined", "15:40:01", "after_market"),
     ],
 )
 def test_an_ordinary_day_s_sessions(venue: str, when: str, session: str) -> None:
