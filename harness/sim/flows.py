@@ -60,8 +60,7 @@ def _volume_close(
     if code == "NX":
         return bar.volume * NXT_SHARE_PCT // 100, bar.close
     evening = _evening(market, symbol, day, code, after_market)
-    later = evening.totals(len(evening.qty))[0] if evening is not None and len(evening.qty) else 0
-    return bar.volume + later, bar.close
+    return bar.volume + (0 if evening is None else int(evening.qty.sum())), bar.close
 
 
 def investor_rows(

@@ -40,9 +40,9 @@ def _listed(symbol: str, day: date, hhmm: str, after_market: bool = True) -> lis
 def test_krx_s_day_is_listed_once_its_last_session_has_closed(
     symbol: str, day: date, after_market: bool, closed: tuple[str, str]
 ) -> None:
-    before, final = closed
+    still_open, final = closed
     today = f"{day:%Y%m%d}"
-    assert today not in _listed(symbol, day, before, after_market)
+    assert today not in _listed(symbol, day, still_open, after_market)
     assert _listed(symbol, day, final, after_market)[0] == today
 
 

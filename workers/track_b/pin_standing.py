@@ -61,7 +61,7 @@ class PinStandings:
         outside = sorted(set(pins) - self.members)
         for lifted in self.alerts.subjects(PIN_STANDING_UNKNOWN) - set(outside):
             self._failed_ns.pop(lifted, None)  # an earlier run's too: the book took them over
-            self.alerts.resolve(PIN_STANDING_UNKNOWN, lifted, f"{lifted} is no longer pinned")
+            self.alerts.resolve(PIN_STANDING_UNKNOWN, lifted, f"the pin {lifted} is lifted")
         if self.client is not None:
             now = self.clock.now_ns()
             retry_ns = int(RETRY_S * _NS)

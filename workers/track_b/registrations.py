@@ -67,8 +67,8 @@ class RegistrationPolicy:
     universe and the pins outside it (`workers.track_b.pin_standing`); ``paper``: whether
     the accounts are paper accounts; ``krx_trading``: false while KRX does not trade for
     Track B (Nextrade's pre- and after-market); ``auctions``: the venues in an auction, where
-    ``auction`` is the expected matches; ``follows_nxt``: false once Nextrade's feeds are no
-    longer registered (`with_krx` without them), when no name joins ``nxt`` (`with_nxt`).
+    ``auction`` is the expected matches; ``follows_nxt``: false while Nextrade's feeds are not
+    registered (`with_krx` without them), when no name joins ``nxt`` (`with_nxt`).
     """
 
     trades: TradeFeeds = "krx"

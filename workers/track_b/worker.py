@@ -692,7 +692,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         """The pins outside the universe that Nextrade trades join its names (`PinStandings`).
 
         Held ones gain Nextrade's feeds with no trade lost (`Collector.switch`), the
-        lowest-ranked holdings released first where an account's would no longer fit.
+        lowest-ranked holdings released first where an account's would not fit.
         """
         nextrade = await self.pin_standings.nextrade(pins)
         policy = collector.policy.with_nxt(nextrade)
