@@ -15,13 +15,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from bus.events import Event, Venue
 from observer.calendar.clock import Clock
 from observer.calendar.phases import KST, Phase
 from observer.calendar.timeline import Timeline
-from observer.calendar.venues import CLOSE_GRACE_S, Venues
+from observer.calendar.venues import Venues
 from observer.config.tree import Settings
 from observer.config.workers import TrackBSettings
 from observer.errors import KisError
@@ -91,17 +91,18 @@ def pre_market(
 ) -> tuple[datetime, datetime] | None:
     """Nextrade's pre-market of ``day`` as Track B streams it (start, end), else None.
 
-    To its end and `CLOSE_GRACE_S`, as every session's close: its last minute's trades are
-    read whole before the release, so the minute counts as watched (Nextrade trades nothing
-    until 09:00:30). It does with a ``[track_b.feeds] nxt_pre_market`` row, a policy that
-    gives Nextrade's names a feed while KRX does not trade (not paper accounts) and a
-    ``pre_market`` session of Nextrade's that day (the CSAT day has none).
+    To its end and the close grace, as every session's close (`Venues.followed`): its last
+    minute's trades are read whole before the release, so the minute counts as watched
+    (Nextrade trades nothing until 09:00:30). It does with a ``[track_b.feeds]
+    nxt_pre_market`` row, a policy that gives Nextrade's names a feed while KRX does not
+    trade (not paper accounts) and a ``pre_market`` session of Nextrade's that day (the CSAT
+    day has none).
     """
     if not config.feeds.nxt_pre_market or not policy.streams_nextrade_alone:
         return None
     spans = venues.spans("NXT", day)
-    grace = timedelta(seconds=CLOSE_GRACE_S)
-    return next(((s, e + grace) for s, e, span in spans if span.session == "pre_market"), None)
+    start = next((s for s, _, span in spans if span.session == "pre_market"), None)
+    return None if start is None else (start, venues.followed("NXT", day, start, "pre_market"))
 
 
 @dataclass(frozen=True, slots=True)
