@@ -26,10 +26,12 @@ import os
 import re
 import shutil
 import struct
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from queue import Empty, Queue
 from typing import BinaryIO, Literal
 from urllib.parse import urlencode
 
@@ -65,6 +67,8 @@ JOURNAL_SUFFIX = ".kisj.zst"
 _LENGTH = struct.Struct(">I")
 _MAX_RECORD = 64 * 1024 * 1024  # a length beyond this is damage, never a record
 _BEAT_EVERY = 10_000  # records between two calls of a reader's beat
+_CHUNK = 1 << 20  # decompressed bytes the reader takes at a time
+_AHEAD = 8  # chunks decompressed ahead of the records being decoded
 _SEAL_COUNTS = re.compile(r"^# records=(\d+) raw_bytes=(\d+)$", re.MULTILINE)
 _DAY_FOLDER = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _REDACTED = "<redacted>"
@@ -369,34 +373,82 @@ def _records(path: Path) -> Iterator[JournalRecord]:
 
     Linear in the file's bytes: records are decoded at an offset into the decompressed
     chunk, and only the tail of a record cut by the chunk's end is carried into the next.
+    Building the records is the reader's cost (decompressing overlaps it, `_decompressed`),
+    so the loop reads its functions from locals and decodes from a view, never a copy.
     """
-    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    unpack, decode, prefix = _LENGTH.unpack_from, _decoder.decode, _LENGTH.size
     pending = b""
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                pending += decompressor.decompress(chunk)
-                offset, size = 0, len(pending)
-                while size - offset >= _LENGTH.size:
-                    (length,) = _LENGTH.unpack_from(pending, offset)
-                    if length > _MAX_RECORD:
-                        raise JournalError(f"{path}: a record of {length} bytes: damaged")
-                    end = offset + _LENGTH.size + length
-                    if size < end:
-                        break
-                    try:
-                        record = _decoder.decode(pending[offset + _LENGTH.size : end])
-                    except msgspec.DecodeError as exc:
-                        raise JournalError(f"{path}: a record does not decode: {exc}") from None
-                    offset = end
-                    yield record
-                pending = pending[offset:]
-    except zstandard.ZstdError as exc:
-        raise JournalError(f"{path}: does not decompress: {exc}") from None
-    except OSError as exc:
-        raise JournalError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    for chunk in _decompressed(path):
+        pending = pending + chunk if pending else chunk
+        offset, size = 0, len(pending)
+        with memoryview(pending) as view:
+            while size - offset >= prefix:
+                (length,) = unpack(pending, offset)
+                if length > _MAX_RECORD:
+                    raise JournalError(f"{path}: a record of {length} bytes: damaged")
+                start = offset + prefix
+                end = start + length
+                if size < end:
+                    break
+                try:
+                    record = decode(view[start:end])
+                except msgspec.DecodeError as exc:
+                    raise JournalError(f"{path}: a record does not decode: {exc}") from None
+                offset = end
+                yield record
+        pending = pending[offset:]
     if pending:
         raise _Torn
+
+
+def _decompressed(path: Path) -> Iterator[bytes]:
+    """``path``'s frame decompressed, in chunks of up to `_CHUNK` bytes, in order.
+
+    A thread reads and decompresses up to `_AHEAD` chunks ahead of the caller: zstd releases
+    the GIL while it works, so the next chunks are decompressed on another core while the
+    caller decodes this one's records (a day's file reads in the time its records take to
+    decode, not that plus zstd's). The thread ends with the iterator, however it ends; what
+    failed in it is raised here. A frame cut short (its process died) ends where its last
+    whole block does.
+
+    Raises
+    ------
+    JournalError
+        The file cannot be read or decompressed.
+    """
+    ahead: Queue[bytes | BaseException | None] = Queue(_AHEAD)
+    stop = threading.Event()
+
+    def decompress() -> None:
+        try:
+            with open(path, "rb") as f:
+                reader = zstandard.ZstdDecompressor().stream_reader(f, read_size=_CHUNK)
+                while not stop.is_set() and (chunk := reader.read(_CHUNK)):
+                    ahead.put(chunk)
+        except zstandard.ZstdError as exc:
+            ahead.put(JournalError(f"{path}: does not decompress: {exc}"))
+        except OSError as exc:
+            ahead.put(JournalError(f"{path}: cannot read: {exc.strerror or exc}"))
+        except BaseException as exc:  # never lost with the thread: the reader raises it
+            ahead.put(exc)
+        finally:
+            ahead.put(None)
+
+    worker = threading.Thread(target=decompress, name=f"journal {path.name}", daemon=True)
+    worker.start()
+    try:
+        while (item := ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        # After `stop` the thread puts at most a chunk and its end: emptied here, the queue
+        # has room for both, so it never blocks and the join returns.
+        stop.set()
+        with contextlib.suppress(Empty):
+            while True:
+                ahead.get_nowait()
+        worker.join()
 
 
 def _idle() -> None:
@@ -415,8 +467,7 @@ def verify_file(path: Path, beat: Callable[[], None] = _idle) -> JournalFile:
     torn = False
     problem = ""
     try:
-        for record in _records(path):
-            records += 1
+        for records, record in enumerate(_records(path), 1):
             raw += len(record.body)
             if not records % _BEAT_EVERY:
                 beat()

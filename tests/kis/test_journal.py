@@ -6,8 +6,10 @@ import json
 import os
 import stat
 import subprocess
+import threading
 from datetime import date, datetime
 from pathlib import Path
+from queue import Queue
 from types import SimpleNamespace
 from typing import cast
 
@@ -24,6 +26,8 @@ from bus.events import Alert, AlertResolved, Event
 from bus.producer import Producer
 from observer.cli.main import app
 from observer.config.tree import Settings
+from observer.errors import JournalError
+from observer.kis import journal as journal_module
 from observer.kis.journal import (
     KST,
     Journal,
@@ -144,6 +148,50 @@ def test_a_record_cut_inside_its_bytes_is_torn(tmp_path: Path) -> None:
     found = verify_file(path)
     assert (found.records, found.torn, found.ok) == (1, True, False)
     assert len(list(read_file(path))) == 1
+
+
+def test_a_reader_left_early_ends_its_decompressing_thread_and_one_that_fails_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread decompressing ahead (`_decompressed`) goes with its reader, however it ends.
+
+    A day's file is millions of records: a reader stopped after one must not leave a thread
+    blocked on a full queue, holding the file. A file that stops decompressing midway raises
+    the thread's error in the reader, after the records before it.
+    """
+    full = threading.Event()  # the thread found the queue full: it blocks until it is read
+
+    class Watched(Queue[object]):
+        def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
+            if self.full():
+                full.set()
+            super().put(item, block, timeout)
+
+    monkeypatch.setattr(journal_module, "Queue", Watched)
+    journal = Journal(tmp_path, "track_b", level=1)
+    for i in range(50_000):  # 11 MB: more of the reader's chunks than its queue holds
+        journal.frame("acct1", f"0|H0STCNT0|001|005930^{i}^" + "x" * 200, DAY_ONE + i)
+    path = journal.path
+    assert path is not None
+    journal.close()
+
+    def decompressing() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == f"journal {path.name}"]
+
+    reader = read_file(path)
+    assert next(reader).body == b"0|H0STCNT0|001|005930^0^" + b"x" * 200
+    assert full.wait(timeout=60) and len(decompressing()) == 1  # blocked ahead of the reader
+    reader.close()
+    assert decompressing() == []
+
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] + bytes(64) + data[len(data) // 2 :])
+    read: list[JournalRecord] = []
+    with pytest.raises(JournalError, match="does not decompress"):
+        read.extend(read_file(path))
+    assert 0 < len(read) < 50_000
+    assert [r.received_ns for r in read] == [DAY_ONE + i for i in range(len(read))]
+    assert decompressing() == []
 
 
 @settings(max_examples=30, deadline=None)
