@@ -10,7 +10,7 @@ day asked and the session before. Nextrade's volume is a fixed share of KRX's re
 (individuals the rest), program trading is the share
 `harness.sim.market_status` sends tick by tick at the day's end. Values: the investor
 groups' in millions of KRW, program trading's in KRW, at the day's close. FHPST01390000
-(VIs by stock): the VI `harness.sim.market_status.vi_window` gives the stock that day, once
+(VIs by stock): the VI `Market.vi_window` gives the stock that day, once
 it has started, lifted once it has ended; a static VI off the previous close.
 """
 
@@ -20,7 +20,7 @@ import zlib
 from datetime import date, datetime, time, timedelta
 
 from harness.sim.market import KST, Market
-from harness.sim.market_status import PROGRAM_BUY_PCT, PROGRAM_SELL_PCT, vi_window
+from harness.sim.market_status import PROGRAM_BUY_PCT, PROGRAM_SELL_PCT
 from harness.sim.nextrade import DayTrades
 from harness.sim.vi import vi_numbers
 
@@ -134,7 +134,7 @@ def vi_rows(
             for count, at in started[-VI_ROWS:]
             for row in _vi_row(market, symbol, asked, now, (at, at + timedelta(minutes=2)), count)
         ]
-    window = vi_window(symbol, asked) if market.calendar.is_session(asked) else None
+    window = market.vi_window(symbol, asked) if market.calendar.is_session(asked) else None
     if window is None or window[0] > now:
         return []
     return _vi_row(market, symbol, asked, now, window, 1)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 import numpy as np
 
@@ -46,6 +47,7 @@ from observer.errors import ConfigError
 
 __all__ = [
     "BARS_PER_DAY",
+    "NXT_VIS_FROM",
     "DayBar",
     "DayPath",
     "Listing",
@@ -70,6 +72,13 @@ KST = timezone(timedelta(hours=9))
 _BLOCK = 25  # sessions whose daily bars are drawn together (`Market.daily_bar`)
 _ANCHOR = date(2025, 1, 2)  # paths chain from here; earlier days are not served
 _REVERSION = 0.985  # a real listing's daily log distance from its level decays by this factor
+# A venue's VIs: one stock in ten a day, two minutes each, starting in a minute of KRX's regular
+# day from 10:00 (or of KRX's after-market, `Market.vi_window`)
+_VI_ONE_IN, _VI_MINUTES = 10, 2
+_VI_DAY_FROM, _VI_DAY_MINUTES = time(10), 300
+_VI_EVENING_MINUTES = (KRX_AFTER_SPAN.end_s - KRX_AFTER_SPAN.start_s) // 60 - _VI_MINUTES
+# Nextrade's static VIs, from the notice of 2026-09-14 (kis-market-2026-09.md §3): none before
+NXT_VIS_FROM = date(2026, 9, 14)
 
 
 def _seed(*parts: object) -> int:
@@ -150,6 +159,10 @@ class Market:
     nxt_etfs:
         Whether Nextrade trades ETFs from `NXT_ETFS_FROM` (`nxt_eligible`); False: stocks
         alone on every day (the belief before).
+    krx_after_market_vis:
+        Whether KRX's VIs happen in its after-market too (UNCONFIRMED at KIS: KIS's notices
+        name the session's band, not its VIs), `vi_window`; False: within its regular day
+        alone.
     """
 
     def __init__(
@@ -163,6 +176,7 @@ class Market:
         krx_after_market: bool = True,
         nxt_closing_price: bool = True,
         nxt_etfs: bool = True,
+        krx_after_market_vis: bool = True,
     ) -> None:
         self.seed = seed
         self.calendar = calendar
@@ -170,6 +184,7 @@ class Market:
         self.krx_after_market = krx_after_market
         self.nxt_closing_price = nxt_closing_price
         self.nxt_etfs = nxt_etfs
+        self.krx_after_market_vis = krx_after_market_vis
         rng = np.random.default_rng(_seed(seed, "listings"))
         self.listings = draw_listings(rng, stocks=stocks, etfs=etfs)
         self._overseas_from = rng.bit_generator.state  # where `overseas` goes on drawing
@@ -454,13 +469,45 @@ class Market:
         (`harness.sim.nextrade.draw_krx_after_day`) off the day's bar, from a generator of
         its own: KRX's bars and Nextrade's day stay as they were. KeyError: not a session.
         """
-        if (
-            not self.krx_after_market
-            or day < KRX_AFTER_MARKET_FROM
-            or self.listings[symbol].group != "ST"
-        ):
+        return self._krx_after_day(symbol, day) if self.trades_krx_after(symbol, day) else None
+
+    def trades_krx_after(self, symbol: str, day: date) -> bool:
+        """Whether ``symbol`` trades on KRX's after-market on ``day`` (`krx_after_day`)."""
+        return (
+            self.krx_after_market
+            and day >= KRX_AFTER_MARKET_FROM
+            and self.listings[symbol].group == "ST"
+        )
+
+    def vi_window(
+        self, symbol: str, day: date, venue: str = "KRX"
+    ) -> tuple[datetime, datetime] | None:
+        """The symbol's VI of ``day`` on ``venue`` (start, end), if it has one.
+
+        One stock in ten a day on each venue, at a minute its code and the day pick, from
+        10:00 to 14:59 KST. On KRX, for a stock that trades its after-market that day
+        (`trades_krx_after`) with ``krx_after_market_vis``, the after-market's minutes count
+        too: as many VIs as its 238 minutes weigh against the day's 300 move to a minute from
+        16:00 to 19:57 (the others stay where they were). Nextrade's (a stock it trades that
+        day: the caller's to know) are drawn apart from KRX's: its static VI's trigger is its
+        own price, not KRX's. None before `NXT_VIS_FROM`.
+        """
+        if venue == "NXT" and day < NXT_VIS_FROM:
             return None
-        return self._krx_after_day(symbol, day)
+        mark = zlib.crc32(f"{'NX' if venue == 'NXT' else ''}{symbol}{day.isoformat()}".encode())
+        if mark % _VI_ONE_IN:
+            return None
+        evening = (
+            venue == "KRX" and self.krx_after_market_vis and self.trades_krx_after(symbol, day)
+        )
+        minute, moved = divmod(mark // _VI_ONE_IN, _VI_DAY_MINUTES)[::-1]
+        start = datetime.combine(day, _VI_DAY_FROM, KST) + timedelta(minutes=minute)
+        # The same VI, or, in the share of the minutes the after-market adds, in that one
+        later = moved % (_VI_DAY_MINUTES + _VI_EVENING_MINUTES) - _VI_DAY_MINUTES
+        if evening and later >= 0:
+            opens = datetime.combine(day, time(), KST) + timedelta(seconds=KRX_AFTER_SPAN.start_s)
+            start = opens + timedelta(minutes=later)
+        return start, start + timedelta(minutes=_VI_MINUTES)
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Market lives as long as the server
     def _krx_after_day(self, symbol: str, day: date) -> DayTrades:

@@ -1,8 +1,8 @@
 """The simulator's market-operation and program-trading records (H0STMKO0, H0NXMKO0, *PGM0).
 
 Market operation (11 fields, KIS's order): a record at each of the venue's session events, at
-a halt's start and end (`Faults.halts`), and at a VI's start and end: one symbol in ten has a
-two-minute VI a day, at a minute its code and the day pick. KRX's session codes are KIS's
+a halt's start and end (`Faults.halts`), and at the start and end of its VI of the day on the
+venue, if it has one (`Market.vi_window`). KRX's session codes are KIS's
 (the H0STMKO0 code table); Nextrade's are the simulator's, KIS documents none for H0NXMKO0.
 Program trading (11 fields): one record at each minute's last trade of the venue's feed, the
 day's program buying and selling so far a fixed share of the volume.
@@ -10,22 +10,19 @@ day's program buying and selling so far a fixed share of the volume.
 
 from __future__ import annotations
 
-import zlib
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time
 
 from harness.sim.config import Faults
-from harness.sim.market import KST
+from harness.sim.market import KST, Market
 from harness.sim.protocol import NS
 
 __all__ = [
-    "NXT_VIS_FROM",
     "PROGRAMS",
     "PROGRAM_BUY_PCT",
     "PROGRAM_SELL_PCT",
     "STATUSES",
     "program_record",
     "status_records",
-    "vi_window",
 ]
 
 STATUSES = frozenset({"H0STMKO0", "H0NXMKO0"})
@@ -47,30 +44,11 @@ _NXT_EVENTS = (
     (time(15, 40), "150", ""),
     (time(20, 0), "159", ""),
 )
-_VI_ONE_IN = 10  # symbols with a VI a day (on each venue)
-_VI_MINUTES = 2
-# Nextrade's static VIs, from the notice of 2026-09-14 (kis-market-2026-09.md §3): none before
-NXT_VIS_FROM = date(2026, 9, 14)
 PROGRAM_SELL_PCT, PROGRAM_BUY_PCT = 7, 6  # of the day's volume so far
 
 
-def vi_window(symbol: str, day: date, venue: str = "KRX") -> tuple[datetime, datetime] | None:
-    """The symbol's VI of the day on ``venue`` (start, end), if it has one (10:00 to 14:59 KST).
-
-    Nextrade's (``NXT``, a stock it trades that day: the caller's to know) are drawn apart
-    from KRX's: its static VI's trigger is its own price, not KRX's. None before NXT_VIS_FROM.
-    """
-    if venue == "NXT" and day < NXT_VIS_FROM:
-        return None
-    mark = zlib.crc32(f"{'NX' if venue == 'NXT' else ''}{symbol}{day.isoformat()}".encode())
-    if mark % _VI_ONE_IN:
-        return None
-    start = datetime.combine(day, time(10, 0), KST) + timedelta(minutes=mark // _VI_ONE_IN % 300)
-    return start, start + timedelta(minutes=_VI_MINUTES)
-
-
 def status_records(
-    tr_id: str, symbol: str, start: datetime, end: datetime, faults: Faults
+    tr_id: str, symbol: str, start: datetime, end: datetime, faults: Faults, market: Market
 ) -> list[str]:
     """The symbol's market-operation records in (start, end], in time order.
 
@@ -89,7 +67,7 @@ def status_records(
         for ns, flag in ((halted[0], True), (halted[1], False)):
             when = datetime.fromtimestamp(ns / NS, KST)
             events.append((when, _status(symbol, flag, exchange=exchange)))
-    if (vi := vi_window(symbol, day, "KRX" if krx else "NXT")) is not None:
+    if (vi := market.vi_window(symbol, day, "KRX" if krx else "NXT")) is not None:
         for when, applies in ((vi[0], "Y"), (vi[1], "N")):
             record = _status(symbol, _halted(halted, when), vi=applies, exchange=exchange)
             events.append((when, record))

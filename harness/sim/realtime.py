@@ -390,7 +390,7 @@ class Realtime:
         if start.date() != day or not self.market.calendar.is_session(day):
             return []
         if tr_id in STATUSES:
-            return status_records(tr_id, symbol, start, end, self.faults)
+            return status_records(tr_id, symbol, start, end, self.faults, self.market)
         if tr_id in VI_FEEDS:  # `harness.sim.vi`: ``symbol`` is the key, a date or a symbol
             return self.vis.records(tr_id, symbol, start, end)
         if tr_id in EXPECTED:  # the auctions' expected matches (`harness.sim.auction`)

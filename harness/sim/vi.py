@@ -1,14 +1,14 @@
 """The simulator's volatility interruptions as they happen (H0STVIC0, H0NXVIC0, H0UNVIC0).
 
-The VIs are `harness.sim.market_status.vi_window`'s (one stock in ten a day on each venue, a
-static VI off the previous close, lifted two minutes later), the ones the market-status feeds
-report; KRX's are FHPST01390000's too (`harness.sim.flows`). Nextrade's, since 2026-09-14, of
-the stocks it trades that day, are drawn apart from KRX's (its own trigger price). A record
-at each start and end, in the 2026-09 layout (15 fields; the combined feed's 16, its
-EXCH_CLS_CODE "1" for KRX's, "2" for Nextrade's): H0STVIC0 KRX's, H0NXVIC0 Nextrade's,
-H0UNVIC0 both. KIS's workbook names the business date as the key but its example a symbol
-(UNCONFIRMED): `SimConfig.vi_tr_key` says which this simulator takes (both by default); under
-the date, every stock's VIs of that day.
+The VIs are `Market.vi_window`'s (one stock in ten a day on each venue, a static VI off the
+previous close, lifted two minutes later; on KRX in its after-market too), the ones the
+market-status feeds report; KRX's are FHPST01390000's too (`harness.sim.flows`). Nextrade's,
+since 2026-09-14, of the stocks it trades that day, are drawn apart from KRX's (its own
+trigger price). A record at each start and end, in the 2026-09 layout (15 fields; the combined
+feed's 16, its EXCH_CLS_CODE "1" for KRX's, "2" for Nextrade's): H0STVIC0 KRX's, H0NXVIC0
+Nextrade's, H0UNVIC0 both. KIS's workbook names the business date as the key but its example
+a symbol (UNCONFIRMED): `SimConfig.vi_tr_key` says which this simulator takes (both by
+default); under the date, every stock's VIs of that day.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from harness.sim.market import Market, quote_at
-from harness.sim.market_status import vi_window
 
 __all__ = ["VI_FEEDS", "DayVis", "ViChange", "vi_key_taken", "vi_numbers"]
 
@@ -65,7 +64,7 @@ class DayVis:
             traded = self.market.nxt_eligible(day)
             for symbol in self.market.listings:
                 for venue in ("KRX", "NXT") if symbol in traded else ("KRX",):
-                    if (window := vi_window(symbol, day, venue)) is not None:
+                    if (window := self.market.vi_window(symbol, day, venue)) is not None:
                         start, end = window
                         found += [
                             ViChange(start, symbol, True, *window, venue),

@@ -21,7 +21,6 @@ from bus.events import (
 )
 from bus.producer import Producer
 from harness.sim.flows import NXT_SHARE_PCT
-from harness.sim.market_status import vi_window
 from observer.alerts.book import AlertBook
 from observer.calendar.phases import KST
 from observer.config.load import load_settings
@@ -158,10 +157,12 @@ def test_krx_s_flows_after_its_close_nextrade_s_after_its_own_each_stored_once(
         groups = flow.individual_qty + flow.foreign_qty + flow.institution_qty
         assert groups + flow.other_corp_qty == 0  # the simulator's: individuals the rest
         assert not [e for e in sent if isinstance(e, Alert)]
-        # The day's VIs, asked of every member once KRX's day is over: the simulator's.
+        # The day's VIs, asked of every member once KRX's day is over: the simulator's, KRX's
+        # after-market's among them (one after 18:05, when they were read before 2026-09-14).
         vis = [e for e in sent if isinstance(e, VolatilityInterruption)]
-        with_vi = {s: w for s in UNIVERSE if (w := vi_window(s, DAY)) is not None}
+        with_vi = {s: w for s in UNIVERSE if (w := MARKET.vi_window(s, DAY)) is not None}
         assert with_vi and {e.symbol for e in vis} == set(with_vi)
+        assert any(w[0] > datetime.combine(DAY, time(18, 5), KST) for w in with_vi.values())
         for vi in vis:
             start, end = with_vi[vi.symbol]
             assert (vi.started_ns, vi.ended_ns) == (

@@ -8,7 +8,6 @@ from datetime import date, datetime, time
 from bus.events import ViNotice
 from harness.sim.flows import vi_rows
 from harness.sim.market import KST, Market
-from harness.sim.market_status import vi_window
 from harness.sim.vi import DayVis, vi_key_taken
 from observer.calendar.trading import TradingCalendar
 from observer.kis.realtime import RealtimeDecoder
@@ -38,7 +37,7 @@ def test_under_the_date_every_vi_of_the_day_starts_and_ends_in_time_order() -> N
             ("NXT", "2", MARKET.nxt_eligible(DAY)),  # the stocks Nextrade trades, its own VIs
         )
         for s in names
-        if (w := vi_window(s, DAY, venue)) is not None
+        if (w := MARKET.vi_window(s, DAY, venue)) is not None
     }
     krx = sum(code == "1" for _, code in windows)
     assert 10 <= krx <= 60 and 1 <= len(windows) - krx < krx  # one stock in ten on each
@@ -63,12 +62,12 @@ def test_under_the_date_every_vi_of_the_day_starts_and_ends_in_time_order() -> N
     morning, evening = (datetime.combine(old, time(h), KST) for h in (8, 20))
     assert not vis.records("H0NXVIC0", "20260911", morning, evening)
     assert vis.records("H0STVIC0", "20260911", morning, evening)  # KRX's, as ever
-    assert all(vi_window(s, old, "NXT") is None for s in MARKET.nxt_eligible(old))
+    assert all(MARKET.vi_window(s, old, "NXT") is None for s in MARKET.nxt_eligible(old))
 
 
 def test_under_a_symbol_its_own_vis_alone_the_same_as_the_rest_list() -> None:
     vis = DayVis(MARKET)
-    symbol = next(s for s in sorted(MARKET.listings) if vi_window(s, DAY))
+    symbol = next(s for s in sorted(MARKET.listings) if MARKET.vi_window(s, DAY))
     notices = decoded("H0STVIC0", vis.records("H0STVIC0", symbol, at(8, 0), at(20, 0)))
     assert [(n.symbol, n.applies) for n in notices] == [(symbol, True), (symbol, False)]
     (row,) = vi_rows(MARKET, symbol, DAY, at(20, 0))
@@ -78,7 +77,7 @@ def test_under_a_symbol_its_own_vis_alone_the_same_as_the_rest_list() -> None:
         row["vi_stnd_prc"],
         row["vi_dprt"],
     )
-    other = next(s for s in sorted(MARKET.listings) if not vi_window(s, DAY))
+    other = next(s for s in sorted(MARKET.listings) if not MARKET.vi_window(s, DAY))
     assert not vis.records("H0STVIC0", other, at(8, 0), at(20, 0))
 
 

@@ -6,7 +6,6 @@ import signal
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from harness.sim.market_status import vi_window
 from observer.calendar.phases import KST
 from tests.support import wait_until
 from tests.track_b.test_track_b import rows
@@ -21,7 +20,7 @@ def _first_vi(after: str, venue: str = "KRX") -> datetime:
     (Nextrade's: of the stocks it trades)."""
     since = datetime.combine(DAY, datetime.strptime(after, "%H:%M").time(), KST)
     names = MARKET.listings if venue == "KRX" else MARKET.nxt_eligible(DAY)
-    starts = [w[0] for s in names if (w := vi_window(s, DAY, venue)) and w[0] > since]
+    starts = [w[0] for s in names if (w := MARKET.vi_window(s, DAY, venue)) and w[0] > since]
     return min(starts)
 
 
