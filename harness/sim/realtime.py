@@ -42,6 +42,7 @@ from harness.sim.nextrade import (
     KRX_AFTER_SPAN,
     DayTrades,
     krx_after_trades,
+    krx_regular_trades,
     span_at,
     venue_trades,
 )
@@ -63,6 +64,7 @@ _PAPER_TRS = frozenset({"H0STCNT0", "H0STASP0"})
 _OFFERED = _TRADES | _BOOKS | STATUSES | PROGRAMS | EXPECTED | VI_FEEDS | BROKER_FEEDS
 # The minutes of the day (KST) Nextrade's 종가매매 trades in, [first, end).
 _CLOSING_MINUTES = (CLOSING_PRICE_SPAN.start_s // 60, CLOSING_PRICE_SPAN.end_s // 60)
+_KRX_OPEN_MINUTE = 9 * 60  # KRX's regular session's first bar, minutes of the KST day
 
 
 class Realtime:
@@ -588,6 +590,7 @@ class Realtime:
                 self.market, self.faults, symbol, day, minute, combined, after_market
             )
             closing = self._closing_trades(symbol, day, minute)
+            krx = self._krx_codes(symbol, day, minute) if combined else {}
             for nth, (second, price, qty) in enumerate(trades):
                 if not after < second <= upto:
                     continue
@@ -608,11 +611,29 @@ class Realtime:
                     record = program_record(symbol, hhmmss, price, running.volume)
                 if (second, price, qty) in closing:
                     code = self.config.nxt_closing_price_code
+                elif (second, price, qty) in krx:
+                    code = krx[second, price, qty]
                 else:
                     span = span_at(minute * 60 + second)
                     code = span.market_code if span else "2"
                 records.append(record + self._tail(tr_id, price, code))
         return records
+
+    def _krx_codes(self, symbol: str, day: date, minute: int) -> dict[tuple[float, int, int], str]:
+        """KRX's trades of ``minute`` on the combined feed, each with its session code there.
+
+        The code of the venue that printed it, as KRX's own feed sends it: "2" in the regular
+        session (its 15:30 match too, within Nextrade's after-market's auction), else
+        `SimConfig.krx_after_market_code`; never Nextrade's session at that instant.
+        """
+        index = minute - _KRX_OPEN_MINUTE
+        if 0 <= index < BARS_PER_DAY:
+            regular = krx_regular_trades(self.market, self.faults, symbol, day, index)
+            return {(second, price, qty): "2" for second, price, qty, _ in regular}
+        if not self.config.krx_after_market:
+            return {}
+        evening = krx_after_trades(self.market, self.faults, symbol, day, minute)
+        return dict.fromkeys(evening, self.config.krx_after_market_code)
 
     def _closing_trades(self, symbol: str, day: date, minute: int) -> set[tuple[float, int, int]]:
         """Nextrade's 종가매매 trades of ``minute`` (`Market.nxt_closing_day`), to code apart."""

@@ -8,9 +8,15 @@ from __future__ import annotations
 from datetime import datetime, time
 from pathlib import Path
 
+import pytest
+
 from observer.calendar.phases import KST
 from tests.support import wait_until
 from tests.track_a.conftest import DAY, NEXTRADE, STOCKS, Session
+
+# Each test starts a worker a few wall seconds before the simulated boundary it is tested at:
+# at the lower priority, on a slow or loaded machine, it was not up in time (`timed`).
+pytestmark = pytest.mark.timed
 
 
 def test_nextrade_cycles_ask_its_names_after_krx_s_close(tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+import pytest
+
 from bus.producer import Producer
 from harness.sim.market import Market
 from harness.sim.server import SimConfig
@@ -26,6 +28,10 @@ from tests.support import (
 )
 from tests.track_b.test_track_b import rows, rows_once, shut_down, universe
 from workers.track_b.stale import STREAM_STALE
+
+# Each test starts a worker a few wall seconds before the simulated boundary it is tested at:
+# at the lower priority, on a slow or loaded machine, it was not up in time (`timed`).
+pytestmark = pytest.mark.timed
 
 MARKET = Market(19, TradingCalendar(), stocks=200, etfs=10)
 DAY = date(2026, 11, 20)

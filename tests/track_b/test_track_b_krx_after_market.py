@@ -8,11 +8,17 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
+
 from harness.sim.server import SimConfig
 from tests.support import SimThread
 from tests.track_b.test_track_b import rows, rows_once
 from tests.track_b.test_track_b_after_market import KRX, NXT, kst_ns, sim_day
 from workers.track_b.session_codes import SESSION_DISAGREES
+
+# Each test starts a worker a few wall seconds before the simulated boundary it is tested at:
+# at the lower priority, on a slow or loaded machine, it was not up in time (`timed`).
+pytestmark = pytest.mark.timed
 
 # Both after-markets cut to four minutes (to 16:04) for a test of seconds; KRX's other hours
 # as shipped.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.support import wait_until
 from tests.track_b.test_track_b import rows
 from tests.track_b.test_track_b_after_market import (
@@ -15,6 +17,10 @@ from tests.track_b.test_track_b_after_market import (
     kst_ns,
     sim_day,
 )
+
+# Each test starts a worker a few wall seconds before the simulated boundary it is tested at:
+# at the lower priority, on a slow or loaded machine, it was not up in time (`timed`).
+pytestmark = pytest.mark.timed
 
 
 def test_the_opening_auction_s_expected_matches_are_stored_and_released_after_the_match(
