@@ -500,10 +500,10 @@ class Market:
         evening = (
             venue == "KRX" and self.krx_after_market_vis and self.trades_krx_after(symbol, day)
         )
-        minute, moved = divmod(mark // _VI_ONE_IN, _VI_DAY_MINUTES)[::-1]
-        start = datetime.combine(day, _VI_DAY_FROM, KST) + timedelta(minutes=minute)
-        # The same VI, or, in the share of the minutes the after-market adds, in that one
-        later = moved % (_VI_DAY_MINUTES + _VI_EVENING_MINUTES) - _VI_DAY_MINUTES
+        drawn, day_minutes = mark // _VI_ONE_IN, _VI_DAY_MINUTES
+        start = datetime.combine(day, _VI_DAY_FROM, KST) + timedelta(minutes=drawn % day_minutes)
+        # Moved to the after-market as often as its minutes weigh beside the regular day's
+        later = drawn // day_minutes % (day_minutes + _VI_EVENING_MINUTES) - day_minutes
         if evening and later >= 0:
             opens = datetime.combine(day, time(), KST) + timedelta(seconds=KRX_AFTER_SPAN.start_s)
             start = opens + timedelta(minutes=later)
