@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -79,6 +80,11 @@ MARKER = ".observer-demo"
 # took 332 s of its 600 (the busiest second 335 calls of the 500 allowed). A machine much
 # slower than that cuts cycles off (1,017 names need about 200 calls a second).
 TARGET_WALL_S = 300.0
+# That machine ran `_probe` (pure Python, as the workers' work mostly is) in about this many
+# seconds; one slower by a factor gets the default speeds divided by it (`machine_slower`), so
+# the day takes longer rather than cutting cycles off (a machine 2.3x slower, run at the
+# speeds above, completed 10 of Track A's 64 KRX cycles and stored no Nextrade pre-market trade).
+PROBE_S = 0.14
 # Before the session the clock runs this many times faster: the jobs then (master files,
 # the universe: about 3,350 requests) took 76 wall seconds on that machine, 40 on the other,
 # and must be done by Nextrade's first cycle at 08:00; the session's cycles and streams need
@@ -362,7 +368,15 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     end = datetime.combine(day, _hhmm(options.until), tzinfo=KST)
     if end <= begin:
         raise DemoError("--until must be after --start")
-    clock, speeds = demo_clock(day, begin, end, options.speed, options.idle_speed)
+    slower = machine_slower() if options.speed is None else 1.0
+    if slower > 1.0:
+        log.warning(
+            "this machine runs Python %.1fx slower than the one the demo's speeds were set on: "
+            "the clock runs that much slower, and the day takes about %.0f minutes",
+            slower,
+            TARGET_WALL_S * slower / 60,
+        )
+    clock, speeds = demo_clock(day, begin, end, options.speed, options.idle_speed, slower)
     notify_env = _notify_env(options.notify)
     # Every path a child process gets is absolute: they run with the data folder as cwd.
     data = options.data_dir.resolve()
@@ -455,14 +469,40 @@ def _notify_env(urls: tuple[str, ...]) -> dict[str, str] | None:
     return os.environ | {env_name("demo"): " ".join(urls)}
 
 
+def _probe() -> None:
+    sum(range(10**7))
+
+
+def machine_slower(rounds: int = 5) -> float:
+    """How many times slower than the demo's reference machine this one runs `_probe`.
+
+    The median of ``rounds`` runs against `PROBE_S` (a shared machine's speed varies from
+    second to second: its best run flatters it); 1.0 for a machine as fast or faster.
+    """
+    taken = statistics.median(_timed(_probe) for _ in range(rounds))
+    return max(1.0, round(taken / PROBE_S, 2))
+
+
+def _timed(work: Callable[[], None]) -> float:
+    began = time.perf_counter()
+    work()
+    return time.perf_counter() - began
+
+
 def demo_clock(
-    day: date, begin: datetime, end: datetime, speed: float | None, idle_speed: float | None
+    day: date,
+    begin: datetime,
+    end: datetime,
+    speed: float | None,
+    idle_speed: float | None,
+    slower: float = 1.0,
 ) -> tuple[SimulatedClock, dict[str, float]]:
     """The demo's clock, and its speeds: in the busy hours (07:50-20:00), before, after.
 
     Without a ``speed``, the busy hours' is chosen so that the whole day takes about
-    TARGET_WALL_S; ``idle_speed`` (both outside them) defaults to IDLE_FACTOR times it before
-    and AFTER_FACTOR times it after.
+    TARGET_WALL_S on the reference machine, ``slower`` times that on this one
+    (`machine_slower`); ``idle_speed`` (both outside them) defaults to IDLE_FACTOR times it
+    before and AFTER_FACTOR times it after.
     """
     busy_from, busy_to = (datetime.combine(day, t, tzinfo=KST) for t in BUSY)
 
@@ -471,7 +511,8 @@ def demo_clock(
 
     before, busy, after = within(begin, busy_from), within(busy_from, busy_to), within(busy_to, end)
     factors = (IDLE_FACTOR, AFTER_FACTOR)
-    speed = speed or math.ceil((before / factors[0] + busy + after / factors[1]) / TARGET_WALL_S)
+    wall_s = TARGET_WALL_S * slower
+    speed = speed or math.ceil((before / factors[0] + busy + after / factors[1]) / wall_s)
     idle, late = (idle_speed or speed * f for f in factors)
     changes = tuple(
         (int(at.timestamp()) * _NS, to)
@@ -481,7 +522,7 @@ def demo_clock(
     first = idle if begin < busy_from else speed if begin < busy_to else late
     anchor = time.time_ns() + int(START_LEAD_S * 1e9)
     clock = SimulatedClock(int(begin.timestamp()) * _NS, first, anchor, changes)
-    return clock, {"speed": speed, "idle_speed": idle, "after_speed": late}
+    return clock, {"speed": speed, "idle_speed": idle, "after_speed": late, "slower": slower}
 
 
 def _follow_day(
