@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness.demo import DemoState, demo_clock
+from harness.demo import DemoState, demo_clock, machine_slower
 from harness.demo_view import render, summary_lines
 from observer.calendar.phases import KST, PhaseSchedule
 
@@ -179,3 +179,22 @@ def test_the_summary_names_the_figures_it_promises() -> None:
     assert "\n".join(summary_lines(summary)).endswith(
         "600,000; UNHEALTHY: universe: 2 runs failed in a row (last: exit code 1); backoff"
     )
+
+
+def test_a_machine_twice_as_slow_gets_the_default_speeds_halved_and_given_speeds_as_given() -> None:
+    """`machine_slower` divides the default speeds (the day in TARGET_WALL_S on the reference
+    machine) by the factor: every part of the day twice as long; ``--speed`` is not touched."""
+    begin = datetime(2026, 11, 20, 4, 55, tzinfo=KST)
+    end = datetime(2026, 11, 20, 20, 30, tzinfo=KST)
+    _, reference = demo_clock(DAY, begin, end, None, None)
+    _, slower = demo_clock(DAY, begin, end, None, None, slower=2.0)
+    assert reference["speed"] / 2 <= slower["speed"] <= reference["speed"] / 2 + 1
+    speed = slower["speed"]
+    assert (slower["idle_speed"], slower["after_speed"], slower["slower"]) == (
+        speed * 1.25,
+        speed * 2,
+        2.0,
+    )
+    _, given = demo_clock(DAY, begin, end, 121, 242, slower=2.0)
+    assert (given["speed"], given["idle_speed"]) == (121, 242)
+    assert 1.0 <= machine_slower(rounds=1) < 50
