@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -473,13 +472,15 @@ def _probe() -> None:
     sum(range(10**7))
 
 
-def machine_slower(rounds: int = 5) -> float:
+def machine_slower(rounds: int = 7) -> float:
     """How many times slower than the demo's reference machine this one runs `_probe`.
 
-    The median of ``rounds`` runs against `PROBE_S` (a shared machine's speed varies from
-    second to second: its best run flatters it); 1.0 for a machine as fast or faster.
+    The second slowest of ``rounds`` runs against `PROBE_S`: a shared machine's speed varies
+    from second to second (here 0.21-0.33 s a run), and a day run at its best moment's speed
+    fell behind (its median said 1.5, and 7 of Track A's cycles were cut off; the slowest
+    runs, 2.3, are what the day meets). 1.0 for a machine as fast or faster.
     """
-    taken = statistics.median(_timed(_probe) for _ in range(rounds))
+    taken = sorted(_timed(_probe) for _ in range(rounds))[max(0, rounds - 2)]
     return max(1.0, round(taken / PROBE_S, 2))
 
 
