@@ -462,7 +462,8 @@ def test_a_halted_or_limit_locked_symbol_leaves_its_slot_and_returns_when_it_tra
             seq, account, slot = gone[symbol][0], gone[symbol][1], gone[symbol][4]
             wait_until(partial(placed_after, url, seq, where=(account, slot)), 30, "a freed slot")
         alerts = rows(url, "select severity, code, context from alerts order by seq")
-        assert {(a[0], a[1], json.loads(a[2])["symbol"]) for a in alerts} >= {
+        # (a loaded machine may add an account's: its feed lagging at 20x)
+        assert {(a[0], a[1], json.loads(a[2]).get("symbol")) for a in alerts} >= {
             ("info", "track_b_halted", halted),
             ("info", "track_b_limit_locked", locked),
         }
