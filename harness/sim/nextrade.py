@@ -69,6 +69,7 @@ __all__ = [
     "draw_nxt_day",
     "krx_after_trades",
     "krx_regular_trades",
+    "krx_trades",
     "merged",
     "span_at",
     "venue_trades",
@@ -397,20 +398,29 @@ def venue_trades(
         trades = market.nxt_day(symbol, day).minute(minute)
     if not combined:
         return trades
-    index = minute - _KRX_OPEN_MINUTE
-    if not 0 <= index < BARS_PER_DAY:
-        if not krx_after_market:
-            return trades
-        evening = krx_after_trades(market, faults, symbol, day, minute)
-        if not evening:
-            return trades
-        trades.extend(evening)
-        trades.sort(key=_second)
-        return trades
-    regular = krx_regular_trades(market, faults, symbol, day, index)
-    trades.extend((second, price, qty) for second, price, qty, _ in regular)
+    trades = [*trades, *krx_trades(market, faults, symbol, day, minute, krx_after_market)]
     trades.sort(key=_second)
     return trades
+
+
+def krx_trades(
+    market: Market,
+    faults: Faults,
+    symbol: str,
+    day: date,
+    minute: int,
+    krx_after_market: bool = True,
+) -> list[tuple[float, int, int]]:
+    """KRX's trades of ``symbol`` in ``minute`` (since 00:00 KST), as KRX's feed has them.
+
+    Its regular session's (`krx_regular_trades`), else its after-market's (`krx_after_trades`)
+    unless ``krx_after_market`` is False. (seconds into the minute, price, quantity) each.
+    """
+    index = minute - _KRX_OPEN_MINUTE
+    if 0 <= index < BARS_PER_DAY:
+        regular = krx_regular_trades(market, faults, symbol, day, index)
+        return [(second, price, qty) for second, price, qty, _ in regular]
+    return krx_after_trades(market, faults, symbol, day, minute) if krx_after_market else []
 
 
 def krx_regular_trades(

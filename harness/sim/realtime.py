@@ -42,7 +42,7 @@ from harness.sim.nextrade import (
     KRX_AFTER_SPAN,
     DayTrades,
     krx_after_trades,
-    krx_regular_trades,
+    krx_trades,
     span_at,
     venue_trades,
 )
@@ -64,7 +64,6 @@ _PAPER_TRS = frozenset({"H0STCNT0", "H0STASP0"})
 _OFFERED = _TRADES | _BOOKS | STATUSES | PROGRAMS | EXPECTED | VI_FEEDS | BROKER_FEEDS
 # The minutes of the day (KST) Nextrade's 종가매매 trades in, [first, end).
 _CLOSING_MINUTES = (CLOSING_PRICE_SPAN.start_s // 60, CLOSING_PRICE_SPAN.end_s // 60)
-_KRX_OPEN_MINUTE = 9 * 60  # KRX's regular session's first bar, minutes of the KST day
 
 
 class Realtime:
@@ -626,14 +625,12 @@ class Realtime:
         session (its 15:30 match too, within Nextrade's after-market's auction), else
         `SimConfig.krx_after_market_code`; never Nextrade's session at that instant.
         """
-        index = minute - _KRX_OPEN_MINUTE
-        if 0 <= index < BARS_PER_DAY:
-            regular = krx_regular_trades(self.market, self.faults, symbol, day, index)
-            return {(second, price, qty): "2" for second, price, qty, _ in regular}
-        if not self.config.krx_after_market:
-            return {}
-        evening = krx_after_trades(self.market, self.faults, symbol, day, minute)
-        return dict.fromkeys(evening, self.config.krx_after_market_code)
+        after = minute * 60 >= KRX_AFTER_SPAN.start_s
+        code = self.config.krx_after_market_code if after else "2"
+        krx = krx_trades(
+            self.market, self.faults, symbol, day, minute, self.config.krx_after_market
+        )
+        return dict.fromkeys(krx, code)
 
     def _closing_trades(self, symbol: str, day: date, minute: int) -> set[tuple[float, int, int]]:
         """Nextrade's 종가매매 trades of ``minute`` (`Market.nxt_closing_day`), to code apart."""
