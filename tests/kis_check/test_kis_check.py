@@ -234,9 +234,10 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     assert "sha256" in found["master host kospi_code.mst.zip"]
     # The silence limit follows the measured interval (2.5 x about 110 s), never under the
     # configured 90 s (measured on the simulator's fast clock: a busy machine's delays stretch
-    # a gap, or shorten the next when one PINGPONG came late: 90 and 68 s were seen).
+    # a gap, or shorten the next when one PINGPONG came late: 68, 90 and 163 s were seen). Under
+    # two of the simulator's intervals: one PINGPONG, not two, between the ones timed.
     interval, limit = map(int, re.findall(r"(?:interval|limit) (\d+) s", found["PINGPONG"]))
-    assert interval <= 160 and limit == pytest.approx(max(90, 2.5 * interval), abs=2)
+    assert interval < 2 * 110 and limit == pytest.approx(max(90, 2.5 * interval), abs=2)
     # A VI feed off, where KIS refuses the date: as it should be.
     assert (
         "20261120 refused" in found["H0STVIC0 key"] and "the symbol taken" in found["H0STVIC0 key"]
