@@ -15,14 +15,19 @@ published of it:
   the others, a posting's figures the first time they are seen and each time they change (the
   job compares with the figures stored that day, which are the ones it published before);
 - a flows answer its day's row (investor flows, program trading; the venue and the day are
-  the request's) or none yet, and a VI answer the day's VIs.
+  the request's) or none yet, and a VI answer the day's VIs;
+- gap recovery's minute bars, once the last page of a gap's call is read, the bars of its
+  minutes nobody published before (`observer.kis.bars`: the call's `GapAsk`, journaled with
+  each of its pages, names the gap, its minutes and the bars' label; the pages are read as
+  the call paged through them, and the minutes claimed in a ledger of the replay's). Bars
+  asked for the reconciliation (no such context) gave no event and give none.
 
 An answer KIS refused (`classify`: an error code, a failed status) gave its process nothing
 and gives nothing here. An event's ``fetched_ns`` (a snapshot's ``observed_ns``, and the
 session read at it) is the answer's receipt, as the journal stamped it; the process stamped
-it a moment later (the one difference, microseconds). Gap recovery's bars and the ETF jobs'
-answers are not read again here: their events carry their run's context (a gap, a backfill),
-which neither the answer nor the stored rows hold whole.
+it a moment later (the one difference, microseconds). Gap recovery's trades and the ETF jobs'
+answers are not read again here: their events carry their run's context, which neither the
+answer nor the stored rows hold whole, and their calls journal none.
 """
 
 from __future__ import annotations
@@ -33,14 +38,18 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from urllib.parse import parse_qsl, urlsplit
 
-from bus.events import Event, InvestorEstimate, Venue
+import msgspec
+
+from bus.events import Event, InvestorEstimate, MinuteBars, Venue
 from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisProtocolError
+from observer.kis.bars import BarLedger, GapAsk, gap_bars, read_gap_pages
 from observer.kis.client import (
     classify,
     current_price_output,
     investor_estimate_rows,
     investor_flow_rows,
+    minute_bar_rows,
     program_daily_rows,
     vi_status_rows,
 )
@@ -49,7 +58,7 @@ from observer.kis.flows import investor_flow, program_trade_daily, volatility_in
 from observer.kis.investor import Figures, early_postings, estimates_of, figures_of
 from observer.kis.journal import JournalRecord, kst_day
 from observer.kis.parse import price_snapshot
-from observer.kis.schemas import Answer
+from observer.kis.schemas import Answer, MinuteBarRow
 from observer.kis.settings import HaltFrom
 
 __all__ = ["AnswerReplay", "TrackARun", "Unplaced"]
@@ -91,30 +100,45 @@ def _venue(query: dict[str, str]) -> Venue:
     return _VENUES[query["FID_COND_MRKT_DIV_CODE"]]
 
 
-def _flows(replay: AnswerReplay, answer: Answer, query: dict[str, str], at: int) -> list[Event]:
+def _flows(
+    replay: AnswerReplay, answer: Answer, query: dict[str, str], record: JournalRecord
+) -> list[Event]:
+    at = record.received_ns
     rows = investor_flow_rows(answer)
     event = investor_flow(query["FID_INPUT_ISCD"], _day(query), _venue(query), rows, at)
     return [] if event is None else [event]
 
 
-def _program(replay: AnswerReplay, answer: Answer, query: dict[str, str], at: int) -> list[Event]:
+def _program(
+    replay: AnswerReplay, answer: Answer, query: dict[str, str], record: JournalRecord
+) -> list[Event]:
+    at = record.received_ns
     rows = program_daily_rows(answer)
     event = program_trade_daily(query["FID_INPUT_ISCD"], _day(query), _venue(query), rows, at)
     return [] if event is None else [event]
 
 
-def _vis(replay: AnswerReplay, answer: Answer, query: dict[str, str], at: int) -> list[Event]:
+def _vis(
+    replay: AnswerReplay, answer: Answer, query: dict[str, str], record: JournalRecord
+) -> list[Event]:
+    at = record.received_ns
     rows = vi_status_rows(answer)
     return list(volatility_interruptions(query["FID_INPUT_ISCD"], _day(query), rows, at))
 
 
-def _estimates(replay: AnswerReplay, answer: Answer, query: dict[str, str], at: int) -> list[Event]:
+def _estimates(
+    replay: AnswerReplay, answer: Answer, query: dict[str, str], record: JournalRecord
+) -> list[Event]:
+    at = record.received_ns
     rows = investor_estimate_rows(answer)
     estimates = estimates_of(query["MKSC_SHRN_ISCD"], kst_day(at), rows, at)
     return [] if early_postings(estimates) else [e for e in estimates if replay.new(e)]
 
 
-def _snapshot(replay: AnswerReplay, answer: Answer, query: dict[str, str], at: int) -> list[Event]:
+def _snapshot(
+    replay: AnswerReplay, answer: Answer, query: dict[str, str], record: JournalRecord
+) -> list[Event]:
+    at = record.received_ns
     run, symbol, venue = replay.track_a, query["FID_INPUT_ISCD"], _venue(query)
     if run is None:
         raise Unplaced("Track A's cycles were not read from the live database")
@@ -136,7 +160,37 @@ def _snapshot(replay: AnswerReplay, answer: Answer, query: dict[str, str], at: i
     ]
 
 
-_Read = Callable[["AnswerReplay", Answer, dict[str, str], int], list[Event]]
+def _gap_bars(
+    replay: AnswerReplay, answer: Answer, query: dict[str, str], record: JournalRecord
+) -> list[Event]:
+    ask = GapAsk.of(record.context)
+    if ask is None:
+        return []  # the reconciliation's: nothing published of it
+    endpoint = _BY_TR[record.tr]
+    pages = replay.pages.setdefault(record.context, [])
+    pages.append(minute_bar_rows(answer, endpoint.name))
+    rows = read_gap_pages(pages, endpoint.rows_per_call, query.get("FID_INPUT_DATE_1", ""), ask)
+    if rows is None:
+        return []  # the call's next page is still to come
+    del replay.pages[record.context]
+    found = gap_bars(rows, ask.minutes, ask.label)
+    if found.no_trades:
+        return []
+    symbol, venue = query["FID_INPUT_ISCD"], _venue(query)
+    fresh = replay.ledger.claim(symbol, found.bars.values(), venue)
+    if not fresh:
+        return []
+    bars = tuple(
+        msgspec.structs.replace(bar, trading_session=replay.session_of(venue, bar.minute_ns))
+        for bar in fresh
+    )
+    return [
+        MinuteBars(symbol=symbol, quality="recovered", bars=bars, gap_id=ask.gap_id, venue=venue)
+    ]
+
+
+_BY_TR = {e.tr_id: e for e in (ENDPOINTS["minute_bars_today"], ENDPOINTS["minute_bars_past"])}
+_Read = Callable[["AnswerReplay", Answer, dict[str, str], JournalRecord], list[Event]]
 # process -> TR -> how its answer reads: the answers a replay gives back.
 _READERS: dict[str, dict[str, _Read]] = {
     "flows": {
@@ -146,6 +200,7 @@ _READERS: dict[str, dict[str, _Read]] = {
     },
     "investor": {ENDPOINTS["investor_estimate"].tr_id: _estimates},
     "track_a": {ENDPOINTS["current_price"].tr_id: _snapshot},
+    "gap_recovery": dict.fromkeys(_BY_TR, _gap_bars),
 }
 
 
@@ -163,6 +218,8 @@ class AnswerReplay:
         self.session_of = session_of
         # (symbol, posting) -> the figures published of it so far
         self._figures: dict[tuple[str, int], list[Figures]] = {}
+        self.ledger = BarLedger()  # gap recovery's bars published so far
+        self.pages: dict[str, list[list[MinuteBarRow]]] = {}  # a gap's call -> pages read
 
     def events(self, record: JournalRecord) -> list[Event]:
         """What ``record``'s process published of it ([] for an answer of another TR).
@@ -183,7 +240,7 @@ class AnswerReplay:
             return []  # refused: its process published nothing of it
         query = dict(parse_qsl(urlsplit(record.request).query, keep_blank_values=True))
         try:
-            return read(self, answer, query, record.received_ns)
+            return read(self, answer, query, record)
         except (KeyError, ValueError) as exc:
             raise KisProtocolError(f"{record.tr} request {record.request!r}: {exc!r}") from None
 

@@ -7,22 +7,43 @@ from "KIS did not say"; a garbled row is skipped, never the gap's good minutes. 
 ``stck_cntg_hour`` names the minute the bar opens (``"start"``) or the one it closes
 (``"end"``), as ``[gap_recovery] bar_label`` says: every bar here is keyed by the minute it
 covers (its opening instant).
+
+A gap's bars are published once (`BarLedger`). Its answers are journaled with what they were
+asked for (`GapAsk`, the gap and its minutes), so the journal's replay reads them as the live
+run did (`read_gap_pages`, `observer.kis.answer_replay`).
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
+
+import msgspec
 
 from bus.events import Bar, Venue
 from observer.calendar.phases import KST
 from observer.errors import KisProtocolError
 from observer.kis.client import KisClient
+from observer.kis.journal import answering_for
+from observer.kis.minutes import MinuteRows, page_minutes
 from observer.kis.parse import read_int
 from observer.kis.schemas import MinuteBarRow
 
-__all__ = ["BARS_PER_CALL", "BarLabel", "BarsAnswer", "bar_of", "fetch_bars", "fetch_gap"]
+__all__ = [
+    "BARS_PER_CALL",
+    "BarLabel",
+    "BarLedger",
+    "BarsAnswer",
+    "GapAsk",
+    "bar_of",
+    "fetch_bars",
+    "fetch_gap",
+    "gap_bars",
+    "read_gap_pages",
+]
 
 BarLabel = Literal["start", "end"]  # the minute a bar's stck_cntg_hour names
 
@@ -107,6 +128,53 @@ class BarsAnswer:
         return not self.bars and self.reached and not self.garbled
 
 
+class GapAsk(msgspec.Struct, frozen=True, tag="gap_bars"):
+    """What a gap's call of bars asked for, the context its answers are journaled with.
+
+    ``first_ns`` and ``last_ns`` are the gap's first and last minutes (opening instants, UTC
+    ns; every minute between is the gap's), ``label`` the bars' (`BarLabel`), ``ask`` this
+    process's count of calls: the pages of one call share it, a retry has its own.
+    """
+
+    gap_id: str
+    first_ns: int
+    last_ns: int
+    label: BarLabel
+    ask: int
+
+    @property
+    def minutes(self) -> list[int]:
+        """The gap's minutes (opening instants), as `fetch_gap` was given them."""
+        return list(range(self.first_ns, self.last_ns + 1, _MINUTE_NS))
+
+    def context(self) -> str:
+        """As the journal keeps it (`JournalRecord.context`)."""
+        return msgspec.json.encode(self).decode()
+
+    @classmethod
+    def of(cls, context: str) -> GapAsk | None:
+        """The ask a journaled context names; None for one of anything else ("" too)."""
+        if not context.startswith('{"type":"gap_bars"'):
+            return None
+        try:
+            return msgspec.json.decode(context, type=cls)
+        except msgspec.DecodeError:  # a ValidationError too
+            return None
+
+
+_asks = itertools.count(1)
+
+
+def _span(minutes: Sequence[int], label: BarLabel) -> tuple[str, str]:
+    """The ``stck_cntg_hour`` span a gap's call asks, ``(since, until)``.
+
+    From the minute before the gap (at least the half hour up to its last minute: one call's
+    rows) to its last minute.
+    """
+    first = min(minutes[0] - _MINUTE_NS, minutes[-1] - (BARS_PER_CALL - 1) * _MINUTE_NS)
+    return _labelled(first, label), _labelled(minutes[-1], label)
+
+
 async def fetch_gap(
     client: KisClient,
     symbol: str,
@@ -114,6 +182,7 @@ async def fetch_gap(
     today: date,
     label: BarLabel = "start",
     venue: Venue = "KRX",
+    gap_id: str = "",
 ) -> BarsAnswer:
     """The bars of ``minutes`` (opening instants, one day) of ``venue``, quiet ones proven.
 
@@ -125,12 +194,19 @@ async def fetch_gap(
     gap. An answer with no bar at all proves nothing and is retried like a failed call. A row
     that is not a bar (`bar_of` refuses it) is skipped; a garbled row of one of the gap's own
     minutes leaves it unknown (`BarsAnswer.garbled`), and the gap is retried for them.
+    With ``gap_id``, the answers are journaled with their `GapAsk`.
     """
-    first = min(minutes[0] - _MINUTE_NS, minutes[-1] - (BARS_PER_CALL - 1) * _MINUTE_NS)
-    since, until = _labelled(first, label), _labelled(minutes[-1], label)
+    since, until = _span(minutes, label)
     day = datetime.fromtimestamp(minutes[0] / _NS, KST).date()
     asked = "" if day == today else day.strftime("%Y%m%d")
-    answer = await client.minute_bars_span(symbol, since, until, asked, venue)
+    ask = GapAsk(gap_id, minutes[0], minutes[-1], label, next(_asks))
+    with answering_for(ask.context() if gap_id else ""):
+        answer = await client.minute_bars_span(symbol, since, until, asked, venue)
+    return gap_bars(answer, minutes, label)
+
+
+def gap_bars(answer: MinuteRows, minutes: Sequence[int], label: BarLabel) -> BarsAnswer:
+    """What KIS's rows say of a gap's ``minutes`` (see `fetch_gap`)."""
     wanted = {_labelled(minute, label)[:4]: minute for minute in minutes}
     bars: dict[int, Bar] = {}
     garbled: list[int] = []
@@ -146,3 +222,64 @@ async def fetch_gap(
         if bar.minute_ns == minute:  # not another day's bar of the same clock minute
             bars[minute] = bar
     return BarsAnswer(bars, answer.reached, tuple(garbled))
+
+
+class _NeedMore(Exception):
+    """The call asked for a page the journal does not hold (yet)."""
+
+
+def read_gap_pages(
+    pages: Sequence[list[MinuteBarRow]], per_call: int, day: str, ask: GapAsk
+) -> MinuteRows | None:
+    """The call of ``ask`` read again from its journaled ``pages``, or None for more pages.
+
+    The pages are read in order, as `fetch_gap` paged through them; None if the call would
+    ask for a page beyond them. ``day``: the asked day, "" for today's TR (the request's
+    ``FID_INPUT_DATE_1``).
+    """
+    since, until = _span(ask.minutes, ask.label)
+    taken = itertools.count()
+
+    async def batch(cursor: str) -> list[MinuteBarRow]:
+        if (index := next(taken)) >= len(pages):
+            raise _NeedMore
+        return pages[index]
+
+    # Driven by hand: ``batch`` never suspends, so the paging runs to its end in one step
+    # (StopIteration carries its value) or stops at a page not journaled yet.
+    paging = page_minutes(batch, per_call, day, since, until)
+    try:
+        paging.send(None)
+    except StopIteration as done:
+        rows: MinuteRows = done.value
+        return rows
+    except _NeedMore:
+        return None
+    finally:
+        paging.close()
+    raise AssertionError("page_minutes suspended on a batch that never does")
+
+
+class BarLedger:
+    """The (symbol, venue, minute) triples already recovered: each is published once.
+
+    Loaded from the database at gap recovery's start, so a gap retried, overlapping another
+    or resumed after a crash publishes only the minutes nobody has published.
+    """
+
+    def __init__(self, stored: Iterable[tuple[str, str, int]] = ()) -> None:
+        self._minutes: dict[tuple[str, str], set[int]] = {}
+        for symbol, venue, minute_ns in stored:
+            self._minutes.setdefault((symbol, venue), set()).add(minute_ns)
+
+    def holds(self, symbol: str, minutes: Iterable[int], venue: str = "KRX") -> bool:
+        """Whether every one of ``minutes`` (opening instants) has its bar published already."""
+        held = self._minutes.get((symbol, venue), set())
+        return all(minute in held for minute in minutes)
+
+    def claim(self, symbol: str, bars: Iterable[Bar], venue: str = "KRX") -> list[Bar]:
+        """The bars not published yet, in time order, now counted as published."""
+        held = self._minutes.setdefault((symbol, venue), set())
+        fresh = sorted((b for b in bars if b.minute_ns not in held), key=lambda b: b.minute_ns)
+        held.update(b.minute_ns for b in fresh)
+        return fresh

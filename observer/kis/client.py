@@ -74,6 +74,7 @@ __all__ = [
     "current_price_output",
     "investor_estimate_rows",
     "investor_flow_rows",
+    "minute_bar_rows",
     "nxt_status",
     "program_daily_rows",
     "vi_status_rows",
@@ -430,7 +431,7 @@ class KisClient:
 
         async def batch(cursor: str) -> list[MinuteBarRow]:
             page = await self.get(endpoint, params | {"FID_INPUT_HOUR_1": cursor})
-            return _rows(page.answer.output2, MinuteBarRow, endpoint.name)
+            return minute_bar_rows(page.answer, endpoint.name)
 
         return await page_minutes(batch, endpoint.rows_per_call, day, since, until)
 
@@ -692,6 +693,11 @@ def investor_estimate_rows(answer: Answer) -> list[InvestorEstimateRow]:
 def investor_flow_rows(answer: Answer) -> list[InvestorFlowRow]:
     """FHPTJ04160001's rows (``output2``)."""
     return _rows(answer.output2, InvestorFlowRow, "investor_flows")
+
+
+def minute_bar_rows(answer: Answer, name: str) -> list[MinuteBarRow]:
+    """FHKST03010200's or FHKST03010230's rows (``output2``; ``name``: the endpoint's)."""
+    return _rows(answer.output2, MinuteBarRow, name)
 
 
 def program_daily_rows(answer: Answer) -> list[ProgramDailyRow]:

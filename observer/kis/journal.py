@@ -28,6 +28,7 @@ import shutil
 import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -48,6 +49,7 @@ __all__ = [
     "Journal",
     "JournalFile",
     "JournalRecord",
+    "answering_for",
     "day_files",
     "journal_days",
     "journal_root",
@@ -84,7 +86,9 @@ class JournalRecord(msgspec.Struct, frozen=True, array_like=True):
     ``tr`` is the frame's TR (a data frame's second field, a control answer's
     ``header.tr_id``) or the REST request's; ``request`` a REST request's path and query
     (never its headers); ``status`` its HTTP status and ``cont`` its ``tr_cont`` header.
-    ``body`` is the bytes received, but for a ``redacted`` control answer.
+    ``body`` is the bytes received, but for a ``redacted`` control answer. ``context`` is
+    what its process asked a REST answer for where the request alone does not say it
+    (`answering_for`; "" else, and in files written before it existed).
     """
 
     received_ns: int  # UTC ns, the process's clock
@@ -96,6 +100,27 @@ class JournalRecord(msgspec.Struct, frozen=True, array_like=True):
     status: int = 0
     cont: str = ""
     redacted: bool = False
+    context: str = ""
+
+
+# What the REST answers received in this asyncio task (or thread) are asked for: see
+# `answering_for`.
+_ANSWER_CONTEXT: ContextVar[str] = ContextVar("journal_answer_context", default="")
+
+
+@contextlib.contextmanager
+def answering_for(context: str) -> Iterator[None]:
+    """The REST answers received inside the block are journaled with ``context``.
+
+    For a process whose events hold more than its answers do (gap recovery's bars carry their
+    gap): the replay reads the context back (`observer.kis.answer_replay`). A context
+    variable, so an asyncio task's calls carry its own context, never another task's.
+    """
+    token = _ANSWER_CONTEXT.set(context)
+    try:
+        yield
+    finally:
+        _ANSWER_CONTEXT.reset(token)
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -211,8 +236,16 @@ class Journal:
         received_ns: int,
         cont: str = "",
     ) -> None:
-        """A REST answer to ``request`` (`rest_request`), as received."""
-        self.append(JournalRecord(received_ns, account, "rest", tr, body, request, status, cont))
+        """A REST answer to ``request`` (`rest_request`), as received.
+
+        It is kept with the context it was asked in (`answering_for`).
+        """
+        context = _ANSWER_CONTEXT.get()
+        self.append(
+            JournalRecord(
+                received_ns, account, "rest", tr, body, request, status, cont, context=context
+            )
+        )
 
     def append(self, record: JournalRecord) -> None:
         """Append ``record`` and hand it to the kernel before returning."""

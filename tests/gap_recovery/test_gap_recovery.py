@@ -28,7 +28,7 @@ from observer.config.workers import GapRecoverySettings
 from observer.db.migrate import upgrade
 from observer.db.slot_queries import watched_since
 from observer.errors import KisProtocolError
-from observer.kis.bars import bar_of, fetch_bars
+from observer.kis.bars import BarLedger, bar_of, fetch_bars
 from observer.kis.schemas import MinuteBarRow
 from observer.process.heartbeat import Heartbeat
 from observer.process.stats import p99
@@ -38,7 +38,6 @@ from tests.support import (
     db_rows,
     wait_until,
 )
-from workers.gap_recovery.bars import BarLedger
 from workers.gap_recovery.cli import app as gaps_app
 from workers.gap_recovery.plan import minutes_of, plan_for, ready_ns
 from workers.gap_recovery.reconcile import check_minutes

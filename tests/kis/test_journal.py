@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -28,10 +29,12 @@ from observer.cli.main import app
 from observer.config.tree import Settings
 from observer.errors import JournalError
 from observer.kis import journal as journal_module
+from observer.kis.bars import BarLabel, GapAsk
 from observer.kis.journal import (
     KST,
     Journal,
     JournalRecord,
+    answering_for,
     day_files,
     frame_tr,
     journal_days,
@@ -274,6 +277,47 @@ def test_subscription_answers_lose_their_key_and_iv(tmp_path: Path) -> None:
     assert output == {"iv": "<redacted>", "key": "<redacted>"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_each_task_s_answers_carry_its_own_context_and_older_records_read_without_one(
+    tmp_path: Path,
+) -> None:
+    """Two asyncio tasks asking at once, each in its own `answering_for`; a record written
+    before the context existed (nine fields) reads with none."""
+    journal = Journal(tmp_path, "gap_recovery")
+
+    async def ask(context: str, at: int) -> None:
+        with answering_for(context):
+            await asyncio.sleep(0)  # the other task runs in between
+            journal.answer("acct1", "FHKST03010200", "/p?a=1", 200, b"{}", DAY_ONE + at)
+
+    async def both() -> None:
+        await asyncio.gather(ask("gap one", 1), ask("gap two", 2))
+        journal.answer("acct1", "FHKST03010200", "/p?a=1", 200, b"{}", DAY_ONE + 3)
+
+    asyncio.run(both())
+    path = journal.path
+    journal.close()
+    assert path is not None
+    assert [r.context for r in read_file(path)] == ["gap one", "gap two", ""]
+    older = msgspec.msgpack.encode([DAY_ONE, "acct1", "rest", "FHKST03010200", b"{}", "", 200])
+    assert msgspec.msgpack.decode(older, type=JournalRecord).context == ""
+
+
+@given(
+    st.text(max_size=64),
+    st.integers(0, 2**62),
+    st.integers(0, 600),
+    st.sampled_from(["start", "end"]),
+    st.integers(1, 2**62),
+)
+def test_a_gap_s_ask_reads_back_from_its_context_and_no_other_context_reads_as_one(
+    gap_id: str, first_ns: int, minutes: int, label: BarLabel, ask: int
+) -> None:
+    made = GapAsk(gap_id, first_ns, first_ns + minutes * 60 * _NS, label, ask)
+    assert GapAsk.of(made.context()) == made
+    assert len(made.minutes) == minutes + 1
+    assert GapAsk.of(gap_id) is None and GapAsk.of(made.context()[:-1]) is None
 
 
 @given(st.text(max_size=200))

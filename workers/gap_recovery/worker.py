@@ -39,7 +39,7 @@ from observer.errors import (
     KisProtocolError,
     KisTokenThrottled,
 )
-from observer.kis.bars import BARS_PER_CALL, fetch_gap
+from observer.kis.bars import BARS_PER_CALL, BarLedger, fetch_gap
 from observer.kis.client import RateLimits
 from observer.kis.session import (
     KisAccount,
@@ -53,7 +53,6 @@ from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.retry import backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever, journal_for
 from workers.gap_recovery import SOURCE
-from workers.gap_recovery.bars import BarLedger
 from workers.gap_recovery.outcomes import (
     NOT_ON_PAPER_ALERT,
     UNRECOVERABLE_ALERT,
@@ -441,6 +440,7 @@ class GapRecovery(AsyncWorker):
                 today,
                 self.config.bar_label,
                 gap.venue,
+                gap.gap_id,
             )
         except KisPaperRefused as exc:  # KIS will never give them: no retries, a marker
             self._not_offered(account.alias, gap, str(exc))
