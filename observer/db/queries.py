@@ -344,7 +344,7 @@ def recovered_minutes(conn: Connection, since_ns: int) -> list[tuple[str, str, i
 def recovered_trades(conn: Connection, source: str, since_ns: int) -> list[tuple[str, str, int]]:
     """(symbol, venue, cumulative volume) of each trade ``source`` stored since ``since_ns``.
 
-    Gap recovery's own trades (`workers.gap_recovery.trades`): none is published twice.
+    Gap recovery's own trades (`observer.kis.time_trades.TradeLedger`): none is published twice.
     """
     t = TradeTickRow
     query = select(t.symbol, t.venue, t.cum_volume).where(

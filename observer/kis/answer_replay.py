@@ -20,14 +20,19 @@ published of it:
   minutes nobody published before (`observer.kis.bars`: the call's `GapAsk`, journaled with
   each of its pages, names the gap, its minutes and the bars' label; the pages are read as
   the call paged through them, and the minutes claimed in a ledger of the replay's). Bars
-  asked for the reconciliation (no such context) gave no event and give none.
+  asked for the reconciliation (no such context) gave no event and give none;
+- gap recovery's trades (FHPST01060000), once the last page of a gap's call is read, the
+  trades that close its chain within its seconds and nobody published before
+  (`observer.kis.time_trades`: the call's `TradesAsk` names the gap's stamps and cumulative
+  volumes), stamped received at the last page's receipt (the worker's stamp comes a moment
+  after it).
 
 An answer KIS refused (`classify`: an error code, a failed status) gave its process nothing
 and gives nothing here. An event's ``fetched_ns`` (a snapshot's ``observed_ns``, and the
 session read at it) is the answer's receipt, as the journal stamped it; the process stamped
-it a moment later (the one difference, microseconds). Gap recovery's trades and the ETF jobs'
-answers are not read again here: their events carry their run's context, which neither the
-answer nor the stored rows hold whole, and their calls journal none.
+it a moment later (the one difference, microseconds). The ETF jobs' answers are not read again
+here: their events carry their run's context, which neither the answer nor the stored rows
+hold whole, and their calls journal none.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from observer.kis.client import (
     investor_flow_rows,
     minute_bar_rows,
     program_daily_rows,
+    time_trade_rows,
     vi_status_rows,
 )
 from observer.kis.endpoints import ENDPOINTS, MARKET_CODES
@@ -58,8 +64,9 @@ from observer.kis.flows import investor_flow, program_trade_daily, volatility_in
 from observer.kis.investor import Figures, early_postings, estimates_of, figures_of
 from observer.kis.journal import JournalRecord, kst_day
 from observer.kis.parse import price_snapshot
-from observer.kis.schemas import Answer, MinuteBarRow
+from observer.kis.schemas import Answer, MinuteBarRow, TimeTradeRow
 from observer.kis.settings import HaltFrom
+from observer.kis.time_trades import TradeLedger, TradesAsk, read_trade_pages, trade_tick
 
 __all__ = ["AnswerReplay", "TrackARun", "Unplaced"]
 
@@ -189,6 +196,27 @@ def _gap_bars(
     ]
 
 
+def _gap_trades(
+    replay: AnswerReplay, answer: Answer, query: dict[str, str], record: JournalRecord
+) -> list[Event]:
+    ask = TradesAsk.of(record.context)
+    if ask is None:
+        return []  # not a gap's (`observer kis check`'s are another process's)
+    pages = replay.trade_pages.setdefault(record.context, [])
+    pages.append(time_trade_rows(answer))
+    symbol, venue = query["FID_INPUT_ISCD"], _venue(query)
+    back = read_trade_pages(pages, symbol, venue, ask)
+    if back is None:
+        return []  # the call's next page is still to come
+    del replay.trade_pages[record.context]
+    span = ask.closing(back)
+    if span is None:
+        return []  # the gap went to the bars
+    fresh = replay.trade_ledger.claim(symbol, venue, span)
+    at, account = record.received_ns, record.account
+    return [trade_tick(t, symbol, venue, account, at, replay.session_of) for t in fresh]
+
+
 _BY_TR = {e.tr_id: e for e in (ENDPOINTS["minute_bars_today"], ENDPOINTS["minute_bars_past"])}
 _Read = Callable[["AnswerReplay", Answer, dict[str, str], JournalRecord], list[Event]]
 # process -> TR -> how its answer reads: the answers a replay gives back.
@@ -200,7 +228,10 @@ _READERS: dict[str, dict[str, _Read]] = {
     },
     "investor": {ENDPOINTS["investor_estimate"].tr_id: _estimates},
     "track_a": {ENDPOINTS["current_price"].tr_id: _snapshot},
-    "gap_recovery": dict.fromkeys(_BY_TR, _gap_bars),
+    "gap_recovery": {
+        **{tr: _gap_bars for tr in _BY_TR},
+        ENDPOINTS["time_trades"].tr_id: _gap_trades,
+    },
 }
 
 
@@ -220,6 +251,8 @@ class AnswerReplay:
         self._figures: dict[tuple[str, int], list[Figures]] = {}
         self.ledger = BarLedger()  # gap recovery's bars published so far
         self.pages: dict[str, list[list[MinuteBarRow]]] = {}  # a gap's call -> pages read
+        self.trade_ledger = TradeLedger()  # gap recovery's trades published so far
+        self.trade_pages: dict[str, list[list[TimeTradeRow]]] = {}
 
     def events(self, record: JournalRecord) -> list[Event]:
         """What ``record``'s process published of it ([] for an answer of another TR).

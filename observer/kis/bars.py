@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-import msgspec
-
 from bus.events import Bar, Venue
 from observer.calendar.phases import KST
 from observer.errors import KisProtocolError
+from observer.kis.asked import Asked, PagesShort, settled
 from observer.kis.client import KisClient
 from observer.kis.journal import answering_for
 from observer.kis.minutes import MinuteRows, page_minutes
@@ -128,7 +127,7 @@ class BarsAnswer:
         return not self.bars and self.reached and not self.garbled
 
 
-class GapAsk(msgspec.Struct, frozen=True, tag="gap_bars"):
+class GapAsk(Asked, frozen=True, tag="gap_bars"):
     """What a gap's call of bars asked for, the context its answers are journaled with.
 
     ``first_ns`` and ``last_ns`` are the gap's first and last minutes (opening instants, UTC
@@ -146,20 +145,6 @@ class GapAsk(msgspec.Struct, frozen=True, tag="gap_bars"):
     def minutes(self) -> list[int]:
         """The gap's minutes (opening instants), as `fetch_gap` was given them."""
         return list(range(self.first_ns, self.last_ns + 1, _MINUTE_NS))
-
-    def context(self) -> str:
-        """As the journal keeps it (`JournalRecord.context`)."""
-        return msgspec.json.encode(self).decode()
-
-    @classmethod
-    def of(cls, context: str) -> GapAsk | None:
-        """The ask a journaled context names; None for one of anything else ("" too)."""
-        if not context.startswith('{"type":"gap_bars"'):
-            return None
-        try:
-            return msgspec.json.decode(context, type=cls)
-        except msgspec.DecodeError:  # a ValidationError too
-            return None
 
 
 _asks = itertools.count(1)
@@ -224,10 +209,6 @@ def gap_bars(answer: MinuteRows, minutes: Sequence[int], label: BarLabel) -> Bar
     return BarsAnswer(bars, answer.reached, tuple(garbled))
 
 
-class _NeedMore(Exception):
-    """The call asked for a page the journal does not hold (yet)."""
-
-
 def read_gap_pages(
     pages: Sequence[list[MinuteBarRow]], per_call: int, day: str, ask: GapAsk
 ) -> MinuteRows | None:
@@ -242,22 +223,10 @@ def read_gap_pages(
 
     async def batch(cursor: str) -> list[MinuteBarRow]:
         if (index := next(taken)) >= len(pages):
-            raise _NeedMore
+            raise PagesShort
         return pages[index]
 
-    # Driven by hand: ``batch`` never suspends, so the paging runs to its end in one step
-    # (StopIteration carries its value) or stops at a page not journaled yet.
-    paging = page_minutes(batch, per_call, day, since, until)
-    try:
-        paging.send(None)
-    except StopIteration as done:
-        rows: MinuteRows = done.value
-        return rows
-    except _NeedMore:
-        return None
-    finally:
-        paging.close()
-    raise AssertionError("page_minutes suspended on a batch that never does")
+    return settled(page_minutes(batch, per_call, day, since, until))
 
 
 class BarLedger:

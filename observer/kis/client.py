@@ -77,6 +77,7 @@ __all__ = [
     "minute_bar_rows",
     "nxt_status",
     "program_daily_rows",
+    "time_trade_rows",
     "vi_status_rows",
 ]
 
@@ -449,7 +450,7 @@ class KisClient:
             "FID_INPUT_HOUR_1": before,
         }
         page = await self.get(ENDPOINTS["time_trades"], params)
-        return _rows(page.answer.output2, TimeTradeRow, "time_trades")
+        return time_trade_rows(page.answer)
 
     async def daily_bars(self, symbol: str, start: str, end: str) -> list[DailyBar]:
         """KRX's daily bars of ``symbol`` from ``start`` to ``end`` (YYYYMMDD), oldest first.
@@ -698,6 +699,11 @@ def investor_flow_rows(answer: Answer) -> list[InvestorFlowRow]:
 def minute_bar_rows(answer: Answer, name: str) -> list[MinuteBarRow]:
     """FHKST03010200's or FHKST03010230's rows (``output2``; ``name``: the endpoint's)."""
     return _rows(answer.output2, MinuteBarRow, name)
+
+
+def time_trade_rows(answer: Answer) -> list[TimeTradeRow]:
+    """FHPST01060000's rows (``output2``)."""
+    return _rows(answer.output2, TimeTradeRow, "time_trades")
 
 
 def program_daily_rows(answer: Answer) -> list[ProgramDailyRow]:

@@ -25,29 +25,45 @@ Stamps are whole seconds, and whether "before" includes the asked second is UNCO
 each next page is asked from one second past the oldest row's, so that a second a page's end
 cut is asked again either way, and a page that brings no older trade (one second holding a
 whole page of trades, or the day's first trade reached) ends the paging (`TradesBack.stuck`).
+
+A gap the chain measured is recovered by the trades that close its chain within its seconds
+(`TradesAsk.closing`); they are published as trades (`trade_tick`), each once (`TradeLedger`).
+A gap's call journals its `TradesAsk` with each page, so the journal's replay reads the pages
+as the call did (`read_trade_pages`, `observer.kis.answer_replay`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from bus.events import Venue
+import msgspec
+
+from bus.events import TradeTick, TradingSession, Venue
 from observer.calendar.phases import KST
 from observer.errors import KisProtocolError
+from observer.kis.asked import Asked, PagesShort, settled
+from observer.kis.journal import answering_for
 from observer.kis.parse import kst_to_utc_ns, read_decimal, read_int
 from observer.kis.schemas import TimeTradeRow
 
 __all__ = [
     "TimeTrade",
     "TimeTradePages",
+    "TradeLedger",
+    "TradesAsk",
     "TradesBack",
     "chain_closes",
+    "fetch_gap_trades",
+    "read_trade_pages",
     "time_trade",
+    "trade_tick",
     "trades_back_to",
+    "within",
 ]
 
 _NS = 1_000_000_000
@@ -192,3 +208,142 @@ def chain_closes(trades: Iterable[TimeTrade], cum_before: int, cum_after: int) -
             return False
         at = trade.cum_volume
     return at == cum_after
+
+
+def within(trades: Iterable[TimeTrade], start_ns: int, end_ns: int) -> bool:
+    """Whether ``trades`` are stamped between a gap's two streamed trades (their seconds).
+
+    Trades missing between two streamed ones traded between them: a chain that closes on
+    trades from elsewhere in the day closed by chance, on cumulative volumes that are not the
+    stream's (`SimConfig.time_trades_cum_offset`).
+    """
+    first = start_ns - start_ns % _NS
+    return all(first <= t.exchange_ns <= end_ns for t in trades)
+
+
+class TradesAsk(Asked, frozen=True, tag="gap_trades"):
+    """What a gap's call of trades asked for, the context its answers are journaled with.
+
+    ``start_ns`` and ``end_ns``: the stamps of the gap's two streamed trades, whose
+    cumulative volumes are ``cum_before`` and ``cum_after`` (the next one's less its own
+    quantity); ``max_pages``: ``[gap_recovery] trade_calls_max``; ``ask``: this process's
+    count of calls (`fetch_gap_trades` sets it): the pages of one call share it.
+    """
+
+    gap_id: str
+    start_ns: int
+    end_ns: int
+    cum_before: int
+    cum_after: int
+    max_pages: int
+    ask: int = 0
+
+    def span(self, back: TradesBack) -> list[TimeTrade]:
+        """The trades found up to the gap's end (its ``cum_after``), oldest first."""
+        return [t for t in back.trades if t.cum_volume <= self.cum_after]
+
+    def closing(self, back: TradesBack) -> list[TimeTrade] | None:
+        """The gap's missing trades: `span` if its chain closes within the gap's seconds."""
+        span = self.span(back)
+        if chain_closes(span, self.cum_before, self.cum_after) and within(
+            span, self.start_ns, self.end_ns
+        ):
+            return span
+        return None
+
+
+_asks = itertools.count(1)
+
+
+async def fetch_gap_trades(
+    client: TimeTradePages, symbol: str, venue: Venue, ask: TradesAsk
+) -> TradesBack:
+    """`trades_back_to` for a gap (``ask``), its answers journaled with ``ask`` numbered."""
+    numbered = msgspec.structs.replace(ask, ask=next(_asks))
+    with answering_for(numbered.context()):
+        return await trades_back_to(
+            client, symbol, venue, ask.end_ns, ask.cum_before, ask.max_pages, ask.start_ns
+        )
+
+
+class _Journaled:
+    """A call's journaled pages served in order, as `TimeTradePages`."""
+
+    def __init__(self, pages: Sequence[list[TimeTradeRow]]) -> None:
+        self.pages = pages
+        self.taken = 0
+
+    async def time_trades(
+        self, symbol: str, before: str, venue: Venue = "KRX"
+    ) -> list[TimeTradeRow]:
+        if self.taken >= len(self.pages):
+            raise PagesShort
+        self.taken += 1
+        return self.pages[self.taken - 1]
+
+
+def read_trade_pages(
+    pages: Sequence[list[TimeTradeRow]], symbol: str, venue: Venue, ask: TradesAsk
+) -> TradesBack | None:
+    """The call of ``ask`` read again from its journaled ``pages``, or None for more pages.
+
+    The pages are read in order, as `fetch_gap_trades` paged through them; None if the call
+    would ask for a page beyond them. `KisProtocolError` for a row that is not a trade.
+    """
+    served = _Journaled(pages)
+    return settled(
+        trades_back_to(
+            served, symbol, venue, ask.end_ns, ask.cum_before, ask.max_pages, ask.start_ns
+        )
+    )
+
+
+def trade_tick(
+    trade: TimeTrade,
+    symbol: str,
+    venue: Venue,
+    account: str,
+    received_ns: int,
+    session_of: Callable[[Venue, int], TradingSession],
+) -> TradeTick:
+    """``trade`` as the tick the stream would have stored, less what KIS's answer lacks.
+
+    The answer has no cumulative value, side, session code or halt flag: those are 0, "",
+    None and False. ``account`` is the account whose call answered it.
+    """
+    return TradeTick(
+        symbol=symbol,
+        exchange_ns=trade.exchange_ns,
+        received_ns=received_ns,
+        price=trade.price,
+        qty=trade.qty,
+        cum_volume=trade.cum_volume,
+        cum_value=0,
+        change_rate=trade.change_rate,
+        ask1=trade.ask1,
+        bid1=trade.bid1,
+        strength=trade.strength,
+        account=account,
+        venue=venue,
+        trading_session=session_of(venue, trade.exchange_ns),
+    )
+
+
+class TradeLedger:
+    """The (symbol, venue, cumulative volume) of each trade recovered: each published once.
+
+    Loaded from the database at gap recovery's start, so a gap retried, or recovered again
+    after a crash between its trades and its state, publishes none twice.
+    """
+
+    def __init__(self, stored: Iterable[tuple[str, str, int]] = ()) -> None:
+        self._held: dict[tuple[str, str], set[int]] = {}
+        for symbol, venue, cum_volume in stored:
+            self._held.setdefault((symbol, venue), set()).add(cum_volume)
+
+    def claim(self, symbol: str, venue: str, trades: Iterable[TimeTrade]) -> list[TimeTrade]:
+        """The trades not published yet, in their order, now counted as published."""
+        held = self._held.setdefault((symbol, venue), set())
+        fresh = [t for t in trades if t.cum_volume not in held]
+        held.update(t.cum_volume for t in fresh)
+        return fresh

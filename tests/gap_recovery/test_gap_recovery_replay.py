@@ -1,41 +1,80 @@
-"""Gap recovery's minute bars in the journal, replayed into the rows the live run stored.
+"""Gap recovery's minute bars and trades in the journal, replayed into the rows the live run
+stored.
 
-A live run against the simulator journals every page of every gap's call with the call's
-`GapAsk`; the day replayed from the journal into a scratch database holds the same recovered
-bars, row for row: the same gaps, minutes, prices, volumes and sessions, each minute once
-however many gaps overlap it, a 45-minute gap's two pages read as one call.
+A live run against the simulator journals every page of every gap's call with what the call
+asked for (`GapAsk`, `TradesAsk`); the day replayed from the journal into a scratch database
+holds the same recovered bars and trades, row for row: the same gaps, minutes, prices,
+volumes and sessions, each minute and trade once however many gaps overlap it, a 45-minute
+gap's two pages read as one call. A recovered trade's ``received_ns`` is the answer's receipt,
+as the journal stamped it (the worker's stamp comes a moment after).
 """
 
 from __future__ import annotations
 
 import signal
+from datetime import datetime
 from pathlib import Path
 
 from bus.events import GapDetected
 from bus.producer import Producer
+from harness.sim.tape import prints_before
+from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
 from observer.calendar.venues import venues_from
 from observer.config.load import load_settings
 from observer.kis.bars import GapAsk
 from observer.kis.journal import read_file
 from observer.kis.journal_replay import capture_journal
+from observer.kis.time_trades import TradesAsk
 from observer.writer.replay import replay_into_db
-from tests.gap_recovery.conftest import HALF_TEN, STOCKS, Rig
+from tests.gap_recovery.conftest import HALF_TEN, MARKET, STOCKS, Rig
 from tests.gap_recovery.test_gap_recovery import MINUTE, TEN_NS, S, _final_states, _gaps
-from tests.support import db_rows
+from tests.support import SimThread, db_rows
 
 BARS = (
     "select symbol, venue, minute_ns, open, high, low, close, volume, gap_id, trading_session "
     "from minute_bars where quality = 'recovered' order by symbol, venue, minute_ns"
 )
+TRADES = (
+    "select symbol, venue, exchange_ns, price, qty, cum_volume, ask1, bid1, change_rate, "
+    "strength, account, trading_session, received_ns from trade_ticks "
+    "where source = 'gap_recovery' order by symbol, venue, cum_volume"
+)
+MIDNIGHT_NS = int(datetime.combine(HALF_TEN.date(), datetime.min.time(), KST).timestamp()) * S
 
 
-def test_a_days_recovered_bars_replay_from_the_journal_into_the_rows_stored(
+def _chain_gaps(sim: SimThread) -> list[GapDetected]:
+    """Volume-chain gaps of KRX's record before 10:10: two trades missed of one stock, one of
+    each of two more, as Track B's chain measures them."""
+    gaps = []
+    for n, (symbol, missed) in enumerate(zip(STOCKS[4:7], (2, 1, 1), strict=True)):
+        config, faults = sim.sim.config, sim.sim.faults
+        prints = prints_before(
+            MARKET, faults, config, "J", symbol, HALF_TEN.date(), 36_600 - n * 100, 37_800, 10
+        )
+        before, after = prints[-2 - missed], prints[-1]
+        gaps.append(
+            GapDetected(
+                gap_id=f"acct1:chain:{symbol}",
+                symbol=symbol,
+                start_ns=MIDNIGHT_NS + before.stamp * S,
+                end_ns=MIDNIGHT_NS + after.stamp * S,
+                reason="volume_chain",
+                account="acct1",
+                missing_volume=after.volume - after.qty - before.volume,
+                cum_before=before.volume,
+                cum_after=after.volume - after.qty,
+            )
+        )
+    return gaps
+
+
+def test_a_days_recovered_bars_and_trades_replay_from_the_journal_into_the_rows_stored(
     rig: Rig, tmp_path: Path
 ) -> None:
-    """Twelve silences and disconnects (some overlapping) and one 45-minute disconnect, through
-    a 5xx burst: the replay publishes what the live run published, and nothing of the calls
-    that failed."""
+    """Twelve silences and disconnects (some overlapping), one 45-minute disconnect and three
+    volume-chain gaps, through a 5xx burst: the replay publishes what the live run published,
+    and nothing of the calls that failed."""
     url, writer, sim = rig.url, rig.writer, rig.sim
     long_gap = GapDetected(
         gap_id="acct1:long",
@@ -45,7 +84,8 @@ def test_a_days_recovered_bars_replay_from_the_journal_into_the_rows_stored(
         reason="disconnect",
         account="acct1",
     )
-    gaps = [*_gaps(10), long_gap]
+    chains = _chain_gaps(sim)
+    gaps = [*_gaps(10), long_gap, *chains]
     sim.sim.faults.http_5xx = 3
     with Producer("track_b", writer.ingest, rig.outbox, clock_ns=sim.sim.clock.now_ns) as p:
         for gap in gaps:
@@ -56,16 +96,21 @@ def test_a_days_recovered_bars_replay_from_the_journal_into_the_rows_stored(
     assert rig.proc is not None
     rig.proc.send_signal(signal.SIGTERM)
     assert rig.proc.wait(30) == 0
-    live = db_rows(url, BARS)
     assert sim.sim.faults.http_5xx == 0  # the burst was met
+    live_bars, live_trades = db_rows(url, BARS), db_rows(url, TRADES)
     # The long gap's 46 minutes but those a shorter gap of its symbol recovered first
-    assert len({row[8] for row in live}) >= 8 and sum(r[8] == "acct1:long" for r in live) > 30
+    assert len({row[8] for row in live_bars}) >= 8
+    assert sum(r[8] == "acct1:long" for r in live_bars) > 30
+    # Each chain closed by the exchange's trades: 2 + 1 + 1 of them
+    closed = db_rows(url, "select count(*) from gaps where trades > 0")
+    assert closed == [(len(chains),)] and len(live_trades) == 4
 
     journal = tmp_path / "data" / "journal"
-    files = sorted(journal.rglob("gap_recovery.*.kisj.zst"))
-    asks = [GapAsk.of(r.context) for f in files for r in read_file(f)]
-    long_pages = [a for a in asks if a is not None and a.gap_id == "acct1:long"]
+    records = [r for f in sorted(journal.rglob("gap_recovery.*.kisj.zst")) for r in read_file(f)]
+    long_pages = [a for r in records if (a := GapAsk.of(r.context)) and a.gap_id == "acct1:long"]
     assert len({a.ask for a in long_pages}) == 1 and len(long_pages) == 2  # one call, 2 pages
+    trade_asks = [a for r in records if (a := TradesAsk.of(r.context))]
+    assert {a.gap_id for a in trade_asks} == {g.gap_id for g in chains}
 
     settings = load_settings(rig.config)
     venues = venues_from(settings.venues, timeline_from(settings.phases, settings.calendar))
@@ -77,4 +122,8 @@ def test_a_days_recovered_bars_replay_from_the_journal_into_the_rows_stored(
     scratch = f"sqlite:///{tmp_path / 'replayed.db'}"
     result = replay_into_db(out, scratch, upgrade=True)
     assert not result.not_stored() and result.committed == parsed.events
-    assert db_rows(scratch, BARS) == live
+    assert db_rows(scratch, BARS) == live_bars
+    replayed = db_rows(scratch, TRADES.replace("'gap_recovery'", "'journal.gap_recovery.20261120'"))
+    assert [r[:-1] for r in replayed] == [r[:-1] for r in live_trades]
+    # received_ns: the journal's stamp of the last page, the worker's a moment after it
+    assert all(0 <= b[-1] - a[-1] < S for a, b in zip(replayed, live_trades, strict=True))

@@ -22,7 +22,7 @@ from bus.events import Alert, AlertResolved, Event
 from harness.sim.server import SimConfig
 from observer.alerts.book import AlertBook
 from observer.db.reconciliation_queries import RECOVERED_BY
-from observer.kis.time_trades import TimeTrade, TradesBack
+from observer.kis.time_trades import TimeTrade, TradesBack, within
 from tests.gap_recovery.test_reconciliation import (
     LOSS,
     MINUTE,
@@ -35,13 +35,7 @@ from tests.gap_recovery.test_reconciliation import (
 from tests.support import db_rows, start_on_sim_clock, timing_over, wait_until
 from tests.track_b.test_track_b import DAY, NINE
 from workers.gap_recovery import SOURCE
-from workers.gap_recovery.trades import (
-    NOT_CLOSING_ALERT,
-    ChainMisses,
-    capped,
-    why_not,
-    within,
-)
+from workers.gap_recovery.trades import NOT_CLOSING_ALERT, ChainMisses, capped, why_not
 
 NINE_NS = int(NINE.timestamp()) * S
 

@@ -47,6 +47,7 @@ from observer.kis.journal import (
 )
 from observer.kis.journal_replay import capture_journal
 from observer.kis.record_checks import Checks
+from observer.kis.time_trades import TradesAsk
 from observer.process.paths import PathSettings
 from observer.runtime import JOURNAL_FAILED, journal_for
 from tests.kis.test_kis_parse import TRADE
@@ -311,13 +312,16 @@ def test_each_task_s_answers_carry_its_own_context_and_older_records_read_withou
     st.sampled_from(["start", "end"]),
     st.integers(1, 2**62),
 )
-def test_a_gap_s_ask_reads_back_from_its_context_and_no_other_context_reads_as_one(
+def test_a_gap_s_asks_read_back_from_their_contexts_and_no_other_context_reads_as_one(
     gap_id: str, first_ns: int, minutes: int, label: BarLabel, ask: int
 ) -> None:
     made = GapAsk(gap_id, first_ns, first_ns + minutes * 60 * _NS, label, ask)
     assert GapAsk.of(made.context()) == made
     assert len(made.minutes) == minutes + 1
     assert GapAsk.of(gap_id) is None and GapAsk.of(made.context()[:-1]) is None
+    trades = TradesAsk(gap_id, first_ns, made.last_ns, ask, ask + minutes, 10, ask)
+    assert TradesAsk.of(trades.context()) == trades
+    assert TradesAsk.of(made.context()) is None and GapAsk.of(trades.context()) is None
 
 
 @given(st.text(max_size=200))

@@ -39,7 +39,7 @@ class Pending:
     detected_ns: int
     venue: Venue = "KRX"  # whose trades are missing: its minute bars are asked for
     # A volume-chain gap's cumulative volumes around the missing trades (None: another kind):
-    # the exchange's trades between them are the gap's (`workers.gap_recovery.trades`).
+    # the exchange's trades between them are the gap's (`observer.kis.time_trades`).
     cum_before: int | None = None
     cum_after: int | None = None
 

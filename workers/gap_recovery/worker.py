@@ -48,7 +48,14 @@ from observer.kis.session import (
     rest_error_counters,
     token_alert,
 )
-from observer.kis.time_trades import chain_closes, trades_back_to
+from observer.kis.time_trades import (
+    TradeLedger,
+    TradesAsk,
+    chain_closes,
+    fetch_gap_trades,
+    trade_tick,
+    within,
+)
 from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.retry import backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever, journal_for
@@ -62,14 +69,7 @@ from workers.gap_recovery.outcomes import (
 )
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
 from workers.gap_recovery.reads import GapReads, Sweep, day_of
-from workers.gap_recovery.trades import (
-    ChainMisses,
-    TradeLedger,
-    capped,
-    trade_tick,
-    why_not,
-    within,
-)
+from workers.gap_recovery.trades import ChainMisses, capped, why_not
 from workers.gap_recovery.verify import Verifier, lanes_for
 
 __all__ = ["SOURCE", "UNRECOVERABLE_ALERT", "GapRecovery", "Pending", "RecoveryCounters"]
@@ -513,16 +513,12 @@ class GapRecovery(AsyncWorker):
         gap = job.gap
         before, after = gap.cum_before, gap.cum_after
         assert before is not None and after is not None  # `_by_trades`
+        # start_ns: the last streamed trade's stamp
+        ask = TradesAsk(
+            gap.gap_id, gap.start_ns, gap.end_ns, before, after, self.config.trade_calls_max
+        )
         try:
-            back = await trades_back_to(
-                account.client,
-                gap.symbol,
-                gap.venue,
-                gap.end_ns,
-                before,
-                self.config.trade_calls_max,
-                gap.start_ns,  # the last streamed trade's stamp
-            )
+            back = await fetch_gap_trades(account.client, gap.symbol, gap.venue, ask)
         except KisProtocolError as exc:  # an answer not trusted: the bars, at once
             return self._trades_missed(job, f"KIS's trades garbled ({exc})")
         except KisError as exc:
@@ -532,7 +528,7 @@ class GapRecovery(AsyncWorker):
             # KIS refusing the TR itself (not offered, withdrawn) says nothing of the bars
             return self._trades_missed(job, f"KIS refused them ({exc})")
         self.tally.trade_calls += back.pages
-        span = [t for t in back.trades if t.cum_volume <= after]
+        span = ask.span(back)
         if not chain_closes(span, before, after):
             why = why_not(back, span, after - before, self.config.trade_calls_max)
             return self._trades_missed(
