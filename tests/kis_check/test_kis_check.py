@@ -35,7 +35,7 @@ from observer.kis_check.rest import Targets
 from observer.kis_check.run import Configured, run_check
 from observer.kis_check.session import SIDE_FEEDS, SUBSCRIBED, unfilled_ranks
 from observer.kis_check.time_trades import ITEM as TRADES_ITEM
-from tests.support import SimThread
+from tests.support import SimThread, timing_over
 
 KEY, SECRET = "PSchkTestAppKey000000000000000000000", "c" * 180
 MARKET = Market(3, TradingCalendar(), stocks=300, etfs=50)
@@ -190,6 +190,9 @@ def test_a_cached_token_is_used_and_no_issuance_spent(
     assert issued is not None and cached_validity(Path(kis.token_dir), "acct1", "sim") == issued
 
 
+# Timed: the simulator's clock runs at 120x, so a wall second this process waits for a core is
+# two simulated minutes of PINGPONGs (an interval of 163 s, and a session dropped, were seen).
+@pytest.mark.timed
 def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     sim: SimThread, kis: KisSettings
 ) -> None:
@@ -219,6 +222,7 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
         config.master_head = config.master_validators = True
         config.pingpong_accepts = config.investor_etc_cls_code = config.vi_tr_key = "any"
         config.volume_chain = "exact"
+    timing_over()
     assert not matched.mismatches, matched.mismatches
     layouts = {f.item: f.layout for f in matched.findings}
     assert {tr: layouts[tr] for tr in SUBSCRIBED} == {
