@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-import re
 import signal
 import subprocess
 import threading
@@ -27,7 +26,7 @@ from observer.cluster.hosts import own_source
 from observer.cluster.transport import bus_endpoints, client_curve
 from observer.config.tree import Settings
 from observer.errors import WaitFailed
-from observer.kis.journal import Journal, journal_root
+from observer.kis.journal import Journal, journal_name, journal_root
 from observer.process.disk import DiskWatch
 from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.logs import mask_struct
@@ -158,8 +157,9 @@ def journal_for(settings: Settings, producer: Producer) -> Journal | None:
             message = f"the journal of KIS's frames and answers writes again: {path.name}"
             book.resolve(JOURNAL_FAILED, source, message)
 
-        name = re.sub(r"[^a-z0-9_-]", "-", source.lower())[:64]
-        journal = Journal(root, name, config.level, on_failure=failed, on_open=opened)
+        journal = Journal(
+            root, journal_name(source), config.level, on_failure=failed, on_open=opened
+        )
         _journals[source, root] = journal
         atexit.register(journal.close)
         if isinstance(producer, Producer):  # with [bus] fsync, durable as its events are

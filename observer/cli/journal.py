@@ -188,6 +188,10 @@ def replay(
     unchecked: Annotated[
         bool, typer.Option(help="store every record, even those Track B's checks refused")
     ] = False,
+    compare: Annotated[
+        bool,
+        typer.Option(help="compare the rows stored with the live database's, table by table"),
+    ] = False,
     config: Config = None,
 ) -> None:
     """Parse a day's journal again with today's parser and store what it gives in ``--db``.
@@ -198,8 +202,12 @@ def replay(
     today's layouts. Track B's checks run as they ran live (``[track_b]``'s, the
     registrations KIS answered, the limits the live database's snapshots gave by then): what
     they refused is counted, not stored, unless ``--unchecked``. The events are stored under
-    ``journal.<process>.<YYYYMMDD>``: replaying again stores nothing twice. Exit 1 if an
-    event was not stored, 2 for a bad option or the live database (when checked).
+    ``journal.<process>.<YYYYMMDD>``: replaying again stores nothing twice. ``--compare``
+    then compares each table's rows of the day with the live run's
+    (`observer.db.replay_compare`: every column but the audit ones and the receipt stamps),
+    into an empty ``--db``, of the whole day (no ``--tr``). Exit 1 if an event was not
+    stored or the rows compared differ, 2 for a bad option or the live database (when
+    checked or compared).
     """
     # deferred: the bus, the writer's store and the calendar, for this command only
     from observer.calendar.timeline import timeline_from
@@ -213,6 +221,8 @@ def replay(
     settings = settings_or_exit(PROGRAM, config)
     wanted = _day(day)
     assert wanted is not None
+    if compare and tr is not None:
+        fail(PROGRAM, "--compare compares a whole day's rows: not with --tr", 2)
     if normalize_url(db) == normalize_url(settings.database.url):
         fail(PROGRAM, "--db is the live database: replay into a scratch one", 2)
     root = _root(settings)
@@ -249,3 +259,42 @@ def replay(
     )
     if result.not_stored():
         fail(PROGRAM, f"not stored: {result.not_stored()}", 1)
+    if compare:
+        _compare(settings, db, wanted, parsed.processes, result.duplicates)
+
+
+def _compare(settings: Settings, db: str, day: date, processes: list[str], duplicates: int) -> None:
+    """The replayed rows against the live run's (`observer.db.replay_compare`).
+
+    Exit 1 if any table differs, 2 if a database cannot be read or ``--db`` held the day's
+    replayed events already.
+    """
+    # deferred: the database, for the comparison alone
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from observer.db.engine import make_engine
+    from observer.db.replay_compare import compare_replayed
+    from observer.errors import StoreError
+
+    if duplicates:
+        fail(PROGRAM, "--compare wants an empty --db: it held replayed events already", 2)
+    try:
+        live = make_engine(settings.database.url, read_only=True)
+        scratch = make_engine(db, read_only=True)
+        try:
+            tables = compare_replayed(live, scratch, day, processes)
+        finally:
+            live.dispose()
+            scratch.dispose()
+    except (SQLAlchemyError, StoreError) as exc:
+        detail = str(exc) if isinstance(exc, StoreError) else type(exc).__name__
+        fail(PROGRAM, f"cannot compare with the live database ({detail})", 2)
+    for table in tables:
+        typer.echo(table.line())
+        for side, row in (("live", table.example_live), ("replayed", table.example_replayed)):
+            if row:
+                typer.echo(f"  e.g. only {side}: {row}")
+    differ = [t.table for t in tables if not t.same]
+    if differ:
+        fail(PROGRAM, f"the replayed rows differ from the live run's: {', '.join(differ)}", 1)
+    typer.echo(f"{counted(len(tables), 'table')} compared: the live run's rows, every one")

@@ -52,6 +52,7 @@ __all__ = [
     "answering_for",
     "day_files",
     "journal_days",
+    "journal_name",
     "journal_root",
     "kst_day",
     "list_file",
@@ -130,6 +131,11 @@ _decoder = msgspec.msgpack.Decoder(JournalRecord)
 def journal_root(settings: JournalSettings, paths: PathSettings) -> Path:
     """The journal's folder: ``[kis.journal] dir``, else ``<data_dir>/journal``."""
     return Path(settings.dir or Path(paths.data_dir) / "journal")
+
+
+def journal_name(source: str) -> str:
+    """The name a process's journal files take from its bus source (``track_b``)."""
+    return re.sub(r"[^a-z0-9_-]", "-", source.lower())[:64]
 
 
 def kst_day(ns: int) -> date:

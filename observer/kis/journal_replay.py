@@ -59,6 +59,7 @@ class JournalReplay:
 
     capture: Path
     files: int = 0
+    processes: list[str] = field(default_factory=list)  # the processes whose files were read
     frames: int = 0  # WebSocket data frames read (of the TR asked for)
     answers: int = 0  # REST answers read (those `AnswerReplay` reads, of the TR asked for)
     events: int = 0  # events in the capture
@@ -124,6 +125,7 @@ def capture_journal(
     with CaptureWriter(out, header) as capture:
         for name, files in _by_process(day_files(root, day), process):
             result.files += len(files)
+            result.processes.append(name)
             source = journal_source(name, day, tr)
             pending: list[Envelope] = []
             screen = None if checks is None else _Screen(checks, limits or {}, result.rejected)

@@ -12,8 +12,12 @@ as the journal stamped it (the worker's stamp comes a moment after).
 from __future__ import annotations
 
 import signal
+import sqlite3
 from datetime import datetime
 from pathlib import Path
+
+from click.testing import Result
+from typer.testing import CliRunner
 
 from bus.events import GapDetected
 from bus.producer import Producer
@@ -21,6 +25,7 @@ from harness.sim.tape import prints_before
 from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
 from observer.calendar.venues import venues_from
+from observer.cli.main import app
 from observer.config.load import load_settings
 from observer.kis.bars import GapAsk
 from observer.kis.journal import read_file
@@ -127,3 +132,29 @@ def test_a_days_recovered_bars_and_trades_replay_from_the_journal_into_the_rows_
     assert [r[:-1] for r in replayed] == [r[:-1] for r in live_trades]
     # received_ns: the journal's stamp of the last page, the worker's a moment after it
     assert all(0 <= b[-1] - a[-1] < S for a, b in zip(replayed, live_trades, strict=True))
+
+    # The command does the same and compares every table; a row changed in the live database
+    # since is named.
+    def compare(n: int) -> Result:
+        db = f"sqlite:///{tmp_path / f'compared{n}.db'}"
+        args = ["journal", "replay", "--date", f"{HALF_TEN:%Y-%m-%d}", "--db", db, "--compare"]
+        return CliRunner().invoke(app, [*args, "--config", str(rig.config)])
+
+    same = compare(1)
+    assert same.exit_code == 0, same.output
+    assert f"minute_bars: {len(live_bars):,} live, {len(live_bars):,} replayed, the same" in (
+        same.output
+    )
+    assert "trade_ticks: 4 live, 4 replayed, the same rows" in same.output
+    assert "2 tables compared: the live run's rows, every one" in same.output
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        first = f"symbol = '{live_bars[0][0]}' and minute_ns = {live_bars[0][2]}"
+        conn.execute(f"update minute_bars set close = close + 1 where {first}")
+    changed = compare(2)
+    assert changed.exit_code == 1, changed.output
+    assert "replayed: 1 only live, 1 only replayed" in changed.output
+    assert f"close={live_bars[0][6] + 1}" in changed.output  # the live row, as it is now
+    assert "differ from the live run's: minute_bars" in changed.output
+    whole = ["journal", "replay", "--date", "2026-11-20", "--db", "sqlite://", "--compare"]
+    refused = CliRunner().invoke(app, [*whole, "--tr", "FHPST01060000"])
+    assert refused.exit_code == 2 and "not with --tr" in refused.output
