@@ -415,8 +415,8 @@ def test_events_are_built_by_keyword_everywhere() -> None:
 
 def test_reads_live_in_the_queries_module() -> None:
     """Workers and the core ask the database through `observer.db.queries` (the day's
-    reconciliation, retention, enrichment, host rosters and Track B's held slots through their
-    parts, ``*_queries``).
+    reconciliation, retention, enrichment, host rosters, Track B's held slots and a replayed
+    day's comparison through their parts, ``*_queries``).
 
     Besides the writer (which reads its marks and digests), two reads stay with the listing
     type they build, which the database layer may not import (it would reach observer.kis):
@@ -431,6 +431,7 @@ def test_reads_live_in_the_queries_module() -> None:
         ROOT / "observer" / "db" / "etf_queries.py",
         ROOT / "observer" / "db" / "roster_queries.py",
         ROOT / "observer" / "db" / "slot_queries.py",
+        ROOT / "observer" / "db" / "replay_queries.py",
         ROOT / "observer" / "reference" / "instruments.py",
         ROOT / "workers" / "master_file" / "diff.py",
     }

@@ -25,6 +25,7 @@ from observer.kis.journal import (
     JournalFile,
     day_files,
     journal_days,
+    journal_name,
     journal_root,
     list_file,
     verify_file,
@@ -204,7 +205,7 @@ def replay(
     they refused is counted, not stored, unless ``--unchecked``. The events are stored under
     ``journal.<process>.<YYYYMMDD>``: replaying again stores nothing twice. ``--compare``
     then compares each table's rows of the day with the live run's
-    (`observer.db.replay_compare`: every column but the audit ones and the receipt stamps),
+    (`observer.db.replay_queries`: every column but the audit ones and the receipt stamps),
     into an empty ``--db``, of the whole day (no ``--tr``). Exit 1 if an event was not
     stored or the rows compared differ, 2 for a bad option or the live database (when
     checked or compared).
@@ -264,7 +265,7 @@ def replay(
 
 
 def _compare(settings: Settings, db: str, day: date, processes: list[str], duplicates: int) -> None:
-    """The replayed rows against the live run's (`observer.db.replay_compare`).
+    """The replayed rows against the live run's (`observer.db.replay_queries`).
 
     Exit 1 if any table differs, 2 if a database cannot be read or ``--db`` held the day's
     replayed events already.
@@ -273,7 +274,7 @@ def _compare(settings: Settings, db: str, day: date, processes: list[str], dupli
     from sqlalchemy.exc import SQLAlchemyError
 
     from observer.db.engine import make_engine
-    from observer.db.replay_compare import compare_replayed
+    from observer.db.replay_queries import compare_replayed
     from observer.errors import StoreError
 
     if duplicates:
@@ -282,7 +283,7 @@ def _compare(settings: Settings, db: str, day: date, processes: list[str], dupli
         live = make_engine(settings.database.url, read_only=True)
         scratch = make_engine(db, read_only=True)
         try:
-            tables = compare_replayed(live, scratch, day, processes)
+            tables = compare_replayed(live, scratch, day, processes, journal_name)
         finally:
             live.dispose()
             scratch.dispose()

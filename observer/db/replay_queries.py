@@ -2,7 +2,7 @@
 
 ``observer journal replay --compare`` asks this after the replay: for each table a replay
 writes (`REPLAYED_TABLES`), the live database's rows of the day's journaled processes (their
-bus sources, as `observer.kis.journal.journal_name` names a process's files) against the
+bus sources, each named as its journal files are, ``process_of``) against the
 scratch database's rows of the replay's sources (``journal.<process>.<YYYYMMDD>``), as
 multisets of every column but the audit ones (source, seq, idx, produced_ns) and the receipt
 stamps (``received_ns``, ``fetched_ns``, ``observed_ns``: a REST answer's receipt is the
@@ -16,7 +16,7 @@ read back only where the two differ.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -24,7 +24,6 @@ from sqlalchemy import Column, Connection, Engine, Table, select
 
 from observer.calendar.phases import KST
 from observer.db.models import Base
-from observer.kis.journal import journal_name
 
 __all__ = ["REPLAYED_TABLES", "TableComparison", "compare_replayed"]
 
@@ -80,12 +79,17 @@ class TableComparison:
 
 
 def compare_replayed(
-    live: Engine, scratch: Engine, day: date, processes: Sequence[str]
+    live: Engine,
+    scratch: Engine,
+    day: date,
+    processes: Sequence[str],
+    process_of: Callable[[str], str],
 ) -> list[TableComparison]:
     """Each of `REPLAYED_TABLES` compared on ``day`` (see the module).
 
-    ``processes``: the journal's process names replayed. A table neither side holds a row of
-    is left out.
+    ``processes``: the journal's process names replayed; ``process_of``: the process name a
+    live bus source's journal files take (`observer.kis.journal.journal_name`). A table
+    neither side holds a row of is left out.
     """
     start = int(datetime(day.year, day.month, day.day, tzinfo=KST).timestamp()) * _NS
     end = start + int(timedelta(days=1).total_seconds()) * _NS
@@ -94,7 +98,7 @@ def compare_replayed(
     with live.connect() as old, scratch.connect() as new:
         for name in REPLAYED_TABLES:
             table = Base.metadata.tables[name]
-            sources = [s for s in _sources(old, table) if journal_name(s) in processes]
+            sources = [s for s in _sources(old, table) if process_of(s) in processes]
             before = _Side(old, table, sources, start, end)
             after = _Side(new, table, replayed_sources, start, end)
             counts = Counter(hash(row) for row in before.rows())
