@@ -173,13 +173,13 @@ def _gap_bars(
     ask = GapAsk.of(record.context)
     if ask is None:
         return []  # the reconciliation's: nothing published of it
-    endpoint = _BY_TR[record.tr]
-    pages = replay.pages.setdefault(record.context, [])
+    endpoint = _BARS_BY_TR[record.tr]
+    pages = replay.bar_pages.setdefault(record.context, [])
     pages.append(minute_bar_rows(answer, endpoint.name))
     rows = read_gap_pages(pages, endpoint.rows_per_call, query.get("FID_INPUT_DATE_1", ""), ask)
     if rows is None:
         return []  # the call's next page is still to come
-    del replay.pages[record.context]
+    del replay.bar_pages[record.context]
     found = gap_bars(rows, ask.minutes, ask.label)
     if found.no_trades:
         return []
@@ -217,7 +217,7 @@ def _gap_trades(
     return [trade_tick(t, symbol, venue, account, at, replay.session_of) for t in fresh]
 
 
-_BY_TR = {e.tr_id: e for e in (ENDPOINTS["minute_bars_today"], ENDPOINTS["minute_bars_past"])}
+_BARS_BY_TR = {e.tr_id: e for e in (ENDPOINTS["minute_bars_today"], ENDPOINTS["minute_bars_past"])}
 _Read = Callable[["AnswerReplay", Answer, dict[str, str], JournalRecord], list[Event]]
 # process -> TR -> how its answer reads: the answers a replay gives back.
 _READERS: dict[str, dict[str, _Read]] = {
@@ -229,7 +229,7 @@ _READERS: dict[str, dict[str, _Read]] = {
     "investor": {ENDPOINTS["investor_estimate"].tr_id: _estimates},
     "track_a": {ENDPOINTS["current_price"].tr_id: _snapshot},
     "gap_recovery": {
-        **{tr: _gap_bars for tr in _BY_TR},
+        **{tr: _gap_bars for tr in _BARS_BY_TR},
         ENDPOINTS["time_trades"].tr_id: _gap_trades,
     },
 }
@@ -250,7 +250,7 @@ class AnswerReplay:
         # (symbol, posting) -> the figures published of it so far
         self._figures: dict[tuple[str, int], list[Figures]] = {}
         self.ledger = BarLedger()  # gap recovery's bars published so far
-        self.pages: dict[str, list[list[MinuteBarRow]]] = {}  # a gap's call -> pages read
+        self.bar_pages: dict[str, list[list[MinuteBarRow]]] = {}  # a gap's call -> its pages
         self.trade_ledger = TradeLedger()  # gap recovery's trades published so far
         self.trade_pages: dict[str, list[list[TimeTradeRow]]] = {}
 
