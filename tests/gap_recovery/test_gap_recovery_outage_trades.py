@@ -35,7 +35,7 @@ def _kst_second(ns: int) -> int:
     return (ns // S + 9 * 3600) % 86_400
 
 
-@pytest.mark.timed  # the cut must fall while Track B streams, 6 wall seconds after the start
+@pytest.mark.timed  # the cut must fall while Track B streams, 12 wall seconds after the start
 @pytest.mark.parametrize(
     ("trades", "venues"), [("venues", {"KRX", "NXT"}), ("combined", {"KRX", "combined"})]
 )

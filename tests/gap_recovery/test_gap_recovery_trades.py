@@ -67,7 +67,7 @@ def _stream_then_recover(tmp_path: Path, morning: LossyMorning) -> list[tuple[ob
     return db_rows(url, CHAIN_GAPS)
 
 
-@pytest.mark.timed  # Track B must be streaming by 09:31, 6 wall seconds after the start
+@pytest.mark.timed  # Track B must be streaming by 09:31, 12 wall seconds after the start
 def test_a_silent_loss_is_filled_with_the_exchanges_trades_and_the_chain_closes(
     tmp_path: Path,
 ) -> None:
