@@ -86,7 +86,7 @@ TARGET_WALL_S = 300.0
 PROBE_S = 0.14
 # A machine slower than that runs the day this much slower again than its probe says (see
 # `machine_slower`).
-HEADROOM = 1.25
+PROBE_MARGIN = 1.25
 # Before the session the clock runs this many times faster: the jobs then (master files,
 # the universe: about 3,350 requests) took 76 wall seconds on that machine, 40 on the other,
 # and must be done by Nextrade's first cycle at 08:00; the session's cycles and streams need
@@ -376,7 +376,7 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
             "this machine runs Python %.1fx slower than the one the demo's speeds were set on: "
             "the clock runs %.1fx slower (a quarter more, for the cores the day's processes "
             "share), and the day takes about %.0f minutes",
-            slower / HEADROOM,
+            slower / PROBE_MARGIN,
             slower,
             TARGET_WALL_S * slower / 60,
         )
@@ -483,14 +483,14 @@ def machine_slower(rounds: int = 7) -> float:
     The second slowest of ``rounds`` runs against `PROBE_S`: a shared machine's speed varies
     from second to second (here 0.21-0.33 s a run), and a day run at its best moment's speed
     fell behind (its median said 1.5, and 7 of Track A's cycles were cut off; the slowest
-    runs, 2.3, are what the day meets). A slower machine's figure is raised by `HEADROOM`: one
+    runs, 2.3, are what the day meets). A slower machine's figure is raised by `PROBE_MARGIN`: one
     core's speed, measured on an idle machine, does not see the day's dozen processes sharing
     its cores (on one machine Track A's longest cycle took 357 s of its 600 at a measured 2.2,
     402 s at 1.9, and 599 s at 1.7, two cycles cut off). 1.0 for a machine as fast or faster.
     """
     taken = sorted(_timed(_probe) for _ in range(rounds))[max(0, rounds - 2)]
     measured = taken / PROBE_S
-    return 1.0 if measured <= 1.0 else round(measured * HEADROOM, 2)
+    return 1.0 if measured <= 1.0 else round(measured * PROBE_MARGIN, 2)
 
 
 def _timed(work: Callable[[], None]) -> float:
