@@ -24,7 +24,7 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -114,6 +114,8 @@ class Realtime:
         self.pingpong_drops = 0  # sessions dropped for a PINGPONG not answered as accepted
         # PINGPONG answers heard, by kind ("pong" frames, "echo" texts)
         self.pingpong_answers: defaultdict[str, int] = defaultdict(int)
+        # each session's PINGPONGs as sent (clock ns), in the order the sessions began pushing
+        self.pingpongs_sent: list[list[int]] = []
 
     async def drop_websockets(self) -> int:
         """Close every live WebSocket session without a close handshake; return how many."""
@@ -295,6 +297,7 @@ class Realtime:
         unanswered (`SimConfig.pingpong_accepts`) is dropped.
         """
         sent_until = self.clock.now_ns()
+        self.pingpongs_sent.append(keepalive.sent)
         keepalive.next_clock = sent_until + int(self.config.pingpong_s * NS)
         if self.config.pingpong_interval_s is not None:
             keepalive.next_wall = time.monotonic() + self.config.pingpong_interval_s
@@ -341,6 +344,7 @@ class Realtime:
                 stamp = datetime.fromtimestamp(now / NS, tz=KST).strftime("%Y%m%d%H%M%S")
                 ping = json.dumps({"header": {"tr_id": "PINGPONG", "datetime": stamp}})
                 frames.append((ping, None, 0))
+                keepalive.sent.append(now)
             for frame, pair, count in frames:
                 if _cut(ws):  # a dropped session's frames are not "sent"
                     return
@@ -716,6 +720,7 @@ class _Keepalive:
     next_clock: int = 0  # simulated ns
     next_wall: float = 0.0  # time.monotonic()
     since: float | None = None  # the unanswered PINGPONG's wall time; None: all answered
+    sent: list[int] = field(default_factory=list)  # the PINGPONGs' clock ns, as sent
 
 
 @dataclass(slots=True)

@@ -122,6 +122,8 @@ async def watch_session(
 ) -> SessionSeen:
     """Open a session, register ``subscribed`` for ``symbol``, and watch it ``seconds`` (wall).
 
+    The seconds count from the opening: connecting is not watching.
+
     ``keyed`` registers (TR, key) pairs besides: their answers are under "TR key".
 
     PINGPONGs are answered as ``answer`` says, as Track B's stream answers them.
@@ -130,11 +132,12 @@ async def watch_session(
     """
     seen = SessionSeen()
     decoder = RealtimeDecoder("check")
-    deadline = time.monotonic() + seconds
     started = time.monotonic()
     try:
         async with connect(ws_url, ping_interval=None, open_timeout=10, close_timeout=2) as ws:
             seen.opened, seen.opened_ns = True, clock.now_ns()
+            started = time.monotonic()
+            deadline = started + seconds
             for tr_id in subscribed:
                 await ws.send(_subscription(key, tr_id, symbol))
             for tr_id, tr_key in keyed:
