@@ -62,25 +62,33 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     expect(not a.get("incomplete"), f"track_a cycles not complete: {a.get('incomplete')}")
     krx, nxt = (a.get("by_venue", {}).get(v, {}) for v in ("KRX", "NXT"))
     cut_krx = [c for c in cut if c["venue"] == "KRX"]
-    # 40 in KRX's day (09:00-15:30) and 24 in its after-market (16:05-19:55)
-    complete = 64 - len(cut_krx)
-    expect(krx.get("cycles") == 64 and krx.get("complete") == complete, f"track_a KRX: {krx}")
+    # Every cycle the day scheduled: 40 in KRX's day (09:00-15:30) and 24 in its
+    # after-market (16:05-19:55) on an ordinary day, 34 and 24 on the year's first session
+    scheduled = krx.get("scheduled", 0)
+    complete = scheduled - len(cut_krx)
+    expect(
+        scheduled >= 50 and krx.get("cycles") == scheduled and krx.get("complete") == complete,
+        f"track_a KRX: {krx}",
+    )
     expect(
         krx.get("snapshots", 0) >= complete * members + sum(c["succeeded"] for c in cut_krx),
         f"track_a KRX snapshots: {krx.get('snapshots')}",
     )
-    # Nextrade's 32 cycles in the hours only it trades (08:00-08:40, 15:40-19:50 and its
-    # close at 20:00), each over the members Nextrade trades: about half the universe
-    # (Nextrade lists the largest names).
+    # Nextrade's cycles in the hours only it trades (08:00-08:40, 15:40-19:50 and its close at
+    # 20:00: 32 on an ordinary day, 27 without a pre-market), each over the members Nextrade
+    # trades: about half the universe (Nextrade lists the largest names).
     nxt_members = nxt.get("members_max", 0)
     expect(members // 5 <= nxt_members <= members * 3 // 4, f"track_a NXT members: {nxt}")
     cut_nxt = len(cut) - len(cut_krx)
+    nxt_scheduled = nxt.get("scheduled", 0)
     expect(
-        nxt.get("cycles") == 32 and nxt.get("complete") == 32 - cut_nxt,
+        nxt_scheduled >= 25
+        and nxt.get("cycles") == nxt_scheduled
+        and nxt.get("complete") == nxt_scheduled - cut_nxt,
         f"track_a NXT cycles: {nxt}",
     )
     expect(
-        nxt.get("snapshots", 0) >= (32 - cut_nxt) * nxt_members,
+        nxt.get("snapshots", 0) >= (nxt_scheduled - cut_nxt) * nxt_members,
         f"track_a NXT snapshots: {nxt.get('snapshots')}",
     )
     expect("rate_limit_errors" in a, "track_a.rate_limit_errors is missing")
@@ -126,18 +134,16 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     expect(set(venues) == {"KRX", "NXT"}, f"track_b streamed not both venues: {venues}")
     for venue, (stored, sent) in venues.items():
         expect(0 < stored <= sent, f"track_b {venue}: {stored} ticks stored of {sent} sent")
-    # Nextrade's names stream its pre-market, and keep Nextrade's feed after 15:00, through
-    # its after-market
+    # Nextrade's names stream its pre-market (where the day has one: not the year's first
+    # session), and keep Nextrade's feed after 15:00, through its after-market
+    pre_market = ("NXT pre_market",) if "pre_market" in summary["sessions"]["NXT"] else ()
     sessions = b.get("ticks_by_session", {})
     # ... and KRX's names its after-market, 16:00-20:00; Nextrade's 종가매매 (15:30-16:00, at
     # KRX's close) is stored as its records' code names it
-    for session in (
-        "NXT pre_market",
-        "NXT after_market",
-        "KRX after_market",
-        "NXT off_hours_close",
-    ):
+    for session in (*pre_market, "NXT after_market", "KRX after_market", "NXT off_hours_close"):
         expect(sessions.get(session, 0) > 0, f"no {session} ticks: {sessions}")
+    if not pre_market:
+        expect("NXT pre_market" not in sessions, f"pre-market ticks on a day without: {sessions}")
     # Each trade's MARKET_CLS_CODE names the session the venues' hours say
     expect(b.get("session_disagreements", -1) == 0, f"session codes disagree: {b}")
     # Mid-point trades print between two ticks on both venues: stored, none refused for it
@@ -173,7 +179,7 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     sessions_watched = (
         "KRX regular",
         "KRX closing_auction",  # to KRX's 15:30 match
-        "NXT pre_market",
+        *pre_market,
         "NXT regular",
         "NXT after_market",
         "KRX after_market",

@@ -32,10 +32,12 @@ import msgspec
 import psutil
 from sqlalchemy import Connection, Engine, Row, text
 
+from harness.sim.hours import krx_day
 from observer.calendar.clock import SimulatedClock, now_utc
 from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
+from observer.calendar.venues import venues_from
 from observer.config.load import default_config_path, load_settings
 from observer.config.tree import Settings
 from observer.config.workers import EtfSettings
@@ -56,6 +58,7 @@ from observer.runtime import poll_until
 from observer.supervisor.control import request
 from observer.supervisor.replacements import CAUSES
 from workers.gap_recovery.verify import day_stream_ends
+from workers.track_a.schedule import cycles_of
 from workers.track_b.session_codes import SESSION_DISAGREES
 
 __all__ = [
@@ -242,8 +245,14 @@ class CpuMeter:
 
 
 def default_day(calendar: TradingCalendar, today: date) -> date:
-    """The latest KRX session on or before ``today``."""
-    return today if calendar.is_session(today) else calendar.previous_session(today)
+    """The latest KRX session on or before ``today`` that the simulator trades as the table says.
+
+    Not the CSAT day (`harness.sim.hours.KrxDay.as_table`).
+    """
+    day = today if calendar.is_session(today) else calendar.previous_session(today)
+    while not krx_day(day).as_table:
+        day = calendar.previous_session(day)
+    return day
 
 
 def _hhmm(value: str) -> clock_time:
@@ -366,6 +375,11 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     day = options.day or default_day(calendar, date.today())
     if not calendar.is_session(day):
         raise DemoError(f"{day} is not a KRX trading day")
+    if not krx_day(day).as_table:
+        raise DemoError(
+            f"{day} closes late (the CSAT day): the simulator does not trade its hours; "
+            "pick another --day"
+        )
     begin = datetime.combine(day, _hhmm(options.start), tzinfo=KST)
     end = datetime.combine(day, _hhmm(options.until), tzinfo=KST)
     if end <= begin:
@@ -448,9 +462,36 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
         gateway = httpx.get(sim_url + "/_sim/stats", timeout=10).json()
     summary = _summary(day, speeds, url, final, time.monotonic() - started, state, gateway)
     summary["journal"] = _journal(data / "journal", day)
+    _as_scheduled(summary, settings, day, begin, end)
     # Always on disk, for scripts (and CI) that ran the demo without --json.
     write_private(data / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     return summary
+
+
+def _as_scheduled(
+    summary: dict[str, Any], settings: Settings, day: date, begin: datetime, end: datetime
+) -> None:
+    """What the day was due to hold, beside what it held: its sessions, Track A's cycles.
+
+    ``sessions``: each venue's on ``day`` as the observer's table has them (the year's first
+    session has no Nextrade pre-market); each ``track_a.by_venue`` entry's ``scheduled``: the
+    cycles due within the demo's window.
+    """
+    timeline = timeline_from(settings.phases, settings.calendar)
+    venues = venues_from(settings.venues, timeline)
+    summary["sessions"] = {
+        venue: sorted({span.session for _, _, span in venues.spans(venue, day)})
+        for venue in ("KRX", "NXT")
+    }
+    config = settings.track_a
+    due = cycles_of(
+        timeline, day, config.interval_min, config.closing_cycle, venues, nextrade=config.nextrade
+    )
+    by_venue = summary["track_a"]["by_venue"]
+    for cycle in due:
+        if begin <= cycle.scheduled and cycle.deadline <= end:
+            counts = by_venue.setdefault(cycle.venue, {"cycles": 0, "complete": 0})
+            counts["scheduled"] = counts.get("scheduled", 0) + 1
 
 
 def _notify_env(urls: tuple[str, ...]) -> dict[str, str] | None:

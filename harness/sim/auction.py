@@ -1,16 +1,15 @@
 """The simulator's expected matches through the auctions (H0STANC0, H0NXANC0, H0UNANC0).
 
-KRX's opening auction (08:30-09:00, HOUR_CLS_CODE ``B``) and closing auction (15:20-15:30,
-``A``): a record every `EVERY_S` seconds, in H0STCNT0's first 45 fields as KIS's example
-fills them (the expected price in STCK_PRPR, the expected quantity in CNTG_VOL and ACML_VOL,
-the day's high, low and counts zero). The expected price moves from where the auction
-starts (the previous close; the last trade before 15:20) to the match the day's bars print
-(their open; their close), which it reaches at four fifths of the auction, with a wiggle of
-a few price units that narrows to none; the quantity grows toward the match's. The combined
-feed's records are KRX's. Nextrade's after-market opening auction (15:30-15:40,
-`harness.sim.nextrade.AFTER_AUCTION`) sends H0NXANC0 the same way for a name it trades, from
-KRX's close to its 15:40 match; KIS documents no hour class for it: ``B`` here, as an
-opening's.
+KRX's opening auction (08:30-09:00, HOUR_CLS_CODE ``B``; later on a day that opens late) and
+closing auction (15:20-15:30, ``A``): a record every `EVERY_S` seconds, in H0STCNT0's first 45
+fields as KIS's example fills them (the expected price in STCK_PRPR, the expected quantity in
+CNTG_VOL and ACML_VOL, the day's high, low and counts zero). The expected price moves from where
+the auction starts (the previous close; the last trade before 15:20) to the match the day's bars
+print (their open; their close), which it reaches at four fifths of the auction, with a wiggle of a
+few price units that narrows to none; the quantity grows toward the match's. The combined feed's
+records are KRX's. Nextrade's after-market opening auction (15:30-15:40,
+`harness.sim.nextrade.AFTER_AUCTION`) sends H0NXANC0 the same way for a name it trades, from KRX's
+close to its 15:40 match; KIS documents no hour class for it: ``B`` here, as an opening's.
 """
 
 from __future__ import annotations
@@ -32,10 +31,12 @@ FIELDS = 45  # H0STANC0's 2026-05 record
 EVERY_S = 10
 _WIGGLE_UNITS = 3
 _SETTLES = 1.25  # the expected price reaches the match at 80 % of the auction
-# (start, end, HOUR_CLS_CODE, the bar whose open or close is the match, match at its open)
+# (start, end, HOUR_CLS_CODE, match at the open): the opening's at its first traded bar's open
+# (an hour later on a day that opens late: `harness.sim.hours.KrxDay`), the closing's at the
+# last bar's close
 _AUCTIONS = (
-    (time(8, 30), time(9, 0), "B", 0, True),
-    (time(15, 20), time(15, 30), "A", -1, False),
+    (time(8, 30), time(9, 0), "B", True),
+    (time(15, 20), time(15, 30), "A", False),
 )
 
 
@@ -60,9 +61,11 @@ def expected_records(
         opens, closes = (_at(day, second) for second in AFTER_AUCTION)
         auction = _Auction(opens, closes, int(path.close[-1]), *matched, "B")
         return _path(symbol, day, auction, path.prev_close, start, end)
-    for first, last, hour_class, bar, at_open in _AUCTIONS:
-        opens = datetime.combine(day, first, KST)
-        closes = datetime.combine(day, last, KST)
+    for first, last, hour_class, at_open in _AUCTIONS:
+        moved = path.morning if at_open else timedelta(0)
+        opens = datetime.combine(day, first, KST) + moved
+        closes = datetime.combine(day, last, KST) + moved
+        bar = path.first if at_open else -1
         match = int(path.open[bar]) if at_open else int(path.close[bar])
         origin = path.prev_close if at_open else int(path.close[CLOSING_AUCTION_FROM - 1])
         auction = _Auction(opens, closes, origin, match, int(path.volume[bar]), hour_class)

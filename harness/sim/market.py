@@ -22,17 +22,21 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import numpy as np
 
+from harness.sim.hours import OPEN_MINUTE, KrxDay, krx_day
 from harness.sim.listings import Listing, Overseas, draw_listings, draw_overseas
 from harness.sim.nextrade import (
     KRX_AFTER_MARKET_FROM,
     KRX_AFTER_SPAN,
     NXT_AFTER_FROM_S,
     NXT_ETFS_FROM,
+    NXT_SPANS,
     DayTrades,
+    NxtSpan,
     draw_closing_price_day,
     draw_krx_after_day,
     draw_nxt_day,
     merged,
+    nxt_spans,
 )
 from harness.sim.paths import BARS_PER_DAY, Paths, draw_paths
 from harness.sim.price_units import (
@@ -79,6 +83,7 @@ _VI_DAY_FROM, _VI_DAY_MINUTES = time(10), 300
 _VI_EVENING_MINUTES = (KRX_AFTER_SPAN.end_s - KRX_AFTER_SPAN.start_s) // 60 - _VI_MINUTES
 # Nextrade's static VIs, from the notice of 2026-09-14 (kis-market-2026-09.md §3): none before
 NXT_VIS_FROM = date(2026, 9, 14)
+_ORDINARY_DAY = KrxDay(0)  # with `Market.late_days` off
 
 
 def _seed(*parts: object) -> int:
@@ -113,6 +118,12 @@ class DayPath:
     value_to: np.ndarray
     high_to: np.ndarray
     low_to: np.ndarray
+    first: int = 0  # the first bar that trades (`harness.sim.hours.KrxDay`)
+
+    @property
+    def morning(self) -> timedelta:
+        """How far the day's opening, and its morning auction, moved from 09:00."""
+        return timedelta(minutes=self.first)
 
     @property
     def day_open(self) -> int:
@@ -126,9 +137,8 @@ class DayPath:
 
     def bar_start(self, index: int) -> datetime:
         """The KST start of bar ``index``."""
-        return datetime(self.day.year, self.day.month, self.day.day, 9, 0, tzinfo=KST) + timedelta(
-            minutes=index
-        )
+        midnight = datetime(self.day.year, self.day.month, self.day.day, tzinfo=KST)
+        return midnight + timedelta(minutes=OPEN_MINUTE + index)
 
 
 class Market:
@@ -177,6 +187,7 @@ class Market:
         nxt_closing_price: bool = True,
         nxt_etfs: bool = True,
         krx_after_market_vis: bool = True,
+        late_days: bool = True,
     ) -> None:
         self.seed = seed
         self.calendar = calendar
@@ -185,6 +196,7 @@ class Market:
         self.nxt_closing_price = nxt_closing_price
         self.nxt_etfs = nxt_etfs
         self.krx_after_market_vis = krx_after_market_vis
+        self.late_days = late_days
         rng = np.random.default_rng(_seed(seed, "listings"))
         self.listings = draw_listings(rng, stocks=stocks, etfs=etfs)
         self._overseas_from = rng.bit_generator.state  # where `overseas` goes on drawing
@@ -200,6 +212,20 @@ class Market:
         rng = np.random.default_rng()
         rng.bit_generator.state = self._overseas_from
         return draw_overseas(rng)
+
+    def krx_day(self, day: date) -> KrxDay:
+        """KRX's regular session on ``day``: the table's (`harness.sim.hours.krx_day`).
+
+        An ordinary day's with ``late_days`` off (the other way: a market that kept its hours).
+        """
+        return krx_day(day) if self.late_days else _ORDINARY_DAY
+
+    def nxt_spans(self, day: date) -> tuple[NxtSpan, ...]:
+        """Nextrade's sessions on ``day`` (`harness.sim.nextrade.nxt_spans`).
+
+        An ordinary day's with ``late_days`` off.
+        """
+        return nxt_spans(day) if self.late_days else NXT_SPANS
 
     def nxt_eligible(self, day: date) -> frozenset[str]:
         """The names Nextrade trades on ``day``: its quarter's selection.
@@ -309,6 +335,7 @@ class Market:
                 value_to[i],
                 high_to[i],
                 low_to[i],
+                self.krx_day(day).first,
             )
             for i, day in enumerate(days)
         ]
@@ -321,7 +348,8 @@ class Market:
         ]
         closes = [self.close(symbol, day) for day in days]
         seeds = [_seed(self.seed, symbol, day.isoformat()) for day in days]
-        return prev, draw_paths(listing, days, prev, closes, seeds)
+        firsts = [self.krx_day(day).first for day in days]
+        return prev, draw_paths(listing, days, prev, closes, seeds, firsts)
 
     def daily_bar(self, symbol: str, day: date) -> DayBar:
         """Session ``day`` of ``symbol`` summed up, as its path has it (KeyError: unknown).
@@ -435,6 +463,7 @@ class Market:
         share = self.mid_points if day >= MID_POINTS_FROM else 0.0
         drawn = draw_nxt_day(
             rng,
+            self.nxt_spans(day),
             *(path.trades, path.volume, path.low, path.high, path.prev_close, path.day_close),
             mid_point_share=share,
         )
@@ -614,11 +643,13 @@ def _regular_quote(market: Market, symbol: str, now: datetime) -> Quote:
     """`quote_at` of KRX's regular session alone (to its 15:30 match)."""
     day = now.date()
     path = market.day_path(symbol, day)
-    minute = (now.hour * 60 + now.minute) - 9 * 60
-    if minute < 0:
+    minute = (now.hour * 60 + now.minute) - OPEN_MINUTE
+    if minute < path.first:  # before the opening's match
         close = path.prev_close
         return Quote(close, 0, 0, 0, 0, 0, close, None)
     full = min(minute, BARS_PER_DAY)
+    if full <= path.first:  # no bar traded yet: the opening's runs
+        full = 0
     volume = int(path.volume_to[full - 1]) if full else 0
     value = bars_value(path, full)
     prices_high = [int(path.high_to[full - 1])] if full else []

@@ -10,10 +10,11 @@ day's program buying and selling so far a fixed share of the volume.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time, timedelta
 
 from harness.sim.config import Faults
 from harness.sim.market import KST, Market
+from harness.sim.nextrade import AFTER_AUCTION
 from harness.sim.protocol import NS
 
 __all__ = [
@@ -28,22 +29,18 @@ __all__ = [
 STATUSES = frozenset({"H0STMKO0", "H0NXMKO0"})
 PROGRAMS = frozenset({"H0STPGM0", "H0NXPGM0", "H0UNPGM0"})
 
-# (time, MKOP_CLS_CODE, ANTC_MKOP_CLS_CODE): 311 the opening auction's expected prices start,
-# 112 the open, 121 the closing auction, 129 the close.
+# (time, MKOP_CLS_CODE, ANTC_MKOP_CLS_CODE, with the opening): 311 the opening auction's
+# expected prices start, 112 the open (both later on a day that opens late), 121 the closing
+# auction, 129 the close.
 _KRX_EVENTS = (
-    (time(8, 30), "", "311"),
-    (time(9, 0), "112", "112"),
-    (time(15, 20), "121", "121"),
-    (time(15, 30), "129", "129"),
+    (time(8, 30), "", "311", True),
+    (time(9, 0), "112", "112", True),
+    (time(15, 20), "121", "121", False),
+    (time(15, 30), "129", "129", False),
 )
-_NXT_EVENTS = (
-    (time(8, 0), "130", ""),
-    (time(8, 50), "139", ""),
-    (time(9, 0, 30), "112", ""),
-    (time(15, 20), "129", ""),
-    (time(15, 40), "150", ""),
-    (time(20, 0), "159", ""),
-)
+# Nextrade's by its session code: (MKOP_CLS_CODE at its start, at its end): 130/139 the
+# pre-market, 112/129 the main session, 150/159 the after-market (150 at its auction's match).
+_NXT_EVENTS = {"1": ("130", "139"), "2": ("112", "129"), "3": ("150", "159")}
 PROGRAM_SELL_PCT, PROGRAM_BUY_PCT = 7, 6  # of the day's volume so far
 
 
@@ -59,8 +56,9 @@ def status_records(
     exchange = "1" if krx else "2"
     events: list[tuple[datetime, str]] = []
     halted = faults.halts.get(symbol)
-    for at, operation, expected in _KRX_EVENTS if krx else _NXT_EVENTS:
-        when = datetime.combine(day, at, KST)
+    for when, operation, expected in (
+        _krx_events(market, symbol, day) if krx else _nxt_events(market, day)
+    ):
         record = _status(symbol, _halted(halted, when), operation, expected, exchange=exchange)
         events.append((when, record))
     if halted is not None:
@@ -72,6 +70,27 @@ def status_records(
             record = _status(symbol, _halted(halted, when), vi=applies, exchange=exchange)
             events.append((when, record))
     return [record for when, record in sorted(events) if start < when <= end]
+
+
+def _krx_events(market: Market, symbol: str, day: date) -> list[tuple[datetime, str, str]]:
+    """KRX's session events of ``day``: (when, MKOP_CLS_CODE, ANTC_MKOP_CLS_CODE)."""
+    morning = market.day_path(symbol, day).morning
+    return [
+        (datetime.combine(day, at, KST) + (morning if opening else timedelta(0)), op, expected)
+        for at, op, expected, opening in _KRX_EVENTS
+    ]
+
+
+def _nxt_events(market: Market, day: date) -> list[tuple[datetime, str, str]]:
+    """Nextrade's session events of ``day`` (`Market.nxt_spans`), as KRX's."""
+    midnight = datetime.combine(day, time(), KST)
+    events = []
+    for span in market.nxt_spans(day):
+        opened, closed = _NXT_EVENTS[span.market_code]
+        start = AFTER_AUCTION[1] if span.market_code == "3" else span.start_s
+        events.append((midnight + timedelta(seconds=start), opened, ""))
+        events.append((midnight + timedelta(seconds=span.end_s), closed, ""))
+    return events
 
 
 def _halted(window: tuple[int, int] | None, when: datetime) -> bool:

@@ -31,12 +31,14 @@ into the auction's match (`draw_closing_price_day`, `merged`). Its records' sess
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.sim.hours import OPEN_MINUTE, krx_day, spans
 from harness.sim.paths import BARS_PER_DAY
 from harness.sim.price_units import mid_points, price_limits, round_ticks, tick_size
 from observer.calendar.settings import (
@@ -71,6 +73,7 @@ __all__ = [
     "krx_regular_trades",
     "krx_trades",
     "merged",
+    "nxt_spans",
     "span_at",
     "venue_trades",
 ]
@@ -78,7 +81,6 @@ __all__ = [
 MAIN_SHARE = 0.4  # of KRX's trades in the same minute
 OFF_HOURS_SHARE = 0.05  # of the name's mean KRX trades a minute
 _BAND_UNITS = 3  # off KRX's regular hours, prices within this many price units of the reference
-_KRX_OPEN_MINUTE = 9 * 60
 _KST = timezone(timedelta(hours=9))
 _NS = 1_000_000_000
 
@@ -117,6 +119,7 @@ _PRE, _MAIN, _AUCTION, _AFTER = (
     for session in ("pre_market", "regular", "opening_auction", "after_market")
 )
 # The 2026-09 codes of Nextrade's sessions; its after-market's one from its opening auction.
+_CODES = {"pre_market": "1", "regular": "2", "opening_auction": "3", "after_market": "3"}
 NXT_SPANS: tuple[NxtSpan, ...] = (
     NxtSpan(*_PRE, "1"),
     NxtSpan(*_MAIN, "2"),
@@ -139,9 +142,32 @@ KRX_AFTER_SPAN = NxtSpan(*_seconds(_ordinary(KRX_HOURS, "after_market")), "3")
 CLOSING_PRICE_SPAN = NxtSpan(*_seconds(_CLOSING_PRICE), "5")
 
 
-def span_at(second_of_day: float) -> NxtSpan | None:
-    """The Nextrade session open at ``second_of_day`` (KST), or None."""
-    for span in NXT_SPANS:
+@functools.cache
+def nxt_spans(day: date) -> tuple[NxtSpan, ...]:
+    """Nextrade's sessions on ``day``, as the table has them (`harness.sim.hours.spans`).
+
+    Its days of other hours too; an ordinary day's where KRX's is drawn at ordinary hours.
+    """
+    if not krx_day(day).as_table:
+        return NXT_SPANS
+    found: list[NxtSpan] = []
+    for start, end, session in spans("NXT", day):
+        start_s, end_s = _of_instant(start), _of_instant(end)
+        if session == "after_market" and found and found[-1].market_code == "3":
+            found[-1] = NxtSpan(found[-1].start_s, end_s, "3")  # from its opening auction
+            continue
+        found.append(NxtSpan(start_s, end_s, _CODES[session]))
+    return tuple(found)
+
+
+def _of_instant(at: datetime) -> int:
+    """Seconds of the KST day at ``at``."""
+    return at.hour * 3600 + at.minute * 60 + at.second
+
+
+def span_at(second_of_day: float, day_spans: tuple[NxtSpan, ...] = NXT_SPANS) -> NxtSpan | None:
+    """The Nextrade session open at ``second_of_day`` (KST) among ``day_spans``, or None."""
+    for span in day_spans:
         if span.start_s <= second_of_day < span.end_s:
             return span
     return None
@@ -224,13 +250,18 @@ def _grid(spans: tuple[NxtSpan, ...]) -> _Grid:
     return _Grid(np.array(minutes), np.array(codes), np.array(starts, float), np.array(ends, float))
 
 
-_NXT_GRID = _grid(NXT_SPANS)
+@functools.cache
+def _nxt_grid(day_spans: tuple[NxtSpan, ...]) -> _Grid:
+    return _grid(day_spans)
+
+
 _KRX_AFTER_GRID = _grid((KRX_AFTER_SPAN,))
 _CLOSING_PRICE_GRID = _grid((CLOSING_PRICE_SPAN,))
 
 
 def draw_nxt_day(
     rng: np.random.Generator,
+    day_spans: tuple[NxtSpan, ...],
     trades: np.ndarray,
     volume: np.ndarray,
     low: np.ndarray,
@@ -241,15 +272,15 @@ def draw_nxt_day(
 ) -> DayTrades:
     """Nextrade's trades of a day, every session's at once (one generator, vectorised).
 
-    ``trades``, ``volume``, ``low`` and ``high`` are KRX's 391 bars of the day. A main-session
-    minute trades binomially `MAIN_SHARE` of KRX's bar's trades within its low and high, at
-    KRX's mean size; a minute outside KRX's hours a Poisson `OFF_HOURS_SHARE` of the name's
-    mean minute within `_BAND_UNITS` price units of the previous close (before 09:00) or the
-    day's close (after), at the day's mean size. ``mid_point_share`` of them print at a
-    mid-point (`mid_points`).
+    In its sessions of that day, ``day_spans`` (`nxt_spans`). ``trades``, ``volume``, ``low``
+    and ``high`` are KRX's 391 bars of the day. A main-session minute trades binomially
+    `MAIN_SHARE` of KRX's bar's trades within its low and high, at KRX's mean size; a minute
+    outside KRX's hours a Poisson `OFF_HOURS_SHARE` of the name's mean minute within
+    `_BAND_UNITS` price units of the previous close (before 09:00) or the day's close (after),
+    at the day's mean size. ``mid_point_share`` of them print at a mid-point (`mid_points`).
     """
-    grid = _NXT_GRID
-    index = grid.minute - _KRX_OPEN_MINUTE
+    grid = _nxt_grid(day_spans)
+    index = grid.minute - OPEN_MINUTE
     main = (grid.code == "2") & (index >= 0) & (index < BARS_PER_DAY)
     bar = np.clip(index, 0, BARS_PER_DAY - 1)
     krx_trades = trades.astype(np.int64)[bar]
@@ -416,7 +447,7 @@ def krx_trades(
     Its regular session's (`krx_regular_trades`), else its after-market's (`krx_after_trades`)
     unless ``krx_after_market`` is False. (seconds into the minute, price, quantity) each.
     """
-    index = minute - _KRX_OPEN_MINUTE
+    index = minute - OPEN_MINUTE
     if 0 <= index < BARS_PER_DAY:
         regular = krx_regular_trades(market, faults, symbol, day, index)
         return [(second, price, qty) for second, price, qty, _ in regular]
@@ -434,7 +465,8 @@ def krx_regular_trades(
     withheld record (`TickLoss.withholds`) and an unsent trade (`SimConfig.volume_chain`) are
     told by.
     """
-    bar = datetime(day.year, day.month, day.day, 9, tzinfo=_KST) + timedelta(minutes=index)
+    midnight = datetime(day.year, day.month, day.day, tzinfo=_KST)
+    bar = midnight + timedelta(minutes=OPEN_MINUTE + index)
     if f"{bar:%H%M}" in faults.no_trades.get(symbol, set()):
         return []
     ticks = market.ticks(symbol, day, index)

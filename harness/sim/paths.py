@@ -7,7 +7,9 @@ overhead, in a batch a tenth of that: a year of daily bars for a thousand ETFs t
 
 KRX's closing auction takes orders from 15:20 and matches them at one price at 15:30: the bars
 of 15:20-15:29 trade nothing (at the last price before it), and the 15:30 bar is the match, one
-trade of their volume and its own at the day's close (`CLOSING_AUCTION_FROM`).
+trade of their volume and its own at the day's close (`CLOSING_AUCTION_FROM`). A day that opens
+late (`harness.sim.hours.KrxDay.first`) trades nothing before its opening bar: those bars stand
+at its opening price, their volume never traded.
 """
 
 from __future__ import annotations
@@ -52,12 +54,14 @@ def draw_paths(
     prev_closes: Sequence[int],
     closes: Sequence[int],
     seed_of: Sequence[int],
+    firsts: Sequence[int] | None = None,
 ) -> Paths:
     """The minute paths of ``days`` (each bridged from its previous close to its close).
 
     ``seed_of[i]`` seeds day ``i``'s generator: a U-shaped intraday volume profile and
     log-normal returns; on some days a volume surge, a trade-velocity burst or a volatility
-    spike makes the triggers fire.
+    spike makes the triggers fire. ``firsts[i]``: day ``i``'s first bar that trades (0 if
+    not given).
     """
     count = len(days)
     sigma = listing.volatility / math.sqrt(BARS_PER_DAY)
@@ -107,7 +111,22 @@ def draw_paths(
     h = np.asarray(np.where(few, top, h), dtype=np.int64)
     low = np.asarray(np.where(few, bottom, low), dtype=np.int64)
     o = np.asarray(np.where(trades == 1, c, o), dtype=np.int64)
-    return _closing_auction(Paths(o, h, low, c, volume, trades))
+    drawn = _closing_auction(Paths(o, h, low, c, volume, trades))
+    return _late_open(drawn, firsts) if firsts is not None and any(firsts) else drawn
+
+
+def _late_open(p: Paths, firsts: Sequence[int]) -> Paths:
+    """``p`` with each day's bars before ``firsts[i]`` untraded, at that bar's open.
+
+    Drawn as a whole day first, so that every bar from the opening on stays as drawn.
+    """
+    o, h, low, c = (a.copy() for a in (p.open, p.high, p.low, p.close))
+    volume, trades = p.volume.copy(), p.trades.copy()
+    for i, first in enumerate(firsts):
+        volume[i, :first], trades[i, :first] = 0, 0
+        for prices in (o, h, low, c):
+            prices[i, :first] = p.open[i, first]
+    return Paths(o, h, low, c, volume, trades)
 
 
 def _closing_auction(p: Paths) -> Paths:

@@ -26,6 +26,7 @@ from harness.sim.etf import (
 )
 from harness.sim.flows import investor_rows, program_rows, vi_rows
 from harness.sim.gateway import Gateway
+from harness.sim.hours import OPEN_MINUTE
 from harness.sim.market import (
     BARS_PER_DAY,
     KST,
@@ -370,12 +371,12 @@ class Quotes:
         now = self._now()
         last = BARS_PER_DAY - 1
         if day == now.date():
-            last = min(last, now.hour * 60 + now.minute - 9 * 60)
+            last = min(last, now.hour * 60 + now.minute - OPEN_MINUTE)
         # Labelled by its end (SimConfig.bar_label), the bar of a minute names the next one:
         # the newest bar at or before ``until`` is the minute before it.
         late = 1 if self.gateway.config.bar_label == "end" else 0
         asked = int(until[:2]) * 60 + int(until[2:4]) - late
-        upto = min(last, asked - 9 * 60)
+        upto = min(last, asked - OPEN_MINUTE)
         rows: list[dict[str, str]] = []
         if self._after_market_bars():
             rows = self._after_bar_rows(symbol, day, asked, limit, late)

@@ -35,6 +35,7 @@ from harness.sim.auction import EXPECTED, expected_records
 from harness.sim.brokers import BROKER_FEEDS, broker_record
 from harness.sim.config import SimConfig, TickLoss
 from harness.sim.gateway import Gateway
+from harness.sim.hours import OPEN_MINUTE
 from harness.sim.market import BARS_PER_DAY, KST, Market, Tick, quote_at, tick_size
 from harness.sim.market_status import PROGRAMS, STATUSES, program_record, status_records
 from harness.sim.nextrade import (
@@ -456,8 +457,8 @@ class Realtime:
     ) -> list[str]:
         """KRX's regular session's records of ``symbol`` in (start, end] (to 15:30)."""
         day = end.date()
-        first = max(0, (start.hour * 60 + start.minute) - 9 * 60)
-        last = min(BARS_PER_DAY - 1, (end.hour * 60 + end.minute) - 9 * 60)
+        first = max(0, (start.hour * 60 + start.minute) - OPEN_MINUTE)
+        last = min(BARS_PER_DAY - 1, (end.hour * 60 + end.minute) - OPEN_MINUTE)
         if last < 0 or first >= BARS_PER_DAY:
             return []
         running = self._krx_running(tr_id, symbol, start, state)
@@ -617,7 +618,7 @@ class Realtime:
                 elif (second, price, qty) in krx:
                     code = krx[second, price, qty]
                 else:
-                    span = span_at(minute * 60 + second)
+                    span = span_at(minute * 60 + second, self.market.nxt_spans(day))
                     code = span.market_code if span else "2"
                 records.append(record + self._tail(tr_id, price, code))
         return records

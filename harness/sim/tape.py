@@ -25,6 +25,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from harness.sim.config import Faults, SimConfig
+from harness.sim.hours import OPEN_MINUTE
 from harness.sim.market import BARS_PER_DAY, KST, Market
 from harness.sim.nextrade import (
     KRX_AFTER_SPAN,
@@ -39,7 +40,6 @@ __all__ = ["UNSENT", "Print", "Venue", "prints_before", "unsent", "volume_to"]
 Venue = Literal["J", "NX", "UN"]
 
 UNSENT = 100  # shares of a trade KRX's ACML_VOL counts and its feed never sends (`unsent`)
-_KRX_OPEN = 9 * 60  # KRX's first minute (its regular session's bar 0), minutes of the KST day
 _NXT_OPEN = 8 * 60  # Nextrade's (its pre-market)
 _DAY_END = KRX_AFTER_SPAN.end_s // 60  # 20:00: no venue trades from then on
 
@@ -88,7 +88,7 @@ def prints_before(
     """
     if venue == "NX" and not _nxt_trades(market, faults, symbol, day):
         return []  # a day Nextrade does not trade the name: nothing to walk back through
-    first = _KRX_OPEN if venue == "J" else _NXT_OPEN
+    first = OPEN_MINUTE if venue == "J" else _NXT_OPEN
     minute = min((below - 1) // 60, int(now_s) // 60, _DAY_END - 1)
     walked: list[list[tuple[int, int, int]]] = []  # each minute's (stamp, price, qty), newest first
     count, stamps = 0, set[int]()
@@ -134,7 +134,7 @@ def minute_trades(
     after_market = config.krx_after_market
     if venue != "J":
         return venue_trades(market, faults, symbol, day, minute, venue == "UN", after_market)
-    index = minute - _KRX_OPEN
+    index = minute - OPEN_MINUTE
     if not 0 <= index < BARS_PER_DAY:
         return krx_after_trades(market, faults, symbol, day, minute) if after_market else []
     trades: list[tuple[float, int, int]] = []
@@ -161,7 +161,7 @@ def volume_before(
     volume = 0
     if venue != "NX":
         beyond = config.volume_chain if venue == "J" else "exact"
-        volume += _krx_regular_before(market, faults, symbol, day, minute - _KRX_OPEN, beyond)
+        volume += _krx_regular_before(market, faults, symbol, day, minute - OPEN_MINUTE, beyond)
         if config.krx_after_market and minute > KRX_AFTER_SPAN.start_s // 60:
             volume += _krx_after_before(market, faults, symbol, day, minute)
     if venue != "J":
@@ -218,7 +218,7 @@ def _krx_regular_before(
     # the ticks nth 5, 15, ... of each bar: (trades + 4) // 10 of them
     volume = UNSENT * int(((path.trades[:index] + 4) // 10).sum()) if beyond else 0
     volume += int(path.volume_to[index - 1])
-    for bar in _touched(faults, symbol, day, _KRX_OPEN, index):
+    for bar in _touched(faults, symbol, day, OPEN_MINUTE, index):
         # a bar a fault touched: less what the feed does not print of it
         drawn = int(path.volume[bar])
         drawn += UNSENT * ((int(path.trades[bar]) + 4) // 10) if beyond else 0

@@ -12,6 +12,7 @@ from bus.events import TradingSession
 from observer.setting_types import ClockTime, Strict
 
 __all__ = [
+    "LATE_DAYS",
     "CalendarSettings",
     "LateDay",
     "PhaseSettings",
@@ -45,12 +46,20 @@ class LateDay(Strict, frozen=True):
     close_minutes: int | None = None  # its close (track_a_closing on): the year's first, 0
 
 
+# KRX's days of other hours (Nextrade's own are `NXT_HOURS.days`): the CSAT day opens and
+# closes an hour late (10:00-16:30), the year's first session opens late (10:00-15:30).
+LATE_DAYS = (
+    LateDay(day=date(2026, 11, 19), minutes=60),
+    LateDay(day=date(2027, 1, 4), minutes=60, close_minutes=0),
+)
+
+
 class CalendarSettings(Strict, frozen=True):
     """Corrections to exchange_calendars' XKRX."""
 
     extra_closed: tuple[date, ...] = (date(2026, 6, 3),)
     extra_open: tuple[date, ...] = ()
-    late_days: tuple[LateDay, ...] = ()
+    late_days: tuple[LateDay, ...] = LATE_DAYS
 
 
 class SpanSettings(Strict, frozen=True):

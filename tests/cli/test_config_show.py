@@ -88,9 +88,8 @@ def test_changed_lists_only_what_the_file_sets_apart_from_the_defaults(tmp_path:
 def test_the_shipped_file_s_changes_are_these() -> None:
     """What config/observer.toml changes: a list that grows only on purpose."""
     shipped = changes(settings_document(load_settings(SHIPPED)), settings_document(Settings()))
-    assert set(shipped) == {"kis", "calendar", "programs"}
+    assert set(shipped) == {"kis", "programs"}
     assert shipped["kis"] == {"token_issuer": "job"}  # the supervisor's token job issues
-    assert set(shipped["calendar"]) == {"late_days"}
 
 
 def test_a_bad_file_or_bad_options_exit_2_in_one_line(tmp_path: Path) -> None:

@@ -95,6 +95,16 @@ def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
             "state": "running",
             "replaced": NONE,
         }
+    # What the day was due to hold: each venue's sessions (the table's), and the cycles due
+    # by 09:45 (KRX's 09:00-09:30; Nextrade's pre-market 08:00-08:40)
+    assert summary["sessions"]["NXT"] == [
+        "after_market",
+        "opening_auction",
+        "pre_market",
+        "regular",
+    ]
+    due = {venue: each["scheduled"] for venue, each in summary["track_a"]["by_venue"].items()}
+    assert due == {"KRX": 4, "NXT": 5}
     track_a = summary["track_a"]
     # 09:00 to 09:30 complete; the 09:40 cycle may still run when the demo ends at 09:45.
     assert track_a["complete"] >= 4 and track_a["cycles"] - track_a["complete"] <= 1

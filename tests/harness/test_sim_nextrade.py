@@ -46,7 +46,7 @@ def test_a_day_s_trades_keep_to_nextrade_s_sessions_and_bounds(
     low = np.full(BARS_PER_DAY, level - 2 * unit)
     high = np.full(BARS_PER_DAY, level + 2 * unit)
     day_close = level + close_units * unit
-    day = draw_nxt_day(rng, trades, volume, low, high, level, day_close)
+    day = draw_nxt_day(rng, NXT_SPANS, trades, volume, low, high, level, day_close)
     assert len(day.at_s) == len(day.price) == len(day.qty)
     assert np.all(np.diff(day.at_s) >= 0) and np.all(day.qty >= 1)
     for at_s, price in zip(day.at_s.tolist(), day.price.tolist(), strict=True):
@@ -84,7 +84,7 @@ def test_the_main_session_trades_about_its_share_of_krx_s() -> None:
     rng = np.random.default_rng(7)
     trades = np.full(BARS_PER_DAY, 50)
     volume, low, high = trades * 100, np.full(BARS_PER_DAY, 9_990), np.full(BARS_PER_DAY, 10_010)
-    day = draw_nxt_day(rng, trades, volume, low, high, 10_000, 10_000)
+    day = draw_nxt_day(rng, NXT_SPANS, trades, volume, low, high, 10_000, 10_000)
     main = np.sum((day.at_s >= NXT_SPANS[1].start_s) & (day.at_s < NXT_SPANS[1].end_s))
     expected = MAIN_SHARE * 50 * (NXT_SPANS[1].end_s - NXT_SPANS[1].start_s) / 60
     assert abs(main - expected) < 0.05 * expected

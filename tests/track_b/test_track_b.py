@@ -56,8 +56,10 @@ def rows_once(url: str, sql: str, at_least: int, what: str, timeout_s: float = 1
     return wait_until(lambda: len(r := rows(url, sql)) >= at_least and r, timeout_s, what)
 
 
-def universe(symbols: Sequence[str], nxt: Collection[str] = ()) -> UniverseSnapshot:
-    """The day's universe of ``symbols``, the largest first; Nextrade trades ``nxt``."""
+def universe(
+    symbols: Sequence[str], nxt: Collection[str] = (), day: date = DAY
+) -> UniverseSnapshot:
+    """``day``'s universe of ``symbols``, the largest first; Nextrade trades ``nxt``."""
     members = tuple(
         UniverseMember(
             symbol=s,
@@ -73,7 +75,10 @@ def universe(symbols: Sequence[str], nxt: Collection[str] = ()) -> UniverseSnaps
         for n, s in enumerate(symbols, start=1)
     )
     return UniverseSnapshot(
-        trade_date=DAY, based_on=date(2026, 11, 19), min_prev_close=4000, members=members
+        trade_date=day,
+        based_on=MARKET.calendar.previous_session(day),
+        min_prev_close=4000,
+        members=members,
     )
 
 

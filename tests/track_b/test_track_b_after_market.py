@@ -57,14 +57,14 @@ START, FASTER = "15:18", "15:20"
 NS = 1_000_000_000
 
 
-def kst_ns(at: str) -> int:
-    clock = datetime.combine(DAY, datetime.strptime(at, "%H:%M:%S").time(), tzinfo=KST)
+def kst_ns(at: str, day: date = DAY) -> int:
+    clock = datetime.combine(day, datetime.strptime(at, "%H:%M:%S").time(), tzinfo=KST)
     return int(clock.timestamp()) * NS
 
 
-def publish_universe(writer: WriterProcess, outbox: Path) -> None:
+def publish_universe(writer: WriterProcess, outbox: Path, day: date = DAY) -> None:
     with Producer("universe", writer.ingest, outbox / "universe") as producer:
-        producer.send(universe(UNIVERSE, nxt=NXT))
+        producer.send(universe(UNIVERSE, nxt=NXT, day=day))
         assert producer.wait_acked(30)
 
 
@@ -103,30 +103,31 @@ def sim_day(
     track_b: str = "",
     config: SimConfig | None = None,
     slower: str | None = None,
+    day: date = DAY,
 ) -> Iterator[SimDay]:
-    """A `SimDay` from ``start`` (10x, 60x from ``faster``, 20x from ``slower``) with
-    Nextrade's hours ``venues``, ``registrations`` per account and ``track_b`` settings more,
-    the simulator's ``config``; everything stopped at the end."""
+    """A `SimDay` of ``day`` from ``start`` (10x, 60x from ``faster``, 20x from ``slower``)
+    with Nextrade's hours ``venues``, ``registrations`` per account and ``track_b`` settings
+    more, the simulator's ``config``; everything stopped at the end."""
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
-    begins = datetime.combine(DAY, datetime.strptime(start, "%H:%M").time(), tzinfo=KST)
+    begins = datetime.combine(day, datetime.strptime(start, "%H:%M").time(), tzinfo=KST)
     changes = tuple(
-        (datetime.combine(DAY, datetime.strptime(at, "%H:%M").time(), tzinfo=KST), speed)
+        (datetime.combine(day, datetime.strptime(at, "%H:%M").time(), tzinfo=KST), speed)
         for at, speed in ((faster, 60.0), (slower, 20.0))
         if at is not None
     )
     sim = SimThread(MARKET, begins, config or SimConfig(), speed=10, changes=changes)
-    day = SimDay(url, writer, sim, [], tmp_path / "track_b.log")
+    running = SimDay(url, writer, sim, [], tmp_path / "track_b.log")
     try:
         settings = (
             TRACK_B.replace("registrations = 3", f"registrations = {registrations}") + track_b
         )
         config = sim_accounts_config(tmp_path, sim, writer, settings + venues)
-        day.args = ["track-b", "run", "--config", str(config)]
-        publish_universe(writer, tmp_path / "outbox")
-        yield day
+        running.args = ["track-b", "run", "--config", str(config)]
+        publish_universe(writer, tmp_path / "outbox", day)
+        yield running
     finally:
-        shut_down(day.proc, writer, sim)
+        shut_down(running.proc, writer, sim)
 
 
 def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_boundaries(

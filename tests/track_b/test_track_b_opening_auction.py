@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ import pytest
 from tests.support import wait_until
 from tests.track_b.test_track_b import rows
 from tests.track_b.test_track_b_after_market import (
+    DAY,
     LONGER,
+    MARKET,
     NXT,
     UNIVERSE,
     VENUES,
@@ -21,6 +24,8 @@ from tests.track_b.test_track_b_after_market import (
 # Each test starts a worker a few wall seconds before the simulated boundary it is tested at:
 # at the lower priority, on a slow or loaded machine, it was not up in time (`timed`).
 pytestmark = pytest.mark.timed
+
+FIRST = date(2027, 1, 4)  # the year's first session: KRX from 10:00, Nextrade from 10:00:30
 
 
 def test_the_opening_auction_s_expected_matches_are_stored_and_released_after_the_match(
@@ -153,19 +158,29 @@ def test_through_nextrade_s_after_market_auction_its_program_trading_holds_its_e
         )
 
 
+@pytest.mark.parametrize(("day", "late"), [(DAY, 0), (FIRST, 1)], ids=["ordinary", "first_session"])
 def test_the_opening_auction_s_names_hold_their_trades_through_the_first_half_hour(
-    tmp_path: Path,
+    tmp_path: Path, day: date, late: int
 ) -> None:
     """08:57 at 10x, 60x from 09:00: after the 09:00 match (and 30 s) the auction's names
     hold their trade feeds, KRX's and Nextrade's, until full operation at 09:30, where the
     slots take over. Every trade sent is stored, each minute of the half hour has the
-    names' trades on both venues, labelled regular, and no slot is placed before 09:30."""
+    names' trades on both venues, labelled regular, and no slot is placed before 09:30.
+    On the year's first session (the observer's table and the simulator's) all of it
+    ``late`` hours later: KRX's match at 10:00, Nextrade from 10:00:30 without a pre-market."""
+
+    def at(text: str) -> int:  # an ordinary day's time of ``day``, as late as its opening
+        hours, rest = text.split(":", 1)
+        return kst_ns(f"{int(hours) + late:02d}:{rest}", day)
+
+    start, faster = f"{8 + late:02d}:57", f"{9 + late:02d}:00"
+    assert set(NXT) <= MARKET.nxt_eligible(day)  # the same names trade there on either day
     # 18 wall seconds to 09:00 for Track B to start and register (12 were too few for a
     # loaded 2-core machine: KRX's 09:00:00 print was sent before the trade feeds were held)
-    with sim_day(tmp_path, VENUES, start="08:57", faster="09:00") as day:
-        url, sim, proc = day.url, day.sim, day.start()
+    with sim_day(tmp_path, "", start=start, faster=faster, day=day) as running:
+        url, sim, proc = running.url, running.sim, running.start()
         clock = sim.sim.clock
-        wait_until(lambda: clock.now_ns() >= kst_ns("09:31:00"), 180, "09:31")
+        wait_until(lambda: clock.now_ns() >= at("09:31:00"), 180, "09:31")
         realtime = sim.sim.realtime
         assert realtime.registered["H0STCNT0"] >= len(UNIVERSE)
         assert realtime.registered["H0NXCNT0"] >= len(NXT)
@@ -178,8 +193,8 @@ def test_the_opening_auction_s_names_hold_their_trades_through_the_first_half_ho
             url,
             "select venue, symbol, count(distinct exchange_ns / 60000000000), "
             "min(trading_session), max(trading_session) from trade_ticks "
-            f"where exchange_ns >= {kst_ns('09:01:00')} and exchange_ns < "
-            f"{kst_ns('09:29:00')} group by venue, symbol",
+            f"where exchange_ns >= {at('09:01:00')} and exchange_ns < "
+            f"{at('09:29:00')} group by venue, symbol",
         )
         found = {(venue, symbol): rest for venue, symbol, *rest in half_hour}
         assert found.keys() == {("KRX", s) for s in UNIVERSE} | {("NXT", s) for s in NXT}
@@ -189,11 +204,13 @@ def test_the_opening_auction_s_names_hold_their_trades_through_the_first_half_ho
         matches = rows(
             url,
             "select distinct symbol from trade_ticks where venue = 'KRX' and "
-            f"exchange_ns = {kst_ns('09:00:00')} and trading_session = 'opening_auction'",
+            f"exchange_ns = {at('09:00:00')} and trading_session = 'opening_auction'",
         )
         assert sorted(m[0] for m in matches) == sorted(UNIVERSE)
+        # Nothing before the match: Nextrade's pre-market had ended at 08:50, or never was.
+        assert not rows(url, f"select 1 from trade_ticks where exchange_ns < {at('09:00:00')}")
         first_slot = rows(url, "select min(produced_ns) from slot_events")[0][0]
-        assert first_slot is None or first_slot >= kst_ns("09:29:50")
+        assert first_slot is None or first_slot >= at("09:29:50")
 
 
 def test_with_the_first_half_hour_off_nothing_is_registered_before_the_context_sync(
