@@ -8,11 +8,13 @@ naming its path) and runs the cross-checks of `observer.config.checks`; every fa
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from observer.calendar.settings import VenueSettings
 from observer.config.checks import check_settings
 from observer.config.files import read_toml
 from observer.config.tree import Settings
@@ -36,9 +38,10 @@ def load_settings(path: Path | None = None) -> Settings:
     A file may start from another: ``extends = "observer.toml"`` (relative to the file)
     takes that file's settings and changes only what this one says. Tables merge key by
     key; a value or an array (``[[kis.accounts]]``, a schedule) replaces the base's whole.
+    A venue's hours of one's own keep the built-in days of other hours (`_with_builtin_days`).
     """
     path = path or default_config_path()
-    raw = read_toml(path)
+    raw = _with_builtin_days(read_toml(path))
     try:
         settings = msgspec.convert(raw, Settings)
         check_settings(settings)
@@ -47,6 +50,24 @@ def load_settings(path: Path | None = None) -> Settings:
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     return settings
+
+
+def _with_builtin_days(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with each ``[venues.<venue>]`` of its own keeping the built-in dated rows.
+
+    Its days of other hours (Nextrade's CSAT day and year's first session), its earlier eras
+    and the markets beside its sessions, unless it lists its own: hours written for an
+    ordinary day would otherwise drop them (an empty list drops them on purpose).
+    """
+    venues = raw.get("venues")
+    if not isinstance(venues, dict):
+        return raw
+    builtin = msgspec.to_builtins(VenueSettings(), builtin_types=(date,))
+    for venue, table in venues.items():
+        if isinstance(table, dict) and venue in builtin:
+            for key in ("days", "before", "beside"):
+                table.setdefault(key, builtin[venue][key])
+    return raw
 
 
 def _name_the_program(settings: dict[str, Any], exc: msgspec.ValidationError) -> str:

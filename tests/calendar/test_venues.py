@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -165,6 +166,37 @@ def test_every_instant_is_in_one_session_or_none_and_a_second_agrees(
 
 def test_the_shipped_configuration_is_the_default() -> None:
     assert load_settings(None).venues == VenueSettings()
+
+
+def test_a_venue_s_hours_of_one_s_own_keep_the_built_in_days_unless_they_list_theirs(
+    tmp_path: Path,
+) -> None:
+    """Nextrade's hours written for an ordinary day (its after-market to 18:00) keep its
+    year's first session and CSAT day, KRX's its era before 2026-09-14; an empty list
+    drops them."""
+    own = (
+        "[venues.nxt]\nsessions = [\n"
+        '  { session = "pre_market", start = "08:00", end = "08:50" },\n'
+        '  { session = "regular", start = "09:00:30", end = "15:20" },\n'
+        '  { session = "after_market", start = "15:40", end = "18:00" },\n]\n'
+        "[venues.krx]\n"
+        'sessions = [{ session = "regular", start = "09:00", end = "15:30" }]\n'
+    )
+    (tmp_path / "own.toml").write_text(own)
+    venues = load_settings(tmp_path / "own.toml").venues
+    assert venues.nxt.sessions[-1].end == "18:00"
+    assert venues.nxt.days == VenueSettings().nxt.days and len(venues.nxt.days) == 2
+    assert venues.nxt.beside == VenueSettings().nxt.beside
+    assert venues.krx.before == VenueSettings().krx.before
+    table = venues_from(venues, timeline_from(PhaseSettings(), CalendarSettings()))
+    first = date(2027, 1, 4)
+    assert table.session_at("NXT", datetime.combine(first, time(8, 30), KST)) == ""
+    (tmp_path / "dropped.toml").write_text(own.replace("[venues.krx]", "days = []\n[venues.krx]"))
+    dropped = venues_from(
+        load_settings(tmp_path / "dropped.toml").venues,
+        timeline_from(PhaseSettings(), CalendarSettings()),
+    )
+    assert dropped.session_at("NXT", datetime.combine(first, time(8, 30), KST)) == "pre_market"
 
 
 @pytest.mark.parametrize(
