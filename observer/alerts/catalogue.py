@@ -1239,6 +1239,29 @@ _KINDS = (
         ),
     ),
     AlertKind(
+        code="kis_rate_limited",
+        severities=("warning",),
+        raised_by="gap_recovery, investor, flows",
+        subject="the account alias",
+        meaning=(
+            "KIS refused more than 5 % (at least 3) of the process's calls as the account (in"
+            " a minute's calls of gap recovery, or a job's run) as over its rate limit"
+            " (EGW00201). Nothing is lost: refused calls are retried at a slower pace, so the"
+            " work takes longer and spends more calls; but the account's budget as configured"
+            " is above its budget at KIS, or another program uses its app key."
+        ),
+        action=(
+            "Check the account's `[[kis.accounts]] rest_per_second` and `key_issued` against "
+            "its budget at KIS (18/s real, 1/s paper, 3/s in a new key's first 3 days, by the "
+            "2026 notices), and that no other program uses its app key; `observer kis check "
+            "--budget S` measures the budget (never beside the running processes)."
+        ),
+        resolved=(
+            "when a later minute of gap recovery's calls, or the job's next run, is refused no "
+            "more than 5 % of its calls as the account"
+        ),
+    ),
+    AlertKind(
         code="krx_login_failed",
         severities=("warning", "error"),
         raised_by="etf",

@@ -247,6 +247,8 @@ class Story:
             '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 150\n'
             "[krx]\ncalls_per_second = 50.0\nbackoff_s = 0.01\n"
             f"[etf]\nbackfill_sessions = {self.backfill_sessions}\n"
+            # The stories' 2026-11-19 closes at 15:30 (it was the CSAT day, closed at 16:30)
+            "[calendar]\nlate_days = []\n"
         )
 
     def etf(self, *args: str, code: int = 0) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from tests.gap_recovery.test_reconciliation import TO_15
 from workers.gap_recovery.verify import DayResult, Verifier
 
 _NS = 10**9
-PREVIOUS, TODAY = date(2026, 11, 19), date(2026, 11, 20)  # Thursday, Friday: both sessions
+# Tuesday, Wednesday: both ordinary sessions (2026-11-19, the CSAT day, closed at 16:30)
+PREVIOUS, TODAY = date(2026, 11, 17), date(2026, 11, 18)
 
 
 def _ns(day: date, hour: int, minute: int) -> int:
@@ -177,7 +178,7 @@ def test_the_reconciliations_reads_failing_that_long_end_the_daemon(
     monkeypatch.setattr(outages, "READS_GIVE_UP_S", 0.0)
     verifier, verified = _verifier(store, "c1")
     verifier.engine = reader_engine(verifier.settings.database, "gap_recovery", url=GONE)
-    with pytest.raises(StoreError, match=r"the reconciliation of 2026-11-19's reads failed"):
+    with pytest.raises(StoreError, match=rf"the reconciliation of {PREVIOUS}'s reads failed"):
         asyncio.run(verifier._settle(PREVIOUS, asyncio.Event()))
     assert verified == []
 

@@ -20,6 +20,7 @@ from observer.config.load import load_settings
 from observer.config.tree import Settings
 from observer.errors import KisProtocolError
 from observer.kis.investor import INVESTOR_POSTINGS, estimates_of, investor_posting_due
+from observer.kis.rate_alert import KIS_RATE_LIMITED
 from observer.kis.schemas import InvestorEstimateRow
 from tests.support import SimThread, WriterProcess, db_rows, wait_until
 from tests.track_b.test_track_b import DAY, MARKET, UNIVERSE, universe
@@ -160,6 +161,33 @@ def test_members_that_fail_are_a_warning_an_error_past_the_limit_and_resolved_wh
     run_postings(settings, sim.sim.clock, sent.append, alerts=book)
     (resolved,) = [e for e in sent if isinstance(e, AlertResolved)]
     assert (resolved.code, resolved.subject, resolved.severity) == (FAILURES, str(DAY), "error")
+
+
+def test_kis_refusing_calls_as_over_the_rate_limit_is_alerted_and_a_run_within_it_resolves_it(
+    tmp_path: Path,
+) -> None:
+    """The account configured at KIS's 18/s where KIS allows its key 8/s: every member still
+    answers, the refused calls retried at a slower pace, and the run alerts the account's
+    budget; a run KIS refuses nothing of resolves it."""
+    with _day_at(tmp_path, 11, 45, SimConfig(calls_per_second=8)) as (sim, _, settings):
+        sent: list[Event] = []
+        book = AlertBook(sent.append, "investor")
+        run = run_postings(settings, sim.sim.clock, sent.append, alerts=book)
+        assert run.answered == len(UNIVERSE) and not run.failed
+        (alert,) = [e for e in sent if isinstance(e, Alert)]
+        alias = settings.kis.accounts[0].alias
+        assert (alert.code, alert.subject, alert.severity) == (KIS_RATE_LIMITED, alias, "warning")
+        refused = int(alert.context["refused"])
+        assert refused >= 3 and f"KIS refused {refused} of {run.calls} of investor's" in (
+            alert.message
+        )
+        assert "rest_per_second (18/s)" in alert.message
+        sim.sim.config.calls_per_second = 18
+        sent.clear()
+        run_postings(settings, sim.sim.clock, sent.append, alerts=book)
+        (resolved,) = [e for e in sent if isinstance(e, AlertResolved)]
+        assert (resolved.code, resolved.subject) == (KIS_RATE_LIMITED, alias)
+        assert not [e for e in sent if isinstance(e, Alert)]
 
 
 def test_a_posting_is_due_ten_minutes_before_its_time() -> None:

@@ -261,16 +261,17 @@ def test_a_build_ending_after_the_warmup_keeps_the_reused_universe(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Track A has started on the reused universe: a rerun's build ending after 08:00
-    does not change it under Track A, and the alert says why."""
+    does not change it under Track A, and the alert says why. (Ordinary days: the CSAT day,
+    2026-11-19, warms up at 08:50.)"""
     import workers.universe.job as job
 
     h = harness
-    h.build("2026-11-18")
+    h.build("2026-11-17")
     h.sim.faults.master_damage = {"kospi_code.mst.zip": "truncated"}
-    assert h.build("2026-11-19")["reused_from"] == "20261118"
+    assert h.build("2026-11-18")["reused_from"] == "20261117"
     h.sim.faults.master_damage.clear()
     build = job.build_day
-    late = datetime(2026, 11, 19, 8, 3, tzinfo=KST)
+    late = datetime(2026, 11, 18, 8, 3, tzinfo=KST)
 
     def slow_build(*args: Any) -> Any:  # started before the warm-up, done after it
         built = build(*args)
@@ -279,10 +280,10 @@ def test_a_build_ending_after_the_warmup_keeps_the_reused_universe(
 
     monkeypatch.setattr(job, "build_day", slow_build)
     monkeypatch.setattr(job, "now_utc", lambda _clock: late - timedelta(hours=1))
-    summary = h.build("2026-11-19")
-    assert summary["outcome"] == "reused" and summary["reused_from"] == "20261118"
-    file = json.loads((h.data / "universe" / "20261119_kr_stocks.json").read_text())
-    assert file["metadata"]["reused_from"] == "20261118"
+    summary = h.build("2026-11-18")
+    assert summary["outcome"] == "reused" and summary["reused_from"] == "20261117"
+    file = json.loads((h.data / "universe" / "20261118_kr_stocks.json").read_text())
+    assert file["metadata"]["reused_from"] == "20261117"
     [(message,)] = h.rows(
         "select message from alerts where code = 'universe_reused' order by produced_ns desc"
         " limit 1"

@@ -33,6 +33,7 @@ from observer.kis.client import KisClient
 from observer.kis.fanout import fan_out
 from observer.kis.flows import investor_flow, program_trade_daily, volatility_interruptions
 from observer.kis.journal import Journal
+from observer.kis.rate_alert import KIS_RATE_LIMITED, RateWatch
 from observer.kis.session import open_account, rate_limits
 
 __all__ = [
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 
 INCOMPLETE = "flows_incomplete"
 VI_CUT = "flows_vi_cut"  # a stock's VIs of a day past what KIS lists: not stored by REST
-CODES = (INCOMPLETE, VI_CUT)
+CODES = (INCOMPLETE, VI_CUT, KIS_RATE_LIMITED)
 Kind = Literal["investor", "program", "vi"]
 KINDS: tuple[Kind, ...] = ("investor", "program", "vi")
 VI_ROWS = 30  # KIS lists a day's latest 30 VIs at most: a full list may be cut
@@ -163,7 +164,8 @@ def run_flows(
     ]
     todo = [ask for ask in wanted if ask not in stored]
     run.already_stored, run.asked = len(wanted) - len(todo), len(todo)
-    answers = asyncio.run(_ask(settings, clock, todo, run, journal, send, progress))
+    book = alerts or AlertBook(send)
+    answers = asyncio.run(_ask(settings, clock, todo, run, journal, send, progress, book))
     for ask, events in answers.items():
         if events is None:
             run.pending.append(ask)
@@ -177,7 +179,6 @@ def run_flows(
     run.failed_over = bool(todo) and (
         100 * run.missing / len(todo) > settings.flows.max_failed_pct or not answered
     )
-    book = alerts or AlertBook(send)
     _alerts(run, book)
     _vi_cut_alert(run, book)
     return run
@@ -202,8 +203,12 @@ async def _ask(
     journal: Journal | None,
     send: Send,
     progress: Callable[[int, int], None],
+    alerts: AlertBook,
 ) -> dict[Ask, list[Event] | None]:
-    """Each question's events (None: no row of the day yet), over every account."""
+    """Each question's events (None: no row of the day yet), over every account.
+
+    KIS's rate-limit refusals of the calls are judged at the end (`RateWatch`).
+    """
     flows = settings.flows
     limits = rate_limits(settings.kis, flows.share_of)
     accounts = [
@@ -229,6 +234,7 @@ async def _ask(
     try:
         got = await fan_out(accounts, todo, ask, flows.requests_per_account, progress)
     finally:
+        RateWatch(settings.kis, accounts, "flows").judge(alerts)
         for account in accounts:
             await account.aclose()
     run.failed, run.calls = got.failed, got.calls

@@ -28,6 +28,7 @@ from observer.db.queries import (
     settled_gaps,
 )
 from observer.db.slot_queries import watched_since
+from observer.kis.rate_alert import KIS_RATE_LIMITED
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.outcomes import (
     NOT_OFFERED_ALERT,
@@ -104,6 +105,7 @@ class GapReads:
                 NOT_OFFERED_ALERT,
                 NOT_CLOSING_ALERT,
                 FAILED_ALERT,
+                KIS_RATE_LIMITED,
             ]
             alerted = open_alerts(conn, source, taken)
         return StartUp(stored, trades, settled, alerted, self.open())

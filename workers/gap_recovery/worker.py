@@ -41,6 +41,7 @@ from observer.errors import (
 )
 from observer.kis.bars import BARS_PER_CALL, BarLedger, fetch_gap
 from observer.kis.client import RateLimits
+from observer.kis.rate_alert import RateWatch
 from observer.kis.session import (
     KisAccount,
     open_account,
@@ -78,6 +79,8 @@ log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
 _POLL_S = 0.02  # wall seconds between looks at the feed and the queue
+# KIS's EGW00201 answers judged every minute (wall, as KIS counts), of 20 calls at least
+_RATES_S, _RATES_CALLS = 60.0, 20
 _FORGET_NS = 3600 * _NS  # a finished gap is surely committed after this long
 # Not KIS saying no to the gap: it refused or failed the call, or the token is not there yet
 # (the token job issues it; EGW00133: issued less than a minute ago). Waited out, no attempt.
@@ -202,8 +205,12 @@ class GapRecovery(AsyncWorker):
     async def _work(
         self, feed: FeedSubscriber, accounts: list[KisAccount], limits: RateLimits
     ) -> None:
-        """Serve the queue, follow the feed, sweep, and reconcile, until ``stop``."""
+        """Serve the queue, follow the feed, sweep, and reconcile, until ``stop``.
+
+        Every `_RATES_S` (wall), KIS's rate-limit refusals of the calls since are judged.
+        """
         each = range(self.config.requests_per_account)
+        rates, judged = RateWatch(self.settings.kis, accounts, SOURCE), time.monotonic()
         verifying = []
         if self.config.verify:  # the day's reconciliation, on this process's limiters
             verifier = Verifier(
@@ -228,6 +235,9 @@ class GapRecovery(AsyncWorker):
                 self._drain(feed)
                 if self.clock.now_ns() >= self._next_sweep_ns:
                     await self._try_sweep()
+                if time.monotonic() - judged >= _RATES_S:
+                    rates.judge(self.alerts, _RATES_CALLS)
+                    judged = time.monotonic()
                 await asyncio.sleep(_POLL_S)
 
     # ------------------------------------------------------------------ the database

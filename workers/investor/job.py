@@ -33,6 +33,7 @@ from observer.kis.client import KisClient
 from observer.kis.fanout import fan_out
 from observer.kis.investor import INVESTOR_POSTINGS, early_postings, estimates_of, figures_of
 from observer.kis.journal import Journal
+from observer.kis.rate_alert import KIS_RATE_LIMITED, RateWatch
 from observer.kis.session import open_account, rate_limits
 
 __all__ = [
@@ -53,7 +54,7 @@ FAILURES = "investor_failures"  # members whose call failed in a run
 # Answers holding a posting not due yet: not today's (KIS answers no date); nothing stored.
 NOT_TODAY = "investor_answers_not_today"
 REVISED = "investor_postings_revised"  # a stored posting's figures answered otherwise later
-CODES = (POSTING_MISSED, FAILURES, NOT_TODAY, REVISED)
+CODES = (POSTING_MISSED, FAILURES, NOT_TODAY, REVISED, KIS_RATE_LIMITED)
 Send = Callable[[Event], object]
 
 
@@ -147,7 +148,8 @@ def run_postings(
         return run
     symbols = [r[0] for r in references]
     run.members = len(symbols)
-    answers = asyncio.run(_ask(settings, clock, symbols, run, journal, send, progress))
+    book = alerts or AlertBook(send)
+    answers = asyncio.run(_ask(settings, clock, symbols, run, journal, send, progress, book))
     for symbol, estimates in answers.items():
         if early := early_postings(estimates):  # judged at the answer's receipt
             run.not_today[symbol] = early
@@ -166,7 +168,6 @@ def run_postings(
     grace = timedelta(minutes=settings.investor.grace_min)
     run.missed = missed_postings(run.held, now, grace, run.answered)
     run.failed_over = run.failed_pct > settings.investor.max_failed_pct or not run.answered
-    book = alerts or AlertBook(send)
     _posting_alerts(run, book)
     _failure_alerts(run, book)
     _answer_alerts(run, book)
@@ -216,8 +217,12 @@ async def _ask(
     journal: Journal | None,
     send: Send,
     progress: Callable[[int, int], None],
+    alerts: AlertBook,
 ) -> dict[str, list[InvestorEstimate]]:
-    """Every symbol's answer, over every account at the job's share."""
+    """Every symbol's answer, over every account at the job's share.
+
+    KIS's rate-limit refusals of the calls are judged at the end (`RateWatch`).
+    """
     limits = rate_limits(settings.kis, settings.investor.share_of)
     accounts = [
         open_account(settings.kis, a.alias, clock, limits, alerts=send, journal=journal)
@@ -233,6 +238,7 @@ async def _ask(
             accounts, symbols, ask, settings.investor.requests_per_account, progress
         )
     finally:
+        RateWatch(settings.kis, accounts, "investor").judge(alerts)
         for account in accounts:
             await account.aclose()
     run.answered, run.failed, run.calls = len(got.answered), got.failed, got.calls
