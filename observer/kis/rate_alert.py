@@ -57,9 +57,9 @@ class RateWatch:
                 KIS_RATE_LIMITED,
                 alias,
                 "warning",
-                f"KIS refused {refused} of {sent} of {self._process}'s calls as account "
-                f"{alias} as over its rate limit (EGW00201), retried at a slower pace: is its "
-                f"rest_per_second ({self._budgets[alias]:g}/s) above its budget at KIS (a key's "
-                "first 3 days: 3/s), or does another program use its app key?",
+                f"KIS answered {refused} of {self._process}'s {sent} calls as account {alias} "
+                "with EGW00201 (over its rate limit); they were retried at a slower pace. Is "
+                f"its rest_per_second ({self._budgets[alias]:g}/s) above its budget at KIS (a "
+                "key's first 3 days: 3/s), or does another program use its app key?",
                 {"process": self._process, "sent": str(sent), "refused": str(refused)},
             )

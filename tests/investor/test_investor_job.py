@@ -178,7 +178,7 @@ def test_kis_refusing_calls_as_over_the_rate_limit_is_alerted_and_a_run_within_i
         alias = settings.kis.accounts[0].alias
         assert (alert.code, alert.subject, alert.severity) == (KIS_RATE_LIMITED, alias, "warning")
         refused = int(alert.context["refused"])
-        assert refused >= 3 and f"KIS refused {refused} of {run.calls} of investor's" in (
+        assert refused >= 3 and f"KIS answered {refused} of investor's {run.calls} calls" in (
             alert.message
         )
         assert "rest_per_second (18/s)" in alert.message

@@ -43,7 +43,9 @@ def test_an_account_refused_over_its_share_is_alerted_and_a_later_clean_stretch_
     (alert,) = sent
     assert isinstance(alert, Alert)
     assert (alert.code, alert.subject, alert.severity) == (KIS_RATE_LIMITED, "acct1", "warning")
-    assert "KIS refused 6 of 100 of gap_recovery's calls as account acct1" in alert.message
+    assert "KIS answered 6 of gap_recovery's 100 calls as account acct1 with EGW00201" in (
+        alert.message
+    )
     assert "rest_per_second (18/s)" in alert.message
     # Open: refused again, not alerted again; too few calls since: not judged
     one.client.requests, one.client.rate_limited = 200, 20
@@ -62,4 +64,5 @@ def test_an_account_refused_over_its_share_is_alerted_and_a_later_clean_stretch_
     sent.clear()
     watch.judge(book, at_least=20)
     (late,) = sent
-    assert isinstance(late, Alert) and late.subject == "acct2" and "4 of 30" in late.message
+    assert isinstance(late, Alert) and late.subject == "acct2"
+    assert "4 of gap_recovery's 30 calls" in late.message

@@ -234,9 +234,9 @@ async def _ask(
     try:
         got = await fan_out(accounts, todo, ask, flows.requests_per_account, progress)
     finally:
-        RateWatch(settings.kis, accounts, "flows").judge(alerts)
         for account in accounts:
             await account.aclose()
+        RateWatch(settings.kis, accounts, "flows").judge(alerts)
     run.failed, run.calls = got.failed, got.calls
     return got.answered
 

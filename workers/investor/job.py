@@ -238,9 +238,9 @@ async def _ask(
             accounts, symbols, ask, settings.investor.requests_per_account, progress
         )
     finally:
-        RateWatch(settings.kis, accounts, "investor").judge(alerts)
         for account in accounts:
             await account.aclose()
+        RateWatch(settings.kis, accounts, "investor").judge(alerts)
     run.answered, run.failed, run.calls = len(got.answered), got.failed, got.calls
     return got.answered
 
