@@ -56,9 +56,7 @@ def status_records(
     exchange = "1" if krx else "2"
     events: list[tuple[datetime, str]] = []
     halted = faults.halts.get(symbol)
-    for when, operation, expected in (
-        _krx_events(market, symbol, day) if krx else _nxt_events(market, day)
-    ):
+    for when, operation, expected in _krx_events(market, day) if krx else _nxt_events(market, day):
         record = _status(symbol, _halted(halted, when), operation, expected, exchange=exchange)
         events.append((when, record))
     if halted is not None:
@@ -72,9 +70,9 @@ def status_records(
     return [record for when, record in sorted(events) if start < when <= end]
 
 
-def _krx_events(market: Market, symbol: str, day: date) -> list[tuple[datetime, str, str]]:
+def _krx_events(market: Market, day: date) -> list[tuple[datetime, str, str]]:
     """KRX's session events of ``day``: (when, MKOP_CLS_CODE, ANTC_MKOP_CLS_CODE)."""
-    morning = market.day_path(symbol, day).morning
+    morning = timedelta(minutes=market.krx_day(day).first)
     return [
         (datetime.combine(day, at, KST) + (morning if opening else timedelta(0)), op, expected)
         for at, op, expected, opening in _KRX_EVENTS
