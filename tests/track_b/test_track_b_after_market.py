@@ -104,10 +104,11 @@ def sim_day(
     config: SimConfig | None = None,
     slower: str | None = None,
     day: date = DAY,
+    market: Market = MARKET,
 ) -> Iterator[SimDay]:
     """A `SimDay` of ``day`` from ``start`` (10x, 60x from ``faster``, 20x from ``slower``)
     with Nextrade's hours ``venues``, ``registrations`` per account and ``track_b`` settings
-    more, the simulator's ``config``; everything stopped at the end."""
+    more, the simulator's ``config`` and ``market``; everything stopped at the end."""
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
     begins = datetime.combine(day, datetime.strptime(start, "%H:%M").time(), tzinfo=KST)
@@ -116,7 +117,7 @@ def sim_day(
         for at, speed in ((faster, 60.0), (slower, 20.0))
         if at is not None
     )
-    sim = SimThread(MARKET, begins, config or SimConfig(), speed=10, changes=changes)
+    sim = SimThread(market, begins, config or SimConfig(), speed=10, changes=changes)
     running = SimDay(url, writer, sim, [], tmp_path / "track_b.log")
     try:
         settings = (

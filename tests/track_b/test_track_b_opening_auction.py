@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.sim.market import Market
+from observer.calendar.trading import TradingCalendar
 from tests.support import wait_until
 from tests.track_b.test_track_b import rows
 from tests.track_b.test_track_b_after_market import (
@@ -20,6 +22,7 @@ from tests.track_b.test_track_b_after_market import (
     kst_ns,
     sim_day,
 )
+from workers.track_b.session_codes import SESSION_DISAGREES
 
 # Each test starts a worker a few wall seconds before the simulated boundary it is tested at:
 # at the lower priority, on a slow or loaded machine, it was not up in time (`timed`).
@@ -211,6 +214,37 @@ def test_the_opening_auction_s_names_hold_their_trades_through_the_first_half_ho
         assert not rows(url, f"select 1 from trade_ticks where exchange_ns < {at('09:00:00')}")
         first_slot = rows(url, "select min(produced_ns) from slot_events")[0][0]
         assert first_slot is None or first_slot >= at("09:29:50")
+
+
+def test_a_market_that_kept_its_hours_on_the_year_s_first_session_is_alerted(
+    tmp_path: Path,
+) -> None:
+    """The other way (`Market(late_days=False)`): Nextrade trading at 09:59:50 where the
+    table says it opens at 10:00:30. What Track B hears is stored under the record's session,
+    and the disagreement with the hours is alerted, naming the venue and the instant."""
+    kept = Market(19, TradingCalendar(), stocks=200, etfs=10, late_days=False)
+    with sim_day(tmp_path, "", start="09:57", faster="10:00", day=FIRST, market=kept) as running:
+        url, sim, proc = running.url, running.sim, running.start()
+        clock = sim.sim.clock
+        wait_until(lambda: clock.now_ns() >= kst_ns("10:05:00", FIRST), 180, "10:05")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        early = rows(
+            url,
+            "select distinct venue from trade_ticks where exchange_ns < "
+            f"{kst_ns('10:00:00', FIRST)}",
+        )
+        assert ("NXT",) in early
+        alerted = wait_until(
+            lambda: rows(
+                url,
+                f"select message from alerts where code = '{SESSION_DISAGREES}' "
+                "and message like 'NXT %'",
+            ),
+            30,
+            "the disagreement alerted",
+        )
+        assert "where the venues' hours say no session" in alerted[0][0]
 
 
 def test_with_the_first_half_hour_off_nothing_is_registered_before_the_context_sync(
