@@ -43,7 +43,7 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     members = summary.get("universe", {}).get("members", 0)
     expect(900 <= members <= 1200, f"universe of {members} symbols (the filter's ~1,050)")
     a = summary.get("track_a", {})
-    # The demo compresses a 10-minute cycle into 3.4 wall seconds, where Track A needs 2.3 at
+    # The demo compresses a 10-minute cycle into 3 wall seconds, where Track A needs 2.3 at
     # its rate limit: a shared 2-core machine slowed past 1.5x for those seconds cuts a cycle
     # off (the product's answer: report it, resume with the next). One such cycle is the
     # machine's; it must still have got through most of the universe, and a second, or any

@@ -42,12 +42,13 @@ TESTS = Path(__file__).resolve().parent
 # time after that. The longest go first (tests/file_seconds.tsv: each file's wall seconds in a
 # whole run, the sum of its tests' in an `OBSERVER_TEST_CPU` log, files of 15 s or more; a
 # long file left to the end ran alone on one core for minutes), then the rest by their number
-# of tests, most first; but a file holding a `timed` test takes every third place at most:
-# those files are among the longest, and only two timed tests run at once, so workers given
-# nothing but timed files at the start would wait on the slots with the cores idle. Among
-# them, the files of `exclusive` tests (one at a time) take every other place, so that the
-# first two go to the same worker at the start, one after the other, not to two workers one
-# of which would wait.
+# of tests, most first; but a file holding a `timed` test takes every other place at most:
+# those files are among the longest, and only `TIMED_SLOTS` timed tests run at once, so
+# workers given nothing but timed files at the start would wait on the slots with the cores
+# idle. Among them, the files of `exclusive` tests (one at a time) take every third place, so
+# that the first two go to the same worker at the start, one after the other (xdist deals
+# the first files round the workers twice: places 0 and 6), not to two workers one of which
+# would wait.
 FILE_SECONDS = {
     TESTS / name: float(seconds)
     for name, seconds in (
@@ -114,8 +115,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def longest(paths: set[Path]) -> list[Path]:
         return sorted(paths, key=lambda p: (-FILE_SECONDS.get(p, 0.0), -tests_in[p], str(p)))
 
-    held = _alternate(longest(alone), longest(timed - alone))
-    order = _alternate(held, longest(set(tests_in) - timed), every=3)
+    held = _alternate(longest(alone), longest(timed - alone), every=3)
+    order = _alternate(held, longest(set(tests_in) - timed))
     place = {path: n for n, path in enumerate(order)}
     items.sort(key=lambda item: place[item.path])  # stable: a file's tests keep their order
 
@@ -125,12 +126,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # CPU it asks for, whatever the other workers run. Where this process may raise its priority
 # again (root, as in CI), timed tests run at the usual priority and every other test at a
 # lower one (its processes inherit it), so a timed test gets the cores it asks for while the
-# others go on with what is left. Two timed tests run at once (a slot each: in one run, four
-# at once, the demo's day among them, and one fell short), and of the ``exclusive`` ones (a
-# demo's day, the two-host day: most of a core each) one at a time. Elsewhere a timed test
-# runs alone: it holds a lock the others share, behind a gate that lets no new test take it
-# while it waits, so it is not passed over. Either way a test lets its hold go early once its
-# timed part is over (`support.timing_over`).
+# others go on with what is left. `TIMED_SLOTS` timed tests run at once (a slot each: in one
+# run, four at once, the demo's day among them, and one fell short; two left the timed days
+# end to end, some 700 s, the suite's floor, though most use a fifth of a core), and of the
+# ``exclusive`` ones (a demo's day, the two-host day: most of a core each) one at a time.
+# Elsewhere a timed test runs alone: it holds a lock the others share, behind a gate that
+# lets no new test take it while it waits, so it is not passed over. Either way a test lets
+# its hold go early once its timed part is over (`support.timing_over`).
+TIMED_SLOTS = 3
 _BASE_NICE = os.getpriority(os.PRIO_PROCESS, 0)
 _LOCKS = Path(tempfile.gettempdir()) / f"observer-tests-{os.getuid()}"
 
@@ -230,12 +233,12 @@ def _lower_priority() -> None:
 
 
 def _timed_slot(exclusive: bool) -> IO[str]:
-    """One of the two slots of timed tests, held (a lock on an open file). An exclusive test
-    waits for the first; the others take the second or, if it is taken, the first, or else
-    wait for the second (so none waits behind an exclusive test's long day; no polling)."""
-    first, second = (_LOCKS.with_suffix(f".slot{n}") for n in range(2))
+    """One of the `TIMED_SLOTS` slots of timed tests, held (a lock on an open file). An
+    exclusive test waits for the first; the others take the last free one, or else wait for
+    the last (so none waits behind an exclusive test's long day; no polling)."""
+    first, *others = (_LOCKS.with_suffix(f".slot{n}") for n in range(TIMED_SLOTS))
     if not exclusive:
-        for path in (second, first):
+        for path in (*reversed(others), first):
             slot = path.open("a")
             try:
                 fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -243,7 +246,7 @@ def _timed_slot(exclusive: bool) -> IO[str]:
                 slot.close()
                 continue
             return slot
-    slot = (first if exclusive else second).open("a")
+    slot = (first if exclusive else others[-1]).open("a")
     fcntl.flock(slot, fcntl.LOCK_EX)
     return slot
 

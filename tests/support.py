@@ -407,7 +407,11 @@ class SupervisorProcess:
         wait_until(lambda: self._answers() or self.proc.poll() is not None, 60, "socket")  # type: ignore[union-attr]
         assert self.proc.poll() is None, self.log.read_text()
         if healthy:
-            wait_until(lambda: self.status()["healthy"], 60, "a healthy supervisor")
+            try:
+                wait_until(lambda: self.status()["healthy"], 60, "a healthy supervisor")
+            except AssertionError as exc:  # what kept it unhealthy, for the failure's reader
+                tail = self.log.read_text(errors="replace")[-4000:]
+                raise AssertionError(f"{exc}: {self.status()['problems']}\n{tail}") from None
         return self
 
     def _answers(self) -> bool:

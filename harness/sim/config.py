@@ -112,6 +112,10 @@ class SimConfig:
     # revising them; UNCONFIRMED): None, never.
     investor_revised_from: str | None = None
     realtime_extra_fields: int = 0
+    # CTPF1002R's answer names the product (scty_grp_id_cd: ST, EF, EN, ...), as the
+    # workbook's layout lists it; False: the field left out, as an older layout would (the
+    # client then knows no product, and keeps an ETF pin's after-market feeds: the safe way).
+    stock_info_group: bool = True
     # KRX's after-market (from 2026-09-14: stocks, 16:00-20:00 KST, `Market.krx_after_day`):
     # its trades on H0STCNT0/H0STASP0 and the combined feed (session code "3"), in the
     # current price and today's daily bar; False: no KRX trade after 15:30 (the old belief).

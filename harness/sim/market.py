@@ -163,6 +163,10 @@ class Market:
         `krx_after_day`); False: no KRX trade after 15:30 on any day (the belief before it).
         A server also asks `SimConfig.krx_after_market`: it serves the after-market when
         both say so.
+    etfs_after_market:
+        Whether ETFs trade on KRX's after-market too; False, as KRX's rules say (its
+        after-market excludes ETFs and ETNs: kis-market-2026-09.md §1, CONFIRMED-2nd), True
+        the other way (`observer kis check` reads it off an ETF's bars).
     nxt_closing_price:
         Whether Nextrade's 종가매매 trades (15:30-16:00, at KRX's close: `nxt_closing_day`);
         False: none (the belief before).
@@ -188,8 +192,10 @@ class Market:
         nxt_etfs: bool = True,
         krx_after_market_vis: bool = True,
         late_days: bool = True,
+        etfs_after_market: bool = False,
     ) -> None:
         self.seed = seed
+        self.etfs_after_market = etfs_after_market
         self.calendar = calendar
         self.mid_points = mid_points
         self.krx_after_market = krx_after_market
@@ -493,19 +499,21 @@ class Market:
     def krx_after_day(self, symbol: str, day: date) -> DayTrades | None:
         """KRX's after-market trades of ``symbol`` on session ``day``, 16:00-20:00 KST.
 
-        None for an ETF, on a day before `KRX_AFTER_MARKET_FROM` (2026-09-14) and with
-        ``krx_after_market`` off. Drawn as Nextrade's off-hours minutes
-        (`harness.sim.nextrade.draw_krx_after_day`) off the day's bar, from a generator of
-        its own: KRX's bars and Nextrade's day stay as they were. KeyError: not a session.
+        None for an ETF (but with ``etfs_after_market``), on a day before
+        `KRX_AFTER_MARKET_FROM` (2026-09-14) and with ``krx_after_market`` off. Drawn as
+        Nextrade's off-hours minutes (`harness.sim.nextrade.draw_krx_after_day`) off the
+        day's bar, from a generator of its own: KRX's bars and Nextrade's day stay as they
+        were. KeyError: not a session.
         """
         return self._krx_after_day(symbol, day) if self.trades_krx_after(symbol, day) else None
 
     def trades_krx_after(self, symbol: str, day: date) -> bool:
         """Whether ``symbol`` trades on KRX's after-market on ``day`` (`krx_after_day`)."""
+        traded = ("ST", "EF") if self.etfs_after_market else ("ST",)
         return (
             self.krx_after_market
             and day >= KRX_AFTER_MARKET_FROM
-            and self.listings[symbol].group == "ST"
+            and self.listings[symbol].group in traded
         )
 
     def vi_window(

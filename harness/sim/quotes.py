@@ -766,7 +766,7 @@ class Quotes:
         return web.json_response(envelope(*OK, output=output))
 
     def stock_info(self, query: Any) -> web.Response:
-        """CTPF1002R (주식기본조회): a stock's or an ETF's Nextrade flags; else "no data".
+        """CTPF1002R (주식기본조회): a stock's or an ETF's Nextrade flags and group; else "no data".
 
         The quarter's selection (`Market.nxt_eligible`, ETFs in it from `NXT_ETFS_FROM`)
         with the ad-hoc changes since.
@@ -783,6 +783,8 @@ class Quotes:
             "cptt_trad_tr_psbl_yn": "Y" if eligible else "N",
             "nxt_tr_stop_yn": "Y" if halted else "N",
         }
+        if self.gateway.config.stock_info_group:
+            output["scty_grp_id_cd"] = listing.group
         return web.json_response(envelope(*OK, output=output))
 
     def overseas_info(self, query: Any) -> web.Response:

@@ -1241,11 +1241,13 @@ _KINDS = (
     AlertKind(
         code="kis_rate_limited",
         severities=("warning",),
-        raised_by="gap_recovery, investor, flows",
+        raised_by=(
+            "gap_recovery, universe, investor, flows, etf_daily, etf_holdings, etf_backfill, enrich"
+        ),
         subject="the account alias",
         meaning=(
             "KIS refused more than 5 % (at least 3) of the process's calls as the account (in"
-            " a minute's calls of gap recovery, or a job's run) as over its rate limit"
+            " a minute's calls of gap recovery, or a job's run or build) as over its rate limit"
             " (EGW00201). Nothing is lost: refused calls are retried at a slower pace, so the"
             " work takes longer and spends more calls; but the account's budget as configured"
             " is above its budget at KIS, or another program uses its app key."

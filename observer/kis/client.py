@@ -37,6 +37,7 @@ from observer.kis.credentials import Credentials
 from observer.kis.daily_bars import DailyBar, daily_bars
 from observer.kis.endpoints import ENDPOINTS, MARKET_CODES, OVERSEAS_PRODUCT_TYPES, RestEndpoint
 from observer.kis.journal import Journal, rest_request
+from observer.kis.master import group_kind
 from observer.kis.minutes import MinuteRows, page_minutes
 from observer.kis.pacing import RECOVER_S, Pace
 from observer.kis.parse import decode_answer, decode_json
@@ -657,15 +658,26 @@ class KisClient:
 
 
 class NxtStatus(NamedTuple):
-    """A stock's standing on Nextrade as KIS answers it now (KIS keeps no history of it)."""
+    """A listing's standing on Nextrade as KIS answers it now (KIS keeps no history of it)."""
 
     symbol: str
     eligible: bool  # Nextrade trades it (``cptt_trad_tr_psbl_yn``)
     halted: bool  # Nextrade has halted it (``nxt_tr_stop_yn``)
+    # its product (``scty_grp_id_cd``, `observer.kis.master.group_kind`): stock, etf, etn, ...;
+    # "other" where the answer names no group the master files list
+    kind: str = "other"
 
 
 def nxt_status(symbol: str, output: StockInfoOutput) -> NxtStatus:
-    """The two flags of a CTPF1002R answer; `KisProtocolError` naming a flag not Y or N."""
+    """The two flags and the product of a CTPF1002R answer.
+
+    `KisProtocolError` naming a flag not Y or N. The fields read, as KIS's own samples name
+    them (koreainvestment/open-trading-api, ``search_stock_info``; no real answer captured
+    here), the rest of the answer's fields left out::
+
+        {"rt_cd": "0", "output": {"pdno": "069500", "scty_grp_id_cd": "EF",
+                                  "cptt_trad_tr_psbl_yn": "Y", "nxt_tr_stop_yn": "N", ...}}
+    """
     flags = {
         "cptt_trad_tr_psbl_yn": output.cptt_trad_tr_psbl_yn,
         "nxt_tr_stop_yn": output.nxt_tr_stop_yn,
@@ -673,7 +685,12 @@ def nxt_status(symbol: str, output: StockInfoOutput) -> NxtStatus:
     for field, value in flags.items():
         if value not in ("Y", "N"):
             raise KisProtocolError(f"stock_info {symbol}: {field} is {value!r}, not Y or N")
-    return NxtStatus(symbol, output.cptt_trad_tr_psbl_yn == "Y", output.nxt_tr_stop_yn == "Y")
+    return NxtStatus(
+        symbol,
+        output.cptt_trad_tr_psbl_yn == "Y",
+        output.nxt_tr_stop_yn == "Y",
+        group_kind(output.scty_grp_id_cd),
+    )
 
 
 # The outputs of the answers Track A and the flows and investor jobs read, as their typed calls

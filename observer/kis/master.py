@@ -218,7 +218,16 @@ class DomesticListing:
         ``other`` for a group code the .h files do not list (and no known product type).
         """
         etp = _ETP_TYPES.get(self.tail.get("etp_prod_cls_code", ""))
-        return etp or _DOMESTIC_TYPES.get(self.security_group, "other")
+        return etp or group_kind(self.security_group)
+
+
+def group_kind(group: str) -> str:
+    """A securities group code's product in the product's words: ``stock``, ``etf``, ...
+
+    The code of the master files (``scrt_grp_cls_code``) and of CTPF1002R's answer
+    (``scty_grp_id_cd``); ``other`` for one the .h files do not list.
+    """
+    return _DOMESTIC_TYPES.get(group, "other")
 
 
 @dataclass(frozen=True, slots=True)

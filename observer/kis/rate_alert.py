@@ -7,22 +7,92 @@ confirms the figures: kis-market-2026-09.md §5), or that another program uses t
 Nothing is lost: a refused call is retried at a slower pace (`observer.kis.pacing`), so the
 work takes longer and spends more calls. Track A judges each of its cycles itself
 (``track_a_rate_limited``); the other REST users judge what they sent since their last
-judgement with a `RateWatch`: a job at its end, a daemon as it goes.
+judgement with a `RateWatch`: a job at its end, a daemon as it goes; a job whose alerts end by
+its own rules (the ETF jobs, the enrichment) sends `rate_alerts` of its run's `refusals` and
+resolves the accounts it `judged` clear.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
+from bus.events import Alert, Event
 from observer.alerts.book import AlertBook
-from observer.kis.session import KisAccount
 from observer.kis.settings import KisSettings
 
-__all__ = ["KIS_RATE_LIMITED", "REFUSED_MIN", "REFUSED_SHARE", "RateWatch"]
+if TYPE_CHECKING:  # the client (httpx) loads where accounts open, not where alerts are judged
+    from observer.kis.session import KisAccount
+
+__all__ = [
+    "KIS_RATE_LIMITED",
+    "REFUSED_MIN",
+    "REFUSED_SHARE",
+    "RateWatch",
+    "judged",
+    "rate_alerts",
+    "refusals",
+    "refused_message",
+    "refused_too_often",
+]
 
 KIS_RATE_LIMITED = "kis_rate_limited"
 REFUSED_MIN = 3  # fewer refusals say nothing of a budget: a second's burst at a boundary
 REFUSED_SHARE = 0.05  # of the calls sent since the last judgement
+
+
+def refused_too_often(sent: int, refused: int) -> bool:
+    """Whether KIS refusing ``refused`` of ``sent`` calls says the budget is wrong."""
+    return refused >= REFUSED_MIN and refused > sent * REFUSED_SHARE
+
+
+def refused_message(process: str, alias: str, sent: int, refused: int, budget: float) -> str:
+    """`KIS_RATE_LIMITED`'s message: ``process``'s calls as ``alias`` at ``budget`` a second."""
+    return (
+        f"KIS answered {refused} of {process}'s {sent} calls as account {alias} with EGW00201 "
+        "(over its rate limit); they were retried at a slower pace. Is its rest_per_second "
+        f"({budget:g}/s) above its budget at KIS (a key's first 3 days: 3/s), or does another "
+        "program use its app key?"
+    )
+
+
+def rate_alerts(
+    kis: KisSettings,
+    send: Callable[[Event], object],
+    process: str,
+    refusals: Mapping[str, tuple[int, int]],
+) -> set[tuple[str, str]]:
+    """`KIS_RATE_LIMITED` of each account KIS refused too often, sent; returns their conditions.
+
+    ``refusals``: account alias -> (calls sent, calls refused) of ``process``'s run
+    (`refusals`); an account that sent calls and is not among the conditions
+    returned was judged clear (`judged`).
+    """
+    present: set[tuple[str, str]] = set()
+    budgets = {a.alias: kis.budget(a) for a in kis.accounts}
+    for alias, (sent, refused) in refusals.items():
+        if refused_too_often(sent, refused):
+            present.add((KIS_RATE_LIMITED, alias))
+            send(
+                Alert(
+                    severity="warning",
+                    code=KIS_RATE_LIMITED,
+                    subject=alias,
+                    message=refused_message(process, alias, sent, refused, budgets[alias]),
+                    context={"process": process, "sent": str(sent), "refused": str(refused)},
+                )
+            )
+    return present
+
+
+def judged(refusals: Mapping[str, tuple[int, int]]) -> set[str]:
+    """The accounts whose `KIS_RATE_LIMITED` a run judged: those that sent a call."""
+    return {alias for alias, (sent, _) in refusals.items() if sent > 0}
+
+
+def refusals(accounts: Sequence[KisAccount]) -> dict[str, tuple[int, int]]:
+    """Each account's (calls sent, calls refused with EGW00201) since its client opened."""
+    return {a.alias: (a.client.requests, a.client.rate_limited) for a in accounts}
 
 
 class RateWatch:
@@ -50,16 +120,13 @@ class RateWatch:
             if sent < at_least:
                 continue
             self._seen[alias] = (client.requests, client.rate_limited)
-            if refused < REFUSED_MIN or refused <= sent * REFUSED_SHARE:
+            if not refused_too_often(sent, refused):
                 alerts.resolve(KIS_RATE_LIMITED, alias, f"KIS refused {refused} of {sent} calls")
                 continue
             alerts.raise_(
                 KIS_RATE_LIMITED,
                 alias,
                 "warning",
-                f"KIS answered {refused} of {self._process}'s {sent} calls as account {alias} "
-                "with EGW00201 (over its rate limit); they were retried at a slower pace. Is "
-                f"its rest_per_second ({self._budgets[alias]:g}/s) above its budget at KIS (a "
-                "key's first 3 days: 3/s), or does another program use its app key?",
+                refused_message(self._process, alias, sent, refused, self._budgets[alias]),
                 {"process": self._process, "sent": str(sent), "refused": str(refused)},
             )

@@ -437,7 +437,7 @@ class OverseasPriceOutput(msgspec.Struct):
 
 
 class StockInfoOutput(msgspec.Struct):
-    """CTPF1002R ``output`` (주식기본조회), the fields the observer reads: NXT eligibility.
+    """CTPF1002R ``output`` (주식기본조회), the fields the observer reads: NXT eligibility, kind.
 
     An empty flag is one the answer did not carry (`observer.kis.client.nxt_status` refuses it).
     """
@@ -446,6 +446,7 @@ class StockInfoOutput(msgspec.Struct):
     prdt_name: str = ""
     cptt_trad_tr_psbl_yn: str = ""  # "NXT 거래종목여부": Y where Nextrade trades the stock
     nxt_tr_stop_yn: str = ""  # "NXT 거래정지여부": Y while Nextrade has halted it
+    scty_grp_id_cd: str = ""  # "증권그룹ID코드": ST a stock, EF an ETF, EN an ETN, ...
 
 
 class OverseasInfoOutput(msgspec.Struct):

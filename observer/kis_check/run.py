@@ -34,6 +34,7 @@ from observer.kis.stream_owner import StreamSettings
 from observer.kis_check.budget import check_budget
 from observer.kis_check.chain import chain_finding
 from observer.kis_check.counting import count_registrations, counting_finding
+from observer.kis_check.etf_after_market import etf_after_market_finding
 from observer.kis_check.layouts import generation
 from observer.kis_check.master_host import check_master_host
 from observer.kis_check.minute_label import read_label
@@ -163,6 +164,10 @@ async def run_check(
         counting_finding(counted, report)
         if not account.client.paper:
             await _nextrade_bars(account.client, targets.symbol, clock, report)
+            now = datetime.fromtimestamp(clock.now_ns() / _NS, _KST)
+            await etf_after_market_finding(
+                account.client, targets.etf, configured.venues, now, report
+            )
         bars = await _bars_to(account.client, targets.symbol, clock, report, seen)
         _label_finding(seen, bars, report, configured.bar_label)
     finally:

@@ -435,3 +435,23 @@ def test_kr_sectors_come_from_the_domestic_masters_codes_without_a_call(harness:
     assert kr["kis_mapped"] == len(mapped) and kr["unresolved"] == len(truth) - len(mapped)
     (row,) = harness.report()
     assert row["region"] == "KR" and row["coverage_pct"] == round(100 * len(mapped) / len(truth), 1)
+
+
+def test_kis_refusing_the_lookups_as_over_the_rate_limit_is_alerted_and_a_clean_run_ends_it(
+    harness: Harness,
+) -> None:
+    """KIS answering 10 of the per-symbol lookups with EGW00201: every stock still classified
+    (each refused call retried at a slower pace), the account alerted as refused too often by
+    enrich; the next run, refused nothing, resolves it."""
+    harness.configure(kis_codes=False, cross_check="off")
+    refused_before = harness.sim.rate_limited
+    harness.sim.faults.rate_limited = 10
+    us = harness.run("--regions", "US", "--force-refresh")["regions"]["US"]
+    assert harness.sim.rate_limited - refused_before == 10
+    assert us["fallback_failed"] == us["deferred"] == 0 and us["kis_detail"] > 0
+    assert ("kis_rate_limited", "open") in harness.alerts()
+    [message] = db_rows(harness.url, "SELECT message FROM alerts WHERE code = 'kis_rate_limited'")
+    assert "of enrich's" in message[0] and "as account acct1" in message[0]
+    harness.run("--regions", "US", "--force-refresh")
+    assert harness.sim.rate_limited - refused_before == 10
+    assert ("kis_rate_limited", "resolved") in harness.alerts()

@@ -50,6 +50,9 @@ def test_a_live_answer_is_never_stamped_on_a_past_session(commands: Commands, co
 class FailingSeries:
     """KIS accounts whose NAV series fails for ``failing`` and is empty for the others."""
 
+    alias = "acct1"
+    rate_limited = 0  # its failures are raised, not counted as EGW00201
+
     def __init__(self, failing: set[str]) -> None:
         self.failing, self.requests = failing, 0
 

@@ -146,6 +146,54 @@ def test_a_5xx_storm_fails_the_run_and_keeps_yesterday(harness: Harness) -> None
     assert h.resolved("etf_daily_failures") == 1
 
 
+def test_kis_refusing_a_runs_calls_as_over_the_rate_is_alerted_and_a_clean_run_ends_it(
+    harness: Harness,
+) -> None:
+    """KIS answering 10 of a daily run's calls with EGW00201 (over the rate limit): every ETF
+    still collected (refused calls retried at a slower pace), the accounts KIS refused too
+    often alerted; the next run, refused nothing, ends those alerts."""
+    h = harness
+    before = h.sim.rate_limited
+    h.sim.faults.rate_limited = 10
+    got = h.etf("daily", "--date", DAY, "--json")
+    assert got["failures"] == 0 and got["collected"] == len(ETFS) - 1
+    assert h.sim.rate_limited - before == 10
+    raised = h.alerts("kis_rate_limited")
+    assert raised and {subject for _, subject, _ in raised} <= {"acct1", "acct2"}, raised
+    assert all(
+        severity == "warning" and "of etf_daily's" in message and "(150/s)" in message
+        for severity, _, message in raised
+    ), raised
+    h.etf("daily", "--date", DAY, "--json")
+    assert h.sim.rate_limited - before == 10 and h.resolved("kis_rate_limited") == len(raised)
+
+
+@pytest.mark.parametrize(
+    ("job", "krx_failing"), [("holdings", 0), ("backfill", 1000)], ids=["holdings", "backfill"]
+)
+def test_the_weekly_jobs_alert_kis_refusing_their_calls_and_a_clean_run_ends_it(
+    harness: Harness, job: str, krx_failing: int
+) -> None:
+    """The holdings and repair jobs judge KIS's EGW00201 answers as the daily run does: 10 of
+    a run's calls refused (each retried: nothing fails), the accounts refused too often
+    alerted as the job's; the next run, refused nothing, ends those alerts. The repair asks
+    KIS's series only where KRX's tables fail (here every call to them)."""
+    h = harness
+    earlier, ended = len(h.alerts("kis_rate_limited")), h.resolved("kis_rate_limited")
+    h.sim.faults.krx_5xx = krx_failing
+    try:
+        h.sim.faults.rate_limited = 10
+        got = h.etf(job, "--date", DAY, "--json")
+        assert got["failures"] == 0 and h.sim.faults.rate_limited == 0
+        raised = h.alerts("kis_rate_limited")[earlier:]
+        assert raised and {subject for _, subject, _ in raised} <= {"acct1", "acct2"}, raised
+        assert all(f"of etf_{job}'s" in message for _, _, message in raised), raised
+        h.etf(job, "--date", DAY, "--json")
+    finally:
+        h.sim.faults.krx_5xx = 0
+    assert h.resolved("kis_rate_limited") - ended == len(raised)
+
+
 def test_an_empty_list_is_never_applied(harness: Harness) -> None:
     h = harness
     h.sim.faults.krx_empty = 1
@@ -228,6 +276,9 @@ def test_the_repair_never_reads_a_session_not_yet_closed(
 
 class Quotes:
     """KIS accounts whose quote fails for ``failing`` and has no NAV yet for ``pending``."""
+
+    alias = "acct1"
+    rate_limited = 0  # its EGW00201 is raised, not counted: KIS's pace is not this test's
 
     def __init__(self, failing: str, pending: str) -> None:
         self.failing, self.pending, self.requests = failing, pending, 0

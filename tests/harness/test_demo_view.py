@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console
 
-from harness.demo import DemoState, demo_clock, machine_slower
+from harness.demo import PROBE_MARGIN, DemoState, demo_clock, machine_slower, with_margin
 from harness.demo_view import render, summary_lines
 from observer.calendar.phases import KST, PhaseSchedule
 
@@ -198,3 +200,19 @@ def test_a_machine_twice_as_slow_gets_the_default_speeds_halved_and_given_speeds
     _, given = demo_clock(DAY, begin, end, 121, 242, slower=2.0)
     assert (given["speed"], given["idle_speed"]) == (121, 242)
     assert 1.0 <= machine_slower(rounds=1) < 50
+
+
+@given(st.floats(0.1, 20.0), st.floats(0.1, 20.0))
+def test_the_probe_s_margin_rises_with_the_shortfall_to_a_quarter(a: float, b: float) -> None:
+    """`with_margin`: 1.0 at the reference's speed or faster, never below the probe's figure,
+    at most a quarter above it, and rising with it (no step where a machine 1 % slower ran
+    the day 26 % slower)."""
+    low, high = sorted((a, b))
+    assert with_margin(low) <= with_margin(high)
+    for measured in (low, high):
+        factor = with_margin(measured)
+        if measured <= 1.0:
+            assert factor == 1.0
+        else:
+            assert measured - 0.01 <= factor <= measured * PROBE_MARGIN + 0.01
+    assert with_margin(1.01) <= 1.03 and with_margin(2.0) == 2.5

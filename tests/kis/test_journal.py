@@ -263,6 +263,24 @@ def test_a_sealed_file_that_changed_is_a_problem(tmp_path: Path) -> None:
     assert not found.ok and found.problem, found
 
 
+@pytest.mark.parametrize(
+    "tail", [b"\x00" * 9, b"\x28\xb5\x2f\xfd" * (1 << 19)], ids=["bytes", "2 MB"]
+)
+def test_bytes_after_a_sealed_file_s_frame_are_damage(tmp_path: Path, tail: bytes) -> None:
+    """Whatever follows a sealed file's frame is damage: zstd refuses it as a frame of its
+    own (the sha256, checked as the file is read, `_decompressed`, would differ too)."""
+    journal = Journal(tmp_path, "track_a")
+    journal.answer("acct1", "FHKST01010100", "/q?x=1", 200, b'{"rt_cd":"0"}', DAY_ONE)
+    path = journal.path
+    journal.close()
+    assert path is not None and verify_file(path).sealed
+    with open(path, "ab") as f:
+        f.write(tail)
+    found = verify_file(path)
+    assert found.records == 1 and not found.sealed and not found.ok, found
+    assert "does not decompress" in found.problem, found
+
+
 def test_subscription_answers_lose_their_key_and_iv(tmp_path: Path) -> None:
     journal = Journal(tmp_path, "track_b")
     journal.frame("acct1", SUBSCRIBED, DAY_ONE)

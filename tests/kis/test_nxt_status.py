@@ -80,7 +80,13 @@ def test_the_simulator_answers_nextrade_s_list_and_the_client_reads_it(
     symbols = [*stocks, *etfs]
     *answers, for_nothing = _ask(sim_client(sim, tmp_path, "nx1"), [*symbols, "999999"])
     assert answers == [
-        NxtStatus(s, s in eligible, s in eligible and MARKET.listings[s].suspended) for s in symbols
+        NxtStatus(
+            s,
+            s in eligible,
+            s in eligible and MARKET.listings[s].suspended,
+            "stock" if s in stocks else "etf",  # the answer's group code, ST or EF
+        )
+        for s in symbols
     ]
     assert isinstance(for_nothing, KisApiError) and for_nothing.msg_cd == "KIOK0560"
     assert sim.sim.gateway.calls["CTPF1002R"] >= len(symbols) + 1

@@ -31,12 +31,13 @@ from observer.kis.settings import AccountSettings, KisSettings
 from observer.kis.token_cache import cached_validity
 from observer.kis_check.budget import BUDGET_ITEM, check_budget
 from observer.kis_check.counting import ITEM
+from observer.kis_check.etf_after_market import ITEM as ETF_ITEM
 from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.kis_check.rest import Targets
 from observer.kis_check.run import Configured, run_check
 from observer.kis_check.session import SIDE_FEEDS, SUBSCRIBED, unfilled_ranks
 from observer.kis_check.time_trades import ITEM as TRADES_ITEM
-from tests.support import SimThread, timing_over
+from tests.support import SimThread
 
 KEY, SECRET = "PSchkTestAppKey000000000000000000000", "c" * 180
 MARKET = Market(3, TradingCalendar(), stocks=300, etfs=50)
@@ -158,6 +159,8 @@ def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettin
     bars = next(f for f in default.findings if f.item == "FHKST03010200 Nextrade bars")
     assert bars.outcome == OK and re.match(r"\d+ bars of 005930 from 08:0\d to ", bars.finding)
     assert "Nextrade's pre-market included" in bars.finding
+    etf = next(f for f in default.findings if f.item == ETF_ITEM)  # at 10:00: not yet
+    assert etf.outcome == NOT_MEASURED and "after 16:10" in etf.finding
     nxt = next(f for f in default.findings if f.item == "CTPF1002R stock_info")
     assert nxt.outcome == OK and nxt.finding == "Nextrade: trades 005930"
     count = next(f for f in default.findings if f.item == ITEM)
@@ -191,9 +194,11 @@ def test_a_cached_token_is_used_and_no_issuance_spent(
     assert issued is not None and cached_validity(Path(kis.token_dir), "acct1", "sim") == issued
 
 
-# Timed: the simulator's clock runs at 120x, so a wall second this process waits for a core is
-# two simulated minutes of PINGPONGs (an interval of 163 s, and a session dropped, were seen).
-@pytest.mark.timed
+# Not `timed`: the module's simulator is one clock at 120x from 10:00, and a timed test waits
+# for a slot while it runs on: 95 wall seconds in one run, so the module's later tests met
+# KRX's closing auction (15:20-16:00 simulated, no trade record: their layouts "not
+# measured"). A stalled process stretches an interval between PINGPONGs (163 s once), which
+# the test reads against the simulator's own record of them.
 def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     sim: SimThread, kis: KisSettings
 ) -> None:
@@ -226,7 +231,6 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
         config.master_head = config.master_validators = True
         config.pingpong_accepts = config.investor_etc_cls_code = config.vi_tr_key = "any"
         config.volume_chain = "exact"
-    timing_over()
     assert not matched.mismatches, matched.mismatches
     layouts = {f.item: f.layout for f in matched.findings}
     assert {tr: layouts[tr] for tr in SUBSCRIBED} == {
@@ -242,14 +246,16 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     assert "sha256" in found["master host kospi_code.mst.zip"]
     # The interval measured is the longest between the PINGPONGs the simulator sent (its
     # clock runs at 120x: a process stalled on a busy machine stretches one, to 163 s once;
-    # the simulator's own record says by how much), within a quarter second's delivery. The
-    # silence limit follows it (2.5 x), never under the configured 90 s.
+    # the simulator's own record says by how much), as the check received them: at most a
+    # quarter second's delivery sooner, and later by what a stall of the reading loop adds
+    # (a third of a second once in CI: 223 s against 187 s sent). The silence limit follows
+    # it (2.5 x), never under the configured 90 s.
     seen, interval, limit = map(
         int, re.findall(r"(\d+) seen, interval (\d+) s \(limit (\d+) s\)", found["PINGPONG"])[0]
     )
     sent = sim.sim.realtime.pingpongs_sent[sessions][:seen]  # the watched session's
     longest = max(b - a for a, b in itertools.pairwise(sent)) / 1e9
-    assert interval == pytest.approx(longest, abs=30)
+    assert longest - 30 <= interval <= longest + 120
     assert limit == pytest.approx(max(90, 2.5 * interval), abs=2)
     # A VI feed off, where KIS refuses the date: as it should be.
     assert (
@@ -355,6 +361,7 @@ def test_a_paper_account_is_not_asked_what_paper_lacks(sim: SimThread, kis: KisS
     assert [tr for tr in SUBSCRIBED if tr in outcomes(report)] == ["H0STCNT0", "H0STASP0"]
     assert not [tr for tr in SIDE_FEEDS if tr in outcomes(report)]
     assert "FHKST03010200 Nextrade bars" not in outcomes(report)
+    assert ETF_ITEM not in outcomes(report)
 
 
 def test_records_the_decoder_refuses_are_named(sim: SimThread, kis: KisSettings) -> None:

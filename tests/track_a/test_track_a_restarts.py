@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import wait_until
+from tests.support import timing_over, wait_until
 from tests.track_a.conftest import NINE, STOCKS, Session
 
 
@@ -136,6 +136,9 @@ def test_a_restart_while_the_writer_is_down_asks_no_symbol_twice(tmp_path: Path)
         session.close()
 
 
+# Timed: ten of the 09:00 cycle must be stored in the 30 wall seconds before 09:10, which a
+# start at the lower priority beside a timed day did not always reach (180 s once in CI).
+@pytest.mark.timed
 def test_a_cycle_no_run_finished_is_summarised_when_the_next_run_starts(tmp_path: Path) -> None:
     """Killed in the 09:00 cycle's last minute and started again after 09:10: the
     09:00 cycle gets its summary (cut off, the stored symbols carried, the rest missing,
@@ -153,6 +156,7 @@ def test_a_cycle_no_run_finished_is_summarised_when_the_next_run_starts(tmp_path
         session.proc.wait(30)
         ten = int((NINE + timedelta(minutes=10, seconds=2)).timestamp() * 1e9)
         wait_until(lambda: session.clock.now_ns() > ten, 60, "09:10")
+        timing_over()  # what follows waits for the summary, whenever it comes
         session.start()
         query = (
             "select carried, universe_size, overran, length(missing) > 0 from track_a_cycles "

@@ -234,15 +234,19 @@ def test_an_account_whose_sessions_fail_for_an_hour_is_down_failed_over_and_back
             60,
             "both accounts streaming",
         )
-        # Its allocations reach the database a moment after the registrations (the writer's
-        # commit): waited for, not read once.
-        held = wait_until(
-            lambda: sup.rows(
-                "select symbol from slot_events where account = 'acct1' and action = 'allocate'"
+        # The allocations reach the database a moment after the registrations, one commit at a
+        # time: waited for until all three symbols are placed (the first row alone left acct1's
+        # second symbol out of `held` on a loaded machine), not read once.
+        allocated = wait_until(
+            lambda: (
+                (r := sup.rows("select account, symbol from slot_events where action = 'allocate'"))
+                and len({a[1] for a in r}) == 3
+                and r
             ),
             30,
-            "acct1's allocations stored",
+            "the three symbols' allocations stored",
         )
+        held = [(a[1],) for a in allocated if a[0] == "acct1"]
         assert held and sup.status()["healthy"] and _ctl_status(sup)[0] == 0
         # acct1's sessions fail for 20 minutes: two reconnects spend its budget.
         body = json.dumps({"ws_down": {"sim-acct1-app-key": 1200}}).encode()

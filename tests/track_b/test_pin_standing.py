@@ -26,7 +26,7 @@ from observer.kis.credentials import Credentials, Secret
 from observer.kis.stream import Feed
 from tests.support import SimThread
 from workers.track_b.pin_standing import ASK_AT_ONCE, PIN_STANDING_UNKNOWN, RETRY_S, PinStandings
-from workers.track_b.registrations import RegistrationPolicy
+from workers.track_b.registrations import TRADES, RegistrationPolicy
 
 MARKET = Market(48, TradingCalendar(), stocks=40, etfs=30)
 TEN = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
@@ -105,6 +105,57 @@ def test_pins_outside_the_universe_are_asked_once_and_nextrade_s_are_given_its_f
     pre_market = policy.without_krx(("trades",)).with_nxt(third)
     assert pre_market.feeds(NXT_ETF) == (Feed("trades", "NXT", NXT_ETF),)
     assert pre_market.venues(KRX_ETFS[0]) == ()  # not Nextrade's: nothing while KRX is shut
+
+
+def _asked(sim: SimThread, folder: Path, pins: set[str]) -> tuple[PinStandings, frozenset[str]]:
+    """Standings that asked ``pins`` once, and the Nextrade names of the answers."""
+    standings = PinStandings(_client(sim, folder), ManualClock(0), _Alerts().book, ())
+
+    async def run() -> frozenset[str]:
+        try:
+            return await standings.nextrade(pins)
+        finally:
+            await standings.client._http.aclose()  # type: ignore[union-attr]
+
+    return standings, asyncio.run(run())
+
+
+def test_an_etf_pin_holds_its_feeds_in_the_main_sessions_and_none_in_the_after_markets(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    """The answer names each pin's product (CTPF1002R's group code): the ETFs are no
+    after-market's (kis-market-2026-09.md §1, §3); a stock pin outside the universe is."""
+    stock = next(s for s in sorted(MARKET.listings) if MARKET.listings[s].group == "ST")
+    standings, nextrade = _asked(sim, tmp_path, {NXT_ETF, KRX_ETFS[0], stock})
+    assert standings.day_only == {NXT_ETF, KRX_ETFS[0]}
+    day = RegistrationPolicy("venues").with_nxt(nextrade).with_day_only(standings.day_only)
+    assert day.with_day_only(standings.day_only) is day  # nothing new: no switch
+    assert day.venues(NXT_ETF) == ("KRX", "NXT") and day.venues(KRX_ETFS[0]) == ("KRX",)
+    assert day.without_krx(TRADES).venues(NXT_ETF) == ("NXT",)  # Nextrade's pre-market
+    evening = [day.without_krx(TRADES, after_close=True), day.with_krx(TRADES, TRADES)]
+    for after in evening:  # Nextrade's after-market; KRX's, with Nextrade's feeds
+        assert after.venues(NXT_ETF) == after.venues(KRX_ETFS[0]) == ()
+        assert after.why_no_feed(NXT_ETF) == "an ETF or ETN: no after-market trades it"
+    assert evening[1].venues(stock) == ("KRX", "NXT")[: 1 + (stock in nextrade)]
+
+
+def test_an_answer_without_the_group_code_keeps_an_etf_pin_s_after_market_feeds(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    """Where CTPF1002R's answer does not name the product (an older layout), the pin's
+    product is not known: it holds its feeds through the after-markets, as a stock would
+    (a slot spent on a name that may print nothing, never a trade missed)."""
+    sim.sim.config.stock_info_group = False
+    try:
+        standings, nextrade = _asked(sim, tmp_path, {NXT_ETF, KRX_ETFS[0]})
+    finally:
+        sim.sim.config.stock_info_group = True
+    assert nextrade == {NXT_ETF} and standings.day_only == frozenset()
+    day = RegistrationPolicy("venues").with_nxt(nextrade).with_day_only(standings.day_only)
+    krx_evening = day.with_krx(TRADES, TRADES)  # KRX's after-market, with Nextrade's feeds
+    assert krx_evening.venues(NXT_ETF) == ("KRX", "NXT")
+    assert krx_evening.venues(KRX_ETFS[0]) == ("KRX",)
+    assert day.without_krx(TRADES, after_close=True).venues(NXT_ETF) == ("NXT",)
 
 
 def test_a_paper_account_asks_nothing_and_its_pins_hold_krx_s_feeds(

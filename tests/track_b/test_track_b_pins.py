@@ -26,6 +26,7 @@ from workers.track_b.pins import (
     unplaced,
     write_pins,
 )
+from workers.track_b.registrations import TRADES, RegistrationPolicy
 from workers.track_b.slots import SlotAction, SlotBook, SlotCandidate
 from workers.track_b.triggers import TriggerEngine
 
@@ -190,3 +191,54 @@ def test_slots_shown_that_do_not_read_are_one_line_not_a_traceback(tmp_path: Pat
     assert listed.exit_code == 1 and isinstance(listed.exception, SystemExit)
     assert f"{slots_path(tmp_path)} does not read" in listed.output
     assert "Track B writes it again at its next evaluation" in listed.output
+
+
+class _Switching(Streams):
+    """The collector's part that takes a new policy (`Collector.switch`)."""
+
+    def __init__(self, policy: RegistrationPolicy) -> None:
+        super().__init__(["acct1"], lambda symbol, now: 0.0)
+        self.policy = policy
+        self.switched: list[str] = []
+
+    async def switch(self, policy: RegistrationPolicy, holdings: object, why: str) -> None:
+        self.policy = policy
+        self.switched.append(why)
+
+
+def test_an_etf_pin_is_released_in_krx_s_after_market_once_kis_names_it_and_shown_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KRX's after-market (16:05): two pins outside the universe held, whose product is not
+    known yet; once KIS's answer names one an ETF, it is released (no after-market trades it)
+    and shown unplaced with why, the stock pin kept."""
+    tb, _, _ = track_b(tmp_path, at("16:05"))
+    etf, stock = "069500", "900001"
+    write_pins(tmp_path, {etf, stock})
+    engine = TriggerEngine(tb.config, {}, NINE, 600.0)
+    book = SlotBook(["acct1"], 41)
+    streams = _Switching(RegistrationPolicy().with_krx(TRADES))
+    shown: list[dict[str, object]] = []
+    follow(tb, engine, book, streams, [], at("16:05:05"), monkeypatch)
+    assert set(book.held()) == {etf, stock}  # both on KRX's feed while their kind is not known
+    tb.pin_standings.day_only = frozenset({etf})  # as KIS's answer (CTPF1002R) leaves it
+    follow(
+        tb,
+        engine,
+        book,
+        streams,
+        [],
+        at("16:05:15"),
+        monkeypatch,
+        each_round=lambda n: shown.append(json.loads(slots_path(tmp_path).read_text())),
+    )
+    assert set(book.held()) == {stock}
+    (released,) = [d for _, d in streams.applied if d.action == "release"]
+    assert released.candidate.symbol == etf
+    assert released.reason == (
+        f"no after-market trades the pins {etf}: an ETF or ETN: no after-market trades it"
+    )
+    assert streams.switched == [f"no after-market trades the pins {etf}"]
+    why = "an ETF or ETN: no after-market trades it"
+    assert shown and all(s["unplaced_pins"] == [{"symbol": etf, "reason": why}] for s in shown)
+    assert tb.counters["pins_unplaced"] == 1

@@ -105,6 +105,32 @@ def test_build_once_from_the_simulator(harness: Harness) -> None:
     assert offsets == {"universe": 1}  # one snapshot event, built once
 
 
+def test_kis_refusing_the_builds_calls_as_over_the_rate_is_alerted_and_a_build_within_resolves(
+    harness: Harness,
+) -> None:
+    """KIS refusing 40 of the build's some 450 calls as over the rate (EGW00201): the build
+    still completes (refused calls retried at a slower pace), and the accounts KIS refused
+    are alerted once the build's accounts are closed; the next build, refused nothing,
+    resolves them (as a later run of the job takes them over from the database)."""
+    h = harness
+    before = h.sim.rate_limited  # the module's simulator
+    # A fault, not a lower rate: a loaded machine's build never reached a rate of 40/s. The
+    # refusals come in a row, so a candidate may spend its attempts on them (named, failed).
+    h.sim.faults.rate_limited = 40
+    summary = h.build("2026-11-19")
+    assert summary["outcome"] == "built" and h.sim.rate_limited - before == 40
+    raised = h.rows("select subject, severity, message from alerts where code = 'kis_rate_limited'")
+    assert raised and {r[0] for r in raised} <= {"acct1", "acct2"}, raised
+    assert all(
+        severity == "warning" and "of universe's" in message and "(150/s)" in message
+        for _, severity, message in raised
+    ), raised
+    refused = h.sim.rate_limited
+    assert h.build("2026-11-20")["outcome"] == "built" and h.sim.rate_limited == refused
+    resolved = h.rows("select subject from alert_resolutions where code = 'kis_rate_limited'")
+    assert sorted(resolved) == sorted((r[0],) for r in raised)
+
+
 def test_a_failed_build_reuses_the_previous_universe(harness: Harness) -> None:
     h = harness
     h.sim.faults.master_damage = {"kospi_code.mst.zip": "crc"}

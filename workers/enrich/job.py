@@ -25,6 +25,7 @@ from observer.config.tree import Settings
 from observer.db.readers import reader_engine
 from observer.db.sector_queries import Stored, code_names, latest_runs, stocks_with_sectors
 from observer.errors import KisError
+from observer.kis.rate_alert import KIS_RATE_LIMITED, judged, rate_alerts, refusals
 from observer.process.heartbeat import Heartbeat
 from observer.reference.sector_map import SectorMap
 from workers.enrich import SOURCE
@@ -182,6 +183,7 @@ def run_job(
     for alert in alerts(job, tallies):
         raised.add(alert.code)
         producer.send(alert)
+    _rate_limited(settings, producer, job.refusals)
     fetched = codes_fetched > 0 and "enrich_kis_codes_failed" not in raised
     _resolve(settings, producer, cleared(job, tallies, earlier_runs, raised, fetched))
     if not job.stop.is_set():
@@ -251,6 +253,28 @@ def _resolve(settings: Settings, producer: Producer, codes: list[str]) -> None:
             )
 
 
+def _rate_limited(
+    settings: Settings, producer: Producer, refused: dict[str, tuple[int, int]]
+) -> None:
+    """`KIS_RATE_LIMITED` of each account KIS refused the KIS tier's calls too often.
+
+    An open one is resolved where the run's calls as its account were not.
+    """
+    present = {alias for _, alias in rate_alerts(settings.kis, producer.send, SOURCE, refused)}
+    clear = judged(refused) - present
+    opened = open_alert_subjects(settings, SOURCE, KIS_RATE_LIMITED)
+    for alias in sorted(clear if opened is None else clear & opened):
+        sent, refusals_ = refused[alias]
+        producer.send(
+            AlertResolved(
+                code=KIS_RATE_LIMITED,
+                severity="warning",
+                subject=alias,
+                message=f"KIS refused {refusals_} of the run's {sent} calls as {alias}",
+            )
+        )
+
+
 @contextmanager
 def _progress(job: EnrichRun, notifier: Heartbeat, total: int) -> Iterator[None]:
     """Heartbeats with the counters; a rich bar too on a terminal when unsupervised."""
@@ -286,5 +310,6 @@ async def _guarded(job: EnrichRun, stocks: dict[str, list[Stored]]) -> dict[str,
     finally:
         if http is not None:
             await http.aclose()
+        job.refusals = refusals(accounts)
         for account in accounts:
             await account.aclose()

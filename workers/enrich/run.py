@@ -89,6 +89,8 @@ class EnrichRun:
     kis: KisLookups | None = None  # the per-symbol KIS tier (None: off, or a dry run)
     cross: dict[str, CrossCheck] = field(default_factory=dict)  # region -> cross-check
     problems: list[Alert] = field(default_factory=list)  # found on the way, sent at the end
+    # account alias -> (calls sent, refused as over its rate limit) of the KIS tier
+    refusals: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def mode(self) -> str:

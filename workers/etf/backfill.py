@@ -4,7 +4,10 @@ From each completed session's own KRX table, else KIS's series (`workers.etf.col
 rows whose NAV, net assets, high or low are missing or revised are sent again
 (`workers.etf.rows.repaired`), never a live quote. A session under way is never read
 (`last_repairable`). Failed series are ``etf_repair_failures`` (an error above ``[etf]
-max_failed_pct``: ``failed_over_limit``, exit 1), resolved by a run in which none failed.
+max_failed_pct``: ``failed_over_limit``, exit 1), resolved by a run in which none failed;
+KIS refusing an account's calls of the series as over its rate limit too often,
+``kis_rate_limited`` (`observer.kis.rate_alert.rate_alerts`), over once a run's calls as that
+account are not (a run on KRX's tables alone judges no account).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST
 from observer.config.tree import Settings
 from observer.db.etf_queries import etf_history
+from observer.kis.rate_alert import KIS_RATE_LIMITED, judged, rate_alerts
 from observer.process.heartbeat import Heartbeat
 from workers.etf.collect import Collected, repair
 from workers.etf.jobs import beat, portal, read, resolve, symbols_of
@@ -29,7 +33,7 @@ from workers.etf.sessions import calendar_of, target_session
 
 __all__ = ["CODES", "RepairSummary", "last_repairable", "run_repair"]
 
-CODES = ("etf_repair_failures",)
+CODES = ("etf_repair_failures", KIS_RATE_LIMITED)
 
 
 class RepairSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,7 +110,11 @@ def run_repair(
                 f"for {sessions[0]}..{sessions[-1]} (their stored rows stay): {sample}"[:2000],
             )
         )
-    resolved = resolve(settings, send, CODES, present, clock)
+    present |= rate_alerts(settings.kis, send, "etf_backfill", got.refusals)
+    aliases = {a.alias for a in settings.kis.accounts}
+    resolved = resolve(
+        settings, send, CODES, present, clock, unjudged=aliases - judged(got.refusals)
+    )
     send(
         EtfRun(
             job="etf_backfill",

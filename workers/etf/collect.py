@@ -55,6 +55,8 @@ class Collected:
     chart_failed: dict[str, str] = field(default_factory=dict)  # symbol -> error
     elapsed_s: float = 0.0
     rate_limit_per_s: float = 0.0  # the REST budget the run was given, every account's
+    # account alias -> (calls sent, calls KIS refused as over its rate limit: EGW00201)
+    refusals: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def achieved_fraction(self) -> float:
@@ -146,6 +148,9 @@ async def fan_out(
         out.elapsed_s += time.monotonic() - before
         out.kis_calls += sum(a.client.requests for a in accounts)
         for account in accounts:
+            sent, refused = out.refusals.get(account.alias, (0, 0))
+            client = account.client
+            out.refusals[account.alias] = (sent + client.requests, refused + client.rate_limited)
             await account.aclose()
 
 

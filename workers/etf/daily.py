@@ -24,6 +24,7 @@ from observer.calendar.timeline import timeline_from
 from observer.config.tree import Settings
 from observer.config.workers import EtfSettings
 from observer.db.etf_queries import etf_history, kis_etf_symbols
+from observer.kis.rate_alert import KIS_RATE_LIMITED
 from observer.process.heartbeat import Heartbeat
 from workers.etf.collect import Collected, backfills, collect_daily
 from workers.etf.details import detail_of, flags_of, premium_mismatches
@@ -45,6 +46,7 @@ RUN_CODES = (
     "etf_premium_mismatch",
     "etf_history_gaps",
     "etf_list_missing",
+    KIS_RATE_LIMITED,  # subject: the account alias
 )
 FIELDS = ("close", "nav", "premium_pct", "net_assets_krw", "listed_units", "holdings")
 _WEEKS_52 = 260  # 52 weeks hold at most 260 sessions (weekdays)
@@ -372,7 +374,8 @@ def over(key: Key, plan: Plan, got: Collected, found: Found, healed: set[Key]) -
     A per-ETF flag is over only for an ETF judged now: one whose KIS call failed, or whose
     NAV is not out, keeps its flags until a run judges it; an ETF no longer listed is never
     judged again, so its flags end here. ``etf_daily_failures`` ends once its session is
-    filled, ``etf_nav_pending`` once its session's rows have a NAV.
+    filled, ``etf_nav_pending`` once its session's rows have a NAV, ``kis_rate_limited`` once
+    its account's calls of a run were not refused too often.
     """
     code, subject = key
     if code in CODES:  # judged by `settle`: a session not due judges nothing
@@ -391,6 +394,8 @@ def over(key: Key, plan: Plan, got: Collected, found: Found, healed: set[Key]) -
         if named is None:
             return not any(found.pending.get(d) for d in plan.recent)
         return in_range and not found.pending.get(named)
+    if code == KIS_RATE_LIMITED:  # over once the account sent calls KIS did not refuse so
+        return got.refusals.get(subject, (0, 0))[0] > 0
     return True
 
 

@@ -6,7 +6,9 @@ checked against the answer's own count and the day's stored quote count: a diffe
 answer saying there is more, which cannot be asked for) is an
 ``etf_holdings_count_mismatch`` warning per ETF, resolved by a run that finds them equal;
 failed calls, and answers listing a constituent twice, are ``etf_holdings_failures`` (the
-ETF's earlier set stays current).
+ETF's earlier set stays current); KIS refusing an account's calls as over its rate limit too
+often, ``kis_rate_limited`` (`observer.kis.rate_alert.rate_alerts`), over once a run's calls
+as that account are not.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from observer.config.tree import Settings
 from observer.db.etf_queries import etf_history
 from observer.kis.client import KisClient
 from observer.kis.etf import holdings_of
+from observer.kis.rate_alert import KIS_RATE_LIMITED, judged, rate_alerts
 from observer.process.heartbeat import Heartbeat
 from workers.etf.collect import Collected, fan_out
 from workers.etf.jobs import beat, read, resolve, symbols_of
 
 __all__ = ["HoldingsSummary", "count_problem", "run_holdings"]
 
-CODES = ("etf_holdings_count_mismatch", "etf_holdings_failures")
+CODES = ("etf_holdings_count_mismatch", "etf_holdings_failures", KIS_RATE_LIMITED)
 
 
 class HoldingsSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,7 +144,8 @@ def run_holdings(
                 f"(their earlier sets stay current): {sample}"[:2000],
             )
         )
-    subjects = set(found) | ({""} if not only else set())
+    present |= rate_alerts(settings.kis, send, "etf_holdings", out.refusals)
+    subjects = set(found) | ({""} if not only else set()) | judged(out.refusals)
     resolved = resolve(settings, send, CODES, present, clock, subjects)
     send(
         EtfRun(

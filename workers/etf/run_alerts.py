@@ -1,8 +1,9 @@
 """The daily run's own alerts, as events: KRX's table, failed calls, NAVs, history gaps.
 
 `workers.etf.daily` decides what is present and what is over; the subjects here are what
-its `over` matches: ``etf_daily_failures`` and ``etf_nav_pending`` name their session, the
-others are one per run.
+its `over` matches: ``etf_daily_failures`` and ``etf_nav_pending`` name their session,
+``kis_rate_limited`` its account (`observer.kis.rate_alert.rate_alerts`, as the holdings and
+repair jobs), the others are one per run.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import date
 
 from bus.events import Alert, Event
 from observer.config.tree import Settings
+from observer.kis.rate_alert import rate_alerts
 from workers.etf.collect import Collected
 from workers.etf.details import mismatch_message, premium_mismatches
 
@@ -25,7 +27,11 @@ def run_alerts(
     symbols: Sequence[str],
     got: Collected,
 ) -> set[tuple[str, str]]:
-    """The run's own alerts (KRX's table, failed calls and charts, premiums off): sent."""
+    """The run's own alerts, sent; returns their conditions.
+
+    KRX's table, failed calls and charts, premiums off, and KIS refusing an account's calls
+    as over its rate limit (`refused_too_often`).
+    """
     present: set[tuple[str, str]] = set()
     etf = settings.etf
     if got.krx_error:
@@ -68,6 +74,7 @@ def run_alerts(
         present.add(("etf_premium_mismatch", ""))
         message = mismatch_message(mismatched, len(got.rows), day)
         send(Alert(severity="warning", code="etf_premium_mismatch", message=message))
+    present |= rate_alerts(settings.kis, send, "etf_daily", got.refusals)
     return present
 
 

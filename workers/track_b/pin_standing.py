@@ -9,8 +9,11 @@ once nor a KIS that does not answer holds the slots still for long.
 KIS keeps no history of the standing: the pin's Nextrade registration (a slot event on that
 venue) is its record.
 
-A paper account cannot ask (the TR is real-only): its pins hold KRX's feeds, as its members
-do. An ask that fails is tried again `RETRY_S` of clock time later, with one warning
+The same answer names the pin's product (`NxtStatus.kind`): an ETF or ETN trades in no
+after-market (`observer.market.after_markets`), so from KRX's close it holds no feed
+(`day_only`, `RegistrationPolicy.venues`). A paper account cannot ask (the TR is real-only):
+its pins hold KRX's feeds, as its members do, and its ETFs KRX's through the after-market.
+An ask that fails is tried again `RETRY_S` of clock time later, with one warning
 ``track_b_pin_standing_unknown`` per pin, resolved when KIS answers or the pin is lifted.
 """
 
@@ -26,6 +29,7 @@ from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock
 from observer.errors import KisError
 from observer.kis.client import KisClient
+from observer.market.after_markets import trades_after_markets
 
 __all__ = ["ASK_AT_ONCE", "PIN_STANDING_UNKNOWN", "RETRY_S", "PinStandings"]
 
@@ -54,6 +58,7 @@ class PinStandings:
         self.alerts = alerts
         self.members = frozenset(members)
         self.answered: dict[str, bool] = {}  # pin -> Nextrade trades it today
+        self.day_only: frozenset[str] = frozenset()  # pins answered as no after-market's
         self._failed_ns: dict[str, int] = {}  # pin -> when its last ask failed (clock ns)
 
     async def nextrade(self, pins: Collection[str]) -> frozenset[str]:
@@ -91,9 +96,12 @@ class PinStandings:
             return False
         trades = status.eligible and not status.halted
         self.answered[pin] = trades
+        if not trades_after_markets(status.kind):
+            self.day_only |= {pin}
         log.info(
-            "the pin %s is outside the universe: Nextrade %s it today (CTPF1002R: %s%s)",
+            "the pin %s (%s) is outside the universe: Nextrade %s it today (CTPF1002R: %s%s)",
             pin,
+            status.kind,
             "trades" if trades else "does not trade",
             "eligible" if status.eligible else "not eligible",
             ", halted" if status.halted else "",

@@ -20,7 +20,9 @@ trading once the auction is over. Through KRX's opening auction and first half h
 slot is held, names hold the rows of those parts (`opening_feeds`). A paper account is
 offered trades and books alone (KIS refuses the others, OPSP8991). Outside KRX's trading
 (``krx_trading`` false: Nextrade's pre- and after-market) a Nextrade name holds Nextrade's
-feed (or the combined one) alone, and any other symbol holds nothing.
+feed (or the combined one) alone, and any other symbol holds nothing. After KRX's close
+(``after_close``: both after-markets) an ETF or ETN pin (``day_only``) holds nothing: no
+after-market trades them (`observer.market.after_markets`).
 
 `swaps` orders a change of registrations (a session boundary): each new one before the old
 ones are released, as far as the session's limit allows, so no trade falls between them.
@@ -68,7 +70,9 @@ class RegistrationPolicy:
     the accounts are paper accounts; ``krx_trading``: false while KRX does not trade for
     Track B (Nextrade's pre- and after-market); ``auctions``: the venues in an auction, where
     ``auction`` is the expected matches; ``follows_nxt``: false while Nextrade's feeds are not
-    registered (`with_krx` without them), when no name joins ``nxt`` (`with_nxt`).
+    registered (`with_krx` without them), when no name joins ``nxt`` (`with_nxt`);
+    ``day_only``: the symbols no after-market trades (ETF and ETN pins, `with_day_only`);
+    ``after_close``: KRX's regular day is over (the after-markets, `without_krx`, `with_krx`).
     """
 
     trades: TradeFeeds = "krx"
@@ -79,18 +83,27 @@ class RegistrationPolicy:
     apart: tuple[tuple[Venue, Kinds], ...] = ()
     auctions: frozenset[Venue] = frozenset()
     follows_nxt: bool = True
+    day_only: frozenset[str] = frozenset()
+    after_close: bool = False
 
     def venues(self, symbol: str) -> tuple[Venue, ...]:
         """The venues whose trades of ``symbol`` are registered, KRX's (or combined) first."""
+        if self.after_close and symbol in self.day_only:
+            return ()
         if not self.krx_trading:
             return () if self.paper or symbol not in self.nxt else _NXT_ALONE[self.trades]
         if self.paper or symbol not in self.nxt:
             return ("KRX",)
         return _VENUES[self.trades]
 
-    def without_krx(self, kinds: Kinds) -> RegistrationPolicy:
-        """While KRX does not trade (Nextrade's pre- and after-market): Nextrade's ``kinds``."""
-        return dataclasses.replace(self, krx_trading=False, kinds=kinds, apart=())
+    def without_krx(self, kinds: Kinds, *, after_close: bool = False) -> RegistrationPolicy:
+        """While KRX does not trade: Nextrade's ``kinds``.
+
+        Its pre-market, or with ``after_close`` its after-market.
+        """
+        return dataclasses.replace(
+            self, krx_trading=False, kinds=kinds, apart=(), after_close=after_close
+        )
 
     def with_krx(self, kinds: Kinds, nextrade: Kinds = ()) -> RegistrationPolicy:
         """While KRX trades again (its after-market): ``kinds``, Nextrade's feeds ``nextrade``.
@@ -105,6 +118,7 @@ class RegistrationPolicy:
             apart=(("NXT", nextrade),) if nextrade and self.trades == "venues" else (),
             auctions=frozenset(),
             follows_nxt=bool(nextrade),
+            after_close=True,
         )
 
     def with_nxt(self, symbols: Collection[str]) -> RegistrationPolicy:
@@ -115,6 +129,25 @@ class RegistrationPolicy:
         if not self.follows_nxt or self.nxt.issuperset(symbols):
             return self
         return dataclasses.replace(self, nxt=self.nxt | frozenset(symbols))
+
+    def with_day_only(self, symbols: Collection[str]) -> RegistrationPolicy:
+        """``symbols`` (ETF and ETN pins) among those no after-market trades.
+
+        This policy itself where that changes nothing.
+        """
+        if self.day_only.issuperset(symbols):
+            return self
+        return dataclasses.replace(self, day_only=self.day_only | frozenset(symbols))
+
+    def why_no_feed(self, symbol: str) -> str:
+        """Why ``symbol`` holds no feed now (`venues` is empty), as a pin shown unplaced says."""
+        if self.after_close and symbol in self.day_only:
+            return "an ETF or ETN: no after-market trades it"
+        if self.paper:
+            return "a paper account holds no feed while KRX does not trade"
+        if not _NXT_ALONE[self.trades]:
+            return "KRX does not trade now and Nextrade's feeds are off ([track_b.feeds] nextrade)"
+        return "KRX does not trade now and Nextrade does not trade it"
 
     def during(self, venues: Collection[Venue], kinds: Kinds) -> RegistrationPolicy:
         """``venues``' feeds hold ``kinds`` (a part of the day of their own), in an auction."""

@@ -250,7 +250,9 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                     if closing_at < now_utc(self.clock) < (ends.evening or ends_at):
                         # A start in Nextrade's after-market before KRX's: what is taken
                         # back holds Nextrade's feeds alone (KRX's ended at the close).
-                        collector.policy = collector.policy.without_krx(feeds.nxt_after_market)
+                        collector.policy = collector.policy.without_krx(
+                            feeds.nxt_after_market, after_close=True
+                        )
                     # The slots taken back stand as candidates beside the opening's meanwhile.
                     restored = (
                         []
@@ -326,7 +328,8 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         why = f"Nextrade's pre-market ends at {stretch.until.astimezone(KST):%H:%M:%S}"
         ending = (book.release(s, why) for s in book.held())
         await collector.apply([d for d in ending if d], book.holdings())
-        collector.policy = base.with_nxt(collector.policy.nxt)  # and the pins it learnt
+        learnt = collector.policy  # the pins' standings it learnt
+        collector.policy = base.with_nxt(learnt.nxt).with_day_only(learnt.day_only)
         self._show(book, collector, {})
 
     async def _opening_auction(
@@ -506,7 +509,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         trade between (`Collector.switch`); then the slots are evaluated over Nextrade's
         names as in the pre-market. False if the policy streams nothing without KRX.
         """
-        policy = collector.policy.without_krx(self.config.feeds.nxt_after_market)
+        policy = collector.policy.without_krx(self.config.feeds.nxt_after_market, after_close=True)
         done = (book.release(s, why) for s in book.held() if not policy.venues(s))
         await collector.apply([d for d in done if d])
         if not policy.streams_nextrade_alone:
@@ -663,7 +666,8 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             # A pin lifted is released by the evaluation, and only if nothing else claims it.
             pins = {p for p in self.pin_file.read() if engine.shard.owns(p)}
             await self._pins_on_nextrade(pins, book, collector)
-            engine.pins = {p for p in pins if collector.policy.venues(p)}
+            policy = collector.policy
+            engine.pins = {p for p in pins if policy.venues(p)}
             closed = self.guard.review(book, engine.pins, now)
             barred = self.guard.barred(now)
             placed = fill(by_cap, barred, book.free())
@@ -680,6 +684,8 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                 barred=barred,
             )
             waiting = unplaced(engine.pins, book.held(), decisions, barred)
+            idle = {p: policy.why_no_feed(p) for p in pins - engine.pins}  # no feed now
+            waiting = dict(sorted((waiting | idle).items()))
             decisions = [*closed, *(d for d in decisions if self._should_publish(d))]
             await collector.apply(decisions, book.holdings())  # and checked against the book
             self.counters["overflow_pct"] = round(self.overflow.watch(decisions, now), 1)
@@ -692,17 +698,29 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         """The pins outside the universe that Nextrade trades join its names (`PinStandings`).
 
         Held ones gain Nextrade's feeds with no trade lost (`Collector.switch`), the
-        lowest-ranked holdings released first where an account's would not fit.
+        lowest-ranked holdings released first where an account's would not fit. Those no
+        after-market trades (ETFs, ETNs) join ``day_only``: released if held after KRX's close.
         """
         nextrade = await self.pin_standings.nextrade(pins)
-        policy = collector.policy.with_nxt(nextrade)
-        if policy is collector.policy:
+        old = collector.policy
+        policy = old.with_nxt(nextrade).with_day_only(self.pin_standings.day_only)
+        if policy is old:
             return
-        why = f"Nextrade trades the pins {', '.join(sorted(nextrade - collector.policy.nxt))}"
+        learnt = {
+            "Nextrade trades the pins": policy.nxt - old.nxt,
+            "no after-market trades the pins": policy.day_only - old.day_only,
+        }
+        why = "; ".join(f"{what} {', '.join(sorted(s))}" for what, s in learnt.items() if s)
+        idle = (
+            book.release(s, f"{why}: {policy.why_no_feed(s)}")
+            for s in book.held()
+            if not policy.venues(s)
+        )
+        await collector.apply([d for d in idle if d], book.holdings())
         fitted = (book.release(s, f"{why}: no room") for s in book.beyond(policy.cost))
         await collector.apply([d for d in fitted if d], book.holdings())
         await collector.switch(policy, book.holdings(), why)
-        log.info("%s: they hold its feeds as its members do", why)
+        log.info("%s: their feeds follow", why)
 
     async def _nap(self, seconds: float) -> None:
         """Wait for the next evaluation: ``seconds`` of clock time, less if woken or stopped."""

@@ -22,6 +22,7 @@ from pathlib import Path
 import msgspec
 
 from bus.events import Event, UniverseMember
+from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock, SystemClock
 from observer.calendar.phases import KST, Phase
 from observer.calendar.timeline import Timeline
@@ -32,8 +33,10 @@ from observer.errors import MasterFileError
 from observer.kis.client import KisClient
 from observer.kis.daily_bars import DailyBar
 from observer.kis.master import DomesticRows, download_master, extract_single, parse_domestic
+from observer.kis.rate_alert import RateWatch
 from observer.kis.session import master_http, open_account, rate_limits
 from observer.reference.instruments import current_archive, installed_ns, master_file
+from workers.universe import SOURCE
 from workers.universe.asking import ask_each
 
 __all__ = [
@@ -219,6 +222,7 @@ async def build_universe(
     before: Mapping[str, int] | None = None,
     retry_until_ns: int | None = None,
     alerts: Callable[[Event], object] | None = None,
+    rates: AlertBook | None = None,
 ) -> Built:
     """Fetch, compute, filter and rank.
 
@@ -226,7 +230,9 @@ async def build_universe(
     ``before`` (the previous universe's candidates per market; `market_shortfall`). The
     candidates whose call failed are asked once more after the first pass, unless the clock
     has reached ``retry_until_ns`` (the day's warm-up: Track A is waiting for the universe).
-    ``alerts`` sends the alert of a token cache file that does not read.
+    ``alerts`` sends the alert of a token cache file that does not read; ``rates``, when given,
+    judges KIS's rate-limit refusals of the build's calls once its accounts are closed
+    (`RateWatch`).
 
     Calls are spread over every account, each paced by its limiter (`ask_each`); a candidate
     whose call failed is asked once more after the others, and those failing again are in
@@ -278,6 +284,8 @@ async def build_universe(
         built.elapsed_s = time.monotonic() - started
         for account in accounts:
             await account.aclose()
+        if rates is not None:
+            RateWatch(settings.kis, accounts, SOURCE).judge(rates)
     if built.failed:
         log.warning(
             "%d candidates failed (their daily chart%s, or a malformed master record) and are "

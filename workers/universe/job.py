@@ -25,14 +25,15 @@ from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST
 from observer.calendar.timeline import Timeline, timeline_from
 from observer.calendar.trading import TradingCalendar
-from observer.cli.support import open_alert_subjects
+from observer.cli.support import open_alert_notices, open_alert_subjects
 from observer.config.tree import Settings
 from observer.db.queries import universe_stored
 from observer.db.readers import reader_engine
 from observer.errors import ObserverError, StoreError
+from observer.kis.rate_alert import KIS_RATE_LIMITED
 from observer.process.heartbeat import Heartbeat
 from observer.process.state_files import read_state
-from observer.runtime import drained
+from observer.runtime import alert_book, drained
 from workers.universe import SOURCE
 from workers.universe.build import Built, build_universe, shortfall, stale_masters
 from workers.universe.snapshot import (
@@ -152,6 +153,8 @@ def build_day(
     before = candidates_by_market(earlier) if earlier is not None else {}
     warmup_ns = int(_warmup(settings, day).timestamp()) * 10**9
     progress, done = _progress(notifier)
+    rates = alert_book(producer)
+    rates.take_over(open_alert_notices(settings, SOURCE, [KIS_RATE_LIMITED]) or [])
     try:
         built = asyncio.run(
             build_universe(
@@ -163,6 +166,7 @@ def build_day(
                 before=before,
                 retry_until_ns=warmup_ns,
                 alerts=producer.send,
+                rates=rates,
             )
         )
     finally:
