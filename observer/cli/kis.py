@@ -50,13 +50,18 @@ def check(
 
     Uses the cached token when one is valid; calls each REST TR once, watches one WebSocket
     session for SECONDS, asks the master host as the master-file job does; with --budget,
-    first calls at the account's whole REST budget for that long (EGW00201 counted). Secrets
-    are never printed. What each row means: docs/kis.md.
+    first calls at the account's whole REST budget for that long (EGW00201 counted). Today's
+    investor postings answered are held against those the database stores. Secrets are never
+    printed. What each row means: docs/kis.md.
     """
     # deferred: the client, WebSocket and rich (about 0.2 s) for this command only
+    from datetime import datetime
+
     from rich.console import Console
 
     from observer.calendar.clock import clock_from_env
+    from observer.calendar.phases import KST
+    from observer.kis_check.investor import stored_postings
     from observer.kis_check.render import print_table
     from observer.kis_check.rest import Targets
     from observer.kis_check.run import Configured, run_check
@@ -68,6 +73,8 @@ def check(
     if not abroad:
         fail("observer kis check", f"--overseas {overseas!r}: expected EXCHANGE:SYMBOL", 2)
     targets = Targets(symbol=symbol, etf=etf, exchange=exchange, overseas=abroad)
+    clock = clock_from_env()
+    today = datetime.fromtimestamp(clock.now_ns() / 1e9, KST).date()
     try:
         report = asyncio.run(
             run_check(
@@ -75,9 +82,10 @@ def check(
                 alias,
                 targets,
                 seconds,
-                clock_from_env(),
+                clock,
                 configured=Configured.of(settings),
                 budget_s=budget,
+                postings=stored_postings(settings.database, symbol, today),
             )
         )
     except ConfigError as exc:

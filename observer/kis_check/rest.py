@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from typing import Any
 
 from observer.errors import KisApiError, KisError, KisPaperRefused
 from observer.kis.client import KisClient, Page, nxt_status
 from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES
-from observer.kis.investor import INVESTOR_POSTINGS, investor_posting_due
 from observer.kis.parse import decode_json, price_snapshot
 from observer.kis.schemas import (
     CurrentPriceOutput,
@@ -38,6 +37,7 @@ from observer.kis.schemas import (
     TimeTradeRow,
     ViStatusRow,
 )
+from observer.kis_check.investor import NONE_STORED, StoredPostings, postings_finding
 from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Outcome, Report
 
 __all__ = ["Targets", "check_rest"]
@@ -166,11 +166,16 @@ def _probes(t: Targets) -> list[_Probe]:
 
 
 async def check_rest(
-    client: KisClient, targets: Targets, report: Report, now_ns: Callable[[], int]
+    client: KisClient,
+    targets: Targets,
+    report: Report,
+    now_ns: Callable[[], int],
+    postings: StoredPostings = NONE_STORED,
 ) -> list[MinuteBarRow]:
     """Call every probe once, adding a finding each; return today's minute bars as read.
 
-    The bars are the newest 30 at 15:30 (or now), for the minute-label reading.
+    The bars are the newest 30 at 15:30 (or now), for the minute-label reading. ``postings``:
+    today's investor postings of ``targets.symbol`` stored, which KIS's answer is held against.
     """
     bars: list[MinuteBarRow] = []
     for probe in _probes(targets):
@@ -207,34 +212,13 @@ async def check_rest(
             report.add(item, MISMATCH, wrong)
             continue
         if probe.endpoint == "investor_estimate" and isinstance(typed, list):
-            report.add(item, OK, _postings_seen(typed, now_ns()))
+            rows_read = [r for r in typed if isinstance(r, InvestorEstimateRow)]
+            report.add(item, OK, postings_finding(targets.symbol, rows_read, now_ns(), postings))
             continue
         paging = "tr_cont: more pages" if page.more else ""
         report.add(item, OK, f"{rows} row(s) read by the client's schema", layout=paging)
     await _industry_members(client, targets, report)
     return bars
-
-
-_KST = timezone(timedelta(hours=9))
-
-
-def _postings_seen(rows: list[object], now_ns: int) -> str:
-    """Which of today's postings HHPTJ04160200 answered now, against those due.
-
-    It answers no date: postings not due yet are another day's, which the investor job never
-    stores.
-    """
-    now = datetime.fromtimestamp(now_ns / 1e9, _KST)
-    held = sorted(
-        int(row.bsop_hour_gb)
-        for row in rows
-        if isinstance(row, InvestorEstimateRow) and row.bsop_hour_gb.isdigit()
-    )
-    early = [p for p in held if p in INVESTOR_POSTINGS and not investor_posting_due(p, now)]
-    seen = f"postings {held or 'none'} answered at {now:%H:%M} KST"
-    if early:
-        return f"{seen}: {early} not due yet, so another day's (the job stores none of them)"
-    return f"{seen}: each due, today's"
 
 
 def _read(page: Page, probe: _Probe) -> tuple[int, object] | str:

@@ -35,6 +35,7 @@ from observer.kis_check.budget import check_budget
 from observer.kis_check.chain import chain_finding
 from observer.kis_check.counting import count_registrations, counting_finding
 from observer.kis_check.etf_after_market import etf_after_market_finding
+from observer.kis_check.investor import NONE_STORED, StoredPostings
 from observer.kis_check.layouts import generation
 from observer.kis_check.master_host import check_master_host
 from observer.kis_check.minute_label import read_label
@@ -108,6 +109,7 @@ async def run_check(
     share: float | None = None,
     configured: Configured = Configured(),
     budget_s: float = 0.0,
+    postings: StoredPostings = NONE_STORED,
 ) -> Report:
     """Check account ``alias`` against its configured environment; never raises for KIS.
 
@@ -115,6 +117,8 @@ async def run_check(
     process share, so that the check can run beside the daemon). ``configured``: the switches
     the findings are held against; a mismatch names the one to change. ``budget_s``: that
     long at the account's whole REST budget first (`check_budget`; 0: not measured).
+    ``postings``: today's investor postings of ``targets.symbol`` as stored, which KIS's
+    answer is held against (none: nothing to hold them against).
 
     Raises
     ------
@@ -134,7 +138,7 @@ async def run_check(
             await check_budget(kis, alias, targets.symbol, budget_s, clock, report)
         today = datetime.fromtimestamp(clock.now_ns() / _NS, _KST).date()
         targets = Targets(targets.symbol, targets.etf, targets.exchange, targets.overseas, today)
-        await check_rest(account.client, targets, report, clock.now_ns)
+        await check_rest(account.client, targets, report, clock.now_ns, postings)
         if not account.client.paper:
             await _etc_code_finding(account.client, targets, report, configured)
         subscribed = PAPER_SUBSCRIBED if account.client.paper else (*SUBSCRIBED, *SIDE_FEEDS)

@@ -129,7 +129,9 @@ def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettin
     assert found["H0STPGM0"] == OK and layouts["H0STPGM0"] == "2026-05 (11 fields)"
     # The investor postings answered, held against those due (KIS answers no date).
     postings = next(f for f in default.findings if f.item.startswith("HHPTJ04160200"))
-    assert postings.outcome == OK and postings.finding.endswith("each due, today's")
+    assert postings.outcome == OK and postings.finding.endswith(
+        "each due, today's; none of 005930 stored today to hold them against"
+    )
     quiet = {f.item: f.finding for f in default.findings if f.item in SIDE_FEEDS}
     # 005930 at 10:00: ten brokers have traded each side, every rank filled
     assert found["H0STMBC0"] == NOT_MEASURED or re.search(
