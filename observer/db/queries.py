@@ -6,7 +6,7 @@ the indexes the tables need can be read off one module.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -52,6 +52,7 @@ __all__ = [
     "cycles_of",
     "flows_stored",
     "investor_postings_stored",
+    "listing_kinds",
     "master_file_checks",
     "master_file_sha",
     "master_files_checked_ns",
@@ -116,6 +117,18 @@ def universe_references(
         case((nxt, True), else_=False).label("nxt"),
     ).where(m.source == newest.source, m.seq == newest.seq)
     return conn.execute(query).all()
+
+
+def listing_kinds(conn: Connection, symbols: Collection[str]) -> dict[str, str]:
+    """The product the domestic master files list each of ``symbols`` as: stock, etf, etn, ...
+
+    (`observer.kis.master.group_kind`'s words, the instruments table's ``security_type``.) A
+    symbol the masters do not list is left out.
+    """
+    query = select(Instrument.symbol, Instrument.security_type).where(
+        Instrument.region == "KR", Instrument.symbol.in_(sorted(symbols))
+    )
+    return {symbol: kind for symbol, kind in conn.execute(query)}
 
 
 def investor_postings_stored(

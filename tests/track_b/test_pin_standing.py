@@ -6,24 +6,30 @@ the registration policy then gives the pin Nextrade's feeds while they are follo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.exc import OperationalError
 
-from bus.events import Alert, AlertResolved, Event
+from bus.codec import decode_parts, encode_frame
+from bus.envelope import Envelope
+from bus.events import Alert, AlertResolved, Event, ListingChanged
 from harness.sim.config import SimConfig
 from harness.sim.market import Market
 from observer.alerts.book import AlertBook
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
+from observer.db.queries import listing_kinds
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
+from observer.kis.master import group_kind
 from observer.kis.stream import Feed
+from observer.writer.store import Store
 from tests.support import SimThread
 from workers.track_b.pin_standing import ASK_AT_ONCE, PIN_STANDING_UNKNOWN, RETRY_S, PinStandings
 from workers.track_b.registrations import TRADES, RegistrationPolicy
@@ -158,15 +164,100 @@ def test_an_answer_without_the_group_code_keeps_an_etf_pin_s_after_market_feeds(
     assert day.without_krx(TRADES, after_close=True).venues(NXT_ETF) == ("NXT",)
 
 
-def test_a_paper_account_asks_nothing_and_its_pins_hold_krx_s_feeds(
+def _listed(read: list[list[str]], fail: list[bool]) -> Callable[[Collection[str]], dict[str, str]]:
+    """The master files' products (the simulator's listings, as the master-file job stores
+    them), each read noted in ``read``; raising while ``fail[0]``."""
+
+    def listed(symbols: Collection[str]) -> dict[str, str]:
+        read.append(sorted(symbols))
+        if fail[0]:
+            raise OperationalError("select", {}, Exception("the database is down"))
+        return {s: group_kind(MARKET.listings[s].group) for s in symbols if s in MARKET.listings}
+
+    return listed
+
+
+def test_a_paper_account_asks_nothing_and_its_etf_pins_are_the_master_s_etfs(
     sim: SimThread,
 ) -> None:
-    """No client (paper accounts: the TR is real-only): nothing asked, nothing alerted."""
+    """No client (paper accounts: the TR is real-only): nothing asked, nothing alerted; the
+    pins' products are the master files', read once a pin: an ETF holds no feed in the
+    after-markets, a stock does."""
     alerts = _Alerts()
-    standings = PinStandings(None, ManualClock(0), alerts.book, ())
+    read: list[list[str]] = []
+    standings = PinStandings(None, ManualClock(0), alerts.book, (), _listed(read, [False]))
     before = sim.sim.calls["CTPF1002R"]
-    assert asyncio.run(standings.nextrade({NXT_ETF})) == frozenset()
+    assert asyncio.run(standings.nextrade({NXT_ETF, STOCKS[0]})) == frozenset()
     assert sim.sim.calls["CTPF1002R"] == before and alerts.sent == []
+    assert standings.day_only == {NXT_ETF} and read == [sorted({NXT_ETF, STOCKS[0]})]
+    asyncio.run(standings.nextrade({NXT_ETF, STOCKS[0], KRX_ETFS[0]}))
+    assert standings.day_only == {NXT_ETF, KRX_ETFS[0]} and read[1:] == [[KRX_ETFS[0]]]
+    # Without the master's listings (None): not known, so followed (the safe way)
+    unread = PinStandings(None, ManualClock(0), alerts.book, ())
+    asyncio.run(unread.nextrade({NXT_ETF}))
+    assert unread.day_only == frozenset()
+
+
+def test_listings_that_do_not_read_keep_the_pins_feeds_and_are_read_again_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock, read, fail = ManualClock(0), [], [True]
+    standings = PinStandings(None, clock, _Alerts().book, (), _listed(read, fail))
+    asyncio.run(standings.nextrade({NXT_ETF}))
+    assert standings.day_only == frozenset() and len(read) == 1
+    assert f"the pins {NXT_ETF}: their products are not known" in caplog.text
+    fail[0] = False
+    clock.advance(RETRY_S - 1)
+    asyncio.run(standings.nextrade({NXT_ETF}))
+    assert len(read) == 1  # not before RETRY_S
+    clock.advance(1)
+    asyncio.run(standings.nextrade({NXT_ETF}))
+    assert standings.day_only == {NXT_ETF} and len(read) == 2
+
+
+def test_kis_s_answer_names_the_product_over_the_master_s(sim: SimThread, tmp_path: Path) -> None:
+    """KIS's answer of today is the product where it names one; the master's where it does
+    not (CTPF1002R without its group code)."""
+    stock = STOCKS[0]
+
+    def listed_wrong(symbols: Collection[str]) -> dict[str, str]:
+        return {s: "etf" if s == stock else "stock" for s in symbols}  # a stale master
+
+    for group in (True, False):
+        sim.sim.config.stock_info_group = group
+        try:
+            standings = PinStandings(
+                _client(sim, tmp_path), ManualClock(0), _Alerts().book, (), listed_wrong
+            )
+
+            async def run(standings: PinStandings = standings) -> None:
+                try:
+                    await standings.nextrade({NXT_ETF, stock})
+                finally:
+                    await standings.client._http.aclose()  # type: ignore[union-attr]
+
+            asyncio.run(run())
+        finally:
+            sim.sim.config.stock_info_group = True
+        assert standings.day_only == ({NXT_ETF} if group else {stock}), group
+
+
+def test_the_master_s_products_of_pins_are_read_from_the_instruments_table(
+    store: Store,
+) -> None:
+    changes = [
+        ListingChanged(change="new", market=m, symbol=s, name=s, security_type=k, region=r)
+        for m, s, k, r in (
+            ("kospi", "069500", "etf", "KR"),
+            ("kospi", "005930", "stock", "KR"),
+            ("nasdaq", "069500", "stock", "US"),  # another region's code: not the pin's
+        )
+    ]
+    envelopes = [Envelope("master_file", i + 1, i + 1, c) for i, c in enumerate(changes)]
+    store.apply([decode_parts(encode_frame(envelopes))])
+    with store.engine.connect() as conn:
+        found = listing_kinds(conn, ["069500", "005930", "999999"])
+    assert found == {"069500": "etf", "005930": "stock"}
 
 
 def test_a_failed_ask_is_alerted_tried_again_a_minute_later_and_resolved(

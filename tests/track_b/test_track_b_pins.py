@@ -13,10 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from bus.events import Alert, AlertResolved
+from observer.db.models import Instrument
 from observer.process.state_files import STATE_FILE_UNREADABLE
 from tests.support import set_aside
-from tests.track_b.test_track_b_resume import NINE, Streams, at, follow, track_b
+from tests.track_b.test_track_b_resume import NINE, Streams, at, follow, store, track_b
 from workers.track_b.cli import app
+from workers.track_b.pin_standing import PinStandings
 from workers.track_b.pins import (
     PINS_UNREADABLE,
     PinFile,
@@ -242,3 +244,44 @@ def test_an_etf_pin_is_released_in_krx_s_after_market_once_kis_names_it_and_show
     why = "an ETF or ETN: no after-market trades it"
     assert shown and all(s["unplaced_pins"] == [{"symbol": etf, "reason": why}] for s in shown)
     assert tb.counters["pins_unplaced"] == 1
+
+
+def test_a_paper_account_s_etf_pin_holds_no_feed_in_krx_s_after_market_as_the_master_lists_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A paper account cannot ask KIS a pin's product (CTPF1002R is real-only): the master
+    files' listing of it is read from the database (the instruments table), so at 16:05 the
+    ETF pin is shown unplaced with why and the stock pin held."""
+    tb, _, url = track_b(tmp_path, at("16:05"))
+    etf, stock = "069500", "900001"
+    fields = {"name_en": "", "exchange": "KRX", "currency": "KRW", "sector_code": ""}
+    listed = {"region": "KR", "active": True, "listed_ns": 0, "updated_ns": 0, **fields}
+    store(
+        url,
+        Instrument.__table__,
+        [
+            {"market": "kospi", "symbol": etf, "name": "KODEX 200", "security_type": "etf"}
+            | listed,
+            {"market": "kospi", "symbol": stock, "name": "a stock", "security_type": "stock"}
+            | listed,
+        ],
+    )
+    tb.pin_standings = PinStandings(None, tb.clock, tb.alerts, (), tb._listing_kinds)  # run()'s
+    write_pins(tmp_path, {etf, stock})
+    engine = TriggerEngine(tb.config, {}, NINE, 600.0)
+    book = SlotBook(["acct1"], 41)
+    streams = _Switching(RegistrationPolicy().with_krx(TRADES))
+    shown: list[dict[str, object]] = []
+    follow(
+        tb,
+        engine,
+        book,
+        streams,
+        [],
+        at("16:05:10"),
+        monkeypatch,
+        each_round=lambda n: shown.append(json.loads(slots_path(tmp_path).read_text())),
+    )
+    assert set(book.held()) == {stock} and tb.pin_standings.day_only == {etf}
+    why = "an ETF or ETN: no after-market trades it"
+    assert shown and shown[-1]["unplaced_pins"] == [{"symbol": etf, "reason": why}]

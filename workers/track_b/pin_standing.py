@@ -11,23 +11,27 @@ venue) is its record.
 
 The same answer names the pin's product (`NxtStatus.kind`): an ETF or ETN trades in no
 after-market (`observer.market.after_markets`), so from KRX's close it holds no feed
-(`day_only`, `RegistrationPolicy.venues`). A paper account cannot ask (the TR is real-only):
-its pins hold KRX's feeds, as its members do, and its ETFs KRX's through the after-market.
-An ask that fails is tried again `RETRY_S` of clock time later, with one warning
-``track_b_pin_standing_unknown`` per pin, resolved when KIS answers or the pin is lifted.
+(`day_only`, `RegistrationPolicy.venues`). Where the answer names none (an older layout) or
+none is asked (a paper account: the TR is real-only, so its pins hold KRX's feeds, as its
+members do), the product is the one the master files list (the instruments table, read once
+a pin; a read that fails is tried again `RETRY_S` later, the pin's feeds held meanwhile: a
+slot spent, never a trade missed). An ask that fails is tried again `RETRY_S` of clock time
+later, with one warning ``track_b_pin_standing_unknown`` per pin, resolved when KIS answers or
+the pin is lifted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock
-from observer.errors import KisError
+from observer.errors import KisError, StoreError
 from observer.kis.client import KisClient
 from observer.market.after_markets import trades_after_markets
 
@@ -48,18 +52,29 @@ class PinStandings:
 
     ``client``: the account that asks; None where none may (paper accounts): every pin
     outside the universe then holds KRX's feeds, and nothing is asked or alerted.
+    ``listed``: the products the master files list pins as (`observer.db.queries.listing_kinds`,
+    read on a thread), for a pin whose product KIS does not name; None: not read.
     """
 
     def __init__(
-        self, client: KisClient | None, clock: Clock, alerts: AlertBook, members: Collection[str]
+        self,
+        client: KisClient | None,
+        clock: Clock,
+        alerts: AlertBook,
+        members: Collection[str],
+        listed: Callable[[Collection[str]], Mapping[str, str]] | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
         self.alerts = alerts
         self.members = frozenset(members)
+        self.listed = listed
         self.answered: dict[str, bool] = {}  # pin -> Nextrade trades it today
-        self.day_only: frozenset[str] = frozenset()  # pins answered as no after-market's
+        self.day_only: frozenset[str] = frozenset()  # pins of a product no after-market trades
         self._failed_ns: dict[str, int] = {}  # pin -> when its last ask failed (clock ns)
+        self._answered_kind: dict[str, str] = {}  # pin -> its product as KIS answered it
+        self._listed_kind: dict[str, str] = {}  # pin -> as the master files list it
+        self._listed_failed_ns: int | None = None  # when the last read of them failed
 
     async def nextrade(self, pins: Collection[str]) -> frozenset[str]:
         """The ``pins`` outside the universe that Nextrade trades today, asking those due."""
@@ -79,7 +94,43 @@ class PinStandings:
             for pin in due[:ASK_AT_ONCE]:
                 if not await self._ask(self.client, pin):
                     break  # KIS failing: the rest wait for the next evaluation, not on it
+        await self._read_listed(outside)
+        named = {p: kind for p, kind in self._answered_kind.items() if kind != "other"}
+        kinds = (self._listed_kind | named).items()
+        self.day_only |= {p for p, kind in kinds if not trades_after_markets(kind)}
         return frozenset(p for p in outside if self.answered.get(p))
+
+    async def _read_listed(self, outside: Collection[str]) -> None:
+        """The master files' products of the pins KIS will name none of, each read once.
+
+        Those KIS is not asked about (no ``client``), or answered without a product.
+        """
+        unnamed = [
+            p
+            for p in outside
+            if p not in self._listed_kind
+            and (self.client is None or self._answered_kind.get(p) == "other")
+        ]
+        failed = self._listed_failed_ns
+        now = self.clock.now_ns()
+        waiting = failed is not None and now - failed < RETRY_S * _NS
+        if not unnamed or self.listed is None or waiting:
+            return
+        try:
+            found = await asyncio.to_thread(self.listed, unnamed)
+        except (SQLAlchemyError, StoreError) as exc:
+            self._listed_failed_ns = now
+            log.warning(
+                "the pins %s: their products are not known (the master's listings did not "
+                "read: %s); they hold their feeds through the after-markets, read again in %.0f s",
+                ", ".join(unnamed),
+                type(exc).__name__,
+                RETRY_S,
+            )
+            return
+        self._listed_failed_ns = None
+        for pin in unnamed:
+            self._listed_kind[pin] = found.get(pin, "other")
 
     async def _ask(self, client: KisClient, pin: str) -> bool:
         """Ask ``pin``'s standing; False if the ask failed (alerted, tried again later)."""
@@ -96,8 +147,7 @@ class PinStandings:
             return False
         trades = status.eligible and not status.halted
         self.answered[pin] = trades
-        if not trades_after_markets(status.kind):
-            self.day_only |= {pin}
+        self._answered_kind[pin] = status.kind
         log.info(
             "the pin %s (%s) is outside the universe: Nextrade %s it today (CTPF1002R: %s%s)",
             pin,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 
@@ -37,7 +37,7 @@ from observer.cluster.transport import feed_subscriber
 from observer.config.workers import Kinds
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS
-from observer.db.queries import universe_references
+from observer.db.queries import listing_kinds, universe_references
 from observer.db.slot_queries import AsOf
 from observer.kis.stream import Feed
 from observer.process.heartbeat import Heartbeat
@@ -160,7 +160,11 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         self.collector = collector
         first = accounts[0].client
         self.pin_standings = PinStandings(
-            first if first.offers_nxt_status else None, self.clock, self.alerts, references
+            first if first.offers_nxt_status else None,
+            self.clock,
+            self.alerts,
+            references,
+            self._listing_kinds,
         )
         self._take_over(taken, collector)
         log.info("Track B registers, for each symbol it watches, %s", collector.policy.describe())
@@ -566,6 +570,10 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
     ) -> Sequence[Row[str, int, int, int, Decimal, bool]] | None:
         with self._engine.connect() as conn:
             return universe_references(conn, day)
+
+    def _listing_kinds(self, symbols: Collection[str]) -> dict[str, str]:
+        with self._engine.connect() as conn:
+            return listing_kinds(conn, symbols)
 
     async def _references(self, day: date) -> dict[str, Reference] | None:
         """The universe's references, waiting for the universe job if needed.
