@@ -437,12 +437,15 @@ def test_a_halted_or_limit_locked_symbol_leaves_its_slot_and_returns_when_it_tra
         )
         publish_quotes(writer, outbox, sim, halted, locked)  # the day's limits, trading
         now = sim.sim.clock.now_ns()
-        halt_end, lock_end = now + 60 * NS, now + 240 * NS
+        # Both until the test ends them (an hour: 3 wall minutes at 20x): beside a timed test
+        # this one's processes get a tenth of the CPU, and a halt of a simulated minute was
+        # over before Track B looked (a CI run: neither released in 180 wall seconds).
+        until = now + 3600 * NS
         inject(
             sim,
             {
-                "halt": {halted: [kst(now), kst(halt_end)]},
-                "limit_lock": {locked: [kst(now), kst(lock_end)]},
+                "halt": {halted: [kst(now), kst(until)]},
+                "limit_lock": {locked: [kst(now), kst(until)]},
             },
         )
         publish_quotes(writer, outbox, sim, halted)  # Track A's next look: halted
@@ -468,7 +471,7 @@ def test_a_halted_or_limit_locked_symbol_leaves_its_slot_and_returns_when_it_tra
             ("info", "track_b_limit_locked", locked),
         }
         # Trading resumes; Track A's next snapshots say so, and both return.
-        wait_until(lambda: sim.sim.clock.now_ns() > lock_end, 60, "the lock's end")
+        inject(sim, {"halt": {halted: None}, "limit_lock": {locked: None}})
         publish_quotes(writer, outbox, sim, halted, locked)
         for symbol in (halted, locked):
             wait_until(partial(placed_after, url, gone[symbol][0], symbol=symbol), 60, symbol)
