@@ -198,16 +198,9 @@ def test_a_reader_left_early_ends_its_decompressing_thread_and_one_that_fails_sa
     assert decompressing() == []
 
 
-@settings(max_examples=30, deadline=None)
-@given(
-    sizes=st.lists(st.integers(0, 300_000), min_size=1, max_size=12),
-    cut=st.floats(0.0, 1.0),
-)
-def test_a_file_torn_anywhere_reads_back_a_prefix_whole_and_in_order(
-    tmp_path_factory: pytest.TempPathFactory, sizes: list[int], cut: float
-) -> None:
-    """Records of any size (across the reader's 1 MiB reads), the file cut at any byte."""
-    root = tmp_path_factory.mktemp("journal")
+def torn(root: Path, sizes: list[int], cut: float) -> tuple[Path, list[JournalRecord]]:
+    """A file of records of ``sizes`` (random bytes) whose process died, cut at ``cut`` of its
+    bytes; its path and the records sent."""
     journal = Journal(root, "track_b", level=1)
     sent = [
         JournalRecord(DAY_ONE + i, "acct1", "ws", "H0STCNT0", os.urandom(size))
@@ -220,6 +213,19 @@ def test_a_file_torn_anywhere_reads_back_a_prefix_whole_and_in_order(
     died(journal)
     whole = path.read_bytes()
     path.write_bytes(whole[: int(len(whole) * cut)])
+    return path, sent
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 300_000), min_size=1, max_size=12),
+    cut=st.floats(0.0, 1.0),
+)
+def test_a_file_torn_anywhere_reads_back_a_prefix_whole_and_in_order(
+    tmp_path_factory: pytest.TempPathFactory, sizes: list[int], cut: float
+) -> None:
+    """Records of any size (across the reader's 1 MiB reads), the file cut at any byte."""
+    path, sent = torn(tmp_path_factory.mktemp("journal"), sizes, cut)
     back = list(read_file(path))
     assert back == sent[: len(back)]
     found = verify_file(path)
@@ -237,19 +243,7 @@ def test_records_cut_by_the_reader_s_chunks_anywhere_read_back_whole(
 ) -> None:
     """The reader's chunks made small: a length prefix cut inside its four bytes, a record
     spanning many chunks, each completed from the chunks after it; the file torn anywhere."""
-    root = tmp_path_factory.mktemp("journal")
-    journal = Journal(root, "track_b", level=1)
-    sent = [
-        JournalRecord(DAY_ONE + i, "acct1", "ws", "H0STCNT0", os.urandom(size))
-        for i, size in enumerate(sizes)
-    ]
-    for record in sent:
-        journal.append(record)
-    path = journal.path
-    assert path is not None
-    died(journal)
-    whole = path.read_bytes()
-    path.write_bytes(whole[: int(len(whole) * cut)])
+    path, sent = torn(tmp_path_factory.mktemp("journal"), sizes, cut)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(journal_module, "_CHUNK", chunk)
         back = list(read_file(path))
