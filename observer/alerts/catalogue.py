@@ -1242,7 +1242,8 @@ _KINDS = (
         code="kis_rate_limited",
         severities=("warning",),
         raised_by=(
-            "gap_recovery, universe, investor, flows, etf_daily, etf_holdings, etf_backfill, enrich"
+            "gap_recovery, universe, investor, flows, etf (its daily run, holdings and repair),"
+            " enrich"
         ),
         subject="the account alias",
         meaning=(

@@ -435,11 +435,13 @@ def _batches(path: Path, hasher: Hasher | None = None) -> Iterator[list[JournalR
             batch.append(_decoded(bytes(cut), prefix, path))
             cut.clear()
         append, size = batch.append, len(chunk)
+        damage: JournalError | None = None
         with memoryview(chunk) as view:
             while size - offset >= prefix:
                 (length,) = unpack(chunk, offset)
                 if length > limit:
-                    raise JournalError(f"{path}: a record of {length} bytes: damaged")
+                    damage = JournalError(f"{path}: a record of {length} bytes: damaged")
+                    break
                 start = offset + prefix
                 end = start + length
                 if size < end:
@@ -447,8 +449,12 @@ def _batches(path: Path, hasher: Hasher | None = None) -> Iterator[list[JournalR
                 try:
                     append(decode(view[start:end]))
                 except msgspec.DecodeError as exc:
-                    raise JournalError(f"{path}: a record does not decode: {exc}") from None
+                    damage = JournalError(f"{path}: a record does not decode: {exc}")
+                    break
                 offset = end
+        if damage is not None:
+            yield batch  # the whole records before the damage: read, and counted
+            raise damage
         cut += chunk[offset:]
         yield batch
     if cut:
@@ -500,7 +506,7 @@ def _decompressed(path: Path, hasher: Hasher | None = None) -> Iterator[bytes]:
     Raises
     ------
     JournalError
-        The file cannot be read or decompressed, or holds bytes after its frame.
+        The file cannot be read or decompressed.
     """
     ahead: Queue[bytes | BaseException | None] = Queue(_AHEAD)
     stop = threading.Event()
@@ -520,10 +526,11 @@ def _decompressed(path: Path, hasher: Hasher | None = None) -> Iterator[bytes]:
                     if stop.is_set():
                         break
                     ahead.put(chunk)
-                # zstd stops at its frame's end: bytes it did not read are after it, damage
-                # (those in its last read are found by a sealed file's sha256 alone)
-                if not stop.is_set() and f.read(1):
-                    raise JournalError(f"{path}: bytes after its zstd frame: damaged")
+                if hasher is not None and not stop.is_set():
+                    # zstd stops at its frame's end, unread bytes after it: the file's too
+                    # (a sealed file's sha256 then differs: damage)
+                    while rest := f.read(_CHUNK):
+                        hasher.update(rest)
         except zstandard.ZstdError as exc:
             ahead.put(JournalError(f"{path}: does not decompress: {exc}"))
         except OSError as exc:

@@ -34,6 +34,7 @@ __all__ = [
     "refusals",
     "refused_message",
     "refused_too_often",
+    "refused_within",
 ]
 
 KIS_RATE_LIMITED = "kis_rate_limited"
@@ -44,6 +45,15 @@ REFUSED_SHARE = 0.05  # of the calls sent since the last judgement
 def refused_too_often(sent: int, refused: int) -> bool:
     """Whether KIS refusing ``refused`` of ``sent`` calls says the budget is wrong."""
     return refused >= REFUSED_MIN and refused > sent * REFUSED_SHARE
+
+
+def refused_within(sent: int, refused: int) -> bool:
+    """Whether ``sent`` calls with ``refused`` of them refused say the budget is right.
+
+    No more than `REFUSED_SHARE` refused. Between the two (more than that share, fewer than
+    `REFUSED_MIN`: 2 of 2 calls) neither is said.
+    """
+    return sent > 0 and refused <= sent * REFUSED_SHARE
 
 
 def refused_message(process: str, alias: str, sent: int, refused: int, budget: float) -> str:
@@ -86,8 +96,16 @@ def rate_alerts(
 
 
 def judged(refusals: Mapping[str, tuple[int, int]]) -> set[str]:
-    """The accounts whose `KIS_RATE_LIMITED` a run judged: those that sent a call."""
-    return {alias for alias, (sent, _) in refusals.items() if sent > 0}
+    """The accounts whose `KIS_RATE_LIMITED` a run judged.
+
+    Those refused too often, and those within the budget's share (`refused_within`); a run
+    between the two says nothing either way.
+    """
+    return {
+        alias
+        for alias, (sent, refused) in refusals.items()
+        if refused_too_often(sent, refused) or refused_within(sent, refused)
+    }
 
 
 def refusals(accounts: Sequence[KisAccount]) -> dict[str, tuple[int, int]]:
@@ -111,13 +129,14 @@ class RateWatch:
         """Raise `KIS_RATE_LIMITED` of each account KIS refused too often, resolve the others.
 
         Over the calls each account sent since the last judgement; one that sent fewer than
-        ``at_least`` is left to the next (too few calls to say either way).
+        ``at_least`` is left to the next (too few calls to say either way), and so is one
+        whose calls say neither (`judged`: they are counted on with the next).
         """
         for account in self._accounts:
             alias, client = account.alias, account.client
             was_sent, was_refused = self._seen[alias]
             sent, refused = client.requests - was_sent, client.rate_limited - was_refused
-            if sent < at_least:
+            if sent < at_least or alias not in judged({alias: (sent, refused)}):
                 continue
             self._seen[alias] = (client.requests, client.rate_limited)
             if not refused_too_often(sent, refused):

@@ -48,7 +48,7 @@ class StoredPostings:
     unread: str = ""
 
 
-NONE_STORED = StoredPostings()  # nothing to hold an answer against
+NONE_STORED = StoredPostings(unread="no database asked")  # nothing to hold an answer against
 
 
 def stored_postings(database: DatabaseSettings, symbol: str, day: date) -> StoredPostings:
@@ -69,8 +69,8 @@ def postings_finding(
 
     A posting not due yet makes the answer another day's (the job stores none of it), and
     then nothing is held against the stored. Otherwise each posting answered is as stored
-    (the newest figures the job stored), otherwise (a revision: the stored and the answered
-    figures), or not stored yet.
+    (figures the job stored, as it judges them: nothing new), otherwise (a revision the job
+    will store: the newest stored figures and the answered), or not stored yet.
     """
     now = datetime.fromtimestamp(now_ns / _NS, KST)
     held = sorted(int(row.bsop_hour_gb) for row in rows if row.bsop_hour_gb.isdigit())
@@ -87,7 +87,7 @@ def postings_finding(
         answered = {e.posting: figures_of(e) for e in estimates_of(symbol, now.date(), rows, 0)}
     except KisError as exc:
         return f"{seen}; not held against the stored: {exc}"
-    same = [p for p, f in answered.items() if p in stored.figures and stored.figures[p][-1] == f]
+    same = [p for p, f in answered.items() if f in stored.figures.get(p, ())]
     missing = [p for p in answered if p not in stored.figures]
     revised = {
         p: (stored.figures[p][-1], f)

@@ -7,7 +7,7 @@ from typing import cast
 
 from bus.events import Alert, AlertResolved, Event
 from observer.alerts.book import AlertBook
-from observer.kis.rate_alert import KIS_RATE_LIMITED, RateWatch
+from observer.kis.rate_alert import KIS_RATE_LIMITED, RateWatch, judged
 from observer.kis.session import KisAccount
 from observer.kis.settings import AccountSettings, KisSettings
 
@@ -66,3 +66,26 @@ def test_an_account_refused_over_its_share_is_alerted_and_a_later_clean_stretch_
     (late,) = sent
     assert isinstance(late, Alert) and late.subject == "acct2"
     assert "4 of gap_recovery's 30 calls" in late.message
+
+
+def test_calls_refused_over_the_share_but_too_few_to_alert_clear_nothing_and_are_counted_on() -> (
+    None
+):
+    """More than 5 % refused but fewer than 3 (2 of 2 calls) is no verdict either way: an open
+    alert stays open until the calls since it hold no more than 5 % refused."""
+    found = judged({"a": (2, 2), "b": (16, 0), "c": (60, 3), "d": (3, 3), "e": (10, 1)})
+    assert found == {"b", "c", "d"}
+    kis = KisSettings(accounts=(AccountSettings(alias="acct1"),))
+    one = Account("acct1")
+    sent: list[Event] = []
+    book = AlertBook(sent.append, "gap_recovery")
+    watch = RateWatch(kis, cast(list[KisAccount], [one]), "gap_recovery")
+    one.client.requests, one.client.rate_limited = 20, 5
+    watch.judge(book, at_least=20)
+    assert [type(e) for e in sent] == [Alert]
+    one.client.requests, one.client.rate_limited = 42, 7  # 22 calls, 2 refused: no verdict
+    watch.judge(book, at_least=20)
+    assert [type(e) for e in sent] == [Alert]
+    one.client.requests = 80  # 60 since the alert, 2 refused: clean
+    watch.judge(book, at_least=20)
+    assert [type(e) for e in sent] == [Alert, AlertResolved]

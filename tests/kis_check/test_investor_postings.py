@@ -59,13 +59,21 @@ def test_each_posting_answered_is_as_stored_revised_or_not_stored_yet() -> None:
         "[1] as stored, 2 otherwise (stored (11, 5, 16), now (12, 5, 17)): revised, "
         "[3] not stored yet"
     )
-    # The newest stored figures are what an answer is held against: a revision stored
+    # Figures among those stored are as stored, as the investor job judges them (nothing new
+    # to store): the revision, and the first figures answered again after it
     revised = StoredPostings({1: [(10, 0, 10)], 2: [(11, 5, 16), (12, 5, 17)], 3: [(7, 7, 14)]})
     assert postings_finding("005930", rows, _at(11, 40), revised).endswith(
         "against the database: [1, 2, 3] as stored"
     )
-    assert postings_finding("005930", rows, _at(11, 40), NONE_STORED).endswith(
+    back = [_row(1, 10, 0), _row(2, 11, 5), _row(3, 7, 7)]
+    assert postings_finding("005930", back, _at(11, 40), revised).endswith(
+        "against the database: [1, 2, 3] as stored"
+    )
+    assert postings_finding("005930", rows, _at(11, 40), StoredPostings()).endswith(
         "each due, today's; none of 005930 stored today to hold them against"
+    )
+    assert postings_finding("005930", rows, _at(11, 40), NONE_STORED).endswith(
+        "each due, today's; no database asked"
     )
 
 
@@ -85,7 +93,7 @@ def test_each_posting_answered_is_said_once_as_stored_revised_or_new(
         assert found.endswith("none of 005930 stored today to hold them against")
         return
     said = found.split("; against the database: ")[1]
-    same = [p for p, (f, i, _) in answered.items() if stored.get(p, [()])[-1] == (f, i, f + i)]
+    same = [p for p, (f, i, _) in answered.items() if (f, i, f + i) in stored.get(p, [])]
     new = [p for p in answered if p not in stored]
     revised = sorted(set(answered) - set(same) - set(new))
     assert (f"{sorted(same)} as stored" in said) == bool(same)

@@ -130,7 +130,7 @@ def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettin
     # The investor postings answered, held against those due (KIS answers no date).
     postings = next(f for f in default.findings if f.item.startswith("HHPTJ04160200"))
     assert postings.outcome == OK and postings.finding.endswith(
-        "each due, today's; none of 005930 stored today to hold them against"
+        "each due, today's; no database asked"
     )
     quiet = {f.item: f.finding for f in default.findings if f.item in SIDE_FEEDS}
     # 005930 at 10:00: ten brokers have traded each side, every rank filled
