@@ -6,6 +6,7 @@ the registration policy then gives the pin Nextrade's feeds while they are follo
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from observer.kis.master import group_kind
 from observer.kis.stream import Feed
 from observer.writer.store import Store
 from tests.support import SimThread
+from workers.track_b import pin_standing
 from workers.track_b.pin_standing import ASK_AT_ONCE, PIN_STANDING_UNKNOWN, RETRY_S, PinStandings
 from workers.track_b.registrations import TRADES, RegistrationPolicy
 
@@ -213,6 +215,36 @@ def test_listings_that_do_not_read_keep_the_pins_feeds_and_are_read_again_later(
     clock.advance(1)
     asyncio.run(standings.nextrade({NXT_ETF}))
     assert standings.day_only == {NXT_ETF} and len(read) == 2
+
+
+def test_listings_that_do_not_answer_hold_the_evaluation_no_longer_than_their_bound(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database that does not answer: the evaluation goes on after the bound, the pin's
+    feeds held, and the listings are read again `RETRY_S` later."""
+    monkeypatch.setattr(pin_standing, "_LISTED_TIMEOUT_S", 0.05)
+    answer = threading.Event()
+    clock = ManualClock(0)
+
+    def stuck(symbols: Collection[str]) -> dict[str, str]:
+        answer.wait(30)
+        return {s: "etf" for s in symbols}
+
+    standings = PinStandings(None, clock, _Alerts().book, (), stuck)
+
+    async def evaluations() -> frozenset[str]:
+        try:
+            await standings.nextrade({NXT_ETF})  # had it waited, the read would have answered
+            held = standings.day_only
+        finally:
+            answer.set()
+        clock.advance(RETRY_S)
+        await standings.nextrade({NXT_ETF})
+        return held
+
+    assert asyncio.run(evaluations()) == frozenset()
+    assert "their products are not known (the master's listings did not read: " in caplog.text
+    assert standings.day_only == {NXT_ETF}
 
 
 def test_kis_s_answer_names_the_product_over_the_master_s(sim: SimThread, tmp_path: Path) -> None:

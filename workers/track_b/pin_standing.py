@@ -14,10 +14,10 @@ after-market (`observer.market.after_markets`), so from KRX's close it holds no 
 (`day_only`, `RegistrationPolicy.venues`). Where the answer names none (an older layout) or
 none is asked (a paper account: the TR is real-only, so its pins hold KRX's feeds, as its
 members do), the product is the one the master files list (the instruments table, read once
-a pin; a read that fails is tried again `RETRY_S` later, the pin's feeds held meanwhile: a
-slot spent, never a trade missed). An ask that fails is tried again `RETRY_S` of clock time
-later, with one warning ``track_b_pin_standing_unknown`` per pin, resolved when KIS answers or
-the pin is lifted.
+a pin; a read that fails, or does not answer within 2 s, is tried again `RETRY_S` later, the
+pin's feeds held meanwhile: a slot spent, never a trade missed). An ask that fails is tried
+again `RETRY_S` of clock time later, with one warning ``track_b_pin_standing_unknown`` per
+pin, resolved when KIS answers or the pin is lifted.
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ PIN_STANDING_UNKNOWN = "track_b_pin_standing_unknown"
 ASK_AT_ONCE = 5  # pins asked in one evaluation; the rest at the next
 RETRY_S = 60.0  # clock seconds before a failed ask is tried again
 _ASK_TIMEOUT_S = 10.0  # wall seconds one ask may hold an evaluation
+# Wall seconds the master's listings may hold one: a database that does not answer would hold
+# it for its pool's timeout (10 s) once a `RETRY_S`; the read goes on on its thread, unused.
+_LISTED_TIMEOUT_S = 2.0
 
 _NS = 1_000_000_000
 
@@ -117,8 +120,10 @@ class PinStandings:
         if not unnamed or self.listed is None or waiting:
             return
         try:
-            found = await asyncio.to_thread(self.listed, unnamed)
-        except (SQLAlchemyError, StoreError) as exc:
+            found = await asyncio.wait_for(
+                asyncio.to_thread(self.listed, unnamed), _LISTED_TIMEOUT_S
+            )
+        except (SQLAlchemyError, StoreError, TimeoutError) as exc:
             self._listed_failed_ns = now
             log.warning(
                 "the pins %s: their products are not known (the master's listings did not "
