@@ -75,18 +75,20 @@ def _day_at(
     """The simulator at ``hh:mm`` of the day, a writer holding the day's universe."""
     writer = WriterProcess(tmp_path, f"sqlite:///{tmp_path / 'observer.db'}").start()
     start = datetime.combine(DAY, datetime.min.time(), KST) + timedelta(hours=hh, minutes=mm)
-    with SimThread(MARKET, start, config, speed=1) as sim:
-        with Producer("universe", writer.ingest, tmp_path / "outbox") as producer:
-            producer.send(universe(UNIVERSE))
-            assert producer.wait_acked(30)
-        config = tmp_path / "observer.toml"
-        config.write_text(
-            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
-            f'[database]\nurl = "{writer.url}"\n[investor]\ngrace_min = 20.0\n'
-            "[kis.process_share]\njobs = 0.9\n"  # this test's alone: the whole budget
-        )
-        yield sim, writer, load_settings(config)
-    writer.terminate()
+    try:  # a test that fails leaves no writer behind
+        with SimThread(MARKET, start, config, speed=1) as sim:
+            with Producer("universe", writer.ingest, tmp_path / "outbox") as producer:
+                producer.send(universe(UNIVERSE))
+                assert producer.wait_acked(30)
+            config = tmp_path / "observer.toml"
+            config.write_text(
+                f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
+                f'[database]\nurl = "{writer.url}"\n[investor]\ngrace_min = 20.0\n'
+                "[kis.process_share]\njobs = 0.9\n"  # this test's alone: the whole budget
+            )
+            yield sim, writer, load_settings(config)
+    finally:
+        writer.terminate()
 
 
 def test_each_posting_is_published_once_and_a_missed_one_alerted_until_found(
