@@ -105,6 +105,13 @@ AFTER_FACTOR = 2.0
 # 16:00 Track A asks KRX's after-market (1,017 names in the 5 minutes Nextrade's cycles leave:
 # 1.3 wall seconds at the demo's rate; at 212x the window was 1.4 and 7 of 24 were cut off).
 BUSY = (clock_time(7, 50), clock_time(20, 0))
+# The opening half hour's cycles (09:00-09:30, each with its 10 minutes) at this share of the
+# busy hours' speed: Track B's busiest half hour (the opening auction's names held through it:
+# a fifth of the day's records) shares the cores with Track A's first KRX cycles, which took
+# 269-295 simulated s against 193 at the rate limit later in the day, and a busier machine
+# cut three of them off (09:10-09:30). About 3 % of the day's wall time.
+RUSH = (clock_time(9, 0), clock_time(9, 40))
+RUSH_FACTOR = 0.6
 START_LEAD_S = 6.0  # wall seconds for the simulator and supervisor to start before `start`
 # (KST time, simulator endpoint, body) per fault level; they matter to the workers that
 # use the simulator (REST 5xx and rate limits, dropped WebSockets, expired tokens).
@@ -566,27 +573,37 @@ def demo_clock(
     Without a ``speed``, the busy hours' is chosen so that the whole day takes about
     TARGET_WALL_S on the reference machine, ``slower`` times that on this one
     (`machine_slower`); ``idle_speed`` (both outside them) defaults to IDLE_FACTOR times it
-    before and AFTER_FACTOR times it after.
+    before and AFTER_FACTOR times it after. The opening rush (`RUSH`) runs at RUSH_FACTOR times
+    the busy hours' speed, given or chosen.
     """
-    busy_from, busy_to = (datetime.combine(day, t, tzinfo=KST) for t in BUSY)
+    busy_from, rush_from, rush_to, busy_to = (
+        datetime.combine(day, t, tzinfo=KST) for t in (*BUSY[:1], *RUSH, *BUSY[1:])
+    )
+    starts = [datetime.min.replace(tzinfo=KST), busy_from, rush_from, rush_to, busy_to]
+    ends = [*starts[1:], datetime.max.replace(tzinfo=KST)]
+    # each piece's wall seconds a simulated second at a busy speed of 1
+    weights = [1 / IDLE_FACTOR, 1.0, 1 / RUSH_FACTOR, 1.0, 1 / AFTER_FACTOR]
 
     def within(lo: datetime, hi: datetime) -> float:
         return max(0.0, (min(end, hi) - max(begin, lo)).total_seconds())
 
-    before, busy, after = within(begin, busy_from), within(busy_from, busy_to), within(busy_to, end)
-    factors = (IDLE_FACTOR, AFTER_FACTOR)
-    wall_s = TARGET_WALL_S * slower
-    speed = speed or math.ceil((before / factors[0] + busy + after / factors[1]) / wall_s)
-    idle, late = (idle_speed or speed * f for f in factors)
-    changes = tuple(
-        (int(at.timestamp()) * _NS, to)
-        for at, to in ((busy_from, speed), (busy_to, late))
-        if begin < at < end
-    )
-    first = idle if begin < busy_from else speed if begin < busy_to else late
+    weighted = sum(w * within(lo, hi) for lo, hi, w in zip(starts, ends, weights, strict=True))
+    speed = speed or math.ceil(weighted / (TARGET_WALL_S * slower))
+    idle = idle_speed or speed * IDLE_FACTOR
+    late = idle_speed or speed * AFTER_FACTOR
+    rush = speed * RUSH_FACTOR
+    pieces = list(zip(starts, ends, (idle, speed, rush, speed, late), strict=True))
+    changes = tuple((int(lo.timestamp()) * _NS, to) for lo, _, to in pieces if begin < lo < end)
+    first = next(to for lo, hi, to in pieces if lo <= begin < hi)
     anchor = time.time_ns() + int(START_LEAD_S * 1e9)
     clock = SimulatedClock(int(begin.timestamp()) * _NS, first, anchor, changes)
-    return clock, {"speed": speed, "idle_speed": idle, "after_speed": late, "slower": slower}
+    return clock, {
+        "speed": speed,
+        "idle_speed": idle,
+        "after_speed": late,
+        "rush_speed": rush,
+        "slower": slower,
+    }
 
 
 def _follow_day(

@@ -17,7 +17,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from harness.demo import BUSY, DemoState
+from harness.demo import BUSY, RUSH, DemoState
 from observer.calendar.clock import now_utc
 from observer.calendar.phases import KST
 
@@ -192,10 +192,11 @@ def _alerts(state: DemoState) -> list[RenderableType]:
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The closing summary as lines of text."""
     after = summary.get("after_speed", summary["idle_speed"])
+    rush = summary.get("rush_speed", summary["speed"])
     lines = [
         f"observer demo: {summary['date']} at x{summary['speed']:g} "
-        f"(x{summary['idle_speed']:g} before {BUSY[0]:%H:%M}, x{after:g} after "
-        f"{BUSY[1]:%H:%M}) "
+        f"(x{summary['idle_speed']:g} before {BUSY[0]:%H:%M}, x{rush:g} "
+        f"{RUSH[0]:%H:%M}-{RUSH[1]:%H:%M}, x{after:g} after {BUSY[1]:%H:%M}) "
         f"in {summary['wall_s']} s",
         "phases: " + ", ".join(f"{p['at']} {p['phase']}" for p in summary["phases"]),
     ]

@@ -5,11 +5,20 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from harness.demo import PROBE_MARGIN, DemoState, demo_clock, machine_slower, with_margin
+from harness.demo import (
+    PROBE_MARGIN,
+    RUSH_FACTOR,
+    TARGET_WALL_S,
+    DemoState,
+    demo_clock,
+    machine_slower,
+    with_margin,
+)
 from harness.demo_view import render, summary_lines
 from observer.calendar.phases import KST, PhaseSchedule
 
@@ -200,6 +209,27 @@ def test_a_machine_twice_as_slow_gets_the_default_speeds_halved_and_given_speeds
     _, given = demo_clock(DAY, begin, end, 121, 242, slower=2.0)
     assert (given["speed"], given["idle_speed"]) == (121, 242)
     assert 1.0 <= machine_slower(rounds=1) < 50
+
+
+def test_the_opening_rush_runs_slower_and_the_day_still_fits_its_wall_time() -> None:
+    """09:00-09:40 runs at RUSH_FACTOR of the busy speed (its wall time longer by as much),
+    the hours around it at the busy speed, and the whole default day in about TARGET_WALL_S."""
+    begin = datetime(2026, 11, 20, 4, 55, tzinfo=KST)
+    end = datetime(2026, 11, 20, 20, 30, tzinfo=KST)
+    clock, speeds = demo_clock(DAY, begin, end, None, None)
+    assert speeds["rush_speed"] == speeds["speed"] * RUSH_FACTOR
+
+    def wall_s(hour: int, minute: int) -> float:
+        instant = datetime(2026, 11, 20, hour, minute, tzinfo=KST)
+        return clock.wall_ns_at(int(instant.timestamp()) * 10**9) / 1e9
+
+    assert wall_s(9, 40) - wall_s(9, 0) == pytest.approx(2400 / speeds["rush_speed"], rel=1e-6)
+    assert wall_s(9, 0) - wall_s(8, 20) == pytest.approx(2400 / speeds["speed"], rel=1e-6)
+    assert wall_s(10, 20) - wall_s(9, 40) == pytest.approx(2400 / speeds["speed"], rel=1e-6)
+    day_s = wall_s(20, 30) - wall_s(4, 55)
+    assert TARGET_WALL_S * 0.97 <= day_s <= TARGET_WALL_S  # the speed rounded up
+    started, late = demo_clock(DAY, datetime(2026, 11, 20, 9, 25, tzinfo=KST), end, None, None)
+    assert started.speed == late["rush_speed"]  # a start inside the rush begins at its speed
 
 
 @given(st.floats(0.1, 20.0), st.floats(0.1, 20.0))
