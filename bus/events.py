@@ -627,6 +627,9 @@ class UniverseMember(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     # account cannot ask, or the call failed twice). KIS keeps no history: this is the record.
     nxt_eligible: bool | None = None  # Nextrade trades it
     nxt_halted: bool | None = None  # Nextrade has halted it
+    # The market measures the master files list it under that morning (투자경고: "warning",
+    # ...; `observer.market.after_markets.MEASURES`): what its after-markets trade depends on.
+    measures: tuple[str, ...] = ()
 
 
 class UniverseSnapshot(_Event, tag="universe_snapshot", frozen=True, kw_only=True):

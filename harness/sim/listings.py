@@ -8,6 +8,7 @@ overseas exchanges' listings (for the eleven overseas master files) are all synt
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -44,6 +45,9 @@ class Listing:
     listed_on: date
     known: bool = False  # a real KRX listing: its price stays near its real level
     trade_size: int = 300  # shares per trade on average
+    # its market alarm, as the master files' words (`observer.market.after_markets.MEASURES`):
+    # "warning" (투자경고) or "risk" (투자위험), () for none
+    measures: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +237,7 @@ class _Drawer:
             administrative=group == "ST" and rng.random() < 0.015,
             sector_code=f"{int(rng.integers(1, 30)):04d}" if market != "KONEX" else "",
             listed_on=date(2000, 1, 4) + timedelta(days=int(rng.integers(9000))),
+            measures=_alarm(code) if group == "ST" else (),
         )
 
     def overseas(self, rng: np.random.Generator) -> dict[str, list[Overseas]]:
@@ -286,3 +291,12 @@ def _unique_symbols(
                 seen.add(symbol)
                 symbols.append(symbol)
     return symbols
+
+
+def _alarm(code: str) -> tuple[str, ...]:
+    """A synthetic stock's market alarm: 1 % under 투자경고, 0.3 % 투자위험.
+
+    From its code, not the listings' generator: every other draw stays as it was.
+    """
+    draw = zlib.crc32(code.encode()) % 1000
+    return ("risk",) if draw < 3 else ("warning",) if draw < 13 else ()

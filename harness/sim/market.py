@@ -28,6 +28,7 @@ from harness.sim.nextrade import (
     KRX_AFTER_MARKET_FROM,
     KRX_AFTER_SPAN,
     NXT_AFTER_FROM_S,
+    NXT_AFTER_MARKET_EXCLUDES,
     NXT_ETFS_FROM,
     NXT_SPANS,
     DayTrades,
@@ -177,6 +178,10 @@ class Market:
         Whether KRX's VIs happen in its after-market too (UNCONFIRMED at KIS: KIS's notices
         name the session's band, not its VIs), `vi_window`; False: within its regular day
         alone.
+    nxt_after_market_measures:
+        Whether Nextrade's after-market trades stocks under the measures it excludes
+        (`NXT_AFTER_MARKET_EXCLUDES`: 투자경고, ...); False, as its rules say
+        (kis-market-2026-09.md §3), True the other way.
     """
 
     def __init__(
@@ -193,8 +198,10 @@ class Market:
         krx_after_market_vis: bool = True,
         late_days: bool = True,
         etfs_after_market: bool = False,
+        nxt_after_market_measures: bool = False,
     ) -> None:
         self.seed = seed
+        self.nxt_after_market_measures = nxt_after_market_measures
         self.etfs_after_market = etfs_after_market
         self.calendar = calendar
         self.mid_points = mid_points
@@ -462,7 +469,8 @@ class Market:
         Drawn whether or not Nextrade lists it (the caller asks that); some 5,000 trades of
         a day, kept for the Nextrade names' quotes, bars and feeds. Its 종가매매 trades
         (`nxt_closing_day`) among them. An ETF's end before the after-market's orders (15:30):
-        Nextrade's after-market takes no ETF (kis-market-2026-09.md §3), nor its 종가매매 here.
+        Nextrade's after-market takes no ETF (kis-market-2026-09.md §3), nor its 종가매매 here;
+        nor a stock under a measure it excludes (unless ``nxt_after_market_measures``).
         """
         path = self._path(symbol, day)
         rng = np.random.default_rng(_seed(self.seed, "nxt", symbol, day.isoformat()))
@@ -473,7 +481,11 @@ class Market:
             *(path.trades, path.volume, path.low, path.high, path.prev_close, path.day_close),
             mid_point_share=share,
         )
-        if self.listings[symbol].group != "ST":
+        listing = self.listings[symbol]
+        excluded = not self.nxt_after_market_measures and bool(
+            NXT_AFTER_MARKET_EXCLUDES.intersection(listing.measures)
+        )
+        if listing.group != "ST" or excluded:
             return drawn.before(NXT_AFTER_FROM_S)
         closing = self.nxt_closing_day(symbol, day)
         return drawn if closing is None else merged(drawn, closing)

@@ -39,17 +39,24 @@ _TAILS: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {
     "KOSPI": (227, {"scrt_grp_cls_code": (0, 2), "bstp_larg_div_code": (3, 4),
                     "bstp_medm_div_code": (7, 4), "kospi200_apnt_cls_code": (18, 1),
                     "etp_prod_cls_code": (22, 1), "stck_sdpr": (41, 9), "trht_yn": (60, 1),
-                    "mang_issu_yn": (62, 1), "stck_lstn_date": (105, 8), "lstn_stcn": (113, 15),
+                    "mang_issu_yn": (62, 1), "mrkt_alrm_cls_code": (63, 2),
+                    "stck_lstn_date": (105, 8), "lstn_stcn": (113, 15),
                     "prdy_avls_scal": (212, 9)}),
     "KOSDAQ": (221, {"scrt_grp_cls_code": (0, 2), "bstp_larg_div_code": (3, 4),
                      "bstp_medm_div_code": (7, 4),
                      "etp_prod_cls_code": (18, 1), "stck_sdpr": (36, 9), "trht_yn": (55, 1),
-                     "mang_issu_yn": (57, 1), "stck_lstn_date": (100, 8), "lstn_stcn": (108, 15),
+                     "mang_issu_yn": (57, 1), "mrkt_alrm_cls_code": (58, 2),
+                     "stck_lstn_date": (100, 8), "lstn_stcn": (108, 15),
                      "prdy_avls_scal": (206, 9)}),
     "KONEX": (184, {"scrt_grp_cls_code": (0, 2), "stck_sdpr": (2, 9), "trht_yn": (21, 1),
-                    "mang_issu_yn": (23, 1), "stck_lstn_date": (66, 8), "lstn_stcn": (74, 15),
+                    "mang_issu_yn": (23, 1), "mrkt_alrm_cls_code": (24, 2),
+                    "stck_lstn_date": (66, 8), "lstn_stcn": (74, 15),
                     "prdy_avls_scal": (172, 9)}),
 }  # fmt: skip
+
+
+# mrkt_alrm_cls_code of a market alarm (`Listing.measures`)
+_ALARMS = {"caution": "01", "warning": "02", "risk": "03"}
 
 
 def group_code(listing: Listing) -> str:
@@ -70,6 +77,7 @@ def _line(listing: Listing, base_price: int, codes: dict[str, str] | None = None
         "stck_sdpr": str(base_price),
         "trht_yn": "Y" if listing.suspended else "N",
         "mang_issu_yn": "Y" if listing.administrative else "N",
+        "mrkt_alrm_cls_code": max((_ALARMS[m] for m in listing.measures), default="00"),
         "stck_lstn_date": listing.listed_on.strftime("%Y%m%d"),
         "lstn_stcn": str(listing.listed_shares // 1000),
         "prdy_avls_scal": str(listing.listed_shares * base_price // 100_000_000),

@@ -60,6 +60,7 @@ __all__ = [
     "KRX_AFTER_SPAN",
     "MAIN_SHARE",
     "NXT_AFTER_FROM_S",
+    "NXT_AFTER_MARKET_EXCLUDES",
     "NXT_ETFS_FROM",
     "NXT_SPANS",
     "OFF_HOURS_SHARE",
@@ -131,6 +132,9 @@ NXT_SPANS: tuple[NxtSpan, ...] = (
 AFTER_AUCTION = _AUCTION
 # Nextrade's after-market, orders from here (its opening auction's): stocks alone, not ETFs.
 NXT_AFTER_FROM_S = NXT_SPANS[-1].start_s
+# The market measures whose stocks Nextrade's after-market does not trade (the notice's
+# 투자경고 and 관리종목, kis-market-2026-09.md §3; 투자위험, the step after 경고).
+NXT_AFTER_MARKET_EXCLUDES = frozenset({"warning", "risk", "administrative"})
 # Nextrade's first day of ETFs: "from November 2026" (reported, kis-market-2026-09.md §3; the
 # day is UNCONFIRMED), here that month's first session.
 NXT_ETFS_FROM = date(2026, 11, 2)

@@ -9,6 +9,7 @@ from typing import Annotated
 from msgspec import Meta
 
 from bus.events import TradingSession
+from observer.market.after_markets import Measure
 from observer.setting_types import ClockTime, Strict
 
 __all__ = [
@@ -115,12 +116,16 @@ class VenueHoursSettings(Strict, frozen=True):
     종가매매, trades at KRX's closing price, beside its after-market's auction and first
     minutes): no minute is theirs, but a record KIS labels with one within its hours
     (MARKET_CLS_CODE "5") names its market, not a disagreement with the table.
+    ``after_market_excludes``: the market measures (`observer.market.after_markets.MEASURES`)
+    whose stocks its after-market does not trade: Track B holds no feed of the venue for them
+    there.
     """
 
     sessions: tuple[SpanSettings, ...]
     days: tuple[VenueDay, ...] = ()
     before: tuple[VenueEra, ...] = ()
     beside: tuple[SpanSettings, ...] = ()
+    after_market_excludes: tuple[Measure, ...] = ()
 
     def __post_init__(self) -> None:
         _in_order(self.sessions, "sessions")
@@ -180,6 +185,10 @@ NXT_HOURS = VenueHoursSettings(
     # 종가매매: orders from 15:00, matched at KRX's closing price 15:30-16:00 (an hour later on
     # the CSAT day, when KRX closes at 16:30)
     beside=(_span("off_hours_close", "15:30", "16:00"),),
+    # 투자경고 and 관리종목 as the 2026-09-09 notice names them (CONFIRMED-2nd), 투자위험 (the
+    # step after 경고) by reading: the notice's "..." is UNCONFIRMED, as is whether KRX's
+    # after-market excludes any (none: its feeds are kept, silent at worst).
+    after_market_excludes=("warning", "risk", "administrative"),
     days=(
         VenueDay(
             day=date(2026, 11, 19),  # the CSAT day: no pre-market

@@ -61,6 +61,7 @@ def check(
 
     from observer.calendar.clock import clock_from_env
     from observer.calendar.phases import KST
+    from observer.kis_check.after_markets import measured_target
     from observer.kis_check.investor import stored_postings
     from observer.kis_check.render import print_table
     from observer.kis_check.rest import Targets
@@ -86,6 +87,9 @@ def check(
                 configured=Configured.of(settings),
                 budget_s=budget,
                 postings=stored_postings(settings.database, symbol, today),
+                measured=measured_target(
+                    settings.database, today, settings.venues.nxt.after_market_excludes
+                ),
             )
         )
     except ConfigError as exc:

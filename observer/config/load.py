@@ -55,8 +55,9 @@ def load_settings(path: Path | None = None) -> Settings:
 def _with_builtin_days(raw: dict[str, Any]) -> dict[str, Any]:
     """``raw`` with each ``[venues.<venue>]`` of its own keeping the built-in dated rows.
 
-    Its days of other hours (Nextrade's CSAT day and year's first session), its earlier eras
-    and the markets beside its sessions, unless it lists its own: hours written for an
+    Its days of other hours (Nextrade's CSAT day and year's first session), its earlier eras,
+    the markets beside its sessions and the measures its after-market excludes, unless it
+    lists its own: hours written for an
     ordinary day would otherwise drop them (an empty list drops them on purpose).
     """
     venues = raw.get("venues")
@@ -65,7 +66,7 @@ def _with_builtin_days(raw: dict[str, Any]) -> dict[str, Any]:
     builtin = msgspec.to_builtins(VenueSettings(), builtin_types=(date,))
     for venue, table in venues.items():
         if isinstance(table, dict) and venue in builtin:
-            for key in ("days", "before", "beside"):
+            for key in ("days", "before", "beside", "after_market_excludes"):
                 table.setdefault(key, builtin[venue][key])
     return raw
 

@@ -97,11 +97,12 @@ def universe_of(conn: Connection, day: date, venue: Venue = "KRX") -> list[tuple
 
 def universe_references(
     conn: Connection, day: date
-) -> Sequence[Row[str, int, int, int, Decimal, bool]] | None:
+) -> Sequence[Row[str, int, int, int, Decimal, bool, list[str]]] | None:
     """Each member's reference figures in ``day``'s newest universe; None if there is none.
 
-    Rows of ``symbol, market_cap, prev_close, avg_volume_20d, atr_14, nxt``: ``nxt`` true
-    where Nextrade trades the member today (eligible, not halted by it; false if not known).
+    Rows of ``symbol, market_cap, prev_close, avg_volume_20d, atr_14, nxt, measures``: ``nxt``
+    true where Nextrade trades the member today (eligible, not halted by it; false if not
+    known); ``measures`` the market measures the masters list it under.
     """
     newest = _newest_universe(conn, day)
     if newest is None:
@@ -115,6 +116,7 @@ def universe_references(
         m.avg_volume_20d,
         m.atr_14,
         case((nxt, True), else_=False).label("nxt"),
+        m.measures,
     ).where(m.source == newest.source, m.seq == newest.seq)
     return conn.execute(query).all()
 

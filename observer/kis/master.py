@@ -139,6 +139,14 @@ _DOMESTIC_TYPES = {
 # etp_prod_cls_code (KOSPI and KOSDAQ .h): an ETF or ETN by its product type, whatever its
 # group code says (the group codes the KOSPI .h lists have none for ETNs).
 _ETP_TYPES = {"1": "etf", "2": "etf", "3": "etn", "4": "etn"}
+# mrkt_alrm_cls_code (시장경고구분코드): 00 none, 01 투자주의, 02 투자경고, 03 투자위험
+_MARKET_ALARMS = {"01": "caution", "02": "warning", "03": "risk"}
+# The Y/N designations, by field: 관리종목, 정리매매 (delisting's last days), 단기과열
+_MEASURE_FLAGS = {
+    "mang_issu_yn": "administrative",
+    "sltr_yn": "liquidation",
+    "ssts_hot_yn": "overheated",
+}
 
 # Rows with a field outside its form are held back while few (one odd row); a shifted layout
 # makes nearly every row fail, so more refuses the file.
@@ -219,6 +227,17 @@ class DomesticListing:
         """
         etp = _ETP_TYPES.get(self.tail.get("etp_prod_cls_code", ""))
         return etp or group_kind(self.security_group)
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        """The market measures the listing is under, in the product's words, sorted.
+
+        (`observer.market.after_markets.MEASURES`.) Its market alarm (caution, warning, risk)
+        and its designations (administrative, liquidation, overheated); () for none.
+        """
+        found = {word for field, word in _MEASURE_FLAGS.items() if self.tail.get(field) == "Y"}
+        alarm = _MARKET_ALARMS.get(self.tail.get("mrkt_alrm_cls_code", ""))
+        return tuple(sorted(found | {alarm} if alarm else found))
 
 
 def group_kind(group: str) -> str:

@@ -15,13 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from observer.calendar.phases import KST
 from observer.db.queries import investor_postings_stored
-from observer.db.readers import read_once
 from observer.db.settings import DatabaseSettings
-from observer.errors import KisError, NoDatabase, StoreError
+from observer.errors import KisError
 from observer.kis.investor import (
     INVESTOR_POSTINGS,
     Figures,
@@ -30,6 +27,7 @@ from observer.kis.investor import (
     investor_posting_due,
 )
 from observer.kis.schemas import InvestorEstimateRow
+from observer.kis_check.stored import read_stored
 
 __all__ = ["NONE_STORED", "StoredPostings", "postings_finding", "stored_postings"]
 
@@ -53,12 +51,9 @@ NONE_STORED = StoredPostings(unread="no database asked")  # nothing to hold an a
 
 def stored_postings(database: DatabaseSettings, symbol: str, day: date) -> StoredPostings:
     """``symbol``'s postings of ``day`` in the configured database; never raises for it."""
-    try:
-        stored = read_once(database, "kis_check", lambda c: investor_postings_stored(c, day))
-    except NoDatabase:
-        return StoredPostings(unread="no database where [database] url says")
-    except (SQLAlchemyError, StoreError) as exc:
-        return StoredPostings(unread=f"the database not read: {type(exc).__name__}")
+    stored, unread = read_stored(database, lambda c: investor_postings_stored(c, day))
+    if stored is None:
+        return StoredPostings(unread=unread)
     return StoredPostings({p: f for (s, p), f in stored.items() if s == symbol})
 
 

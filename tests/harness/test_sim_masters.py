@@ -35,6 +35,8 @@ def test_domestic_masters_round_trip() -> None:
                 assert row.kind == "stock"
             assert row.base_price == prices[symbol]
             assert (row.halted, row.administrative) == (listing.suspended, listing.administrative)
+            administrative = ("administrative",) if listing.administrative else ()
+            assert row.measures == tuple(sorted(listing.measures + administrative))
             assert row.listed_shares == listing.listed_shares
             etp = row.tail.get("etp_prod_cls_code", "0")  # KONEX has no such field
             assert etp == ("1" if listing.group == "EF" else "0")
@@ -65,3 +67,15 @@ def test_konex_stocks_are_kn_rows_and_stocks() -> None:
     konex = {s for s, x in market.listings.items() if x.market == "KONEX" and x.group == "ST"}
     listed = read_listings(master_file("KONEX"), data)
     assert {x.symbol for x in listed if x.security_type == "stock"} == konex
+
+
+def test_some_stocks_are_under_a_market_alarm_and_the_masters_say_which() -> None:
+    """About 1.3 % of the synthetic stocks carry 투자경고 or 투자위험 (mrkt_alrm_cls_code)."""
+    market, _, archives = files()
+    data = extract_single(archives["kospi_code.mst.zip"], "kospi_code.mst")
+    alarms = {x.tail["mrkt_alrm_cls_code"] for x in parse_domestic(data, "KOSPI")}
+    assert {"00", "02", "03"} <= alarms
+    warned = [x for x in market.listings.values() if x.measures]
+    stocks = sum(x.group == "ST" for x in market.listings.values())
+    assert 0.005 * stocks < len(warned) < 0.03 * stocks
+    assert {x.group for x in warned} == {"ST"}

@@ -4,17 +4,20 @@ feed, a quote's prefix)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.sim.market import Market
 from harness.sim.nextrade import (
     AFTER_AUCTION,
     CLOSING_PRICE_SPAN,
     KRX_AFTER_SPAN,
     MAIN_SHARE,
+    NXT_AFTER_FROM_S,
+    NXT_AFTER_MARKET_EXCLUDES,
     NXT_SPANS,
     draw_nxt_day,
     span_at,
@@ -24,6 +27,7 @@ from harness.sim.price_units import tick_size
 from observer.calendar.phases import KST
 from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
 from observer.calendar.timeline import timeline_from
+from observer.calendar.trading import TradingCalendar
 from observer.calendar.venues import venues_from
 
 KRX_OPEN_S = 9 * 3600
@@ -110,3 +114,23 @@ def test_the_simulator_s_sessions_are_the_venues_table_s() -> None:
         closing = CLOSING_PRICE_SPAN.start_s <= second < CLOSING_PRICE_SPAN.end_s
         beside = _VENUES.beside_of_ns("NXT", int(instant.timestamp()) * 1_000_000_000)
         assert closing == ("off_hours_close" in beside), instant
+
+
+def test_nextrade_s_after_market_trades_no_stock_under_a_measure_it_excludes() -> None:
+    """A Nextrade stock under 투자경고 or 투자위험 trades in its main session and not from the
+    after-market's orders (15:30) on, as Nextrade's rules say; with the switch the other way
+    (``nxt_after_market_measures``) it trades there like any other."""
+    day = date(2026, 11, 20)
+    market = Market(11, TradingCalendar())
+    listed = market.nxt_eligible(day)
+    warned = sorted(
+        s for s in listed if NXT_AFTER_MARKET_EXCLUDES & set(market.listings[s].measures)
+    )
+    assert warned, "the market lists a Nextrade stock under a measure"
+    other = Market(11, TradingCalendar(), nxt_after_market_measures=True)
+    for symbol in warned:
+        drawn = market.nxt_day(symbol, day)
+        assert len(drawn.at_s) > 0 and int(drawn.at_s.max()) < NXT_AFTER_FROM_S
+        assert int(other.nxt_day(symbol, day).at_s.max()) >= NXT_AFTER_FROM_S
+    plain = next(s for s in sorted(listed) if not market.listings[s].measures)
+    assert int(market.nxt_day(plain, day).at_s.max()) >= NXT_AFTER_FROM_S

@@ -13,15 +13,19 @@ from hypothesis import strategies as st
 
 from observer.errors import MasterFileError
 from observer.kis.master import DOMESTIC_TAILS, extract_single, parse_domestic, parse_overseas
+from observer.market.after_markets import MEASURES
 
 # market -> (tail width, {field: (tail offset, width)}) as tabulated in §6.2
 LAYOUT = {
     "KOSPI": (227, {"grp": (0, 2), "sector": (3, 4), "sdpr": (41, 9), "trht": (60, 1),
-                    "mang": (62, 1), "date": (105, 8), "lstn": (113, 15), "avls": (212, 9)}),
+                    "sltr": (61, 1), "mang": (62, 1), "alrm": (63, 2), "date": (105, 8),
+                    "lstn": (113, 15), "hot": (159, 1), "avls": (212, 9)}),
     "KOSDAQ": (221, {"grp": (0, 2), "sector": (3, 4), "sdpr": (36, 9), "trht": (55, 1),
-                     "mang": (57, 1), "date": (100, 8), "lstn": (108, 15), "avls": (206, 9)}),
-    "KONEX": (184, {"grp": (0, 2), "sdpr": (2, 9), "trht": (21, 1), "mang": (23, 1),
-                    "date": (66, 8), "lstn": (74, 15), "avls": (172, 9)}),
+                     "sltr": (56, 1), "mang": (57, 1), "alrm": (58, 2), "date": (100, 8),
+                     "lstn": (108, 15), "hot": (154, 1), "avls": (206, 9)}),
+    "KONEX": (184, {"grp": (0, 2), "sdpr": (2, 9), "trht": (21, 1), "sltr": (22, 1),
+                    "mang": (23, 1), "alrm": (24, 2), "date": (66, 8), "lstn": (74, 15),
+                    "hot": (120, 1), "avls": (172, 9)}),
 }  # fmt: skip
 
 
@@ -82,6 +86,29 @@ def test_domestic_records_parse_from_the_documented_offsets(market: str) -> None
     assert first.listing_date == "19750611"
     assert first.sector_code == ("0013" if market != "KONEX" else "")
     assert (second.name, second.halted, second.administrative) == ("이스트아시아홀딩스", True, True)
+
+
+@pytest.mark.parametrize("market", ["KOSPI", "KOSDAQ", "KONEX"])
+@pytest.mark.parametrize(
+    ("flags", "measures"),
+    [
+        ({"alrm": "00", "mang": "N", "sltr": "N", "hot": "N"}, ()),
+        ({"alrm": "01"}, ("caution",)),
+        ({"alrm": "02", "mang": "N"}, ("warning",)),
+        ({"alrm": "03", "hot": "Y"}, ("overheated", "risk")),
+        ({"alrm": "00", "mang": "Y", "sltr": "Y"}, ("administrative", "liquidation")),
+        ({"alrm": "  "}, ()),  # blank: none said
+    ],
+)
+def test_a_listing_s_market_measures_are_read_from_its_alarm_and_designations(
+    market: str, flags: dict[str, str], measures: tuple[str, ...]
+) -> None:
+    """mrkt_alrm_cls_code (01 투자주의, 02 투자경고, 03 투자위험) and the Y/N designations
+    (관리종목, 정리매매, 단기과열) in the words Nextrade's after-market rule is written in."""
+    data = record(market, "005930", "삼성전자", sdpr="73500", date="19750611", lstn="1", **flags)
+    (listing,) = parse_domestic(data, market)  # type: ignore[arg-type]
+    assert listing.measures == measures
+    assert set(measures) <= set(MEASURES)
 
 
 def test_crlf_and_blank_lines_are_tolerated() -> None:

@@ -29,9 +29,9 @@ from observer.calendar.trading import TradingCalendar
 from observer.cli.main import app
 from observer.kis.settings import AccountSettings, KisSettings
 from observer.kis.token_cache import cached_validity
+from observer.kis_check.after_markets import ITEM as ETF_ITEM
 from observer.kis_check.budget import BUDGET_ITEM, check_budget
 from observer.kis_check.counting import ITEM
-from observer.kis_check.etf_after_market import ITEM as ETF_ITEM
 from observer.kis_check.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.kis_check.rest import Targets
 from observer.kis_check.run import Configured, run_check

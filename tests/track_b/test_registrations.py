@@ -63,6 +63,25 @@ def test_each_policy_gives_a_nextrade_name_its_feeds_and_the_others_krx_alone() 
     assert labels(krx.feeds(NXT_NAME)) == ("KRX trades",) and krx.widest == 1
 
 
+def test_a_stock_under_a_measure_holds_no_nextrade_feed_in_the_after_markets() -> None:
+    """``nxt_day_only`` (투자경고, ...: Nextrade's after-market excludes them) changes nothing
+    before KRX's close; after it the name is no Nextrade name: nothing while Nextrade trades
+    alone (and says why), KRX's feed alone in KRX's after-market, on every policy."""
+    warned, plain = NXT_NAME, "000660"
+    for trades in ("venues", "combined"):
+        day = RegistrationPolicy(trades, nxt=frozenset({warned, plain})).with_nxt_day_only({warned})
+        assert day.venues(warned) == day.venues(plain) != ("KRX",)
+        assert day.with_nxt_day_only({warned}) is day
+        alone = day.without_krx(("trades",), after_close=True)
+        assert alone.venues(warned) == () and alone.venues(plain) != ()
+        assert "market measure" in alone.why_no_feed(warned)
+        evening = alone.with_krx(("trades",), ("trades",))
+        assert evening.venues(warned) == ("KRX",)
+        assert evening.venues(plain) == day.venues(plain)
+        pre = day.without_krx(("trades",))  # the pre-market: not an after-market
+        assert pre.venues(warned) == pre.venues(plain) != ()
+
+
 def test_market_status_and_program_trading_are_a_registration_each_per_venue() -> None:
     nxt = frozenset({NXT_NAME})
     row: Kinds = ("trades", "status", "program")

@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -57,9 +57,13 @@ def rows_once(url: str, sql: str, at_least: int, what: str, timeout_s: float = 1
 
 
 def universe(
-    symbols: Sequence[str], nxt: Collection[str] = (), day: date = DAY
+    symbols: Sequence[str],
+    nxt: Collection[str] = (),
+    day: date = DAY,
+    measures: Mapping[str, tuple[str, ...]] | None = None,
 ) -> UniverseSnapshot:
-    """``day``'s universe of ``symbols``, the largest first; Nextrade trades ``nxt``."""
+    """``day``'s universe of ``symbols``, the largest first; Nextrade trades ``nxt``; the
+    market measures some are under, ``measures``."""
     members = tuple(
         UniverseMember(
             symbol=s,
@@ -71,6 +75,7 @@ def universe(
             atr_14=Decimal(300),
             nxt_eligible=s in nxt if nxt else None,
             nxt_halted=False if nxt else None,
+            measures=(measures or {}).get(s, ()),
         )
         for n, s in enumerate(symbols, start=1)
     )

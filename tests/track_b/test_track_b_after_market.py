@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -40,6 +40,7 @@ NXT = [s for s in LISTED if s in MARKET.nxt_eligible(DAY)][:2]
 KRX = [s for s in LISTED if s not in MARKET.nxt_eligible(DAY)][:2]
 # By market cap: a Nextrade name (2 registrations), a KRX one (1), and again: 6 in all.
 UNIVERSE = [NXT[0], KRX[0], NXT[1], KRX[1]]
+WARNED = NXT[1]  # under 투자경고 in one test's universe
 # Nextrade's after-market cut to four minutes after its opening auction (orders from 15:30,
 # matched at 15:40): Track B follows it to 15:44 and 30 s more.
 VENUES = (
@@ -62,9 +63,14 @@ def kst_ns(at: str, day: date = DAY) -> int:
     return int(clock.timestamp()) * NS
 
 
-def publish_universe(writer: WriterProcess, outbox: Path, day: date = DAY) -> None:
+def publish_universe(
+    writer: WriterProcess,
+    outbox: Path,
+    day: date = DAY,
+    measures: Mapping[str, tuple[str, ...]] | None = None,
+) -> None:
     with Producer("universe", writer.ingest, outbox / "universe") as producer:
-        producer.send(universe(UNIVERSE, nxt=NXT, day=day))
+        producer.send(universe(UNIVERSE, nxt=NXT, day=day, measures=measures))
         assert producer.wait_acked(30)
 
 
@@ -105,10 +111,12 @@ def sim_day(
     slower: str | None = None,
     day: date = DAY,
     market: Market = MARKET,
+    measures: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Iterator[SimDay]:
     """A `SimDay` of ``day`` from ``start`` (10x, 60x from ``faster``, 20x from ``slower``)
     with Nextrade's hours ``venues``, ``registrations`` per account and ``track_b`` settings
-    more, the simulator's ``config`` and ``market``; everything stopped at the end."""
+    more, the simulator's ``config`` and ``market``, the universe's ``measures``; everything
+    stopped at the end."""
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
     begins = datetime.combine(day, datetime.strptime(start, "%H:%M").time(), tzinfo=KST)
@@ -125,7 +133,7 @@ def sim_day(
         )
         config = sim_accounts_config(tmp_path, sim, writer, settings + venues)
         running.args = ["track-b", "run", "--config", str(config)]
-        publish_universe(writer, tmp_path / "outbox", day)
+        publish_universe(writer, tmp_path / "outbox", day, measures)
         yield running
     finally:
         shut_down(running.proc, writer, sim)
@@ -137,9 +145,10 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
     """15:18-15:20 at 10x (Track B starts and places its slots), then to 15:35 at 60x: KRX's
     feeds stream its closing auction and end with its 15:30 match's minute and the grace,
     15:31:30 (a KRX name's slot with them); each Nextrade name keeps Nextrade's feed through
-    the 15:20-15:30 break and its after-market, released at its close; every trade the
-    simulator sent on each feed is stored."""
-    with sim_day(tmp_path, VENUES, START, FASTER) as day:
+    the 15:20-15:30 break and its after-market, released at its close, but the one under
+    투자경고, which Nextrade's after-market does not trade: its slot ends with KRX's feeds;
+    every trade the simulator sent on each feed is stored."""
+    with sim_day(tmp_path, VENUES, START, FASTER, measures={WARNED: ("warning",)}) as day:
         url, sim, proc = day.url, day.sim, day.start()
         released = rows_once(
             url,
@@ -161,6 +170,13 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
             assert why.startswith("Track B ends KRX's feeds at 15:31:30")
         for symbol in NXT:  # Nextrade's at its close and the grace
             at, why = by_feed[symbol, "NXT"]
+            if symbol == WARNED:
+                assert kst_ns("15:31:30") <= at < kst_ns("15:32:00")
+                assert why == (
+                    "Track B ends KRX's feeds at 15:31:30: under a market measure: Nextrade's "
+                    "after-market does not trade it"
+                )
+                continue
             assert at >= kst_ns("15:44:30")
             assert why == "Nextrade's after-market ends at 15:44:30"
         # Every trade sent on each feed is stored once, with its venue and session.
@@ -175,9 +191,10 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
         )
         # Nothing trades in its opening auction: its orders are matched at 15:40:00, and the
         # after-market trades on from there.
-        assert {(s, "after_market") for s in NXT} <= {
+        assert {(s, "after_market") for s in NXT if s != WARNED} <= {
             (symbol, session) for symbol, session, _ in after
         }
+        assert not any(s == WARNED and session == "after_market" for s, session, _ in after)
         # ... but 종가매매 beside it, at KRX's close from 15:30, labelled by its code "5"
         closing = rows(
             url,

@@ -54,6 +54,16 @@ def test_each_member_s_standing_is_kept_per_day_with_nextrade_s_changes(harness:
     assert {s["code"]: (s["nxt_eligible"], s["nxt_halted"]) for s in file["symbols"]} == want
     assert file["metadata"]["nxt_unknown"] == {} and file["metadata"]["nxt_not_asked"] == ""
     assert h.sim.gateway.calls["CTPF1002R"] == len(members)  # members only, once each
+    # The market measures the masters list each member under (what Nextrade's after-market
+    # trades depends on): kept beside its standing, in the file and the database.
+    measures = {s: list(MARKET.listings[s].measures) for s in members}
+    assert any(measures.values())  # some members are under 투자경고 or 투자위험
+    assert {s["code"]: s.get("measures", []) for s in file["symbols"]} == measures
+    rows = h.rows(
+        "select m.symbol, m.measures from universe_members m join universe_snapshots s on "
+        f"m.source = s.source and m.seq = s.seq where s.trade_date = '{EARLIER}'"
+    )
+    assert {symbol: json.loads(kept) for symbol, kept in rows} == measures
 
     dropped, halted = sorted(selected & set(expected(DAY)))[:2]
     h.sim.faults.nxt.apply({"remove": [dropped], "halt": [halted]})

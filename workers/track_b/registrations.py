@@ -22,7 +22,9 @@ offered trades and books alone (KIS refuses the others, OPSP8991). Outside KRX's
 (``krx_trading`` false: Nextrade's pre- and after-market) a Nextrade name holds Nextrade's
 feed (or the combined one) alone, and any other symbol holds nothing. After KRX's close
 (``after_close``: both after-markets) an ETF or ETN pin (``day_only``) holds nothing: no
-after-market trades them (`observer.market.after_markets`).
+after-market trades them (`observer.market.after_markets`); a stock under a market measure
+Nextrade's after-market excludes (``nxt_day_only``: 투자경고, 관리종목, ...; ``[venues.nxt]
+after_market_excludes``) holds KRX's feeds alone, as a name Nextrade does not trade.
 
 `swaps` orders a change of registrations (a session boundary): each new one before the old
 ones are released, as far as the session's limit allows, so no trade falls between them.
@@ -72,7 +74,9 @@ class RegistrationPolicy:
     ``auction`` is the expected matches; ``follows_nxt``: false while Nextrade's feeds are not
     registered (`with_krx` without them), when no name joins ``nxt`` (`with_nxt`);
     ``day_only``: the symbols no after-market trades (ETF and ETN pins, `with_day_only`);
-    ``after_close``: KRX's regular day is over (the after-markets, `without_krx`, `with_krx`).
+    ``nxt_day_only``: the Nextrade names its after-market does not trade (stocks under a
+    market measure it excludes); ``after_close``: KRX's regular day is over (the
+    after-markets, `without_krx`, `with_krx`).
     """
 
     trades: TradeFeeds = "krx"
@@ -84,15 +88,17 @@ class RegistrationPolicy:
     auctions: frozenset[Venue] = frozenset()
     follows_nxt: bool = True
     day_only: frozenset[str] = frozenset()
+    nxt_day_only: frozenset[str] = frozenset()
     after_close: bool = False
 
     def venues(self, symbol: str) -> tuple[Venue, ...]:
         """The venues whose trades of ``symbol`` are registered, KRX's (or combined) first."""
         if self.after_close and symbol in self.day_only:
             return ()
+        nextrade = symbol in self.nxt and not (self.after_close and symbol in self.nxt_day_only)
         if not self.krx_trading:
-            return () if self.paper or symbol not in self.nxt else _NXT_ALONE[self.trades]
-        if self.paper or symbol not in self.nxt:
+            return () if self.paper or not nextrade else _NXT_ALONE[self.trades]
+        if self.paper or not nextrade:
             return ("KRX",)
         return _VENUES[self.trades]
 
@@ -139,10 +145,18 @@ class RegistrationPolicy:
             return self
         return dataclasses.replace(self, day_only=self.day_only | frozenset(symbols))
 
+    def with_nxt_day_only(self, symbols: Collection[str]) -> RegistrationPolicy:
+        """``symbols`` (stocks under a measure) among those Nextrade's after-market excludes."""
+        if self.nxt_day_only.issuperset(symbols):
+            return self
+        return dataclasses.replace(self, nxt_day_only=self.nxt_day_only | frozenset(symbols))
+
     def why_no_feed(self, symbol: str) -> str:
         """Why ``symbol`` holds no feed now (`venues` is empty), as a pin shown unplaced says."""
         if self.after_close and symbol in self.day_only:
             return "an ETF or ETN: no after-market trades it"
+        if self.after_close and symbol in self.nxt_day_only and symbol in self.nxt:
+            return "under a market measure: Nextrade's after-market does not trade it"
         if self.paper:
             return "a paper account holds no feed while KRX does not trade"
         if not _NXT_ALONE[self.trades]:

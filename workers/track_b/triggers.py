@@ -44,6 +44,7 @@ class Reference(msgspec.Struct, frozen=True, gc=False):
     avg_volume_20d: int
     atr_14: float
     nxt: bool = False  # Nextrade trades it today
+    measures: tuple[str, ...] = ()  # the market measures it is under today
 
 
 class Trigger(msgspec.Struct, frozen=True, gc=False):

@@ -157,6 +157,11 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             paper=self.settings.kis.paper,
             continuous=trading.feed,
         )
+        # Stocks under a measure Nextrade's after-market excludes hold KRX's feeds alone there.
+        excluded = set(self.settings.venues.nxt.after_market_excludes)
+        collector.policy = collector.policy.with_nxt_day_only(
+            {s for s, r in references.items() if r.nxt and excluded.intersection(r.measures)}
+        )
         self.collector = collector
         first = accounts[0].client
         self.pin_standings = PinStandings(
@@ -514,7 +519,12 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         names as in the pre-market. False if the policy streams nothing without KRX.
         """
         policy = collector.policy.without_krx(self.config.feeds.nxt_after_market, after_close=True)
-        done = (book.release(s, why) for s in book.held() if not policy.venues(s))
+        measured = policy.nxt & policy.nxt_day_only  # Nextrade names its after-market excludes
+        done = (
+            book.release(s, f"{why}: {policy.why_no_feed(s)}" if s in measured else why)
+            for s in book.held()
+            if not policy.venues(s)
+        )
         await collector.apply([d for d in done if d])
         if not policy.streams_nextrade_alone:
             return False
@@ -567,7 +577,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
 
     def _universe_references(
         self, day: date
-    ) -> Sequence[Row[str, int, int, int, Decimal, bool]] | None:
+    ) -> Sequence[Row[str, int, int, int, Decimal, bool, list[str]]] | None:
         with self._engine.connect() as conn:
             return universe_references(conn, day)
 
@@ -610,6 +620,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                         r.avg_volume_20d,
                         float(r.atr_14),
                         bool(r.nxt),
+                        tuple(r.measures),
                     )
                     for r in rows
                 }
@@ -678,8 +689,10 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             engine.pins = {p for p in pins if policy.venues(p)}
             closed = self.guard.review(book, engine.pins, now)
             barred = self.guard.barred(now)
-            placed = fill(by_cap, barred, book.free())
-            fired = engine.candidates(now)
+            # A name with no feed now (a stock under a measure in Nextrade's after-market) is
+            # no candidate: a slot would hold nothing.
+            placed = fill([c for c in by_cap if policy.venues(c.symbol)], barred, book.free())
+            fired = [c for c in engine.candidates(now) if policy.venues(c.symbol)]
             if any(not c.pinned for c in fired):  # a degraded start is over: triggers place
                 self.notices.over(DEGRADED, "triggers fire: the slots follow them")
             candidates = [*fired, *context, *placed]

@@ -72,6 +72,7 @@ class UniverseCandidate:
     name: str
     market: str
     listed_shares: int
+    measures: tuple[str, ...] = ()  # the market measures the masters list it under
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +171,7 @@ async def masters(
                 continue  # an ETN by its product type too, whatever its group code says
             if x.administrative and settings.universe.exclude_administrative:
                 continue
-            found.append(UniverseCandidate(x.symbol, x.name, market, x.listed_shares))
+            found.append(UniverseCandidate(x.symbol, x.name, market, x.listed_shares, x.measures))
     if not found:
         raise MasterFileError("the domestic masters list no stock")
     return sorted(found, key=lambda c: c.symbol), installed, malformed
@@ -333,6 +334,7 @@ def _ranked(
             name=c.name,
             avg_volume_20d=m.avg_volume_20d,
             atr_14=m.atr_14,
+            measures=c.measures,
         )
         for rank, (c, m) in enumerate(ranked, start=1)
     ]

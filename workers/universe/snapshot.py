@@ -80,7 +80,8 @@ class Metadata(msgspec.Struct, frozen=True):
 class Symbol(msgspec.Struct, frozen=True):
     """One member: code, name, market cap, previous close, 20-day volume, market, rank, ATR.
 
-    And its Nextrade standing that morning (None: not known; files before it was asked).
+    And its Nextrade standing that morning (None: not known; files before it was asked), and
+    the market measures the masters listed it under (none in files before they were kept).
     """
 
     code: str
@@ -93,6 +94,7 @@ class Symbol(msgspec.Struct, frozen=True):
     atr_14: Decimal
     nxt_eligible: bool | None = None
     nxt_halted: bool | None = None
+    measures: tuple[str, ...] = ()
 
 
 class UniverseFile(msgspec.Struct, frozen=True):
@@ -203,6 +205,7 @@ def _symbol(m: UniverseMember) -> Symbol:
         m.atr_14,
         m.nxt_eligible,
         m.nxt_halted,
+        m.measures,
     )
 
 
@@ -218,6 +221,7 @@ def _member(s: Symbol) -> UniverseMember:
         atr_14=s.atr_14,
         nxt_eligible=s.nxt_eligible,
         nxt_halted=s.nxt_halted,
+        measures=s.measures,
     )
 
 

@@ -42,6 +42,8 @@ class UniverseMemberRow(AuditedMany, Base):
     atr_14: Mapped[Decimal]
     nxt_eligible: Mapped[bool | None]  # NULL: not known (a paper account, or it failed)
     nxt_halted: Mapped[bool | None]
+    # Migration 0035: the market measures the masters listed it under ([] before).
+    measures: Mapped[list[Any]] = mapped_column(server_default="[]")
 
     __table_args__ = (Index(None, "trade_date", "symbol"),)
 
