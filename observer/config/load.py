@@ -57,8 +57,8 @@ def _with_builtin_days(raw: dict[str, Any]) -> dict[str, Any]:
 
     Its days of other hours (Nextrade's CSAT day and year's first session), its earlier eras,
     the markets beside its sessions and the measures its after-market excludes, unless it
-    lists its own: hours written for an
-    ordinary day would otherwise drop them (an empty list drops them on purpose).
+    lists its own: hours written for an ordinary day would otherwise drop them (an empty list
+    drops them on purpose).
     """
     venues = raw.get("venues")
     if not isinstance(venues, dict):
