@@ -160,6 +160,8 @@ MAX_MALFORMED_SHARE = 0.05
 KNOWN_CODES: dict[str, frozenset[str]] = {
     "scrt_grp_cls_code": frozenset(_DOMESTIC_TYPES),
     "etp_prod_cls_code": frozenset({"", "0", "1", "2", "3", "4", "5"}),
+    # a market alarm KIS adds would otherwise read as none (`DomesticListing.measures`)
+    "mrkt_alrm_cls_code": frozenset({"", "00", *_MARKET_ALARMS}),
 }
 MAX_NEW_CODE_SHARE = 0.05
 

@@ -111,6 +111,16 @@ def test_a_listing_s_market_measures_are_read_from_its_alarm_and_designations(
     assert set(measures) <= set(MEASURES)
 
 
+def test_a_market_alarm_the_layout_does_not_list_is_reported_as_a_new_code() -> None:
+    """An alarm code past 03 reads as no measure of the words known, and is said, not lost."""
+    data = listings("KOSPI", 40, grp="ST") + record("KOSPI", "400009", padded("경보"), alrm="04")
+    parsed = parse_domestic(data, "KOSPI")
+    assert {x.symbol: x.measures for x in parsed}["400009"] == ()
+    assert [(c.field, c.code, c.rows) for c in parsed.new_codes] == [
+        ("mrkt_alrm_cls_code", "04", 1)
+    ]
+
+
 def test_crlf_and_blank_lines_are_tolerated() -> None:
     data = record("KOSPI", "005930", "삼성전자", sdpr="1").replace(b"\n", b"\r\n") + b"\r\n"
     assert [x.symbol for x in parse_domestic(data, "KOSPI")] == ["005930"]
