@@ -128,8 +128,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # lower one (its processes inherit it), so a timed test gets the cores it asks for while the
 # others go on with what is left. `TIMED_SLOTS` timed tests run at once (a slot each: in one
 # run, four at once, the demo's day among them, and one fell short; two left the timed days
-# end to end, some 700 s, the suite's floor, though most use a fifth of a core), and of the
-# ``exclusive`` ones (a demo's day, the two-host day: most of a core each) one at a time.
+# end to end, some 700 s, the suite's floor, though most use a fifth of a core); an
+# ``exclusive`` one (a demo's day, the two-host day: most of a core each) holds every slot, so
+# it runs beside no other timed test (beside two, on a machine twice as slow as the one the
+# speeds were set on, the demo's universe came 570 s late and its first Nextrade cycle was cut
+# off, and the two-host day's 09:00 cycle asked 96 of its 149 names).
 # Elsewhere a timed test runs alone: it holds a lock the others share, behind a gate that
 # lets no new test take it while it waits, so it is not passed over. Either way a test lets
 # its hold go early once its timed part is over (`support.timing_over`).
@@ -195,18 +198,19 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
             yield
             return
         with _LOCKS.with_suffix(".exclusive").open("a") as alone:
-            if exclusive:  # before the slot: the slots go on serving timed tests meanwhile
+            if exclusive:  # before the slots: they go on serving timed tests meanwhile
                 fcntl.flock(alone, fcntl.LOCK_EX)  # before pytest-timeout's clock starts
-            slot = _timed_slot(exclusive)
+            slots = _timed_slots(exclusive)
             os.setpriority(os.PRIO_PROCESS, 0, _BASE_NICE)  # its processes inherit it
             support.DEADLINE_SLACK = 1.0
-            support._timing_over = lambda: _let_go(alone, slot)
+            support._timing_over = lambda: _let_go(alone, slots)
             try:
                 yield
             finally:
                 support._timing_over = None
-                _let_go(alone, slot)
-                slot.close()
+                _let_go(alone, slots)
+                for slot in slots:
+                    slot.close()
         return
     with (
         _LOCKS.with_suffix(".gate").open("a") as gate,
@@ -232,30 +236,37 @@ def _lower_priority() -> None:
     support.DEADLINE_SLACK = _LOW_PRIORITY_SLACK
 
 
-def _timed_slot(exclusive: bool) -> IO[str]:
-    """One of the `TIMED_SLOTS` slots of timed tests, held (a lock on an open file). An
-    exclusive test waits for the first; the others take the last free one, or else wait for
-    the last (so none waits behind an exclusive test's long day; no polling)."""
+def _timed_slots(exclusive: bool) -> list[IO[str]]:
+    """The slots a timed test holds (locks on open files): one of the `TIMED_SLOTS`, the last
+    free one or else the last, for a timed test (so none waits behind an exclusive test's long
+    day; no polling); every one, in order, for an exclusive test."""
     first, *others = (_LOCKS.with_suffix(f".slot{n}") for n in range(TIMED_SLOTS))
-    if not exclusive:
-        for path in (*reversed(others), first):
+    if exclusive:
+        held = []
+        for path in (first, *others):  # one at a time: a timed test holds one, never waits
             slot = path.open("a")
-            try:
-                fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                slot.close()
-                continue
-            return slot
-    slot = (first if exclusive else others[-1]).open("a")
+            fcntl.flock(slot, fcntl.LOCK_EX)
+            held.append(slot)
+        return held
+    for path in (*reversed(others), first):
+        slot = path.open("a")
+        try:
+            fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            slot.close()
+            continue
+        return [slot]
+    slot = others[-1].open("a")
     fcntl.flock(slot, fcntl.LOCK_EX)
-    return slot
+    return [slot]
 
 
-def _let_go(alone: IO[str], slot: IO[str]) -> None:
+def _let_go(alone: IO[str], slots: list[IO[str]]) -> None:
     """A timed test done with its timed part: the next may start. The processes it started
     keep their priority; those it starts from now on get the lower one."""
     _lower_priority()
-    fcntl.flock(slot, fcntl.LOCK_UN)
+    for slot in slots:
+        fcntl.flock(slot, fcntl.LOCK_UN)
     fcntl.flock(alone, fcntl.LOCK_UN)
 
 

@@ -283,14 +283,16 @@ def test_trades_by_time_that_are_not_the_streams_name_the_setting(
     # The other beliefs about FHPST01060000: a second's trades summed in one row, and
     # cumulative volumes of another count than the stream's (its own, or the stream's
     # counting from each registration: `SimConfig.acml_vol_from`)
+    # 5 wall seconds each: in 2.5, beside the suite at its low priority, a check once streamed
+    # too few of the symbol's trades to compare (not measured).
     config = sim.sim.config
     try:
         config.time_trades_per = "second"
-        summed = check(sim, kis, 2.5)
+        summed = check(sim, kis, 5.0)
         config.time_trades_per, config.time_trades_cum_offset = "trade", 10**9
-        counted = check(sim, kis, 2.5, Configured(trades=False))
+        counted = check(sim, kis, 5.0, Configured(trades=False))
         config.time_trades_cum_offset, config.acml_vol_from = 0, "registration"
-        registered = check(sim, kis, 2.5)
+        registered = check(sim, kis, 5.0)
     finally:
         config.time_trades_per, config.time_trades_cum_offset = "trade", 0
         config.acml_vol_from = "day"

@@ -124,8 +124,9 @@ def test_cycles_that_cannot_finish_are_cut_off_and_the_next_starts_on_time(
     tmp_path: Path,
 ) -> None:
     # 100 symbols at 11/s need 9 s; at 300x a 10-minute cycle has 2 wall seconds. 09:00
-    # comes 6 s after the clock starts: the worker is up by then.
-    session = Session(tmp_path, NINE - timedelta(seconds=6 * 300), 300, accounts=1, rate=20)
+    # comes `LEAD_S` after the clock starts: the worker is up by then (6 s were too few on a
+    # loaded machine: the first cycle started 443 simulated s late).
+    session = Session(tmp_path, NINE - timedelta(seconds=LEAD_S * 300), 300, accounts=1, rate=20)
     try:
         session.publish_universe(STOCKS[:100])
         session.start()
