@@ -147,6 +147,15 @@ MARKET_EVENTS: list[tuple[str, str, dict[str, Any]]] = [
     ("05:30", "/_sim/listing_changes", {"new": 3, "delist": 1, "rename": 1}),
 ]
 
+# The flows job's VIs with no start heard live, a start {outside} the VI feed's outages (the
+# disconnect and restart gaps of the accounts that received VI records).
+_VI_UNHEARD = (
+    "select count(*) from volatility_interruptions v where not exists (select 1 from "
+    "vi_notices n where n.symbol = v.symbol and n.started_ns = v.started_ns) and {outside} "
+    "exists (select 1 from gaps g where g.reason in ('disconnect', 'process_restart') and "
+    "g.account in (select distinct account from vi_notices) and v.started_ns between "
+    "g.start_ns and g.end_ns)"
+)
 KILL = "kill:"  # a plan's "kill:PROGRAM" sends SIGKILL to that program's process
 FAULT_PLANS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "none": [],
@@ -1044,17 +1053,19 @@ def track_b_summary(
             text("select count(*) from market_status where vi = 'Y'")
         ).scalar_one(),
         # The whole market's VIs on one registration (`[track_b] vi_feed`): records sent,
-        # stocks stored, and the flows job's VIs of the day with no start of theirs here.
+        # stocks stored, and the flows job's VIs of the day with no start of theirs here: while
+        # the feed's session was down (its account's disconnect or restart gaps: a start KIS
+        # pushed then is not sent again, the flows job's list holds it alone), and otherwise.
         "vi_sent": sum(sent.get(tr_id, 0) for tr_id in VI_TRS.values()),
         "vi_stocks": conn.execute(
             text("select count(distinct symbol) from vi_notices")
         ).scalar_one(),
-        "vi_unheard": conn.execute(
-            text(
-                "select count(*) from volatility_interruptions v where not exists (select 1 "
-                "from vi_notices n where n.symbol = v.symbol and n.started_ns = v.started_ns)"
-            )
-        ).scalar_one(),
+        **{
+            key: conn.execute(
+                text(_VI_UNHEARD.format(outside="not" if outside else ""))
+            ).scalar_one()
+            for key, outside in (("vi_unheard", True), ("vi_unheard_in_outages", False))
+        },
         "allocations": counts["allocate"],
         "replacements": counts["replace"],
         "expiries": counts["expire"],

@@ -269,7 +269,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(
             f"the market's VIs: {records.get('vi_notices', 0):,} starts and ends stored "
             f"({b.get('vi_sent', 0):,} sent) of {b.get('vi_stocks', 0)} stocks on one "
-            f"registration; {b.get('vi_unheard', 0)} of the flows job's VIs not heard live"
+            f"registration; {b.get('vi_unheard', 0)} of the flows job's VIs not heard live "
+            f"(and {b.get('vi_unheard_in_outages', 0)} while its session was down)"
         )
     reasons = ", ".join(f"{n} {r}" for r, n in sorted(gaps["by_reason"].items())) or "none"
     lines.append(

@@ -182,6 +182,10 @@ class Market:
         Whether Nextrade's after-market trades stocks under the measures it excludes
         (`NXT_AFTER_MARKET_EXCLUDES`: 투자경고, ...); False, as its rules say
         (kis-market-2026-09.md §3), True the other way.
+    krx_after_market_measures:
+        Whether KRX's after-market trades stocks under those measures; True, as the observer
+        believes (no rule of KRX's names any: UNCONFIRMED), False the other way (it excludes
+        Nextrade's: `trades_krx_after`).
     """
 
     def __init__(
@@ -199,9 +203,11 @@ class Market:
         late_days: bool = True,
         etfs_after_market: bool = False,
         nxt_after_market_measures: bool = False,
+        krx_after_market_measures: bool = True,
     ) -> None:
         self.seed = seed
         self.nxt_after_market_measures = nxt_after_market_measures
+        self.krx_after_market_measures = krx_after_market_measures
         self.etfs_after_market = etfs_after_market
         self.calendar = calendar
         self.mid_points = mid_points
@@ -522,10 +528,15 @@ class Market:
     def trades_krx_after(self, symbol: str, day: date) -> bool:
         """Whether ``symbol`` trades on KRX's after-market on ``day`` (`krx_after_day`)."""
         traded = ("ST", "EF") if self.etfs_after_market else ("ST",)
+        listing = self.listings[symbol]
+        excluded = not self.krx_after_market_measures and bool(
+            NXT_AFTER_MARKET_EXCLUDES.intersection(listing.measures)
+        )
         return (
             self.krx_after_market
             and day >= KRX_AFTER_MARKET_FROM
-            and self.listings[symbol].group in traded
+            and listing.group in traded
+            and not excluded
         )
 
     def vi_window(

@@ -68,7 +68,7 @@ def check(
     from observer.kis_check.run import Configured, run_check
 
     settings = settings_or_exit("observer kis check", config)
-    kis = settings.kis
+    kis, nxt = settings.kis, settings.venues.nxt
     alias = account or kis.accounts[0].alias
     exchange, _, abroad = overseas.partition(":")
     if not abroad:
@@ -87,8 +87,15 @@ def check(
                 configured=Configured.of(settings),
                 budget_s=budget,
                 postings=stored_postings(settings.database, symbol, today),
-                measured=measured_target(
-                    settings.database, today, settings.venues.nxt.after_market_excludes
+                measured=(
+                    measured_target(settings.database, today, "NXT", nxt.after_market_excludes),
+                    measured_target(
+                        settings.database,
+                        today,
+                        "KRX",
+                        settings.venues.krx.after_market_excludes,
+                        otherwise=nxt.after_market_excludes,  # the likeliest, KRX naming none
+                    ),
                 ),
             )
         )

@@ -7,8 +7,11 @@ close (`observer.market.after_markets`); Nextrade's excludes stocks under some m
 a watched one holds KRX's feeds alone there. Were a rule wrong, those evening trades would go
 unrecorded and no reconciliation would see it (nothing is watched then): each row asks the
 target's bars (FHKST03010200, J or NX) of the after-market so far, ten minutes in at least.
-The stock is the largest of today's universe (the database's) Nextrade lists under such a
-measure (`measured_target`).
+Whether KRX's after-market excludes any measure is UNCONFIRMED (no rule names one:
+``[venues.krx] after_market_excludes``, none by default): its row asks a stock under one of
+Nextrade's measures whether it trades there (or under one KRX's setting excludes, whether it
+does not). Each row's stock is the largest of today's universe (the database's) the venue
+lists under such a measure (`measured_target`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from observer.market.after_markets import AFTER_MARKETS_EXCLUDE
 __all__ = [
     "ITEM",
     "MEASURED_AFTER",
-    "MEASURED_ITEM",
+    "MEASURED_ITEMS",
     "MeasuredTarget",
     "etf_after_market_finding",
     "measured_after_market_finding",
@@ -39,36 +42,55 @@ __all__ = [
 ]
 
 ITEM = "ETF in KRX's after-market"
-MEASURED_ITEM = "stock under a measure in Nextrade's after-market"
+MEASURED_ITEMS: dict[Venue, str] = {
+    "NXT": "stock under a measure in Nextrade's after-market",
+    "KRX": "stock under a measure in KRX's after-market",
+}
 MEASURED_AFTER = timedelta(minutes=10)  # into the after-market: a liquid name has traded by then
+_NAMES: dict[Venue, str] = {"NXT": "Nextrade", "KRX": "KRX"}
 
 
 @dataclass(frozen=True, slots=True)
 class MeasuredTarget:
-    """The stock the Nextrade row asks, and its measures; ``symbol`` "" with ``unread``."""
+    """The stock ``venue``'s row asks, and its measures; ``symbol`` "" with ``unread``.
 
+    ``excluded``: whether the venue's ``after_market_excludes`` names its measures (the row
+    then holds a trade a mismatch), or not (it holds no trade unsettled).
+    """
+
+    venue: Venue = "NXT"
     symbol: str = ""
     measures: tuple[str, ...] = ()
     unread: str = ""  # why there is none
+    excluded: bool = True
 
 
 def measured_target(
-    database: DatabaseSettings, day: date, excludes: tuple[str, ...]
+    database: DatabaseSettings,
+    day: date,
+    venue: Venue,
+    excludes: tuple[str, ...],
+    otherwise: tuple[str, ...] = (),
 ) -> MeasuredTarget:
-    """The largest member of ``day``'s universe Nextrade trades under one of ``excludes``.
+    """The largest member of ``day``'s universe ``venue`` lists under one of ``excludes``.
 
-    Never raises for the database: a target of none says why.
+    With ``excludes`` empty (the venue's after-market believed to trade every measure), under
+    one of ``otherwise``: the measures asked about. Never raises for the database: a target
+    of none says why.
     """
+    asked, excluded = excludes or otherwise, bool(excludes)
     rows, unread = read_stored(database, lambda c: universe_references(c, day))
     if unread:
-        return MeasuredTarget(unread=unread)
+        return MeasuredTarget(venue, unread=unread, excluded=excluded)
     if rows is None:
-        return MeasuredTarget(unread=f"no universe of {day} stored")
-    under = [r for r in rows if r.nxt and set(r.measures) & set(excludes)]
+        return MeasuredTarget(venue, unread=f"no universe of {day} stored", excluded=excluded)
+    under = [r for r in rows if (venue != "NXT" or r.nxt) and set(r.measures) & set(asked)]
     if not under:
-        return MeasuredTarget(unread=f"no stock of {day}'s universe Nextrade lists is under one")
+        lists = "Nextrade lists " if venue == "NXT" else ""
+        unread = f"no stock of {day}'s universe {lists}is under one"
+        return MeasuredTarget(venue, unread=unread, excluded=excluded)
     largest = max(under, key=lambda r: (r.market_cap, r.symbol))
-    return MeasuredTarget(largest.symbol, tuple(largest.measures))
+    return MeasuredTarget(venue, largest.symbol, tuple(largest.measures), excluded=excluded)
 
 
 async def etf_after_market_finding(
@@ -99,30 +121,48 @@ async def etf_after_market_finding(
 async def measured_after_market_finding(
     client: KisClient, target: MeasuredTarget, venues: Venues, now: datetime, report: Report
 ) -> None:
-    """A row for ``target``'s Nextrade bars in today's after-market to ``now`` (KST-aware).
+    """A row for ``target``'s bars on its venue in today's after-market to ``now`` (KST-aware).
 
-    OK when none holds volume, as ``[venues.nxt] after_market_excludes`` says; a mismatch
-    names the first such minute. Not measured without a target, before `MEASURED_AFTER` into
-    the after-market, or on a day without one.
+    Excluded by the venue's ``after_market_excludes``: OK when no bar holds volume, a mismatch
+    naming the first minute that does. Not excluded: OK when one does, not measured when none
+    (an excluding rule, or a stock that did not trade). Not measured without a target, before
+    `MEASURED_AFTER` into the after-market, or on a day without one.
     """
+    item = MEASURED_ITEMS[target.venue]
     if not target.symbol:
-        report.add(MEASURED_ITEM, NOT_MEASURED, target.unread)
+        report.add(item, NOT_MEASURED, target.unread)
         return
-    traded = await _traded(client, target.symbol, "NXT", venues, now, report, MEASURED_ITEM)
+    traded = await _traded(client, target.symbol, target.venue, venues, now, report, item)
     if traded is None:
         return
     minutes, span = traded
-    name = f"{target.symbol} ({', '.join(target.measures)})"
-    if minutes:
+    name, venue = f"{target.symbol} ({', '.join(target.measures)})", _NAMES[target.venue]
+    setting = f"[venues.{target.venue.lower()}] after_market_excludes"
+    if minutes and target.excluded:
         report.add(
-            MEASURED_ITEM,
+            item,
             MISMATCH,
-            f"{name} traded on Nextrade in {len(minutes)} minutes of {span}, from "
-            f"{minutes[0]}: take its measures out of [venues.nxt] after_market_excludes, or "
-            "Track B records none of such a stock's after-market trades",
+            f"{name} traded on {venue} in {len(minutes)} minutes of {span}, from "
+            f"{minutes[0]}: take its measures out of {setting}, or Track B records none of "
+            "such a stock's after-market trades",
         )
-        return
-    report.add(MEASURED_ITEM, OK, f"no trade of {name} in {span}, as Nextrade's rules say")
+    elif minutes:
+        report.add(
+            item,
+            OK,
+            f"{name} traded on {venue} in {len(minutes)} minutes of {span}, as {setting} "
+            "(none of its measures) says",
+        )
+    elif target.excluded:
+        report.add(item, OK, f"no trade of {name} in {span}, as {venue}'s rules say")
+    else:
+        report.add(
+            item,
+            NOT_MEASURED,
+            f"no trade of {name} in {span}: {venue}'s after-market may exclude its measures "
+            f"(then name them in {setting}: Track B's feeds of such stocks are silent there), "
+            "or it did not trade; ask again later in the evening",
+        )
 
 
 async def _traded(

@@ -61,7 +61,10 @@ __all__ = ["MASTER_PROBE", "Configured", "run_check"]
 MASTER_PROBE = "kospi_code.mst.zip"  # the first file the master-file job asks for
 _KST = timezone(timedelta(hours=9))
 _NS = 1_000_000_000
-_NO_MEASURED = MeasuredTarget(unread="no database asked")
+_NO_MEASURED = (
+    MeasuredTarget("NXT", unread="no database asked"),
+    MeasuredTarget("KRX", unread="no database asked"),
+)
 # Nextrade's bars outside KRX's 09:00-15:30 tell whether NX bars cover its own hours.
 _KRX_OPEN, _KRX_CLOSE = "090000", "153000"
 _AFTER_MARKET_MEASURED = "154000"  # ten minutes into Nextrade's after-market
@@ -115,7 +118,7 @@ async def run_check(
     configured: Configured = Configured(),
     budget_s: float = 0.0,
     postings: StoredPostings = NONE_STORED,
-    measured: MeasuredTarget = _NO_MEASURED,
+    measured: tuple[MeasuredTarget, ...] = _NO_MEASURED,
 ) -> Report:
     """Check account ``alias`` against its configured environment; never raises for KIS.
 
@@ -124,8 +127,8 @@ async def run_check(
     the findings are held against; a mismatch names the one to change. ``budget_s``: that
     long at the account's whole REST budget first (`check_budget`; 0: not measured).
     ``postings``: today's investor postings of ``targets.symbol`` as stored, which KIS's
-    answer is held against (none: nothing to hold them against). ``measured``: the stock
-    under a market measure whose Nextrade after-market trades are looked for
+    answer is held against (none: nothing to hold them against). ``measured``: for each
+    venue, the stock under a market measure whose after-market trades are looked for
     (`measured_target`; none: not measured).
 
     Raises
@@ -180,9 +183,10 @@ async def run_check(
             await etf_after_market_finding(
                 account.client, targets.etf, configured.venues, now, report
             )
-            await measured_after_market_finding(
-                account.client, measured, configured.venues, now, report
-            )
+            for target in measured:
+                await measured_after_market_finding(
+                    account.client, target, configured.venues, now, report
+                )
         bars = await _bars_to(account.client, targets.symbol, clock, report, seen)
         _label_finding(seen, bars, report, configured.bar_label)
     finally:

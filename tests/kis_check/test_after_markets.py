@@ -1,6 +1,6 @@
 """`observer kis check` reads off an ETF's bars whether KRX's after-market trades ETFs, and off
-a stock's under 투자경고 whether Nextrade's trades it: against a simulator that follows the
-exchanges' rules (none) and one that does not (the other way)."""
+a stock's under 투자경고 whether Nextrade's and KRX's trade it: against a simulator that follows
+the exchanges' rules (as the observer believes them) and one that does not (the other way)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bus.events import Venue
 from bus.producer import Producer
 from harness.sim.config import SimConfig
 from harness.sim.market import Market
@@ -21,7 +22,7 @@ from observer.db.settings import DatabaseSettings
 from observer.kis.client import KisClient
 from observer.kis_check.after_markets import (
     ITEM,
-    MEASURED_ITEM,
+    MEASURED_ITEMS,
     MeasuredTarget,
     etf_after_market_finding,
     measured_after_market_finding,
@@ -89,14 +90,22 @@ def test_before_ten_minutes_of_the_after_market_nothing_is_measured(tmp_path: Pa
     assert found == NOT_MEASURED and "after 16:10" in text, text
 
 
-def _measured(market: Market, symbol: str, at: time, folder: Path) -> tuple[str, str]:
-    """The Nextrade row for ``symbol`` under 투자경고, asked at ``at`` KST."""
-    target = MeasuredTarget(symbol, ("warning",))
+def _measured(
+    market: Market,
+    symbol: str,
+    at: time,
+    folder: Path,
+    venue: Venue = "NXT",
+    excluded: bool = True,
+) -> tuple[str, str]:
+    """``venue``'s row for ``symbol`` under 투자경고, asked at ``at`` KST; ``excluded``:
+    whether the venue's setting excludes it."""
+    target = MeasuredTarget(venue, symbol, ("warning",), excluded=excluded)
     return _row(
         market,
         at,
         folder,
-        MEASURED_ITEM,
+        MEASURED_ITEMS[venue],
         lambda client, now, report: measured_after_market_finding(
             client, target, Configured().venues, now, report
         ),
@@ -120,12 +129,36 @@ def test_a_stock_under_a_measure_trading_in_nextrade_s_after_market_is_a_mismatc
         assert "[venues.nxt] after_market_excludes" in text
 
 
+@pytest.mark.parametrize(
+    ("measures_trade", "excluded", "status", "said"),
+    [
+        (True, False, OK, "as [venues.krx] after_market_excludes (none of its measures) says"),
+        (False, False, NOT_MEASURED, "KRX's after-market may exclude its measures"),
+        (True, True, MISMATCH, "take its measures out of [venues.krx] after_market_excludes"),
+        (False, True, OK, "as KRX's rules say"),
+    ],
+)
+def test_a_stock_under_a_measure_in_krx_s_after_market_is_held_against_krx_s_setting(
+    tmp_path: Path, measures_trade: bool, excluded: bool, status: str, said: str
+) -> None:
+    """Against a simulator whose KRX after-market trades a stock under 투자경고 (as the
+    observer believes) and one that does not (the other way), with the setting excluding
+    none (the default) and excluding it."""
+    market = Market(11, TradingCalendar(), krx_after_market_measures=measures_trade)
+    stocks = sorted(s for s, x in market.listings.items() if x.group == "ST")
+    warned = next(s for s in stocks if "warning" in market.listings[s].measures)
+    found, text = _measured(market, warned, time(17, 0), tmp_path, "KRX", excluded)
+    assert found == status, text
+    assert f"{warned} (warning)" in text and "16:00-17:00" in text and said in text, text
+
+
 def test_without_a_target_or_ten_minutes_in_nothing_is_measured(tmp_path: Path) -> None:
     market = Market(7, TradingCalendar(), stocks=10, etfs=5)
     found, text = _measured(market, "005930", time(15, 45), tmp_path)
     assert found == NOT_MEASURED and "after 15:50" in text, text
     report = Report(account="acct1", environment="real", symbol="005930", seconds=0)
     none = MeasuredTarget(unread="no stock of 2026-11-20's universe Nextrade lists is under one")
+    assert none.venue == "NXT"
     now = datetime.combine(DAY, time(17), KST)
     asyncio.run(measured_after_market_finding(None, none, Configured().venues, now, report))  # type: ignore[arg-type]
     [row] = report.findings
@@ -139,13 +172,13 @@ def test_the_target_is_the_largest_nextrade_member_under_an_excluded_measure(
     excludes, the largest; none said why (no database, no universe, no such member)."""
     excludes = VenueSettings().nxt.after_market_excludes
     missing = DatabaseSettings(url=f"sqlite:///{tmp_path / 'absent' / 'observer.db'}")
-    assert measured_target(missing, UNIVERSE_DAY, excludes).unread.startswith("no database")
+    assert measured_target(missing, UNIVERSE_DAY, "NXT", excludes).unread.startswith("no database")
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
     try:
         database = DatabaseSettings(url=url)
         assert (
-            measured_target(database, UNIVERSE_DAY, excludes).unread
+            measured_target(database, UNIVERSE_DAY, "NXT", excludes).unread
             == f"no universe of {UNIVERSE_DAY} stored"
         )
         symbols = ["000001", "000002", "000003", "000004"]
@@ -154,10 +187,18 @@ def test_the_target_is_the_largest_nextrade_member_under_an_excluded_measure(
             producer.send(universe(symbols, nxt=symbols[:3], measures=measures))
             assert producer.wait_acked(30)
         # 000002: a caution is no excluded measure; 000004: Nextrade does not list it
-        assert measured_target(database, UNIVERSE_DAY, excludes) == MeasuredTarget(
-            "000003", ("warning",)
+        assert measured_target(database, UNIVERSE_DAY, "NXT", excludes) == MeasuredTarget(
+            "NXT", "000003", ("warning",)
         )
-        none = measured_target(database, UNIVERSE_DAY, ("administrative",))
+        none = measured_target(database, UNIVERSE_DAY, "NXT", ("administrative",))
         assert none.unread == f"no stock of {UNIVERSE_DAY}'s universe Nextrade lists is under one"
+        # KRX's: every member; its setting naming none, under one of Nextrade's (not excluded)
+        assert measured_target(database, UNIVERSE_DAY, "KRX", (), excludes) == MeasuredTarget(
+            "KRX", "000003", ("warning",), excluded=False
+        )
+        named = measured_target(database, UNIVERSE_DAY, "KRX", ("risk",))  # not on Nextrade
+        assert named == MeasuredTarget("KRX", "000004", ("risk",))
+        none = measured_target(database, UNIVERSE_DAY, "KRX", ())
+        assert none.unread == f"no stock of {UNIVERSE_DAY}'s universe is under one"
     finally:
         writer.terminate()

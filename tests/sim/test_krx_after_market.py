@@ -24,6 +24,7 @@ from harness.sim.market import BARS_PER_DAY, KST, Market, bars_value, quote_at, 
 from harness.sim.nextrade import (
     KRX_AFTER_MARKET_FROM,
     KRX_AFTER_SPAN,
+    NXT_AFTER_MARKET_EXCLUDES,
     OFF_HOURS_SHARE,
     DayTrades,
     krx_after_trades,
@@ -119,6 +120,24 @@ def test_a_minute_trades_the_off_hours_share_of_the_name_s_mean_krx_minute() -> 
         expected = OFF_HOURS_SHARE * bar.trades / BARS_PER_DAY * (CLOSES - OPENS) / 60
         assert abs(len(evening_of(symbol).at_s) - expected) <= 5 * expected**0.5 + 1, symbol
     assert len(np.unique(evening_of(BUSY).at_s // 60)) > 200  # of the 240 minutes
+
+
+def test_krx_s_after_market_trades_stocks_under_measures_unless_switched() -> None:
+    """A stock under 투자경고 or 투자위험 trades in KRX's after-market as the observer believes
+    (no rule of KRX's names one); ``krx_after_market_measures`` off, it does not (Nextrade's
+    measures), and the others trade as before."""
+    market = Market(11, TradingCalendar())
+    stocks = sorted(s for s, x in market.listings.items() if x.group == "ST")
+    warned = [s for s in stocks if NXT_AFTER_MARKET_EXCLUDES & set(market.listings[s].measures)]
+    assert warned, "the market lists a stock under a measure"
+    other = Market(11, TradingCalendar(), krx_after_market_measures=False)
+    for symbol in warned:
+        assert market.krx_after_day(symbol, DAY) is not None
+        assert other.krx_after_day(symbol, DAY) is None and not other.trades_krx_after(symbol, DAY)
+    plain = next(s for s in stocks if not market.listings[s].measures)
+    evening, before = other.krx_after_day(plain, DAY), market.krx_after_day(plain, DAY)
+    assert evening is not None and before is not None
+    assert np.array_equal(evening.at_s, before.at_s) and len(evening.at_s) > 0
 
 
 def test_no_after_market_before_its_day_for_an_etf_or_switched_off() -> None:

@@ -82,6 +82,31 @@ def test_a_stock_under_a_measure_holds_no_nextrade_feed_in_the_after_markets() -
         assert pre.venues(warned) == pre.venues(plain) != ()
 
 
+def test_a_stock_krx_s_after_market_excludes_holds_no_krx_feed_there() -> None:
+    """``krx_day_only`` (``[venues.krx] after_market_excludes``) changes nothing before KRX's
+    after-market, nor in Nextrade's alone; in KRX's a Nextrade name holds Nextrade's feed
+    alone (or the combined one), and another nothing, saying why."""
+    warned, plain, krx_only = NXT_NAME, "000660", KRX_NAME
+    for trades in ("venues", "combined"):
+        day = RegistrationPolicy(trades, nxt=frozenset({warned, plain}))
+        day = day.with_krx_day_only({warned, krx_only})
+        assert day.with_krx_day_only({warned}) is day
+        assert day.venues(warned) == day.venues(plain) and day.venues(krx_only) == ("KRX",)
+        alone = day.without_krx(("trades",), after_close=True)
+        assert alone.venues(warned) == alone.venues(plain) != ()
+        evening = alone.with_krx(("trades",), ("trades",))
+        assert evening.venues(warned) == (("NXT",) if trades == "venues" else ("combined",))
+        assert evening.venues(plain) == day.venues(plain)
+        assert evening.venues(krx_only) == () and evening.cost(krx_only) == 0
+        assert "KRX's after-market does not trade it" in evening.why_no_feed(krx_only)
+        # Nextrade's feeds off in KRX's after-market: the Nextrade name holds nothing either
+        krx_alone = alone.with_krx(("trades",))
+        assert krx_alone.venues(warned) == () and krx_alone.venues(plain) == ("KRX",)
+    paper = RegistrationPolicy("venues", nxt=frozenset({warned}), paper=True)
+    evening = paper.with_krx_day_only({warned}).with_krx(("trades",), ("trades",))
+    assert evening.venues(warned) == ()  # a paper account holds KRX's feeds alone
+
+
 def test_market_status_and_program_trading_are_a_registration_each_per_venue() -> None:
     nxt = frozenset({NXT_NAME})
     row: Kinds = ("trades", "status", "program")

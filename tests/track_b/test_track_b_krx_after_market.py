@@ -151,3 +151,38 @@ def test_a_track_b_killed_in_krx_s_after_market_takes_its_feeds_back(tmp_path: P
         assert {(s, v) for s, v, _ in after} >= {(s, v) for s, v in held}
         gaps = rows(url, "select symbol, venue from gaps where reason = 'process_restart'")
         assert {(s, v) for s, v in held} <= {(s, v) for s, v in gaps}
+
+
+def test_a_name_under_a_measure_krx_s_after_market_excludes_holds_no_krx_feed_there(
+    tmp_path: Path,
+) -> None:
+    """``[venues.krx] after_market_excludes`` naming 투자경고 (the UNCONFIRMED rule the other
+    way; Nextrade's after-market taking it here): from 16:00 the warned Nextrade name keeps
+    Nextrade's feed alone and KRX's never joins, the warned KRX name is never placed, the
+    others as ever; no KRX trade of either stored, every trade sent stored."""
+    warned = {NXT[1]: ("warning",), KRX[1]: ("warning",)}
+    venues = VENUES.replace(
+        "[venues.nxt]\n", 'after_market_excludes = ["warning"]\n[venues.nxt]\n'
+    ).replace("beside = [", "after_market_excludes = []\nbeside = [")
+    with sim_day(tmp_path, venues, "15:57", "15:59", measures=warned) as day:
+        url, sim, proc = day.url, day.sim, day.start()
+        closed = (
+            "select symbol, venue from slot_events "
+            f"where action = 'release' and produced_ns >= {kst_ns('16:04:30')}"
+        )
+        released = rows_once(url, closed, 4, "every feed released at KRX's after-market's close")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert sorted(released) == sorted(
+            [(NXT[0], "KRX"), (NXT[0], "NXT"), (NXT[1], "NXT"), (KRX[0], "KRX")]
+        )
+        placed = rows(url, "select symbol, venue from slot_events where action = 'allocate'")
+        assert (NXT[1], "NXT") in placed and (KRX[0], "KRX") in placed
+        assert not {(s, "KRX") for s in warned} & set(placed)
+        # (the evening's first minutes are quiet: KRX's feeds may carry no trade in them)
+        stored = dict(rows(url, "select venue, count(*) from trade_ticks group by venue"))
+        assert stored.get("KRX", 0) == _sent(sim, "H0STCNT0")
+        assert stored.get("NXT", 0) == _sent(sim, "H0NXCNT0") > 0
+        krx = rows(url, "select distinct symbol from trade_ticks where venue = 'KRX'")
+        assert {s for (s,) in krx} <= {NXT[0], KRX[0]}

@@ -24,7 +24,9 @@ feed (or the combined one) alone, and any other symbol holds nothing. After KRX'
 (``after_close``: both after-markets) an ETF or ETN pin (``day_only``) holds nothing: no
 after-market trades them (`observer.market.after_markets`); a stock under a market measure
 Nextrade's after-market excludes (``nxt_day_only``: 투자경고, 관리종목, ...; ``[venues.nxt]
-after_market_excludes``) holds KRX's feeds alone, as a name Nextrade does not trade.
+after_market_excludes``) holds KRX's feeds alone, as a name Nextrade does not trade; one
+KRX's after-market excludes (``krx_day_only``: ``[venues.krx] after_market_excludes``, none by
+default) holds Nextrade's feed alone there (or the combined one), or nothing.
 
 `swaps` orders a change of registrations (a session boundary): each new one before the old
 ones are released, as far as the session's limit allows, so no trade falls between them.
@@ -75,8 +77,9 @@ class RegistrationPolicy:
     registered (`with_krx` without them), when no name joins ``nxt`` (`with_nxt`);
     ``day_only``: the symbols no after-market trades (ETF and ETN pins, `with_day_only`);
     ``nxt_day_only``: the Nextrade names its after-market does not trade (stocks under a
-    market measure it excludes); ``after_close``: KRX's regular day is over (the
-    after-markets, `without_krx`, `with_krx`).
+    market measure it excludes), ``krx_day_only`` the names KRX's does not;
+    ``after_close``: KRX's regular day is over (the after-markets, `without_krx`,
+    `with_krx`).
     """
 
     trades: TradeFeeds = "krx"
@@ -89,6 +92,7 @@ class RegistrationPolicy:
     follows_nxt: bool = True
     day_only: frozenset[str] = frozenset()
     nxt_day_only: frozenset[str] = frozenset()
+    krx_day_only: frozenset[str] = frozenset()
     after_close: bool = False
 
     def venues(self, symbol: str) -> tuple[Venue, ...]:
@@ -98,9 +102,10 @@ class RegistrationPolicy:
         nextrade = symbol in self.nxt and not (self.after_close and symbol in self.nxt_day_only)
         if not self.krx_trading:
             return () if self.paper or not nextrade else _NXT_ALONE[self.trades]
+        krx = not (self.after_close and symbol in self.krx_day_only)
         if self.paper or not nextrade:
-            return ("KRX",)
-        return _VENUES[self.trades]
+            return ("KRX",) if krx else ()
+        return _VENUES[self.trades] if krx else _NXT_ALONE[self.trades]
 
     def without_krx(self, kinds: Kinds, *, after_close: bool = False) -> RegistrationPolicy:
         """While KRX does not trade: Nextrade's ``kinds``.
@@ -151,10 +156,18 @@ class RegistrationPolicy:
             return self
         return dataclasses.replace(self, nxt_day_only=self.nxt_day_only | frozenset(symbols))
 
+    def with_krx_day_only(self, symbols: Collection[str]) -> RegistrationPolicy:
+        """``symbols`` (stocks under a measure) among those KRX's after-market excludes."""
+        if self.krx_day_only.issuperset(symbols):
+            return self
+        return dataclasses.replace(self, krx_day_only=self.krx_day_only | frozenset(symbols))
+
     def why_no_feed(self, symbol: str) -> str:
         """Why ``symbol`` holds no feed now (`venues` is empty), as a pin shown unplaced says."""
         if self.after_close and symbol in self.day_only:
             return "an ETF or ETN: no after-market trades it"
+        if self.after_close and self.krx_trading and symbol in self.krx_day_only:
+            return "under a market measure: KRX's after-market does not trade it"
         if self.after_close and symbol in self.nxt_day_only and symbol in self.nxt:
             return "under a market measure: Nextrade's after-market does not trade it"
         if self.paper:

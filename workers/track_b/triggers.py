@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, time
 from typing import Literal
 
@@ -45,6 +45,10 @@ class Reference(msgspec.Struct, frozen=True, gc=False):
     atr_14: float
     nxt: bool = False  # Nextrade trades it today
     measures: tuple[str, ...] = ()  # the market measures it is under today
+
+    def under(self, measures: Collection[str]) -> bool:
+        """Whether it is under one of ``measures`` today."""
+        return not set(measures).isdisjoint(self.measures)
 
 
 class Trigger(msgspec.Struct, frozen=True, gc=False):

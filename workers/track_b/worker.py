@@ -157,10 +157,12 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             paper=self.settings.kis.paper,
             continuous=trading.feed,
         )
-        # Stocks under a measure Nextrade's after-market excludes hold KRX's feeds alone there.
-        excluded = set(self.settings.venues.nxt.after_market_excludes)
+        # Stocks under a measure an after-market excludes hold no feed of its venue there.
+        hours = self.settings.venues
         collector.policy = collector.policy.with_nxt_day_only(
-            {s for s, r in references.items() if r.nxt and excluded.intersection(r.measures)}
+            {s for s, r in references.items() if r.nxt and r.under(hours.nxt.after_market_excludes)}
+        ).with_krx_day_only(
+            {s for s, r in references.items() if r.under(hours.krx.after_market_excludes)}
         )
         self.collector = collector
         first = accounts[0].client
@@ -562,8 +564,14 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         feeds = self.config.feeds
         policy = collector.policy.with_krx(feeds.krx_after_market, feeds.nxt_after_market)
         why = f"KRX's after-market opens at {opens.astimezone(KST):%H:%M}"
-        fitted = (book.release(s, f"{why}: no room") for s in book.beyond(policy.cost))
-        await collector.apply([d for d in fitted if d], book.holdings())
+        # A name KRX's after-market excludes, held on Nextrade's feed: nothing if not that.
+        excluded = [
+            book.release(s, f"{why}: {policy.why_no_feed(s)}")
+            for s in book.held()
+            if not policy.venues(s)
+        ]
+        fitted = [book.release(s, f"{why}: no room") for s in book.beyond(policy.cost)]
+        await collector.apply([d for d in (*excluded, *fitted) if d], book.holdings())
         await collector.switch(policy, book.holdings(), f"{why}: KRX's feeds join")
         await collector.reconcile(book.holdings())
         self._show(book, collector, {})
@@ -689,7 +697,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             engine.pins = {p for p in pins if policy.venues(p)}
             closed = self.guard.review(book, engine.pins, now)
             barred = self.guard.barred(now)
-            # A name with no feed now (a stock under a measure in Nextrade's after-market) is
+            # A name with no feed now (a stock under a measure an after-market excludes) is
             # no candidate: a slot would hold nothing.
             placed = fill([c for c in by_cap if policy.venues(c.symbol)], barred, book.free())
             fired = [c for c in engine.candidates(now) if policy.venues(c.symbol)]
