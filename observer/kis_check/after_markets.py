@@ -79,6 +79,8 @@ def measured_target(
     of none says why.
     """
     asked, excluded = excludes or otherwise, bool(excludes)
+    if not asked:
+        return MeasuredTarget(venue, unread="no measure to ask about", excluded=excluded)
     rows, unread = read_stored(database, lambda c: universe_references(c, day))
     if unread:
         return MeasuredTarget(venue, unread=unread, excluded=excluded)

@@ -198,7 +198,9 @@ def test_the_target_is_the_largest_nextrade_member_under_an_excluded_measure(
         )
         named = measured_target(database, UNIVERSE_DAY, "KRX", ("risk",))  # not on Nextrade
         assert named == MeasuredTarget("KRX", "000004", ("risk",))
-        none = measured_target(database, UNIVERSE_DAY, "KRX", ())
+        none = measured_target(database, UNIVERSE_DAY, "KRX", ("liquidation",))
         assert none.unread == f"no stock of {UNIVERSE_DAY}'s universe is under one"
+        asked = measured_target(database, UNIVERSE_DAY, "KRX", ())
+        assert asked.unread == "no measure to ask about"
     finally:
         writer.terminate()
