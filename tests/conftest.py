@@ -238,12 +238,12 @@ def _lower_priority() -> None:
 
 def _timed_slots(exclusive: bool) -> list[IO[str]]:
     """The slots a timed test holds (locks on open files): one of the `TIMED_SLOTS`, the last
-    free one or else the last, for a timed test (so none waits behind an exclusive test's long
-    day; no polling); every one, in order, for an exclusive test."""
+    free one or else the last (no polling), for a timed test; every one for an exclusive test,
+    so it runs beside no other timed test."""
     first, *others = (_LOCKS.with_suffix(f".slot{n}") for n in range(TIMED_SLOTS))
     if exclusive:
         held = []
-        for path in (first, *others):  # one at a time: a timed test holds one, never waits
+        for path in (first, *others):  # in order; a timed test waits holding none: no deadlock
             slot = path.open("a")
             fcntl.flock(slot, fcntl.LOCK_EX)
             held.append(slot)
