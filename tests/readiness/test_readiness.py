@@ -390,17 +390,20 @@ schedule = [{ at = "08:10", days = "sessions" }]
 def test_a_morning_under_the_supervisor_preconnect_check_renewal_and_streaming(
     tmp_path: Path,
 ) -> None:
-    """08:01 to 09:31 at 30x (120x from 08:05, 240x from 08:15, 480x from 08:35 to 09:25):
-    Track B pre-connects at 08:03, the 08:10 check reads its sessions (no second session, no
+    """08:01 to 09:31 at 30x (240x from 08:15, 480x from 08:35 to 09:25): Track B
+    pre-connects at 08:03, the 08:10 check reads its sessions (no second session, no
     OPSP8996), the 08:30 renewal restarts them, and they stream. The slow start leaves the
-    supervisor and Track B 10 wall seconds to be up before the 08:10 check."""
+    supervisor and Track B 18 wall seconds to be up before the 08:10 check and 29 before
+    KRX's opening auction registers its names at 08:20 (with 120x from 08:05 that was 14: on
+    a loaded machine Track B was up after 13, its sessions pre-connected and registered
+    already, and the test never saw them pre-connected with nothing registered)."""
     from tests.support import WRITER_PROGRAM, SupervisorProcess
     from tests.track_b.test_account_down import STOCKS, TRACK_B, _publish_universe
 
     def at(hour: int, minute: int) -> datetime:
         return datetime(2026, 11, 20, hour, minute, tzinfo=KST)
 
-    speeds = ((at(8, 5), 120.0), (at(8, 15), 240.0), (at(8, 35), 480.0), (at(9, 25), 120.0))
+    speeds = ((at(8, 15), 240.0), (at(8, 35), 480.0), (at(9, 25), 120.0))
     sim = SimThread(MARKET, at(8, 1), SimConfig(), 30.0, changes=speeds)
     settings = (
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path / "tokens"}"\n'
