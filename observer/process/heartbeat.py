@@ -23,12 +23,14 @@ __all__ = [
     "BUS_UNACKED_S",
     "FAILING_S",
     "NOTIFY_FD_ENV",
+    "READY_TIMEOUT_ENV",
     "Heartbeat",
     "HeartbeatLine",
 ]
 
 NOTIFY_FD_ENV = "OBSERVER_NOTIFY_FD"
 HEARTBEAT_ENV = "OBSERVER_HEARTBEAT_S"
+READY_TIMEOUT_ENV = "OBSERVER_READY_TIMEOUT_S"  # how long the supervisor waits for READY
 FAILING_S = "failing_s"  # the heartbeat counter of a process alive but failing its work
 # How long this process's producer has failed its CURVE handshake with the writer (keys that
 # do not match): the writer cannot tell, since its ZAP is never asked.
@@ -66,11 +68,14 @@ class HeartbeatLine(msgspec.Struct, frozen=True, omit_defaults=True):
 class Heartbeat:
     """Write READY and rate-limited heartbeats to the supervisor's pipe (if there is one)."""
 
-    def __init__(self, fd: int | None, interval_s: float = 1.0) -> None:
+    def __init__(
+        self, fd: int | None, interval_s: float = 1.0, ready_timeout_s: float = 30.0
+    ) -> None:
         self._fd = fd
         if fd is not None:
             os.set_blocking(fd, False)  # a stalled supervisor must never stall this process
         self.interval_s = interval_s
+        self.ready_timeout_s = ready_timeout_s  # READY later than this: ended as hung
         self._next_beat = 0.0
         self._encoder = msgspec.json.Encoder()
         self._producer: ProducerFigures | None = None
@@ -80,7 +85,8 @@ class Heartbeat:
         """The notifier the supervisor set up for this process, or a silent one."""
         fd = os.environ.get(NOTIFY_FD_ENV)
         interval = float(os.environ.get(HEARTBEAT_ENV, "1.0"))
-        return cls(int(fd) if fd else None, interval)
+        ready_timeout = float(os.environ.get(READY_TIMEOUT_ENV, "30.0"))
+        return cls(int(fd) if fd else None, interval, ready_timeout)
 
     @property
     def supervised(self) -> bool:

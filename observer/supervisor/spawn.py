@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from observer.process.heartbeat import HEARTBEAT_ENV, NOTIFY_FD_ENV
+from observer.process.heartbeat import HEARTBEAT_ENV, NOTIFY_FD_ENV, READY_TIMEOUT_ENV
 from observer.process.log_files import LOG_FILE_ENV, LOG_KEEP_ENV, LOG_MAX_BYTES_ENV
 from observer.supervisor.settings import ProgramSettings
 
@@ -82,6 +82,7 @@ def spawn(name: str, settings: ProgramSettings, launch: Launch, args: Sequence[s
         **settings.env,
         NOTIFY_FD_ENV: str(write_fd),
         HEARTBEAT_ENV: str(launch.heartbeat_interval_s),
+        READY_TIMEOUT_ENV: str(settings.ready_timeout_s),
         "OBSERVER_PROGRAM": name,
         LOG_FILE_ENV: str(launch.log_dir / f"{name}.log"),
         LOG_MAX_BYTES_ENV: str(launch.log_max_bytes),

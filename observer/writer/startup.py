@@ -5,6 +5,11 @@ wrong password or database name alike) is waited for on the daemons' read policy
 ``failing_s``, so the writer is never parked while its database restarts; 600 s in a row end the
 start (`StoreError`, exit 2). What is no outage ends it at once: another writer's lock
 (`WriterLocked`, exit 3), a missing schema, a refused migration, any SQLite error.
+
+A start that works but takes long (a migration of a large database, a lock another client
+holds, a loaded machine) says READY with ``failing_s`` after a third of the supervisor's ready
+timeout and beats until it serves: that timeout would end it, and the next try would begin
+again, until it was parked FATAL with the database never upgraded.
 """
 
 from __future__ import annotations
@@ -65,12 +70,14 @@ def open_store(
     announced = False
     while True:
         try:
-            return _open(url, lock, durable, migrate_on_start)
+            with _SlowStart(notifier, announced) as slow:
+                return _open(url, lock, durable, migrate_on_start)
         except DATABASE_ERRORS as exc:
             if url.get_backend_name() == "sqlite" or not not_answering(exc):
                 raise
             lock.release_server()  # its connection is taken again with the next try
             pause = retries.failed("the writer's start (its database)", exc)
+        announced = announced or slow.announced
         if not announced:  # the serving writer's own READY is taken as a beat then
             notifier.ready(counters())
             announced = True
@@ -79,6 +86,52 @@ def open_store(
             if stop.wait(min(left, notifier.interval_s / 2)):
                 return None
             notifier.beat(counters)
+
+
+class _SlowStart:
+    """Beats from a thread while one try of the start runs past a third of the ready timeout.
+
+    Its first notice is READY (unless the start ``announced`` one already), with
+    ``failing_s`` the seconds it has run: the supervisor counts the writer running, not
+    serving, and starts nothing that depends on it. Only this thread writes to the notifier
+    while the try runs; it is joined before the try's result or error is seen.
+    """
+
+    def __init__(self, notifier: Heartbeat, announced: bool) -> None:
+        self.announced = announced
+        self._notifier = notifier
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="slow-start", daemon=True)
+
+    def __enter__(self) -> _SlowStart:
+        if self._notifier.supervised:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        began = time.monotonic()
+        slow_s = self._notifier.ready_timeout_s / 3
+        if self._done.wait(slow_s):
+            return
+
+        def counters() -> dict[str, float]:
+            return {FAILING_S: round(time.monotonic() - began, 1)}
+
+        log.info(
+            "the writer's start (the lock, the migrations, the marks) has taken over %gs: "
+            "running, not serving, until it ends",
+            slow_s,
+        )
+        if not self.announced:
+            self._notifier.ready(counters())
+            self.announced = True
+        while not self._done.wait(self._notifier.interval_s / 2):
+            self._notifier.beat(counters)
 
 
 def _open(

@@ -81,6 +81,45 @@ def test_db_commands(sqlite_url: str) -> None:
     assert checked.returncode == 0 and "match" in checked.stdout
 
 
+# Run as `python -c`: upgrade, and die by SIGKILL the moment revision 0012's second table is
+# created (its first, enrichment_runs, already made): a writer killed or a power cut mid-upgrade.
+_KILLED_MID_REVISION = """
+import os, signal, sys
+from sqlalchemy import Engine, event
+from observer.db import migrate
+
+def die(conn, cursor, statement, *args):
+    if statement.lstrip().startswith("CREATE TABLE instrument_sectors"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+event.listen(Engine, "before_cursor_execute", die)
+migrate.upgrade(sys.argv[1])
+"""
+
+
+def test_an_upgrade_killed_mid_revision_leaves_the_last_whole_one_and_resumes(
+    db_url: str,
+) -> None:
+    """Each revision commits with its version row: killed inside 0012, the database is at
+    0011 with none of 0012's tables, and the next upgrade reaches the head (before, SQLite
+    kept 0012's first table and every later upgrade failed: "already exists")."""
+    if (file := sqlite_file(db_url)) is not None:
+        file.touch()
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_REVISION, db_url], cwd=ROOT, timeout=120
+    )
+    assert killed.returncode == -9
+    assert migrate.current(db_url) == "0011"
+    engine = make_engine(db_url)
+    try:
+        assert "enrichment_runs" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    migrate.upgrade(db_url)
+    assert migrate.current(db_url) == migrate.head()
+    assert migrate.check(db_url) == []
+
+
 def test_the_tests_copy_of_a_new_database_is_at_head_and_matches_the_models(
     db_url: str,
 ) -> None:

@@ -1,4 +1,5 @@
-"""A writer started while its PostgreSQL does not answer waits for it, then serves.
+"""A writer started while its PostgreSQL does not answer waits for it, then serves; a start
+that works but takes long (a migration) is not ended by the ready timeout.
 
 A host that starts the observer before its database (a reboot), or a writer restarted
 during a PostgreSQL restart: the writer exited 2 at each start, and after ``max_failures``
@@ -15,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import NullPool, create_engine, text
 
 from observer.db import migrate
+from observer.db.engine import normalize_url
 from tests.support import (
     WRITER_PROGRAM,
     SupervisorProcess,
@@ -70,6 +73,49 @@ def test_a_writer_started_during_a_database_outage_waits_and_serves_once_it_is_b
     assert "fatal" not in states, states
     log = (tmp_path / "data" / "log" / "writer.log").read_text()
     assert "the writer's start (its database) failed" in log
+
+
+def test_a_start_longer_than_the_ready_timeout_migrates_and_serves(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A migration that outlasts the ready timeout (here one revision waiting on a lock
+    another client holds on the version table, as a large table's rewrite would run): the
+    writer says READY with ``failing_s`` and beats, its dependents wait, and once the lock goes
+    the upgrade ends and it serves. Before, the start was ended at the timeout, each next try
+    ended alike, and the writer was parked FATAL with the database never upgraded."""
+    migrate.upgrade(pg_url, "0034")
+    ready_timeout_s = 3.0
+    writer_program = WRITER_PROGRAM + f"ready_timeout_s = {ready_timeout_s}\n"
+    sup = SupervisorProcess(tmp_path, writer_program + load_program(rate=50), url=pg_url)
+    holder = create_engine(normalize_url(pg_url), poolclass=NullPool)
+    try:
+        with holder.connect() as conn:
+            conn.execute(text("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"))
+            sup.start(healthy=False)
+            waited = 2 * ready_timeout_s
+            wait_until(
+                lambda: sup.program("writer")["counters"].get("failing_s", 0) >= waited,
+                waited + 60,
+                f"the writer's start running {waited:g} s, READY and beating",
+            )
+            writer = sup.program("writer")
+            assert (writer["state"], writer["restarts"], writer["failures"]) == ("running", 0, 0)
+            assert sup.program("load")["state"] == "waiting"
+            assert not sup.status()["healthy"]
+            conn.rollback()  # the lock goes: the revision runs
+        wait_until(
+            lambda: (
+                sup.program("writer")["counters"].get("failing_s") == 0 and sup.status()["healthy"]
+            ),
+            120,
+            "the writer serving",
+        )
+    finally:
+        holder.dispose()
+    assert migrate.current(pg_url) == migrate.head()
+    assert sup.program("writer")["restarts"] == 0
+    log = (tmp_path / "data" / "log" / "writer.log").read_text()
+    assert "the writer's start (the lock, the migrations, the marks) has taken over" in log
 
 
 def test_a_database_without_the_schema_ends_the_start_at_once(tmp_path: Path, pg_url: str) -> None:
