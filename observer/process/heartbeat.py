@@ -13,6 +13,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Protocol
 
 import msgspec
@@ -26,6 +27,7 @@ __all__ = [
     "READY_TIMEOUT_ENV",
     "Heartbeat",
     "HeartbeatLine",
+    "process_age_s",
 ]
 
 NOTIFY_FD_ENV = "OBSERVER_NOTIFY_FD"
@@ -40,6 +42,17 @@ BUS_HANDSHAKE_FAILING_S = "bus_handshake_failing_s"
 BUS_UNACKED_S = "bus_unacked_s"
 # Events this process's producer declared lost (`bus.events.SeqsLost`) since it started.
 BUS_LOST_EVENTS = "bus_lost_events"
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (its start time in ``/proc/self/stat``).
+
+    The supervisor's ready timeout runs from the spawn: what a start measures against it must
+    count the interpreter's and the imports' time too, which a loaded machine stretches.
+    """
+    stat = Path("/proc/self/stat").read_text()
+    started_ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime
+    return time.clock_gettime(time.CLOCK_BOOTTIME) - started_ticks / os.sysconf("SC_CLK_TCK")
 
 
 class ProducerFigures(Protocol):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from typer.testing import CliRunner
 
 from bus.events import PriceSnapshot, UniverseMember, UniverseSnapshot
@@ -214,6 +215,10 @@ def test_track_b_syncs_allocates_streams_pins_and_records_gaps(tmp_path: Path) -
         shut_down(proc, writer, sim)
 
 
+# Timed: at the lower priority beside the suite the simulator (in this process) took longer
+# than Track B's 3 wall seconds to confirm its releases (CI, 2026-12-02: 791 of 11,292 trades
+# sent after them, unstored, with Track B's warning).
+@pytest.mark.timed
 def test_a_stop_mid_session_stores_every_tick_the_sessions_were_sent(tmp_path: Path) -> None:
     # Stopped while streaming (an operator's stop, a host's shutdown): Track B releases its
     # slots and reads on until KIS confirms each release, the last frame of its symbol, so

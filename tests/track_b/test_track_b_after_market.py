@@ -76,9 +76,13 @@ def publish_universe(
 
 # A quiet name's session outlasts the simulator's PINGPONG (110 s; the client's silence limit
 # is 90 s until it has measured two): these days test the venues' boundaries, and a quiet
-# session recycled in them would leave a disconnect gap no boundary made.
+# session recycled in them would leave a disconnect gap no boundary made. And a session is down
+# until confirmed: the 30 s `unhealthy_after_s` is half a wall second at 60x, and on a loaded
+# machine a restarted run's accounts failed over before they were up (CI, 2026-12-02); failing
+# over is tested elsewhere (test_account_down.py).
 TRACK_B = (
-    "[kis.stream]\nmax_registrations = 3\nsilence_s = 600\n[track_b]\nsilence_tolerance_s = 600\n"
+    "[kis.stream]\nmax_registrations = 3\nsilence_s = 600\n"
+    "[track_b]\nsilence_tolerance_s = 600\nunhealthy_after_s = 600\n"
 )
 
 

@@ -128,11 +128,7 @@ def test_a_track_b_killed_in_krx_s_after_market_takes_its_feeds_back(tmp_path: P
     takes every feed back (a process_restart gap each), releases none of them as the regular
     day's, and streams them to the close."""
     longer = VENUES.replace('end = "16:04"', 'end = "16:10"')
-    # The restarted run's sessions are down until confirmed, and the 30 s default is half a
-    # wall second at 60x: on a loaded machine its accounts failed over before they were up
-    # (CI, 2026-12-02). Failing over is not what this tests: 600 s, 10 wall seconds.
-    patient = "unhealthy_after_s = 600\n"
-    with sim_day(tmp_path, longer, "15:57", "15:59", track_b=patient) as day:
+    with sim_day(tmp_path, longer, "15:57", "15:59") as day:
         url, proc = day.url, day.start()
         placed = (
             "select symbol, venue from slot_events where action = 'allocate' "
