@@ -264,17 +264,21 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
         "20261120 refused" in found["H0STVIC0 key"] and "the symbol taken" in found["H0STVIC0 key"]
     )
     assert "volume_chain is off" in found["ACML_VOL chain"]
-    assert [f.item for f in unmatched.mismatches] == [
+    # The PINGPONG row is the matched session's to judge: a 2.5 s session that a loaded machine
+    # starts late sees one PINGPONG, 110 s after its opening, and that is rightly a mismatch
+    # of the 90 s silence it configures (no interval measured yet).
+    mismatches = [f for f in unmatched.mismatches if f.item != "PINGPONG"]
+    assert [f.item for f in mismatches] == [
         "FHPTJ04160001 FID_ETC_CLS_CODE",
         "ACML_VOL chain",
         "H0UNVIC0 key",
         "minute-bar label",
     ]
-    assert "investor_etc_cls_code = '1'" in unmatched.mismatches[0].finding
-    assert "set [track_b] volume_chain = false" in unmatched.mismatches[1].finding
-    assert "H0STCNT0: " in unmatched.mismatches[1].finding
-    assert "vi_feed = 'combined' should be 'off'" in unmatched.mismatches[2].finding
-    assert "bar_label = 'end'" in unmatched.mismatches[3].finding
+    assert "investor_etc_cls_code = '1'" in mismatches[0].finding
+    assert "set [track_b] volume_chain = false" in mismatches[1].finding
+    assert "H0STCNT0: " in mismatches[1].finding
+    assert "vi_feed = 'combined' should be 'off'" in mismatches[2].finding
+    assert "bar_label = 'end'" in mismatches[3].finding
 
 
 def test_trades_by_time_that_are_not_the_streams_name_the_setting(
