@@ -14,7 +14,6 @@ from typing import Any
 
 import msgspec
 
-from observer.calendar.settings import VenueSettings
 from observer.config.checks import check_settings
 from observer.config.files import read_toml
 from observer.config.tree import Settings
@@ -38,10 +37,10 @@ def load_settings(path: Path | None = None) -> Settings:
     A file may start from another: ``extends = "observer.toml"`` (relative to the file)
     takes that file's settings and changes only what this one says. Tables merge key by
     key; a value or an array (``[[kis.accounts]]``, a schedule) replaces the base's whole.
-    A venue's hours of one's own keep the built-in days of other hours (`_with_builtin_days`).
+    A table of one's own keeps the built-in values of the keys it leaves out (`_with_builtins`).
     """
     path = path or default_config_path()
-    raw = _with_builtin_days(read_toml(path))
+    raw = _with_builtins(read_toml(path), Settings())
     try:
         settings = msgspec.convert(raw, Settings)
         check_settings(settings)
@@ -52,23 +51,34 @@ def load_settings(path: Path | None = None) -> Settings:
     return settings
 
 
-def _with_builtin_days(raw: dict[str, Any]) -> dict[str, Any]:
-    """``raw`` with each ``[venues.<venue>]`` of its own keeping the built-in dated rows.
+def _with_builtins(raw: dict[str, Any], builtin: msgspec.Struct) -> dict[str, Any]:
+    """``raw`` with each table of its own keeping the built-in values of the keys it leaves out.
 
-    Its days of other hours (Nextrade's CSAT day and year's first session), its earlier eras,
-    the markets beside its sessions and the measures its after-market excludes, unless it
-    lists its own: hours written for an ordinary day would otherwise drop them (an empty list
-    drops them on purpose).
+    A table's built-in value may differ from its type's defaults (the venues' days of other
+    hours, eras and measures; each Track B trigger's thresholds): msgspec builds a table the
+    file writes from its type's defaults, so a table setting one key would drop the other
+    keys' built-in values (a volatility spike's ``weight`` alone made its threshold 3.0, not
+    2.0). Filled as ``extends`` merges: key by key, a value or an array replacing the
+    built-in's whole (an empty list drops built-in rows on purpose). ``builtin``: the values
+    ``raw`` would stand for if it were empty (`Settings()` at the root).
     """
-    venues = raw.get("venues")
-    if not isinstance(venues, dict):
-        return raw
-    builtin = msgspec.to_builtins(VenueSettings(), builtin_types=(date,))
-    for venue, table in venues.items():
-        if isinstance(table, dict) and venue in builtin:
-            for key in ("days", "before", "beside", "after_market_excludes"):
-                table.setdefault(key, builtin[venue][key])
+    for field in msgspec.structs.fields(builtin):
+        table, value = raw.get(field.encode_name), getattr(builtin, field.name)
+        if not (isinstance(table, dict) and isinstance(value, msgspec.Struct)):
+            continue
+        for key in msgspec.structs.fields(value):
+            own = getattr(value, key.name)
+            if key.encode_name not in table and (key.required or own != _default_of(key)):
+                table[key.encode_name] = msgspec.to_builtins(own, builtin_types=(date,))
+        _with_builtins(table, value)
     return raw
+
+
+def _default_of(field: msgspec.structs.FieldInfo) -> Any:
+    """A field's default as its type gives it."""
+    if field.default_factory is not msgspec.NODEFAULT:
+        return field.default_factory()
+    return field.default
 
 
 def _name_the_program(settings: dict[str, Any], exc: msgspec.ValidationError) -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
+import tomli_w
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -155,6 +159,39 @@ def test_a_file_extends_another_and_changes_only_what_it_says(tmp_path: Path) ->
     assert (settings.writer.batch_events, settings.writer.drain_s) == (500, 9.0)  # merged
     assert [a.alias for a in settings.kis.accounts] == ["c"]  # an array is replaced whole
     assert list(settings.programs) == ["writer"]
+
+
+def _tables(value: msgspec.Struct, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """The path of every table under ``value`` (a struct-valued setting), depth first."""
+    for field in msgspec.structs.fields(value):
+        inner = getattr(value, field.name)
+        if isinstance(inner, msgspec.Struct):
+            yield (*path, field.encode_name)
+            yield from _tables(inner, (*path, field.encode_name))
+
+
+def _nested(path: tuple[str, ...], leaf: dict[str, Any]) -> dict[str, Any]:
+    return {path[0]: _nested(path[1:], leaf)} if path else leaf
+
+
+def test_a_table_of_one_s_own_keeps_the_built_in_values_of_the_keys_it_leaves_out(
+    tmp_path: Path,
+) -> None:
+    """A table whose built-in value is not its type's defaults (Track B's triggers, the
+    venues' hours) loaded from the type's defaults once a file wrote it: a volatility spike's
+    weight alone made its threshold 3.0 (the volume surge's), not its own 2.0."""
+    built_in = Settings()
+    tables = list(_tables(built_in))
+    assert ("track_b", "volatility_spike") in tables and ("venues", "nxt") in tables
+    for path in tables:
+        file = tmp_path / f"{'.'.join(path)}.toml"
+        file.write_text(tomli_w.dumps(_nested(path, {})))
+        assert load_settings(file) == built_in, path
+    file = tmp_path / "spike.toml"
+    file.write_text("[track_b.volatility_spike]\nweight = 7.0\n")
+    spike = load_settings(file).track_b.volatility_spike
+    assert spike == msgspec.structs.replace(built_in.track_b.volatility_spike, weight=7.0)
+    assert (spike.threshold, spike.full_at) == (2.0, 3.0)
 
 
 def test_a_bad_base_is_named(tmp_path: Path) -> None:
