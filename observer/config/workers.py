@@ -107,6 +107,13 @@ class TriggerSettings(Strict, frozen=True):
     ttl_s: Seconds = 300.0  # it lapses unless renewed within this
     weight: PositiveFloat = 10.0  # priority score = weight x (1 + strength) + cap factor
 
+    def __post_init__(self) -> None:
+        if self.full_at < self.threshold:  # strength min(measure / full_at, 1): always 1
+            raise ValueError(
+                f"a trigger's full_at ({self.full_at:g}) is below its threshold "
+                f"({self.threshold:g}): every firing would be at full strength"
+            )
+
 
 def _volume_surge() -> TriggerSettings:
     return TriggerSettings(threshold=3.0, full_at=5.0, ttl_s=300.0, weight=10.0)

@@ -35,6 +35,8 @@ def test_the_shipped_configuration_loads() -> None:
         ("[writer]\nbatch_event = 10\n", "batch_event"),
         ("[bus]\nmax_in_flight = 0\n", r"\$.bus.max_in_flight"),
         ("[paths\n", "not valid TOML"),
+        # the built-in full_at (20) kept: every firing would be at full strength
+        ("[track_b.trade_velocity]\nthreshold = 30.0\n", r"below its threshold .*trade_velocity"),
     ],
 )
 def test_bad_configuration_names_the_offending_key(tmp_path: Path, toml: str, message: str) -> None:
