@@ -4,8 +4,10 @@ A condition is ``(code, subject)``. `AlertBook.raise_` publishes an `Alert` of o
 open, or open at a lower severity; `AlertBook.resolve` publishes an `AlertResolved` of one that
 is, at the highest severity raised: a resolution of nothing open would still be sent to every
 channel. `AlertBook.take_over` makes an earlier run's open alerts (`observer.alerts.stored`)
-the book's own. `alert` and `resolution` change the book and return the event, for an owner
-that sends its own (the writer commits its alerts). Safe to share between threads.
+the book's own; `AlertBook.take_over_when_read` does so from a read that may fail, asking it
+again before a resolution while it has not answered. `alert` and `resolution` change the
+book and return the event, for an owner that sends its own (the writer commits its alerts).
+Safe to share between threads.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class AlertBook:
         self.publish = publish  # None: the owners send the events (`alert`, `resolution`)
         self._open: dict[tuple[str, str], Severity] = {}  # condition -> highest severity open
         self._lock = threading.Lock()
+        self._unread: Callable[[], Iterable[Notice] | None] | None = None  # `take_over_when_read`
 
     def __repr__(self) -> str:
         return f"AlertBook({self.source!r}, {len(self._open)} open)"
@@ -94,10 +97,17 @@ class AlertBook:
         return event
 
     def resolution(self, code: str, subject: str = "", message: str = "") -> AlertResolved | None:
-        """The `AlertResolved` to send, the condition over; None if it is not open."""
+        """The `AlertResolved` to send, the condition over; None if it is not open.
+
+        Not open here while an earlier run's alerts are unread (`take_over_when_read`): they
+        are read again first.
+        """
         key = _key(code, subject)
         with self._lock:
             severity = self._open.pop(key, None)
+        if severity is None and self._read_again():
+            with self._lock:
+                severity = self._open.pop(key, None)
         if severity is None:
             return None
         return AlertResolved(code=key[0], severity=severity, message=message, subject=key[1])
@@ -132,6 +142,29 @@ class AlertBook:
         if self.publish is None:
             raise TypeError(f"{self!r} publishes nothing: its owners send what it hands them")
         self.publish(event)
+
+    def take_over_when_read(self, read: Callable[[], Iterable[Notice] | None]) -> None:
+        """`take_over` what ``read`` returns (an earlier run's open alerts), once it can say.
+
+        None: it cannot say now (the database out). It is asked again before each resolution
+        of a condition not open here, until it answers: a run that started while the
+        database was out still ends what an earlier run left open (a rate warning that a
+        clean run's judgement resolves), where taking over nothing would leave it open.
+        """
+        self._unread = read
+        self._read_again()
+
+    def _read_again(self) -> bool:
+        """Whether the unread earlier alerts were read now (and taken over)."""
+        read = self._unread
+        if read is None:
+            return False
+        found = read()
+        if found is None:
+            return False
+        self._unread = None
+        self.take_over(found)
+        return True
 
     def take_over(self, notices: Iterable[Notice]) -> list[Notice]:
         """Make an earlier run's open alerts this book's; those taken (no info alert), in order.

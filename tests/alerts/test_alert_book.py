@@ -15,10 +15,12 @@ from bus.events import Alert, AlertResolved, Event, Severity
 from observer.alerts.book import AlertBook
 from observer.alerts.states import SEVERITY_RANK, Notice
 from observer.alerts.stored import load, open_alerts
+from observer.cli.support import open_alert_notices
 from observer.config.tree import Settings
 from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
+from observer.kis.rate_alert import KIS_RATE_LIMITED
 from observer.runtime import alert_book, producer_for, take_over_disk_alerts
 from tests.support import wait_until
 
@@ -181,6 +183,48 @@ def test_load_takes_over_the_sources_open_alerts_through_a_seq(tmp_path: Path) -
     assert [(n.id, n.code, n.subject) for n in taken] == [("track_b@c2:1", "down", "acct1")]
     assert book.conditions() == {("down", "acct1"): "critical"}
     assert sent == []
+
+
+def test_a_run_that_could_not_read_its_earlier_alerts_reads_them_before_it_resolves(
+    tmp_path: Path,
+) -> None:
+    """A job whose start found the database out (`open_alert_notices`: None) took over
+    nothing, so its clean run could not end the rate warning an earlier run left open."""
+    path = tmp_path / "observer.db"
+    path.write_bytes(b"not a database yet" * 100)  # the database out: any read fails
+    settings = msgspec.convert({"database": {"url": f"sqlite:///{path}"}}, Settings)
+    reads: list[bool] = []
+
+    def read() -> list[Notice] | None:
+        found = open_alert_notices(settings, "investor", [KIS_RATE_LIMITED])
+        reads.append(found is not None)
+        return found
+
+    sent: list[Event] = []
+    book = AlertBook(sent.append, "investor")
+    book.take_over_when_read(read)
+    assert not book.resolve(KIS_RATE_LIMITED, "acct1", "KIS refused 0 of 40 calls")  # still out
+    assert reads == [False, False] and sent == []
+    path.unlink()  # back, holding the earlier run's warning of acct1
+    upgrade(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            row = {**_row(3, KIS_RATE_LIMITED, "warning", "acct1"), "source": "investor"}
+            conn.execute(insert(m.AlertRow), [{**row, "context": {}}])
+    finally:
+        engine.dispose()
+    assert book.resolve(KIS_RATE_LIMITED, "acct1", "KIS refused 0 of 40 calls")
+    assert reads == [False, False, True]
+    assert sent == [
+        AlertResolved(
+            code=KIS_RATE_LIMITED,
+            severity="warning",
+            message="KIS refused 0 of 40 calls",
+            subject="acct1",
+        )
+    ]
+    assert not book.resolve(KIS_RATE_LIMITED, "acct2") and reads == [False, False, True]
 
 
 def test_a_producers_free_space_watch_keeps_its_alerts_in_the_processs_book(

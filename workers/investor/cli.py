@@ -37,7 +37,7 @@ def run(config: Config = None) -> None:
 
     with job_producer(PROGRAM, job.settings, SOURCE, job.clock, job.notifier, 60.0) as producer:
         alerts = alert_book(producer)
-        alerts.take_over(open_alert_notices(job.settings, SOURCE, CODES) or [])
+        alerts.take_over_when_read(lambda: open_alert_notices(job.settings, SOURCE, CODES))
         done = run_postings(
             job.settings,
             job.clock,

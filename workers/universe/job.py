@@ -154,7 +154,7 @@ def build_day(
     warmup_ns = int(_warmup(settings, day).timestamp()) * 10**9
     progress, done = _progress(notifier)
     rates = alert_book(producer)
-    rates.take_over(open_alert_notices(settings, SOURCE, [KIS_RATE_LIMITED]) or [])
+    rates.take_over_when_read(lambda: open_alert_notices(settings, SOURCE, [KIS_RATE_LIMITED]))
     try:
         built = asyncio.run(
             build_universe(
