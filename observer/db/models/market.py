@@ -194,7 +194,19 @@ class OrderBookRow(Audited, Base):
     trading_session: Mapped[str | None] = mapped_column(String(24))
 
     __table_args__ = (
-        Index(None, "symbol", "exchange_ns"),
+        # The top of the book in the symbol's index: a spread, a mid or an imbalance over a
+        # day reads the index alone, not the 40 level columns of every row (the day's mean
+        # spread of every symbol, 300,000 books on SQLite: 682 ms, 39 ms so); 1.5 % more
+        # time to write, 5 % more bytes.
+        Index(
+            "ix_order_books_top",  # the convention's name is past PostgreSQL's 63 characters
+            "symbol",
+            "exchange_ns",
+            "ask_price_1",
+            "bid_price_1",
+            "ask_qty_1",
+            "bid_qty_1",
+        ),
         *by_trading_day("source", "seq", "exchange_ns"),
     )
 
