@@ -264,8 +264,9 @@ def database_down(url: str) -> Iterator[None]:
     connections again on leaving.
 
     A terminated backend ends a moment after it is signalled (each is waited for, 5 s at
-    most), and one that passed its connection check just before the refusal shows in
-    pg_stat_activity only a moment later: they are ended until none is left.
+    most): they are ended until none is left. A connection still opening at the refusal can
+    pass its check and show in pg_stat_activity only after none was left, and live through
+    the outage: a test whose pool opens connections in the background waits for them first.
     """
     admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
     database = url.rsplit("/", 1)[1]

@@ -56,12 +56,12 @@ def _stream_day(
     wanted: list[Feed],
     losses: tuple[TickLoss, ...] = (),
 ) -> tuple[Heard, dict[str, int]]:
-    """Register ``wanted`` at 08:44 on a simulator at 60x, 120x from 08:48:30 (losing
+    """Register ``wanted`` at 08:44 on a simulator at 30x, 120x from 08:48:30 (losing
     ``losses``); what the stream heard to 09:02, and the trade records the simulator withheld
-    per symbol. The slow start leaves a loaded machine 4.5 wall s to connect and register
-    before Nextrade's pre-market's last heard minute (08:48) ends: at 120x from 08:48 it had
-    half a second, and CI once heard none of it."""
-    sim = SimThread(MARKET, _kst(8, 44), config, 60.0, changes=((_kst(8, 48, 30), 120.0),))
+    per symbol. The slow start leaves a loaded machine 9 wall s to connect and register
+    before Nextrade's pre-market's last heard minute (08:48) ends: CI heard none of it with
+    half a second (120x from 08:48), and once with 4.5 s (60x)."""
+    sim = SimThread(MARKET, _kst(8, 44), config, 30.0, changes=((_kst(8, 48, 30), 120.0),))
     sim.sim.faults.tick_loss.extend(losses)
     clock = sim.sim.clock
     venues = venues_from(VenueSettings(), timeline_from(PhaseSettings(), CalendarSettings()))

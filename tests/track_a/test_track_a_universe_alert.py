@@ -24,9 +24,9 @@ from bus.events import Alert
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.db.migrate import upgrade
-from observer.db.readers import reader_engine
+from observer.db.readers import pool_stats, reader_engine
 from tests.samples import SAMPLES
-from tests.support import database_down
+from tests.support import database_down, wait_until
 from tests.track_a.test_track_a_unrun_cycles import (
     SYMBOLS,
     Sent,
@@ -83,6 +83,8 @@ def track_a_on_postgres(tmp_path: Path, url: str) -> tuple[TrackA, Sent]:
     store_universe(url).engine.dispose()
     track_a._engine.dispose()
     track_a._engine = reader_engine(track_a.settings.database, "track_a", url=url, timeout_s=1)
+    # its first connection open, so an outage ends it (`database_down`)
+    wait_until(lambda: pool_stats(track_a._engine).get("pool_available", 0), 30, "the pool open")
     return track_a, sent
 
 

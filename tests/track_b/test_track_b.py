@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -55,6 +56,24 @@ def rows(url: str, sql: str) -> list[Any]:
 def rows_once(url: str, sql: str, at_least: int, what: str, timeout_s: float = 120) -> list[Any]:
     """The rows of ``sql`` once there are ``at_least`` of them, within ``timeout_s``."""
     return wait_until(lambda: len(r := rows(url, sql)) >= at_least and r, timeout_s, what)
+
+
+def stored_as_sent(
+    url: str,
+    sent: Mapping[str, int],
+    table: str = "trade_ticks",
+    count: str = "count(*)",
+    timeout_s: float = 60,
+) -> None:
+    """Assert that ``table`` holds ``sent`` records (``count``) per venue (a venue sent none:
+    no row), once the writer has them: a stopped Track B's last events are committed a
+    moment after it exits (on a loaded machine, thousands of them), so they are waited for,
+    ``timeout_s`` at most; then the counts are compared, so a shortfall shows its difference."""
+    wanted = {venue: n for venue, n in sent.items() if n}
+    query = f"select venue, {count} from {table} group by venue"
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: dict(rows(url, query)) == wanted, timeout_s, "every record stored")
+    assert dict(rows(url, query)) == wanted
 
 
 def universe(
