@@ -2244,12 +2244,14 @@ _KINDS = (
         subject="the account's alias",
         meaning=(
             "An account's session held registrations in continuous trading but delivered no "
-            "data for `[track_b] stale_after_s`; Track B restarted it once. A market-wide "
-            "halt also causes it."
+            "data for `[track_b] stale_after_s` (in the pre- and after-markets "
+            "`stale_after_thin_s`); Track B restarted it once. A market-wide halt also "
+            "causes it."
         ),
         action=(
             "Usually nothing; if it repeats, check the account in `observer ctl status` and "
-            "KIS's service status; `[track_b] stale_after_s` sets the limit (0: off)."
+            "KIS's service status; `[track_b] stale_after_s` and `stale_after_thin_s` set the "
+            "limits (0: off; not judged in the thin sessions)."
         ),
         resolved="when data flows again on that account",
     ),

@@ -358,9 +358,12 @@ class TrackBSettings(Strict, frozen=True):
     # warmup starts, with no registrations, and is kept until it streams at full operation.
     preconnect_after_s: SecondsOrZero = 780.0
     # A session that still answers (PINGPONG, control messages) but has delivered no data
-    # this long, with registrations held in continuous trading, is stuck: it restarts once
-    # (planned: no budget) with a warning alert, resolved when data flows again. 0: off.
+    # this long, with registrations held in continuous trading of the `silence_sessions`, is
+    # stuck: it restarts once (planned: no budget) with a warning alert, resolved when data
+    # flows again. 0: off. In the thinner sessions (the pre- and after-markets, where a few
+    # names may print nothing for minutes) after stale_after_thin_s; 0: not judged there.
     stale_after_s: SecondsOrZero = 120.0
+    stale_after_thin_s: SecondsOrZero = 600.0
     # A feed whose trades arrive this long after their exchange time stamp (KIS stamps to
     # the second), in continuous trading: a warning alert, resolved once the lag is back
     # within half of it. 0: off.

@@ -26,6 +26,7 @@ from bus.events import (
 from harness.sim.config import SimConfig
 from harness.sim.market import BARS_PER_DAY
 from harness.sim.realtime import trade_ns
+from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock, ManualClock
 from observer.calendar.phases import KST
 from observer.config.load import load_settings
@@ -50,7 +51,7 @@ from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.refused import DATA_UNDECODED
 from workers.track_b.slots import SlotBook, SlotCandidate
-from workers.track_b.stale import STREAM_STALE
+from workers.track_b.stale import STREAM_STALE, StaleWatch
 
 
 def settings_for(tmp_path: Path, url: str, *aliases: str, kis: str = "") -> Settings:
@@ -105,6 +106,7 @@ def test_the_collector_is_configured_by_track_b_settings() -> None:
         unhealthy_after_s=45.0,
         velocity_window_s=20.0,
         stale_after_s=90.0,
+        stale_after_thin_s=900.0,
         lag_alert_s=8.0,
         exchange_hours=("08:00", "19:00"),
     )
@@ -124,6 +126,7 @@ def test_the_collector_is_configured_by_track_b_settings() -> None:
         unhealthy_after_s=45.0,
         velocity_window_s=20.0,
         stale_after_s=90.0,
+        stale_after_thin_s=900.0,
         lag_alert_s=8.0,
         checks=Checks.of(config),
         stream=stream,
@@ -364,6 +367,33 @@ def test_an_account_without_an_approval_key_is_down_alone(tmp_path: Path) -> Non
     assert alert.code == ACCOUNT_DOWN and alert.context == {"account": "acct2"}
     assert "EGW00103" in alert.message and alert.severity == "critical"
     assert all(t.account == "acct1" for t in events if isinstance(t, TradeTick))
+
+
+def test_a_thin_session_s_quiet_is_stale_only_after_its_own_limit() -> None:
+    """Where the feeds print often (the regular session, to 1,000 s here) 120 s of nothing
+    is a stuck session; in the after-market beyond it (an account's few names, minutes apart)
+    not before 600 s, nor a quiet that began in the one and ran into the other; with no
+    limit of its own there, never. KRX's after-market's quiet minutes restarted sessions
+    that had lost nothing, each restart a gap per name and a warning to people."""
+    s = 1_000_000_000
+    alerts = AlertBook([].append)
+
+    def watch(thin_after_s: float) -> StaleWatch:
+        return StaleWatch(
+            ManualClock(0),
+            alerts,
+            lambda ns: True,  # continuous trading all along
+            120.0,
+            busy=lambda ns: ns < 1000 * s,
+            thin_after_s=thin_after_s,
+        )
+
+    thin = watch(600.0)
+    assert thin.stuck(0, 120 * s) and not thin.stuck(0, 119 * s)
+    assert not thin.stuck(1000 * s, 1130 * s) and not thin.stuck(900 * s, 1130 * s)
+    assert not thin.stuck(1000 * s, 1599 * s) and thin.stuck(1000 * s, 1600 * s)
+    assert thin.stuck(900 * s, 1500 * s)  # 600 s of continuous trading, part of it thin
+    assert not watch(0.0).stuck(1000 * s, 100_000 * s)
 
 
 def test_a_session_that_pings_but_streams_nothing_restarts_once_and_is_alerted(

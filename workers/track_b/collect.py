@@ -168,6 +168,8 @@ class CollectorSettings:
     unhealthy_after_s: float = 30.0  # an account down this long: its slots fail over
     velocity_window_s: float = 10.0  # executions per second over this window (`velocity`)
     stale_after_s: float = 0.0  # a session streaming nothing this long restarts; 0: off
+    # ... outside the `silence_sessions` (the thin ones) after this long; 0: not judged there
+    stale_after_thin_s: float = 0.0
     lag_alert_s: float = 0.0  # a feed this far behind the exchange is alerted; 0: off
     refused_quiet_s: float = QUIET_S  # refused or rejected data's episode ends this quiet
     volume_chain: bool = True  # each trade's cumulative volume checked against the last's
@@ -191,6 +193,7 @@ class CollectorSettings:
             unhealthy_after_s=config.unhealthy_after_s,
             velocity_window_s=config.velocity_window_s,
             stale_after_s=config.stale_after_s,
+            stale_after_thin_s=config.stale_after_thin_s,
             lag_alert_s=config.lag_alert_s,
             volume_chain=config.volume_chain,
             checks=Checks.of(config),
@@ -270,6 +273,16 @@ class Collector:
             """
             return either(ns) if self.policy.krx_trading else after_krx(ns)
 
+        thick = [f for f in (silent("KRX"), silent("NXT")) if f is not None]
+
+        def busy(ns: int) -> bool:
+            """Whether the feeds streamed at ``ns`` print often (a stale session's limit).
+
+            A venue in a session of `CollectorSettings.silence_sessions` (without the venues'
+            hours: wherever they print); elsewhere a few names may print nothing for minutes.
+            """
+            return printing(ns) and (not thick or any(f(ns) for f in thick))
+
         self.session_of: SessionOf = session_of or no_session
         self.alerts = alerts or AlertBook(publish)  # the process's: its account alerts
         self.lag = FeedLag(clock, self.alerts, streamed, settings.lag_alert_s)
@@ -277,7 +290,14 @@ class Collector:
         self.rejections = Rejections(clock, publish, self.alerts, settings.refused_quiet_s)
         self.layouts = UnknownLayouts(clock, self.alerts, settings.refused_quiet_s)
         self.limits: Mapping[str, tuple[int, int]] = {} if limits is None else limits
-        self.stale_watch = StaleWatch(clock, self.alerts, printing, settings.stale_after_s)
+        self.stale_watch = StaleWatch(
+            clock,
+            self.alerts,
+            printing,
+            settings.stale_after_s,
+            busy=busy,
+            thin_after_s=settings.stale_after_thin_s,
+        )
         self.session_codes = SessionCodes(self.alerts, judge_code)
         self.publish = publish
         self.window_ns = int(settings.velocity_window_s * _NS)

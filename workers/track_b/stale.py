@@ -1,10 +1,14 @@
 """A session that answers but streams nothing: restarted once an episode, with a warning.
 
 Quiet for ``stale_after_s`` of clock time (and `MIN_SILENCE_WALL_S` of wall time) with its
-registrations held, in continuous trading, a session restarts with a ``track_b_stream_stale``
-warning about its account (open in the process's `AlertBook`, an earlier run's too). Data
-flowing again resolves it: a market-wide halt costs each account one restart and one alert,
-not a reconnect loop.
+registrations held, in continuous trading where the feeds print often (``busy``: the regular
+sessions), a session restarts with a ``track_b_stream_stale`` warning about its account (open
+in the process's `AlertBook`, an earlier run's too). In the thinner continuous sessions (the
+pre- and after-markets, where an account's few names may print nothing for minutes) it takes
+``stale_after_thin_s``: at 120 s, KRX's after-market's quiet minutes restarted sessions that
+had lost nothing, each restart a gap per name and a warning to people. Data flowing again
+resolves it: a market-wide halt costs each account one restart and one alert, not a
+reconnect loop.
 """
 
 from __future__ import annotations
@@ -38,11 +42,22 @@ class StaleWatch:
         alerts: AlertBook,
         in_session: Callable[[int], bool],
         stale_after_s: float,
+        *,
+        busy: Callable[[int], bool] | None = None,
+        thin_after_s: float = 0.0,
     ) -> None:
+        """A watch of ``stale_after_s`` (0: none) where the feeds print often.
+
+        ``in_session``: continuous trading (a trade may print); ``busy``: the part of it where
+        the feeds print often (None: all of it), stale after ``stale_after_s``; the rest after
+        ``thin_after_s`` (0: never).
+        """
         self.clock = clock
         self.alerts = alerts
         self.in_session = in_session
+        self.busy = in_session if busy is None else busy
         self.stale_ns = int(stale_after_s * _NS)  # 0: not watched
+        self.thin_ns = int(thin_after_s * _NS)  # 0: the thin sessions not judged
         self.stale: set[str] = set()  # accounts in a stale episode (restarted once for it)
         # alias -> its last data frame or confirmation, in clock time and in wall time
         self.heard_ns: dict[str, int] = {}
@@ -60,6 +75,17 @@ class StaleWatch:
             self.stale.discard(alias)
             resolve(self.alerts, STREAM_STALE, alias, "data flows again")
 
+    def stuck(self, since_ns: int, now_ns: int) -> bool:
+        """Whether no data from ``since_ns`` to ``now_ns`` is a stuck session.
+
+        ``stale_after_s`` or more where the feeds print often throughout, or
+        ``thin_after_s`` or more (when set) in continuous trading throughout.
+        """
+        quiet = now_ns - since_ns
+        if quiet >= self.stale_ns and throughout(self.busy, since_ns, now_ns):
+            return True
+        return 0 < self.thin_ns <= quiet and throughout(self.in_session, since_ns, now_ns)
+
     async def watch(self, streams: Mapping[str, KisStream], stop: asyncio.Event) -> None:
         """Restart (once per episode) each session that answers but delivers no data."""
         while not stop.is_set():
@@ -71,9 +97,8 @@ class StaleWatch:
                     alias in self.stale
                     or since is None
                     or not (stream.confirmed and stream.registered)
-                    or now - since < self.stale_ns
                     or time.monotonic() - self.heard_wall[alias] < MIN_SILENCE_WALL_S
-                    or not throughout(self.in_session, since, now)
+                    or not self.stuck(since, now)
                 ):
                     continue
                 self.stale.add(alias)
