@@ -322,6 +322,9 @@ class Faults:
     garbled_records: int = 0
     garbled_frames: int = 0
     feed_delay: list[FeedDelay] = field(default_factory=list)  # trades sent late
+    # Releases (tr_type "2") never answered and not carried out: the registration streams on
+    # (a confirmation KIS lost, or one later than the client waits)
+    unanswered_releases: bool = False
 
     def delay_ns(self, at_ns: int) -> int:
         """How far behind the real-time server sends trades at ``at_ns`` (0: on time)."""

@@ -91,14 +91,22 @@ class Control:
         KRX's feed, or of the trade TRs ``feeds`` names);
         ``{"feed_delay": {"seconds", "delay_s"}}`` sends every session's trades ``delay_s``
         late for the next SECONDS; ``{"garbled_records": N}`` and ``{"garbled_frames": N}``
-        send the next N trade records, or data frames, unreadable. All times are simulated.
+        send the next N trade records, or data frames, unreadable; ``{"unanswered_releases":
+        true}`` answers no release and streams on what it names. All times are simulated.
 
         Damage, listing changes, Nextrade's list changes (``{"nxt": {"remove": [...], "add":
         [...], "halt": [...], "resume": [...]}}``) and minutes without trades (``no_trades``:
         symbol -> ``["HHMM", ...]``) add to what is there.
         """
         body = await request.json()
-        counters = ("http_5xx", "rate_limited", "latency_s", "token_failures", *GARBLED)
+        counters = (
+            "http_5xx",
+            "rate_limited",
+            "latency_s",
+            "token_failures",
+            "unanswered_releases",
+            *GARBLED,
+        )
         for name in (*counters, *KRX_FAULTS):
             if name in body:
                 setattr(self.faults, name, body[name])

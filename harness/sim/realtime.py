@@ -195,7 +195,9 @@ class Realtime:
                     pusher = asyncio.create_task(self._push(ws, held, keepalive))
                 pair = (tr_id, tr_key)
                 if header.get("tr_type") == "2":
-                    if pair in held:
+                    if pair in held and self.faults.unanswered_releases:
+                        pass  # streamed on, never answered (`Faults.unanswered_releases`)
+                    elif pair in held:
                         del held[pair]
                         self.released[tr_id] += 1
                         await ws.send_json(

@@ -184,6 +184,11 @@ class KisStream:
         """Every release sent on this connection is confirmed (or the connection is gone)."""
         return not self._regs.releasing
 
+    @property
+    def unconfirmed(self) -> frozenset[Feed]:
+        """The releases sent on this connection and not confirmed yet (`settled`: none)."""
+        return frozenset(self._regs.releasing)
+
     async def restart(self) -> None:
         """Close the session on purpose (e.g. on a new approval key).
 

@@ -515,6 +515,43 @@ def test_a_feed_behind_is_alerted_and_a_slot_released_meanwhile_is_a_delivery_la
     assert not [g for g in of(GapDetected) if g.symbol == kept and g.reason == "silence"]
 
 
+def test_a_stop_whose_releases_kis_does_not_confirm_leaves_a_gap_per_trade_feed(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    """KIS answers no release (`Faults.unanswered_releases`): the settle gives up after its
+    bound, and each released trade feed is a delivery-lag gap from the newest trade stamp its
+    feed delivered to the give-up, over the trades that were on their way. Before, the warning
+    alone said so, and the trades were lost without a gap (the day's reconciliation found the
+    minute short, hours later)."""
+    settings = settings_for(tmp_path, sim.url, "acct1")
+    clock = sim.sim.clock
+    events: list[Event] = []
+    sim.sim.faults.unanswered_releases = True
+    held = set(STOCKS[:3])
+    marks: dict[str, int] = {}
+
+    async def scenario() -> None:
+        async with streaming_three(clock, settings, events) as (collector, book):
+            ending = [book.release(symbol, "Track B stopped") for symbol in sorted(held)]
+            await collector.apply([d for d in ending if d], book.holdings())
+            marks["newest"] = max(t.exchange_ns for t in events if isinstance(t, TradeTick))
+            marks["before"] = len(events)
+            assert not await collector.settle(0.5)
+            marks["gave_up"] = clock.now_ns()
+
+    asyncio.run(scenario())
+    settled = [e for e in events[marks["before"] :] if isinstance(e, GapDetected)]
+    # (beside the silences the collector's fixed rule finds in a stream at 30x)
+    gaps = [g for g in settled if g.reason != "silence"]
+    assert sorted(g.symbol for g in gaps) == sorted(held)
+    for gap in gaps:
+        assert (gap.reason, gap.venue, gap.account) == ("delivery_lag", "KRX", "acct1")
+        assert marks["newest"] <= gap.start_ns <= gap.end_ns <= marks["gave_up"]
+    # The server streamed on: what arrived after the release is stored, inside the gaps.
+    late = [t for t in events if isinstance(t, TradeTick) and t.exchange_ns > marks["newest"]]
+    assert late and all(t.exchange_ns <= marks["gave_up"] for t in late)
+
+
 @pytest.mark.parametrize("push_order", ["time", "symbol"])
 def test_an_outage_while_the_feed_runs_behind_is_measured_at_the_first_trade_it_delivers(
     sim: SimThread, tmp_path: Path, push_order: Literal["time", "symbol"]

@@ -689,19 +689,43 @@ class Collector:
         A confirmation follows its symbol's last frame: the sessions read on meanwhile, so a
         Track B that releases its slots and stops stores every trade it was sent (closed at
         once, what was still in the socket was lost without a gap). False, with a warning,
-        if some were not confirmed in time.
+        if some were not confirmed in time: each trade feed among them is a ``delivery_lag``
+        gap (`unconfirmed_gaps`), so what was still on its way is recovered, not lost unsaid.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while not all(stream.settled for stream in self.streams.values()):
             if loop.time() >= deadline:
+                gaps = self.unconfirmed_gaps()
+                for gap in gaps:
+                    self.publish_gap(gap)
                 log.warning(
-                    "releases not confirmed within %.1f s: trades sent after them are not stored",
+                    "releases not confirmed within %.1f s: the trades of %d feeds still on "
+                    "their way are delivery-lag gaps, recovered from KIS",
                     seconds,
+                    len(gaps),
                 )
                 return False
             await asyncio.sleep(_SETTLE_POLL_S)
         return True
+
+    def unconfirmed_gaps(self) -> list[TickGap]:
+        """A gap per trade feed whose release KIS has not confirmed (`settle`).
+
+        From the newest trade stamp its venue's feed delivered on that account (what was still
+        on its way carries that stamp or a later one) to now; none outside its venue's
+        continuous trading.
+        """
+        now = self.clock.now_ns()
+        gaps = []
+        for alias, stream in self.streams.items():
+            for feed in sorted(stream.unconfirmed):
+                detector = self.detectors[alias].get(feed.venue)
+                if feed.kind != "trades" or detector is None or not detector.in_session(now):
+                    continue
+                start = min(detector.last_frame_ns or now, now)
+                gaps.append(TickGap(alias, feed.symbol, start, now, "delivery_lag", feed.venue))
+        return gaps
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep every session up until ``stop``, and restart one that is stuck."""
