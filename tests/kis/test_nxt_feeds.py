@@ -59,8 +59,8 @@ def _stream_day(
     """Register ``wanted`` at 08:44 on a simulator at 30x, 120x from 08:48:30 (losing
     ``losses``); what the stream heard to 09:02, and the trade records the simulator withheld
     per symbol. The slow start leaves a loaded machine 9 wall s to connect and register
-    before Nextrade's pre-market's last heard minute (08:48) ends: CI heard none of it with
-    half a second (120x from 08:48), and once with 4.5 s (60x)."""
+    before Nextrade's pre-market's last heard minute (08:48) ends: its name trades in four of
+    those minutes alone, once or twice each."""
     sim = SimThread(MARKET, _kst(8, 44), config, 30.0, changes=((_kst(8, 48, 30), 120.0),))
     sim.sim.faults.tick_loss.extend(losses)
     clock = sim.sim.clock

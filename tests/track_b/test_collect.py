@@ -373,8 +373,8 @@ def test_a_thin_session_s_quiet_is_stale_only_after_its_own_limit() -> None:
     """Where the feeds print often (the regular session, to 1,000 s here) 120 s of nothing
     is a stuck session; in the after-market beyond it (an account's few names, minutes apart)
     not before 600 s, nor a quiet that began in the one and ran into the other; with no
-    limit of its own there, never. KRX's after-market's quiet minutes restarted sessions
-    that had lost nothing, each restart a gap per name and a warning to people."""
+    limit of its own there, never: a restart that lost nothing costs a gap per name and a
+    warning to people."""
     s = 1_000_000_000
     alerts = AlertBook([].append)
 
@@ -520,9 +520,7 @@ def test_a_stop_whose_releases_kis_does_not_confirm_leaves_a_gap_per_trade_feed(
 ) -> None:
     """KIS answers no release (`Faults.unanswered_releases`): the settle gives up after its
     bound, and each released trade feed is a delivery-lag gap from the newest trade stamp its
-    feed delivered to the give-up, over the trades that were on their way. Before, the warning
-    alone said so, and the trades were lost without a gap (the day's reconciliation found the
-    minute short, hours later)."""
+    feed delivered to the give-up, over the trades that were on their way."""
     settings = settings_for(tmp_path, sim.url, "acct1")
     clock = sim.sim.clock
     events: list[Event] = []

@@ -5,10 +5,9 @@ registrations held, in continuous trading where the feeds print often (``busy``:
 sessions), a session restarts with a ``track_b_stream_stale`` warning about its account (open
 in the process's `AlertBook`, an earlier run's too). In the thinner continuous sessions (the
 pre- and after-markets, where an account's few names may print nothing for minutes) it takes
-``stale_after_thin_s``: at 120 s, KRX's after-market's quiet minutes restarted sessions that
-had lost nothing, each restart a gap per name and a warning to people. Data flowing again
-resolves it: a market-wide halt costs each account one restart and one alert, not a
-reconnect loop.
+``stale_after_thin_s``, since each restart costs a gap per name and a warning to people. Data
+flowing again resolves it: a market-wide halt costs each account one restart and one alert,
+not a reconnect loop.
 """
 
 from __future__ import annotations
