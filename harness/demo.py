@@ -32,7 +32,7 @@ import msgspec
 import psutil
 from sqlalchemy import Connection, Engine, Row, text
 
-from harness.sim.hours import krx_day
+from harness.sim.hours import day_hours
 from observer.calendar.clock import SimulatedClock, now_utc
 from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
@@ -264,14 +264,8 @@ class CpuMeter:
 
 
 def default_day(calendar: TradingCalendar, today: date) -> date:
-    """The latest KRX session on or before ``today`` that the simulator trades as the table says.
-
-    Not the CSAT day (`harness.sim.hours.KrxDay.as_table`).
-    """
-    day = today if calendar.is_session(today) else calendar.previous_session(today)
-    while not krx_day(day).as_table:
-        day = calendar.previous_session(day)
-    return day
+    """The latest KRX session on or before ``today``."""
+    return today if calendar.is_session(today) else calendar.previous_session(today)
 
 
 def _hhmm(value: str) -> clock_time:
@@ -394,11 +388,6 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     day = options.day or default_day(calendar, date.today())
     if not calendar.is_session(day):
         raise DemoError(f"{day} is not a KRX trading day")
-    if not krx_day(day).as_table:
-        raise DemoError(
-            f"{day} closes late (the CSAT day): the simulator does not trade its hours; "
-            "pick another --day"
-        )
     begin = datetime.combine(day, _hhmm(options.start), tzinfo=KST)
     end = datetime.combine(day, _hhmm(options.until), tzinfo=KST)
     if end <= begin:
@@ -583,11 +572,13 @@ def demo_clock(
     TARGET_WALL_S on the reference machine, ``slower`` times that on this one
     (`machine_slower`); ``idle_speed`` (both outside them) defaults to IDLE_FACTOR times it
     before and AFTER_FACTOR times it after. The opening rush (`RUSH`) runs at RUSH_FACTOR times
-    the busy hours' speed, given or chosen.
+    the busy hours' speed, given or chosen; it moves with KRX's opening (`DayHours.morning`).
     """
     busy_from, rush_from, rush_to, busy_to = (
         datetime.combine(day, t, tzinfo=KST) for t in (*BUSY[:1], *RUSH, *BUSY[1:])
     )
+    opens_late = timedelta(minutes=day_hours(day).morning)  # the rush follows KRX's opening
+    rush_from, rush_to = rush_from + opens_late, rush_to + opens_late
     starts = [datetime.min.replace(tzinfo=KST), busy_from, rush_from, rush_to, busy_to]
     ends = [*starts[1:], datetime.max.replace(tzinfo=KST)]
     # each piece's wall seconds a simulated second at a busy speed of 1

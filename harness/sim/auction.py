@@ -1,15 +1,17 @@
 """The simulator's expected matches through the auctions (H0STANC0, H0NXANC0, H0UNANC0).
 
 KRX's opening auction (08:30-09:00, HOUR_CLS_CODE ``B``; later on a day that opens late) and
-closing auction (15:20-15:30, ``A``): a record every `EVERY_S` seconds, in H0STCNT0's first 45
-fields as KIS's example fills them (the expected price in STCK_PRPR, the expected quantity in
-CNTG_VOL and ACML_VOL, the day's high, low and counts zero). The expected price moves from where
-the auction starts (the previous close; the last trade before 15:20) to the match the day's bars
-print (their open; their close), which it reaches at four fifths of the auction, with a wiggle of a
-few price units that narrows to none; the quantity grows toward the match's. The combined feed's
+closing auction (15:20-15:30, ``A``; later on a day whose close moves: `harness.sim.hours`): a
+record every `EVERY_S` seconds, in H0STCNT0's first 45 fields as KIS's example fills them (the
+expected price in STCK_PRPR, the expected quantity in CNTG_VOL and ACML_VOL, the day's high,
+low and counts zero). The expected price moves from where the auction starts (the previous
+close; the last trade before the closing auction) to the match the day's bars print (their
+open; their close), which it reaches at four fifths of the auction, with a wiggle of a few
+price units that narrows to none; the quantity grows toward the match's. The combined feed's
 records are KRX's. Nextrade's after-market opening auction (15:30-15:40,
-`harness.sim.nextrade.AFTER_AUCTION`) sends H0NXANC0 the same way for a name it trades, from KRX's
-close to its 15:40 match; KIS documents no hour class for it: ``B`` here, as an opening's.
+`harness.sim.hours.DayHours.nxt_auction`) sends H0NXANC0 the same way for a name it trades,
+from KRX's close to its 15:40 match; KIS documents no hour class for it: ``B`` here, as an
+opening's.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from harness.sim.market import KST, DayPath
-from harness.sim.nextrade import AFTER_AUCTION, NxtDay
+from harness.sim.nextrade import NxtDay
 from harness.sim.paths import CLOSING_AUCTION_FROM
 from harness.sim.price_units import price_limits, tick_size
 from harness.sim.protocol import price_sign
@@ -31,9 +33,9 @@ FIELDS = 45  # H0STANC0's 2026-05 record
 EVERY_S = 10
 _WIGGLE_UNITS = 3
 _SETTLES = 1.25  # the expected price reaches the match at 80 % of the auction
-# (start, end, HOUR_CLS_CODE, match at the open): the opening's at its first traded bar's open
-# (an hour later on a day that opens late: `harness.sim.hours.KrxDay`), the closing's at the
-# last bar's close
+# (start, end, HOUR_CLS_CODE, match at the open) on an ordinary day: the opening's at its
+# first traded bar's open (later on a day that opens late: `DayHours.morning`), the closing's
+# at the last bar's close (later on a day whose close moves: `DayHours.shift`)
 _AUCTIONS = (
     (time(8, 30), time(9, 0), "B", True),
     (time(15, 20), time(15, 30), "A", False),
@@ -55,14 +57,15 @@ def expected_records(
     day = end.date()
     records = []
     if tr_id == "H0NXANC0":
-        matched = nxt.auction_match() if nxt is not None else None
+        auction_s = path.hours.nxt_auction
+        matched = nxt.auction_match(auction_s[1]) if nxt is not None else None
         if matched is None:
             return []
-        opens, closes = (_at(day, second) for second in AFTER_AUCTION)
+        opens, closes = (_at(day, second) for second in auction_s)
         auction = _Auction(opens, closes, int(path.close[-1]), *matched, "B")
         return _path(symbol, day, auction, path.prev_close, start, end)
     for first, last, hour_class, at_open in _AUCTIONS:
-        moved = path.morning if at_open else timedelta(0)
+        moved = timedelta(minutes=path.hours.morning if at_open else path.hours.shift)
         opens = datetime.combine(day, first, KST) + moved
         closes = datetime.combine(day, last, KST) + moved
         bar = path.first if at_open else -1

@@ -2,12 +2,14 @@
 
 The largest real KRX names come first, under their real codes and names and near their real
 prices (`harness.sim.listings`). Every session of every symbol has one seeded path of 391
-one-minute bars (09:00-15:30 KST, `harness.sim.paths`); daily bars aggregate them, consecutive
+one-minute bars (09:00-15:30 KST on an ordinary day, 10:00-16:30 on the CSAT day:
+`harness.sim.hours.DayHours`, `harness.sim.paths`); daily bars aggregate them, consecutive
 days chain close to open, and ticks reproduce each bar exactly: REST snapshots, minute bars, daily
 charts and real-time trades all tell the same story. From 2026-09-14 a stock also trades on
-KRX's after-market, 16:00-20:00 (`Market.krx_after_day`, drawn as Nextrade's off-hours minutes
-are: `harness.sim.nextrade`); `quote_at` follows its trades, its day's close stays the 15:30
-match's. Before that date KRX has no trade after 15:30.
+KRX's after-market, 16:00-20:00 (17:00-20:00 on the CSAT day; `Market.krx_after_day`, drawn
+as Nextrade's off-hours minutes are: `harness.sim.nextrade`); `quote_at` follows its trades,
+its day's close stays the regular session's match. Before that date KRX has no trade after
+its close.
 """
 
 from __future__ import annotations
@@ -22,22 +24,17 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import numpy as np
 
-from harness.sim.hours import OPEN_MINUTE, KrxDay, krx_day
+from harness.sim.hours import ORDINARY, DayHours, day_hours
 from harness.sim.listings import Listing, Overseas, draw_listings, draw_overseas
 from harness.sim.nextrade import (
     KRX_AFTER_MARKET_FROM,
-    KRX_AFTER_SPAN,
-    NXT_AFTER_FROM_S,
     NXT_AFTER_MARKET_EXCLUDES,
     NXT_ETFS_FROM,
-    NXT_SPANS,
     DayTrades,
-    NxtSpan,
     draw_closing_price_day,
     draw_krx_after_day,
     draw_nxt_day,
     merged,
-    nxt_spans,
 )
 from harness.sim.paths import BARS_PER_DAY, Paths, draw_paths
 from harness.sim.price_units import (
@@ -81,10 +78,8 @@ _REVERSION = 0.985  # a real listing's daily log distance from its level decays 
 # day from 10:00 (or of KRX's after-market, `Market.vi_window`)
 _VI_ONE_IN, _VI_MINUTES = 10, 2
 _VI_DAY_FROM, _VI_DAY_MINUTES = time(10), 300
-_VI_EVENING_MINUTES = (KRX_AFTER_SPAN.end_s - KRX_AFTER_SPAN.start_s) // 60 - _VI_MINUTES
 # Nextrade's static VIs, from the notice of 2026-09-14 (kis-market-2026-09.md §3): none before
 NXT_VIS_FROM = date(2026, 9, 14)
-_ORDINARY_DAY = KrxDay(0)  # with `Market.late_days` off
 
 
 def _seed(*parts: object) -> int:
@@ -119,12 +114,12 @@ class DayPath:
     value_to: np.ndarray
     high_to: np.ndarray
     low_to: np.ndarray
-    first: int = 0  # the first bar that trades (`harness.sim.hours.KrxDay`)
+    hours: DayHours = ORDINARY  # its day's: bar 0's minute, the first bar that trades
 
     @property
-    def morning(self) -> timedelta:
-        """How far the day's opening, and its morning auction, moved from 09:00."""
-        return timedelta(minutes=self.first)
+    def first(self) -> int:
+        """The first bar that trades (`harness.sim.hours.DayHours.first`)."""
+        return self.hours.first
 
     @property
     def day_open(self) -> int:
@@ -139,7 +134,7 @@ class DayPath:
     def bar_start(self, index: int) -> datetime:
         """The KST start of bar ``index``."""
         midnight = datetime(self.day.year, self.day.month, self.day.day, tzinfo=KST)
-        return midnight + timedelta(minutes=OPEN_MINUTE + index)
+        return midnight + timedelta(minutes=self.hours.open_minute + index)
 
 
 class Market:
@@ -232,19 +227,12 @@ class Market:
         rng.bit_generator.state = self._overseas_from
         return draw_overseas(rng)
 
-    def krx_day(self, day: date) -> KrxDay:
-        """KRX's regular session on ``day``: the table's (`harness.sim.hours.krx_day`).
+    def hours(self, day: date) -> DayHours:
+        """``day``'s hours on both venues: the table's (`harness.sim.hours.day_hours`).
 
         An ordinary day's with ``late_days`` off (the other way: a market that kept its hours).
         """
-        return krx_day(day) if self.late_days else _ORDINARY_DAY
-
-    def nxt_spans(self, day: date) -> tuple[NxtSpan, ...]:
-        """Nextrade's sessions on ``day`` (`harness.sim.nextrade.nxt_spans`).
-
-        An ordinary day's with ``late_days`` off.
-        """
-        return nxt_spans(day) if self.late_days else NXT_SPANS
+        return day_hours(day) if self.late_days else ORDINARY
 
     def nxt_eligible(self, day: date) -> frozenset[str]:
         """The names Nextrade trades on ``day``: its quarter's selection.
@@ -354,7 +342,7 @@ class Market:
                 value_to[i],
                 high_to[i],
                 low_to[i],
-                self.krx_day(day).first,
+                self.hours(day),
             )
             for i, day in enumerate(days)
         ]
@@ -367,7 +355,7 @@ class Market:
         ]
         closes = [self.close(symbol, day) for day in days]
         seeds = [_seed(self.seed, symbol, day.isoformat()) for day in days]
-        firsts = [self.krx_day(day).first for day in days]
+        firsts = [self.hours(day).first for day in days]
         return prev, draw_paths(listing, days, prev, closes, seeds, firsts)
 
     def daily_bar(self, symbol: str, day: date) -> DayBar:
@@ -483,7 +471,7 @@ class Market:
         share = self.mid_points if day >= MID_POINTS_FROM else 0.0
         drawn = draw_nxt_day(
             rng,
-            self.nxt_spans(day),
+            self.hours(day),
             *(path.trades, path.volume, path.low, path.high, path.prev_close, path.day_close),
             mid_point_share=share,
         )
@@ -492,13 +480,13 @@ class Market:
             NXT_AFTER_MARKET_EXCLUDES.intersection(listing.measures)
         )
         if listing.group != "ST" or excluded:
-            return drawn.before(NXT_AFTER_FROM_S)
+            return drawn.before(self.hours(day).nxt_after_from_s)
         closing = self.nxt_closing_day(symbol, day)
         return drawn if closing is None else merged(drawn, closing)
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Market lives as long as the server
     def nxt_closing_day(self, symbol: str, day: date) -> DayTrades | None:
-        """Nextrade's 종가매매 trades of ``symbol`` on ``day``, 15:30-16:00 at KRX's close.
+        """Nextrade's 종가매매 trades of ``symbol`` on ``day`` (15:30-16:00), at KRX's close.
 
         None with ``nxt_closing_price`` off or for an ETF. From a generator of its own: the
         rest of Nextrade's day stays as it was (`harness.sim.nextrade.draw_closing_price_day`).
@@ -508,7 +496,10 @@ class Market:
         path = self._path(symbol, day)
         rng = np.random.default_rng(_seed(self.seed, "nxt_closing", symbol, day.isoformat()))
         day_size = int(path.volume.sum()) // max(1, int(path.trades.sum()))
-        return draw_closing_price_day(rng, float(path.trades.mean()), day_size, path.day_close)
+        span = self.hours(day).closing_price
+        return draw_closing_price_day(
+            rng, span, float(path.trades.mean()), day_size, path.day_close
+        )
 
     def nxt_ticks(self, symbol: str, day: date, minute: int) -> tuple[Tick, ...]:
         """Nextrade's trades of ``symbol`` in ``minute`` (minutes since 00:00 KST) of ``day``."""
@@ -545,10 +536,11 @@ class Market:
         """The symbol's VI of ``day`` on ``venue`` (start, end), if it has one.
 
         One stock in ten a day on each venue, at a minute its code and the day pick, from
-        10:00 to 14:59 KST. On KRX, for a stock that trades its after-market that day
-        (`trades_krx_after`) with ``krx_after_market_vis``, the after-market's minutes count
-        too: as many VIs as its 238 minutes weigh against the day's 300 move to a minute from
-        16:00 to 19:57 (the others stay where they were). Nextrade's (a stock it trades that
+        10:00 to 14:59 KST (an hour later where KRX's day moves: `DayHours.shift`). On KRX,
+        for a stock that trades its after-market that day (`trades_krx_after`) with
+        ``krx_after_market_vis``, the after-market's minutes count too: as many VIs as its
+        238 minutes weigh against the day's 300 move to a minute from 16:00 to 19:57 (the
+        others stay where they were). Nextrade's (a stock it trades that
         day: the caller's to know) are drawn apart from KRX's: its static VI's trigger is its
         own price, not KRX's. None before `NXT_VIS_FROM`.
         """
@@ -560,12 +552,16 @@ class Market:
         evening = (
             venue == "KRX" and self.krx_after_market_vis and self.trades_krx_after(symbol, day)
         )
+        hours = self.hours(day)
         drawn, day_minutes = mark // _VI_ONE_IN, _VI_DAY_MINUTES
-        start = datetime.combine(day, _VI_DAY_FROM, KST) + timedelta(minutes=drawn % day_minutes)
+        from_ = datetime.combine(day, _VI_DAY_FROM, KST) + timedelta(minutes=hours.shift)
+        start = from_ + timedelta(minutes=drawn % day_minutes)
         # Moved to the after-market as often as its minutes weigh beside the regular day's
-        later = drawn // day_minutes % (day_minutes + _VI_EVENING_MINUTES) - day_minutes
+        after = hours.krx_after
+        evening_minutes = (after.end_s - after.start_s) // 60 - _VI_MINUTES
+        later = drawn // day_minutes % (day_minutes + evening_minutes) - day_minutes
         if evening and later >= 0:
-            opens = datetime.combine(day, time(), KST) + timedelta(seconds=KRX_AFTER_SPAN.start_s)
+            opens = datetime.combine(day, time(), KST) + timedelta(seconds=after.start_s)
             start = opens + timedelta(minutes=later)
         return start, start + timedelta(minutes=_VI_MINUTES)
 
@@ -575,6 +571,7 @@ class Market:
         rng = np.random.default_rng(_seed(self.seed, "krx_after", symbol, day.isoformat()))
         return draw_krx_after_day(
             rng,
+            self.hours(day).krx_after,
             bar.trades / BARS_PER_DAY,
             bar.volume // max(1, bar.trades),
             bar.prev_close,
@@ -649,7 +646,7 @@ def quote_at(market: Market, symbol: str, now: datetime, *, after_market: bool =
     `harness.sim.tape.volume_to`).
     """
     quote = _regular_quote(market, symbol, now)
-    if not after_market or now.hour * 3600 < KRX_AFTER_SPAN.start_s:
+    if not after_market or now.hour * 3600 < market.hours(now.date()).krx_after.start_s:
         return quote
     evening = market.krx_after_day(symbol, now.date())
     second = now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6
@@ -674,7 +671,7 @@ def _regular_quote(market: Market, symbol: str, now: datetime) -> Quote:
     """`quote_at` of KRX's regular session alone (to its 15:30 match)."""
     day = now.date()
     path = market.day_path(symbol, day)
-    minute = (now.hour * 60 + now.minute) - OPEN_MINUTE
+    minute = path.hours.bar(now.hour * 60 + now.minute)
     if minute < path.first:  # before the opening's match
         close = path.prev_close
         return Quote(close, 0, 0, 0, 0, 0, close, None)

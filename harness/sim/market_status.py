@@ -14,7 +14,6 @@ from datetime import date, datetime, time, timedelta
 
 from harness.sim.config import Faults
 from harness.sim.market import KST, Market
-from harness.sim.nextrade import AFTER_AUCTION
 from harness.sim.protocol import NS
 
 __all__ = [
@@ -29,9 +28,9 @@ __all__ = [
 STATUSES = frozenset({"H0STMKO0", "H0NXMKO0"})
 PROGRAMS = frozenset({"H0STPGM0", "H0NXPGM0", "H0UNPGM0"})
 
-# (time, MKOP_CLS_CODE, ANTC_MKOP_CLS_CODE, with the opening): 311 the opening auction's
-# expected prices start, 112 the open (both later on a day that opens late), 121 the closing
-# auction, 129 the close.
+# (time, MKOP_CLS_CODE, ANTC_MKOP_CLS_CODE, with the opening) on an ordinary day: 311 the
+# opening auction's expected prices start, 112 the open (both later on a day that opens
+# late), 121 the closing auction, 129 the close (later on a day whose close moves).
 _KRX_EVENTS = (
     (time(8, 30), "", "311", True),
     (time(9, 0), "112", "112", True),
@@ -72,20 +71,26 @@ def status_records(
 
 def _krx_events(market: Market, day: date) -> list[tuple[datetime, str, str]]:
     """KRX's session events of ``day``: (when, MKOP_CLS_CODE, ANTC_MKOP_CLS_CODE)."""
-    morning = timedelta(minutes=market.krx_day(day).first)
+    hours = market.hours(day)
     return [
-        (datetime.combine(day, at, KST) + (morning if opening else timedelta(0)), op, expected)
+        (
+            datetime.combine(day, at, KST)
+            + timedelta(minutes=hours.morning if opening else hours.shift),
+            op,
+            expected,
+        )
         for at, op, expected, opening in _KRX_EVENTS
     ]
 
 
 def _nxt_events(market: Market, day: date) -> list[tuple[datetime, str, str]]:
-    """Nextrade's session events of ``day`` (`Market.nxt_spans`), as KRX's."""
+    """Nextrade's session events of ``day`` (`DayHours.nxt`), as KRX's."""
     midnight = datetime.combine(day, time(), KST)
     events = []
-    for span in market.nxt_spans(day):
+    hours = market.hours(day)
+    for span in hours.nxt:
         opened, closed = _NXT_EVENTS[span.market_code]
-        start = AFTER_AUCTION[1] if span.market_code == "3" else span.start_s
+        start = hours.nxt_auction[1] if span.market_code == "3" else span.start_s
         events.append((midnight + timedelta(seconds=start), opened, ""))
         events.append((midnight + timedelta(seconds=span.end_s), closed, ""))
     return events

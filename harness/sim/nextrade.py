@@ -1,72 +1,60 @@
 """Nextrade (NXT) in the simulator, its sessions and trades; KRX's after-market, drawn alike.
 
 Nextrade trades the names of its list (`Market.nxt_eligible`, less the faults' changes)
-08:00-08:50 (pre-market), 09:00:30-15:20 (main) and 15:30-20:00 (after-market) KST, an
-ordinary day's hours as the venues' table gives them (`observer.calendar.settings`: the
-spans here are read from it; the CSAT day's later hours are not simulated). The after-market takes
-orders from 15:30 and opens with their single-price match at 15:40 (`AFTER_AUCTION`): what
-would have traded in between prints at 15:40:00 as one trade, at the last of those prices.
-Its trades are drawn beside KRX's, never taken from them, so that KRX's feed, bars and
-snapshots stay what they were: in the main session a minute trades about `MAIN_SHARE` as
+08:00-08:50 (pre-market), 09:00:30-15:20 (main) and 15:30-20:00 (after-market) KST on an
+ordinary day; a day of other hours as the venues' table has it (`harness.sim.hours.DayHours`:
+the CSAT day's an hour later, the times below moving with it). The after-market takes orders
+from 15:30 and opens with their single-price match at 15:40 (`harness.sim.hours.AFTER_AUCTION`):
+what would have traded in between prints at 15:40:00 as one trade, at the last of those
+prices. Its trades are drawn beside KRX's, never taken from them, so that KRX's feed, bars
+and snapshots stay what they were: in the main session a minute trades about `MAIN_SHARE` as
 often as KRX's bar of that minute, within that bar's low and high (the venues arbitrage each
 other); outside KRX's regular session a minute trades `OFF_HOURS_SHARE` of the name's mean
 KRX minute, within a few price units of KRX's previous close (pre-market) or of the day's
 close (after-market).
 
 KRX's own after-market (from `KRX_AFTER_MARKET_FROM`, 2026-09-14: 16:00-20:00 KST,
-continuous, stocks only, `KRX_AFTER_SPAN`) is drawn as Nextrade's off-hours minutes are,
-from a generator of its own: a minute trades `OFF_HOURS_SHARE` of the name's mean KRX
-minute, within a few price units of the day's close (and the ±30 % band of the previous
-close), the mid-point share too (`draw_krx_after_day`). Its trades reach KRX's feed and the
-combined one with the session code "3" (`krx_after_trades`, `venue_trades`). Before that
-date KRX had no trade after its 15:30 match (a 16:00-18:00 single-price session instead,
-which the simulator does not print).
+continuous, stocks only, `harness.sim.hours.KRX_AFTER_SPAN`) is drawn as Nextrade's
+off-hours minutes are, from a generator of its own: a minute trades `OFF_HOURS_SHARE` of the
+name's mean KRX minute, within a few price units of the day's close (and the ±30 % band of
+the previous close), the mid-point share too (`draw_krx_after_day`). Its trades reach KRX's
+feed and the combined one with the session code "3" (`krx_after_trades`, `venue_trades`).
+Before that date KRX had no trade after its 15:30 match (a 16:00-18:00 single-price session
+instead, which the simulator does not print).
 
-Nextrade's 종가매매 (`CLOSING_PRICE_SPAN`, 15:30-16:00) matches orders at KRX's closing price,
-a market beside the after-market's auction and first minutes: a minute trades
-`OFF_HOURS_SHARE` of the name's mean KRX minute, every trade at the day's close, never folded
-into the auction's match (`draw_closing_price_day`, `merged`). Its records' session code is
-`SimConfig.nxt_closing_price_code` ("5"; UNCONFIRMED at KIS).
+Nextrade's 종가매매 (`harness.sim.hours.CLOSING_PRICE_SPAN`, 15:30-16:00) matches orders at
+KRX's closing price, a market beside the after-market's auction and first minutes: a minute
+trades `OFF_HOURS_SHARE` of the name's mean KRX minute, every trade at the day's close, never
+folded into the auction's match (`draw_closing_price_day`, `merged`). Its records' session
+code is `SimConfig.nxt_closing_price_code` ("5"; UNCONFIRMED at KIS).
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.sim.hours import OPEN_MINUTE, krx_day, spans
+from harness.sim.hours import NXT_SPANS, DayHours, NxtSpan
 from harness.sim.paths import BARS_PER_DAY
 from harness.sim.price_units import mid_points, price_limits, round_ticks, tick_size
-from observer.calendar.settings import (
-    KRX_AFTER_MARKET_FROM,
-    KRX_HOURS,
-    NXT_HOURS,
-    SpanSettings,
-    VenueHoursSettings,
-)
+from observer.calendar.settings import KRX_AFTER_MARKET_FROM
 
 if TYPE_CHECKING:
     from harness.sim.config import Faults
     from harness.sim.market import Market
 
 __all__ = [
-    "AFTER_AUCTION",
-    "CLOSING_PRICE_SPAN",
     "KRX_AFTER_MARKET_FROM",
-    "KRX_AFTER_SPAN",
     "MAIN_SHARE",
-    "NXT_AFTER_FROM_S",
     "NXT_AFTER_MARKET_EXCLUDES",
     "NXT_ETFS_FROM",
-    "NXT_SPANS",
     "OFF_HOURS_SHARE",
     "DayTrades",
     "NxtDay",
-    "NxtSpan",
     "draw_closing_price_day",
     "draw_krx_after_day",
     "draw_nxt_day",
@@ -74,7 +62,6 @@ __all__ = [
     "krx_regular_trades",
     "krx_trades",
     "merged",
-    "nxt_spans",
     "span_at",
     "venue_trades",
 ]
@@ -85,88 +72,12 @@ _BAND_UNITS = 3  # off KRX's regular hours, prices within this many price units 
 _KST = timezone(timedelta(hours=9))
 _NS = 1_000_000_000
 
-
-@dataclass(frozen=True, slots=True)
-class NxtSpan:
-    """One Nextrade session: seconds of the KST day [start, end), and its records' code.
-
-    ``market_code`` is the MARKET_CLS_CODE of the 2026-09 layouts: "1" pre-market, "2" main,
-    "3" after-market.
-    """
-
-    start_s: int
-    end_s: int
-    market_code: str
-
-
-def _of_day(clock: str) -> int:
-    """Seconds of the KST day at a table's ``HH:MM[:SS]``."""
-    at = time.fromisoformat(clock)
-    return at.hour * 3600 + at.minute * 60 + at.second
-
-
-def _ordinary(hours: VenueHoursSettings, session: str) -> SpanSettings:
-    """The ordinary day's span of ``session`` in the venues' table (its only one)."""
-    (span,) = (s for s in hours.sessions if s.session == session)
-    return span
-
-
-def _seconds(span: SpanSettings) -> tuple[int, int]:
-    return _of_day(span.start), _of_day(span.end)
-
-
-_PRE, _MAIN, _AUCTION, _AFTER = (
-    _seconds(_ordinary(NXT_HOURS, session))
-    for session in ("pre_market", "regular", "opening_auction", "after_market")
-)
-# The 2026-09 codes of Nextrade's sessions; its after-market's one from its opening auction.
-_CODES = {"pre_market": "1", "regular": "2", "opening_auction": "3", "after_market": "3"}
-NXT_SPANS: tuple[NxtSpan, ...] = (
-    NxtSpan(*_PRE, "1"),
-    NxtSpan(*_MAIN, "2"),
-    NxtSpan(_AUCTION[0], _AFTER[1], "3"),
-)
-
-
-# The after-market's opening auction, seconds of the KST day [start, end): its match at end.
-AFTER_AUCTION = _AUCTION
-# Nextrade's after-market, orders from here (its opening auction's): stocks alone, not ETFs.
-NXT_AFTER_FROM_S = NXT_SPANS[-1].start_s
 # The market measures whose stocks Nextrade's after-market does not trade (the notice's
 # 투자경고 and 관리종목, kis-market-2026-09.md §3; 투자위험, the step after 경고).
 NXT_AFTER_MARKET_EXCLUDES = frozenset({"warning", "risk", "administrative"})
 # Nextrade's first day of ETFs: "from November 2026" (reported, kis-market-2026-09.md §3; the
 # day is UNCONFIRMED), here that month's first session.
 NXT_ETFS_FROM = date(2026, 11, 2)
-
-# KRX's after-market (from `KRX_AFTER_MARKET_FROM`): continuous, the 2026-09 layouts' "3".
-KRX_AFTER_SPAN = NxtSpan(*_seconds(_ordinary(KRX_HOURS, "after_market")), "3")
-# Nextrade's 종가매매: matched at KRX's closing price 15:30-16:00, beside the after-market.
-(_CLOSING_PRICE,) = NXT_HOURS.beside
-CLOSING_PRICE_SPAN = NxtSpan(*_seconds(_CLOSING_PRICE), "5")
-
-
-@functools.cache
-def nxt_spans(day: date) -> tuple[NxtSpan, ...]:
-    """Nextrade's sessions on ``day``, as the table has them (`harness.sim.hours.spans`).
-
-    Its days of other hours too; an ordinary day's where KRX's is drawn at ordinary hours.
-    """
-    if not krx_day(day).as_table:
-        return NXT_SPANS
-    found: list[NxtSpan] = []
-    for start, end, session in spans("NXT", day):
-        start_s, end_s = _of_instant(start), _of_instant(end)
-        if session == "after_market" and found and found[-1].market_code == "3":
-            found[-1] = NxtSpan(found[-1].start_s, end_s, "3")  # from its opening auction
-            continue
-        found.append(NxtSpan(start_s, end_s, _CODES[session]))
-    return tuple(found)
-
-
-def _of_instant(at: datetime) -> int:
-    """Seconds of the KST day at ``at``."""
-    return at.hour * 3600 + at.minute * 60 + at.second
 
 
 def span_at(second_of_day: float, day_spans: tuple[NxtSpan, ...] = NXT_SPANS) -> NxtSpan | None:
@@ -196,10 +107,10 @@ class DayTrades:
         seconds = (self.at_s[lo:hi] - first).tolist()
         return list(zip(seconds, self.price[lo:hi].tolist(), self.qty[lo:hi].tolist(), strict=True))
 
-    def auction_match(self) -> tuple[int, int] | None:
-        """The after-market's opening match (price, quantity), if anything was matched."""
-        at = int(np.searchsorted(self.at_s, AFTER_AUCTION[1]))
-        if at == len(self.at_s) or self.at_s[at] != AFTER_AUCTION[1]:
+    def auction_match(self, match_s: int) -> tuple[int, int] | None:
+        """The after-market's opening match at ``match_s`` (price, quantity), if one was made."""
+        at = int(np.searchsorted(self.at_s, match_s))
+        if at == len(self.at_s) or self.at_s[at] != match_s:
             return None
         return int(self.price[at]), int(self.qty[at])
 
@@ -255,17 +166,13 @@ def _grid(spans: tuple[NxtSpan, ...]) -> _Grid:
 
 
 @functools.cache
-def _nxt_grid(day_spans: tuple[NxtSpan, ...]) -> _Grid:
+def _grid_of(day_spans: tuple[NxtSpan, ...]) -> _Grid:
     return _grid(day_spans)
-
-
-_KRX_AFTER_GRID = _grid((KRX_AFTER_SPAN,))
-_CLOSING_PRICE_GRID = _grid((CLOSING_PRICE_SPAN,))
 
 
 def draw_nxt_day(
     rng: np.random.Generator,
-    day_spans: tuple[NxtSpan, ...],
+    hours: DayHours,
     trades: np.ndarray,
     volume: np.ndarray,
     low: np.ndarray,
@@ -276,15 +183,16 @@ def draw_nxt_day(
 ) -> DayTrades:
     """Nextrade's trades of a day, every session's at once (one generator, vectorised).
 
-    In its sessions of that day, ``day_spans`` (`nxt_spans`). ``trades``, ``volume``, ``low``
-    and ``high`` are KRX's 391 bars of the day. A main-session minute trades binomially
+    In its sessions of that day (``hours.nxt``), its after-market's auction folded into its
+    match (``hours.nxt_auction``). ``trades``, ``volume``, ``low`` and ``high`` are KRX's 391
+    bars of the day (from ``hours.open_minute``). A main-session minute trades binomially
     `MAIN_SHARE` of KRX's bar's trades within its low and high, at KRX's mean size; a minute
     outside KRX's hours a Poisson `OFF_HOURS_SHARE` of the name's mean minute within
     `_BAND_UNITS` price units of the previous close (before 09:00) or the day's close (after),
     at the day's mean size. ``mid_point_share`` of them print at a mid-point (`mid_points`).
     """
-    grid = _nxt_grid(day_spans)
-    index = grid.minute - OPEN_MINUTE
+    grid = _grid_of(hours.nxt)
+    index = grid.minute - hours.open_minute
     main = (grid.code == "2") & (index >= 0) & (index < BARS_PER_DAY)
     bar = np.clip(index, 0, BARS_PER_DAY - 1)
     krx_trades = trades.astype(np.int64)[bar]
@@ -300,25 +208,26 @@ def draw_nxt_day(
     )
     off_hours = float(trades.mean()) * OFF_HOURS_SHARE
     drawn = _draw(rng, grid, main, krx_trades, floor, ceiling, size, off_hours, mid_point_share)
-    return _auctioned(drawn)
+    return _auctioned(drawn, hours.nxt_auction)
 
 
 def draw_krx_after_day(
     rng: np.random.Generator,
+    span: NxtSpan,
     mean_trades: float,
     day_size: int,
     prev_close: int,
     day_close: int,
     mid_point_share: float = 0.0,
 ) -> DayTrades:
-    """KRX's after-market trades of a day (`KRX_AFTER_SPAN`), as Nextrade's off-hours minutes.
+    """KRX's after-market trades of a day (in ``span``), as Nextrade's off-hours minutes.
 
     A minute trades a Poisson `OFF_HOURS_SHARE` of ``mean_trades`` (the name's mean KRX
     minute) within `_BAND_UNITS` price units of ``day_close`` and the day's price limits (30 %
     either side of ``prev_close``), each trade 1 to twice ``day_size`` (the day's mean) shares;
     ``mid_point_share`` of them print at a mid-point.
     """
-    grid = _KRX_AFTER_GRID
+    grid = _grid_of((span,))
     minutes = len(grid.minute)
     unit = tick_size(day_close)
     lower, upper = price_limits(prev_close)
@@ -332,14 +241,14 @@ def draw_krx_after_day(
 
 
 def draw_closing_price_day(
-    rng: np.random.Generator, mean_trades: float, day_size: int, day_close: int
+    rng: np.random.Generator, span: NxtSpan, mean_trades: float, day_size: int, day_close: int
 ) -> DayTrades:
-    """Nextrade's 종가매매 trades of a day (`CLOSING_PRICE_SPAN`), every one at ``day_close``.
+    """Nextrade's 종가매매 trades of a day (in ``span``), every one at ``day_close``.
 
     A minute trades a Poisson `OFF_HOURS_SHARE` of ``mean_trades`` (the name's mean KRX
     minute), each trade 1 to twice ``day_size`` (the day's mean) shares.
     """
-    grid = _CLOSING_PRICE_GRID
+    grid = _grid_of((span,))
     minutes = len(grid.minute)
     close = np.full(minutes, day_close, np.int64)
     size = np.full(minutes, max(1, day_size), np.int64)
@@ -392,12 +301,13 @@ def _draw(
     )
 
 
-def _auctioned(day: DayTrades) -> DayTrades:
+def _auctioned(day: DayTrades, auction: tuple[int, int]) -> DayTrades:
     """``day`` with its after-market auction's trades folded into their match at its end.
 
-    Drawn as continuous trades first, so that every other trade of the day stays as drawn.
+    ``auction``: its [start, end) in seconds of the day. Drawn as continuous trades first, so
+    that every other trade of the day stays as drawn.
     """
-    start, end = AFTER_AUCTION
+    start, end = auction
     inside = (day.at_s >= start) & (day.at_s < end)
     if not inside.any():
         return day
@@ -451,7 +361,7 @@ def krx_trades(
     Its regular session's (`krx_regular_trades`), else its after-market's (`krx_after_trades`)
     unless ``krx_after_market`` is False. (seconds into the minute, price, quantity) each.
     """
-    index = minute - OPEN_MINUTE
+    index = market.hours(day).bar(minute)
     if 0 <= index < BARS_PER_DAY:
         regular = krx_regular_trades(market, faults, symbol, day, index)
         return [(second, price, qty) for second, price, qty, _ in regular]
@@ -461,7 +371,7 @@ def krx_trades(
 def krx_regular_trades(
     market: Market, faults: Faults, symbol: str, day: date, index: int
 ) -> list[tuple[float, int, int, int]]:
-    """KRX's regular-session trades of ``symbol`` in bar ``index`` (09:00 + index minutes).
+    """KRX's regular-session trades of ``symbol`` in bar ``index`` (`DayPath.bar_start`).
 
     As KRX's feed has them (`Market.ticks`): none in a quiet minute (`Faults.no_trades`) or
     while halted, at the upper price limit while locked. (seconds into the minute, price,
@@ -469,8 +379,7 @@ def krx_regular_trades(
     withheld record (`TickLoss.withholds`) and an unsent trade (`SimConfig.volume_chain`) are
     told by.
     """
-    midnight = datetime(day.year, day.month, day.day, tzinfo=_KST)
-    bar = midnight + timedelta(minutes=OPEN_MINUTE + index)
+    bar = market.day_path(symbol, day).bar_start(index)
     if f"{bar:%H%M}" in faults.no_trades.get(symbol, set()):
         return []
     ticks = market.ticks(symbol, day, index)
@@ -497,7 +406,8 @@ def krx_after_trades(
     after-market, none in a quiet minute (`Faults.no_trades`) or while halted, at the upper
     price limit while locked. (seconds into the minute, price, quantity) each.
     """
-    if not KRX_AFTER_SPAN.start_s <= minute * 60 < KRX_AFTER_SPAN.end_s:
+    span = market.hours(day).krx_after
+    if not span.start_s <= minute * 60 < span.end_s:
         return []
     evening = market.krx_after_day(symbol, day)
     trades = evening.minute(minute) if evening is not None else []

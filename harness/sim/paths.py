@@ -8,7 +8,7 @@ overhead, in a batch a tenth of that: a year of daily bars for a thousand ETFs t
 KRX's closing auction takes orders from 15:20 and matches them at one price at 15:30: the bars
 of 15:20-15:29 trade nothing (at the last price before it), and the 15:30 bar is the match, one
 trade of their volume and its own at the day's close (`CLOSING_AUCTION_FROM`). A day that opens
-late (`harness.sim.hours.KrxDay.first`) trades nothing before its opening bar: those bars stand
+late (`harness.sim.hours.DayHours.first`) trades nothing before its opening bar: those bars stand
 at its opening price, their volume never traded.
 """
 

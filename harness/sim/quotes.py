@@ -26,7 +26,6 @@ from harness.sim.etf import (
 )
 from harness.sim.flows import investor_rows, program_rows, vi_rows
 from harness.sim.gateway import Gateway
-from harness.sim.hours import OPEN_MINUTE
 from harness.sim.market import (
     BARS_PER_DAY,
     KST,
@@ -37,7 +36,7 @@ from harness.sim.market import (
     bars_value,
     quote_at,
 )
-from harness.sim.nextrade import KRX_AFTER_SPAN, krx_after_trades, venue_trades
+from harness.sim.nextrade import krx_after_trades, venue_trades
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, OK, envelope, fail, now_kst, price_sign, session_day, sign
 from harness.sim.realtime import best_quotes
@@ -371,12 +370,12 @@ class Quotes:
         now = self._now()
         last = BARS_PER_DAY - 1
         if day == now.date():
-            last = min(last, now.hour * 60 + now.minute - OPEN_MINUTE)
+            last = min(last, path.hours.bar(now.hour * 60 + now.minute))
         # Labelled by its end (SimConfig.bar_label), the bar of a minute names the next one:
         # the newest bar at or before ``until`` is the minute before it.
         late = 1 if self.gateway.config.bar_label == "end" else 0
         asked = int(until[:2]) * 60 + int(until[2:4]) - late
-        upto = min(last, asked - OPEN_MINUTE)
+        upto = min(last, path.hours.bar(asked))
         rows: list[dict[str, str]] = []
         if self._after_market_bars():
             rows = self._after_bar_rows(symbol, day, asked, limit, late)
@@ -423,7 +422,8 @@ class Quotes:
         if evening is None:
             return []
         now = self._now()
-        upto = min(asked, KRX_AFTER_SPAN.end_s // 60 - 1)
+        span = self.market.hours(day).krx_after
+        upto = min(asked, span.end_s // 60 - 1)
         second = 24 * 3600.0
         if day == now.date():
             upto = min(upto, now.hour * 60 + now.minute)
@@ -432,7 +432,7 @@ class Quotes:
         regular = bars_value(self.market.day_path(symbol, day), BARS_PER_DAY)
         faults = self.gateway.faults
         rows: list[dict[str, str]] = []
-        for minute in range(upto, KRX_AFTER_SPAN.start_s // 60 - 1, -1):
+        for minute in range(upto, span.start_s // 60 - 1, -1):
             if len(rows) == limit:
                 break
             ends = min(second, minute * 60 + 60)

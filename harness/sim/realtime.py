@@ -35,18 +35,9 @@ from harness.sim.auction import EXPECTED, expected_records
 from harness.sim.brokers import BROKER_FEEDS, broker_record
 from harness.sim.config import SimConfig, TickLoss
 from harness.sim.gateway import Gateway
-from harness.sim.hours import OPEN_MINUTE
 from harness.sim.market import BARS_PER_DAY, KST, Market, Tick, quote_at, tick_size
 from harness.sim.market_status import PROGRAMS, STATUSES, program_record, status_records
-from harness.sim.nextrade import (
-    CLOSING_PRICE_SPAN,
-    KRX_AFTER_SPAN,
-    DayTrades,
-    krx_after_trades,
-    krx_trades,
-    span_at,
-    venue_trades,
-)
+from harness.sim.nextrade import DayTrades, krx_after_trades, krx_trades, span_at, venue_trades
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, price_sign
 from harness.sim.tape import unsent, volume_to
@@ -63,8 +54,6 @@ _PAPER_TRS = frozenset({"H0STCNT0", "H0STASP0"})
 # Besides: each venue's market-operation records and program trading
 # (`harness.sim.market_status`), and its brokers' trading (`harness.sim.brokers`).
 _OFFERED = _TRADES | _BOOKS | STATUSES | PROGRAMS | EXPECTED | VI_FEEDS | BROKER_FEEDS
-# The minutes of the day (KST) Nextrade's 종가매매 trades in, [first, end).
-_CLOSING_MINUTES = (CLOSING_PRICE_SPAN.start_s // 60, CLOSING_PRICE_SPAN.end_s // 60)
 
 
 class Realtime:
@@ -459,8 +448,9 @@ class Realtime:
     ) -> list[str]:
         """KRX's regular session's records of ``symbol`` in (start, end] (to 15:30)."""
         day = end.date()
-        first = max(0, (start.hour * 60 + start.minute) - OPEN_MINUTE)
-        last = min(BARS_PER_DAY - 1, (end.hour * 60 + end.minute) - OPEN_MINUTE)
+        hours = self.market.hours(day)
+        first = max(0, hours.bar(start.hour * 60 + start.minute))
+        last = min(BARS_PER_DAY - 1, hours.bar(end.hour * 60 + end.minute))
         if last < 0 or first >= BARS_PER_DAY:
             return []
         running = self._krx_running(tr_id, symbol, start, state)
@@ -528,13 +518,14 @@ class Realtime:
         from the regular session's.
         """
         day = end.date()
-        first = max(start.hour * 60 + start.minute, KRX_AFTER_SPAN.start_s // 60)
-        last = min(end.hour * 60 + end.minute, KRX_AFTER_SPAN.end_s // 60 - 1)
+        span = self.market.hours(day).krx_after
+        first = max(start.hour * 60 + start.minute, span.start_s // 60)
+        last = min(end.hour * 60 + end.minute, span.end_s // 60 - 1)
         if first > last or self.market.krx_after_day(symbol, day) is None:
             return []
         running = self._krx_running(tr_id, symbol, start, state)
         midnight = datetime(day.year, day.month, day.day, tzinfo=KST)
-        code = self.config.krx_after_market_code  # KRX_AFTER_SPAN's by default
+        code = self.config.krx_after_market_code  # the span's ("3") by default
         records = []
         for minute in range(first, last + 1):
             bar = midnight + timedelta(minutes=minute)
@@ -620,7 +611,7 @@ class Realtime:
                 elif (second, price, qty) in krx:
                     code = krx[second, price, qty]
                 else:
-                    span = span_at(minute * 60 + second, self.market.nxt_spans(day))
+                    span = span_at(minute * 60 + second, self.market.hours(day).nxt)
                     code = span.market_code if span else "2"
                 records.append(record + self._tail(tr_id, price, code))
         return records
@@ -632,7 +623,7 @@ class Realtime:
         session (its 15:30 match too, within Nextrade's after-market's auction), else
         `SimConfig.krx_after_market_code`; never Nextrade's session at that instant.
         """
-        after = minute * 60 >= KRX_AFTER_SPAN.start_s
+        after = minute * 60 >= self.market.hours(day).krx_after.start_s
         code = self.config.krx_after_market_code if after else "2"
         krx = krx_trades(
             self.market, self.faults, symbol, day, minute, self.config.krx_after_market
@@ -641,7 +632,8 @@ class Realtime:
 
     def _closing_trades(self, symbol: str, day: date, minute: int) -> set[tuple[float, int, int]]:
         """Nextrade's 종가매매 trades of ``minute`` (`Market.nxt_closing_day`), to code apart."""
-        if not _CLOSING_MINUTES[0] <= minute < _CLOSING_MINUTES[1]:
+        span = self.market.hours(day).closing_price
+        if not span.start_s // 60 <= minute < span.end_s // 60:
             return set()
         closing = self.market.nxt_closing_day(symbol, day)
         return set() if closing is None else set(closing.minute(minute))

@@ -25,14 +25,9 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from harness.sim.config import Faults, SimConfig
-from harness.sim.hours import OPEN_MINUTE
+from harness.sim.hours import KRX_AFTER_SPAN
 from harness.sim.market import BARS_PER_DAY, KST, Market
-from harness.sim.nextrade import (
-    KRX_AFTER_SPAN,
-    krx_after_trades,
-    krx_regular_trades,
-    venue_trades,
-)
+from harness.sim.nextrade import krx_after_trades, krx_regular_trades, venue_trades
 from harness.sim.protocol import NS
 
 __all__ = ["UNSENT", "Print", "Venue", "prints_before", "unsent", "volume_to"]
@@ -41,7 +36,7 @@ Venue = Literal["J", "NX", "UN"]
 
 UNSENT = 100  # shares of a trade KRX's ACML_VOL counts and its feed never sends (`unsent`)
 _NXT_OPEN = 8 * 60  # Nextrade's (its pre-market)
-_DAY_END = KRX_AFTER_SPAN.end_s // 60  # 20:00: no venue trades from then on
+_DAY_END = KRX_AFTER_SPAN.end_s // 60  # 20:00: no venue trades from then on, any day
 
 
 def unsent(volume_chain: str, nth: int) -> int:
@@ -88,7 +83,7 @@ def prints_before(
     """
     if venue == "NX" and not _nxt_trades(market, faults, symbol, day):
         return []  # a day Nextrade does not trade the name: nothing to walk back through
-    first = OPEN_MINUTE if venue == "J" else _NXT_OPEN
+    first = market.hours(day).open_minute if venue == "J" else _NXT_OPEN
     minute = min((below - 1) // 60, int(now_s) // 60, _DAY_END - 1)
     walked: list[list[tuple[int, int, int]]] = []  # each minute's (stamp, price, qty), newest first
     count, stamps = 0, set[int]()
@@ -134,7 +129,7 @@ def minute_trades(
     after_market = config.krx_after_market
     if venue != "J":
         return venue_trades(market, faults, symbol, day, minute, venue == "UN", after_market)
-    index = minute - OPEN_MINUTE
+    index = market.hours(day).bar(minute)
     if not 0 <= index < BARS_PER_DAY:
         return krx_after_trades(market, faults, symbol, day, minute) if after_market else []
     trades: list[tuple[float, int, int]] = []
@@ -159,10 +154,11 @@ def volume_before(
     Read off the day's drawn figures, the minutes a fault touched counted trade by trade.
     """
     volume = 0
+    hours = market.hours(day)
     if venue != "NX":
         beyond = config.volume_chain if venue == "J" else "exact"
-        volume += _krx_regular_before(market, faults, symbol, day, minute - OPEN_MINUTE, beyond)
-        if config.krx_after_market and minute > KRX_AFTER_SPAN.start_s // 60:
+        volume += _krx_regular_before(market, faults, symbol, day, hours.bar(minute), beyond)
+        if config.krx_after_market and minute > hours.krx_after.start_s // 60:
             volume += _krx_after_before(market, faults, symbol, day, minute)
     if venue != "J":
         volume += _nxt_before(market, faults, symbol, day, minute)
@@ -218,7 +214,7 @@ def _krx_regular_before(
     # the ticks nth 5, 15, ... of each bar: (trades + 4) // 10 of them
     volume = UNSENT * int(((path.trades[:index] + 4) // 10).sum()) if beyond else 0
     volume += int(path.volume_to[index - 1])
-    for bar in _touched(faults, symbol, day, OPEN_MINUTE, index):
+    for bar in _touched(faults, symbol, day, path.hours.open_minute, index):
         # a bar a fault touched: less what the feed does not print of it
         drawn = int(path.volume[bar])
         drawn += UNSENT * ((int(path.trades[bar]) + 4) // 10) if beyond else 0
@@ -237,7 +233,7 @@ def _krx_after_before(market: Market, faults: Faults, symbol: str, day: date, mi
         return 0
     done = int(evening.at_s.searchsorted(minute * 60))  # as `DayTrades.minute` splits them
     volume = int(evening.qty[:done].sum())
-    start = KRX_AFTER_SPAN.start_s // 60
+    start = market.hours(day).krx_after.start_s // 60
     for touched in _touched(faults, symbol, day, start, minute - start):
         at = start + touched
         drawn = sum(qty for _, _, qty in evening.minute(at))

@@ -292,9 +292,9 @@ def _expected_bars(
             continue
         day = datetime.fromtimestamp(gap.start_ns / S, KST).date()
         path = MARKET.day_path(gap.symbol, day)
-        nine = int(datetime(day.year, day.month, day.day, 9, 0, tzinfo=KST).timestamp()) * S
+        opens = int(path.bar_start(0).timestamp()) * S  # 10:00 on the CSAT day (yesterday)
         for minute in minutes_of(gap.start_ns, gap.end_ns):
-            i = (minute - nine) // MINUTE
+            i = (minute - opens) // MINUTE
             wanted[(gap.symbol, minute)] = (
                 int(path.open[i]),
                 int(path.high[i]),

@@ -46,7 +46,7 @@ def test_nextrade_s_after_market_auction_moves_from_krx_s_close_to_its_match() -
     market = Market(3, TradingCalendar(), stocks=20, etfs=0)
     symbol = next(s for s in market.listings if s in market.nxt_eligible(DAY))
     path, nxt = market.day_path(symbol, DAY), market.nxt_day(symbol, DAY)
-    matched = nxt.auction_match()
+    matched = nxt.auction_match(path.hours.nxt_auction[1])
     assert matched is not None  # a listed name's orders of those ten minutes
     records = expected_records("H0NXANC0", symbol, path, at(8, 0), at(20, 0), nxt)
     frame = "^".join(record + "^0" for record in records)  # its VI_STND_PRC

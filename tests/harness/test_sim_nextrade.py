@@ -10,18 +10,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.sim.market import Market
-from harness.sim.nextrade import (
+from harness.sim.hours import (
     AFTER_AUCTION,
     CLOSING_PRICE_SPAN,
     KRX_AFTER_SPAN,
-    MAIN_SHARE,
-    NXT_AFTER_FROM_S,
-    NXT_AFTER_MARKET_EXCLUDES,
     NXT_SPANS,
-    draw_nxt_day,
-    span_at,
+    ORDINARY,
 )
+from harness.sim.market import Market
+from harness.sim.nextrade import MAIN_SHARE, NXT_AFTER_MARKET_EXCLUDES, draw_nxt_day, span_at
 from harness.sim.paths import BARS_PER_DAY
 from harness.sim.price_units import tick_size
 from observer.calendar.phases import KST
@@ -50,7 +47,7 @@ def test_a_day_s_trades_keep_to_nextrade_s_sessions_and_bounds(
     low = np.full(BARS_PER_DAY, level - 2 * unit)
     high = np.full(BARS_PER_DAY, level + 2 * unit)
     day_close = level + close_units * unit
-    day = draw_nxt_day(rng, NXT_SPANS, trades, volume, low, high, level, day_close)
+    day = draw_nxt_day(rng, ORDINARY, trades, volume, low, high, level, day_close)
     assert len(day.at_s) == len(day.price) == len(day.qty)
     assert np.all(np.diff(day.at_s) >= 0) and np.all(day.qty >= 1)
     for at_s, price in zip(day.at_s.tolist(), day.price.tolist(), strict=True):
@@ -65,7 +62,7 @@ def test_a_day_s_trades_keep_to_nextrade_s_sessions_and_bounds(
     # the after-market's opening auction trades nothing: its orders match at its end, once
     start, end = AFTER_AUCTION
     assert not np.any((day.at_s >= start) & (day.at_s < end))
-    matched = day.auction_match()
+    matched = day.auction_match(AFTER_AUCTION[1])
     assert int(np.sum(day.at_s == end)) == (matched is not None)
     # a main-session minute never trades more often than KRX's bar of the minute
     main = day.at_s[(day.at_s >= NXT_SPANS[1].start_s) & (day.at_s < NXT_SPANS[1].end_s)]
@@ -88,7 +85,7 @@ def test_the_main_session_trades_about_its_share_of_krx_s() -> None:
     rng = np.random.default_rng(7)
     trades = np.full(BARS_PER_DAY, 50)
     volume, low, high = trades * 100, np.full(BARS_PER_DAY, 9_990), np.full(BARS_PER_DAY, 10_010)
-    day = draw_nxt_day(rng, NXT_SPANS, trades, volume, low, high, 10_000, 10_000)
+    day = draw_nxt_day(rng, ORDINARY, trades, volume, low, high, 10_000, 10_000)
     main = np.sum((day.at_s >= NXT_SPANS[1].start_s) & (day.at_s < NXT_SPANS[1].end_s))
     expected = MAIN_SHARE * 50 * (NXT_SPANS[1].end_s - NXT_SPANS[1].start_s) / 60
     assert abs(main - expected) < 0.05 * expected
@@ -130,7 +127,7 @@ def test_nextrade_s_after_market_trades_no_stock_under_a_measure_it_excludes() -
     other = Market(11, TradingCalendar(), nxt_after_market_measures=True)
     for symbol in warned:
         drawn = market.nxt_day(symbol, day)
-        assert len(drawn.at_s) > 0 and int(drawn.at_s.max()) < NXT_AFTER_FROM_S
-        assert int(other.nxt_day(symbol, day).at_s.max()) >= NXT_AFTER_FROM_S
+        assert len(drawn.at_s) > 0 and int(drawn.at_s.max()) < ORDINARY.nxt_after_from_s
+        assert int(other.nxt_day(symbol, day).at_s.max()) >= ORDINARY.nxt_after_from_s
     plain = next(s for s in sorted(listed) if not market.listings[s].measures)
-    assert int(market.nxt_day(plain, day).at_s.max()) >= NXT_AFTER_FROM_S
+    assert int(market.nxt_day(plain, day).at_s.max()) >= ORDINARY.nxt_after_from_s

@@ -77,11 +77,13 @@ def test_prices_and_minute_bars_agree(tmp_path: Path) -> None:
             assert int(price.stck_prpr) > 0 and price.stck_sdpr == str(path.prev_close)
             assert bars[0].stck_cntg_hour == "090000" and len(bars) >= 60  # 09:00 .. now
             assert [int(b.cntg_vol) for b in bars] == [int(v) for v in path.volume[: len(bars)]]
-            past = await client.minute_bars_on(SYMBOL, "20261119")
+            # Yesterday, the CSAT day: KRX's day an hour late (10:00-16:30)
+            past = await client.minute_bars_on(SYMBOL, "20261119", "163000", "100000")
             yesterday = MARKET.day_path(SYMBOL, date(2026, 11, 19))
             # No bar for the closing auction's ten minutes before its match: nothing trades.
             assert len(past) == 391 - 10 and past[-1].stck_prpr == str(yesterday.day_close)
-            assert [b.stck_cntg_hour for b in past[-2:]] == ["151900", "153000"]
+            assert past[0].stck_cntg_hour == "100000"
+            assert [b.stck_cntg_hour for b in past[-2:]] == ["161900", "163000"]
             daily = await client.daily_chart(SYMBOL, "20261001", "20261119")
             assert daily[-1].stck_bsop_date == "20261119"
             assert daily[-1].stck_clpr == str(MARKET.close(SYMBOL, date(2026, 11, 19)))

@@ -20,10 +20,10 @@ import pytest
 from aiohttp import web
 
 from harness.sim.config import SimConfig, TickLoss
+from harness.sim.hours import KRX_AFTER_SPAN
 from harness.sim.market import BARS_PER_DAY, KST, Market, bars_value, quote_at, tick_size
 from harness.sim.nextrade import (
     KRX_AFTER_MARKET_FROM,
-    KRX_AFTER_SPAN,
     NXT_AFTER_MARKET_EXCLUDES,
     OFF_HOURS_SHARE,
     DayTrades,

@@ -9,8 +9,9 @@ import itertools
 
 import numpy as np
 
+from harness.sim.hours import AFTER_AUCTION, CLOSING_PRICE_SPAN
 from harness.sim.market import Market
-from harness.sim.nextrade import AFTER_AUCTION, CLOSING_PRICE_SPAN, DayTrades
+from harness.sim.nextrade import DayTrades
 from observer.calendar.trading import TradingCalendar
 from tests.sim.test_krx_after_market import (
     ACML_VOL,

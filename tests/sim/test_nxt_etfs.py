@@ -9,8 +9,9 @@ from datetime import date
 import numpy as np
 
 from harness.sim.config import SimConfig
+from harness.sim.hours import NXT_SPANS, ORDINARY
 from harness.sim.market import NXT_ETF_SHARE, Market
-from harness.sim.nextrade import NXT_AFTER_FROM_S, NXT_ETFS_FROM, NXT_SPANS
+from harness.sim.nextrade import NXT_ETFS_FROM
 from harness.sim.server import Simulator
 from observer.calendar.clock import ManualClock
 from observer.calendar.trading import TradingCalendar
@@ -42,10 +43,10 @@ def test_an_etf_trades_before_nextrade_s_after_market_alone() -> None:
         pre, main = NXT_SPANS[0], NXT_SPANS[1]
         assert ((day.at_s >= pre.start_s) & (day.at_s < pre.end_s)).any()
         assert ((day.at_s >= main.start_s) & (day.at_s < main.end_s)).any()
-        assert len(day.at_s) > 0 and (day.at_s < NXT_AFTER_FROM_S).all()
+        assert len(day.at_s) > 0 and (day.at_s < ORDINARY.nxt_after_from_s).all()
         assert (np.diff(day.at_s) >= 0).all()
     stock = next(s for s in sorted(MARKET.nxt_eligible(DAY) - ETFS))
-    assert (MARKET.nxt_day(stock, DAY).at_s >= NXT_AFTER_FROM_S).any()  # a stock's go on
+    assert (MARKET.nxt_day(stock, DAY).at_s >= ORDINARY.nxt_after_from_s).any()  # a stock's go on
 
 
 def test_nextrade_s_feed_sends_an_etf_s_trades_until_its_main_session_ends() -> None:
