@@ -697,6 +697,9 @@ class ListingChanged(_Event, tag="listing_changed", frozen=True, kw_only=True):
     initial: bool = False  # part of the first load of its market, not a detected change
     industry_code: str = ""  # domestic: the KRX 중분류 (mid industry) code
     kospi200_sector: str = ""  # domestic KOSPI 200 members: their KOSPI 200 sector code
+    # domestic: the market measures it is under (투자경고 "warning", 관리종목 "administrative",
+    # ...: `observer.market.after_markets.MEASURES`), sorted
+    measures: tuple[str, ...] = ()
 
 
 class EtfDetail(_Event, tag="etf_detail", frozen=True, kw_only=True):

@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, ColumnElement, Connection, Row, and_, case, func, select, text, true
 from sqlalchemy.orm import Session
@@ -43,6 +43,7 @@ from observer.db.retention_queries import day_bounds
 
 __all__ = [
     "AlertRecords",
+    "Listed",
     "active_listings",
     "alert_records",
     "committed_offsets",
@@ -52,7 +53,7 @@ __all__ = [
     "cycles_of",
     "flows_stored",
     "investor_postings_stored",
-    "listing_kinds",
+    "listed_as",
     "master_file_checks",
     "master_file_sha",
     "master_files_checked_ns",
@@ -121,16 +122,19 @@ def universe_references(
     return conn.execute(query).all()
 
 
-def listing_kinds(conn: Connection, symbols: Collection[str]) -> dict[str, str]:
-    """The product the domestic master files list each of ``symbols`` as: stock, etf, etn, ...
+class Listed(NamedTuple):
+    """How the domestic master files list a symbol (the instruments table's row of it)."""
 
-    (`observer.kis.master.group_kind`'s words, the instruments table's ``security_type``.) A
-    symbol the masters do not list is left out.
-    """
-    query = select(Instrument.symbol, Instrument.security_type).where(
+    kind: str  # its product: stock, etf, etn, ... (`observer.kis.master.group_kind`'s words)
+    measures: tuple[str, ...]  # the market measures it is under, sorted ("warning", ...)
+
+
+def listed_as(conn: Connection, symbols: Collection[str]) -> dict[str, Listed]:
+    """How the domestic master files list each of ``symbols``; one they do not is left out."""
+    query = select(Instrument.symbol, Instrument.security_type, Instrument.measures).where(
         Instrument.region == "KR", Instrument.symbol.in_(sorted(symbols))
     )
-    return {symbol: kind for symbol, kind in conn.execute(query)}
+    return {s: Listed(kind, tuple(measures)) for s, kind, measures in conn.execute(query)}
 
 
 def investor_postings_stored(

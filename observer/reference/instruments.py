@@ -163,6 +163,14 @@ class Listing(msgspec.Struct, frozen=True, gc=False):
     sector_code: str
     industry_code: str = ""  # domestic: the KRX 중분류 code (sector_code is the 대분류)
     kospi200_sector: str = ""  # domestic KOSPI 200 members: their KOSPI 200 sector code
+    # domestic: the market measures it is under (`observer.kis.master.DomesticListing.measures`)
+    measures: tuple[str, ...] = ()
+
+
+def listing_of(row: Sequence[Any]) -> Listing:
+    """The `Listing` of a row of `listing_columns` (its measures stored as a JSON list)."""
+    *fields, measures = row
+    return msgspec.structs.replace(Listing(*fields), measures=tuple(measures))
 
 
 def listing_columns() -> tuple[Any, ...]:
@@ -182,6 +190,7 @@ def listing_columns() -> tuple[Any, ...]:
         Instrument.sector_code,
         Instrument.industry_code,
         Instrument.kospi200_sector,
+        Instrument.measures,
     )
 
 
@@ -206,4 +215,4 @@ def tickers(
     if kinds is not None:
         query = query.where(Instrument.security_type.in_(kinds))
     rows = conn.execute(query.order_by(Instrument.market, Instrument.symbol))
-    return [Listing(*r) for r in rows]
+    return [listing_of(r) for r in rows]

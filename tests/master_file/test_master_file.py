@@ -45,6 +45,12 @@ def test_first_load_then_new_changed_and_removed_listings(harness: Harness) -> N
     assert {x.exchange for x in us} == {"NASD", "NYSE", "AMEX"}
     shi = h.rows("select distinct security_type from instruments where market = 'SHI'")
     assert shi == [("index",)]  # index files are indices, not stocks
+    # The domestic masters' market measures: its alarms and its designations
+    stored = dict(h.rows("select symbol, measures from instruments where region = 'KR'"))
+    for symbol, x in MARKET.listings.items():
+        wanted = {*x.measures, *(("administrative",) if x.administrative else ())}
+        assert set(json.loads(stored[symbol])) == wanted, symbol
+    assert any(json.loads(m) for m in stored.values())
 
     # The simulator's masters change as a real day's do.
     changed = h.sim.change_listings(new=3, delist=1, rename=1)

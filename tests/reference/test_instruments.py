@@ -73,6 +73,7 @@ def test_domestic_parse_of_render_is_identity(rows: list[SimListing]) -> None:
             types[x.group],
             x.sector_code,
             *kr_codes(x.symbol, x.market, x.group),
+            tuple(sorted({*x.measures, *(("administrative",) if x.administrative else ())})),
         )
         for x in rows
     ]
@@ -189,6 +190,7 @@ LISTINGS = st.lists(
         currency=st.sampled_from(["USD", "US"]),
         security_type=st.sampled_from(["stock", "etp"]),
         sector_code=st.just(""),
+        measures=st.sampled_from([(), ("warning",), ("administrative", "warning")]),
     ),
     max_size=12,
 )
@@ -212,6 +214,7 @@ def test_applying_a_diff_makes_the_database_equal_to_the_file(
             "currency",
             "security_type",
             "sector_code",
+            "measures",
         }
         row = Listing(**{k: getattr(event, k) for k in kept})
         if event.change == "removed":

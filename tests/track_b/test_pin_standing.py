@@ -24,7 +24,7 @@ from observer.alerts.book import AlertBook
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
-from observer.db.queries import listing_kinds
+from observer.db.queries import Listed, listed_as
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
@@ -166,15 +166,21 @@ def test_an_answer_without_the_group_code_keeps_an_etf_pin_s_after_market_feeds(
     assert day.without_krx(TRADES, after_close=True).venues(NXT_ETF) == ("NXT",)
 
 
-def _listed(read: list[list[str]], fail: list[bool]) -> Callable[[Collection[str]], dict[str, str]]:
-    """The master files' products (the simulator's listings, as the master-file job stores
-    them), each read noted in ``read``; raising while ``fail[0]``."""
+def _listed(
+    read: list[list[str]], fail: list[bool]
+) -> Callable[[Collection[str]], dict[str, Listed]]:
+    """The master files' listings (the simulator's, as the master-file job stores them), each
+    read noted in ``read``; raising while ``fail[0]``."""
 
-    def listed(symbols: Collection[str]) -> dict[str, str]:
+    def listed(symbols: Collection[str]) -> dict[str, Listed]:
         read.append(sorted(symbols))
         if fail[0]:
             raise OperationalError("select", {}, Exception("the database is down"))
-        return {s: group_kind(MARKET.listings[s].group) for s in symbols if s in MARKET.listings}
+        return {
+            s: Listed(group_kind(MARKET.listings[s].group), MARKET.listings[s].measures)
+            for s in symbols
+            if s in MARKET.listings
+        }
 
     return listed
 
@@ -207,7 +213,7 @@ def test_listings_that_do_not_read_keep_the_pins_feeds_and_are_read_again_later(
     standings = PinStandings(None, clock, _Alerts().book, (), _listed(read, fail))
     asyncio.run(standings.nextrade({NXT_ETF}))
     assert standings.day_only == frozenset() and len(read) == 1
-    assert f"the pins {NXT_ETF}: their products are not known" in caplog.text
+    assert f"the pins {NXT_ETF}: their products and measures are not known" in caplog.text
     fail[0] = False
     clock.advance(RETRY_S - 1)
     asyncio.run(standings.nextrade({NXT_ETF}))
@@ -226,9 +232,9 @@ def test_listings_that_do_not_answer_hold_the_evaluation_no_longer_than_their_bo
     answer = threading.Event()
     clock = ManualClock(0)
 
-    def stuck(symbols: Collection[str]) -> dict[str, str]:
+    def stuck(symbols: Collection[str]) -> dict[str, Listed]:
         answer.wait(30)
-        return {s: "etf" for s in symbols}
+        return {s: Listed("etf", ()) for s in symbols}
 
     standings = PinStandings(None, clock, _Alerts().book, (), stuck)
 
@@ -243,7 +249,9 @@ def test_listings_that_do_not_answer_hold_the_evaluation_no_longer_than_their_bo
         return held
 
     assert asyncio.run(evaluations()) == frozenset()
-    assert "their products are not known (the master's listings did not read: " in caplog.text
+    assert "products and measures are not known (the master's listings did not read: " in (
+        caplog.text
+    )
     assert standings.day_only == {NXT_ETF}
 
 
@@ -252,8 +260,8 @@ def test_kis_s_answer_names_the_product_over_the_master_s(sim: SimThread, tmp_pa
     not (CTPF1002R without its group code)."""
     stock = STOCKS[0]
 
-    def listed_wrong(symbols: Collection[str]) -> dict[str, str]:
-        return {s: "etf" if s == stock else "stock" for s in symbols}  # a stale master
+    def listed_wrong(symbols: Collection[str]) -> dict[str, Listed]:
+        return {s: Listed("etf" if s == stock else "stock", ()) for s in symbols}  # stale
 
     for group in (True, False):
         sim.sim.config.stock_info_group = group
@@ -274,22 +282,40 @@ def test_kis_s_answer_names_the_product_over_the_master_s(sim: SimThread, tmp_pa
         assert standings.day_only == ({NXT_ETF} if group else {stock}), group
 
 
-def test_the_master_s_products_of_pins_are_read_from_the_instruments_table(
+def test_the_master_s_products_and_measures_of_pins_are_read_from_the_instruments_table(
     store: Store,
 ) -> None:
     changes = [
-        ListingChanged(change="new", market=m, symbol=s, name=s, security_type=k, region=r)
-        for m, s, k, r in (
-            ("kospi", "069500", "etf", "KR"),
-            ("kospi", "005930", "stock", "KR"),
-            ("nasdaq", "069500", "stock", "US"),  # another region's code: not the pin's
+        ListingChanged(
+            change="new", market=m, symbol=s, name=s, security_type=k, region=r, measures=w
+        )
+        for m, s, k, r, w in (
+            ("kospi", "069500", "etf", "KR", ()),
+            ("kospi", "005930", "stock", "KR", ("administrative", "warning")),
+            ("nasdaq", "069500", "stock", "US", ()),  # another region's code: not the pin's
         )
     ]
     envelopes = [Envelope("master_file", i + 1, i + 1, c) for i, c in enumerate(changes)]
     store.apply([decode_parts(encode_frame(envelopes))])
     with store.engine.connect() as conn:
-        found = listing_kinds(conn, ["069500", "005930", "999999"])
-    assert found == {"069500": "etf", "005930": "stock"}
+        found = listed_as(conn, ["069500", "005930", "999999"])
+    assert found == {
+        "069500": Listed("etf", ()),
+        "005930": Listed("stock", ("administrative", "warning")),
+    }
+    # a later file lifts the measures: the listing changes in place
+    lifted = ListingChanged(
+        change="changed",
+        market="kospi",
+        symbol="005930",
+        name="005930",
+        security_type="stock",
+        region="KR",
+        changed_fields=("measures",),
+    )
+    store.apply([decode_parts(encode_frame([Envelope("master_file", 4, 4, lifted)]))])
+    with store.engine.connect() as conn:
+        assert listed_as(conn, ["005930"]) == {"005930": Listed("stock", ())}
 
 
 def test_a_failed_ask_is_alerted_tried_again_a_minute_later_and_resolved(

@@ -266,7 +266,7 @@ def test_a_paper_account_s_etf_pin_holds_no_feed_in_krx_s_after_market_as_the_ma
             | listed,
         ],
     )
-    tb.pin_standings = PinStandings(None, tb.clock, tb.alerts, (), tb._listing_kinds)  # run()'s
+    tb.pin_standings = PinStandings(None, tb.clock, tb.alerts, (), tb._listed_as)  # run()'s
     write_pins(tmp_path, {etf, stock})
     engine = TriggerEngine(tb.config, {}, NINE, 600.0)
     book = SlotBook(["acct1"], 41)
@@ -285,3 +285,38 @@ def test_a_paper_account_s_etf_pin_holds_no_feed_in_krx_s_after_market_as_the_ma
     assert set(book.held()) == {stock} and tb.pin_standings.day_only == {etf}
     why = "an ETF or ETN: no after-market trades it"
     assert shown and shown[-1]["unplaced_pins"] == [{"symbol": etf, "reason": why}]
+
+
+def test_a_pin_under_a_measure_nextrade_s_after_market_excludes_holds_krx_s_feed_alone_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both after-markets (16:05): two pins outside the universe that Nextrade trades; the
+    master files list one under 투자경고, which Nextrade's after-market excludes: it holds
+    KRX's feed alone, as a member would, the other both venues'."""
+    tb, _, url = track_b(tmp_path, at("16:05"))
+    warned, plain = "900001", "900002"
+    fields = {"name_en": "", "exchange": "KRX", "currency": "KRW", "sector_code": ""}
+    listed = {"region": "KR", "active": True, "listed_ns": 0, "updated_ns": 0, **fields}
+    store(
+        url,
+        Instrument.__table__,
+        [
+            {"market": "kosdaq", "symbol": s, "name": s, "security_type": "stock", "measures": m}
+            | listed
+            for s, m in ((warned, ["warning"]), (plain, []))
+        ],
+    )
+    tb.pin_standings = PinStandings(None, tb.clock, tb.alerts, (), tb._listed_as)  # run()'s
+    tb.pin_standings.answered = {warned: True, plain: True}  # as KIS's answers leave them
+    write_pins(tmp_path, {warned, plain})
+    engine = TriggerEngine(tb.config, {}, NINE, 600.0)
+    book = SlotBook(["acct1"], 41)
+    streams = _Switching(RegistrationPolicy(trades="venues").with_krx(TRADES, TRADES))
+    follow(tb, engine, book, streams, [], at("16:05:10"), monkeypatch)
+    assert set(book.held()) == {warned, plain}
+    assert streams.policy.venues(warned) == ("KRX",)
+    assert streams.policy.venues(plain) == ("KRX", "NXT")
+    assert streams.switched == [
+        f"Nextrade trades the pins {warned}, {plain}; "
+        f"Nextrade's after-market excludes the pins' measures {warned}"
+    ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from bus.events import ListingChanged
-from observer.reference.instruments import Listing, listing_columns
+from observer.reference.instruments import Listing, listing_columns, listing_of
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -29,6 +29,7 @@ COMPARED_FIELDS = (
     "sector_code",
     "industry_code",
     "kospi200_sector",
+    "measures",
 )
 
 
@@ -106,6 +107,7 @@ def listing_event(
         sector_code=x.sector_code,
         industry_code=x.industry_code,
         kospi200_sector=x.kospi200_sector,
+        measures=x.measures,
         changed_fields=fields,
         region=x.region,
         initial=initial,
@@ -123,4 +125,4 @@ def known_listings(conn: Connection, market: str) -> dict[str, tuple[Listing, bo
     rows = conn.execute(
         select(*listing_columns(), Instrument.active).where(Instrument.market == market)
     )
-    return {r[1]: (Listing(*r[:-1]), bool(r[-1])) for r in rows}
+    return {r[1]: (listing_of(r[:-1]), bool(r[-1])) for r in rows}

@@ -97,6 +97,7 @@ def parse(file: MasterFile, data: bytes) -> Parsed:
                 x.sector_code,
                 x.industry_code,
                 x.kospi200_sector,
+                x.measures,
             )
             for x in domestic
         ]

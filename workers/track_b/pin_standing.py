@@ -13,9 +13,12 @@ The same answer names the pin's product (`NxtStatus.kind`): an ETF or ETN trades
 after-market (`observer.market.after_markets`), so from KRX's close it holds no feed
 (`day_only`, `RegistrationPolicy.venues`). Where the answer names none (an older layout) or
 none is asked (a paper account: the TR is real-only, so its pins hold KRX's feeds, as its
-members do), the product is the one the master files list (the instruments table, read once
-a pin; a read that fails, or does not answer within 2 s, is tried again `RETRY_S` later, the
-pin's feeds held meanwhile: a slot spent, never a trade missed). An ask that fails is tried
+members do), the product is the one the master files list. They list its market measures
+too (투자경고, 관리종목, ...: `under`), which no answer of KIS's names: a pin under one that a
+venue's after-market excludes holds no feed of that venue there, as a member does. The master
+files' listing is the instruments table's, read once a pin; a read that fails, or does not
+answer within 2 s, is tried again `RETRY_S` later, the pin's feeds held meanwhile: a slot
+spent, never a trade missed. An ask that fails is tried
 again `RETRY_S` of clock time later, with one warning ``track_b_pin_standing_unknown`` per
 pin, resolved when KIS answers or the pin is lifted.
 """
@@ -31,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock
+from observer.db.queries import Listed
 from observer.errors import KisError, StoreError
 from observer.kis.client import KisClient
 from observer.market.after_markets import trades_after_markets
@@ -55,8 +59,9 @@ class PinStandings:
 
     ``client``: the account that asks; None where none may (paper accounts): every pin
     outside the universe then holds KRX's feeds, and nothing is asked or alerted.
-    ``listed``: the products the master files list pins as (`observer.db.queries.listing_kinds`,
-    read on a thread), for a pin whose product KIS does not name; None: not read.
+    ``listed``: how the master files list pins (`observer.db.queries.listed_as`, read on a
+    thread): the product of a pin KIS does not name one of, and every pin's measures; None:
+    not read.
     """
 
     def __init__(
@@ -65,7 +70,7 @@ class PinStandings:
         clock: Clock,
         alerts: AlertBook,
         members: Collection[str],
-        listed: Callable[[Collection[str]], Mapping[str, str]] | None = None,
+        listed: Callable[[Collection[str]], Mapping[str, Listed]] | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -76,7 +81,7 @@ class PinStandings:
         self.day_only: frozenset[str] = frozenset()  # pins of a product no after-market trades
         self._failed_ns: dict[str, int] = {}  # pin -> when its last ask failed (clock ns)
         self._answered_kind: dict[str, str] = {}  # pin -> its product as KIS answered it
-        self._listed_kind: dict[str, str] = {}  # pin -> as the master files list it
+        self._listed: dict[str, Listed] = {}  # pin -> as the master files list it
         self._listed_failed_ns: int | None = None  # when the last read of them failed
 
     async def nextrade(self, pins: Collection[str]) -> frozenset[str]:
@@ -98,44 +103,52 @@ class PinStandings:
                 if not await self._ask(self.client, pin):
                     break  # KIS failing: the rest wait for the next evaluation, not on it
         await self._read_listed(outside)
+        # KIS's product where it names one; the master's where KIS will name none (no client,
+        # or an answer without it), never before KIS's answer (a stale master's is no guess)
         named = {p: kind for p, kind in self._answered_kind.items() if kind != "other"}
-        kinds = (self._listed_kind | named).items()
+        unnamed = {
+            p: listed.kind
+            for p, listed in self._listed.items()
+            if self.client is None or self._answered_kind.get(p) == "other"
+        }
+        kinds = (unnamed | named).items()
         self.day_only |= {p for p, kind in kinds if not trades_after_markets(kind)}
         return frozenset(p for p in outside if self.answered.get(p))
 
-    async def _read_listed(self, outside: Collection[str]) -> None:
-        """The master files' products of the pins KIS will name none of, each read once.
-
-        Those KIS is not asked about (no ``client``), or answered without a product.
-        """
-        unnamed = [
+    def under(self, pins: Collection[str], measures: Collection[str]) -> frozenset[str]:
+        """The ``pins`` the master files list under one of ``measures`` (none not yet read)."""
+        return frozenset(
             p
-            for p in outside
-            if p not in self._listed_kind
-            and (self.client is None or self._answered_kind.get(p) == "other")
-        ]
+            for p in pins
+            if p in self._listed and not set(measures).isdisjoint(self._listed[p].measures)
+        )
+
+    async def _read_listed(self, outside: Collection[str]) -> None:
+        """How the master files list the pins outside the universe, each read once."""
+        unread = [p for p in outside if p not in self._listed]
         failed = self._listed_failed_ns
         now = self.clock.now_ns()
         waiting = failed is not None and now - failed < RETRY_S * _NS
-        if not unnamed or self.listed is None or waiting:
+        if not unread or self.listed is None or waiting:
             return
         try:
             found = await asyncio.wait_for(
-                asyncio.to_thread(self.listed, unnamed), _LISTED_TIMEOUT_S
+                asyncio.to_thread(self.listed, unread), _LISTED_TIMEOUT_S
             )
         except (SQLAlchemyError, StoreError, TimeoutError) as exc:
             self._listed_failed_ns = now
             log.warning(
-                "the pins %s: their products are not known (the master's listings did not "
-                "read: %s); they hold their feeds through the after-markets, read again in %.0f s",
-                ", ".join(unnamed),
+                "the pins %s: their products and measures are not known (the master's listings "
+                "did not read: %s); they hold their feeds through the after-markets, read "
+                "again in %.0f s",
+                ", ".join(unread),
                 type(exc).__name__,
                 RETRY_S,
             )
             return
         self._listed_failed_ns = None
-        for pin in unnamed:
-            self._listed_kind[pin] = found.get(pin, "other")
+        for pin in unread:
+            self._listed[pin] = found.get(pin, Listed("other", ()))
 
     async def _ask(self, client: KisClient, pin: str) -> bool:
         """Ask ``pin``'s standing; False if the ask failed (alerted, tried again later)."""

@@ -37,7 +37,7 @@ from observer.cluster.transport import feed_subscriber
 from observer.config.workers import Kinds
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS
-from observer.db.queries import listing_kinds, universe_references
+from observer.db.queries import Listed, listed_as, universe_references
 from observer.db.slot_queries import AsOf
 from observer.kis.stream import Feed
 from observer.process.heartbeat import Heartbeat
@@ -171,7 +171,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             self.clock,
             self.alerts,
             references,
-            self._listing_kinds,
+            self._listed_as,
         )
         self._take_over(taken, collector)
         log.info("Track B registers, for each symbol it watches, %s", collector.policy.describe())
@@ -589,9 +589,9 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         with self._engine.connect() as conn:
             return universe_references(conn, day)
 
-    def _listing_kinds(self, symbols: Collection[str]) -> dict[str, str]:
+    def _listed_as(self, symbols: Collection[str]) -> dict[str, Listed]:
         with self._engine.connect() as conn:
-            return listing_kinds(conn, symbols)
+            return listed_as(conn, symbols)
 
     async def _references(self, day: date) -> dict[str, Reference] | None:
         """The universe's references, waiting for the universe job if needed.
@@ -728,16 +728,31 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
 
         Held ones gain Nextrade's feeds with no trade lost (`Collector.switch`), the
         lowest-ranked holdings released first where an account's would not fit. Those no
-        after-market trades (ETFs, ETNs) join ``day_only``: released if held after KRX's close.
+        after-market trades (ETFs, ETNs) join ``day_only``: released if held after KRX's close;
+        those under a measure a venue's after-market excludes hold no feed of it there, as a
+        member does (``nxt_day_only``, ``krx_day_only``).
         """
-        nextrade = await self.pin_standings.nextrade(pins)
+        standings = self.pin_standings
+        nextrade = await standings.nextrade(pins)
+        hours = self.settings.venues
         old = collector.policy
-        policy = old.with_nxt(nextrade).with_day_only(self.pin_standings.day_only)
+        policy = (
+            old.with_nxt(nextrade)
+            .with_day_only(standings.day_only)
+            .with_nxt_day_only(standings.under(nextrade, hours.nxt.after_market_excludes))
+            .with_krx_day_only(standings.under(pins, hours.krx.after_market_excludes))
+        )
         if policy is old:
             return
         learnt = {
             "Nextrade trades the pins": policy.nxt - old.nxt,
             "no after-market trades the pins": policy.day_only - old.day_only,
+            "Nextrade's after-market excludes the pins' measures": (
+                policy.nxt_day_only - old.nxt_day_only
+            ),
+            "KRX's after-market excludes the pins' measures": (
+                policy.krx_day_only - old.krx_day_only
+            ),
         }
         why = "; ".join(f"{what} {', '.join(sorted(s))}" for what, s in learnt.items() if s)
         idle = (

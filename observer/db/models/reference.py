@@ -120,6 +120,8 @@ class ListingChangedRow(Audited, Base):
     # Migration 0014: the domestic masters' 중분류 code and KOSPI 200 sector.
     industry_code: Mapped[str] = mapped_column(String(16), server_default="")
     kospi200_sector: Mapped[str] = mapped_column(String(4), server_default="")
+    # Migration 0037: the domestic masters' market measures ([] overseas, and before).
+    measures: Mapped[list[Any]] = mapped_column(server_default="[]")
 
     __table_args__ = (Index(None, "market", "symbol"),)
 
@@ -143,6 +145,8 @@ class Instrument(Base):
     # Migration 0014: the domestic masters' 중분류 code and KOSPI 200 sector ("" overseas).
     industry_code: Mapped[str] = mapped_column(String(16), server_default="")
     kospi200_sector: Mapped[str] = mapped_column(String(4), server_default="")
+    # Migration 0037: the domestic masters' market measures ([] overseas, and before).
+    measures: Mapped[list[Any]] = mapped_column(server_default="[]")
 
     __table_args__ = (Index(None, "region", "active"),)
 
