@@ -195,6 +195,18 @@ def test_slots_shown_that_do_not_read_are_one_line_not_a_traceback(tmp_path: Pat
     assert "Track B writes it again at its next evaluation" in listed.output
 
 
+def list_domestic(url: str, listings: dict[str, tuple[str, list[str]]]) -> None:
+    """The instruments table lists each symbol (its product, its measures) as the domestic
+    master files do."""
+    fields = {"name_en": "", "exchange": "KRX", "currency": "KRW", "sector_code": ""}
+    listed = {"region": "KR", "active": True, "listed_ns": 0, "updated_ns": 0, **fields}
+    rows = [
+        {"market": "kospi", "symbol": s, "name": s, "security_type": k, "measures": m} | listed
+        for s, (k, m) in listings.items()
+    ]
+    store(url, Instrument.__table__, rows)
+
+
 class _Switching(Streams):
     """The collector's part that takes a new policy (`Collector.switch`)."""
 
@@ -254,18 +266,7 @@ def test_a_paper_account_s_etf_pin_holds_no_feed_in_krx_s_after_market_as_the_ma
     ETF pin is shown unplaced with why and the stock pin held."""
     tb, _, url = track_b(tmp_path, at("16:05"))
     etf, stock = "069500", "900001"
-    fields = {"name_en": "", "exchange": "KRX", "currency": "KRW", "sector_code": ""}
-    listed = {"region": "KR", "active": True, "listed_ns": 0, "updated_ns": 0, **fields}
-    store(
-        url,
-        Instrument.__table__,
-        [
-            {"market": "kospi", "symbol": etf, "name": "KODEX 200", "security_type": "etf"}
-            | listed,
-            {"market": "kospi", "symbol": stock, "name": "a stock", "security_type": "stock"}
-            | listed,
-        ],
-    )
+    list_domestic(url, {etf: ("etf", []), stock: ("stock", [])})
     tb.pin_standings = PinStandings(None, tb.clock, tb.alerts, (), tb._listed_as)  # run()'s
     write_pins(tmp_path, {etf, stock})
     engine = TriggerEngine(tb.config, {}, NINE, 600.0)
@@ -295,17 +296,7 @@ def test_a_pin_under_a_measure_nextrade_s_after_market_excludes_holds_krx_s_feed
     KRX's feed alone, as a member would, the other both venues'."""
     tb, _, url = track_b(tmp_path, at("16:05"))
     warned, plain = "900001", "900002"
-    fields = {"name_en": "", "exchange": "KRX", "currency": "KRW", "sector_code": ""}
-    listed = {"region": "KR", "active": True, "listed_ns": 0, "updated_ns": 0, **fields}
-    store(
-        url,
-        Instrument.__table__,
-        [
-            {"market": "kosdaq", "symbol": s, "name": s, "security_type": "stock", "measures": m}
-            | listed
-            for s, m in ((warned, ["warning"]), (plain, []))
-        ],
-    )
+    list_domestic(url, {warned: ("stock", ["warning"]), plain: ("stock", [])})
     tb.pin_standings = PinStandings(None, tb.clock, tb.alerts, (), tb._listed_as)  # run()'s
     tb.pin_standings.answered = {warned: True, plain: True}  # as KIS's answers leave them
     write_pins(tmp_path, {warned, plain})
