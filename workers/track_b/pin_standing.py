@@ -18,9 +18,9 @@ too (투자경고, 관리종목, ...: `under`), which no answer of KIS's names: 
 venue's after-market excludes holds no feed of that venue there, as a member does. The master
 files' listing is the instruments table's, read once a pin; a read that fails, or does not
 answer within 2 s, is tried again `RETRY_S` later, the pin's feeds held meanwhile: a slot
-spent, never a trade missed. An ask that fails is tried
-again `RETRY_S` of clock time later, with one warning ``track_b_pin_standing_unknown`` per
-pin, resolved when KIS answers or the pin is lifted.
+spent, never a trade missed. An ask that fails is tried again `RETRY_S` of clock time later,
+with one warning ``track_b_pin_standing_unknown`` per pin, resolved when KIS answers or the
+pin is lifted.
 """
 
 from __future__ import annotations
