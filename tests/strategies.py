@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from datetime import date
@@ -47,6 +48,7 @@ def for_type(hint: Any) -> st.SearchStrategy[Any]:
     raise TypeError(f"no strategy for {hint!r}")
 
 
+@functools.cache  # built once a type: drawn inside a test, it was built again each example
 def struct_of(cls: type[msgspec.Struct]) -> st.SearchStrategy[Any]:
     """Instances of ``cls`` with every field drawn."""
     hints = typing.get_type_hints(cls)

@@ -582,11 +582,11 @@ class Market:
     def krx_after_bar(self, symbol: str, day: date) -> tuple[int, int, int, int] | None:
         """KRX's after-market of ``symbol`` on ``day`` summed up: volume, value, high, low.
 
-        None without one (`krx_after_day`) or a trade in it; kept (a past day's daily row).
+        None without one (`krx_after_day`) or a trade in it; kept (a past day's daily row):
+        asked for a day of a daily chart, so a chart's days are not drawn again (the evening's
+        trades are cached for the last 1,024 symbol-days only).
         """
-        if self.krx_after_day(symbol, day) is None:
-            return None
-        return self._krx_after_bar(symbol, day)
+        return self._krx_after_bar(symbol, day) if self.trades_krx_after(symbol, day) else None
 
     @functools.lru_cache(maxsize=50_000)  # noqa: B019 - one Market lives as long as the server
     def _krx_after_bar(self, symbol: str, day: date) -> tuple[int, int, int, int] | None:

@@ -395,6 +395,22 @@ def test_the_daily_bar_counts_the_after_market_its_close_the_15_30_match() -> No
         assert by_switch[False][day.strftime("%Y%m%d")]["acml_vol"] == str(bar.volume)
 
 
+def test_a_past_evening_s_bar_is_drawn_once_however_many_charts_ask_it() -> None:
+    """A daily chart sums each past day's evening (`Market.krx_after_bar`); a second chart
+    asked after more evenings than the drawn trades' cache holds (1,024) draws none again
+    (each draw, some 0.7 ms, was repeated for every chart: a universe build asks 300 names'
+    charts, and the module's other builds asked them again)."""
+    market = Market(31, TradingCalendar(), stocks=40, etfs=4)
+    days = market.calendar.sessions_before(DAY, 30)
+    keys = [(s, d) for s in STOCKS for d in days if d >= KRX_AFTER_MARKET_FROM]
+    assert len(keys) > 1_024
+    first = [market.krx_after_bar(s, d) for s, d in keys]
+    drawn = market._krx_after_day.cache_info().misses
+    assert drawn == len(keys)
+    assert [market.krx_after_bar(s, d) for s, d in keys] == first
+    assert market._krx_after_day.cache_info().misses == drawn
+
+
 def minute_rows(sim: Simulator, symbol: str, venue: str = "J") -> list[dict[str, str]]:
     query = {"FID_INPUT_ISCD": symbol, "FID_INPUT_HOUR_1": "200000"}
     query["FID_COND_MRKT_DIV_CODE"] = venue
